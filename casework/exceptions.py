@@ -1,0 +1,41 @@
+"""Errors of the case lifecycle, each with a stable code."""
+
+from __future__ import annotations
+
+from gridcity.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+
+
+class CaseNotFound(NotFound):
+    """No such case, or not one the user may see."""
+
+    default_code = "case.not_found"
+
+
+class InvalidTransition(Conflict):
+    """The action is not allowed in the case's current state (409, names the allowed actions)."""
+
+    default_code = "case.invalid_transition"
+
+
+class StaleCase(Conflict):
+    """The case changed since the client read it (optimistic versioning)."""
+
+    default_code = "case.stale_version"
+
+
+class ActionForbidden(PermissionDenied):
+    """The user's role or relation to the case does not permit the action."""
+
+    default_code = "case.forbidden"
+
+
+class MissingActionInput(InvalidInput):
+    """The action needs input that was not given (department, photo, inspector, ...)."""
+
+    default_code = "case.missing_input"
+
+
+class CaseHidden(PermissionDenied):
+    """The case exists but belongs to another department or inspector (403)."""
+
+    default_code = "case.not_yours"

@@ -1,0 +1,48 @@
+"""The city's standard tables for casework: class catalogue, working calendar, handling standards.
+
+Shipped defaults live in ``casework/data`` and ``components/data``; a city overrides them with files of the
+same names in its ``city_dir`` (settings ``GRIDCITY_CITY_DIR``): ``calendar.toml`` replaces the calendar,
+``handling_standards.csv`` rows override shipped rows, ``classes.csv`` adds or disables classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from casework import deadlines
+from components import codes
+
+
+@dataclass(frozen=True)
+class CaseRules:
+    """Everything data-driven that the case pipeline consults."""
+
+    catalog: codes.ClassCatalog
+    calendar: deadlines.WorkCalendar
+    standards: deadlines.StandardsTable
+
+
+def _read_override(city_dir: Path | None, name: str) -> str | None:
+    if city_dir is None:
+        return None
+    path = city_dir / name
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+@lru_cache(maxsize=8)
+def load_rules(city_dir: Path | None = None) -> CaseRules:
+    """Load the shipped tables, with the city's overrides applied."""
+    data = resources.files("casework") / "data"
+    calendar_text = _read_override(city_dir, "calendar.toml") or (data / "calendar.toml").read_text("utf-8")
+    standards = deadlines.load_handling_standards((data / "handling_standards.csv").read_text("utf-8"))
+    override = _read_override(city_dir, "handling_standards.csv")
+    if override:
+        standards = deadlines.merge(standards, deadlines.load_handling_standards(override))
+    class_override = _read_override(city_dir, "classes.csv")
+    catalog = codes.default_catalog() if class_override is None else codes.load_catalog(
+        codes.shipped_csv_texts(), class_override
+    )
+    return CaseRules(catalog=catalog, calendar=deadlines.load_calendar(calendar_text), standards=standards)

@@ -1,0 +1,500 @@
+"""Case pipeline services. ``apply_action`` is the only code that changes a case's status.
+
+Services take the session as a keyword argument and only ``flush``; the edge (request dependency or CLI
+command) owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from shapely.geometry import Point
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from casework import deadlines, lifecycle
+from casework.exceptions import CaseHidden, CaseNotFound, StaleCase
+from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need, Stage
+from casework.models import Attachment, Case, CaseEvent, EventAttachment, PublicReporter
+from casework.rules import CaseRules, load_rules
+from casework.timeline import EventFact, StageRun, stage_runs
+from components import service as components_service
+from gridcity.errors import InvalidInput
+from gridcity.org import User, get_department_or_raise
+from gridcity.roles import Role
+from gridcity.types import utcnow
+
+# Fixed key for the advisory lock that orders event commits on PostgreSQL, so that event ids become
+# visible in increasing order (the live stream resumes by id and must never skip one).
+_EVENT_ORDER_LOCK = 7_301_011
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    """Everything an action may carry besides its name."""
+
+    expected_version: int | None = None
+    department_id: int | None = None
+    inspector_id: int | None = None
+    note: str | None = None
+    attachment_ids: tuple[int, ...] = ()
+    extension: dict[str, Any] | None = None  # {"value": 2, "unit": "work_day"}
+    target_case_id: int | None = None
+    lon: float | None = None
+    lat: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def given(self) -> frozenset[Need]:
+        """Which of the table's needs this input satisfies."""
+        have = {
+            Need.DEPARTMENT: self.department_id is not None,
+            Need.INSPECTOR: self.inspector_id is not None,
+            Need.ATTACHMENT: bool(self.attachment_ids),
+            Need.NOTE: bool(self.note and self.note.strip()),
+            Need.EXTENSION: self.extension is not None,
+            Need.TARGET_CASE: self.target_case_id is not None,
+        }
+        return frozenset(n for n, ok in have.items() if ok)
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A report as it arrives."""
+
+    class_code: str
+    lon: float
+    lat: float
+    urgency: str = "normal"
+    address: str | None = None
+    description: str | None = None
+    component_id: str | None = None
+    source: str | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    reporter_email: str | None = None
+    reporter_device_id: str | None = None
+
+
+def actor_of(user: User) -> Actor:
+    """The lifecycle's view of a user."""
+    return Actor(user_id=user.id, role=user.role, department_id=user.department_id)
+
+
+def facts_of(case: Case) -> CaseFacts:
+    """The lifecycle's view of a case."""
+    return CaseFacts(
+        status=case.status,
+        department_id=case.department_id,
+        reporter_id=case.reporter_id,
+        assigned_inspector_id=case.assigned_inspector_id,
+    )
+
+
+def next_case_number(session: Session, *, at: dt.datetime, tz: str) -> str:
+    """The next readable case number of the year (``2026-000123``); unique under concurrency."""
+    year = at.astimezone(ZoneInfo(tz)).year
+    value = session.execute(
+        sa.text(
+            "INSERT INTO case_counter (year, value) VALUES (:y, 1) "
+            "ON CONFLICT (year) DO UPDATE SET value = case_counter.value + 1 RETURNING value"
+        ),
+        {"y": year},
+    ).scalar_one()
+    return f"{year}-{value:06d}"
+
+
+def _order_events(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK})
+
+
+def _check_attachments(session: Session, ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("an attachment is listed twice", code="attachment.duplicate", loc=["attachment_ids"])
+    found = set(session.scalars(select(Attachment.id).where(Attachment.id.in_(ids))))
+    for i, aid in enumerate(ids):
+        if aid not in found:
+            raise InvalidInput(f"unknown attachment {aid}", code="attachment.unknown", loc=["attachment_ids", i])
+
+
+def _check_inspector(session: Session, inspector_id: int) -> None:
+    user = session.get(User, inspector_id)
+    if user is None or user.role is not Role.INSPECTOR or not user.active:
+        raise InvalidInput(f"user {inspector_id} is not an active inspector", code="user.not_inspector",
+                           loc=["inspector_id"])
+
+
+def _append_event(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    action: CaseAction,
+    from_status: CaseStatus,
+    to_status: CaseStatus,
+    at: dt.datetime,
+    inp: ActionInput,
+    data: dict[str, Any],
+    attachment_role: str = "evidence",
+) -> CaseEvent:
+    seq = (session.scalar(select(sa.func.max(CaseEvent.seq)).where(CaseEvent.case_id == case.id)) or 0) + 1
+    ev = CaseEvent(
+        case_id=case.id,
+        seq=seq,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        department_id=case.department_id,
+        at=at,
+        lon=inp.lon,
+        lat=inp.lat,
+        note=inp.note,
+        data=data,
+    )
+    session.add(ev)
+    session.flush()
+    for aid in inp.attachment_ids:
+        session.add(EventAttachment(event_id=ev.id, attachment_id=aid, role=attachment_role))
+    return ev
+
+
+def event_facts(session: Session, case_id: int) -> list[EventFact]:
+    """The case's log reduced to what timing needs."""
+    rows = session.execute(
+        select(CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at, CaseEvent.data)
+        .where(CaseEvent.case_id == case_id)
+        .order_by(CaseEvent.seq)
+    ).all()
+    return [EventFact(r.action, r.from_status, r.to_status, r.at, r.data or {}) for r in rows]
+
+
+def _limit(rules: CaseRules, case: Case, stage: Stage) -> tuple[float, str] | None:
+    std = rules.standards.lookup(case.class_code, case.urgency)
+    lim = std.limit(stage.value)
+    return None if lim is None else (lim[0], str(lim[1]))
+
+
+def run_clock(rules: CaseRules, case: Case, run: StageRun, now: dt.datetime) -> deadlines.Clock | None:
+    """The deadline clock of one stage run (None when the class has no limit for the stage)."""
+    lim = _limit(rules, case, run.stage)
+    if lim is None:
+        return None
+    value, unit = lim
+    ext = sum(deadlines.convert_extension(rules.calendar, v, u, stage_unit=unit) for v, u in run.extensions)
+    return deadlines.stage_clock(
+        rules.calendar,
+        start=run.started_at,
+        value=value,
+        unit=deadlines.LimitUnit(unit),
+        now=now,
+        pauses=[deadlines.Pause(s, e) for s, e in run.pauses],
+        extension_seconds=ext,
+        end=run.ended_at,
+    )
+
+
+def _refresh_cache(session: Session, case: Case, rules: CaseRules, now: dt.datetime) -> None:
+    runs = stage_runs(event_facts(session, case.id))
+    open_run = runs[-1] if runs and runs[-1].ended_at is None else None
+    if open_run is None:
+        case.stage, case.stage_started_at, case.deadline_at = None, None, None
+        return
+    clock = run_clock(rules, case, open_run, now)
+    case.stage = open_run.stage.value
+    case.stage_started_at = open_run.started_at
+    case.deadline_at = clock.deadline if clock else None
+
+
+def _locate(session: Session, new: NewCase) -> tuple[str | None, int | None]:
+    loc = components_service.locate_point(session, lon=new.lon, lat=new.lat)
+    return loc.grid_code, None
+
+
+def create_case(
+    session: Session,
+    *,
+    actor: Actor,
+    action: CaseAction,
+    new: NewCase,
+    inp: ActionInput = ActionInput(),
+    rules: CaseRules | None = None,
+    at: dt.datetime | None = None,
+) -> Case:
+    """Take in a report (inspector report, public report, or self-handled) as a new case."""
+    rules = rules or load_rules()
+    at = at or utcnow()
+    if action not in lifecycle.CREATING_ACTIONS:
+        raise InvalidInput(f"{action} does not create a case", code="case.not_a_report", loc=["action"])
+    row = lifecycle.check_transition(actor, CaseFacts(status=CaseStatus.NEW), action, inp.given())
+    cls = rules.catalog.get(new.class_code)
+    if new.urgency not in ("normal", "urgent"):
+        raise InvalidInput("urgency must be normal or urgent", code="case.bad_urgency", loc=["urgency"])
+    grid_code = components_service.check_point_in_city(session, lon=new.lon, lat=new.lat)
+    if new.component_id:
+        components_service.check_component_for_case(session, component_id=new.component_id,
+                                                    class_code=cls.key)
+    _check_attachments(session, inp.attachment_ids)
+    _order_events(session)
+    case = Case(
+        number=next_case_number(session, at=at, tz=rules.calendar.timezone),
+        source=new.source or ("public" if action is CaseAction.PUBLIC_REPORT else "inspector"),
+        class_code=cls.key,
+        kind=cls.kind,
+        urgency=new.urgency,
+        status=row.target,
+        lon=new.lon,
+        lat=new.lat,
+        geom=from_shape(Point(new.lon, new.lat), srid=4326),
+        address=new.address,
+        description=new.description,
+        grid_code=grid_code,
+        component_id=new.component_id,
+        reporter_id=actor.user_id if actor.role is Role.INSPECTOR else None,
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(case)
+    session.flush()
+    if action is CaseAction.PUBLIC_REPORT and any(
+        (new.reporter_name, new.reporter_phone, new.reporter_email, new.reporter_device_id)
+    ):
+        session.add(PublicReporter(case_id=case.id, name=new.reporter_name, phone=new.reporter_phone,
+                                   email=new.reporter_email, device_id=new.reporter_device_id))
+    _append_event(
+        session, case, actor=actor, action=action, from_status=CaseStatus.NEW, to_status=row.target,
+        at=at, inp=inp, data=dict(inp.data),
+        attachment_role="before" if action is not CaseAction.SELF_HANDLE else "evidence",
+    )
+    _refresh_cache(session, case, rules, at)
+    session.flush()
+    return case
+
+
+def get_case(session: Session, case_id: int, *, actor: Actor, for_update: bool = False) -> Case:
+    """A case the actor may see; 404 if there is none, 403 if it is another department's or inspector's."""
+    case = session.get(Case, case_id, with_for_update=for_update or None)
+    if case is None:
+        raise CaseNotFound(f"case {case_id} not found", loc=["case_id"])
+    if not lifecycle.can_view(actor, facts_of(case)):
+        raise CaseHidden(f"case {case_id} is not yours to see", loc=["case_id"])
+    return case
+
+
+def apply_action(
+    session: Session,
+    *,
+    case_id: int,
+    actor: Actor,
+    action: CaseAction,
+    inp: ActionInput = ActionInput(),
+    rules: CaseRules | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Case, CaseEvent]:
+    """Judge and perform one action on a case, appending its event. The only status writer."""
+    rules = rules or load_rules()
+    at = at or utcnow()
+    if action in lifecycle.CREATING_ACTIONS and action is not CaseAction.SELF_HANDLE:
+        raise InvalidInput(f"{action} creates a case; POST /cases instead", code="case.not_an_action",
+                           loc=["action"])
+    _order_events(session)
+    case = get_case(session, case_id, actor=actor)
+    if inp.expected_version is not None and inp.expected_version != case.version:
+        raise StaleCase(
+            f"case {case.number} is at version {case.version}, not {inp.expected_version}",
+            loc=["version"], extra={"current_version": case.version},
+        )
+    row = lifecycle.check_transition(actor, facts_of(case), action, inp.given())
+    _check_attachments(session, inp.attachment_ids)
+    data: dict[str, Any] = dict(inp.data)
+    from_status = case.status
+
+    # What each action does besides moving the status (all of it recorded in the event's data).
+    if action is CaseAction.DISPATCH:
+        assert inp.department_id is not None
+        get_department_or_raise(session, inp.department_id, loc=["department_id"])
+        case.department_id = inp.department_id
+        data["department_id"] = inp.department_id
+    elif action is CaseAction.APPROVE_SENDBACK:
+        data["from_department_id"] = case.department_id
+        case.department_id = None
+    elif action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK):
+        assert inp.inspector_id is not None
+        _check_inspector(session, inp.inspector_id)
+        case.assigned_inspector_id = inp.inspector_id
+        data["inspector_id"] = inp.inspector_id
+    elif action is CaseAction.REQUEST_EXTENSION:
+        data["extension"] = _valid_extension(inp.extension, rules, case)
+    elif action is CaseAction.APPROVE_EXTENSION:
+        granted = inp.extension or _last_requested_extension(session, case.id)
+        data["extension"] = _valid_extension(granted, rules, case)
+    elif action is CaseAction.MERGE:
+        assert inp.target_case_id is not None
+        target = _merge_target(session, case, inp.target_case_id, actor)
+        case.merged_into_id = target.id
+        data["target_case_id"] = target.id
+    elif action is CaseAction.CHECK_FAIL:
+        data["rework"] = True
+
+    case.status = row.target
+    case.updated_at = at
+    if row.target is CaseStatus.CLOSED:
+        case.closed_at = at
+    ev = _append_event(session, case, actor=actor, action=action, from_status=from_status,
+                       to_status=row.target, at=at, inp=inp, data=data,
+                       attachment_role="after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE)
+                       else "evidence")
+    if action is CaseAction.MERGE:
+        _note_merge_on_target(session, case, ev, actor, at)
+    _refresh_cache(session, case, rules, at)
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise StaleCase(f"case {case_id} was changed by someone else", loc=["version"]) from exc
+    return case, ev
+
+
+def _valid_extension(ext: dict[str, Any] | None, rules: CaseRules, case: Case) -> dict[str, Any]:
+    if not isinstance(ext, dict):
+        raise InvalidInput("extension must be {value, unit}", code="case.bad_extension", loc=["extension"])
+    try:
+        value = float(ext["value"])
+        unit = deadlines.LimitUnit(ext["unit"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InvalidInput("extension must be {value, unit}", code="case.bad_extension",
+                           loc=["extension"]) from exc
+    if not 0 < value <= 10_000:
+        raise InvalidInput("extension must be positive", code="case.bad_extension", loc=["extension", "value"])
+    lim = _limit(rules, case, Stage.HANDLE)
+    if lim is not None:
+        # We refuse an extension in a unit that cannot be added to the handling limit (work vs wall time).
+        deadlines.convert_extension(rules.calendar, value, unit, stage_unit=lim[1])
+    return {"value": value, "unit": unit.value}
+
+
+def _last_requested_extension(session: Session, case_id: int) -> dict[str, Any] | None:
+    data = session.scalars(
+        select(CaseEvent.data)
+        .where(CaseEvent.case_id == case_id, CaseEvent.action == CaseAction.REQUEST_EXTENSION)
+        .order_by(CaseEvent.seq.desc())
+    ).first()
+    return (data or {}).get("extension")
+
+
+def _merge_target(session: Session, case: Case, target_id: int, actor: Actor) -> Case:
+    if target_id == case.id:
+        raise InvalidInput("a case cannot be merged into itself", code="case.merge_self", loc=["target_case_id"])
+    target = session.get(Case, target_id)
+    if target is None:
+        raise InvalidInput(f"unknown case {target_id}", code="case.merge_unknown_target", loc=["target_case_id"])
+    if target.status in lifecycle.TERMINAL and target.status is not CaseStatus.CLOSED:
+        raise InvalidInput("cannot merge into a voided or merged case", code="case.merge_target_ended",
+                           loc=["target_case_id"])
+    return target
+
+
+def _note_merge_on_target(session: Session, merged: Case, ev: CaseEvent, actor: Actor, at: dt.datetime) -> None:
+    # We record the merge on the target's log too, so its timeline shows the attached report.
+    target = session.get(Case, merged.merged_into_id)
+    assert target is not None
+    seq = (session.scalar(select(sa.func.max(CaseEvent.seq)).where(CaseEvent.case_id == target.id)) or 0) + 1
+    session.add(CaseEvent(case_id=target.id, seq=seq, action=CaseAction.MERGE, from_status=target.status,
+                          to_status=target.status, actor_id=actor.user_id, actor_role=actor.role,
+                          department_id=target.department_id, at=at,
+                          data={"merged_case_id": merged.id, "merged_case_number": merged.number}))
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Filters of the case list."""
+
+    status: tuple[CaseStatus, ...] = ()
+    department_id: int | None = None
+    class_code: str | None = None
+    grid_code: str | None = None
+    overdue: bool | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    number: str | None = None
+
+
+def visible_cases(actor: Actor) -> sa.Select[tuple[Case]]:
+    """A select of the cases the actor may see."""
+    q = select(Case)
+    if actor.role is Role.DEPARTMENT:
+        q = q.where(Case.department_id == actor.department_id)
+    elif actor.role is Role.INSPECTOR:
+        q = q.where(sa.or_(Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id))
+    return q
+
+
+def list_cases(
+    session: Session, *, actor: Actor, flt: CaseFilter, offset: int = 0, limit: int = 50,
+    now: dt.datetime | None = None,
+) -> tuple[list[Case], int]:
+    """A page of visible cases matching the filter, newest first, and the total count."""
+    q = visible_cases(actor)
+    if flt.status:
+        q = q.where(Case.status.in_(flt.status))
+    if flt.department_id is not None:
+        q = q.where(Case.department_id == flt.department_id)
+    if flt.class_code:
+        q = q.where(Case.class_code == flt.class_code)
+    if flt.grid_code:
+        q = q.where(Case.grid_code == flt.grid_code)
+    if flt.number:
+        q = q.where(Case.number == flt.number)
+    if flt.overdue is not None:
+        now = now or utcnow()
+        overdue = sa.and_(Case.deadline_at.is_not(None), Case.deadline_at < now)
+        q = q.where(overdue if flt.overdue else sa.not_(overdue))
+    if flt.created_from:
+        q = q.where(Case.created_at >= flt.created_from)
+    if flt.created_to:
+        q = q.where(Case.created_at < flt.created_to)
+    if flt.bbox:
+        q = q.where(components_service.bbox_clause(session, Case.geom, flt.bbox))
+    total = session.scalar(select(sa.func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(Case.id.desc()).offset(offset).limit(limit)).all()
+    return list(rows), total
+
+
+def case_events(session: Session, case_id: int) -> list[tuple[CaseEvent, list[tuple[int, str]]]]:
+    """The case's log with each event's attachments (id, role)."""
+    events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)).all()
+    links = session.execute(
+        select(EventAttachment.event_id, EventAttachment.attachment_id, EventAttachment.role)
+        .where(EventAttachment.event_id.in_([e.id for e in events]))
+        .order_by(EventAttachment.attachment_id)
+    ).all()
+    by_event: dict[int, list[tuple[int, str]]] = {}
+    for eid, aid, role in links:
+        by_event.setdefault(eid, []).append((aid, role))
+    return [(e, by_event.get(e.id, [])) for e in events]
+
+
+@dataclass(frozen=True)
+class StageClockView:
+    """A stage run with its clock, for the API."""
+
+    run: StageRun
+    clock: deadlines.Clock | None
+
+
+def case_clocks(session: Session, case: Case, *, rules: CaseRules | None = None,
+                now: dt.datetime | None = None) -> list[StageClockView]:
+    """Every stage run of the case with its deadline and traffic light."""
+    rules = rules or load_rules()
+    now = now or utcnow()
+    return [StageClockView(r, run_clock(rules, case, r, now)) for r in stage_runs(event_facts(session, case.id))]

@@ -1,0 +1,104 @@
+"""The app factory: one place that builds the engine, mounts every router and renders every error."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gridcity.database import make_engine, make_session_factory
+from gridcity.errors import GridCityError
+from gridcity.settings import Settings, get_settings
+from gridcity.storage import MediaStore
+
+log = logging.getLogger("gridcity")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": desc,
+        "content": {
+            "application/json": {
+                "example": {"detail": [{"type": example, "loc": ["body", "action"], "msg": "..."}]}
+            }
+        },
+    }
+    for code, desc, example in [
+        (401, "Not authenticated", "auth.missing_token"),
+        (403, "Not allowed for this user", "case.role_forbidden"),
+        (404, "Not found", "case.not_found"),
+        (409, "Conflicts with the current state", "case.invalid_transition"),
+        (422, "Invalid input", "department.unknown"),
+    ]
+}
+
+
+def _error(status: int, code: str, msg: str, loc: list[Any] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": [{"type": code, "loc": loc or [], "msg": msg}]}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every failure in the one shape ``{"detail": [{"type", "loc", "msg"}]}``."""
+
+    @app.exception_handler(GridCityError)
+    async def _domain(request: Request, exc: GridCityError) -> JSONResponse:
+        return JSONResponse({"detail": [exc.to_detail()]}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [
+            {"type": e.get("type", "invalid"), "loc": list(e.get("loc", [])), "msg": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token"}.get(
+            exc.status_code, f"http.{exc.status_code}"
+        )
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal", "internal error")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for ``settings`` (default: from the environment)."""
+    from casework import router as casework_router  # noqa: PLC0415
+    from casework.rules import load_rules  # noqa: PLC0415
+    from gridcity import org_router  # noqa: PLC0415
+
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url(), echo=settings.sql_echo, pool_size=settings.db_pool_size)
+    app = FastAPI(
+        title="gridcity",
+        version="0.1.0",
+        description="数字化城管 — grid city management: report, file, dispatch, handle, feed back, check, "
+        "close, evaluate. Errors always have the shape {detail: [{type, loc, msg}]} with a stable type.",
+        responses=ERROR_RESPONSES,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.store = MediaStore(Path(settings.media_dir))
+    app.state.rules = load_rules(settings.city_dir)
+    install_error_handlers(app)
+
+    api = "/api/v1"
+    app.include_router(org_router.router, prefix=api)
+    app.include_router(casework_router.router, prefix=api)
+    app.include_router(casework_router.attachments_router, prefix=api)
+
+    @app.get("/healthz", tags=["meta"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,123 @@
+"""The ``gridcity`` command: ``db upgrade``, ``serve``, ``users create``, ``demo``, ``evaluate`` ..."""
+
+from __future__ import annotations
+
+import click
+
+from gridcity.roles import Role
+
+
+@click.group()
+def main() -> None:
+    """gridcity — digital urban management (数字化城管)."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema of the configured database."""
+    from gridcity import migrate  # noqa: PLC0415
+    from gridcity.database import make_engine  # noqa: PLC0415
+    from gridcity.settings import get_settings  # noqa: PLC0415
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    migrate.upgrade(engine, revision)
+    click.echo(f"database at {revision}: {engine.url.render_as_string(hide_password=True)}")
+
+
+@main.group()
+def users() -> None:
+    """Logins."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--name", "display_name", default=None)
+@click.option("--department", "department_code", default=None, help="Department code (department staff).")
+def users_create(username: str, role: str, password: str, display_name: str | None,
+                 department_code: str | None) -> None:
+    """Create a login."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from gridcity import org  # noqa: PLC0415
+    from gridcity.errors import GridCityError  # noqa: PLC0415
+
+    with _session() as session:
+        dept_id = None
+        if department_code:
+            dept_id = session.scalars(select(org.Department.id).where(org.Department.code == department_code)).first()
+            if dept_id is None:
+                raise click.ClickException(f"unknown department {department_code}")
+        try:
+            user = org.create_user(session, username=username, password=password, role=Role(role),
+                                   display_name=display_name, department_id=dept_id)
+        except GridCityError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        click.echo(f"created user {user.username} ({user.role}) id={user.id}")
+
+
+@main.command()
+@click.option("--scale", default=None, type=float, help="City scale for the full demo city (1 = Baoji).")
+@click.option("--small", is_flag=True, help="Only the demo organisation (departments and logins).")
+def demo(scale: float | None, small: bool) -> None:
+    """Load the demo city and one login per role (idempotent)."""
+    from gridcity import demo as demo_mod  # noqa: PLC0415
+
+    with _session() as session:
+        logins = demo_mod.load_demo(session, scale=scale, small=small, echo=click.echo)
+    demo_mod.print_logins(logins, echo=click.echo)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--demo/--no-demo", "with_demo", default=False, help="Load the demo city first.")
+def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
+    """Run the web server (migrates the database first)."""
+    import uvicorn  # noqa: PLC0415
+
+    ctx = click.get_current_context()
+    ctx.invoke(db_upgrade)
+    if with_demo:
+        ctx.invoke(demo)
+    click.echo(f"gridcity is running at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run("gridcity.asgi:app", host=host, port=port, workers=workers, log_level="info")
+
+
+class _session:  # noqa: N801
+    """A CLI unit of work on the configured database (commit on success)."""
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        from gridcity.database import make_engine, make_session_factory  # noqa: PLC0415
+        from gridcity.metadata import all_metadata  # noqa: PLC0415
+        from gridcity.settings import get_settings  # noqa: PLC0415
+
+        all_metadata()
+        settings = get_settings()
+        self.engine = make_engine(settings.resolved_database_url())
+        self.session = make_session_factory(self.engine)()
+        self.session.begin()
+        return self.session
+
+    def __exit__(self, exc_type, exc, tb):  # type: ignore[no-untyped-def]
+        if exc_type is None:
+            self.session.commit()
+        else:
+            self.session.rollback()
+        self.session.close()
+        self.engine.dispose()
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Login, the current user, departments and users."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from gridcity import org, security
+from gridcity.deps import CurrentUser, DbSession, SettingsDep, require_roles
+from gridcity.errors import NotAuthenticated
+from gridcity.roles import Role
+
+router = APIRouter(tags=["organisation"])
+
+
+class Token(BaseModel):
+    """An OAuth2 bearer token."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user: UserRead
+
+
+class UserRead(BaseModel):
+    """A user as others see them."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    department_id: int | None
+    active: bool
+
+
+class UserCreate(BaseModel):
+    """A new login."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=200)
+    role: Role
+    display_name: str | None = Field(default=None, max_length=100)
+    department_id: int | None = None
+
+
+class DepartmentRead(BaseModel):
+    """A department."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    code: str
+    name: str
+    kind: str
+    owner_kind: str | None
+    parent_id: int | None
+    active: bool
+
+
+class DepartmentCreate(BaseModel):
+    """A new department."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=100)
+    kind: str = Field(default="professional", max_length=32)
+    owner_kind: str | None = Field(default=None, max_length=32)
+    parent_id: int | None = None
+
+
+Token.model_rebuild()
+
+
+@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow)")
+def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, settings: SettingsDep
+) -> Token:
+    """Exchange username and password for a bearer token."""
+    user = org.get_user_by_username(session, form.username)
+    ok = security.verify_password(form.password, user.password_hash if user else None)
+    if user is None or not ok or not user.active:
+        raise NotAuthenticated("wrong username or password", code="auth.bad_credentials")
+    ttl = dt.timedelta(minutes=settings.token_ttl_minutes)
+    token = security.create_token(user_id=user.id, role=user.role, secret=settings.resolved_secret_key(), ttl=ttl)
+    return Token(access_token=token, expires_in=int(ttl.total_seconds()), user=UserRead.model_validate(user))
+
+
+@router.get("/auth/me", response_model=UserRead, summary="Who am I")
+def me(user: CurrentUser) -> UserRead:
+    """The current user."""
+    return UserRead.model_validate(user)
+
+
+@router.get("/departments", response_model=list[DepartmentRead], summary="Departments")
+def departments(session: DbSession, user: CurrentUser) -> list[DepartmentRead]:
+    """Every department."""
+    rows = session.scalars(select(org.Department).order_by(org.Department.code)).all()
+    return [DepartmentRead.model_validate(d) for d in rows]
+
+
+@router.post("/departments", response_model=DepartmentRead, status_code=201,
+             dependencies=[require_roles(Role.ADMIN)], summary="Add a department")
+def create_department(body: DepartmentCreate, session: DbSession) -> DepartmentRead:
+    """Add a department (admin)."""
+    return DepartmentRead.model_validate(org.create_department(session, **body.model_dump()))
+
+
+@router.get("/users", response_model=list[UserRead], summary="Users",
+            dependencies=[require_roles(Role.ADMIN, Role.ACCEPTOR, Role.SHIFT_LEADER, Role.DISPATCHER,
+                                        Role.LEADER)])
+def users(session: DbSession, role: Role | None = None) -> list[UserRead]:
+    """Users, optionally of one role (the centres use it to pick an inspector)."""
+    q = select(org.User).order_by(org.User.id)
+    if role is not None:
+        q = q.where(org.User.role == role)
+    return [UserRead.model_validate(u) for u in session.scalars(q)]
+
+
+@router.post("/users", response_model=UserRead, status_code=201, dependencies=[require_roles(Role.ADMIN)],
+             summary="Add a user")
+def create_user(body: UserCreate, session: DbSession) -> UserRead:
+    """Add a login (admin)."""
+    return UserRead.model_validate(org.create_user(session, **body.model_dump()))

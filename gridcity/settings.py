@@ -1,0 +1,67 @@
+"""Settings from the environment (prefix ``GRIDCITY_``), read once through :func:`get_settings`."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob a deployment may turn. Nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDCITY_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Local data: SpatiaLite file, media, secret.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means a SpatiaLite file in data_dir."
+    )
+    secret_key: str | None = Field(default=None, description="JWT signing key; unset means a generated one.")
+    token_ttl_minutes: int = 12 * 60
+    city_name: str = "宝鸡市"
+    city_dir: Path | None = Field(
+        default=None, description="Folder with per-city overrides of the shipped standard tables."
+    )
+    projected_crs: str = Field(
+        default="EPSG:4545", description="Metric CRS for distances/areas (CGCS2000 3-degree GK CM 108E)."
+    )
+    snap_tolerance_m: float = 30.0
+    duplicate_radius_m: float = 50.0
+    duplicate_days: int = 7
+    onsite_radius_m: float = 200.0
+    max_upload_bytes: int = 15 * 1024 * 1024
+    max_photo_pixels: int = 50_000_000
+    open311_api_keys: list[str] = Field(default_factory=lambda: ["demo-open311-key"])
+    db_pool_size: int = 10
+    sql_echo: bool = False
+
+    @property
+    def media_dir(self) -> Path:
+        """Where photos are stored (content-addressed)."""
+        return self.data_dir / "media"
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SpatiaLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gridcity.sqlite').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The JWT key: configured, or generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings."""
+    return Settings()
