@@ -107,10 +107,18 @@ def _unit(unit: LimitUnit | str, loc: Sequence[str | int] = ("unit",)) -> LimitU
         ) from None
 
 
-def _amount(value: float, name: str) -> float:
+_MAX_SECONDS = 20 * 366 * 86400
+"""Largest amount of time (20 years) the arithmetic accepts; more is surely a data error."""
+
+
+def _amount(value: float, name: str, *, max_value: float = _MAX_SECONDS) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise InvalidInput(
             f"{name} must be a finite number >= 0, got {value!r}", code="deadline.invalid_amount", loc=[name]
+        )
+    if value > max_value:
+        raise InvalidInput(
+            f"{name} {value!r} is unreasonably large", code="deadline.invalid_amount", loc=[name]
         )
     return float(value)
 
@@ -170,14 +178,16 @@ class WorkCalendar:
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise _calendar_error(f"unknown time zone {self.timezone!r}", ["timezone"]) from None
 
-        periods = tuple(sorted((tuple(p) for p in self.periods), key=lambda p: (p[0], p[1])))
-        if not periods:
-            raise _calendar_error("a calendar needs at least one working period", ["working_periods"])
-        for i, p in enumerate(periods):
+        raw = [tuple(p) for p in self.periods]
+        for i, p in enumerate(raw):
             if len(p) != 2 or not all(isinstance(t, time) and t.tzinfo is None for t in p):
                 raise _calendar_error(
                     f"working period {p!r} is not a pair of naive times", ["working_periods", i]
                 )
+        periods = tuple(sorted(raw))
+        if not periods:
+            raise _calendar_error("a calendar needs at least one working period", ["working_periods"])
+        for i, p in enumerate(periods):
             if p[1] <= p[0]:
                 raise _calendar_error(
                     f"working period {p[0]:%H:%M}-{p[1]:%H:%M} ends before it starts", ["working_periods", i]
@@ -557,10 +567,11 @@ def limit_seconds(cal: WorkCalendar, value: float, unit: LimitUnit | str) -> flo
     u = _unit(unit)
     v = _amount(value, "value")
     if u is LimitUnit.WORK_DAY:
-        return v * cal.work_seconds_per_day
-    return (
-        v * {LimitUnit.WORK_HOUR: 3600, LimitUnit.HOUR: 3600, LimitUnit.DAY: 86400, LimitUnit.MINUTE: 60}[u]
-    )
+        seconds = v * cal.work_seconds_per_day
+    else:
+        factor = {LimitUnit.WORK_HOUR: 3600, LimitUnit.HOUR: 3600, LimitUnit.DAY: 86400, LimitUnit.MINUTE: 60}
+        seconds = v * factor[u]
+    return _amount(seconds, "value")
 
 
 def convert_extension(

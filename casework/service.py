@@ -7,7 +7,7 @@ command) owns the transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,20 @@ from gridcity.types import utcnow
 # Fixed key for the advisory lock that orders event commits on PostgreSQL, so that event ids become
 # visible in increasing order (the live stream resumes by id and must never skip one).
 _EVENT_ORDER_LOCK = 7_301_011
+
+
+AfterAction = Callable[[Session, "Case", "CaseEvent", CaseRules], None]
+_after_action: list[AfterAction] = []
+
+
+def register_after_action(callback: AfterAction) -> None:
+    """Run ``callback(session, case, event, rules)`` after every successful action, in the same transaction.
+
+    Packages above casework (dispatch: auto-dispatch on filing; the live stream) hook in here, so that
+    casework never imports them. Registering the same callback twice has no effect.
+    """
+    if callback not in _after_action:
+        _after_action.append(callback)
 
 
 @dataclass(frozen=True)
@@ -153,7 +167,7 @@ def _append_event(
         action=action,
         from_status=from_status,
         to_status=to_status,
-        actor_id=actor.user_id,
+        actor_id=actor.user_id if actor.user_id > 0 else None,  # 0 = the system (e.g. auto-dispatch)
         actor_role=actor.role,
         department_id=case.department_id,
         at=at,
@@ -278,6 +292,9 @@ def create_case(
     )
     _refresh_cache(session, case, rules, at)
     session.flush()
+    ev = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).one()
+    for callback in _after_action:
+        callback(session, case, ev, rules)
     return case
 
 
@@ -361,6 +378,8 @@ def apply_action(
         session.flush()
     except StaleDataError as exc:
         raise StaleCase(f"case {case_id} was changed by someone else", loc=["version"]) from exc
+    for callback in _after_action:
+        callback(session, case, ev, rules)
     return case, ev
 
 

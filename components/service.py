@@ -1,14 +1,21 @@
-"""Component and grid services used by the case pipeline (geography arrives with the GIS work)."""
+"""Grid and component services: where a point falls, whether it is in the city, component look-ups."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
+from shapely.geometry import mapping
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from components import codes
+from components.models import Area, Component, ComponentHistory, Grid
 from gridcity import spatial
+from gridcity.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -19,20 +26,199 @@ class Located:
     inside_city: bool
 
 
+def _has_districts(session: Session) -> bool:
+    return session.scalars(select(Area.id).where(Area.level == "district").limit(1)).first() is not None
+
+
+def grid_at(session: Session, *, lon: float, lat: float) -> str | None:
+    """The code of the unit grid containing the point; on a shared border the lowest code wins."""
+    return session.scalars(
+        select(Grid.code).where(spatial.covers_point(session, Grid.geom, lon, lat)).order_by(Grid.code).limit(1)
+    ).first()
+
+
+def district_at(session: Session, *, lon: float, lat: float) -> str | None:
+    """The code of the district containing the point (lowest code on a shared border)."""
+    return session.scalars(
+        select(Area.code)
+        .where(Area.level == "district", spatial.covers_point(session, Area.geom, lon, lat))
+        .order_by(Area.code)
+        .limit(1)
+    ).first()
+
+
 def locate_point(session: Session, *, lon: float, lat: float) -> Located:
-    """The unit grid containing the point (none while no grids are loaded)."""
-    return Located(grid_code=None, inside_city=True)
+    """The unit grid containing the point, and whether the point is inside the city.
+
+    While no district is loaded every point counts as inside (the city is not on the map yet).
+    """
+    grid = grid_at(session, lon=lon, lat=lat)
+    if grid is not None or not _has_districts(session):
+        return Located(grid_code=grid, inside_city=True)
+    return Located(grid_code=None, inside_city=district_at(session, lon=lon, lat=lat) is not None)
 
 
 def check_point_in_city(session: Session, *, lon: float, lat: float) -> str | None:
-    """Refuse points outside the city; return the grid code of the point."""
-    return locate_point(session, lon=lon, lat=lat).grid_code
+    """Refuse points outside the city; return the grid code of the point (None between grids)."""
+    located = locate_point(session, lon=lon, lat=lat)
+    if not located.inside_city:
+        raise InvalidInput(
+            f"the point ({lon}, {lat}) is outside the city", code="geo.outside_city", loc=["body", "lon"]
+        )
+    return located.grid_code
+
+
+def _canonical_class(key: str) -> str:
+    """A CJ/T 214 key mapped to the GB/T 47678 key that replaces it (when the catalog knows one)."""
+    try:
+        if codes.parse_class_key(key).generation is codes.Generation.CJT214:
+            return codes.default_catalog().mapping_old_to_new(key) or key
+    except InvalidInput:
+        pass
+    return key
+
+
+def _same_class(a: str, b: str) -> bool:
+    return a == b or _canonical_class(a) == _canonical_class(b)
 
 
 def check_component_for_case(session: Session, *, component_id: str, class_code: str) -> None:
-    """Check that a reported component ID is plausible for the class."""
+    """Check that a reported component exists and is of the case's class."""
+    loc = ["body", "component_id"]
+    codes.parse_component_id(component_id, loc=loc)
+    comp_class = session.scalars(select(Component.class_code).where(Component.code == component_id)).first()
+    if comp_class is None:
+        raise InvalidInput(f"unknown component {component_id}", code="component.unknown", loc=loc)
+    if not _same_class(comp_class, class_code):
+        raise InvalidInput(
+            f"component {component_id} is of class {comp_class}, not {class_code}",
+            code="component.class_mismatch",
+            loc=loc,
+        )
 
 
 def bbox_clause(session: Session, geom_col: Any, bbox: tuple[float, float, float, float]) -> sa.ColumnElement[bool]:
     """A spatially indexed bbox filter on ``geom_col``."""
     return spatial.bbox_filter(session, geom_col, bbox)
+
+
+# ---- reads for the API ---------------------------------------------------------------------------------
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    return v
+
+
+COMPONENT_PROPERTIES = (
+    "code", "class_code", "name", "grid_code", "main_department_id", "owner_department_id",
+    "maintainer_department_id", "state", "initial_date", "change_date", "data_source", "address", "note",
+)
+
+
+def component_feature(c: Component) -> dict[str, Any]:
+    """A component as a GeoJSON feature (WGS84)."""
+    return {
+        "type": "Feature",
+        "id": c.code,
+        "geometry": mapping(to_shape(c.geom)),
+        "properties": {k: _json_value(getattr(c, k)) for k in COMPONENT_PROPERTIES},
+    }
+
+
+def get_component(session: Session, code: str) -> tuple[Component, list[ComponentHistory]]:
+    """A component and its change history (oldest first), or 404."""
+    comp = session.scalars(select(Component).where(Component.code == code)).first()
+    if comp is None:
+        raise NotFound(f"component {code} not found", code="component.not_found")
+    history = list(
+        session.scalars(
+            select(ComponentHistory)
+            .where(ComponentHistory.component_code == code)
+            .order_by(ComponentHistory.at, ComponentHistory.id)
+        )
+    )
+    return comp, history
+
+
+def layer_page(
+    session: Session,
+    model: Any,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    where: list[sa.ColumnElement[bool]],
+    order: Any,
+    offset: int,
+    limit: int,
+) -> tuple[list[Any], int]:
+    """One page of a map layer: rows of ``model`` in the bbox (spatially indexed), and how many match."""
+    conds = list(where)
+    if bbox is not None:
+        conds.append(bbox_clause(session, model.geom, bbox))
+    total = session.scalar(select(sa.func.count()).select_from(model).where(*conds)) or 0
+    rows = list(session.scalars(select(model).where(*conds).order_by(order).offset(offset).limit(limit)))
+    return rows, total
+
+
+def feature_collection(features: list[dict[str, Any]], *, total: int) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection with OGC API paging counts."""
+    return {
+        "type": "FeatureCollection",
+        "numberMatched": total,
+        "numberReturned": len(features),
+        "features": features,
+    }
+
+
+def area_feature(a: Area) -> dict[str, Any]:
+    """An area as a GeoJSON feature."""
+    return {
+        "type": "Feature",
+        "id": a.code,
+        "geometry": mapping(to_shape(a.geom)),
+        "properties": {"code": a.code, "level": a.level, "name": a.name, "parent_code": a.parent_code,
+                       "region_class": a.region_class},
+    }
+
+
+def grid_feature(g: Grid) -> dict[str, Any]:
+    """A unit grid as a GeoJSON feature."""
+    return {
+        "type": "Feature",
+        "id": g.code,
+        "geometry": mapping(to_shape(g.geom)),
+        "properties": {"code": g.code, "community_code": g.community_code, "name": g.name,
+                       "region_class": g.region_class, "area_m2": round(g.area_m2, 1),
+                       "start_date": _json_value(g.start_date), "end_date": _json_value(g.end_date)},
+    }
+
+
+def areas_layer(session: Session, *, bbox: tuple[float, float, float, float] | None, level: str | None,
+                offset: int, limit: int) -> dict[str, Any]:
+    """The areas layer (optionally one level)."""
+    if level is not None and level not in ("district", "street", "community"):
+        raise InvalidInput("level must be district, street or community", code="area.bad_level",
+                           loc=["query", "level"])
+    where = [Area.level == level] if level else []
+    rows, total = layer_page(session, Area, bbox=bbox, where=where, order=Area.code, offset=offset, limit=limit)
+    return feature_collection([area_feature(a) for a in rows], total=total)
+
+
+def grids_layer(session: Session, *, bbox: tuple[float, float, float, float] | None,
+                community_code: str | None, offset: int, limit: int) -> dict[str, Any]:
+    """The unit-grid layer."""
+    where = [Grid.community_code == community_code] if community_code else []
+    rows, total = layer_page(session, Grid, bbox=bbox, where=where, order=Grid.code, offset=offset, limit=limit)
+    return feature_collection([grid_feature(g) for g in rows], total=total)
+
+
+def components_layer(session: Session, *, bbox: tuple[float, float, float, float] | None,
+                     class_codes: list[str], offset: int, limit: int) -> dict[str, Any]:
+    """The component layer (optionally some classes)."""
+    for i, key in enumerate(class_codes):
+        codes.parse_class_key(key, loc=["query", "class_code", i])
+    where = [Component.class_code.in_(class_codes)] if class_codes else []
+    rows, total = layer_page(session, Component, bbox=bbox, where=where, order=Component.code, offset=offset,
+                             limit=limit)
+    return feature_collection([component_feature(c) for c in rows], total=total)

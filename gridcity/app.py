@@ -69,6 +69,34 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", "internal error")
 
 
+# Routers of the packages built on the spine: (module, prefix). Each module exposes ``router`` and may
+# expose ``setup(app)`` for startup work (e.g. registering hooks, background tasks).
+OPTIONAL_ROUTERS: list[tuple[str, str]] = [
+    ("components.router", "/api/v1"),
+    ("dispatch.router", "/api/v1"),
+    ("evaluation.router", "/api/v1"),
+    ("mobile_api.router", "/mobile/v1"),
+    ("mobile_api.open311", "/open311/v2"),
+    ("casework.live_router", ""),
+    ("gridcity.console", ""),
+]
+
+
+def _include_optional(app: FastAPI, module_name: str, prefix: str) -> None:
+    import importlib  # noqa: PLC0415
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return
+    setup = getattr(module, "setup", None)
+    if setup is not None:
+        setup(app)
+    app.include_router(module.router, prefix=prefix)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     from casework import router as casework_router  # noqa: PLC0415
@@ -96,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(org_router.router, prefix=api)
     app.include_router(casework_router.router, prefix=api)
     app.include_router(casework_router.attachments_router, prefix=api)
+    for module_name, prefix in OPTIONAL_ROUTERS:
+        _include_optional(app, module_name, prefix)
 
     @app.get("/healthz", tags=["meta"], summary="Liveness")
     def healthz() -> dict[str, str]:

@@ -10,6 +10,7 @@ MODEL_MODULES = (
     "gridcity.org",
     "components.models",
     "casework.models",
+    "casework.alerts",
     "dispatch.models",
     "mobile_api.models",
     "evaluation.models",

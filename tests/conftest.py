@@ -71,7 +71,7 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 
 def _empty_all_tables(eng: sa.Engine) -> None:
-    tables = [t for t in reversed(all_metadata().sorted_tables)]
+    tables = list(reversed(all_metadata().sorted_tables))
     with eng.begin() as conn:
         if eng.dialect.name == "postgresql":
             names = ", ".join(f'"{t.name}"' for t in tables)

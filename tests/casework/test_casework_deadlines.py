@@ -170,6 +170,8 @@ def test_convert_extension() -> None:
         (lambda: add_work_seconds(CAL, at("2025-03-03 00:00"), -1), "deadline.invalid_amount"),
         (lambda: add_work_seconds(CAL, at("2025-03-03 00:00"), float("nan")), "deadline.invalid_amount"),
         (lambda: add_limit(CAL, at("2025-03-03 00:00"), 1, "fortnight"), "deadline.invalid_unit"),
+        (lambda: add_limit(CAL, at("2025-03-03 00:00"), 1e9, "day"), "deadline.invalid_amount"),
+        (lambda: add_work_seconds(CAL, at("2025-03-03 00:00"), 1e12), "deadline.invalid_amount"),
         (lambda: Pause(at("2025-03-03 10:00"), at("2025-03-03 09:00")), "deadline.invalid_pause"),
         (lambda: Pause(datetime(2025, 3, 3)), "deadline.naive_datetime"),
         (
@@ -343,6 +345,11 @@ CLOCK_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         "now before start",
         {"now": at("2025-03-03 07:00")},
         {"used_seconds": 0, "fraction": 0.0, "light": "green", "paused": False},
+    ),
+    (
+        "zero limit, used",
+        {"value": 0, "now": at("2025-03-03 09:00")},
+        {"deadline": S, "fraction": float("inf"), "light": "red", "overdue_seconds": 1800},
     ),
     (
         "stage without a limit",

@@ -1,0 +1,104 @@
+"""The city on the map: areas (district/street/community), unit grids, supervision areas and components."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import JSON, Date, Float, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gridcity.database import Base
+from gridcity.types import UTCDateTime, utcnow
+
+COMPONENT_STATES = ("完好", "破损", "丢失", "占用", "废弃", "移除")
+"""Component states (管理部件状态, standards.md §2.2)."""
+
+AREA_LEVELS = ("district", "street", "community")
+
+
+class Area(Base):
+    """An administrative area: district (6-digit code), street (9) or community (12)."""
+
+    __tablename__ = "area"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)
+    level: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(100))
+    parent_code: Mapped[str | None] = mapped_column(String(12), index=True)
+    region_class: Mapped[str] = mapped_column(String(16), default="class1")
+    geom: Mapped[WKBElement] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True))
+
+
+class Grid(Base):
+    """A unit grid (单元网格, ~10,000 m²) with its 15-digit code."""
+
+    __tablename__ = "grid"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(15), unique=True)
+    community_code: Mapped[str] = mapped_column(String(12), index=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    region_class: Mapped[str] = mapped_column(String(16), default="class1")
+    area_m2: Mapped[float] = mapped_column(Float)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POLYGON", srid=4326, spatial_index=True))
+    start_date: Mapped[dt.date | None] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class SupervisionArea(Base):
+    """An inspector's patrol area (监督员责任区): a set of unit grids."""
+
+    __tablename__ = "supervision_area"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    inspector_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+
+
+class SupervisionGrid(Base):
+    """Membership of a unit grid in a supervision area."""
+
+    __tablename__ = "supervision_grid"
+
+    supervision_area_id: Mapped[int] = mapped_column(ForeignKey("supervision_area.id"), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(15), primary_key=True, index=True)
+
+
+class Component(Base):
+    """A managed component (管理部件) with its identifier, class, position, owners and state."""
+
+    __tablename__ = "component"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(17), unique=True)
+    class_code: Mapped[str] = mapped_column(String(12), index=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    geom: Mapped[WKBElement] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=True))
+    grid_code: Mapped[str | None] = mapped_column(String(15), index=True)
+    main_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    owner_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    maintainer_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    state: Mapped[str] = mapped_column(String(8), default="完好")
+    initial_date: Mapped[dt.date | None] = mapped_column(Date)
+    change_date: Mapped[dt.date | None] = mapped_column(Date)
+    data_source: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(256))
+    note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ComponentHistory(Base):
+    """One change of a component (append-only): what an import created or changed."""
+
+    __tablename__ = "component_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    component_code: Mapped[str] = mapped_column(String(17), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    action: Mapped[str] = mapped_column(String(10))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(100))

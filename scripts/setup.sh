@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything gridcity needs on a Debian/Ubuntu machine (idempotent).
+#   scripts/setup.sh          runtime: SpatiaLite module, a Python venv with the app
+#   scripts/setup.sh --test   also PostGIS, Chromium and the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+pkgs=(libsqlite3-mod-spatialite python3-venv)
+[ $want_test = 1 ] && pkgs+=(postgresql-15-postgis-3 chromium)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing system packages: ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+fi
+extra=""
+[ $want_test = 1 ] && extra="[test]"
+stamp=".venv/.installed$extra"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q -e ".$extra"
+  touch "$stamp"
+fi
