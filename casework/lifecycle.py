@@ -246,18 +246,20 @@ def check_transition(
     return row
 
 
-def can_view(actor: Actor, case: CaseFacts, *, involved_department_ids: frozenset[int] = frozenset()) -> bool:
+def can_view(actor: Actor, case: CaseFacts, *, involved_department_ids: frozenset[int] = frozenset(),
+             has_merged_report: bool = False) -> bool:
     """Whether the actor may see the case at all.
 
     The centres, leaders and admins see every case; department staff see the cases currently with their
-    department; inspectors see the cases they reported or hold a verify/check task for.
+    department; inspectors see the cases they reported or hold a verify/check task for, and the cases into
+    which one of their reports was merged (``has_merged_report``), so that they see the outcome.
     """
     if actor.role in CITYWIDE_ROLES:
         return True
     if actor.role is Role.DEPARTMENT:
         return actor.department_id is not None and actor.department_id == case.department_id
     if actor.role is Role.INSPECTOR:
-        return actor.user_id in (case.reporter_id, case.assigned_inspector_id)
+        return has_merged_report or actor.user_id in (case.reporter_id, case.assigned_inspector_id)
     return False
 
 

@@ -48,6 +48,7 @@ class Case(Base):
     stage: Mapped[str | None] = mapped_column(String(12))
     stage_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    warn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # when 80% of the limit is used
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

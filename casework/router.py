@@ -70,20 +70,6 @@ def _limit_text(rules: CaseRules, case: Case, stage: lifecycle.Stage) -> str | N
     return None if lim is None else f"{lim[0]:g} {lim[1]}"
 
 
-def _light(case: Case, now: dt.datetime) -> str:
-    if case.stage is None:
-        return "none"
-    if case.deadline_at is None:
-        return "paused" if case.status is CaseStatus.SUSPENDED else "none"
-    if case.deadline_at < now:
-        return "red"
-    if case.stage_started_at is not None:
-        total = (case.deadline_at - case.stage_started_at).total_seconds()
-        if total > 0 and (now - case.stage_started_at).total_seconds() >= 0.8 * total:
-            return "yellow"
-    return "green"
-
-
 @router.post("", response_model=CaseRead, status_code=201, summary="Report a problem (creates a case)")
 def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
     """An inspector reports, an operator registers a public report, or an inspector self-handles."""
@@ -134,7 +120,7 @@ def list_cases(
     items = []
     for c in rows:
         item = CaseListItem.model_validate(c)
-        item.light = _light(c, now)
+        item.light = service.light_of(c, now)
         items.append(item)
     return CasePage(items=items, total=total, offset=offset, limit=limit)
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from casework import deadlines, lifecycle
@@ -199,8 +199,14 @@ def _limit(rules: CaseRules, case: Case, stage: Stage) -> tuple[float, str] | No
     return None if lim is None else (lim[0], str(lim[1]))
 
 
-def run_clock(rules: CaseRules, case: Case, run: StageRun, now: dt.datetime) -> deadlines.Clock | None:
-    """The deadline clock of one stage run (None when the class has no limit for the stage)."""
+def run_clock(
+    rules: CaseRules, case: Case, run: StageRun, now: dt.datetime, *, share: float = 1.0
+) -> deadlines.Clock | None:
+    """The deadline clock of one stage run (None when the class has no limit for the stage).
+
+    With ``share`` < 1 the clock runs against that share of the limit (and of the extensions), so its
+    ``deadline`` is the instant the stage turns yellow.
+    """
     lim = _limit(rules, case, run.stage)
     if lim is None:
         return None
@@ -209,25 +215,44 @@ def run_clock(rules: CaseRules, case: Case, run: StageRun, now: dt.datetime) -> 
     return deadlines.stage_clock(
         rules.calendar,
         start=run.started_at,
-        value=value,
+        value=value * share,
         unit=deadlines.LimitUnit(unit),
         now=now,
         pauses=[deadlines.Pause(s, e) for s, e in run.pauses],
-        extension_seconds=ext,
+        extension_seconds=ext * share,
         end=run.ended_at,
+        yellow_at=YELLOW_AT,
     )
+
+
+YELLOW_AT = 0.8  # the share of a limit after which a stage turns yellow
 
 
 def _refresh_cache(session: Session, case: Case, rules: CaseRules, now: dt.datetime) -> None:
     runs = stage_runs(event_facts(session, case.id))
     open_run = runs[-1] if runs and runs[-1].ended_at is None else None
     if open_run is None:
-        case.stage, case.stage_started_at, case.deadline_at = None, None, None
+        case.stage, case.stage_started_at, case.deadline_at, case.warn_at = None, None, None, None
         return
     clock = run_clock(rules, case, open_run, now)
     case.stage = open_run.stage.value
     case.stage_started_at = open_run.started_at
     case.deadline_at = clock.deadline if clock else None
+    warn = run_clock(rules, case, open_run, now, share=YELLOW_AT)
+    case.warn_at = warn.deadline if warn else None
+
+
+def light_of(case: Case, now: dt.datetime) -> str:
+    """The traffic light of the case's current stage from its cached clock (exact in working time)."""
+    if case.stage is None:
+        return "none"
+    if case.deadline_at is None:
+        return "paused" if case.status is CaseStatus.SUSPENDED else "none"
+    if case.deadline_at < now:
+        return "red"
+    if case.warn_at is not None and case.warn_at <= now:
+        return "yellow"
+    return "green"
 
 
 def _locate(session: Session, new: NewCase) -> tuple[str | None, int | None]:
@@ -303,9 +328,18 @@ def get_case(session: Session, case_id: int, *, actor: Actor, for_update: bool =
     case = session.get(Case, case_id, with_for_update=for_update or None)
     if case is None:
         raise CaseNotFound(f"case {case_id} not found", loc=["case_id"])
-    if not lifecycle.can_view(actor, facts_of(case)):
+    if not lifecycle.can_view(actor, facts_of(case), has_merged_report=_has_merged_report(session, actor, case)):
         raise CaseHidden(f"case {case_id} is not yours to see", loc=["case_id"])
     return case
+
+
+def _has_merged_report(session: Session, actor: Actor, case: Case) -> bool:
+    """Whether an inspector reported a case that was merged into ``case`` (they see its outcome)."""
+    if actor.role is not Role.INSPECTOR or actor.user_id in (case.reporter_id, case.assigned_inspector_id):
+        return False
+    return session.scalar(
+        select(Case.id).where(Case.merged_into_id == case.id, Case.reporter_id == actor.user_id).limit(1)
+    ) is not None
 
 
 def apply_action(
@@ -454,7 +488,12 @@ def visible_cases(actor: Actor) -> sa.Select[tuple[Case]]:
     if actor.role is Role.DEPARTMENT:
         q = q.where(Case.department_id == actor.department_id)
     elif actor.role is Role.INSPECTOR:
-        q = q.where(sa.or_(Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id))
+        report = aliased(Case)  # the inspector's own reports that were merged into other cases
+        merged_into = select(report.merged_into_id).where(
+            report.reporter_id == actor.user_id, report.merged_into_id.is_not(None)
+        )
+        q = q.where(sa.or_(Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id,
+                           Case.id.in_(merged_into)))
     return q
 
 

@@ -222,3 +222,48 @@ def components_layer(session: Session, *, bbox: tuple[float, float, float, float
     rows, total = layer_page(session, Component, bbox=bbox, where=where, order=Component.code, offset=offset,
                              limit=limit)
     return feature_collection([component_feature(c) for c in rows], total=total)
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """Parse ``minlon,minlat,maxlon,maxlat`` (OGC order); 422 when malformed."""
+    if text is None or not text.strip():
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat", code="bbox.malformed",
+                           loc=["query", "bbox"]) from exc
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise InvalidInput("bbox corners out of order or range", code="bbox.invalid", loc=["query", "bbox"])
+    return x0, y0, x1, y1
+
+
+def export_components(session: Session, *, bbox: tuple[float, float, float, float] | None = None,
+                      class_codes: list[str] | None = None) -> dict[str, Any]:
+    """Every component (optionally in a bbox / of some classes) as GeoJSON that the importer reads back.
+
+    Departments are named by code (``main_department`` etc.), so the file can be loaded into another city
+    database with the same department codes.
+    """
+    from gridcity.org import Department  # noqa: PLC0415
+
+    dept_codes = dict(session.execute(select(Department.id, Department.code)).all())
+    conds: list[sa.ColumnElement[bool]] = []
+    if bbox is not None:
+        conds.append(bbox_clause(session, Component.geom, bbox))
+    if class_codes:
+        conds.append(Component.class_code.in_(class_codes))
+    features = []
+    for c in session.scalars(select(Component).where(*conds).order_by(Component.code)).yield_per(2000):
+        props = {
+            "code": c.code, "class_code": c.class_code, "name": c.name, "grid_code": c.grid_code,
+            "state": c.state,
+            "main_department": dept_codes.get(c.main_department_id),  # type: ignore[arg-type]
+            "owner_department": dept_codes.get(c.owner_department_id),  # type: ignore[arg-type]
+            "maintainer_department": dept_codes.get(c.maintainer_department_id),  # type: ignore[arg-type]
+            "initial_date": _json_value(c.initial_date), "change_date": _json_value(c.change_date),
+            "data_source": c.data_source, "address": c.address, "note": c.note,
+        }
+        features.append({"type": "Feature", "id": c.code, "geometry": mapping(to_shape(c.geom)),
+                         "properties": props})
+    return {"type": "FeatureCollection", "features": features}

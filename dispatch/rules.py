@@ -249,21 +249,32 @@ def load_rules(rows: Iterable[Mapping[str, Any] | RoutingRule]) -> RuleSet:
             ``routing.conflicting_rules`` naming both rules (``ctx.rows`` holds their indexes).
     """
     rules = [parse_rule(r, loc=[i]) for i, r in enumerate(rows)]
+    conflict = find_conflict(rules)
+    if conflict is not None:
+        a, b = conflict
+        ra, rb = rules[a], rules[b]
+        raise InvalidInput(
+            f"conflicting routing rules: row {a} {ra.label()} → 部门 {ra.department_id} and "
+            f"row {b} {rb.label()} → 部门 {rb.department_id} overlap in time",
+            code="routing.conflicting_rules", loc=[b],
+            extra={"rows": [a, b], "departments": [ra.department_id, rb.department_id]},
+        )
+    return RuleSet(rules)
+
+
+def find_conflict(rules: Sequence[RoutingRule]) -> tuple[int, int] | None:
+    """The positions of the first two conflicting rules, or None (see :func:`load_rules`)."""
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, r in enumerate(rules):
         groups.setdefault((r.class_code, r.scope_level, r.scope_code), []).append(i)
+    found: list[tuple[int, int]] = []
     for idxs in groups.values():
-        for a_pos, a in enumerate(idxs):
-            for b in idxs[a_pos + 1:]:
-                ra, rb = rules[a], rules[b]
-                if ra.department_id != rb.department_id and ra.overlaps(rb):
-                    raise InvalidInput(
-                        f"conflicting routing rules: row {a} {ra.label()} → 部门 {ra.department_id} and "
-                        f"row {b} {rb.label()} → 部门 {rb.department_id} overlap in time",
-                        code="routing.conflicting_rules", loc=[b],
-                        extra={"rows": [a, b], "departments": [ra.department_id, rb.department_id]},
-                    )
-    return RuleSet(rules)
+        for pos, a in enumerate(idxs):
+            for b in idxs[pos + 1:]:
+                if rules[a].department_id != rules[b].department_id and rules[a].overlaps(rules[b]):
+                    found.append((a, b))
+                    break
+    return min(found) if found else None
 
 
 def _matching(facts: CaseFacts, rules: Iterable[RoutingRule] | RuleSet) -> list[RoutingRule]:

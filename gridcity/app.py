@@ -73,6 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
 # expose ``setup(app)`` for startup work (e.g. registering hooks, background tasks).
 OPTIONAL_ROUTERS: list[tuple[str, str]] = [
     ("components.router", "/api/v1"),
+    ("gis_data.map_router", "/api/v1"),
     ("dispatch.router", "/api/v1"),
     ("evaluation.router", "/api/v1"),
     ("mobile_api.router", "/mobile/v1"),

@@ -42,6 +42,10 @@ def is_sqlite(bind: Engine | sa.Connection | Session) -> bool:
 
 
 def _sqlite_engine(url: str, echo: bool) -> Engine:
+    # pyproj must be loaded before mod_spatialite: both bring a libproj.so.25 (pyproj its bundled copy,
+    # SpatiaLite the system one), and when SpatiaLite's comes first the process aborts at exit
+    # ("double free or corruption"), which turns every successful run into exit code 134.
+    import pyproj  # noqa: F401, PLC0415
     import sqlean  # noqa: PLC0415  (only needed for SQLite)
     from geoalchemy2.admin.dialects.sqlite import load_spatialite  # noqa: PLC0415
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 20:59:24.655659
+Create Date: 2026-11-21 21:32:57.867236
 """
 from alembic import op
 import sqlalchemy as sa
@@ -120,6 +120,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_component_class_code'), ['class_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_component_grid_code'), ['grid_code'], unique=False)
 
+    op.create_table('routing_rule',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('class_code', sa.String(length=8), nullable=False),
+    sa.Column('scope_level', sa.String(length=10), nullable=False),
+    sa.Column('scope_code', sa.String(length=15), nullable=False),
+    sa.Column('department_id', sa.Integer(), nullable=False),
+    sa.Column('valid_from', sa.Date(), nullable=False),
+    sa.Column('valid_to', sa.Date(), nullable=True),
+    sa.Column('created_at', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['department_id'], ['department.id'], name=op.f('fk_routing_rule_department_id_department')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_routing_rule'))
+    )
+    with op.batch_alter_table('routing_rule', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_routing_rule_department_id'), ['department_id'], unique=False)
+        batch_op.create_index('ix_routing_rule_scope', ['scope_level', 'scope_code', 'class_code'], unique=False)
+
     op.create_table('attachment',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
@@ -162,6 +178,7 @@ def upgrade() -> None:
     sa.Column('stage', sa.String(length=12), nullable=True),
     sa.Column('stage_started_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('deadline_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('warn_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['assigned_inspector_id'], ['app_user.id'], name=op.f('fk_case_assigned_inspector_id_app_user')),
     sa.ForeignKeyConstraint(['department_id'], ['department.id'], name=op.f('fk_case_department_id_department')),
@@ -182,6 +199,47 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_case_reporter_id'), ['reporter_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_status'), ['status'], unique=False)
 
+    op.create_table('idempotency_record',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('request_hash', sa.String(length=64), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=False),
+    sa.Column('response', sa.JSON(), nullable=True),
+    sa.Column('created_at', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], name=op.f('fk_idempotency_record_user_id_app_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_record')),
+    sa.UniqueConstraint('user_id', 'key', name='uq_idempotency_record_user_key')
+    )
+    with op.batch_alter_table('idempotency_record', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_idempotency_record_created_at'), ['created_at'], unique=False)
+
+    op.create_table('patrol_point',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('inspector_id', sa.Integer(), nullable=False),
+    sa.Column('at', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lon', sa.Double(), nullable=False),
+    sa.Column('lat', sa.Double(), nullable=False),
+    sa.Column('accuracy_m', sa.Double(), nullable=True),
+    sa.Column('grid_code', sa.String(length=15), nullable=True),
+    sa.ForeignKeyConstraint(['inspector_id'], ['app_user.id'], name=op.f('fk_patrol_point_inspector_id_app_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_patrol_point')),
+    sa.UniqueConstraint('inspector_id', 'at', name='uq_patrol_point_inspector_at')
+    )
+    op.create_table('publication',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('period', sa.String(length=40), nullable=False),
+    sa.Column('period_start', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.String(length=40), nullable=False),
+    sa.Column('indicator_set_sha', sa.String(length=64), nullable=False),
+    sa.Column('created_at', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], name=op.f('fk_publication_created_by_app_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_publication')),
+    sa.UniqueConstraint('period', 'version', name='uq_publication_period_version')
+    )
     op.create_table('supervision_area',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=32), nullable=False),
@@ -193,6 +251,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('supervision_area', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_supervision_area_inspector_id'), ['inspector_id'], unique=False)
+
+    op.create_table('case_alert',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=12), nullable=False),
+    sa.Column('run_started_at', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('level', sa.String(length=6), nullable=False),
+    sa.Column('deadline_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('department_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("level IN ('yellow', 'red')", name=op.f('ck_case_alert_level')),
+    sa.ForeignKeyConstraint(['case_id'], ['case.id'], name=op.f('fk_case_alert_case_id_case')),
+    sa.ForeignKeyConstraint(['department_id'], ['department.id'], name=op.f('fk_case_alert_department_id_department')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_alert')),
+    sa.UniqueConstraint('case_id', 'stage', 'run_started_at', 'level', name='uq_case_alert_run_level')
+    )
+    with op.batch_alter_table('case_alert', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_alert_case_id'), ['case_id'], unique=False)
 
     op.create_table('case_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -217,6 +293,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('case_event', schema=None) as batch_op:
         batch_op.create_index('ix_case_event_action_at', ['action', 'at'], unique=False)
+        batch_op.create_index('ix_case_event_action_at_actor', ['action', 'at', 'actor_id', 'case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_event_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_event_case_id'), ['case_id'], unique=False)
 
@@ -229,6 +306,60 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], name=op.f('fk_public_reporter_case_id_case')),
     sa.PrimaryKeyConstraint('case_id', name=op.f('pk_public_reporter'))
     )
+    op.create_table('published_result',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('publication_id', sa.Integer(), nullable=False),
+    sa.Column('subject_type', sa.String(length=20), nullable=False),
+    sa.Column('subject_id', sa.String(length=40), nullable=False),
+    sa.Column('subject_name', sa.String(length=200), nullable=False),
+    sa.Column('counts', sa.JSON(), nullable=False),
+    sa.Column('composite', sa.Numeric(precision=7, scale=2), nullable=False),
+    sa.Column('grade', sa.String(length=4), nullable=False),
+    sa.Column('rank', sa.Integer(), nullable=False),
+    sa.Column('flags', sa.JSON(), nullable=False),
+    sa.Column('explanation', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['publication_id'], ['publication.id'], name=op.f('fk_published_result_publication_id_publication')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_published_result'))
+    )
+    with op.batch_alter_table('published_result', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_published_result_publication_id'), ['publication_id'], unique=False)
+
+    op.create_table('stage_fact',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=12), nullable=False),
+    sa.Column('run_no', sa.Integer(), nullable=False),
+    sa.Column('started_at', gridcity.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('start_action', sa.String(length=24), nullable=False),
+    sa.Column('start_actor_id', sa.Integer(), nullable=True),
+    sa.Column('ended_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('end_action', sa.String(length=24), nullable=True),
+    sa.Column('end_actor_id', sa.Integer(), nullable=True),
+    sa.Column('completed_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deadline_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('determined_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('on_time', sa.Boolean(), nullable=False),
+    sa.Column('overdue_seconds', sa.Double(), nullable=False),
+    sa.Column('department_id', sa.Integer(), nullable=True),
+    sa.Column('assignee_id', sa.Integer(), nullable=True),
+    sa.Column('grid_code', sa.String(length=15), nullable=True),
+    sa.Column('class_code', sa.String(length=12), nullable=False),
+    sa.Column('undone_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_extension_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('voided_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('rework_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('public_verified', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['case.id'], name=op.f('fk_stage_fact_case_id_case'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_stage_fact')),
+    sa.UniqueConstraint('case_id', 'stage', 'run_no', name='uq_stage_fact_case_stage_run')
+    )
+    with op.batch_alter_table('stage_fact', schema=None) as batch_op:
+        batch_op.create_index('ix_stage_fact_case', ['case_id', 'stage', 'start_action', 'started_at', 'undone_at', 'department_id'], unique=False)
+        batch_op.create_index('ix_stage_fact_closing', ['stage', 'determined_at', 'voided_at', 'completed_at', 'on_time', 'rework_at', 'grid_code', 'case_id'], unique=False)
+        batch_op.create_index('ix_stage_fact_ended', ['stage', 'ended_at', 'start_action', 'end_action', 'completed_at', 'on_time', 'start_actor_id', 'end_actor_id', 'case_id'], unique=False)
+        batch_op.create_index('ix_stage_fact_started', ['stage', 'started_at', 'voided_at', 'public_verified', 'start_actor_id', 'grid_code', 'case_id'], unique=False)
+        batch_op.create_index('ix_stage_fact_task', ['stage', 'determined_at', 'start_action', 'end_action', 'ended_at', 'completed_at', 'on_time', 'end_actor_id', 'assignee_id', 'department_id', 'undone_at', 'first_extension_at', 'case_id'], unique=False)
+
     op.create_table('supervision_grid',
     sa.Column('supervision_area_id', sa.Integer(), nullable=False),
     sa.Column('grid_code', sa.String(length=15), nullable=False),
@@ -256,17 +387,40 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_supervision_grid_grid_code'))
 
     op.drop_table('supervision_grid')
+    with op.batch_alter_table('stage_fact', schema=None) as batch_op:
+        batch_op.drop_index('ix_stage_fact_task')
+        batch_op.drop_index('ix_stage_fact_started')
+        batch_op.drop_index('ix_stage_fact_ended')
+        batch_op.drop_index('ix_stage_fact_closing')
+        batch_op.drop_index('ix_stage_fact_case')
+
+    op.drop_table('stage_fact')
+    with op.batch_alter_table('published_result', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_published_result_publication_id'))
+
+    op.drop_table('published_result')
     op.drop_table('public_reporter')
     with op.batch_alter_table('case_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_event_case_id'))
         batch_op.drop_index(batch_op.f('ix_case_event_at'))
+        batch_op.drop_index('ix_case_event_action_at_actor')
         batch_op.drop_index('ix_case_event_action_at')
 
     op.drop_table('case_event')
+    with op.batch_alter_table('case_alert', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_case_alert_case_id'))
+
+    op.drop_table('case_alert')
     with op.batch_alter_table('supervision_area', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_supervision_area_inspector_id'))
 
     op.drop_table('supervision_area')
+    op.drop_table('publication')
+    op.drop_table('patrol_point')
+    with op.batch_alter_table('idempotency_record', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_idempotency_record_created_at'))
+
+    op.drop_table('idempotency_record')
     with op.batch_alter_table('case', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_status'))
         batch_op.drop_index(batch_op.f('ix_case_reporter_id'))
@@ -281,6 +435,11 @@ def downgrade() -> None:
 
     op.drop_geospatial_table('case')
     op.drop_table('attachment')
+    with op.batch_alter_table('routing_rule', schema=None) as batch_op:
+        batch_op.drop_index('ix_routing_rule_scope')
+        batch_op.drop_index(batch_op.f('ix_routing_rule_department_id'))
+
+    op.drop_table('routing_rule')
     with op.batch_alter_table('component', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_component_grid_code'))
         batch_op.drop_index(batch_op.f('ix_component_class_code'))

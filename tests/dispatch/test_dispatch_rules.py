@@ -77,10 +77,9 @@ def test_a_major_wildcard_covers_both_code_generations_of_its_major() -> None:
 
 
 def test_tied_rules_naming_different_departments_are_ambiguous() -> None:
-    # Different scope codes cannot both match one case, so ties come from e.g. C01* vs C01* at grid and
-    # a second rule of the same specificity in another pattern form that still matches: two exact-class
-    # rules at the same scope with disjoint validity cannot tie either. The tie we can build: the same
-    # pattern twice with overlapping validity, which load_rules refuses but a raw list can hold.
+    # A tie at the best specificity means the same pattern and scope in force on the same day, which
+    # load_rules refuses as a conflict; choose still reports it instead of picking one, for rule lists that
+    # were never validated (e.g. rows edited directly in the database).
     rules = [rule("C0101", "street", 3, rid=1), rule("C0101", "street", 4, rid=2), rule("*", "city", 9)]
     choice = choose(FACTS, rules)
     assert choice.status is Status.AMBIGUOUS
