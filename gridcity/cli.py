@@ -119,5 +119,55 @@ class _session:  # noqa: N801
         return False
 
 
+@main.group("evaluate", invoke_without_command=True)
+@click.option("--period", default=None, help="2026-10 | 2026-Q4 | 2026 | 2026-W43 | 2026-10-01..2026-10-15")
+@click.option("--subject", default="department", show_default=True,
+              help="department | grid | community | street | district | inspector | acceptor | shift_leader | "
+                   "dispatcher")
+@click.option("--version", "version", default=None, help="Indicator-set version (default: the one in effect).")
+@click.option("--publish", is_flag=True, help="Freeze the period's results of every subject type.")
+@click.pass_context
+def evaluate(ctx: click.Context, period: str | None, subject: str, version: str | None, publish: bool) -> None:
+    """综合评价: print a ranking (and optionally publish the period)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not period:
+        raise click.UsageError("--period is required (e.g. --period 2026-10)")
+    from casework.rules import load_rules  # noqa: PLC0415
+    from evaluation import service as evaluation_service  # noqa: PLC0415
+    from gridcity.errors import GridCityError  # noqa: PLC0415
+    from gridcity.settings import get_settings  # noqa: PLC0415
+
+    tz = load_rules(get_settings().city_dir).calendar.timezone
+    with _session() as session:
+        try:
+            ranking = evaluation_service.compute(session, period=period, subject_type=subject,
+                                                 indicator_version=version, tz=tz)
+            click.echo(f"{ranking.subject_type} {ranking.period.label} (indicator set {ranking.version})")
+            click.echo(f"{'排名':>4}  {'综合指标值':>8}  等级  名称  标记")
+            for row in ranking.rows:
+                flags = ",".join(row.flags)
+                click.echo(f"{row.rank:>4}{'=' if row.tied else ' '} {row.score.composite!s:>8}  "
+                           f"{row.score.grade:^4}  {row.name}  {flags}")
+            if publish:
+                pub = evaluation_service.publish(session, period=ranking.period, version=ranking.version)
+                click.echo(f"published #{pub.id}: {pub.period} under {pub.version}")
+        except GridCityError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+
+
+@evaluate.command("rebuild-facts")
+def evaluate_rebuild_facts() -> None:
+    """Recompute the evaluation fact table from the case event log."""
+    from casework.rules import load_rules  # noqa: PLC0415
+    from evaluation import facts as evaluation_facts  # noqa: PLC0415
+    from gridcity.settings import get_settings  # noqa: PLC0415
+
+    rules = load_rules(get_settings().city_dir)
+    with _session() as session:
+        n = evaluation_facts.rebuild_all(session, rules=rules, echo=click.echo)
+    click.echo(f"rebuilt {n} fact rows")
+
+
 if __name__ == "__main__":
     main()

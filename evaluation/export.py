@@ -1,0 +1,56 @@
+"""Export a ranking as CSV (UTF-8 with BOM, so that Excel opens it) or xlsx, with Chinese headers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from evaluation import service
+
+BASE_HEADERS = ("排名", "名称", "综合指标值", "等级")
+
+
+def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
+    definition = ranking.indicator_set.subject(service.check_subject_type(ranking.subject_type))
+    indicators = [(ind.key, ind.name_zh) for ind in definition.indicators]
+    headers = [*BASE_HEADERS, *(zh for _, zh in indicators), "备注"]
+    rows: list[list[Any]] = []
+    for r in ranking.rows:
+        values = {c.key: round(c.input_value, 2) for c in r.score.components}
+        notes = "；".join(service.FLAG_NAMES_ZH.get(f, f) for f in r.flags)
+        rows.append([r.rank, r.name, float(r.score.composite), r.score.grade,
+                     *(values.get(k, "") for k, _ in indicators), notes])
+    return headers, rows
+
+
+def to_csv(ranking: service.Ranking) -> bytes:
+    """The ranking as CSV bytes (UTF-8 with BOM)."""
+    headers, rows = _table(ranking)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def to_xlsx(ranking: service.Ranking) -> bytes:
+    """The ranking as an xlsx workbook (one sheet)."""
+    from openpyxl import Workbook  # noqa: PLC0415  (only needed for this export)
+
+    headers, rows = _table(ranking)
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = f"{ranking.subject_type} {ranking.period.label}"[:31]
+    ws.append(headers)
+    for row in rows:
+        ws.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def filename(ranking: service.Ranking, ext: str) -> str:
+    """An ASCII file name for the download."""
+    return f"evaluation_{ranking.subject_type}_{ranking.period.label.replace('..', '_')}_{ranking.version}.{ext}"

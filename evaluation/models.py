@@ -1,0 +1,128 @@
+"""Evaluation tables: the derived per-stage-run fact table, and frozen publications of results.
+
+``stage_fact`` is derived from ``case_event`` (see :mod:`evaluation.facts`) and can be rebuilt from the log at
+any time (``gridcity evaluate rebuild-facts``). Every indicator of a period is a handful of SQL ``GROUP BY``
+aggregates over it (plus ``case_event`` for pure event counts); the covering indexes below are what make
+those aggregates index-only scans on SQLite (goal G-S3) and cheap on PostgreSQL.
+
+``publication`` / ``published_result`` freeze the results of one period under one indicator-set version:
+rows are written once and never updated, so later case edits or a new indicator version never change
+what was published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from casework.models import CaseEvent
+from gridcity.database import Base
+from gridcity.types import UTCDateTime, utcnow
+
+
+class StageFact(Base):
+    """One run of a timed step of a case, with its deadline and outcome (derived, recomputable).
+
+    ``stage`` is a lifecycle stage (verify, file, dispatch, handle, check), a pseudo-stage for a step the
+    lifecycle does not time (send_verify, send_check, close; limits in ``evaluation/data/step_limits.toml``),
+    ``report`` (an intake from creation to its filing decision, untimed) or ``case`` (the whole case from
+    its first 立案 to 结案 against the overall deadline; one row per filed case, carrying case-level flags).
+    """
+
+    __tablename__ = "stage_fact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(12))
+    run_no: Mapped[int]
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    start_action: Mapped[str] = mapped_column(String(24))
+    start_actor_id: Mapped[int | None] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    end_action: Mapped[str | None] = mapped_column(String(24))
+    end_actor_id: Mapped[int | None] = mapped_column()
+    # Set when the run ended by the action that completes the step (e.g. feedback for handle).
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # min(completed_at, deadline_at); None while neither exists (open run without a known deadline).
+    determined_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    on_time: Mapped[bool] = mapped_column(default=False)
+    overdue_seconds: Mapped[float] = mapped_column(default=0.0)
+    department_id: Mapped[int | None] = mapped_column()
+    assignee_id: Mapped[int | None] = mapped_column()
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    class_code: Mapped[str] = mapped_column(String(12))
+    # dispatch / handle runs of a dispatch: when an approved send-back (回退) undid that dispatch.
+    undone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    first_extension_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # case rows only
+    voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    rework_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    public_verified: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "stage", "run_no", name="uq_stage_fact_case_stage_run"),
+        # Task families: filter on (stage, determined_at), everything else read from the index.
+        Index(
+            "ix_stage_fact_task",
+            "stage", "determined_at", "start_action", "end_action", "ended_at", "completed_at", "on_time",
+            "end_actor_id", "assignee_id", "department_id", "undone_at", "first_extension_at", "case_id",
+        ),
+        # Closing family (case rows by determination time).
+        Index("ix_stage_fact_closing", "stage", "determined_at", "voided_at", "completed_at", "on_time",
+              "rework_at", "grid_code", "case_id"),
+        # Filing family (case rows by first 立案) and intake decisions (report rows by ended_at).
+        Index(
+            "ix_stage_fact_started",
+            "stage", "started_at", "voided_at", "public_verified", "start_actor_id", "grid_code", "case_id",
+        ),
+        Index("ix_stage_fact_ended", "stage", "ended_at", "start_action", "end_action", "completed_at", "on_time",
+              "start_actor_id", "end_actor_id", "case_id"),
+        # The effective-dispatch lookup per case (attribution of case-level primitives to a department).
+        Index("ix_stage_fact_case", "case_id", "stage", "start_action", "started_at", "undone_at",
+              "department_id"),
+    )
+
+
+# A covering index for the primitives counted straight from the log (受理数, 派遣数, 挂账数): declared here,
+# next to the only queries that need it, so that casework's model module stays free of evaluation concerns.
+Index("ix_case_event_action_at_actor", CaseEvent.action, CaseEvent.at, CaseEvent.actor_id, CaseEvent.case_id)
+
+
+class Publication(Base):
+    """A frozen evaluation of one period under one indicator-set version (never updated)."""
+
+    __tablename__ = "publication"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(40))
+    period_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    version: Mapped[str] = mapped_column(String(40))
+    indicator_set_sha: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+
+    __table_args__ = (sa.UniqueConstraint("period", "version", name="uq_publication_period_version"),)
+
+
+class PublishedResult(Base):
+    """One subject's frozen result within a publication."""
+
+    __tablename__ = "published_result"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publication.id"), index=True)
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str] = mapped_column(String(40))
+    subject_name: Mapped[str] = mapped_column(String(200))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    composite: Mapped[Any] = mapped_column(Numeric(7, 2))
+    grade: Mapped[str] = mapped_column(String(4))
+    rank: Mapped[int]
+    flags: Mapped[list[str]] = mapped_column(JSON)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSON)

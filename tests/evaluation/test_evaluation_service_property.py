@@ -1,0 +1,326 @@
+"""Property test: random case histories through the real pipeline; every primitive counted by the system
+(SQL over the fact table) equals a plain Python count written straight from the definitions in
+``evaluation.scoring.PRIMITIVES`` over the same event log.
+
+The oracle reads only the log (``case_event``) and the SLA engine (``casework.deadlines`` and the handling
+standards, through ``casework.timeline.stage_runs`` / ``casework.service.run_clock``); it shares no code with
+``evaluation.facts`` or ``evaluation.service``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+
+from casework import deadlines, timeline
+from casework import service as casework_service
+from casework.lifecycle import CaseAction, CaseStatus
+from casework.models import Case, CaseEvent
+from evaluation import service
+from gridcity.database import make_session_factory
+from tests.conftest import Org
+from tests.evaluation.conftest import GRID, GRID2, Driver, local
+
+A, S = CaseAction, CaseStatus
+DEPT_USER = {"SZ": "water", "LD": "lighting"}
+PERIODS = ("2026-10", "2026-11", "2026-10-15..2026-10-20")
+SUBJECTS = ("department", "grid", "district", "inspector", "acceptor", "shift_leader", "dispatcher")
+GAPS = (1, 7, 40, 95, 300, 1000, 2500, 4000)  # minutes
+STEPS = {  # the oracle's copy of evaluation/data/step_limits.toml (data, not code under test)
+    True: {"send_verify": (1, "work_hour"), "send_check": (1, "work_hour"), "close": (1, "work_hour")},
+    False: {"send_verify": (30, "minute"), "send_check": (30, "minute"), "close": (1, "hour")},
+}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Generating histories
+
+
+def options(status: S, state: dict[str, Any]) -> list[tuple[A, str, dict[str, Any]]]:
+    dept_user = DEPT_USER.get(state.get("dept") or "", "water")
+    ext = {"value": 1, "unit": "work_day"} if state["urgency"] == "normal" else {"value": 2, "unit": "hour"}
+    table: dict[S, list[tuple[A, str, dict[str, Any]]]] = {
+        S.PUBLIC_REPORTED: [(A.SEND_VERIFY, "acceptor", {"inspector_id": "inspector2"}),
+                            (A.SEND_VERIFY, "acceptor", {"inspector_id": "inspector"}),
+                            (A.VOID, "shiftlead", {}), (A.MERGE, "shiftlead", {})],
+        S.VERIFYING: [(A.VERIFY_TRUE, state.get("assignee", ""), {}), (A.VERIFY_FALSE, state.get("assignee", ""), {})],
+        S.REPORTED: [(A.FILE, "shiftlead", {}), (A.FILE, "shiftlead", {}), (A.VOID, "shiftlead", {}),
+                     (A.MERGE, "shiftlead", {})]
+        + ([(A.SELF_HANDLE, "inspector", {})] if state["reporter"] == "inspector" else []),
+        S.FILED: [(A.DISPATCH, "dispatcher", {"department_id": "SZ"}),
+                  (A.DISPATCH, "dispatcher", {"department_id": "LD"})],
+        S.DISPATCHED: [(A.ACCEPT, dept_user, {}), (A.ACCEPT, dept_user, {}), (A.REQUEST_SENDBACK, dept_user, {})],
+        S.HANDLING: [(A.FEEDBACK, dept_user, {}), (A.FEEDBACK, dept_user, {}), (A.REQUEST_SENDBACK, dept_user, {}),
+                     (A.REQUEST_EXTENSION, dept_user, {"extension": ext}), (A.REQUEST_SUSPENSION, dept_user, {})],
+        S.SENDBACK_REQUESTED: [(A.APPROVE_SENDBACK, "dispatcher", {}), (A.REJECT_SENDBACK, "dispatcher", {})],
+        S.EXTENSION_REQUESTED: [(A.APPROVE_EXTENSION, "dispatcher", {}), (A.REJECT_EXTENSION, "dispatcher", {})],
+        S.SUSPENSION_REQUESTED: [(A.APPROVE_SUSPENSION, "dispatcher", {}), (A.REJECT_SUSPENSION, "dispatcher", {})],
+        S.SUSPENDED: [(A.RESUME, "dispatcher", {})],
+        S.FEEDBACK: [(A.SEND_CHECK, "acceptor", {"inspector_id": "inspector"}),
+                     (A.SEND_CHECK, "acceptor", {"inspector_id": "inspector2"})],
+        S.CHECKING: [(A.CHECK_PASS, state.get("assignee", ""), {}), (A.CHECK_FAIL, state.get("assignee", ""), {})],
+        S.CHECKED: [(A.CLOSE, "shiftlead", {})],
+        S.SELF_HANDLED: [(A.APPROVE_SELF_HANDLED, "shiftlead", {})],
+    }
+    return table.get(status, [])
+
+
+def play(d: Driver, data: st.DataObject, n_cases: int) -> None:
+    created: list[int] = []
+    for _ in range(n_cases):
+        start = local(data.draw(st.integers(12, 28)), data.draw(st.integers(0, 23)), data.draw(st.integers(0, 59)))
+        kind = data.draw(st.sampled_from(["report", "report", "public_report", "self_handle"]))
+        urgency = data.draw(st.sampled_from(["normal", "normal", "urgent"]))
+        grid = data.draw(st.sampled_from([GRID, GRID2]))
+        user = "acceptor" if kind == "public_report" else "inspector"
+        cid = d.new(start, user=user, action=kind, grid=grid, urgency=urgency)
+        state: dict[str, Any] = {"urgency": urgency, "reporter": user}
+        at = start
+        for _step in range(data.draw(st.integers(0, 18))):
+            case = d.session.get(Case, cid)
+            assert case is not None
+            opts = options(case.status, state)
+            if not opts:
+                break
+            action, who, kw = data.draw(st.sampled_from(opts))
+            kw = dict(kw)
+            if action is A.MERGE:
+                targets = [t for t in created if d.session.get(Case, t).status not in (S.VOIDED, S.MERGED)]  # type: ignore[union-attr]
+                if not targets:
+                    break
+                kw["target_case_id"] = data.draw(st.sampled_from(targets))
+            at = at + dt.timedelta(minutes=data.draw(st.sampled_from(GAPS)))
+            d.do(cid, who, action.value, at, **kw)
+            if action is A.DISPATCH:
+                state["dept"] = kw["department_id"]
+            if action in (A.SEND_VERIFY, A.SEND_CHECK):
+                state["assignee"] = kw["inspector_id"]
+        created.append(cid)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The oracle
+
+
+@dataclass
+class Ev:
+    action: A
+    frm: S
+    to: S
+    at: dt.datetime
+    actor: int | None
+    dept: int | None
+    data: dict[str, Any]
+
+
+def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str, dict[str, dict[str, int]]]:
+    rules = d.rules
+    cal = rules.calendar
+    T = p.end
+    out: dict[str, dict[str, dict[str, int]]] = {s: defaultdict(lambda: defaultdict(int)) for s in SUBJECTS}
+
+    def inp(at: dt.datetime | None) -> bool:
+        return at is not None and p.start <= at < T
+
+    def add(subject_type: str, subject: Any, name: str, cond: bool = True) -> None:
+        if subject is not None and cond:
+            out[subject_type][str(subject)][name] += 1
+
+    supervised = {GRID: org.ids["inspector"]}
+    for case in session.scalars(sa.select(Case)):
+        evs = [Ev(e.action, e.from_status, e.to_status, e.at, e.actor_id, e.department_id, e.data or {})
+               for e in session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                        .order_by(CaseEvent.seq))]
+        evs = [e for e in evs if not (e.action is A.MERGE and e.frm == e.to)]  # a merge note on the target
+        std = rules.standards.lookup(case.class_code, case.urgency)
+        working = std.limit("handle") is None or std.limit("handle").unit.counts_working_time  # type: ignore[union-attr]
+        runs = timeline.stage_runs(timeline.EventFact(e.action, e.frm, e.to, e.at, e.data) for e in evs)
+
+        def ev_at(t: dt.datetime | None) -> Ev | None:
+            return next((e for e in evs if e.at == t), None)  # noqa: B023 (used within the iteration)
+
+        def deadline_of(run: timeline.StageRun) -> dt.datetime | None:
+            clock = casework_service.run_clock(rules, case, run, T)  # noqa: B023 (used within the iteration)
+            return clock.deadline if clock else None
+
+        def step_deadline(start: dt.datetime, step: str) -> dt.datetime:
+            value, unit = STEPS[working][step]  # noqa: B023 (used within the iteration)
+            return deadlines.add_limit(cal, start, value, unit)
+
+        def voided_before_T() -> bool:
+            return any(e.action is A.VOID and e.at < T for e in evs)  # noqa: B023 (used within the iteration)
+
+        # --- acceptor: 受理数, 核实/核查按时派发
+        for i, e in enumerate(evs):
+            if e.action is A.PUBLIC_REPORT:
+                add("acceptor", e.actor, "accepted", inp(e.at))
+            for start_action, step, send in ((A.PUBLIC_REPORT, "send_verify", A.SEND_VERIFY),
+                                             (A.FEEDBACK, "send_check", A.SEND_CHECK),
+                                             (A.CHECK_PASS, "close", A.CLOSE)):
+                if e.action is not start_action:
+                    continue
+                nxt = evs[i + 1] if i + 1 < len(evs) else None
+                if nxt is None or nxt.action is not send or nxt.at >= T:
+                    continue  # not sent as of T: attributed to nobody
+                dl = step_deadline(e.at, step)
+                if not inp(min(nxt.at, dl)):
+                    continue
+                if step == "close":
+                    add("shift_leader", nxt.actor, "close_task_due")
+                    add("shift_leader", nxt.actor, "close_task_on_time", nxt.at <= dl)
+                else:
+                    pre = "verify_dispatch" if step == "send_verify" else "check_dispatch"
+                    add("acceptor", nxt.actor, f"{pre}_due")
+                    add("acceptor", nxt.actor, f"{pre}_on_time", nxt.at <= dl)
+
+        # --- inspector: 上报 / 有效上报 (decided in the period)
+        if evs[0].action in (A.REPORT, A.SELF_HANDLE):
+            decision = next((e for e in evs if e.action in (A.FILE, A.VOID, A.APPROVE_SELF_HANDLED)), None)
+            if decision is not None and inp(decision.at):
+                add("inspector", evs[0].actor, "reported")
+                add("inspector", evs[0].actor, "valid_reported", decision.action is not A.VOID)
+
+        # --- verify / check runs (assigned inspector), file runs, dispatch runs
+        dispatch_undone: dict[dt.datetime, dt.datetime | None] = {}
+        for e in evs:
+            if e.action is A.DISPATCH:
+                dispatch_undone[e.at] = next((x.at for x in evs if x.action is A.APPROVE_SENDBACK and x.at > e.at),
+                                             None)
+        for run in runs:
+            dl = deadline_of(run)
+            start_ev, end_ev = ev_at(run.started_at), ev_at(run.ended_at)
+            assert start_ev is not None
+            done = {"verify": {A.VERIFY_TRUE, A.VERIFY_FALSE}, "check": {A.CHECK_PASS, A.CHECK_FAIL},
+                    "file": {A.FILE}, "dispatch": {A.DISPATCH}, "handle": {A.FEEDBACK}}[run.stage.value]
+            completed = end_ev.at if end_ev is not None and end_ev.action in done else None
+            det = min(t for t in (completed, dl) if t is not None) if (completed or dl) else None
+            on_time = completed is not None and (dl is None or completed <= dl)
+            if run.stage.value in ("verify", "check") and inp(det):
+                who = start_ev.data.get("inspector_id")
+                add("inspector", who, f"should_{run.stage.value}")
+                add("inspector", who, "verified_on_time" if run.stage.value == "verify" else "checked_on_time", on_time)
+            if run.stage.value == "file" and completed is not None and inp(completed):
+                add("shift_leader", end_ev.actor, "filed_on_time", on_time)  # type: ignore[union-attr]
+            if run.stage.value == "dispatch" and completed is not None and completed < T and inp(det):
+                who = end_ev.actor  # type: ignore[union-attr]
+                undone = dispatch_undone[completed]
+                add("dispatcher", who, "should_dispatch")
+                add("dispatcher", who, "dispatched_on_time", on_time)
+                add("dispatcher", who, "dispatched_accurately", undone is None or undone >= T)
+
+        # --- dispatcher: 派遣数 (distinct cases)
+        for who in {e.actor for e in evs if e.action is A.DISPATCH and inp(e.at)}:
+            add("dispatcher", who, "dispatched")
+
+        # --- the effective dispatch as of T
+        dispatches = [e for e in evs if e.action is A.DISPATCH and e.at < T]
+        eff: Ev | None = dispatches[-1] if dispatches else None
+        if eff is not None and dispatch_undone[eff.at] is not None and dispatch_undone[eff.at] < T:  # type: ignore[operator]
+            eff = None
+        dept = eff.dept if eff else None
+
+        # --- department handling: the handle run started by the effective dispatch
+        if eff is not None:
+            run = next(r for r in runs if r.started_at == eff.at and r.stage.value == "handle")
+            dl = deadline_of(run)
+            end_ev = ev_at(run.ended_at)
+            fb = end_ev.at if end_ev is not None and end_ev.action is A.FEEDBACK else None
+            det = min(t for t in (fb, dl) if t is not None) if (fb or dl) else None
+            if inp(det):
+                handled = fb is not None and fb < T
+                add("department", dept, "should_handle")
+                add("department", dept, "handled", handled)
+                add("department", dept, "handled_on_time", fb is not None and (dl is None or fb <= dl))
+                add("department", dept, "overdue_handled", handled and dl is not None and fb > dl)  # type: ignore[operator]
+                add("department", dept, "overdue_unhandled", not handled)
+                stop = run.ended_at or dt.datetime.max.replace(tzinfo=dt.UTC)
+                add("department", dept, "extended", any(
+                    e.action is A.APPROVE_EXTENSION and run.started_at <= e.at < stop and e.at < T for e in evs))
+        for _ in {1 for e in evs if e.action is A.APPROVE_SUSPENSION and inp(e.at)}:
+            add("department", dept, "suspended")
+
+        # --- filed cases: 立案 / 作废 / 监督举报核实 / 漏报, and closing
+        first_file = next((e for e in evs if e.action is A.FILE), None)
+        if first_file is None:
+            continue
+        voided = voided_before_T()
+        public_verified = evs[0].action is A.PUBLIC_REPORT and any(e.action is A.VERIFY_TRUE for e in evs)
+        regions = [("grid", case.grid_code), ("district", case.grid_code[:6] if case.grid_code else None)]
+        if inp(first_file.at):
+            targets = [*regions, ("department", dept), ("shift_leader", first_file.actor),
+                       ("inspector", supervised.get(case.grid_code or ""))]
+            for stype, subj in targets:
+                add(stype, subj, "voided" if voided else "filed")
+            for stype, subj in regions:
+                add(stype, subj, "public_verified", public_verified and not voided)
+            add("inspector", supervised.get(case.grid_code or ""), "missed", public_verified and not voided)
+        # overall deadline: dispatch + handle + check limits + send_check + close steps from the first 立案
+        unit = "work_hour" if working else "hour"
+        total = sum(deadlines.limit_seconds(cal, lim.value, lim.unit)
+                    for lim in (std.limit("dispatch"), std.limit("handle"), std.limit("check")) if lim is not None)
+        total += sum(deadlines.limit_seconds(cal, *STEPS[working][s]) for s in ("send_check", "close"))
+        pauses: list[deadlines.Pause] = []
+        ext = 0.0
+        for e in evs:
+            if e.action is A.APPROVE_SUSPENSION:
+                pauses.append(deadlines.Pause(e.at))
+            elif e.action is A.RESUME:
+                pauses[-1] = deadlines.Pause(pauses[-1].start, e.at)
+            elif e.action is A.APPROVE_EXTENSION:
+                ext += deadlines.convert_extension(cal, e.data["extension"]["value"], e.data["extension"]["unit"],
+                                                   stage_unit=unit)
+        close = next((e.at for e in evs if e.action is A.CLOSE), None)
+        overall = deadlines.stage_clock(cal, start=first_file.at, value=total / 3600, unit=unit, now=T,
+                                        pauses=pauses, extension_seconds=ext, end=close).deadline
+        det = min(t for t in (close, overall) if t is not None) if (close or overall) else None
+        if inp(det) and not voided:
+            rework = any(e.action is A.CHECK_FAIL and e.at < T for e in evs)
+            for stype, subj in [*regions, ("department", dept)]:
+                add(stype, subj, "should_close")
+                add(stype, subj, "closed", close is not None and close < T)
+                add(stype, subj, "closed_on_time", close is not None and (overall is None or close <= overall))
+                add(stype, subj, "rework", rework)
+    return {k: {s: {n: c for n, c in v.items() if c} for s, v in subj.items()} for k, subj in out.items()}
+
+
+def nonzero(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    cleaned = {s: {n: c for n, c in v.items() if c} for s, v in counts.items()}
+    return {s: v for s, v in cleaned.items() if v}
+
+
+@pytest.fixture
+def work_session(db: sa.Engine, orgdata: Org, hooked: None) -> Iterator[Session]:
+    factory = make_session_factory(db)
+    with factory() as s:
+        yield s
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data(), n_cases=st.integers(1, 4))
+def test_every_primitive_matches_an_independent_count(work_session: Session, orgdata: Org, data: st.DataObject,
+                                                      n_cases: int) -> None:
+    s = work_session
+    s.begin()
+    try:
+        d = Driver(s, orgdata)
+        d.supervise("inspector", GRID)
+        play(d, data, n_cases)
+        s.flush()
+        for label in PERIODS:
+            p = service.parse_period(label)
+            expected = oracle(s, d, orgdata, p)
+            for subject_type in SUBJECTS:
+                got = nonzero(service.count_primitives(s, period=p, subject_type=subject_type))
+                assert got == {k: v for k, v in expected[subject_type].items() if v}, (label, subject_type)
+    finally:
+        s.rollback()
