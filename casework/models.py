@@ -7,15 +7,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casework.lifecycle import CaseAction, CaseStatus
 from gridcity.database import Base
 from gridcity.roles import Role
-from gridcity.types import UTCDateTime, enum_type, utcnow
-
-BigId = BigInteger().with_variant(sa.Integer(), "sqlite")
+from gridcity.types import BigId, UTCDateTime, enum_type, utcnow
 
 
 class Case(Base):

@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import JSON, Date, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, Date, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridcity.database import Base
-from gridcity.types import UTCDateTime, utcnow
+from gridcity.types import BigId, UTCDateTime, utcnow
 
 COMPONENT_STATES = ("完好", "破损", "丢失", "占用", "废弃", "移除")
 """Component states (管理部件状态, standards.md §2.2)."""
@@ -102,3 +102,21 @@ class ComponentHistory(Base):
     action: Mapped[str] = mapped_column(String(10))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source: Mapped[str] = mapped_column(String(100))
+
+
+class PatrolPoint(Base):
+    """One GPS breadcrumb of an inspector's patrol, with the unit grid it fell in (WGS84)."""
+
+    __tablename__ = "patrol_point"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    inspector_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    lon: Mapped[float]
+    lat: Mapped[float]
+    accuracy_m: Mapped[float | None]
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+
+    # One point per inspector and instant: a re-uploaded breadcrumb is a no-op. The constraint's index
+    # also serves the per-inspector, per-day coverage query.
+    __table_args__ = (UniqueConstraint("inspector_id", "at", name="uq_patrol_point_inspector_at"),)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from components import codes
-from components.models import Area, Component, ComponentHistory, Grid
+from components.models import Area, Component, ComponentHistory, Grid, PatrolPoint, SupervisionArea, SupervisionGrid
 from gridcity import spatial
 from gridcity.errors import InvalidInput, NotFound
 
@@ -267,3 +267,36 @@ def export_components(session: Session, *, bbox: tuple[float, float, float, floa
         features.append({"type": "Feature", "id": c.code, "geometry": mapping(to_shape(c.geom)),
                          "properties": props})
     return {"type": "FeatureCollection", "features": features}
+
+
+def coverage_by_inspector(session: Session, *, start: dt.datetime, end: dt.datetime,
+                          inspector_id: int | None = None) -> dict[int, tuple[int, int]]:
+    """Per inspector: (grids in their supervision areas, of those visited between start and end).
+
+    One grouped SQL statement (usable for all inspectors at once, e.g. by evaluation): the area's grids
+    left-joined to the distinct grid codes of the inspector's breadcrumbs in the window, which the
+    ``(inspector_id, at)`` index finds.
+    """
+    visited = (
+        select(PatrolPoint.inspector_id, PatrolPoint.grid_code)
+        .where(PatrolPoint.at >= start, PatrolPoint.at < end, PatrolPoint.grid_code.is_not(None))
+        .distinct()
+    )
+    if inspector_id is not None:
+        visited = visited.where(PatrolPoint.inspector_id == inspector_id)
+    v = visited.subquery()
+    q = (
+        select(
+            SupervisionArea.inspector_id,
+            sa.func.count(sa.distinct(SupervisionGrid.grid_code)),
+            sa.func.count(sa.distinct(v.c.grid_code)),
+        )
+        .join(SupervisionGrid, SupervisionGrid.supervision_area_id == SupervisionArea.id)
+        .outerjoin(v, sa.and_(v.c.inspector_id == SupervisionArea.inspector_id,
+                              v.c.grid_code == SupervisionGrid.grid_code))
+        .where(SupervisionArea.inspector_id.is_not(None))
+        .group_by(SupervisionArea.inspector_id)
+    )
+    if inspector_id is not None:
+        q = q.where(SupervisionArea.inspector_id == inspector_id)
+    return {int(i): (int(total), int(seen)) for i, total, seen in session.execute(q)}

@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from casework.models import Case, CaseEvent
+from components import service as components_service
 from components.models import Area, Grid, SupervisionArea, SupervisionGrid
 from evaluation import scoring
 from evaluation.models import Publication, PublishedResult, StageFact
@@ -502,14 +503,18 @@ def compute(
     extra: dict[str, tuple[Subject, dict[str, int | float], tuple[str, ...]]] = {}
     names = primitive_names(subject_type)
     memo: dict[Any, scoring.SubjectScore] = {}
+    coverage = (components_service.coverage_by_inspector(session, start=p.start, end=p.end)
+                if subject_type == "inspector" else {})
     for subj in subjects:
         counts: dict[str, int | float] = dict.fromkeys(names, 0)
         counts.update(counted.get(subj.id, {}))
         flags: tuple[str, ...] = ()
         if subject_type == "inspector":
-            # GPS patrol tracks are not integrated yet: coverage counts as 0, and the result says so.
-            counts["patrol_coverage"] = 0
-            flags = (FLAG_NO_PATROL_DATA,)
+            # Patrol coverage: share of the inspector's supervision-area grids with a GPS breadcrumb in the
+            # period. An inspector without a supervision area has no coverage to judge, and the result says so.
+            total, seen = coverage.get(int(subj.id), (0, 0))
+            counts["patrol_coverage"] = round(100.0 * seen / total, 2) if total else 0
+            flags = () if total else (FLAG_NO_PATROL_DATA,)
         region_class = None
         if st is scoring.SubjectType.REGION:
             region_class = subj.region_class or iset.region_classes[0].key

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gis_data import demo_city
+from gis_data.demo_city import DEMO_PASSWORD, DemoLogin
 from gridcity import org
 from gridcity.roles import ROLE_NAMES_ZH, Role
-
-DEMO_PASSWORD = "gridcity-demo"
 
 DEMO_DEPARTMENTS = [
     ("SZ", "市自来水公司", "professional", "water_supply"),
@@ -37,16 +36,6 @@ DEMO_USERS = [
 ]
 
 
-@dataclass(frozen=True)
-class DemoLogin:
-    """A demo login to print."""
-
-    username: str
-    password: str
-    role: Role
-    name: str
-
-
 def load_demo_org(session: Session) -> list[DemoLogin]:
     """Create the demo departments and users if they are missing (idempotent)."""
     codes: dict[str, int] = {}
@@ -69,11 +58,6 @@ def load_demo(session: Session, *, scale: float | None, small: bool,
     """Load the demo city (or only the organisation with ``small``)."""
     logins = load_demo_org(session)
     if not small:
-        try:
-            from gis_data import demo_city  # noqa: PLC0415
-        except ImportError:
-            echo("the full demo city is not available; loaded the demo organisation only")
-            return logins
         logins += demo_city.load(session, scale=scale or 1.0, echo=echo)
     return logins
 

@@ -52,3 +52,6 @@ def enum_type(enum_cls: type[enum.Enum], length: int = 24) -> sa.Enum:
         enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
+
+# 64-bit ids for the fast-growing logs (events, breadcrumbs); SQLite needs INTEGER for its rowid alias.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

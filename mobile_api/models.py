@@ -5,14 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridcity.database import Base
-from gridcity.types import UTCDateTime, utcnow
-
-BigId = BigInteger().with_variant(sa.Integer(), "sqlite")
+from gridcity.types import BigId, UTCDateTime, utcnow
 
 #: ``status_code`` of a record whose work has not finished. On PostgreSQL other transactions never see it
 #: (the record is inserted in the same, still open, transaction as the work); only the transaction itself
@@ -39,21 +36,3 @@ class IdempotencyRecord(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
     __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_record_user_key"),)
-
-
-class PatrolPoint(Base):
-    """One GPS breadcrumb of an inspector's patrol, with the unit grid it fell in (WGS84)."""
-
-    __tablename__ = "patrol_point"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    inspector_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    lon: Mapped[float]
-    lat: Mapped[float]
-    accuracy_m: Mapped[float | None]
-    grid_code: Mapped[str | None] = mapped_column(String(15))
-
-    # One point per inspector and instant: a re-uploaded breadcrumb is a no-op. The constraint's index
-    # also serves the per-inspector, per-day coverage query.
-    __table_args__ = (UniqueConstraint("inspector_id", "at", name="uq_patrol_point_inspector_at"),)

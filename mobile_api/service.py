@@ -29,7 +29,7 @@ from casework.lifecycle import CaseAction, CaseStatus
 from casework.models import Attachment, Case, CaseEvent, EventAttachment
 from casework.rules import CaseRules
 from components import service as components_service
-from components.models import SupervisionArea, SupervisionGrid
+from components.models import PatrolPoint, SupervisionArea, SupervisionGrid
 from gridcity import coords, photos, security
 from gridcity.errors import GridCityError, InvalidInput, NotAuthenticated, PermissionDenied
 from gridcity.org import User, get_user_by_username
@@ -39,7 +39,6 @@ from gridcity.storage import MediaStore
 from gridcity.types import utcnow
 from mobile_api import idempotency
 from mobile_api.idempotency import Outcome
-from mobile_api.models import PatrolPoint
 from mobile_api.schemas import (
     BatchItemIn,
     BatchItemOut,
@@ -511,38 +510,6 @@ def day_bounds(day: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def coverage_by_inspector(session: Session, *, start: dt.datetime, end: dt.datetime,
-                          inspector_id: int | None = None) -> dict[int, tuple[int, int]]:
-    """Per inspector: (grids in their supervision areas, of those visited between start and end).
-
-    One grouped SQL statement (usable for all inspectors at once, e.g. by evaluation): the area's grids
-    left-joined to the distinct grid codes of the inspector's breadcrumbs in the window, which the
-    ``(inspector_id, at)`` index finds.
-    """
-    visited = (
-        select(PatrolPoint.inspector_id, PatrolPoint.grid_code)
-        .where(PatrolPoint.at >= start, PatrolPoint.at < end, PatrolPoint.grid_code.is_not(None))
-        .distinct()
-    )
-    if inspector_id is not None:
-        visited = visited.where(PatrolPoint.inspector_id == inspector_id)
-    v = visited.subquery()
-    q = (
-        select(
-            SupervisionArea.inspector_id,
-            sa.func.count(sa.distinct(SupervisionGrid.grid_code)),
-            sa.func.count(sa.distinct(v.c.grid_code)),
-        )
-        .join(SupervisionGrid, SupervisionGrid.supervision_area_id == SupervisionArea.id)
-        .outerjoin(v, sa.and_(v.c.inspector_id == SupervisionArea.inspector_id,
-                              v.c.grid_code == SupervisionGrid.grid_code))
-        .where(SupervisionArea.inspector_id.is_not(None))
-        .group_by(SupervisionArea.inspector_id)
-    )
-    if inspector_id is not None:
-        q = q.where(SupervisionArea.inspector_id == inspector_id)
-    return {int(i): (int(total), int(seen)) for i, total, seen in session.execute(q)}
-
 
 def coverage(session: Session, *, viewer: User, inspector_id: int, day: dt.date, tz: str) -> CoverageOut:
     """The share of an inspector's supervision-area grids visited on a local day, with the missed grids."""
@@ -550,8 +517,9 @@ def coverage(session: Session, *, viewer: User, inspector_id: int, day: dt.date,
         raise MobileRoleForbidden("patrol coverage is for the supervision centre, leaders, and the inspector",
                                   loc=["query", "inspector_id"])
     start, end = day_bounds(day, tz)
-    total, seen = coverage_by_inspector(session, start=start, end=end, inspector_id=inspector_id).get(
-        inspector_id, (0, 0))
+    by_inspector = components_service.coverage_by_inspector(session, start=start, end=end,
+                                                            inspector_id=inspector_id)
+    total, seen = by_inspector.get(inspector_id, (0, 0))
     points = session.scalar(select(sa.func.count()).select_from(PatrolPoint).where(
         PatrolPoint.inspector_id == inspector_id, PatrolPoint.at >= start, PatrolPoint.at < end)) or 0
     visited_codes = (

@@ -131,8 +131,11 @@ def test_ranking_scores_flags_and_ties(session: Session, driver: Driver, orgdata
     assert sz.rank == 1 and "insufficient_data" in sz.flags  # 2 cases < min_cases 10
     # LD and HW have nothing: they tie, after SZ.
     assert ld.rank == hw.rank == 2 and ld.tied and hw.tied
-    insp = service.compute(session, period="2026-10", subject_type="inspector")
-    assert all("no_patrol_data" in x.flags for x in insp.rows)
+    insp = {x.subject_id: x for x in service.compute(session, period="2026-10", subject_type="inspector").rows}
+    # The inspector has a supervision area but walked none of it; inspector2 has no area to judge.
+    mine = insp[str(orgdata.ids["inspector"])]
+    assert mine.counts["patrol_coverage"] == 0 and "no_patrol_data" not in mine.flags
+    assert "no_patrol_data" in insp[str(orgdata.ids["inspector2"])].flags
 
 
 def test_rebuild_from_the_log_reproduces_the_hooked_facts(session: Session, driver: Driver) -> None:
@@ -172,3 +175,23 @@ def test_period_forms() -> None:
     r = service.parse_period("2026-10-01..2026-10-15")
     assert r.end == dt.datetime(2026, 10, 16, tzinfo=cst) and r.label == "2026-10-01..2026-10-15"
     assert service.parse_period("2024-01-01..2024-12-31").kind == "range"  # 366 days (leap year) is allowed
+
+
+def test_inspector_patrol_coverage_counts_for_them(session: Session, driver: Driver, orgdata: Org) -> None:
+    from components.models import PatrolPoint, SupervisionArea, SupervisionGrid
+
+    scenario(driver)  # the inspector supervises GRID
+    area = session.scalars(sa.select(SupervisionArea).where(SupervisionArea.code == "SA-inspector")).one()
+    session.add(SupervisionGrid(supervision_area_id=area.id, grid_code="610302001001002"))
+    # One of the two grids visited in October; a breadcrumb in November does not count.
+    session.add_all([
+        PatrolPoint(inspector_id=orgdata.ids["inspector"], at=local(12, 9), lon=107.1448, lat=34.3693,
+                    grid_code=GRID),
+        PatrolPoint(inspector_id=orgdata.ids["inspector"], at=local(12, 9) + dt.timedelta(days=30),
+                    lon=107.1448, lat=34.3693, grid_code="610302001001002"),
+    ])
+    session.flush()
+    rows = {x.subject_id: x for x in service.compute(session, period="2026-10", subject_type="inspector").rows}
+    mine = rows[str(orgdata.ids["inspector"])]
+    assert mine.counts["patrol_coverage"] == 50.0 and "no_patrol_data" not in mine.flags
+    assert "no_patrol_data" in rows[str(orgdata.ids["inspector2"])].flags

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from components import service as components_service
 from gridcity import coords
 from gridcity.database import make_session_factory
 from mobile_api import service
@@ -144,6 +145,6 @@ def test_evaluation_can_get_every_inspectors_coverage_in_one_query(client, orgda
           [{"at": _earlier_today(2), "lon": cell_center(2, 2)[0], "lat": cell_center(2, 2)[1]}])
     start, end = service.day_bounds(TODAY, "Asia/Shanghai")
     with factory() as s:
-        cov = service.coverage_by_inspector(s, start=start, end=end)
+        cov = components_service.coverage_by_inspector(s, start=start, end=end)
     # inspector2 visited one of two; inspector visited a grid outside their area.
     assert cov == {orgdata.ids["inspector"]: (4, 0), orgdata.ids["inspector2"]: (2, 1)}
