@@ -244,13 +244,20 @@ def _refresh_cache(session: Session, case: Case, rules: CaseRules, now: dt.datet
 
 def light_of(case: Case, now: dt.datetime) -> str:
     """The traffic light of the case's current stage from its cached clock (exact in working time)."""
-    if case.stage is None:
+    return light_from(stage=case.stage, status=case.status, deadline_at=case.deadline_at, warn_at=case.warn_at,
+                      now=now)
+
+
+def light_from(*, stage: str | None, status: CaseStatus, deadline_at: dt.datetime | None,
+               warn_at: dt.datetime | None, now: dt.datetime) -> str:
+    """The traffic light from a case's cached clock columns (for callers holding rows, not entities)."""
+    if stage is None:
         return "none"
-    if case.deadline_at is None:
-        return "paused" if case.status is CaseStatus.SUSPENDED else "none"
-    if case.deadline_at < now:
+    if deadline_at is None:
+        return "paused" if status is CaseStatus.SUSPENDED else "none"
+    if deadline_at < now:
         return "red"
-    if case.warn_at is not None and case.warn_at <= now:
+    if warn_at is not None and warn_at <= now:
         return "yellow"
     return "green"
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 15 * 1024 * 1024
     max_photo_pixels: int = 50_000_000
     open311_api_keys: list[str] = Field(default_factory=lambda: ["demo-open311-key"])
+    monitor_interval_seconds: float = Field(
+        default=60.0, description="Seconds between deadline-monitor runs; 0 disables the background task."
+    )
     db_pool_size: int = 10
     sql_echo: bool = False
 

@@ -102,7 +102,9 @@ def session_factory(db: sa.Engine):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key="test-secret-" + "x" * 32)
+    # The deadline monitor's background task is off in tests; they call monitor_once with explicit times.
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key="test-secret-" + "x" * 32,
+                    monitor_interval_seconds=0)
 
 
 @pytest.fixture

@@ -1,0 +1,447 @@
+"""The live stream behind ``/ws/live``: case events and deadline warnings, fanned out to connected users.
+
+How it works (one :class:`LiveHub` per app worker):
+
+* **Ordering and ids.** Every message about a case event carries the event's id (``case_event.id``).
+  Event writers take a PostgreSQL advisory lock (``casework.service``), and SQLite serialises writers, so
+  ids become visible in increasing order: reading ``id > last`` never skips an event that commits later.
+  Deadline warnings have their own monotonic id (``case_alert.id``, message field ``alert_id``), ordered by
+  the monitor's own advisory lock. The two sequences are independent; a client resumes each one.
+* **Live source.** A single *pump* task per worker reads ``case_event``/``case_alert`` rows with ids above
+  its high-water marks and fans them out. It is woken by (a) a SQLAlchemy ``after_commit`` hook in this
+  process (set by the after-action hook and the monitor, so only committed rows are read), (b) on
+  PostgreSQL, ``LISTEN gridcity_events``: the after-action hook runs ``pg_notify`` inside the case's
+  transaction, which PostgreSQL delivers at commit to every worker, and (c) a slow poll as a safety net.
+  Because the pump reads "everything above the mark", a lost or coalesced wake-up never loses an event.
+* **Per-client queues.** The pump never awaits a socket: it puts the (already serialised) message on each
+  subscriber's bounded queue. A subscriber whose queue is full is marked overflowed; its connection gets
+  ``{"type": "resync", "since": <last id delivered>, ...}`` and is closed (1013), so one slow client
+  never delays the others. The client reconnects with ``?since=`` and the gap is filled from the log.
+* **Resume.** On connect with ``since`` (and ``since_alert``) the subscriber is registered at the pump's
+  current marks first, then the gap ``(since, mark]`` is read from the log (filtered by visibility) and sent
+  before anything from the queue, so nothing is missed and nothing is sent twice. A gap larger than
+  ``max_gap_ids`` is not replayed: the client gets ``{"type": "reset"}`` and reloads its views.
+* **Visibility** (as ``casework.lifecycle.can_view``): the centres, leaders and admins see everything;
+  department staff see events whose ``case_event.department_id`` is theirs (plus the send-back approval
+  that takes a case away from them) and warnings raised while the case was with them; inspectors see
+  events and warnings of cases they reported or hold a verify/check task for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from casework import service as casework_service
+from casework.alerts import CaseAlert
+from casework.lifecycle import Actor, CaseAction, CaseStatus
+from casework.models import Case, CaseEvent
+from casework.rules import CaseRules
+from gridcity.roles import CITYWIDE_ROLES, Role
+from gridcity.types import utcnow
+
+log = logging.getLogger("gridcity.live")
+
+CHANNEL = "gridcity_events"
+DIRTY_KEY = "gridcity_live_dirty"
+
+
+@dataclass
+class LiveConfig:
+    """Knobs of the live stream (tests and benchmarks may change them on ``app.state.live_config``)."""
+
+    heartbeat_seconds: float = 15.0
+    queue_size: int = 1000
+    poll_seconds: float = 5.0
+    batch_size: int = 500
+    max_gap_ids: int = 20_000
+    send_timeout_seconds: float = 10.0
+    listen_postgres: bool = True
+
+
+@dataclass(frozen=True)
+class LiveItem:
+    """One message ready to send, with what decides who may see it."""
+
+    kind: str  # event | alert
+    id: int
+    text: str
+    department_ids: frozenset[int]
+    inspector_ids: frozenset[int]
+
+
+def visible(actor: Actor, item: LiveItem) -> bool:
+    """Whether ``actor`` may receive ``item``."""
+    if actor.role in CITYWIDE_ROLES:
+        return True
+    if actor.role is Role.DEPARTMENT:
+        return actor.department_id is not None and actor.department_id in item.department_ids
+    if actor.role is Role.INSPECTOR:
+        return actor.user_id in item.inspector_ids
+    return False
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+_CASE_COLS = (
+    Case.number, Case.status.label("case_status"), Case.version, Case.class_code, Case.urgency, Case.lon,
+    Case.lat, Case.grid_code, Case.department_id.label("case_department_id"), Case.reporter_id,
+    Case.assigned_inspector_id, Case.stage, Case.stage_started_at, Case.deadline_at, Case.warn_at,
+)
+
+
+def _case_part(r: Any, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "number": r.number, "status": str(r.case_status), "version": r.version, "class_code": r.class_code,
+        "urgency": r.urgency, "lon": r.lon, "lat": r.lat, "grid_code": r.grid_code,
+        "department_id": r.case_department_id, "stage": r.stage, "deadline_at": _iso(r.deadline_at),
+        "light": casework_service.light_from(stage=r.stage, status=CaseStatus(r.case_status),
+                                             deadline_at=r.deadline_at, warn_at=r.warn_at, now=now),
+    }
+
+
+def _inspectors(r: Any) -> frozenset[int]:
+    return frozenset(i for i in (r.reporter_id, r.assigned_inspector_id) if i is not None)
+
+
+def event_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
+                actor: Actor | None = None) -> list[LiveItem]:
+    """Events with ``after < id <= upto`` in id order, as messages (prefiltered in SQL for ``actor``)."""
+    q = (
+        select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq, CaseEvent.action, CaseEvent.from_status,
+               CaseEvent.to_status, CaseEvent.actor_id, CaseEvent.actor_role, CaseEvent.department_id,
+               CaseEvent.at, CaseEvent.note, CaseEvent.data, *_CASE_COLS)
+        .join(Case, Case.id == CaseEvent.case_id)
+        .where(CaseEvent.id > after)
+        .order_by(CaseEvent.id)
+        .limit(limit)
+    )
+    if upto is not None:
+        q = q.where(CaseEvent.id <= upto)
+    if actor is not None and actor.role is Role.DEPARTMENT:
+        q = q.where(sa.or_(CaseEvent.department_id == actor.department_id,
+                           CaseEvent.action == CaseAction.APPROVE_SENDBACK))
+    elif actor is not None and actor.role is Role.INSPECTOR:
+        q = q.where(sa.or_(Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id))
+    now = utcnow()
+    out = []
+    for r in session.execute(q):
+        data = r.data or {}
+        depts = {r.department_id, data.get("from_department_id")}
+        payload = {
+            "type": "event", "id": r.id, "case_id": r.case_id, "seq": r.seq, "action": str(r.action),
+            "from_status": str(r.from_status), "to_status": str(r.to_status), "actor_id": r.actor_id,
+            "actor_role": None if r.actor_role is None else str(r.actor_role), "department_id": r.department_id,
+            "at": _iso(r.at), "note": r.note, "data": data, "case": _case_part(r, now),
+        }
+        out.append(LiveItem("event", r.id, _dumps(payload),
+                            frozenset(d for d in depts if isinstance(d, int)), _inspectors(r)))
+    return out
+
+
+def alert_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
+                actor: Actor | None = None) -> list[LiveItem]:
+    """Deadline warnings with ``after < id <= upto`` in id order, as messages."""
+    q = (
+        select(CaseAlert.id, CaseAlert.case_id, CaseAlert.stage, CaseAlert.level, CaseAlert.run_started_at,
+               CaseAlert.deadline_at.label("alert_deadline_at"), CaseAlert.department_id,
+               CaseAlert.created_at, *_CASE_COLS)
+        .join(Case, Case.id == CaseAlert.case_id)
+        .where(CaseAlert.id > after)
+        .order_by(CaseAlert.id)
+        .limit(limit)
+    )
+    if upto is not None:
+        q = q.where(CaseAlert.id <= upto)
+    if actor is not None and actor.role is Role.DEPARTMENT:
+        q = q.where(CaseAlert.department_id == actor.department_id)
+    now = utcnow()
+    out = []
+    for r in session.execute(q):
+        payload = {
+            "type": "alert", "alert_id": r.id, "case_id": r.case_id, "stage": r.stage, "level": r.level,
+            "run_started_at": _iso(r.run_started_at), "deadline_at": _iso(r.alert_deadline_at),
+            "department_id": r.department_id, "at": _iso(r.created_at), "case": _case_part(r, now),
+        }
+        depts = frozenset({r.department_id} if r.department_id is not None else ())
+        insp = frozenset({r.assigned_inspector_id} if r.assigned_inspector_id is not None else ())
+        out.append(LiveItem("alert", r.id, _dumps(payload), depts, insp))
+    return out
+
+
+def high_water(session: Session) -> tuple[int, int]:
+    """The largest committed event id and alert id (0 when none)."""
+    e = session.scalar(select(sa.func.max(CaseEvent.id))) or 0
+    a = session.scalar(select(sa.func.max(CaseAlert.id))) or 0
+    return int(e), int(a)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connected client: its user, its bounded queue and how far the stream has covered it."""
+
+    actor: Actor
+    queue: asyncio.Queue[tuple[str, int, str]]
+    pos_event: int  # the pump enqueues only events above this
+    pos_alert: int
+    overflow: asyncio.Event = field(default_factory=asyncio.Event)
+    delivered_event: int = 0  # the client has every visible event up to here
+    delivered_alert: int = 0
+
+    def offer(self, item: LiveItem) -> None:
+        """Queue ``item`` if the user may see it; mark the subscriber overflowed when the queue is full."""
+        if self.overflow.is_set():
+            return
+        pos = self.pos_event if item.kind == "event" else self.pos_alert
+        if item.id <= pos:
+            return
+        if visible(self.actor, item):
+            try:
+                self.queue.put_nowait((item.kind, item.id, item.text))
+            except asyncio.QueueFull:
+                self.overflow.set()
+                return
+        if item.kind == "event":
+            self.pos_event = item.id
+        else:
+            self.pos_alert = item.id
+
+    def control(self, payload: dict[str, Any]) -> None:
+        """Queue a control frame (pong, error) behind the data already queued."""
+        try:
+            self.queue.put_nowait(("ctl", 0, _dumps(payload)))
+        except asyncio.QueueFull:
+            self.overflow.set()
+
+
+_HUBS: weakref.WeakSet[LiveHub] = weakref.WeakSet()
+
+
+class LiveHub:
+    """The per-worker fan-out: a pump task, an optional PostgreSQL listener, and the subscribers."""
+
+    def __init__(self, session_factory: sessionmaker[Session], database_url: str, config: LiveConfig) -> None:
+        self.session_factory = session_factory
+        self.database_url = database_url
+        self.config = config
+        self.subscribers: set[Subscriber] = set()
+        self.hw_event = 0
+        self.hw_alert = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening: asyncio.Event | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self._drain_lock: asyncio.Lock | None = None
+        _HUBS.add(self)
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the workers share a PostgreSQL database (then LISTEN/NOTIFY links them)."""
+        return self.database_url.startswith("postgresql")
+
+    async def ensure_started(self) -> None:
+        """Start the pump (and listener) on the running loop, once."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._tasks and not any(t.done() for t in self._tasks):
+            return
+        if self._loop is not loop:
+            self._start_lock = asyncio.Lock()
+        assert self._start_lock is not None
+        async with self._start_lock:
+            if self._loop is loop and self._tasks and not any(t.done() for t in self._tasks):
+                return
+            for t in self._tasks:
+                t.cancel()
+            self._loop = loop
+            self._wake = asyncio.Event()
+            self._listening = asyncio.Event()
+            self._drain_lock = asyncio.Lock()
+            self.hw_event, self.hw_alert = await asyncio.to_thread(self._read_high_water)
+            self._tasks = [asyncio.create_task(self._pump(), name="gridcity-live-pump")]
+            if self.is_postgres and self.config.listen_postgres:
+                self._tasks.append(asyncio.create_task(self._listen(), name="gridcity-live-listen"))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(10):
+                        await self._listening.wait()
+
+    async def stop(self) -> None:
+        """Stop the tasks (subscribers' connections end with the server)."""
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._loop = None
+
+    def wake_threadsafe(self) -> None:
+        """Ask the pump to read new rows (callable from any thread)."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake.set)
+
+    # ---- reading -------------------------------------------------------------------------------------
+
+    def _read_high_water(self) -> tuple[int, int]:
+        with self.session_factory() as s:
+            return high_water(s)
+
+    def _read_new(self, after_event: int, after_alert: int) -> tuple[list[LiveItem], list[LiveItem]]:
+        with self.session_factory() as s:
+            n = self.config.batch_size
+            return event_items(s, after=after_event, limit=n), alert_items(s, after=after_alert, limit=n)
+
+    def gap_pages(self, actor: Actor, *, kind: str, after: int, upto: int) -> Iterator[list[LiveItem]]:
+        """The visible items in ``(after, upto]`` page by page (blocking; run in a thread per page)."""
+        fetch = event_items if kind == "event" else alert_items
+        cursor = after
+        while cursor < upto:
+            with self.session_factory() as s:
+                page = fetch(s, after=cursor, upto=upto, limit=self.config.batch_size, actor=actor)
+            if not page:
+                return
+            cursor = page[-1].id
+            yield [it for it in page if visible(actor, it)]
+
+    # ---- tasks ---------------------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for may swallow a cancel on 3.11
+                async with asyncio.timeout(self.config.poll_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                assert self._drain_lock is not None
+                async with self._drain_lock:
+                    await self._drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be restarting: we retry on the next wake or poll
+                log.exception("live pump could not read new rows")
+                await asyncio.sleep(1)
+
+    async def _drain(self) -> None:
+        while True:
+            events, alerts = await asyncio.to_thread(self._read_new, self.hw_event, self.hw_alert)
+            self.fan_out(events, alerts)
+            if len(events) < self.config.batch_size and len(alerts) < self.config.batch_size:
+                return
+
+    def fan_out(self, events: list[LiveItem], alerts: list[LiveItem]) -> None:
+        """Offer new items to every subscriber and advance the marks (runs on the loop, never awaits)."""
+        for items in (events, alerts):
+            for item in items:
+                for sub in self.subscribers:
+                    sub.offer(item)
+        if events:
+            self.hw_event = max(self.hw_event, events[-1].id)
+        if alerts:
+            self.hw_alert = max(self.hw_alert, alerts[-1].id)
+
+    async def _listen(self) -> None:
+        import psycopg  # noqa: PLC0415  (PostgreSQL only)
+
+        url = sa.engine.make_url(self.database_url).set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        assert self._listening is not None
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    self.wake_threadsafe()  # catch up with whatever committed while we were not listening
+                    async for _note in conn.notifies():
+                        assert self._wake is not None
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live listener lost its PostgreSQL connection; reconnecting")
+                await asyncio.sleep(1)
+
+    # ---- subscribers ---------------------------------------------------------------------------------
+
+    async def subscribe(self, actor: Actor, *, since: int | None, since_alert: int | None) -> Subscriber:
+        """Register a subscriber at the pump's marks (gap fill is the caller's next step).
+
+        We first bring the marks up to everything committed so far, so that the replay before ``synced``
+        covers every event committed before the client connected.
+        """
+        await self.ensure_started()
+        assert self._drain_lock is not None
+        async with self._drain_lock:
+            await self._drain()
+            return self._register(actor, since=since, since_alert=since_alert)
+
+    def _register(self, actor: Actor, *, since: int | None, since_alert: int | None) -> Subscriber:
+        sub = Subscriber(
+            actor=actor,
+            queue=asyncio.Queue(maxsize=self.config.queue_size),
+            pos_event=max(self.hw_event, since or 0),
+            pos_alert=max(self.hw_alert, since_alert or 0),
+        )
+        sub.delivered_event = since if since is not None else self.hw_event
+        sub.delivered_alert = since_alert if since_alert is not None else self.hw_alert
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Forget a subscriber."""
+        self.subscribers.discard(sub)
+
+
+# ---- hooks that wake the pump -------------------------------------------------------------------------
+
+
+def _after_action(session: Session, case: Case, ev: CaseEvent, rules: CaseRules) -> None:
+    # We only mark the session here; the pump reads the row once the transaction has committed.
+    session.info[DIRTY_KEY] = True
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered by PostgreSQL to every listening worker at commit, never for a rolled-back action.
+        session.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": str(ev.id)})
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(DIRTY_KEY, False):
+        for hub in list(_HUBS):
+            hub.wake_threadsafe()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(DIRTY_KEY, None)
+
+
+_installed = False
+
+
+def install_hooks() -> None:
+    """Register the after-action hook and the session commit/rollback listeners (idempotent)."""
+    global _installed
+    casework_service.register_after_action(_after_action)
+    if not _installed:
+        sa_event.listen(Session, "after_commit", _after_commit)
+        sa_event.listen(Session, "after_soft_rollback", lambda s, prev: _after_rollback(s))
+        _installed = True

@@ -1,0 +1,254 @@
+"""The live websocket ``/ws/live`` and the startup work of the live stream and the deadline monitor.
+
+Protocol (JSON text frames):
+
+* Connect to ``/ws/live?token=<bearer token>[&since=<event id>][&since_alert=<alert id>]`` (or send the
+  token as ``Authorization: Bearer``). A missing, invalid or expired token: an ``error`` frame, then close
+  code 1008 (policy violation).
+* Server → client: ``hello`` (who you are, the current marks), then the gap since ``since`` / ``since_alert``
+  replayed from the log, then ``synced``, then live ``event`` (field ``id`` = case_event id, increasing) and
+  ``alert`` (field ``alert_id``, increasing) frames; ``ping`` every ``heartbeat`` seconds of silence with
+  ``last_id``/``last_alert_id`` (the client has everything visible up to there); ``resync`` (then close
+  1013) when the client fell too far behind: reconnect with ``since``/``since_alert`` from that frame;
+  ``reset`` when the gap is too large to replay: reload the views, the stream continues live.
+* Client → server: ``{"type": "ping"}`` → ``pong``. Anything else (not JSON, not an object, unknown type,
+  binary) → an ``error`` frame; the connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from casework import live
+from casework import service as casework_service
+from casework.lifecycle import Actor
+from gridcity.database import transaction
+from gridcity.deps import user_from_token
+from gridcity.errors import NotAuthenticated
+from gridcity.types import utcnow
+
+log = logging.getLogger("gridcity.live")
+
+router = APIRouter(tags=["live"])
+
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+
+
+def setup(app: FastAPI) -> None:
+    """Create the worker's hub, install the hooks, and run the hub and the monitor with the app's lifespan."""
+    settings = app.state.settings
+    live.install_hooks()
+    app.state.live_config = live.LiveConfig()
+    app.state.live_hub = live.LiveHub(app.state.session_factory, settings.resolved_database_url(),
+                                      app.state.live_config)
+    # Seconds between deadline-monitor runs; 0 or less disables the task (monitor_once stays callable).
+    app.state.monitor_interval = float(settings.monitor_interval_seconds)
+    previous = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        hub: live.LiveHub = app.state.live_hub
+        try:
+            await hub.ensure_started()
+        except Exception:  # e.g. a database not migrated yet: the hub starts with the first websocket
+            log.warning("live stream not started at startup; will start on first connection", exc_info=True)
+        monitor = None
+        if app.state.monitor_interval > 0:
+            monitor = asyncio.create_task(_monitor_loop(app), name="gridcity-deadline-monitor")
+        try:
+            async with previous(a) as state:
+                yield state
+        finally:
+            if monitor is not None:
+                monitor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await monitor
+            await hub.stop()
+
+    app.router.lifespan_context = lifespan
+
+
+def run_monitor(app: FastAPI) -> int:
+    """One monitor run in its own transaction; returns how many warnings were raised."""
+    from casework.monitor import monitor_once  # noqa: PLC0415
+
+    with transaction(app.state.session_factory) as s:
+        return len(monitor_once(s, now=utcnow(), rules=app.state.rules))
+
+
+async def _monitor_loop(app: FastAPI) -> None:
+    while True:
+        await asyncio.sleep(app.state.monitor_interval)
+        try:
+            await asyncio.to_thread(run_monitor, app)
+        except Exception:  # we keep monitoring; a failed run is retried on the next tick
+            log.exception("deadline monitor run failed")
+
+
+def _authenticate(app: Any, token: str | None) -> Actor:
+    with app.state.session_factory() as s:
+        user = user_from_token(s, app.state.settings, token)
+        return casework_service.actor_of(user)
+
+
+def _int_param(ws: WebSocket, name: str) -> int | None:
+    raw = ws.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = int(raw)  # ValueError handled by the caller
+    if value < 0:
+        raise ValueError(name)
+    return value
+
+
+async def _send(ws: WebSocket, text: str, timeout: float) -> None:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
+    async with asyncio.timeout(timeout):
+        await ws.send_text(text)
+
+
+@router.websocket("/ws/live")
+async def live_stream(ws: WebSocket) -> None:
+    """Stream the case events and deadline warnings the user may see, resumable by id."""
+    await ws.accept()
+    token = ws.query_params.get("token")
+    auth = ws.headers.get("authorization", "")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+    try:
+        actor = await asyncio.to_thread(_authenticate, ws.app, token)
+    except NotAuthenticated as exc:
+        await ws.send_text(live._dumps({"type": "error", "code": exc.code, "msg": exc.message}))
+        await ws.close(code=CLOSE_POLICY, reason=exc.code)
+        return
+    try:
+        since, since_alert = _int_param(ws, "since"), _int_param(ws, "since_alert")
+    except ValueError:
+        await ws.send_text(live._dumps({"type": "error", "code": "ws.bad_since",
+                                        "msg": "since and since_alert must be non-negative integers"}))
+        await ws.close(code=CLOSE_POLICY, reason="ws.bad_since")
+        return
+
+    hub: live.LiveHub = ws.app.state.live_hub
+    cfg: live.LiveConfig = hub.config
+    sub = await hub.subscribe(actor, since=since, since_alert=since_alert)
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await _send(ws, live._dumps({
+            "type": "hello", "user_id": actor.user_id, "role": str(actor.role),
+            "department_id": actor.department_id, "last_id": hub.hw_event, "last_alert_id": hub.hw_alert,
+            "heartbeat": cfg.heartbeat_seconds,
+        }), cfg.send_timeout_seconds)
+        await _replay_gap(ws, hub, sub, since=since, since_alert=since_alert)
+        await _send(ws, live._dumps({"type": "synced", "last_id": sub.delivered_event,
+                                     "last_alert_id": sub.delivered_alert}), cfg.send_timeout_seconds)
+        tasks = [
+            asyncio.create_task(_receive_loop(ws, sub)),
+            asyncio.create_task(_send_loop(ws, sub, cfg)),
+        ]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[1] in done and sub.overflow.is_set():
+            # We tell the client where to resume and let go of it; its gap is filled from the log.
+            with contextlib.suppress(Exception):
+                await _send(ws, live._dumps({"type": "resync", "reason": "slow_client",
+                                             "since": sub.delivered_event, "since_alert": sub.delivered_alert}),
+                            cfg.send_timeout_seconds)
+                async with asyncio.timeout(cfg.send_timeout_seconds):
+                    await ws.close(code=CLOSE_TRY_AGAIN, reason="resync")
+    except (WebSocketDisconnect, TimeoutError, RuntimeError, OSError):
+        pass
+    finally:
+        hub.unsubscribe(sub)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if ws.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
+async def _replay_gap(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, *, since: int | None,
+                      since_alert: int | None) -> None:
+    cfg = hub.config
+    upto_event, upto_alert = sub.pos_event, sub.pos_alert
+    gaps = [("event", since, upto_event), ("alert", since_alert, upto_alert)]
+    if any(after is not None and upto - after > cfg.max_gap_ids for _, after, upto in gaps):
+        await _send(ws, live._dumps({"type": "reset", "reason": "gap_too_large", "last_id": upto_event,
+                                     "last_alert_id": upto_alert}), cfg.send_timeout_seconds)
+        sub.delivered_event, sub.delivered_alert = upto_event, upto_alert
+        return
+    for kind, after, upto in gaps:
+        if after is None or after >= upto:
+            continue
+        pages = hub.gap_pages(sub.actor, kind=kind, after=after, upto=upto)
+        while True:
+            page = await asyncio.to_thread(next, pages, None)
+            if page is None:
+                break
+            for item in page:
+                await _send(ws, item.text, cfg.send_timeout_seconds)
+        if kind == "event":
+            sub.delivered_event = upto
+        else:
+            sub.delivered_alert = upto
+
+
+async def _send_loop(ws: WebSocket, sub: live.Subscriber, cfg: live.LiveConfig) -> None:
+    # Returns when the subscriber overflowed (a full queue wakes this loop at once); a socket that stalls
+    # a send beyond the send timeout ends the connection through TimeoutError.
+    while not sub.overflow.is_set():
+        try:
+            async with asyncio.timeout(cfg.heartbeat_seconds):
+                kind, item_id, text = await sub.queue.get()
+        except TimeoutError:
+            last_event = max(sub.delivered_event, sub.pos_event) if sub.queue.empty() else sub.delivered_event
+            last_alert = max(sub.delivered_alert, sub.pos_alert) if sub.queue.empty() else sub.delivered_alert
+            await _send(ws, live._dumps({"type": "ping", "last_id": last_event, "last_alert_id": last_alert}),
+                        cfg.send_timeout_seconds)
+            continue
+        if sub.overflow.is_set():
+            return
+        await _send(ws, text, cfg.send_timeout_seconds)
+        if kind == "event":
+            sub.delivered_event = item_id
+        elif kind == "alert":
+            sub.delivered_alert = item_id
+
+
+def _bad(sub: live.Subscriber, msg: str) -> None:
+    sub.control({"type": "error", "code": "ws.bad_message", "msg": msg})
+
+
+async def _receive_loop(ws: WebSocket, sub: live.Subscriber) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            _bad(sub, "send JSON text frames")
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            _bad(sub, "not JSON")
+            continue
+        if not isinstance(data, dict):
+            _bad(sub, "send a JSON object")
+            continue
+        if data.get("type") == "ping":
+            sub.control({"type": "pong"})
+        else:
+            _bad(sub, f"unknown message type {str(data.get('type'))[:40]!r}; only 'ping' is understood")

@@ -1,0 +1,323 @@
+"""The live websocket against a real uvicorn server: auth, visibility, resume, bad input, two workers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from websockets.exceptions import ConnectionClosed
+
+from casework import live
+from casework.lifecycle import Actor
+from casework.models import CaseEvent
+from gridcity import security
+from gridcity.roles import Role
+from tests.casework.helpers import act, report
+from tests.conftest import Org
+from tests.console import (
+    ThreadServer,
+    bearer,
+    recv,
+    recv_until,
+    spawn_worker,
+    stop_worker,
+    ws_open,
+)
+
+
+@pytest.fixture
+def server(app: Any) -> Iterator[ThreadServer]:
+    with ThreadServer(app) as srv:
+        yield srv
+
+
+@pytest.fixture
+def http(server: ThreadServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def token(org: Org, user: str) -> str:
+    return bearer(org.headers(user))
+
+
+def filed(http: httpx.Client, org: Org, seed: int = 1) -> dict[str, Any]:
+    case = report(http, org)  # type: ignore[arg-type]
+    return act(http, org, case, "shiftlead", "file")  # type: ignore[arg-type]
+
+
+def dispatch(http: httpx.Client, org: Org, case: dict[str, Any], dept: str) -> dict[str, Any]:
+    return act(http, org, case, "dispatcher", "dispatch", department_id=org.depts[dept])  # type: ignore[arg-type]
+
+
+def event_ids(db: sa.Engine, after: int = 0) -> list[int]:
+    with db.connect() as c:
+        return list(c.scalars(sa.select(CaseEvent.id).where(CaseEvent.id > after).order_by(CaseEvent.id)))
+
+
+# ---- authentication and bad input --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["missing", "expired", "forged", "unknown_user"])
+def test_bad_token_is_closed_with_policy_violation(server: ThreadServer, orgdata: Org, kind: str) -> None:
+    secret = orgdata.secret
+    tok = {
+        "missing": None,
+        "expired": security.create_token(user_id=orgdata.ids["dispatcher"], role="dispatcher", secret=secret,
+                                         ttl=dt.timedelta(seconds=-5)),
+        "forged": security.create_token(user_id=orgdata.ids["dispatcher"], role="dispatcher",
+                                        secret="not-the-key-" + "y" * 32, ttl=dt.timedelta(hours=1)),
+        "unknown_user": security.create_token(user_id=99999, role="dispatcher", secret=secret,
+                                              ttl=dt.timedelta(hours=1)),
+    }[kind]
+    with ws_open(server.url, tok) as ws:
+        err = recv(ws)
+        assert err["type"] == "error" and err["code"].startswith("auth.")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
+def test_bad_since_is_refused(server: ThreadServer, orgdata: Org) -> None:
+    with ws_open(server.url, token(orgdata, "dispatcher"), since=-3) as ws:
+        assert recv(ws)["code"] == "ws.bad_since"
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
+def test_malformed_client_messages_get_an_error_frame_and_the_stream_goes_on(
+    server: ThreadServer, http: httpx.Client, orgdata: Org
+) -> None:
+    with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
+        assert recv(ws)["type"] == "hello"
+        recv_until(ws, "synced")
+        for bad in ["not json", "[1, 2]", '"text"', '{"type": "subscribe_everything"}', '{"no": "type"}',
+                    "{" * 10_000]:
+            ws.send(bad)
+            msg = recv(ws)
+            assert msg["type"] == "error" and msg["code"] == "ws.bad_message", msg
+        ws.send(b"\x00\x01binary")
+        assert recv(ws)["code"] == "ws.bad_message"
+        ws.send('{"type": "ping"}')
+        assert recv(ws)["type"] == "pong"
+        # The connection still streams events.
+        case = report(http, orgdata)  # type: ignore[arg-type]
+        ev, _ = recv_until(ws, "event")
+        assert ev["case_id"] == case["id"] and ev["action"] == "report"
+
+
+# ---- visibility ---------------------------------------------------------------------------------------
+
+
+def test_department_never_receives_another_departments_events(
+    server: ThreadServer, http: httpx.Client, orgdata: Org
+) -> None:
+    with ws_open(server.url, token(orgdata, "lighting")) as ld, ws_open(server.url, token(orgdata, "water")) as sz:
+        for ws in (ld, sz):
+            recv_until(ws, "synced")
+        water_case = dispatch(http, orgdata, filed(http, orgdata), "SZ")
+        act(http, orgdata, water_case, "water", "accept")  # type: ignore[arg-type]
+        light_case = dispatch(http, orgdata, filed(http, orgdata, seed=5), "LD")
+
+        # The water department sees its dispatch and its acceptance ...
+        ev1, _ = recv_until(sz, "event")
+        ev2, _ = recv_until(sz, "event")
+        assert (ev1["case_id"], ev1["action"]) == (water_case["id"], "dispatch")
+        assert (ev2["case_id"], ev2["action"]) == (water_case["id"], "accept")
+        # ... and the lighting department's first frame is its own dispatch: the stream is in id order, so
+        # any of the water events (all earlier) would have come before it.
+        first, _ = recv_until(ld, "event")
+        assert (first["case_id"], first["action"]) == (light_case["id"], "dispatch")
+        assert first["department_id"] == orgdata.depts["LD"]
+        # Nor does it get them by replay.
+    with ws_open(server.url, token(orgdata, "lighting"), since=0) as ld2:
+        _, replay = recv_until(ld2, "synced")
+        assert {m["case_id"] for m in replay if m["type"] == "event"} == {light_case["id"]}
+
+
+def test_inspector_sees_only_own_reports(server: ThreadServer, http: httpx.Client, orgdata: Org) -> None:
+    with ws_open(server.url, token(orgdata, "inspector2")) as ws:
+        recv_until(ws, "synced")
+        report(http, orgdata, user="inspector")  # type: ignore[arg-type]
+        mine = report(http, orgdata, user="inspector2")  # type: ignore[arg-type]
+        ev, _ = recv_until(ws, "event")
+        assert ev["case_id"] == mine["id"]
+
+
+# ---- resume -------------------------------------------------------------------------------------------
+
+
+def test_resume_after_disconnect_misses_nothing(
+    server: ThreadServer, http: httpx.Client, orgdata: Org, db: sa.Engine
+) -> None:
+    with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
+        hello = recv(ws)
+        assert hello["type"] == "hello"
+        recv_until(ws, "synced")
+        a = filed(http, orgdata)
+        got = [recv_until(ws, "event")[0]["id"] for _ in range(2)]
+    last = got[-1]
+    # While the client is away: more cases and actions, some on the old case.
+    dispatch(http, orgdata, a, "SZ")
+    b = filed(http, orgdata, seed=7)
+    act(http, orgdata, b, "shiftlead", "file", expect=409)  # a refused action writes no event
+    missed = event_ids(db, after=last)
+    assert len(missed) == 3
+
+    with ws_open(server.url, token(orgdata, "dispatcher"), since=last) as ws:
+        hello = recv(ws)
+        synced, replay = recv_until(ws, "synced")
+        assert [m["id"] for m in replay] == missed
+        assert synced["last_id"] == missed[-1]
+        # Then live, continuing right after the replay, without duplicates.
+        c = dispatch(http, orgdata, b, "LD")
+        ev, between = recv_until(ws, "event")
+        assert between == [] and ev["id"] == event_ids(db, after=missed[-1])[0]
+        assert ev["case"]["status"] == c["status"] == "dispatched"
+    assert got == event_ids(db)[:2]
+
+
+def test_too_large_a_gap_asks_for_a_reset(server: ThreadServer, http: httpx.Client, orgdata: Org) -> None:
+    server.app.state.live_config.max_gap_ids = 2
+    filed(http, orgdata)
+    filed(http, orgdata, seed=3)
+    with ws_open(server.url, token(orgdata, "dispatcher"), since=0) as ws:
+        recv(ws)
+        msg = recv(ws)
+        assert msg["type"] == "reset" and msg["last_id"] == 4
+        assert recv_until(ws, "synced")[1] == []
+
+
+# ---- slow clients -------------------------------------------------------------------------------------
+
+
+def _item(i: int, dept: int | None = None) -> live.LiveItem:
+    return live.LiveItem("event", i, f'{{"type":"event","id":{i}}}', frozenset({dept} if dept else ()),
+                         frozenset())
+
+
+def test_a_full_queue_marks_only_that_subscriber_for_resync() -> None:
+    async def run() -> tuple[live.Subscriber, live.Subscriber]:
+        hub = live.LiveHub(None, "sqlite://", live.LiveConfig())  # type: ignore[arg-type]
+        slow = live.Subscriber(Actor(1, Role.DISPATCHER), asyncio.Queue(maxsize=3), 0, 0)
+        fast = live.Subscriber(Actor(2, Role.DISPATCHER), asyncio.Queue(maxsize=100), 0, 0)
+        hub.subscribers |= {slow, fast}
+        hub.fan_out([_item(i) for i in range(1, 11)], [])
+        return slow, fast
+
+    slow, fast = asyncio.run(run())
+    assert slow.overflow.is_set() and slow.queue.qsize() == 3 and slow.pos_event == 3
+    assert not fast.overflow.is_set() and [fast.queue.get_nowait()[1] for _ in range(10)] == list(range(1, 11))
+
+
+def test_invisible_items_advance_the_position_without_queueing() -> None:
+    sub = live.Subscriber(Actor(1, Role.DEPARTMENT, department_id=5), asyncio.Queue(maxsize=2), 0, 0)
+    for i in range(1, 50):
+        sub.offer(_item(i, dept=6))
+    sub.offer(_item(50, dept=5))
+    assert not sub.overflow.is_set() and sub.queue.qsize() == 1 and sub.pos_event == 50
+
+
+def test_slow_client_is_told_to_resync_and_others_keep_streaming(
+    server: ThreadServer, http: httpx.Client, orgdata: Org, db: sa.Engine
+) -> None:
+    server.app.state.live_config.queue_size = 1
+    hub: live.LiveHub = server.app.state.live_hub
+    with ws_open(server.url, token(orgdata, "dispatcher")) as slow, \
+            ws_open(server.url, token(orgdata, "shiftlead")) as other:
+        recv_until(slow, "synced")
+        recv_until(other, "synced")
+        # We overfill the slow client's one-slot queue in one step of the server's loop, as the pump would
+        # for a client whose socket stalls.
+        slow_sub = next(s for s in hub.subscribers if s.actor.role is Role.DISPATCHER)
+        loop = hub._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(lambda: [slow_sub.control({"type": "pong"}) for _ in range(2)])
+        msg, _ = recv_until(slow, "resync")
+        assert msg["reason"] == "slow_client" and "since" in msg
+        with pytest.raises(ConnectionClosed) as info:
+            slow.recv(timeout=10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+        case = report(http, orgdata)  # type: ignore[arg-type]
+        ev, _ = recv_until(other, "event")
+        assert ev["case_id"] == case["id"]
+    # The slow client resumes from the id it was given and gets what it missed.
+    with ws_open(server.url, token(orgdata, "dispatcher"), since=msg["since"]) as again:
+        recv(again)
+        _, replay = recv_until(again, "synced")
+        assert [m["id"] for m in replay] == event_ids(db, after=msg["since"])
+
+
+# ---- alerts -------------------------------------------------------------------------------------------
+
+
+def test_deadline_alerts_are_streamed(server: ThreadServer, http: httpx.Client, orgdata: Org) -> None:
+    from casework.monitor import monitor_once
+    from gridcity.database import transaction
+    from gridcity.types import utcnow
+
+    case = filed(http, orgdata)
+    later = utcnow() + dt.timedelta(days=60)
+
+    def run() -> int:
+        with transaction(server.app.state.session_factory) as s:
+            return len(monitor_once(s, now=later))
+
+    with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
+        recv_until(ws, "synced")
+        assert run() == 2
+        yellow, _ = recv_until(ws, "alert")
+        red, _ = recv_until(ws, "alert")
+        assert (yellow["level"], red["level"]) == ("yellow", "red")
+        assert red["alert_id"] > yellow["alert_id"] and red["case_id"] == case["id"]
+        assert run() == 0
+    # Alerts resume by their own id.
+    with ws_open(server.url, token(orgdata, "dispatcher"), since_alert=yellow["alert_id"] - 1) as ws:
+        assert recv(ws)["type"] == "hello"
+        _, replay = recv_until(ws, "synced")
+        assert [(m["type"], m["alert_id"]) for m in replay] == [("alert", yellow["alert_id"]),
+                                                                ("alert", red["alert_id"])]
+    with ws_open(server.url, token(orgdata, "water"), since_alert=0) as ws:
+        assert recv(ws)["type"] == "hello"
+        _, replay = recv_until(ws, "synced")
+        assert replay == []  # the case is not with the water department
+
+
+# ---- several workers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.postgis
+def test_two_workers_deliver_each_others_events(backend: str, db: sa.Engine, settings: Any,
+                                                orgdata: Org) -> None:
+    if backend != "postgis":
+        pytest.skip("several workers need PostgreSQL (LISTEN/NOTIFY)")
+    worker_a, url_a = spawn_worker(settings)
+    worker_b, url_b = spawn_worker(settings)
+    try:
+        with httpx.Client(base_url=url_a, timeout=30) as http_a, \
+                ws_open(url_b, token(orgdata, "water")) as ws_b, \
+                ws_open(url_a, token(orgdata, "water")) as ws_a:
+            recv_until(ws_b, "synced")
+            recv_until(ws_a, "synced")
+            case = dispatch(http_a, orgdata, filed(http_a, orgdata), "SZ")
+            ev_b, _ = recv_until(ws_b, "event")
+            ev_a, _ = recv_until(ws_a, "event")
+            assert ev_b == ev_a
+            assert (ev_b["case_id"], ev_b["action"], ev_b["case"]["status"]) == (case["id"], "dispatch",
+                                                                                    "dispatched")
+        # And the other way round, through worker B to a client of worker A.
+        with httpx.Client(base_url=url_b, timeout=30) as http_b, \
+                ws_open(url_a, token(orgdata, "dispatcher")) as ws_a:
+            recv_until(ws_a, "synced")
+            other = report(http_b, orgdata)  # type: ignore[arg-type]
+            ev, _ = recv_until(ws_a, "event")
+            assert ev["case_id"] == other["id"]
+    finally:
+        stop_worker(worker_a)
+        stop_worker(worker_b)
