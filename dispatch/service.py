@@ -103,13 +103,18 @@ def city_today(rules: CaseRules, now: dt.datetime | None = None) -> dt.date:
 
 
 # ---- the statements routing issues (the plan test EXPLAINs exactly these) -------------------------------
+# Each recommendation is one round trip in the common cases (two when a component case falls back to the
+# rules): the component lookups carry the responsible department's name, and the grid lookup carries the
+# routing rules of the grid's scopes with their departments' names. They run through ``Statement.run`` (the
+# bare driver cursor of the session's connection, in its transaction): SQLAlchemy's per-call statement
+# machinery cost 20-90× the index lookup itself (docs/performance.md, bench_routing).
 
 
 def component_statement(session: Session, case: RoutableCase, cfg: RoutingSettings) -> spatial.Statement:
     """The component lookup for a component case: by its ID if it has one, else the bounded snap."""
-    name = spatial.dialect(session)
     if case.component_id:
-        return spatial.component_by_code_statement(name, code=case.component_id, lon=case.lon, lat=case.lat)
+        return spatial.component_by_code_statement(spatial.dialect(session), code=case.component_id,
+                                                   lon=case.lon, lat=case.lat)
     return snap_statement(session, case, cfg)
 
 
@@ -122,27 +127,10 @@ def snap_statement(session: Session, case: RoutableCase, cfg: RoutingSettings) -
 
 
 def grid_statement(session: Session, case: RoutableCase, on: dt.date) -> spatial.Statement:
-    """The unit grids in force that contain the case's point."""
-    return spatial.grids_at_point_statement(spatial.dialect(session), lon=case.lon, lat=case.lat, on=on)
-
-
-_RULE_COLUMNS = (RoutingRuleRow.id, RoutingRuleRow.class_code, RoutingRuleRow.scope_level, RoutingRuleRow.scope_code,
-                 RoutingRuleRow.department_id, RoutingRuleRow.valid_from, RoutingRuleRow.valid_to)
-
-
-def rules_statement(facts: routing.CaseFacts) -> sa.Select[Any]:
-    """The routing rules that could apply: the case's five scopes × its three class patterns (Core rows, not
-    ORM entities: this is on the routing hot path)."""
-    scopes = [(level, facts.code_at(level)) for level in routing.SCOPE_LEVELS]
-    patterns = [facts.class_code, facts.class_code[:3] + "*", "*"]
-    return select(*_RULE_COLUMNS).where(
-        sa.tuple_(RoutingRuleRow.scope_level, RoutingRuleRow.scope_code).in_(
-            [(lvl, code) for lvl, code in scopes if code is not None]
-        ),
-        RoutingRuleRow.class_code.in_(patterns),
-        RoutingRuleRow.valid_from <= facts.on,
-        sa.or_(RoutingRuleRow.valid_to.is_(None), RoutingRuleRow.valid_to > facts.on),
-    )
+    """The unit grids in force that contain the case's point (or its stored grid), with the routing rules that
+    could apply there (one statement; rows as :func:`gridcity.spatial.grid_rules_statement`)."""
+    return spatial.grid_rules_statement(spatial.dialect(session), lon=case.lon, lat=case.lat, on=on,
+                                        class_code=case.class_code, grid_code=case.grid_code or None)
 
 
 def to_rule(row: Any) -> routing.RoutingRule:
@@ -155,21 +143,15 @@ def to_rule(row: Any) -> routing.RoutingRule:
 # ---- recommendation -------------------------------------------------------------------------------------
 
 
-def _fact(row: Any) -> routing.ComponentFact:
-    return routing.ComponentFact(
-        code=row.code, class_code=row.class_code, distance_m=float(row.distance_m),
-        main_department_id=row.main_department_id, maintainer_department_id=row.maintainer_department_id,
-        owner_department_id=row.owner_department_id, name=row.name,
-    )
+def _date(value: Any) -> dt.date | None:
+    """A date column from the driver (SQLite returns the ISO text SQLAlchemy stored)."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
 
 
-def _names(session: Session, ids: Sequence[int]) -> dict[int, str]:
-    """Department names in one Core query (ORM ``get`` reloads each time once the identity map drops them)."""
-    rows = session.execute(select(Department.id, Department.name).where(Department.id.in_(ids)))
-    found: dict[int, str] = {}
-    for dept_id, name in rows:
-        found[dept_id] = name
-    return {i: found.get(i, f"部门 {i}") for i in ids}
+def _dept_name(dept_id: int, name: str | None) -> str:
+    return name if name is not None else f"部门 {dept_id}"
 
 
 def _class_name(rules: CaseRules, class_code: str) -> str:
@@ -184,23 +166,41 @@ def _component_text(class_name: str, comp: routing.ComponentFact, by_id: bool) -
     return f"{class_name} {comp.code}，{how}"
 
 
+def _components(
+    rows: Sequence[tuple[Any, ...]],
+) -> tuple[list[routing.ComponentFact], dict[int, str | None]]:
+    """Component facts and the names of their responsible departments (rows: ``spatial.COMPONENT_ROW``)."""
+    facts = []
+    names: dict[int, str | None] = {}
+    for _id, code, class_code, name, main, maint, owner, _state, distance_m, dept_name in rows:
+        fact = routing.ComponentFact(code=code, class_code=class_code, distance_m=float(distance_m),
+                                     main_department_id=main, maintainer_department_id=maint,
+                                     owner_department_id=owner, name=name)
+        resp = fact.responsible()
+        if resp is not None:
+            names[resp[0]] = dept_name
+        facts.append(fact)
+    return facts, names
+
+
 def _by_component(
     session: Session, case: RoutableCase, cfg: RoutingSettings, class_name: str
 ) -> tuple[Recommendation | None, str]:
     """Route by component ownership; (None, why not) when no component decides."""
     by_id = bool(case.component_id)
-    rows = session.execute(component_statement(session, case, cfg).clause()).all()
+    rows = component_statement(session, case, cfg).run(session)
     prefix = ""
     if by_id and not rows:
         prefix = f"部件 {case.component_id} 不在部件库中；"
         by_id = False
-        rows = session.execute(snap_statement(session, case, cfg).clause()).all()
-    choice = routing.choose_component([_fact(r) for r in rows], tie_m=TIE_M)
+        rows = snap_statement(session, case, cfg).run(session)
+    facts, found = _components(rows)
+    choice = routing.choose_component(facts, tie_m=TIE_M)
     if choice.status is routing.Status.NONE:
         if rows:
             return None, prefix + f"{cfg.snap_tolerance_m:g} 米内的{class_name}部件没有主管、养护或权属单位；"
         return None, prefix + f"{cfg.snap_tolerance_m:g} 米内没有{class_name}部件；"
-    names = _names(session, [c.department_id for c in choice.candidates])
+    names = {c.department_id: _dept_name(c.department_id, found.get(c.department_id)) for c in choice.candidates}
     cands = [
         CandidateView(c.department_id, names[c.department_id],
                       f"{_component_text(class_name, c.component, by_id)}，"
@@ -219,29 +219,44 @@ def _by_component(
                           cands, comp.code, comp.distance_m, case.grid_code), ""
 
 
-def locate_grid(session: Session, case: RoutableCase, on: dt.date) -> tuple[str | None, list[str]]:
-    """The case's grid: its stored grid code, else the grid containing the point (the lowest code when the
-    point lies on a border shared by several grids). Also returns every grid found at the point."""
-    if case.grid_code:
-        return case.grid_code, [case.grid_code]
-    codes = [r[0] for r in session.execute(grid_statement(session, case, on).clause())]
-    return (codes[0] if codes else None), codes
+def _grid_and_rules(
+    session: Session, case: RoutableCase, on: dt.date
+) -> tuple[str | None, list[str], list[routing.RoutingRule], dict[int, str | None]]:
+    """The case's grid (its stored grid code, else the lowest code of the grids containing the point: a point
+    on a border lies in several), every grid found, the rules that could apply there and their departments'
+    names — one statement."""
+    found: list[str] = []
+    rules: list[routing.RoutingRule] = []
+    names: dict[int, str | None] = {}
+    for kind, code, rule_id, pattern, level, dept_id, valid_from, valid_to, dept_name in (
+        grid_statement(session, case, on).run(session)
+    ):
+        if kind == "g":
+            found.append(code)
+            continue
+        rules.append(routing.RoutingRule(class_code=pattern, scope_level=level, scope_code=code or "",
+                                         department_id=dept_id, valid_from=_date(valid_from),  # type: ignore[arg-type]
+                                         valid_to=_date(valid_to), id=rule_id))
+        names[dept_id] = dept_name
+    found.sort()
+    grid_code = case.grid_code or (found[0] if found else None)
+    return grid_code, found, rules, names
 
 
 def _by_rule(session: Session, case: RoutableCase, on: dt.date, class_name: str, prefix: str) -> Recommendation:
-    grid_code, found = locate_grid(session, case, on)
+    grid_code, found, rules, found_names = _grid_and_rules(session, case, on)
     facts = routing.CaseFacts.from_grid(case.class_code, grid_code, on)
     where = f"位于网格 {grid_code}" if grid_code else "不在任何单元网格内"
     if len(found) > 1:
         where = f"位于网格边界（{'、'.join(found)}），按网格 {grid_code}"
-    rules = [to_rule(r) for r in session.execute(rules_statement(facts))]
     choice = routing.choose(facts, rules)
     subject = f"{class_name}（{case.class_code}）{where}"
     if choice.status is routing.Status.NONE:
         return Recommendation(None, None, "none",
                               prefix + f"{subject}，没有适用的派遣规则，请派遣员人工选择部门", [], None, None,
                               grid_code)
-    names = _names(session, [c.department_id for c in choice.candidates])
+    names = {c.department_id: _dept_name(c.department_id, found_names.get(c.department_id))
+             for c in choice.candidates}
     cands = [CandidateView(c.department_id, names[c.department_id], f"{c.rule.label()} → {names[c.department_id]}")
              for c in choice.candidates]
     if choice.status is routing.Status.AMBIGUOUS:
