@@ -26,6 +26,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.scratch import recreate_postgis_database
 from components.models import SupervisionArea, SupervisionGrid
 from evaluation import service
 from gridcity import migrate, org
@@ -41,17 +42,7 @@ def fresh_engine(kind: str, pg_url: str) -> sa.Engine:
     if kind == "sqlite":
         url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite'}"
     else:
-        url = pg_url
-        base, name = url.rsplit("/", 1)
-        admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        e = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with e.connect() as c:
-            c.exec_driver_sql("CREATE EXTENSION postgis")
-        e.dispose()
+        url = recreate_postgis_database(pg_url)
     engine = make_engine(url)
     migrate.upgrade(engine)
     return engine

@@ -37,6 +37,7 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import mapping
 
+from bench.scratch import recreate_postgis_database
 from components import codes
 from gis_data import demo_city, loader, readers
 from gridcity import migrate, org
@@ -51,17 +52,7 @@ def _fresh_engine(backend: str, pg_url: str, tmp: Path) -> sa.Engine:
     if backend == "spatialite":
         url = f"sqlite:///{tmp / 'bench_import.sqlite'}"
     else:
-        url = pg_url
-        base, name = url.rsplit("/", 1)
-        admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        e = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with e.connect() as c:
-            c.exec_driver_sql("CREATE EXTENSION postgis")
-        e.dispose()
+        url = recreate_postgis_database(pg_url)
     engine = make_engine(url)
     migrate.upgrade(engine)
     return engine

@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from PIL import Image, TiffImagePlugin
 
 from bench.perfdoc import write_section
+from bench.scratch import recreate_postgis_database
 from gridcity import migrate, org, photos, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
@@ -126,17 +126,7 @@ def prepare_database(backend: str, data_dir: Path, pg_url: str) -> tuple[str, in
     if backend == "spatialite":
         url = f"sqlite:///{data_dir / 'bench_ingest.sqlite'}"
     else:
-        url = pg_url
-        base, name = url.rsplit("/", 1)
-        admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        e = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with e.connect() as c:
-            c.exec_driver_sql("CREATE EXTENSION postgis")
-        e.dispose()
+        url = recreate_postgis_database(pg_url)
     engine = make_engine(url)
     migrate.upgrade(engine)
     with make_session_factory(engine)() as s, s.begin():

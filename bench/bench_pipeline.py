@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.scratch import recreate_postgis_database
 from casework import service
 from casework.lifecycle import Actor, CaseAction
 from casework.models import Attachment
@@ -33,16 +34,7 @@ def _fresh_engine(url: str | None) -> tuple[sa.Engine, str]:
         path = Path(tempfile.mkdtemp()) / "bench.sqlite"
         url = f"sqlite:///{path}"
     elif url.startswith("postgresql"):
-        base, name = url.rsplit("/", 1)
-        admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        e = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with e.connect() as c:
-            c.exec_driver_sql("CREATE EXTENSION postgis")
-        e.dispose()
+        recreate_postgis_database(url)
     engine = make_engine(url)
     migrate.upgrade(engine)
     return engine, url

@@ -37,6 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.scratch import recreate_postgis_database
 from casework.rules import load_rules as load_case_rules
 from components import codes
 from components.models import Component, Grid
@@ -67,17 +68,7 @@ def _fresh_engine(backend: str, pg_url: str) -> sa.Engine:
     if backend == "spatialite":
         url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench_routing.sqlite'}"
     else:
-        url = pg_url
-        base, name = url.rsplit("/", 1)
-        admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        e = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with e.connect() as c:
-            c.exec_driver_sql("CREATE EXTENSION postgis")
-        e.dispose()
+        url = recreate_postgis_database(pg_url)
     engine = make_engine(url)
     migrate.upgrade(engine)
     return engine

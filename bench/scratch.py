@@ -1,0 +1,23 @@
+"""Scratch databases for benchmarks."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+def recreate_postgis_database(url: str) -> str:
+    """Drop and create the database named by ``url`` with PostGIS; return ``url``.
+
+    The URL must name a scratch database: whatever it holds is lost.
+    """
+    base, name = url.rsplit("/", 1)
+    admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    e = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with e.connect() as c:
+        c.exec_driver_sql("CREATE EXTENSION postgis")
+    e.dispose()
+    return url
