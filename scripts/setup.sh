@@ -8,7 +8,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 pkgs=(libsqlite3-mod-spatialite python3-venv)
-[ $want_test = 1 ] && pkgs+=(postgresql-15-postgis-3 chromium)
+[ $want_test = 1 ] && pkgs+=(postgresql-15-postgis-3 chromium fonts-noto-cjk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
