@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from websockets.asyncio.client import connect
 
 from bench.perfdoc import write_section
+from bench.scratch import recreate_postgis_database
 from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
@@ -102,16 +103,7 @@ def _free_port() -> int:
 def _fresh_db(url: str | None) -> str:
     if url is None:
         return f"sqlite:///{Path(tempfile.mkdtemp()) / 'fanout.sqlite'}"
-    base, name = url.rsplit("/", 1)
-    admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    e = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with e.connect() as c:
-        c.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
-    e.dispose()
+    recreate_postgis_database(url)
     return url
 
 

@@ -22,6 +22,7 @@ from casework.schemas import (
     ClockRead,
     EventRead,
 )
+from components import service as components_service
 from gridcity import coords, photos
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import BadRequest, InvalidInput, PayloadTooLarge
@@ -112,7 +113,7 @@ def list_cases(
     """Cases the user may see, filtered and paged, newest first."""
     flt = service.CaseFilter(
         status=tuple(status or ()), department_id=department_id, class_code=class_code, grid_code=grid_code,
-        overdue=overdue, created_from=created_from, created_to=created_to, bbox=parse_bbox(bbox),
+        overdue=overdue, created_from=created_from, created_to=created_to, bbox=components_service.parse_bbox(bbox),
         number=number,
     )
     rows, total = service.list_cases(session, actor=service.actor_of(user), flt=flt, offset=offset, limit=limit)
@@ -123,20 +124,6 @@ def list_cases(
         item.light = service.light_of(c, now)
         items.append(item)
     return CasePage(items=items, total=total, offset=offset, limit=limit)
-
-
-def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    """Parse ``minlon,minlat,maxlon,maxlat`` (OGC order); 422 when malformed."""
-    if text is None:
-        return None
-    try:
-        x0, y0, x1, y1 = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat", code="bbox.malformed",
-                           loc=["query", "bbox"]) from exc
-    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
-        raise InvalidInput("bbox corners out of order or range", code="bbox.invalid", loc=["query", "bbox"])
-    return x0, y0, x1, y1
 
 
 @router.get("/{case_id}", response_model=CaseRead, summary="One case with deadlines and allowed actions")
