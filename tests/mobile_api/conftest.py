@@ -32,16 +32,27 @@ def _dms(value: float) -> tuple[R, R, R]:
     return R(degrees), R(minutes), R(seconds, 10000)
 
 
-def make_exif(*, taken: str | None = None, offset: str | None = None,
-              lonlat: tuple[float, float] | None = None) -> Image.Exif:
-    """EXIF with DateTimeOriginal (+ OffsetTimeOriginal) and a GPS position (WGS84)."""
+def make_exif(
+    *,
+    orientation: int | None = None,
+    taken: str | None = None,
+    offset: str | None = None,
+    lonlat: tuple[float, float] | None = None,
+    make: str | None = None,
+    model: str | None = None,
+) -> Image.Exif:
     exif = Image.Exif()
-    exif[0x010F] = "HUAWEI"
+    if make:
+        exif[0x010F] = make
+    if model:
+        exif[0x0110] = model
+    if orientation:
+        exif[0x0112] = orientation
     if taken:
-        ifd = exif.get_ifd(0x8769)
-        ifd[0x9003] = taken
+        exif_ifd = exif.get_ifd(0x8769)
+        exif_ifd[0x9003] = taken
         if offset:
-            ifd[0x9011] = offset
+            exif_ifd[0x9011] = offset
     if lonlat:
         lon, lat = lonlat
         gps = exif.get_ifd(0x8825)
@@ -63,7 +74,7 @@ def photo(seed: int = 0, *, size: tuple[int, int] = (640, 480), taken: str | Non
     if fmt == "JPEG":
         kwargs["quality"] = 85
         if taken or lonlat:
-            kwargs["exif"] = make_exif(taken=taken, offset=offset, lonlat=lonlat)
+            kwargs["exif"] = make_exif(taken=taken, offset=offset, lonlat=lonlat, make="HUAWEI")
     im.save(buf, fmt, **kwargs)
     return buf.getvalue()
 

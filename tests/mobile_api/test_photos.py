@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageFile, ImageOps, TiffImagePlugin
+from PIL import Image, ImageFile, ImageOps
 
 from gridcity.errors import GridCityError, InvalidInput, PayloadTooLarge, UnsupportedMedia
 from gridcity.photos import (
@@ -28,48 +28,9 @@ from gridcity.photos import (
     process_photo,
     render_photo,
 )
+from tests.mobile_api.conftest import make_exif
 
-R = TiffImagePlugin.IFDRational
 CST = timezone(timedelta(hours=8))
-
-
-def _dms(value: float) -> tuple[R, R, R]:
-    degrees = int(value)
-    minutes_f = (value - degrees) * 60
-    minutes = int(minutes_f)
-    seconds = round((minutes_f - minutes) * 60 * 10000)
-    return R(degrees), R(minutes), R(seconds, 10000)
-
-
-def make_exif(
-    *,
-    orientation: int | None = None,
-    taken: str | None = None,
-    offset: str | None = None,
-    lonlat: tuple[float, float] | None = None,
-    make: str | None = None,
-    model: str | None = None,
-) -> Image.Exif:
-    exif = Image.Exif()
-    if make:
-        exif[0x010F] = make
-    if model:
-        exif[0x0110] = model
-    if orientation:
-        exif[0x0112] = orientation
-    if taken:
-        exif_ifd = exif.get_ifd(0x8769)
-        exif_ifd[0x9003] = taken
-        if offset:
-            exif_ifd[0x9011] = offset
-    if lonlat:
-        lon, lat = lonlat
-        gps = exif.get_ifd(0x8825)
-        gps[1] = "N" if lat >= 0 else "S"
-        gps[2] = _dms(abs(lat))
-        gps[3] = "E" if lon >= 0 else "W"
-        gps[4] = _dms(abs(lon))
-    return exif
 
 
 def photo_like(width: int, height: int) -> Image.Image:
