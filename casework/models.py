@@ -31,7 +31,8 @@ class Case(Base):
     version: Mapped[int] = mapped_column(default=1)
     lon: Mapped[float]
     lat: Mapped[float]
-    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    # Only ever queried spatially (bbox, duplicates); lon/lat carry the point for reading, so not loaded.
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), deferred=True)
     address: Mapped[str | None] = mapped_column(String(256))
     description: Mapped[str | None] = mapped_column(Text)
     grid_code: Mapped[str | None] = mapped_column(String(15), index=True)

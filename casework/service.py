@@ -147,10 +147,10 @@ def _check_inspector(session: Session, inspector_id: int) -> None:
                            loc=["inspector_id"])
 
 
-def _append_event(
-    session: Session,
+def _new_event(
     case: Case,
     *,
+    seq: int,
     actor: Actor,
     action: CaseAction,
     from_status: CaseStatus,
@@ -158,10 +158,8 @@ def _append_event(
     at: dt.datetime,
     inp: ActionInput,
     data: dict[str, Any],
-    attachment_role: str = "evidence",
 ) -> CaseEvent:
-    seq = (session.scalar(select(sa.func.max(CaseEvent.seq)).where(CaseEvent.case_id == case.id)) or 0) + 1
-    ev = CaseEvent(
+    return CaseEvent(
         case_id=case.id,
         seq=seq,
         action=action,
@@ -176,21 +174,28 @@ def _append_event(
         note=inp.note,
         data=data,
     )
-    session.add(ev)
-    session.flush()
-    for aid in inp.attachment_ids:
-        session.add(EventAttachment(event_id=ev.id, attachment_id=aid, role=attachment_role))
-    return ev
+
+
+def _link_attachments(session: Session, ev: CaseEvent, ids: Sequence[int], role: str) -> None:
+    for aid in ids:
+        session.add(EventAttachment(event_id=ev.id, attachment_id=aid, role=role))
 
 
 def event_facts(session: Session, case_id: int) -> list[EventFact]:
     """The case's log reduced to what timing needs."""
+    return _log_facts(session, case_id)[0]
+
+
+def _log_facts(session: Session, case_id: int) -> tuple[list[EventFact], int]:
+    """The case's log reduced to what timing needs, and the last sequence number (0 for none)."""
     rows = session.execute(
-        select(CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at, CaseEvent.data)
+        select(CaseEvent.seq, CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at,
+               CaseEvent.data)
         .where(CaseEvent.case_id == case_id)
         .order_by(CaseEvent.seq)
     ).all()
-    return [EventFact(r.action, r.from_status, r.to_status, r.at, r.data or {}) for r in rows]
+    facts = [EventFact(r.action, r.from_status, r.to_status, r.at, r.data or {}) for r in rows]
+    return facts, (rows[-1].seq if rows else 0)
 
 
 def _limit(rules: CaseRules, case: Case, stage: Stage) -> tuple[float, str] | None:
@@ -228,8 +233,9 @@ def run_clock(
 YELLOW_AT = 0.8  # the share of a limit after which a stage turns yellow
 
 
-def _refresh_cache(session: Session, case: Case, rules: CaseRules, now: dt.datetime) -> None:
-    runs = stage_runs(event_facts(session, case.id))
+def _set_cache(case: Case, rules: CaseRules, facts: Sequence[EventFact], now: dt.datetime) -> None:
+    """Cache the open stage and its deadline and yellow instant on the case, from its whole log."""
+    runs = stage_runs(facts)
     open_run = runs[-1] if runs and runs[-1].ended_at is None else None
     if open_run is None:
         case.stage, case.stage_started_at, case.deadline_at, case.warn_at = None, None, None, None
@@ -310,6 +316,8 @@ def create_case(
         created_at=at,
         updated_at=at,
     )
+    data = dict(inp.data)
+    _set_cache(case, rules, [EventFact(action, CaseStatus.NEW, row.target, at, data)], at)
     session.add(case)
     session.flush()
     if action is CaseAction.PUBLIC_REPORT and any(
@@ -317,14 +325,12 @@ def create_case(
     ):
         session.add(PublicReporter(case_id=case.id, name=new.reporter_name, phone=new.reporter_phone,
                                    email=new.reporter_email, device_id=new.reporter_device_id))
-    _append_event(
-        session, case, actor=actor, action=action, from_status=CaseStatus.NEW, to_status=row.target,
-        at=at, inp=inp, data=dict(inp.data),
-        attachment_role="before" if action is not CaseAction.SELF_HANDLE else "evidence",
-    )
-    _refresh_cache(session, case, rules, at)
+    ev = _new_event(case, seq=1, actor=actor, action=action, from_status=CaseStatus.NEW, to_status=row.target,
+                    at=at, inp=inp, data=data)
+    session.add(ev)
     session.flush()
-    ev = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).one()
+    _link_attachments(session, ev, inp.attachment_ids,
+                      "before" if action is not CaseAction.SELF_HANDLE else "evidence")
     for callback in _after_action:
         callback(session, case, ev, rules)
     return case
@@ -374,6 +380,7 @@ def apply_action(
         )
     row = lifecycle.check_transition(actor, facts_of(case), action, inp.given())
     _check_attachments(session, inp.attachment_ids)
+    facts, last_seq = _log_facts(session, case.id)
     data: dict[str, Any] = dict(inp.data)
     from_status = case.status
 
@@ -408,17 +415,19 @@ def apply_action(
     case.updated_at = at
     if row.target is CaseStatus.CLOSED:
         case.closed_at = at
-    ev = _append_event(session, case, actor=actor, action=action, from_status=from_status,
-                       to_status=row.target, at=at, inp=inp, data=data,
-                       attachment_role="after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE)
-                       else "evidence")
-    if action is CaseAction.MERGE:
-        _note_merge_on_target(session, case, ev, actor, at)
-    _refresh_cache(session, case, rules, at)
+    ev = _new_event(case, seq=last_seq + 1, actor=actor, action=action, from_status=from_status,
+                    to_status=row.target, at=at, inp=inp, data=data)
+    _set_cache(case, rules, [*facts, EventFact(action, from_status, row.target, at, data)], at)
+    session.add(ev)
     try:
+        # One flush: the case's UPDATE (version-checked) and the event's INSERT.
         session.flush()
     except StaleDataError as exc:
         raise StaleCase(f"case {case_id} was changed by someone else", loc=["version"]) from exc
+    _link_attachments(session, ev, inp.attachment_ids,
+                      "after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE) else "evidence")
+    if action is CaseAction.MERGE:
+        _note_merge_on_target(session, case, ev, actor, at)
     for callback in _after_action:
         callback(session, case, ev, rules)
     return case, ev

@@ -78,9 +78,23 @@ def test_default_calendar_shape() -> None:
         ("2025-09-28", True),
         ("2025-10-08", False),
         ("2025-10-11", True),
-        ("2026-02-14", True),
+        # 2026, every line of the State Council notice of 2025-11-04:
+        ("2026-01-02", False),  # 元旦 1月1日至3日 (Friday)
+        ("2026-01-04", True),  # Sunday, 元旦 make-up day
+        ("2026-02-14", True),  # Saturday, 春节 make-up day
+        ("2026-02-16", False),  # 春节 2月15日至23日 (Monday)
         ("2026-02-23", False),
-        ("2026-10-10", True),
+        ("2026-02-24", True),
+        ("2026-02-28", True),  # Saturday, make-up day
+        ("2026-04-06", False),  # 清明 4月4日至6日 (Monday)
+        ("2026-05-05", False),  # 劳动节 5月1日至5日 (Tuesday)
+        ("2026-05-09", True),  # Saturday, make-up day
+        ("2026-06-19", False),  # 端午 (Friday)
+        ("2026-09-20", True),  # Sunday, 国庆 make-up day
+        ("2026-09-25", False),  # 中秋 (Friday)
+        ("2026-10-07", False),  # 国庆 10月1日至7日 (Wednesday)
+        ("2026-10-08", True),
+        ("2026-10-10", True),  # Saturday, make-up day
     ],
 )
 def test_is_working_day(day: str, working: bool) -> None:
