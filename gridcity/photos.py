@@ -15,7 +15,9 @@ nothing about the database or the file store. The three steps are:
 3. :func:`compare_claim` compares the EXIF capture time and position with what the reporter claims
    and returns advisory :class:`Flag` objects; it never rejects.
 
-:func:`process_photo` runs steps 1 and 2 on one read of the input.
+:func:`process_photo` runs steps 1 and 2 on one read of the input. :func:`prepare_photo` is what ingest
+runs: step 1 and the thumbnail only (a 1/8-scale DCT decode for a 12 MP JPEG); the display rendition is
+rendered later from the stored original with :func:`render_display`.
 
 Decompression bombs: Pillow's process-wide ``Image.MAX_IMAGE_PIXELS`` is left alone (other code in
 the process relies on it). Instead every call compares the size read from the header with
@@ -23,8 +25,9 @@ the process relies on it). Instead every call compares the size read from the he
 ``DecompressionBombWarning`` (when warnings are errors) and ``DecompressionBombError`` are treated as
 the same refusal. A ``max_pixels`` above twice Pillow's global limit therefore has no effect.
 
-HEIF/HEIC is accepted only when the optional ``pillow_heif`` package is importable; it is not a
-dependency of gridcity.
+HEIF/HEIC is accepted through the ``pillow_heif`` package (a dependency; the format is dropped from the
+defaults if it cannot be imported). The format is recognised from the content (``ftyp`` box), never from a
+name. libheif applies the HEIF rotation itself when decoding, so HEIF photos come out upright.
 """
 
 from __future__ import annotations
@@ -53,15 +56,19 @@ __all__ = [
     "GeoPoint",
     "PhotoInfo",
     "PhotoLimits",
+    "PreparedPhoto",
     "ProcessedPhoto",
     "Rendition",
     "Renditions",
     "compare_claim",
     "heif_supported",
     "inspect_photo",
+    "prepare_photo",
     "process_photo",
     "read_photo_source",
+    "render_display",
     "render_photo",
+    "render_thumbnail",
 ]
 
 #: Fixed UTC+8 (China has no daylight saving time); the default zone for naive EXIF times.
@@ -264,6 +271,15 @@ class ProcessedPhoto:
 
     info: PhotoInfo
     renditions: Renditions
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPhoto:
+    """Result of :func:`prepare_photo`: the validated original, its metadata and its thumbnail."""
+
+    info: PhotoInfo
+    data: bytes
+    thumbnail: Rendition
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,6 +653,87 @@ def _encode_jpeg(im: Image.Image, quality: int) -> Rendition:
     return Rendition(data=buf.getvalue(), width=im.width, height=im.height)
 
 
+def _check_render_args(long_side: int, quality: int, draft_slack: float) -> None:
+    if long_side < 1 or not 1 <= quality <= 95 or not 0 <= draft_slack < 1:
+        raise ValueError("long_side and thumb_side must be ≥ 1, quality 1–95, draft_slack in [0, 1)")
+
+
+def _decode(source: PhotoSource, info: PhotoInfo, long_side: int, draft_slack: float,
+            loc: Loc) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode ``source`` as RGB, DCT-scaled for JPEG so that its long side stays ≥ about ``long_side``."""
+    data = read_photo_source(source, PhotoLimits(max_bytes=info.size_bytes + 1), loc=loc)
+    limits = PhotoLimits(
+        max_bytes=info.size_bytes,
+        max_pixels=info.width * info.height,
+        allowed_formats=frozenset({info.format}),
+    )
+    # Not closed with a context manager: closing would also free the decoded pixels, and there is
+    # no file handle to release (the source is a BytesIO).
+    im = _open(data, [info.format], limits, loc)
+    if (
+        len(data) != info.size_bytes
+        or im.size != (info.width, info.height)
+        or _normalise_format(im.format) != info.format
+    ):
+        raise ValueError("info does not describe these bytes; pass the result of inspect_photo()")
+    try:
+        if info.format == "JPEG":
+            scale = _dct_scale(im.size, long_side, draft_slack)
+            if scale > 1:
+                im.draft("RGB", (im.width // scale, im.height // scale))
+        im.load()
+        decoded_size = im.size
+        return _flatten_to_rgb(im), decoded_size
+    except _BOMB_ERRORS:
+        raise _too_many_pixels(info.width * info.height, limits, loc) from None
+    except _DECODE_ERRORS as exc:
+        raise _corrupt(f"{type(exc).__name__}: {exc}", loc) from None
+
+
+def _shrink_and_orient(im: Image.Image, info: PhotoInfo, side: int, reducing_gap: float) -> Image.Image:
+    if max(im.size) > side:
+        im = im.resize(_fit(im.size, side), Image.Resampling.LANCZOS, reducing_gap=reducing_gap)
+    transpose = _ORIENTATION_TRANSPOSE.get(info.orientation)
+    return im.transpose(transpose) if transpose is not None else im
+
+
+def render_display(
+    source: PhotoSource,
+    info: PhotoInfo,
+    *,
+    long_side: int = 2048,
+    quality: int = 85,
+    draft_slack: float = 0.1,
+    loc: Loc = None,
+) -> Rendition:
+    """Render only the public display JPEG (see :func:`render_photo` for the arguments and errors)."""
+    _check_render_args(long_side, quality, draft_slack)
+    im, _ = _decode(source, info, long_side, draft_slack, loc)
+    return _encode_jpeg(_shrink_and_orient(im, info, long_side, 3.0), quality)
+
+
+def render_thumbnail(
+    source: PhotoSource,
+    info: PhotoInfo,
+    *,
+    thumb_side: int = 320,
+    quality: int = 85,
+    draft_slack: float = 0.1,
+    loc: Loc = None,
+) -> tuple[Rendition, tuple[int, int]]:
+    """Render only the thumbnail, decoding a JPEG at 1/8 scale when that still covers ``thumb_side``.
+
+    This is the ingest-time rendition (goal G-I1: about the cost of the B3 draft pipeline). Same
+    arguments and errors as :func:`render_photo`.
+
+    Returns:
+        The thumbnail and the size the decoder produced.
+    """
+    _check_render_args(thumb_side, quality, draft_slack)
+    im, decoded = _decode(source, info, thumb_side, draft_slack, loc)
+    return _encode_jpeg(_shrink_and_orient(im, info, thumb_side, 2.0), quality), decoded
+
+
 def render_photo(
     source: PhotoSource,
     info: PhotoInfo,
@@ -677,40 +774,9 @@ def render_photo(
             ``photo.too_many_pixels`` when Pillow refuses the image as a decompression bomb.
         ValueError: ``info`` does not describe ``source``, or an argument is out of range.
     """
-    if long_side < 1 or thumb_side < 1 or not 1 <= quality <= 95 or not 0 <= draft_slack < 1:
-        raise ValueError("long_side and thumb_side must be ≥ 1, quality 1–95, draft_slack in [0, 1)")
-    data = read_photo_source(source, PhotoLimits(max_bytes=info.size_bytes + 1), loc=loc)
-    limits = PhotoLimits(
-        max_bytes=info.size_bytes,
-        max_pixels=info.width * info.height,
-        allowed_formats=frozenset({info.format}),
-    )
-    # Not closed with a context manager: closing would also free the decoded pixels, and there is
-    # no file handle to release (the source is a BytesIO).
-    im = _open(data, [info.format], limits, loc)
-    if (
-        len(data) != info.size_bytes
-        or im.size != (info.width, info.height)
-        or _normalise_format(im.format) != info.format
-    ):
-        raise ValueError("info does not describe these bytes; pass the result of inspect_photo()")
-    try:
-        if info.format == "JPEG":
-            scale = _dct_scale(im.size, long_side, draft_slack)
-            if scale > 1:
-                im.draft("RGB", (im.width // scale, im.height // scale))
-        im.load()
-        decoded_size = im.size
-        display = _flatten_to_rgb(im)
-    except _BOMB_ERRORS:
-        raise _too_many_pixels(info.width * info.height, limits, loc) from None
-    except _DECODE_ERRORS as exc:
-        raise _corrupt(f"{type(exc).__name__}: {exc}", loc) from None
-    if max(display.size) > long_side:
-        display = display.resize(_fit(display.size, long_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    transpose = _ORIENTATION_TRANSPOSE.get(info.orientation)
-    if transpose is not None:
-        display = display.transpose(transpose)
+    _check_render_args(min(long_side, thumb_side), quality, draft_slack)
+    im, decoded_size = _decode(source, info, long_side, draft_slack, loc)
+    display = _shrink_and_orient(im, info, long_side, 3.0)
     thumb = display.resize(_fit(display.size, thumb_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
     return Renditions(
         display=_encode_jpeg(display, quality),
@@ -729,7 +795,7 @@ def process_photo(
     draft_slack: float = 0.1,
     loc: Loc = None,
 ) -> ProcessedPhoto:
-    """Inspect and render in one go, reading ``source`` once.
+    """Inspect and render both renditions in one go, reading ``source`` once.
 
     Args:
         source: Image bytes, or a path to a file.
@@ -760,6 +826,27 @@ def process_photo(
         loc=loc,
     )
     return ProcessedPhoto(info=info, renditions=renditions)
+
+
+def prepare_photo(
+    source: PhotoSource,
+    limits: PhotoLimits = DEFAULT_LIMITS,
+    *,
+    thumb_side: int = 320,
+    quality: int = 85,
+    loc: Loc = None,
+) -> PreparedPhoto:
+    """The ingest-time work: validate, read EXIF, render the thumbnail only (G-I1).
+
+    The display rendition is made later, from the stored original (:func:`render_display`).
+
+    Raises:
+        Same as :func:`process_photo`.
+    """
+    data = read_photo_source(source, limits, loc=loc)
+    info = inspect_photo(data, limits, loc=loc)
+    thumb, _ = render_thumbnail(data, info, thumb_side=thumb_side, quality=quality, loc=loc)
+    return PreparedPhoto(info=info, data=data, thumbnail=thumb)
 
 
 def _format_duration(delta: timedelta) -> str:

@@ -1,8 +1,17 @@
 """Content-addressed file store for photos, tied to the database transaction.
 
-A file is written under ``root/ab/cd/<sha256><suffix>``. Files created inside a session are remembered on
-the session; if the session rolls back, they are deleted again, so a failed request leaves no orphan files.
-A file that already existed (same content stored before) is never deleted by a rollback.
+A file is written under ``root/ab/cd/<sha256><suffix>``, durably: into a temp file in the same folder,
+``fsync``, ``rename`` over the final name, then ``fsync`` of the folder, so a power cut leaves either no file
+or the whole file, never a torn one under its final name.
+
+Files created through a session are remembered on the session (with the modification time they were given);
+if the session rolls back, they are deleted again, so a failed request leaves no orphan files. A file that
+already existed (same content stored before) is never deleted by a rollback: :meth:`MediaStore.put` of an
+existing file refreshes its time instead, and a rollback only removes a file whose time is still the one this
+session gave it. So a concurrent request that stored the same content meanwhile (and touched the file) keeps
+it. Files may be written before the session's transaction begins (photo work outside the write lock); they
+are still removed when that transaction rolls back. Only the outermost transaction counts: a savepoint's
+commit or rollback changes nothing.
 """
 
 from __future__ import annotations
@@ -10,12 +19,28 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 _NEW_FILES = "gridcity.new_files"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stamp(path: Path) -> int:
+    """Set the file's times to now (ns precision, so two writers never get the same stamp); return it."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
+    return os.stat(path).st_mtime_ns  # as stored (a file system may keep less precision)
 
 
 class MediaStore:
@@ -31,26 +56,50 @@ class MediaStore:
     def put(
         self, data: bytes, suffix: str, *, session: Session | None = None, key: str | None = None
     ) -> tuple[str, Path]:
-        """Store ``data`` under ``key`` (default: its sha256); return the key and path.
+        """Store ``data`` under ``key`` (default: its sha256) durably; return the key and path.
 
-        With a session, a rollback of that session removes a file this call created.
+        An existing file is not rewritten; its modification time is refreshed (the orphan cleaner spares
+        young files, and a concurrent rollback spares files someone touched). With a session, a rollback of
+        that session removes a file this call created.
         """
         sha = key or hashlib.sha256(data).hexdigest()
         path = self.path_for(sha, suffix)
-        if path.exists():
+        try:
+            self.touch(path, session=session)
+        except FileNotFoundError:
+            pass
+        else:
             return sha, path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        folder = path.parent
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(folder.parent)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_dir(folder)
+        stamp = _stamp(path)
         if session is not None:
-            session.info.setdefault(_NEW_FILES, []).append(path)
+            session.info.setdefault(_NEW_FILES, {})[path] = stamp
         return sha, path
+
+    def touch(self, path: Path, *, session: Session | None = None) -> None:
+        """Refresh a file's time (``FileNotFoundError`` if it is missing).
+
+        A file this session created stays the session's to remove on rollback; anyone else's touch makes a
+        rollback of the creating session leave it in place.
+        """
+        stamp = _stamp(path)
+        new = session.info.get(_NEW_FILES) if session is not None else None
+        if new is not None and path in new:
+            new[path] = stamp
 
     def orphans(self, known: set[str]) -> list[Path]:
         """Files (and stale temp files) whose hash is not in ``known``."""
@@ -63,12 +112,31 @@ class MediaStore:
         return out
 
 
+def forget_new_files(session: Session) -> None:
+    """Keep the files this session created whatever happens to it (they are referenced elsewhere)."""
+    session.info.pop(_NEW_FILES, None)
+
+
+def remove_new_files(session: Session) -> None:
+    """Delete the files this session created that nobody touched since (see the module docstring)."""
+    for path, stamp in session.info.pop(_NEW_FILES, {}).items():
+        try:
+            if os.stat(path).st_mtime_ns == stamp:
+                Path(path).unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+
+
+# SQLAlchemy fires after_commit / after_rollback for savepoints too; only the outermost transaction decides
+# (a savepoint released inside a transaction that then rolls back must not make its files permanent). A
+# rolled-back savepoint leaves its files to the orphan cleaner.
 @event.listens_for(Session, "after_commit")
 def _forget_new_files(session: Session) -> None:
-    session.info.pop(_NEW_FILES, None)
+    if not session.in_nested_transaction():
+        forget_new_files(session)
 
 
 @event.listens_for(Session, "after_rollback")
 def _remove_new_files(session: Session) -> None:
-    for path in session.info.pop(_NEW_FILES, []):
-        Path(path).unlink(missing_ok=True)
+    if not session.in_nested_transaction():
+        remove_new_files(session)

@@ -9,6 +9,8 @@ work, and stores the response on the record. Consequences:
 * A retry with the same key and the same payload, also one sent after the server committed but the phone
   never got the answer, finds the record and gets the stored status and body back, without doing anything.
 * The same key with a different payload is refused (409 ``idempotency.key_reused``).
+* :func:`peek` answers a finished retry before the caller does expensive work (photo processing, done
+  before the write transaction begins); :func:`run` still decides.
 * Two concurrent requests with the same key: on PostgreSQL the second ``INSERT … ON CONFLICT DO NOTHING``
   waits on the first transaction's uncommitted row (the unique constraint does the locking), then sees the
   committed record and replays it; if the first takes longer than ``wait_seconds`` the second gets 409
@@ -129,6 +131,28 @@ def _claim(session: Session, *, user_id: int, key: str, kind: str, req_hash: str
         raise
     savepoint.commit()
     return record_id
+
+
+def peek(session: Session, *, user_id: int, key: str, req_hash: str,
+         loc: list[str | int] | None = None) -> Outcome | None:
+    """The stored result of a finished submission with this key, without claiming it (a read only).
+
+    Lets a retry be answered before any expensive work (photo processing) is done. ``None`` when the key is
+    unknown or still pending; :func:`run` remains the authority (it claims the key in the write transaction).
+
+    Raises:
+        KeyReused: the key was used for a different submission.
+    """
+    rec = session.execute(
+        sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response)
+        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+    ).one_or_none()
+    if rec is None or rec.status_code == PENDING:
+        return None
+    if rec.request_hash != req_hash:
+        raise KeyReused("this idempotency key was already used for a different submission",
+                        loc=loc or ["header", KEY_HEADER])
+    return Outcome(status_code=rec.status_code, body=rec.response, replayed=True)
 
 
 def run(

@@ -20,6 +20,7 @@ from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import PayloadTooLarge
 from gridcity.settings import Settings
 from mobile_api import idempotency, service
+from mobile_api.forms import OffLoopFormRoute
 from mobile_api.idempotency import KEY_HEADER, Outcome
 from mobile_api.schemas import (
     BatchIn,
@@ -35,7 +36,8 @@ from mobile_api.schemas import (
     TrackOut,
 )
 
-router = APIRouter(tags=["mobile"])
+# Multipart bodies (photos) are parsed in the threadpool, not on the event loop (mobile_api.forms, G-I3).
+router = APIRouter(tags=["mobile"], route_class=OffLoopFormRoute)
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +34,7 @@ from gridcity.errors import GridCityError, InvalidInput, NotAuthenticated, Permi
 from gridcity.org import User, get_user_by_username
 from gridcity.roles import Role
 from gridcity.settings import Settings
-from gridcity.storage import MediaStore
+from gridcity.storage import MediaStore, remove_new_files
 from gridcity.types import utcnow
 from mobile_api import idempotency
 from mobile_api.idempotency import Outcome
@@ -71,8 +70,9 @@ TRACK_FUTURE_SKEW = dt.timedelta(minutes=5)
 TRACK_MAX_AGE = dt.timedelta(days=7)
 RENDITION_SUFFIXES = (".orig", ".display.jpg", ".thumb.jpg")
 
-#: A photo is either uploaded bytes (stored now) or the id of an attachment stored earlier (POST /photos).
-PhotoInput = bytes | int
+#: A photo is uploaded bytes (stored now), the same already validated and written (:func:`prepare_uploads`),
+#: or the id of an attachment stored earlier (POST /photos).
+PhotoInput = bytes | int | photos.PreparedPhoto
 
 
 class NotOnSite(InvalidInput):
@@ -131,30 +131,74 @@ def _check_count(items: Sequence[Any], field: str, *, required: bool) -> None:
         raise InvalidInput(f"{field} is not expected here", code="mobile.unexpected_photos", loc=["body", field])
 
 
-def _touch(store: MediaStore, sha256: str) -> None:
+def _touch(session: Session, store: MediaStore, sha256: str) -> None:
     # A photo whose bytes were already on disk (an orphan left by a crash) is not rewritten by the store;
-    # refreshing its time keeps the orphan cleaner, which only removes old files, away from it.
+    # refreshing its time keeps the orphan cleaner, which only removes old files, away from it. The display
+    # rendition is made on demand, so it may not exist yet.
     for suffix in RENDITION_SUFFIXES:
-        os.utime(store.path_for(sha256, suffix))
+        try:
+            store.touch(store.path_for(sha256, suffix), session=session)
+        except FileNotFoundError:
+            if suffix in casework_attachments.REQUIRED_SUFFIXES:
+                raise
 
 
 def _resolve_photos(session: Session, store: MediaStore, settings: Settings, user: User,
                     items: Sequence[PhotoInput], field: str) -> list[Attachment]:
-    """Store uploaded bytes, or look up attachments stored earlier by this user."""
+    """Store uploaded (or prepared) photos, or look up attachments stored earlier by this user."""
     limits = photo_limits(settings)
     out: list[Attachment] = []
     for i, item in enumerate(items):
         loc: list[str | int] = ["body", field, i]
-        if isinstance(item, bytes):
+        if isinstance(item, (bytes, photos.PreparedPhoto)):
             att = casework_attachments.store_photo(session, store, item, uploaded_by=user.id, limits=limits,
                                                    loc=loc)
-            _touch(store, att.sha256)
+            _touch(session, store, att.sha256)
         else:
             found = session.get(Attachment, item)
             if found is None or found.uploaded_by != user.id:
                 raise InvalidInput(f"unknown photo {item}", code="attachment.unknown", loc=loc)
             att = found
         out.append(att)
+    return out
+
+
+def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
+                    groups: dict[str, Sequence[PhotoInput]]) -> dict[str, list[PhotoInput]]:
+    """Do the photo work of a submission before its write transaction (goal G-I3).
+
+    Ends the session's transaction (it has only read so far), so that on SQLite no write lock is held during
+    the work; then validates each new photo, renders its thumbnail and writes its files. The files are
+    registered on the session: when the write transaction that follows rolls back, they are removed.
+    Photos already stored stay bytes (no work; :func:`casework.attachments.store_photo` finds them). When a
+    photo is refused nothing has been written yet. Returns the groups with prepared photos for the bytes.
+    Inside a savepoint (a batch) the transaction is kept and the work simply happens in it.
+    """
+    uploaded = {hashlib.sha256(item).hexdigest() for items in groups.values() for item in items
+                if isinstance(item, bytes)}
+    if not uploaded:
+        return {name: list(items) for name, items in groups.items()}
+    known = set(session.scalars(select(Attachment.sha256).where(Attachment.sha256.in_(sorted(uploaded)))))
+    casework_attachments.end_read_transaction(session)
+    limits = photo_limits(settings)
+    done: dict[str, photos.PreparedPhoto] = {}
+    out: dict[str, list[PhotoInput]] = {}
+    for name, items in groups.items():
+        out[name] = []
+        for i, item in enumerate(items):
+            if isinstance(item, bytes):
+                sha = hashlib.sha256(item).hexdigest()
+                if sha not in known:
+                    if sha not in done:
+                        done[sha] = casework_attachments.prepare(item, limits, ["body", name, i])
+                    item = done[sha]
+            out[name].append(item)
+    try:
+        for prepared in done.values():
+            casework_attachments.write_files(store, prepared, session=session)
+    except BaseException:
+        remove_new_files(session)
+        raise
     return out
 
 
@@ -171,6 +215,8 @@ def photo_shas(session: Session, user: User, items: Sequence[PhotoInput], field:
     for i, item in enumerate(items):
         if isinstance(item, bytes):
             out.append(hashlib.sha256(item).hexdigest())
+        elif isinstance(item, photos.PreparedPhoto):
+            out.append(item.info.sha256)
         elif item in known:
             out.append(known[item])
         else:
@@ -221,9 +267,13 @@ def upload_photos(session: Session, *, store: MediaStore, settings: Settings, us
     _require_role(user, MOBILE_ROLES, "uploading photos")
     _check_count(files, "photos", required=True)
     req_hash = idempotency.request_hash("photos", [hashlib.sha256(f).hexdigest() for f in files])
+    replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
+    if replay is not None:
+        return replay
+    items = prepare_uploads(session, store=store, settings=settings, groups={"photos": files})["photos"]
 
     def work() -> tuple[int, Any]:
-        atts = _resolve_photos(session, store, settings, user, files, "photos")
+        atts = _resolve_photos(session, store, settings, user, items, "photos")
         return 201, {"photos": [p.model_dump(mode="json", exclude_none=True) for p in _photo_out(atts)]}
 
     return idempotency.run(session, user_id=user.id, key=key, kind="photos", req_hash=req_hash, work=work)
@@ -254,14 +304,20 @@ def report_hash(report_in: ReportIn, shas: dict[str, list[str]]) -> str:
     return idempotency.request_hash("report", {"report": report_in.model_dump(mode="json"), "photos": shas})
 
 
+def _precheck_report(session: Session, rules: CaseRules, report_in: ReportIn) -> tuple[float, float]:
+    """The cheap checks of a report (position, city, class); the WGS84 position."""
+    loc_r: list[str | int] = ["body", "report"]
+    lon, lat = _to_wgs84(report_in.lon, report_in.lat, report_in.coord_system, [*loc_r, "lon"])
+    _check_in_city(session, lon, lat, [*loc_r, "lon"])
+    rules.catalog.get(report_in.class_code, loc=[*loc_r, "class_code"])
+    return lon, lat
+
+
 def _create_report(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
                    report_in: ReportIn, photo_items: Sequence[PhotoInput], before: Sequence[PhotoInput],
                    after: Sequence[PhotoInput]) -> tuple[int, Any]:
-    loc_r: list[str | int] = ["body", "report"]
-    lon, lat = _to_wgs84(report_in.lon, report_in.lat, report_in.coord_system, [*loc_r, "lon"])
     # Cheap checks first, so that a doomed report costs no photo processing.
-    _check_in_city(session, lon, lat, [*loc_r, "lon"])
-    rules.catalog.get(report_in.class_code, loc=[*loc_r, "class_code"])
+    lon, lat = _precheck_report(session, rules, report_in)
     claimed_at = _claimed_at(report_in.captured_at, rules.calendar.timezone)
     if report_in.self_handled:
         before_atts = _resolve_photos(session, store, settings, user, before, "before")
@@ -318,6 +374,14 @@ def submit_report(session: Session, *, store: MediaStore, settings: Settings, ru
         "before": photo_shas(session, user, before, "before"),
         "after": photo_shas(session, user, after, "after"),
     })
+    replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
+    if replay is not None:
+        return replay
+    if any(isinstance(p, bytes) for p in (*photo_items, *before, *after)):
+        _precheck_report(session, rules, report_in)  # a doomed report costs no photo work
+        prepared = prepare_uploads(session, store=store, settings=settings,
+                                   groups={"photos": photo_items, "before": before, "after": after})
+        photo_items, before, after = prepared["photos"], prepared["before"], prepared["after"]
 
     def work() -> tuple[int, Any]:
         return _create_report(session, store=store, settings=settings, rules=rules, user=user,
@@ -348,12 +412,12 @@ def _result_action(user: User, case: Case, outcome: str) -> CaseAction:
     return action
 
 
-def _submit_result(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
-                   case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput]) -> tuple[int, Any]:
+def _result_context(session: Session, *, settings: Settings, user: User, case_id: int,
+                    result_in: ResultIn) -> tuple[float, float, Case, CaseAction, float]:
+    """The cheap checks of a task result (task, on site): position, case, action, distance."""
     loc_r: list[str | int] = ["body", "result"]
     lon, lat = _to_wgs84(result_in.lon, result_in.lat, result_in.coord_system, [*loc_r, "lon"])
-    actor = casework_service.actor_of(user)
-    case = casework_service.get_case(session, case_id, actor=actor)
+    case = casework_service.get_case(session, case_id, actor=casework_service.actor_of(user))
     action = _result_action(user, case, result_in.outcome)
     distance = coords.haversine_m(lon, lat, case.lon, case.lat)
     if distance > settings.onsite_radius_m:
@@ -362,6 +426,14 @@ def _submit_result(session: Session, *, store: MediaStore, settings: Settings, r
             f"{settings.onsite_radius_m:,.0f} m", loc=[*loc_r, "lon"],
             extra={"distance_m": round(distance, 1), "radius_m": settings.onsite_radius_m},
         )
+    return lon, lat, case, action, distance
+
+
+def _submit_result(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
+                   case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput]) -> tuple[int, Any]:
+    actor = casework_service.actor_of(user)
+    lon, lat, case, action, distance = _result_context(session, settings=settings, user=user, case_id=case_id,
+                                                       result_in=result_in)
     claimed_at = _claimed_at(result_in.captured_at, rules.calendar.timezone)
     atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
     flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
@@ -397,6 +469,13 @@ def submit_result(session: Session, *, store: MediaStore, settings: Settings, ru
         "case_id": case_id, "result": result_in.model_dump(mode="json"),
         "photos": photo_shas(session, user, photo_items, "photos"),
     })
+    replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
+    if replay is not None:
+        return replay
+    if any(isinstance(p, bytes) for p in photo_items):
+        _result_context(session, settings=settings, user=user, case_id=case_id, result_in=result_in)
+        photo_items = prepare_uploads(session, store=store, settings=settings,
+                                      groups={"photos": photo_items})["photos"]
 
     def work() -> tuple[int, Any]:
         return _submit_result(session, store=store, settings=settings, rules=rules, user=user, case_id=case_id,
