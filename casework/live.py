@@ -35,7 +35,8 @@ import datetime as dt
 import json
 import logging
 import weakref
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,9 +123,9 @@ def _inspectors(r: Any) -> frozenset[int]:
     return frozenset(i for i in (r.reporter_id, r.assigned_inspector_id) if i is not None)
 
 
-def event_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
-                actor: Actor | None = None) -> list[LiveItem]:
-    """Events with ``after < id <= upto`` in id order, as messages (prefiltered in SQL for ``actor``)."""
+def event_query(*, after: int, upto: int | None = None, limit: int = 500,
+                actor: Actor | None = None) -> sa.Select[Any]:
+    """The statement behind :func:`event_items`."""
     q = (
         select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq, CaseEvent.action, CaseEvent.from_status,
                CaseEvent.to_status, CaseEvent.actor_id, CaseEvent.actor_role, CaseEvent.department_id,
@@ -141,9 +142,20 @@ def event_items(session: Session, *, after: int, upto: int | None = None, limit:
                            CaseEvent.action == CaseAction.APPROVE_SENDBACK))
     elif actor is not None and actor.role is Role.INSPECTOR:
         q = q.where(sa.or_(Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id))
+    return q
+
+
+def event_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
+                actor: Actor | None = None) -> list[LiveItem]:
+    """Events with ``after < id <= upto`` in id order, as messages (prefiltered in SQL for ``actor``)."""
+    return events_from_rows(session.execute(event_query(after=after, upto=upto, limit=limit, actor=actor)))
+
+
+def events_from_rows(rows: Any) -> list[LiveItem]:
+    """Rows of :func:`event_query` as messages, each serialised once."""
     now = utcnow()
     out = []
-    for r in session.execute(q):
+    for r in rows:
         data = r.data or {}
         depts = {r.department_id, data.get("from_department_id")}
         payload = {
@@ -157,9 +169,9 @@ def event_items(session: Session, *, after: int, upto: int | None = None, limit:
     return out
 
 
-def alert_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
-                actor: Actor | None = None) -> list[LiveItem]:
-    """Deadline warnings with ``after < id <= upto`` in id order, as messages."""
+def alert_query(*, after: int, upto: int | None = None, limit: int = 500,
+                actor: Actor | None = None) -> sa.Select[Any]:
+    """The statement behind :func:`alert_items`."""
     q = (
         select(CaseAlert.id, CaseAlert.case_id, CaseAlert.stage, CaseAlert.level, CaseAlert.run_started_at,
                CaseAlert.deadline_at.label("alert_deadline_at"), CaseAlert.department_id,
@@ -173,9 +185,20 @@ def alert_items(session: Session, *, after: int, upto: int | None = None, limit:
         q = q.where(CaseAlert.id <= upto)
     if actor is not None and actor.role is Role.DEPARTMENT:
         q = q.where(CaseAlert.department_id == actor.department_id)
+    return q
+
+
+def alert_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
+                actor: Actor | None = None) -> list[LiveItem]:
+    """Deadline warnings with ``after < id <= upto`` in id order, as messages."""
+    return alerts_from_rows(session.execute(alert_query(after=after, upto=upto, limit=limit, actor=actor)))
+
+
+def alerts_from_rows(rows: Any) -> list[LiveItem]:
+    """Rows of :func:`alert_query` as messages, each serialised once."""
     now = utcnow()
     out = []
-    for r in session.execute(q):
+    for r in rows:
         payload = {
             "type": "alert", "alert_id": r.id, "case_id": r.case_id, "stage": r.stage, "level": r.level,
             "run_started_at": _iso(r.run_started_at), "deadline_at": _iso(r.alert_deadline_at),
@@ -194,17 +217,89 @@ def high_water(session: Session) -> tuple[int, int]:
     return int(e), int(a)
 
 
+PING = "ping"  # a queue marker: the writer sends a heartbeat with the marks current at that moment
+RESUME = "resume"  # a queue marker: the connection replays the log from the id the client asked for
+
+
+class _Started:
+    """Await a coroutine that has already run up to its first suspension (it yielded ``first``)."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro, self.first = coro, first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, value = self.coro, self.first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # a cancellation or error thrown into the awaiting task
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
 @dataclass(eq=False)
 class Subscriber:
-    """One connected client: its user, its bounded queue and how far the stream has covered it."""
+    """One connected client: its user, its bounded queue and how far the stream has covered it.
+
+    Writing: once the connection is live (``send`` set), every queued frame is written at once by
+    :meth:`kick`, in the caller's step of the loop (the pump's fan-out, like a bare push loop): a websocket
+    write completes without waiting while the client keeps up. The first write that would wait (the
+    client's socket is full) continues in a task of its own, and this client's later frames wait in its
+    bounded queue behind it; a full queue marks the subscriber ``overflow`` and ``done``. So no client ever
+    delays another, and no task is woken per message.
+    """
 
     actor: Actor
-    queue: asyncio.Queue[tuple[str, int, str]]
+    limit: int
     pos_event: int  # the pump enqueues only events above this
     pos_alert: int
+    queue: deque[tuple[str, int, str]] = field(default_factory=deque)
     overflow: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # the connection must end (see ``reason``)
+    reason: str = ""
     delivered_event: int = 0  # the client has every visible event up to here
     delivered_alert: int = 0
+    skip_event: int = 0  # a ``resume`` ahead of what this connection sent: items up to here are not sent
+    skip_alert: int = 0
+    send: Callable[[str], Coroutine[Any, Any, Any]] | None = None  # the socket's write, once live
+    on_resume: Callable[[str], Coroutine[Any, Any, Any]] | None = None
+    hub: LiveHub | None = None
+    busy: bool = False  # a write or a resume is running in ``task``
+    task: asyncio.Task[Any] | None = None
+    last_sent: float = 0.0  # loop time of the last frame written (heartbeats count from there)
+    sending_since: float | None = None  # loop time a waiting write started, while it has not returned
+
+    def audience(self) -> tuple[str, int] | None:
+        """The routing key of the items this user may see (see :func:`visible`)."""
+        a = self.actor
+        if a.role in CITYWIDE_ROLES:
+            return ("all", 0)
+        if a.role is Role.DEPARTMENT:
+            return None if a.department_id is None else ("dept", a.department_id)
+        if a.role is Role.INSPECTOR:
+            return ("user", a.user_id)
+        return None
+
+    def _put(self, entry: tuple[str, int, str]) -> bool:
+        if len(self.queue) >= self.limit:
+            self.end("overflow")
+            return False
+        self.queue.append(entry)
+        if not self.busy and self.send is not None:
+            self.kick()
+        return True
 
     def offer(self, item: LiveItem) -> None:
         """Queue ``item`` if the user may see it; mark the subscriber overflowed when the queue is full."""
@@ -213,12 +308,8 @@ class Subscriber:
         pos = self.pos_event if item.kind == "event" else self.pos_alert
         if item.id <= pos:
             return
-        if visible(self.actor, item):
-            try:
-                self.queue.put_nowait((item.kind, item.id, item.text))
-            except asyncio.QueueFull:
-                self.overflow.set()
-                return
+        if visible(self.actor, item) and not self._put((item.kind, item.id, item.text)):
+            return
         if item.kind == "event":
             self.pos_event = item.id
         else:
@@ -226,10 +317,107 @@ class Subscriber:
 
     def control(self, payload: dict[str, Any]) -> None:
         """Queue a control frame (pong, error) behind the data already queued."""
-        try:
-            self.queue.put_nowait(("ctl", 0, _dumps(payload)))
-        except asyncio.QueueFull:
+        self._put(("ctl", 0, _dumps(payload)))
+
+    def marker(self, kind: str, value: int = 0, text: str = "") -> None:
+        """Queue a marker (:data:`PING`, :data:`RESUME`) to act on in stream order."""
+        self._put((kind, value, text))
+
+    def end(self, reason: str) -> None:
+        """Stop writing; the connection handler closes the socket (``overflow``: with a resync frame)."""
+        if reason == "overflow":
             self.overflow.set()
+        if not self.reason:
+            self.reason = reason
+        self.done.set()
+
+    def go_live(self, send: Callable[[str], Coroutine[Any, Any, Any]],
+                on_resume: Callable[[str], Coroutine[Any, Any, Any]] | None = None) -> None:
+        """Start writing: from now on queued frames go out as soon as they are queued."""
+        self.send, self.on_resume = send, on_resume
+        self.last_sent = asyncio.get_running_loop().time()
+        self.kick()
+
+    def _text(self, kind: str, item_id: int, text: str) -> str | None:
+        if kind == "event":
+            return None if item_id <= self.skip_event else text
+        if kind == "alert":
+            return None if item_id <= self.skip_alert else text
+        if kind == PING:
+            ev, al = self.hub.marks_for(self) if self.hub is not None else (self.delivered_event,
+                                                                           self.delivered_alert)
+            return _dumps({"type": "ping", "last_id": max(ev, self.skip_event),
+                           "last_alert_id": max(al, self.skip_alert)})
+        return text
+
+    def _sent(self, kind: str, item_id: int) -> None:
+        if kind == "event":
+            self.delivered_event = item_id
+        elif kind == "alert":
+            self.delivered_alert = item_id
+
+    def kick(self) -> None:
+        """Write the queued frames now; hand the first write that would wait (or a resume) to a task."""
+        send, queue = self.send, self.queue
+        if send is None or self.busy or self.done.is_set():
+            return
+        wrote = False
+        while queue:
+            kind, item_id, text = queue.popleft()
+            if kind == RESUME and self.on_resume is not None:
+                self._background(self._resume(text))
+                break
+            out = self._text(kind, item_id, text)
+            if out is None:
+                continue
+            coro = send(out)
+            try:
+                first = coro.send(None)
+            except StopIteration:
+                self._sent(kind, item_id)
+                wrote = True
+                continue
+            except Exception:  # the socket is gone: the handler sees the disconnect and cleans up
+                self.end("write_failed")
+                return
+            self._background(self._finish(coro, first, kind, item_id))
+            break
+        if wrote:
+            self.last_sent = asyncio.get_running_loop().time()
+
+    def _background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.busy = True
+        self.task = asyncio.get_running_loop().create_task(coro)
+
+    async def _finish(self, coro: Coroutine[Any, Any, Any], first: Any, kind: str, item_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.sending_since = loop.time()
+        try:
+            await _Started(coro, first)
+        except Exception:
+            self.end("write_failed")
+            return
+        finally:
+            self.sending_since = None
+        self._sent(kind, item_id)
+        self.last_sent = loop.time()
+        self.busy = False
+        self.kick()
+
+    async def _resume(self, text: str) -> None:
+        assert self.on_resume is not None
+        loop = asyncio.get_running_loop()
+        self.sending_since = loop.time()
+        try:
+            await self.on_resume(text)
+        except Exception:
+            self.end("write_failed")
+            return
+        finally:
+            self.sending_since = None
+        self.last_sent = loop.time()
+        self.busy = False
+        self.kick()
 
 
 _HUBS: weakref.WeakSet[LiveHub] = weakref.WeakSet()
@@ -243,6 +431,8 @@ class LiveHub:
         self.database_url = database_url
         self.config = config
         self.subscribers: set[Subscriber] = set()
+        # Subscribers by audience (see Subscriber.audience): an item is offered only to those who may see it.
+        self.audiences: dict[tuple[str, int], set[Subscriber]] = {}
         self.hw_event = 0
         self.hw_alert = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -276,7 +466,8 @@ class LiveHub:
             self._listening = asyncio.Event()
             self._drain_lock = asyncio.Lock()
             self.hw_event, self.hw_alert = await asyncio.to_thread(self._read_high_water)
-            self._tasks = [asyncio.create_task(self._pump(), name="gridcity-live-pump")]
+            self._tasks = [asyncio.create_task(self._pump(), name="gridcity-live-pump"),
+                           asyncio.create_task(self._watch(), name="gridcity-live-watchdog")]
             if self.is_postgres and self.config.listen_postgres:
                 self._tasks.append(asyncio.create_task(self._listen(), name="gridcity-live-listen"))
                 with contextlib.suppress(TimeoutError):
@@ -345,21 +536,58 @@ class LiveHub:
 
     async def _drain(self) -> None:
         while True:
+            # A worker thread, not an async driver on the loop: measured, the loop busy writing to sockets
+            # delayed an async read's round trips far more than the thread's GIL hand-offs.
             events, alerts = await asyncio.to_thread(self._read_new, self.hw_event, self.hw_alert)
             self.fan_out(events, alerts)
             if len(events) < self.config.batch_size and len(alerts) < self.config.batch_size:
                 return
 
     def fan_out(self, events: list[LiveItem], alerts: list[LiveItem]) -> None:
-        """Offer new items to every subscriber and advance the marks (runs on the loop, never awaits)."""
+        """Offer new items to the subscribers who may see them and advance the marks (never awaits).
+
+        Each item is serialised once (by the reader); here it is only routed: to the citywide audience, to
+        the departments it names and to the inspectors it names, so the cost is per recipient, not per
+        connected client.
+        """
+        groups = self.audiences
+        everyone = groups.get(("all", 0), ())
         for items in (events, alerts):
             for item in items:
-                for sub in self.subscribers:
+                for sub in everyone:
                     sub.offer(item)
+                for d in item.department_ids:
+                    for sub in groups.get(("dept", d), ()):
+                        sub.offer(item)
+                for u in item.inspector_ids:
+                    for sub in groups.get(("user", u), ()):
+                        sub.offer(item)
         if events:
             self.hw_event = max(self.hw_event, events[-1].id)
         if alerts:
             self.hw_alert = max(self.hw_alert, alerts[-1].id)
+
+    async def _watch(self) -> None:
+        """Heartbeats and stalled writes, for every subscriber, from one task (no timer per message)."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.05, min(1.0, cfg.heartbeat_seconds / 4, cfg.send_timeout_seconds / 4)))
+            self.watch_once(loop.time())
+
+    def watch_once(self, now: float) -> None:
+        """Queue a ping for subscribers silent for a heartbeat; end those whose write stalled too long."""
+        cfg = self.config
+        for sub in list(self.subscribers):
+            started = sub.sending_since
+            if started is not None and now - started > cfg.send_timeout_seconds:
+                sub.end("send_timeout")
+                if sub.task is not None:
+                    sub.task.cancel()
+            elif (sub.send is not None and not sub.busy and not sub.queue
+                  and now - sub.last_sent >= cfg.heartbeat_seconds):
+                sub.last_sent = now
+                sub.marker(PING)
 
     async def _listen(self) -> None:
         import psycopg  # noqa: PLC0415  (PostgreSQL only)
@@ -399,18 +627,40 @@ class LiveHub:
     def _register(self, actor: Actor, *, since: int | None, since_alert: int | None) -> Subscriber:
         sub = Subscriber(
             actor=actor,
-            queue=asyncio.Queue(maxsize=self.config.queue_size),
+            limit=self.config.queue_size,
             pos_event=max(self.hw_event, since or 0),
             pos_alert=max(self.hw_alert, since_alert or 0),
         )
         sub.delivered_event = since if since is not None else self.hw_event
         sub.delivered_alert = since_alert if since_alert is not None else self.hw_alert
-        self.subscribers.add(sub)
+        self.add(sub)
         return sub
+
+    def add(self, sub: Subscriber) -> None:
+        """Start offering items to ``sub``."""
+        sub.hub = self
+        self.subscribers.add(sub)
+        key = sub.audience()
+        if key is not None:
+            self.audiences.setdefault(key, set()).add(sub)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         """Forget a subscriber."""
         self.subscribers.discard(sub)
+        key = sub.audience()
+        group = self.audiences.get(key) if key is not None else None
+        if group is not None:
+            group.discard(sub)
+            if not group:
+                del self.audiences[key]  # type: ignore[arg-type]
+
+    def marks_for(self, sub: Subscriber) -> tuple[int, int]:
+        """What ``sub`` has for sure now: everything visible up to these ids (for pings)."""
+        if sub.queue:
+            return sub.delivered_event, sub.delivered_alert
+        # Nothing waits in the queue, and the pump offered this subscriber everything up to the hub's marks.
+        return (max(sub.delivered_event, sub.pos_event, self.hw_event),
+                max(sub.delivered_alert, sub.pos_alert, self.hw_alert))
 
 
 # ---- hooks that wake the pump -------------------------------------------------------------------------

@@ -11,8 +11,16 @@ Protocol (JSON text frames):
   ``last_id``/``last_alert_id`` (the client has everything visible up to there); ``resync`` (then close
   1013) when the client fell too far behind: reconnect with ``since``/``since_alert`` from that frame;
   ``reset`` when the gap is too large to replay: reload the views, the stream continues live.
-* Client → server: ``{"type": "ping"}`` → ``pong``. Anything else (not JSON, not an object, unknown type,
-  binary) → an ``error`` frame; the connection stays open.
+* Client → server: ``{"type": "ping"}`` → ``pong``. ``{"type": "resume", "last_id": N}`` (and/or
+  ``"last_alert_id": M``) on an open socket: the events after ``N`` (alerts after ``M``) are replayed from
+  the log in order, then ``synced``, then the live stream continues with no id sent twice after the replay
+  (a too-large gap gets ``reset`` as on connect). Anything else (not JSON, not an object, unknown type,
+  bad ids, binary) → an ``error`` frame; the connection stays open.
+
+Hot path: an item is serialised once by the pump and routed only to the subscribers who may see it, and
+written to each socket in the pump's own step (``Subscriber.kick``); only a write that would wait moves to
+a task of that connection. Heartbeats and the send timeout are kept by one watchdog task per worker
+(``LiveHub._watch``), not by a timer per message.
 """
 
 from __future__ import annotations
@@ -152,12 +160,15 @@ async def live_stream(ws: WebSocket) -> None:
         await _replay_gap(ws, hub, sub, since=since, since_alert=since_alert)
         await _send(ws, live._dumps({"type": "synced", "last_id": sub.delivered_event,
                                      "last_alert_id": sub.delivered_alert}), cfg.send_timeout_seconds)
+        sub.go_live(ws.send_text, lambda text: _resume(ws, hub, sub, text))
         tasks = [
             asyncio.create_task(_receive_loop(ws, sub)),
-            asyncio.create_task(_send_loop(ws, sub, cfg)),
+            asyncio.create_task(sub.done.wait()),
         ]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[1] in done and sub.overflow.is_set():
+            if sub.task is not None:  # a write stuck on this client's socket: we give up on it
+                sub.task.cancel()
             # We tell the client where to resume and let go of it; its gap is filled from the log.
             with contextlib.suppress(Exception):
                 await _send(ws, live._dumps({"type": "resync", "reason": "slow_client",
@@ -169,6 +180,8 @@ async def live_stream(ws: WebSocket) -> None:
         pass
     finally:
         hub.unsubscribe(sub)
+        if sub.task is not None and not sub.task.done():
+            tasks.append(sub.task)
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -181,13 +194,19 @@ async def live_stream(ws: WebSocket) -> None:
 
 async def _replay_gap(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, *, since: int | None,
                       since_alert: int | None) -> None:
-    cfg = hub.config
     upto_event, upto_alert = sub.pos_event, sub.pos_alert
-    gaps = [("event", since, upto_event), ("alert", since_alert, upto_alert)]
+    await _replay(ws, hub, sub, [("event", since, upto_event), ("alert", since_alert, upto_alert)])
+
+
+async def _replay(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber,
+                  gaps: list[tuple[str, int | None, int]]) -> None:
+    """Send the visible items of each gap ``(after, upto]`` from the log (or ``reset`` if too large)."""
+    cfg = hub.config
     if any(after is not None and upto - after > cfg.max_gap_ids for _, after, upto in gaps):
-        await _send(ws, live._dumps({"type": "reset", "reason": "gap_too_large", "last_id": upto_event,
-                                     "last_alert_id": upto_alert}), cfg.send_timeout_seconds)
-        sub.delivered_event, sub.delivered_alert = upto_event, upto_alert
+        marks = {kind: upto for kind, _, upto in gaps}
+        await _send(ws, live._dumps({"type": "reset", "reason": "gap_too_large", "last_id": marks["event"],
+                                     "last_alert_id": marks["alert"]}), cfg.send_timeout_seconds)
+        sub.delivered_event, sub.delivered_alert = marks["event"], marks["alert"]
         return
     for kind, after, upto in gaps:
         if after is None or after >= upto:
@@ -205,26 +224,30 @@ async def _replay_gap(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, *,
             sub.delivered_alert = upto
 
 
-async def _send_loop(ws: WebSocket, sub: live.Subscriber, cfg: live.LiveConfig) -> None:
-    # Returns when the subscriber overflowed (a full queue wakes this loop at once); a socket that stalls
-    # a send beyond the send timeout ends the connection through TimeoutError.
-    while not sub.overflow.is_set():
-        try:
-            async with asyncio.timeout(cfg.heartbeat_seconds):
-                kind, item_id, text = await sub.queue.get()
-        except TimeoutError:
-            last_event = max(sub.delivered_event, sub.pos_event) if sub.queue.empty() else sub.delivered_event
-            last_alert = max(sub.delivered_alert, sub.pos_alert) if sub.queue.empty() else sub.delivered_alert
-            await _send(ws, live._dumps({"type": "ping", "last_id": last_event, "last_alert_id": last_alert}),
-                        cfg.send_timeout_seconds)
-            continue
-        if sub.overflow.is_set():
-            return
-        await _send(ws, text, cfg.send_timeout_seconds)
-        if kind == "event":
-            sub.delivered_event = item_id
-        elif kind == "alert":
-            sub.delivered_alert = item_id
+async def _resume(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, text: str) -> None:
+    """Serve a client's ``resume``: replay from its ids up to what it was sent, then ``synced``.
+
+    This runs in the sender, in stream order: every frame sent before holds an id up to the ``delivered``
+    marks and everything still queued is above them, so replaying ``(last_id, delivered]`` and then going
+    on with the queue sends each id after ``last_id`` exactly once.
+    """
+    req = json.loads(text)
+    gaps: list[tuple[str, int | None, int]] = []
+    for kind, key, delivered in (("event", "last_id", sub.delivered_event),
+                                 ("alert", "last_alert_id", sub.delivered_alert)):
+        after = req.get(key)
+        if after is not None and after > delivered:
+            # The client claims more than it was sent here (another connection): we skip up to its id.
+            if kind == "event":
+                sub.skip_event = max(sub.skip_event, after)
+            else:
+                sub.skip_alert = max(sub.skip_alert, after)
+            after = None
+        gaps.append((kind, after, delivered))
+    await _replay(ws, hub, sub, gaps)
+    await _send(ws, live._dumps({"type": "synced", "last_id": max(sub.delivered_event, sub.skip_event),
+                                 "last_alert_id": max(sub.delivered_alert, sub.skip_alert)}),
+                hub.config.send_timeout_seconds)
 
 
 def _bad(sub: live.Subscriber, msg: str) -> None:
@@ -248,7 +271,14 @@ async def _receive_loop(ws: WebSocket, sub: live.Subscriber) -> None:
         if not isinstance(data, dict):
             _bad(sub, "send a JSON object")
             continue
-        if data.get("type") == "ping":
+        kind = data.get("type")
+        if kind == "ping":
             sub.control({"type": "pong"})
+        elif kind == "resume":
+            ids = {k: data.get(k) for k in ("last_id", "last_alert_id") if data.get(k) is not None}
+            if not ids or any(type(v) is not int or v < 0 for v in ids.values()):
+                _bad(sub, "resume needs last_id and/or last_alert_id as non-negative integers")
+                continue
+            sub.marker(live.RESUME, 0, live._dumps(ids))
         else:
-            _bad(sub, f"unknown message type {str(data.get('type'))[:40]!r}; only 'ping' is understood")
+            _bad(sub, f"unknown message type {str(kind)[:40]!r}; 'ping' and 'resume' are understood")

@@ -27,6 +27,85 @@ from gridcity.types import utcnow
 router = APIRouter(tags=["map"])
 
 LIGHTS = ("red", "yellow", "green", "paused", "none")
+# Colours of the major classes on the map and the dashboard (by position in the sorted list of majors).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
+MAX_HOTSPOT_CELLS = 20_000
+
+
+def major_of(class_code: str | None) -> str:
+    """The major class (大类) of a class key: kind letter and 2-digit major code (``C0101`` → ``C01``)."""
+    return class_code[:3] if class_code and len(class_code) >= 3 else "—"
+
+
+def legend(catalog: Any) -> list[dict[str, Any]]:
+    """Every major class of the catalog with its Chinese name and map colour, sorted by key."""
+    names: dict[str, str] = {}
+    for info in catalog:
+        names.setdefault(major_of(info.key), info.major_name_zh)
+    return [{"major": m, "name": names[m], "color": PALETTE[i % len(PALETTE)]} for i, m in enumerate(sorted(names))]
+
+
+def hotspots(
+    session: Session,
+    *,
+    actor: casework_service.Actor,
+    created_from: dt.datetime | None,
+    created_to: dt.datetime | None,
+    major: str | None = None,
+) -> dict[str, Any]:
+    """Case counts by unit grid and major class for a period, as GeoJSON points (one per grid).
+
+    Each grid's point is the mean position of its cases (no dialect-specific SQL); ``properties.classes``
+    has the count per major class. Also the totals per major class and per grid, largest first.
+    """
+    if created_from is not None and created_to is not None and created_from >= created_to:
+        raise InvalidInput("created_from must be before created_to", code="map.bad_period",
+                           loc=["query", "created_from"])
+    visible = casework_service.visible_cases(actor).with_only_columns(
+        Case.grid_code, Case.class_code, Case.lon, Case.lat).where(Case.merged_into_id.is_(None))
+    if created_from is not None:
+        visible = visible.where(Case.created_at >= created_from)
+    if created_to is not None:
+        visible = visible.where(Case.created_at < created_to)
+    if major is not None:
+        visible = visible.where(Case.class_code.like(major.replace("%", "").replace("_", "") + "%"))
+    sub = visible.subquery()
+    maj = sa.func.substr(sub.c.class_code, 1, 3)
+    q = (select(sub.c.grid_code, maj.label("major"), sa.func.count().label("n"),
+                sa.func.sum(sub.c.lon).label("slon"), sa.func.sum(sub.c.lat).label("slat"))
+         .group_by(sub.c.grid_code, maj).limit(MAX_HOTSPOT_CELLS))
+    grids: dict[str, dict[str, Any]] = {}
+    by_class: dict[str, int] = {}
+    total = 0
+    for r in session.execute(q):
+        code = r.grid_code or "—"
+        g = grids.setdefault(code, {"n": 0, "slon": 0.0, "slat": 0.0, "classes": {}})
+        g["n"] += r.n
+        g["slon"] += float(r.slon or 0)
+        g["slat"] += float(r.slat or 0)
+        g["classes"][r.major or "—"] = r.n
+        by_class[r.major or "—"] = by_class.get(r.major or "—", 0) + r.n
+        total += r.n
+    features = [
+        {
+            "type": "Feature",
+            "id": code,
+            "geometry": {"type": "Point", "coordinates": [round(g["slon"] / g["n"], 6), round(g["slat"] / g["n"], 6)]},
+            "properties": {"grid_code": code, "count": g["n"],
+                           "classes": dict(sorted(g["classes"].items(), key=lambda kv: (-kv[1], kv[0])))},
+        }
+        for code, g in sorted(grids.items(), key=lambda kv: (-kv[1]["n"], kv[0]))
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "total": total,
+        "max_count": max((f["properties"]["count"] for f in features), default=0),
+        "by_class": [{"major": m, "count": n} for m, n in sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "period": {"from": created_from.isoformat() if created_from else None,
+                   "to": created_to.isoformat() if created_to else None},
+    }
 
 
 def cases_layer(
@@ -92,6 +171,31 @@ def map_cases(
     """The case layer of the live map (only the cases the user may see)."""
     return cases_layer(session, actor=casework_service.actor_of(user), bbox=components_service.parse_bbox(bbox),
                        statuses=status or [], lights=light or [], offset=offset, limit=limit)
+
+
+@router.get("/map/hotspots", summary="Case counts by unit grid and major class for a period (GeoJSON)")
+def map_hotspots(
+    request: Request,
+    session: DbSession,
+    user: CurrentUser,
+    created_from: dt.datetime | None = None,
+    created_to: dt.datetime | None = None,
+    major: Annotated[str | None, Query(pattern=r"^[CE]\d{2}$", description="one major class, e.g. C01")] = None,
+) -> dict[str, Any]:
+    """The dashboard's hot-spot map, aggregated in the database (only the cases the user may see)."""
+    out = hotspots(session, actor=casework_service.actor_of(user), created_from=created_from,
+                   created_to=created_to, major=major)
+    names = {e["major"]: e for e in legend(request.app.state.rules.catalog)}
+    for row in out["by_class"]:
+        row["name"] = names.get(row["major"], {}).get("name", "")
+        row["color"] = names.get(row["major"], {}).get("color", "#7f7f7f")
+    return out
+
+
+@router.get("/map/legend", summary="Major classes with their names and map colours")
+def map_legend(request: Request, user: CurrentUser) -> dict[str, Any]:
+    """The colour key of the component layer and the hot-spot map."""
+    return {"majors": legend(request.app.state.rules.catalog)}
 
 
 @router.post("/gis/areas", summary="Import districts, streets, communities and unit grids (GeoJSON)",

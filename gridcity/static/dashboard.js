@@ -1,5 +1,5 @@
 /* The leaders' dashboard: rankings with grades (from /api/v1/evaluation/{type} when present), monthly trends
-   (SVG), a hot-spot map (canvas) and overdue counts; printable through the print style sheet. */
+   (SVG), a hot-spot map (canvas, aggregated by the server) and overdue counts; printable through the print style sheet. */
 "use strict";
 (function () {
   const { api, optional, el, t } = App;
@@ -101,35 +101,46 @@
       el("span", { class: "s-reported", text: "■ " + t("dash.total") }), " ", el("span", { class: "s-closed", text: "■ " + t("dash.closed") })]));
   }
 
-  // Hot spots: case density by position (binned on the canvas), and the top grids and classes.
+  // Hot spots: case counts by unit grid and major class for the period, aggregated by the server
+  // (/api/v1/map/hotspots); one disc per grid, sized and shaded by its count, coloured by its main class.
   async function hotspots(from, to) {
-    const page = await api(`/api/v1/cases?${range(from, to)}&limit=500`);
-    const items = page.items;
+    const [hot, legend] = await Promise.all([
+      api(`/api/v1/map/hotspots?${range(from, to)}`),
+      optional("/api/v1/map/legend", "map_legend").catch(() => null),
+    ]);
+    const colors = new Map(((legend && legend.majors) || []).map((m) => [m.major, m.color]));
+    const names = new Map(((legend && legend.majors) || []).map((m) => [m.major, m.name]));
+    const feats = hot.features;
     const cv = $("hot-canvas"), ctx = cv.getContext("2d");
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, cv.width, cv.height);
-    if (items.length) {
-      const lons = items.map((c) => c.lon), lats = items.map((c) => c.lat);
-      const x0 = Math.min(...lons), x1 = Math.max(...lons) + 1e-6, y0 = Math.min(...lats), y1 = Math.max(...lats) + 1e-6;
-      const cell = 20, nx = Math.ceil(cv.width / cell), ny = Math.ceil(cv.height / cell);
-      const bins = new Map();
-      for (const c of items) {
-        const i = Math.min(nx - 1, Math.floor((c.lon - x0) / (x1 - x0) * nx));
-        const j = Math.min(ny - 1, Math.floor((y1 - c.lat) / (y1 - y0) * ny));
-        bins.set(i + "," + j, (bins.get(i + "," + j) || 0) + 1);
+    if (feats.length) {
+      const lons = feats.map((f) => f.geometry.coordinates[0]), lats = feats.map((f) => f.geometry.coordinates[1]);
+      const x0 = Math.min(...lons), x1 = Math.max(...lons), y0 = Math.min(...lats), y1 = Math.max(...lats);
+      const pad = 30, w = cv.width - 2 * pad, h = cv.height - 2 * pad;
+      const sx = (v) => pad + (x1 > x0 ? (v - x0) / (x1 - x0) * w : w / 2);
+      const sy = (v) => pad + (y1 > y0 ? (y1 - v) / (y1 - y0) * h : h / 2);
+      const top = Math.max(1, hot.max_count);
+      for (const f of feats.slice().reverse()) {  // largest last, on top
+        const n = f.properties.count, main = Object.keys(f.properties.classes)[0];
+        ctx.beginPath();
+        ctx.arc(sx(f.geometry.coordinates[0]), sy(f.geometry.coordinates[1]), 3 + 14 * Math.sqrt(n / top), 0, 2 * Math.PI);
+        ctx.globalAlpha = 0.35 + 0.6 * n / top;
+        ctx.fillStyle = colors.get(main) || "#d22f2f";
+        ctx.fill();
       }
-      const top = Math.max(...bins.values());
-      for (const [k, n] of bins) {
-        const [i, j] = k.split(",").map(Number);
-        ctx.fillStyle = `rgba(210,47,47,${0.15 + 0.85 * n / top})`;
-        ctx.fillRect(i * cell, j * cell, cell - 1, cell - 1);
-      }
+      ctx.globalAlpha = 1;
     }
-    const tally = (key) => Object.entries(items.reduce((a, c) => { const k = c[key] || "—"; a[k] = (a[k] || 0) + 1; return a; }, {}))
-      .sort((a, b) => b[1] - a[1]).slice(0, 8);
+    cv.dataset.cells = String(feats.length);
+    cv.dataset.total = String(hot.total);
     const list = (title, rows) => el("div", { class: "tally" }, [el("h4", { text: title }),
       el("ol", {}, rows.map(([k, n]) => el("li", { text: `${k}: ${n}` })))]);
-    $("hot-classes").replaceChildren(list(t("col.class"), tally("class_code")), list("grid", tally("grid_code")),
-      el("p", { class: "muted", text: `n = ${items.length}${page.total > items.length ? " / " + page.total : ""}` }));
+    $("hot-classes").replaceChildren(
+      list(t("col.class"), hot.by_class.slice(0, 8).map((c) => [`${c.major} ${names.get(c.major) || c.name || ""}`, c.count])),
+      list("grid", feats.slice(0, 8).map((f) => [f.properties.grid_code, f.properties.count])),
+      el("div", { id: "hot-legend", class: "legend" }, hot.by_class.slice(0, 12).map((c) =>
+        el("span", { class: "key", dataset: { major: c.major } }, [el("i", { style: `background:${colors.get(c.major) || c.color || "#999"}` }),
+          `${c.major} ${names.get(c.major) || ""}`]))),
+      el("p", { class: "muted", dataset: { hotTotal: hot.total }, text: `n = ${hot.total} ${t("dash.hot_total")}` }));
   }
 
   async function load() {

@@ -10,8 +10,14 @@
   // View: centre lon/lat and scale in pixels per degree of longitude (Baoji by default).
   const V = { lon: 107.17, lat: 34.36, scale: 9000 };
   const cases = new Map();
-  const layers = [];  // {id, name, url, visible, features}
+  const layers = [];  // {id, name, url, visible, features, matched, limit, minScale}
   let started = false, fetchTimer = null, drawPending = false, layersProbed = false;
+  // The whole demo city has ~81,000 components and ~5,000 grids: layers are fetched only for the view's
+  // bbox, with a feature limit, and components only when zoomed in far enough (pixels per degree).
+  const FEATURE_LIMIT = { areas: 500, grids: 1500, components: 2000 };
+  const MIN_SCALE = { components: 40000, grids: 8000 };
+  const classColors = new Map();  // major class (C01) -> colour, from /api/v1/map/legend
+  function classColor(code) { return classColors.get((code || "").slice(0, 3)) || "#5a7d9a"; }
 
   function kx() { return Math.cos(V.lat * Math.PI / 180); }
   function project(lon, lat) {
@@ -38,7 +44,7 @@
     });
     if (g.type === "Point") {
       const [x, y] = project(g.coordinates[0], g.coordinates[1]);
-      ctx.fillStyle = style.point; ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+      ctx.fillStyle = style.point; ctx.fillRect(x - 2, y - 2, 4, 4);
     } else if (g.type === "MultiPoint") {
       g.coordinates.forEach((p) => drawGeometry({ type: "Point", coordinates: p }, style));
     } else if (g.type === "LineString" || g.type === "MultiLineString") {
@@ -61,11 +67,21 @@
     ctx.fillStyle = "#f4f6f8";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
     ctx.lineWidth = 1;
+    let drawn = 0;
     layers.forEach((layer, i) => {
-      if (!layer.visible || !layer.features) return;
+      if (!layer.visible || !layer.features || V.scale < (layer.minScale || 0)) return;
       const style = LAYER_STYLE[Math.min(i, LAYER_STYLE.length - 1)];
-      for (const f of layer.features) drawGeometry(f.geometry, style);
+      const byClass = layer.id === "components";
+      for (const f of layer.features) {
+        if (byClass) {
+          const c = classColor(f.properties && f.properties.class_code);
+          drawGeometry(f.geometry, { point: c, line: c, fill: null });
+        } else drawGeometry(f.geometry, style);
+        drawn++;
+      }
     });
+    canvas.dataset.features = String(drawn);
+    canvas.dataset.drawn = canvas.dataset.layersLoaded || "";
     let shown = 0;
     for (const c of cases.values()) {
       const [x, y] = project(c.lon, c.lat);
@@ -78,8 +94,15 @@
       ctx.strokeStyle = "#fff"; ctx.stroke();
     }
     canvas.dataset.cases = String(shown);
+    canvas.dataset.scale = String(Math.round(V.scale));
+    const notes = layers.filter((l) => l.visible).map((l) => {
+      if (V.scale < (l.minScale || 0)) return `${l.name}: ${t("map.zoom_in")}`;
+      if (l.matched != null && l.features && l.matched > l.features.length) return `${l.name}: ${l.features.length} / ${l.matched}`;
+      return null;
+    }).filter(Boolean);
     document.getElementById("map-hint").textContent =
-      `${shown} ${t("map.count")}` + (layersProbed && layers.length === 0 ? " · " + t("map.unavailable") : "");
+      `${shown} ${t("map.count")}` + (notes.length ? " · " + notes.join(" · ") : "") +
+      (layersProbed && layers.length === 0 ? " · " + t("map.unavailable") : "");
   }
 
   // Map layers are optional: a catalogue at /api/v1/map/layers, or the usual names probed one by one.
@@ -97,6 +120,12 @@
         if (data) layers.push({ id: id, name: id, url: `/api/v1/map/${id}`, visible: id !== "components" });
       }
     }
+    for (const layer of layers) {
+      layer.limit = FEATURE_LIMIT[layer.id] || 1000;
+      layer.minScale = MIN_SCALE[layer.id] || 0;
+    }
+    const lg = await optional("/api/v1/map/legend", "map_legend").catch(() => null);
+    if (lg) { App._legend = lg; for (const m of lg.majors) classColors.set(m.major, m.color); }
     layersProbed = true;
     const bar = document.getElementById("map-layers");
     bar.replaceChildren(el("span", { text: t("map.layers") + ": " }));
@@ -105,16 +134,36 @@
         layer.visible = e.target.checked; if (layer.visible) fetchLayers(); requestDraw(); } });
       bar.append(el("label", { class: "layer" }, [box, layer.name]));
     }
+    renderLegend();
   }
+  // The colour key of the component layer: the major classes present in the view.
+  function renderLegend() {
+    const box = document.getElementById("map-legend");
+    const comp = layers.find((l) => l.id === "components");
+    if (!box) return;
+    if (!comp || !comp.visible || !comp.features || !comp.features.length || V.scale < comp.minScale) { box.replaceChildren(); return; }
+    const counts = new Map();
+    for (const f of comp.features) { const m = ((f.properties && f.properties.class_code) || "").slice(0, 3); counts.set(m, (counts.get(m) || 0) + 1); }
+    const names = new Map(((App._legend && App._legend.majors) || []).map((m) => [m.major, m.name]));
+    box.replaceChildren(...[...counts.entries()].sort((a, b) => b[1] - a[1]).map(([m, n]) =>
+      el("span", { class: "key", dataset: { major: m } }, [el("i", { style: `background:${classColor(m)}` }),
+        `${m} ${names.get(m) || ""} (${n})`])));
+  }
+  function viewKey() { return `${V.lon.toFixed(6)},${V.lat.toFixed(6)},${Math.round(V.scale)}`; }
   async function fetchLayers() {
-    const b = bbox();
+    const b = bbox(), key = viewKey();
     await Promise.all(layers.filter((l) => l.visible).map(async (layer) => {
+      if (V.scale < (layer.minScale || 0)) { layer.features = []; layer.matched = null; return; }  // zoom in first
       try {
         const sep = layer.url.includes("?") ? "&" : "?";
-        const data = await api(`${layer.url}${sep}bbox=${b}`);
+        const data = await api(`${layer.url}${sep}bbox=${b}&limit=${layer.limit || 1000}`);
         layer.features = (data && (data.features || (data.items && data.items.features))) || [];
-      } catch (e) { layer.features = []; }
+        layer.matched = data && data.numberMatched != null ? data.numberMatched : null;
+      } catch (e) { layer.features = []; layer.matched = null; }
     }));
+    canvas.dataset.layersLoaded = key;  // which view the layers in memory belong to (tests wait on it)
+    renderLegend();
+    requestDraw();
   }
   async function fetchCases() {
     // The map's own case layer (GeoJSON, up to 5000) when the server has it, else the case list (500).
@@ -200,5 +249,11 @@
     scheduleFetch();
     requestDraw();
   }
+  // For tests and the console's deep links: read or set the view (centre and pixels per degree).
+  App.mapView = {
+    get: () => Object.assign({}, V),
+    key: viewKey,
+    set: (lon, lat, scale) => { V.lon = lon; V.lat = lat; V.scale = scale; requestDraw(); scheduleFetch(); },
+  };
   App.registerView("map", { show: show, reset: () => { if (started) scheduleFetch(); }, refresh: scheduleFetch });
 })();

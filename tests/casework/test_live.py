@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,6 +184,83 @@ def test_resume_after_disconnect_misses_nothing(
     assert got == event_ids(db)[:2]
 
 
+def test_resume_message_on_an_open_socket_refills_the_gap_without_duplicates(
+    server: ThreadServer, http: httpx.Client, orgdata: Org, db: sa.Engine
+) -> None:
+    with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
+        recv_until(ws, "synced")
+        a = filed(http, orgdata)
+        dispatch(http, orgdata, a, "SZ")
+        got = [recv_until(ws, "event")[0]["id"] for _ in range(3)]
+        assert got == event_ids(db)
+        # The client lost everything after the first event (say its view was rebuilt) and asks again.
+        ws.send(json.dumps({"type": "resume", "last_id": got[0]}))
+        synced, replay = recv_until(ws, "synced")
+        assert [m["id"] for m in replay] == got[1:] and synced["last_id"] == got[-1]
+        # Live again: the next event comes once, right after the replay.
+        b = report(http, orgdata)  # type: ignore[arg-type]
+        ev, between = recv_until(ws, "event")
+        assert between == [] and ev["case_id"] == b["id"] and ev["id"] == event_ids(db)[-1]
+        # Resume from 0 replays the whole log (alerts untouched), then the stream goes on.
+        ws.send('{"type": "resume", "last_id": 0}')
+        synced, replay = recv_until(ws, "synced")
+        assert [m["id"] for m in replay] == event_ids(db) and synced["last_id"] == event_ids(db)[-1]
+        ws.send('{"type": "ping"}')
+        pong, between = recv_until(ws, "pong")
+        assert between == []
+
+
+def test_resume_message_during_live_traffic_misses_nothing(
+    server: ThreadServer, http: httpx.Client, orgdata: Org, db: sa.Engine
+) -> None:
+    with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
+        recv_until(ws, "synced")
+        first = filed(http, orgdata)
+        seen = [recv_until(ws, "event")[0]["id"] for _ in range(2)]
+        ws.send(json.dumps({"type": "resume", "last_id": seen[0]}))
+        dispatch(http, orgdata, first, "SZ")  # these may be sent before or after the resume is served
+        report(http, orgdata)  # type: ignore[arg-type]
+        all_ids = event_ids(db)
+        assert len(all_ids) == 4
+        frames: list[dict[str, Any]] = []
+        while not (any(m["type"] == "synced" for m in frames) and frames[-1].get("id") == all_ids[-1]):
+            frames.append(recv(ws))
+        cut = next(i for i, m in enumerate(frames) if m["type"] == "synced")
+        before = [m["id"] for m in frames[:cut] if m["type"] == "event"]
+        after = [m["id"] for m in frames[cut + 1:] if m["type"] == "event"]
+        # Before "synced": live frames sent before the resume was served, then the replay, which starts
+        # at the first id after the resume's last_id.
+        replay = before[before.index(seen[1]):]
+        assert before[:before.index(seen[1])] == replay[1:1 + before.index(seen[1])]
+        assert [seen[0], *replay, *after] == all_ids  # from the resume on: every id once, in order
+
+
+@pytest.mark.parametrize("bad", ['{"type": "resume"}', '{"type": "resume", "last_id": -1}',
+                                 '{"type": "resume", "last_id": "3"}', '{"type": "resume", "last_id": true}',
+                                 '{"type": "resume", "last_id": 1.5}'])
+def test_malformed_resume_gets_an_error_frame(server: ThreadServer, orgdata: Org, bad: str) -> None:
+    with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
+        recv_until(ws, "synced")
+        ws.send(bad)
+        msg = recv(ws)
+        assert msg["type"] == "error" and msg["code"] == "ws.bad_message"
+        ws.send('{"type": "ping"}')
+        assert recv(ws)["type"] == "pong"
+
+
+def test_idle_socket_gets_heartbeats_with_its_marks(server: ThreadServer, http: httpx.Client,
+                                                    orgdata: Org) -> None:
+    server.app.state.live_config.heartbeat_seconds = 0.3
+    with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
+        recv_until(ws, "synced")
+        ping, _ = recv_until(ws, "ping")
+        case = report(http, orgdata)  # type: ignore[arg-type]
+        ev, _ = recv_until(ws, "event")
+        assert ev["case_id"] == case["id"]
+        ping, between = recv_until(ws, "ping")
+        assert between == [] and ping["last_id"] == ev["id"]
+
+
 def test_too_large_a_gap_asks_for_a_reset(server: ThreadServer, http: httpx.Client, orgdata: Org) -> None:
     server.app.state.live_config.max_gap_ids = 2
     filed(http, orgdata)
@@ -205,23 +283,92 @@ def _item(i: int, dept: int | None = None) -> live.LiveItem:
 def test_a_full_queue_marks_only_that_subscriber_for_resync() -> None:
     async def run() -> tuple[live.Subscriber, live.Subscriber]:
         hub = live.LiveHub(None, "sqlite://", live.LiveConfig())  # type: ignore[arg-type]
-        slow = live.Subscriber(Actor(1, Role.DISPATCHER), asyncio.Queue(maxsize=3), 0, 0)
-        fast = live.Subscriber(Actor(2, Role.DISPATCHER), asyncio.Queue(maxsize=100), 0, 0)
-        hub.subscribers |= {slow, fast}
+        slow = live.Subscriber(Actor(1, Role.DISPATCHER), 3, 0, 0)
+        fast = live.Subscriber(Actor(2, Role.DISPATCHER), 100, 0, 0)
+        hub.add(slow)
+        hub.add(fast)
         hub.fan_out([_item(i) for i in range(1, 11)], [])
         return slow, fast
 
     slow, fast = asyncio.run(run())
-    assert slow.overflow.is_set() and slow.queue.qsize() == 3 and slow.pos_event == 3
-    assert not fast.overflow.is_set() and [fast.queue.get_nowait()[1] for _ in range(10)] == list(range(1, 11))
+    assert slow.overflow.is_set() and len(slow.queue) == 3 and slow.pos_event == 3
+    assert not fast.overflow.is_set() and [e[1] for e in fast.queue] == list(range(1, 11))
+
+
+def test_fan_out_routes_items_only_to_their_audience() -> None:
+    hub = live.LiveHub(None, "sqlite://", live.LiveConfig())  # type: ignore[arg-type]
+    subs = {
+        "centre": live.Subscriber(Actor(1, Role.DISPATCHER), 100, 0, 0),
+        "dept5": live.Subscriber(Actor(2, Role.DEPARTMENT, department_id=5), 100, 0, 0),
+        "dept6": live.Subscriber(Actor(3, Role.DEPARTMENT, department_id=6), 100, 0, 0),
+        "insp7": live.Subscriber(Actor(7, Role.INSPECTOR), 100, 0, 0),
+        "insp8": live.Subscriber(Actor(8, Role.INSPECTOR), 100, 0, 0),
+    }
+    for sub in subs.values():
+        hub.add(sub)
+    hub.fan_out([live.LiveItem("event", 1, "a", frozenset({5}), frozenset({7})),
+                 live.LiveItem("event", 2, "b", frozenset({6, 5}), frozenset()),
+                 live.LiveItem("event", 3, "c", frozenset(), frozenset({8}))], [])
+    got = {name: [e[1] for e in sub.queue] for name, sub in subs.items()}
+    assert got == {"centre": [1, 2, 3], "dept5": [1, 2], "dept6": [2], "insp7": [1], "insp8": [3]}
+    assert hub.hw_event == 3
+    hub.unsubscribe(subs["dept6"])
+    assert ("dept", 6) not in hub.audiences and subs["dept6"] not in hub.subscribers
+
+
+def test_a_stalled_write_never_delays_the_other_clients() -> None:
+    """The fan-out writes in its own step; a write that waits moves to a task and only its client queues."""
+
+    async def run() -> tuple[live.Subscriber, live.Subscriber, list[str], list[str], asyncio.Future[None]]:
+        hub = live.LiveHub(None, "sqlite://", live.LiveConfig())  # type: ignore[arg-type]
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fast_got: list[str] = []
+        slow_got: list[str] = []
+
+        async def fast_send(text: str) -> None:
+            fast_got.append(text)
+
+        async def slow_send(text: str) -> None:
+            if not gate.done():
+                await gate  # the client's socket is full until the gate opens
+            slow_got.append(text)
+
+        slow = live.Subscriber(Actor(1, Role.DISPATCHER), 5, 0, 0)
+        fast = live.Subscriber(Actor(2, Role.DISPATCHER), 5, 0, 0)
+        for sub, send in ((slow, slow_send), (fast, fast_send)):
+            hub.add(sub)
+            sub.go_live(send)
+        hub.fan_out([_item(i) for i in range(1, 4)], [])
+        # Within the same step: the fast client has everything, the slow one has one write waiting.
+        assert len(fast_got) == 3 and fast.delivered_event == 3 and not fast.busy
+        assert slow.busy and [e[1] for e in slow.queue] == [2, 3] and slow.delivered_event == 0
+        gate.set_result(None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not slow.busy and slow.delivered_event == 3
+        gate2: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def stuck_send(text: str) -> None:
+            await gate2
+
+        slow.send = stuck_send
+        hub.fan_out([_item(i) for i in range(4, 12)], [])
+        return slow, fast, fast_got, slow_got, gate2
+
+    slow, fast, fast_got, slow_got, _ = asyncio.run(run())
+    assert [json.loads(t)["id"] for t in slow_got] == [1, 2, 3]
+    assert [json.loads(t)["id"] for t in fast_got] == list(range(1, 12)) and not fast.done.is_set()
+    # One write stuck, five queued behind it, the next one overflows: that client alone must resync.
+    assert slow.overflow.is_set() and slow.done.is_set() and slow.reason == "overflow"
+    assert slow.pos_event == 9
 
 
 def test_invisible_items_advance_the_position_without_queueing() -> None:
-    sub = live.Subscriber(Actor(1, Role.DEPARTMENT, department_id=5), asyncio.Queue(maxsize=2), 0, 0)
+    sub = live.Subscriber(Actor(1, Role.DEPARTMENT, department_id=5), 2, 0, 0)
     for i in range(1, 50):
         sub.offer(_item(i, dept=6))
     sub.offer(_item(50, dept=5))
-    assert not sub.overflow.is_set() and sub.queue.qsize() == 1 and sub.pos_event == 50
+    assert not sub.overflow.is_set() and len(sub.queue) == 1 and sub.pos_event == 50
 
 
 def test_slow_client_is_told_to_resync_and_others_keep_streaming(
@@ -234,11 +381,17 @@ def test_slow_client_is_told_to_resync_and_others_keep_streaming(
         recv_until(slow, "synced")
         recv_until(other, "synced")
         # We overfill the slow client's one-slot queue in one step of the server's loop, as the pump would
-        # for a client whose socket stalls.
+        # for a client whose socket stalls (a write in progress: later frames wait in the queue).
         slow_sub = next(s for s in hub.subscribers if s.actor.role is Role.DISPATCHER)
         loop = hub._loop
         assert loop is not None
-        loop.call_soon_threadsafe(lambda: [slow_sub.control({"type": "pong"}) for _ in range(2)])
+
+        def stall_and_overfill() -> None:
+            slow_sub.busy = True
+            for _ in range(2):
+                slow_sub.control({"type": "pong"})
+
+        loop.call_soon_threadsafe(stall_and_overfill)
         msg, _ = recv_until(slow, "resync")
         assert msg["reason"] == "slow_client" and "since" in msg
         with pytest.raises(ConnectionClosed) as info:

@@ -165,6 +165,12 @@ def test_leader_dashboard_shows_the_numbers_the_api_returns(
             scores = [tr.locator("td.score").inner_text() for tr in table.locator("tbody tr").all()]
             assert scores == [f"{float(r['composite']):.2f}" for r in rows]
         assert page.locator("#dash-trend svg circle.s-reported").count() == 12
+        # The hot-spot map is the server's aggregate (/map/hotspots), not a sample binned in the page.
+        hot = http.get("/api/v1/map/hotspots", headers=h).json()
+        assert hot["total"] == 3
+        assert page.get_attribute("#hot-canvas", "data-total") == str(hot["total"])
+        assert page.get_attribute("#hot-canvas", "data-cells") == str(len(hot["features"]))
+        assert page.locator("#hot-legend .key[data-major=C01]").count() == 1
         page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
         page.emulate_media(media="print")
         assert not page.is_visible("#top") and page.is_visible("#view-dashboard")
