@@ -38,6 +38,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -550,6 +551,11 @@ class LiveHub:
         the departments it names and to the inspectors it names, so the cost is per recipient, not per
         connected client.
         """
+        # The pump's read and a NOTIFY delivery may overlap: what is at or below a mark was already offered.
+        if events and events[0].id <= self.hw_event:
+            events = [e for e in events if e.id > self.hw_event]
+        if alerts and alerts[0].id <= self.hw_alert:
+            alerts = [a for a in alerts if a.id > self.hw_alert]
         groups = self.audiences
         everyone = groups.get(("all", 0), ())
         for items in (events, alerts):
@@ -601,14 +607,26 @@ class LiveHub:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     self.wake_threadsafe()  # catch up with whatever committed while we were not listening
-                    async for _note in conn.notifies():
-                        assert self._wake is not None
-                        self._wake.set()
+                    async for note in conn.notifies():
+                        self.on_notify(note.payload)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("live listener lost its PostgreSQL connection; reconnecting")
                 await asyncio.sleep(1)
+
+    def on_notify(self, payload: str) -> None:
+        """A NOTIFY from any worker's commit. PostgreSQL delivers them in commit order, and event commits are
+        serialised by the event-order lock, so when the payload carries the event right after our mark
+        nothing can be missing before it: deliver it at once, without a database read. Anything else (a
+        gap from a rolled-back id, a bare id, an event written without the hook) wakes the pump, which reads
+        the log above the mark."""
+        item = item_from_payload(payload)
+        if item is not None and item.id == self.hw_event + 1:
+            self.fan_out([item], [])
+        else:
+            assert self._wake is not None
+            self._wake.set()
 
     # ---- subscribers ---------------------------------------------------------------------------------
 
@@ -666,12 +684,47 @@ class LiveHub:
 # ---- hooks that wake the pump -------------------------------------------------------------------------
 
 
+#: NOTIFY payloads must stay under PostgreSQL's 8000 bytes; a larger message is announced by id only.
+MAX_NOTIFY_BYTES = 7900
+
+
+def notify_payload(case: Case, ev: CaseEvent) -> str:
+    """What the after-action hook NOTIFYs: the event's message, serialised as the pump would read it, with
+    its audience, so listening workers can deliver it without a database read; or the bare event id when
+    the message is too large for a NOTIFY payload (the listener then reads it from the log)."""
+    row = SimpleNamespace(
+        id=ev.id, case_id=ev.case_id, seq=ev.seq, action=ev.action, from_status=ev.from_status,
+        to_status=ev.to_status, actor_id=ev.actor_id, actor_role=ev.actor_role, department_id=ev.department_id,
+        at=ev.at, note=ev.note, data=ev.data, number=case.number, case_status=case.status, version=case.version,
+        class_code=case.class_code, urgency=case.urgency, lon=case.lon, lat=case.lat, grid_code=case.grid_code,
+        case_department_id=case.department_id, reporter_id=case.reporter_id,
+        assigned_inspector_id=case.assigned_inspector_id, stage=case.stage, stage_started_at=case.stage_started_at,
+        deadline_at=case.deadline_at, warn_at=case.warn_at,
+    )
+    (item,) = events_from_rows([row])
+    payload = json.dumps({"id": item.id, "d": sorted(item.department_ids), "i": sorted(item.inspector_ids),
+                          "m": item.text}, ensure_ascii=False, separators=(",", ":"))
+    return payload if len(payload.encode()) <= MAX_NOTIFY_BYTES else str(ev.id)
+
+
+def item_from_payload(payload: str) -> LiveItem | None:
+    """The event message carried by a NOTIFY payload (None for a bare id or anything unexpected)."""
+    if not payload.startswith("{"):
+        return None
+    try:
+        doc = json.loads(payload)
+        return LiveItem("event", int(doc["id"]), str(doc["m"]), frozenset(int(d) for d in doc["d"]),
+                        frozenset(int(i) for i in doc["i"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _after_action(session: Session, case: Case, ev: CaseEvent, rules: CaseRules) -> None:
     # We only mark the session here; the pump reads the row once the transaction has committed.
     session.info[DIRTY_KEY] = True
     if session.get_bind().dialect.name == "postgresql":
         # Delivered by PostgreSQL to every listening worker at commit, never for a rolled-back action.
-        session.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": str(ev.id)})
+        session.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": notify_payload(case, ev)})
 
 
 def _after_commit(session: Session) -> None:

@@ -474,3 +474,72 @@ def test_two_workers_deliver_each_others_events(backend: str, db: sa.Engine, set
     finally:
         stop_worker(worker_a)
         stop_worker(worker_b)
+
+
+# ---- NOTIFY payloads (a listening worker delivers without reading the log) -----------------------------
+
+
+def _case_and_event(db: sa.Engine, case_id: int) -> tuple[Any, Any]:
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    from casework.models import Case  # noqa: PLC0415
+
+    s = Session(db)
+    case = s.get(Case, case_id)
+    ev = s.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq.desc())).first()
+    return s, (case, ev)
+
+
+def test_notify_payload_carries_exactly_what_the_pump_would_read(client: Any, db: sa.Engine,
+                                                                  orgdata: Org) -> None:
+    case = report(client, orgdata)
+    act(client, orgdata, case, "shiftlead", "file")
+    act(client, orgdata, case, "dispatcher", "dispatch", department_id=orgdata.depts["SZ"], note="请尽快处理")
+    s, (c, ev) = _case_and_event(db, case["id"])
+    with s:
+        carried = live.item_from_payload(live.notify_payload(c, ev))
+        (read,) = live.event_items(s, after=ev.id - 1, limit=1)
+    assert carried is not None
+    assert carried == read
+    assert json.loads(carried.text)["case"]["status"] == "dispatched"
+    assert carried.department_ids == frozenset({orgdata.depts["SZ"]})
+
+
+def test_a_message_too_large_for_notify_is_announced_by_id(client: Any, db: sa.Engine, orgdata: Org) -> None:
+    case = report(client, orgdata)
+    act(client, orgdata, case, "shiftlead", "void", note="重复上报" * 1000)
+    s, (c, ev) = _case_and_event(db, case["id"])
+    with s:
+        payload = live.notify_payload(c, ev)
+    assert payload == str(ev.id)
+    assert live.item_from_payload(payload) is None
+
+
+@pytest.mark.parametrize("payload", ["17", "{not json", '{"id": 6}', '{"id": "x", "m": "", "d": [], "i": []}'])
+def test_unusable_notify_payloads_wake_the_pump(payload: str) -> None:
+    assert live.item_from_payload(payload) is None
+
+
+def test_notify_delivers_only_the_next_event_and_otherwise_wakes_the_pump() -> None:
+    async def run() -> tuple[list[int], list[bool]]:
+        hub = live.LiveHub(None, "sqlite://", live.LiveConfig())  # type: ignore[arg-type]
+        hub._wake = asyncio.Event()
+        hub.hw_event = 5
+        sub = live.Subscriber(Actor(1, Role.DISPATCHER), 100, 5, 0)
+        hub.add(sub)
+        woken = []
+
+        def note(i: int) -> str:
+            return json.dumps({"id": i, "d": [], "i": [], "m": f"m{i}"})
+
+        for payload in (note(6), note(8), note(6), "7", note(7)):
+            hub._wake.clear()
+            hub.on_notify(payload)
+            woken.append(hub._wake.is_set())
+        # The pump's read may overlap a NOTIFY delivery: what is at or below the mark is not offered twice.
+        hub.fan_out([_item(i) for i in (6, 7, 8)], [])
+        return [e[1] for e in sub.queue], woken
+
+    delivered, woken = asyncio.run(run())
+    assert delivered == [6, 7, 8]
+    assert woken == [False, True, True, True, False]
