@@ -265,7 +265,11 @@ def main() -> None:
     ap.add_argument("--backends", default="spatialite,postgis")
     ap.add_argument("--pg-url", default=DEFAULT_PG, help="scratch PostgreSQL database (dropped and recreated)")
     ap.add_argument("--write", action="store_true", help="write the section into docs/performance.md")
+    ap.add_argument("--section", default=None,
+                    help="docs/performance.md section to write (default: bench_routing for 100k components, "
+                         "bench_routing_<n/1000>k otherwise, so the 10x run does not replace the demo-scale one)")
     args = ap.parse_args()
+    section = args.section or ("bench_routing" if args.n == 100_000 else f"bench_routing_{args.n // 1000}k")
     load_before = os.getloadavg()[0]
     results = [run(b, args.n, args.q, args.pg_url) for b in args.backends.split(",")]
     load = f"1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs"
@@ -279,10 +283,12 @@ def main() -> None:
     if args.write:
         from bench.perfdoc import DOC, write_section
 
-        cmd = f".venv/bin/python -m bench.bench_routing --n {args.n} --q {args.q} --backends {args.backends} --write"
+        cmd = (f".venv/bin/python -m bench.bench_routing --n {args.n} --q {args.q} --backends {args.backends} --write"
+               + (f" --section {args.section}" if args.section else ""))
+        title = "" if section == "bench_routing" else f" at {args.n:,} components"
         facts = "; ".join(f"{r['backend']}: {r['grids']:,} grids, {r['rules']} rules, {r['snap_hit']:.0%} of snaps "
                           f"found a component" for r in results)
-        write_section("bench_routing", f"""## Routing: recommendation vs raw index lookups
+        write_section(section, f"""## Routing: recommendation vs raw index lookups{title}
 
 `{cmd}`
 — {dt.date.today()}, {platform.machine()}, Python {platform.python_version()}; {args.n:,} synthetic components
@@ -301,7 +307,7 @@ component + department query), G-R4 (SpatiaLite ≤ 3× A6c, the same as three s
 |---|---|---|---|---|---|
 {chr(10).join(lines)}
 """)
-        print(f"written to {DOC}")
+        print(f"written to {DOC} (section {section})")
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import shapely
 import sqlalchemy as sa
-from geoalchemy2.shape import to_shape
 from PIL import Image, ImageDraw
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
@@ -127,7 +127,7 @@ class _City:
 
 
 def _load_city(session: Session) -> _City | None:
-    grids = session.execute(select(Grid.code, Grid.geom).order_by(Grid.code)).all()
+    grids = _with_shapes(session, select(Grid.code, sa.func.ST_AsBinary(Grid.geom)).order_by(Grid.code))
     insp = dict(session.execute(
         select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
         .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
@@ -147,21 +147,26 @@ def _load_city(session: Session) -> _City | None:
             dept_of_kind[d.owner_kind] = d.id
         if d.kind == "street" and d.code.startswith("JD") and len(d.code) == 11:
             street_office[d.code[2:]] = d.id
-    comps = [
-        (r.code, r.class_code, r.grid_code, r.main_department_id, to_shape(r.geom))
-        for r in session.execute(
-            select(Component.code, Component.class_code, Component.grid_code, Component.main_department_id,
-                   Component.geom).where(Component.grid_code.is_not(None)).order_by(Component.code)
-        )
-    ]
+    comps = _with_shapes(session, select(
+        Component.code, Component.class_code, Component.grid_code, Component.main_department_id,
+        sa.func.ST_AsBinary(Component.geom)).where(Component.grid_code.is_not(None)).order_by(Component.code))
     return _City(
-        grid_codes=[g.code for g in grids],
-        grid_geoms={g.code: to_shape(g.geom) for g in grids},
+        grid_codes=[g[0] for g in grids],
+        grid_geoms={g[0]: g[1] for g in grids},
         inspector_of_grid={str(k): int(v) for k, v in insp.items()},
         components=comps,
         dept_of_kind=dept_of_kind,
         street_office=street_office,
     )
+
+
+def _with_shapes(session: Session, stmt: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """Rows of ``stmt`` whose last column is ``ST_AsBinary(geom)``, that column parsed by shapely in one call."""
+    rows = session.execute(stmt).all()
+    if not rows:
+        return []
+    shapes = shapely.from_wkb([bytes(r[-1]) for r in rows]).tolist()
+    return [(*r[:-1], g) for r, g in zip(rows, shapes, strict=True)]
 
 
 def _ensure_users(session: Session, city: _City) -> None:
@@ -573,15 +578,10 @@ def load_history(
     for number, p in plays:
         cid = ids[number]
         for seq, e in enumerate(p.events, start=1):
-            event_rows.append({
-                "case_id": cid, "seq": seq, "action": e.action, "from_status": e.from_status,
-                "to_status": e.to_status, "actor_id": e.actor_id, "actor_role": e.actor_role,
-                "department_id": e.department_id, "at": _utc(e.at), "lon": e.lon, "lat": e.lat,
-                "note": e.note, "data": e.data,
-            })
+            event_rows.append((cid, seq, e.action, e.from_status, e.to_status, e.actor_id, e.actor_role,
+                               e.department_id, _utc(e.at), e.lon, e.lat, e.note, e.data))
     ev_table = CaseEvent.__table__
-    for chunk in _chunks(event_rows, 20000):
-        conn.execute(ev_table.insert(), chunk)
+    spatial.bulk_append(session, ev_table, _EVENT_COLUMNS, event_rows)  # COPY / one prepared executemany
     photo_of = {(ids[number], seq): e.photo for number, p in plays
                 for seq, e in enumerate(p.events, start=1) if e.photo is not None}
     links = []
@@ -607,6 +607,10 @@ def load_history(
     return len(case_rows)
 
 
+_EVENT_COLUMNS = ("case_id", "seq", "action", "from_status", "to_status", "actor_id", "actor_role", "department_id",
+                  "at", "lon", "lat", "note", "data")
+
+
 def _replay_facts(row: dict[str, Any], p: _Play) -> None:
     """Status, reporter and assigned inspector after the kept events (the same effects as ``_Play.act``)."""
     status, reporter, assigned = S.NEW, None, None
@@ -617,10 +621,6 @@ def _replay_facts(row: dict[str, Any], p: _Play) -> None:
             assigned = e.data["inspector_id"]
         status = e.to_status
     row["status"], row["reporter_id"], row["assigned_inspector_id"] = status, reporter, assigned
-
-
-def _chunks(rows: Sequence[Any], n: int) -> list[Sequence[Any]]:
-    return [rows[i:i + n] for i in range(0, len(rows), n)]
 
 
 def _rebuild_facts(session: Session, rules: CaseRules, echo: Echo) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from components import codes
 from components import service as components_service
 from components.models import COMPONENT_STATES, Area, Component, ComponentHistory, Grid
-from gis_data.readers import WGS84, RawRow, reproject, transformer
+from gis_data.readers import WGS84, RawRow, reproject, reproject_many, transformer
 from gridcity import spatial
 from gridcity.errors import InvalidInput
 from gridcity.org import Department
@@ -227,7 +227,7 @@ def _check_area_row(raw: RawRow, rep: RowReport, tr_proj: Any) -> _AreaIn | None
             dates.append(None)
     return _AreaIn(rep=rep, code=code, level=level, name=_text(props.get("name")) or code, parent=parsed.parent,
                    region_class=_text(props.get("region_class")) or "class1", geom=geom,
-                   proj=reproject(geom, tr_proj), start_date=dates[0], end_date=dates[1])
+                   proj=geom, start_date=dates[0], end_date=dates[1])  # proj: reprojected in bulk by the caller
 
 
 def load_areas(session: Session, rows: list[RawRow], *, source: str = "upload", crs: str = WGS84,
@@ -254,6 +254,8 @@ def load_areas(session: Session, rows: list[RawRow], *, source: str = "upload", 
             continue
         seen[item.code] = rep
         items.append(item)
+    for item, proj in zip(items, reproject_many([i.geom for i in items], tr_proj), strict=True):
+        item.proj = proj
     by_code = {i.code: i for i in items}
 
     # we check the hierarchy against the file and the database
@@ -300,15 +302,23 @@ def _check_grid_topology(session: Session, items: list[_AreaIn], grids: list[_Ar
     final = list({c: (c, g, it) for c, g, it in final}.values())
 
     # overlaps among file grids and with loaded grids
-    tree = shapely.STRtree([g for _, g, _ in final])
+    final_geoms = np.empty(len(final), dtype=object)
+    final_geoms[:] = [g for _, g, _ in final]
+    tree = shapely.STRtree(final_geoms)
     if grids:
-        left, right = tree.query([g.proj for g in grids], predicate="intersects")
-        for li, ri in zip(left.tolist(), right.tolist(), strict=True):
+        grid_geoms = np.empty(len(grids), dtype=object)
+        grid_geoms[:] = [g.proj for g in grids]
+        left, right = tree.query(grid_geoms, predicate="intersects")
+        keep = [k for k, (li, ri) in enumerate(zip(left.tolist(), right.tolist(), strict=True))
+                if not (final[ri][0] == grids[li].code or (final[ri][2] is not None and final[ri][0] < grids[li].code))]
+        left, right = left[keep], right[keep]  # we report each pair of file grids once, from the lower code
+        # neighbours only touch: we measure the overlap only where the interiors meet
+        inner = shapely.relate_pattern(grid_geoms[left], final_geoms[right], "T********")
+        left, right = left[inner], right[inner]
+        areas = shapely.area(shapely.intersection(grid_geoms[left], final_geoms[right]))
+        for li, ri, area in zip(left.tolist(), right.tolist(), areas.tolist(), strict=True):
             a = grids[li]
-            b_code, b_geom, b_item = final[ri]
-            if b_code == a.code or (b_item is not None and b_code < a.code):
-                continue  # we report each pair of file grids once, from the lower code
-            area = a.proj.intersection(b_geom).area
+            b_code, _, b_item = final[ri]
             if area > OVERLAP_TOLERANCE_M2:
                 a.rep.error("grid.overlap", f"grid {a.code} overlaps grid {b_code} by {area:,.1f} m²")
                 if b_item is not None:
@@ -407,8 +417,19 @@ _COMPARED = ("class_code", "name", "grid_code", "main_department_id", "owner_dep
 
 
 def _props(raw: dict[str, Any]) -> dict[str, Any]:
-    lower = {str(k).strip().lower(): v for k, v in raw.items()}
-    return {field_: next((lower[a] for a in aliases if a in lower), None) for field_, aliases in _ALIASES.items()}
+    keys = tuple(raw)
+    plan = _PROP_PLANS.get(keys)
+    if plan is None:
+        lower = {str(k).strip().lower(): k for k in keys}  # a later spelling wins, as in a dict of the row
+        plan = [(field_, next((lower[a] for a in aliases if a in lower), None)) for field_, aliases in _ALIASES.items()]
+        if len(_PROP_PLANS) > 256:
+            _PROP_PLANS.clear()
+        _PROP_PLANS[keys] = plan
+    return {field_: (raw[k] if k is not None else None) for field_, k in plan}
+
+
+_PROP_PLANS: dict[tuple[Any, ...], list[tuple[str, Any]]] = {}
+"""Property keys of a row → which key feeds each field; files repeat one key set, so this is computed once."""
 
 
 @dataclass
@@ -495,11 +516,18 @@ def load_components(
     depts = dict(session.execute(select(Department.code, Department.id)).all())
     items: list[_CompIn] = []
     seen: dict[str, RowReport] = {}
+    # geometry validity for all rows at once; the reason is only worked out for the invalid ones
+    with_geom = [r.geom for r in rows if r.geom is not None]
+    valid = iter(shapely.is_valid(np.asarray(with_geom, dtype=object)).tolist() if with_geom else [])
+    classes: dict[str | None, tuple[str, str] | None] = {}  # class key → its error, or None when it is fine
+    states = frozenset(COMPONENT_STATES)
     for raw in rows:
         p = _props(raw.properties)
         code = _text(p["code"])
         rep = RowReport(row=raw.row, code=code)
         report.rows.append(rep)
+        geom = raw.geom
+        is_valid = next(valid) if geom is not None else True
         for c, msg in raw.problems:
             rep.error(c, msg)
         if code is None:
@@ -510,19 +538,17 @@ def load_components(
         except InvalidInput as exc:
             rep.error(exc.code, exc.message)
         key = _class_key(p["class_code"], code)
-        info = None
         if key is not None:
-            try:
-                info = catalog.get(key)
-                if info.kind is not codes.ClassKind.COMPONENT:
-                    rep.error("class.not_component", f"{key} is an event class, not a component class")
-            except InvalidInput as exc:
-                rep.error(exc.code, exc.message)
+            if key not in classes:
+                classes[key] = _class_problem(catalog, key)
+            problem = classes[key]
+            if problem is not None:
+                rep.error(*problem)
         values: dict[str, Any] = {"class_code": key, "name": _text(p["name"]),
                                   "state": _text(p["state"]) or "完好",
                                   "data_source": _text(p["data_source"]), "address": _text(p["address"]),
                                   "note": _text(p["note"])}
-        if values["state"] not in COMPONENT_STATES:
+        if values["state"] not in states:
             rep.error("component.bad_state", f"state must be one of {'/'.join(COMPONENT_STATES)}")
         for role in ("main", "owner", "maintainer"):
             dcode = _text(p[f"{role}_department"])
@@ -540,8 +566,7 @@ def load_components(
             rep.error("component.too_long", "address is longer than 256 characters")
         if values["name"] and len(values["name"]) > 100:
             rep.error("component.too_long", "name is longer than 100 characters")
-        geom = raw.geom
-        if geom is not None and not geom.is_valid:
+        if geom is not None and not is_valid:
             rep.error("geom.invalid", f"invalid geometry: {explain_validity(geom)}")
             geom = None
         if code in seen:
@@ -557,9 +582,13 @@ def load_components(
         if city.has_city and district is None:
             it.rep.error("geo.outside_city", "the component lies outside the city")
             continue
-        if district is not None and it.values["class_code"] and not it.rep.errors:
+        class_key = it.values["class_code"]
+        if district is not None and class_key and not it.rep.errors:
+            code = it.code
+            if code[:6] == district and "C" + code[6:-6] == class_key:
+                continue  # the ID agrees with its district and class (what check_component_id would find)
             try:
-                codes.check_component_id(it.code, class_key=it.values["class_code"], admin_code=district)
+                codes.check_component_id(code, class_key=class_key, admin_code=district)
             except InvalidInput as exc:
                 it.rep.error(exc.code, exc.message)
     _raise_if_rejected(report)
@@ -567,45 +596,67 @@ def load_components(
     return report
 
 
+def _class_problem(catalog: codes.ClassCatalog, key: str) -> tuple[str, str] | None:
+    try:
+        info = catalog.get(key)
+    except InvalidInput as exc:
+        return exc.code, exc.message
+    if info.kind is not codes.ClassKind.COMPONENT:
+        return "class.not_component", f"{key} is an event class, not a component class"
+    return None
+
+
+_INSERT_COLUMNS = ("code", *_COMPARED, "updated_at")
+_HISTORY_COLUMNS = ("component_code", "at", "action", "source", "changes")
+_DATE_FIELDS = frozenset({"initial_date", "change_date"})
+
+
 def _write_components(session: Session, items: list[_CompIn], *, source: str, history: bool,
                       at: dt.datetime) -> None:
+    """Upsert: new IDs are appended in bulk (COPY / one prepared executemany), changed ones updated."""
     existing: dict[str, tuple[int, dict[str, Any], BaseGeometry]] = {}
     cols = [getattr(Component, c) for c in _COMPARED]
-    for chunk in _chunks([i.code for i in items]):
-        stmt = select(Component.code, Component.id, *cols, sa.func.ST_AsBinary(Component.geom)).where(
-            Component.code.in_(chunk))
-        for row in _geoms_from_db(session, stmt):
-            existing[row[0]] = (row[1], dict(zip(_COMPARED, row[2:-1], strict=True)), row[-1])
-    inserts: list[dict[str, Any]] = []
+    if items and session.scalar(select(Component.id).limit(1)) is not None:
+        for chunk in _chunks([i.code for i in items]):
+            stmt = select(Component.code, Component.id, *cols, sa.func.ST_AsBinary(Component.geom)).where(
+                Component.code.in_(chunk))
+            for row in _geoms_from_db(session, stmt):
+                existing[row[0]] = (row[1], dict(zip(_COMPARED, row[2:-1], strict=True)), row[-1])
+    inserts: list[tuple[Any, ...]] = []
+    insert_geoms: list[BaseGeometry] = []
     updates: list[dict[str, Any]] = []
-    hist: list[dict[str, Any]] = []
+    hist: list[tuple[Any, ...]] = []
+    src = source[:100]
     for it in items:
-        old = existing.get(it.code)
-        row = {**it.values, "geom": _wkt(it.geom), "updated_at": at}
+        old = existing.get(it.code) if existing else None
+        v = it.values
         if old is None:
-            inserts.append({"code": it.code, **row})
+            inserts.append((it.code, *[v[k] for k in _COMPARED], at))
+            insert_geoms.append(it.geom)
             it.rep.outcome = "created"
-            hist.append({"component_code": it.code, "at": at, "action": "create", "source": source[:100],
-                         "changes": {k: _jsonable(v) for k, v in it.values.items() if v is not None}})
+            if history:
+                created = {k: x for k, x in v.items() if x is not None}
+                for k in _DATE_FIELDS & created.keys():
+                    created[k] = created[k].isoformat()
+                hist.append((it.code, at, "create", src, created))
             continue
         _, old_vals, old_geom = old
-        changes = {k: [_jsonable(old_vals[k]), _jsonable(it.values[k])] for k in _COMPARED
-                   if old_vals[k] != it.values[k]}
+        changes = {k: [_jsonable(old_vals[k]), _jsonable(v[k])] for k in _COMPARED if old_vals[k] != v[k]}
         if not _same_geom(old_geom, it.geom):
             changes["geom"] = [old_geom.wkt, it.geom.wkt]
         if not changes:
             it.rep.outcome = "unchanged"
             continue
-        updates.append({"b_id": old[0], **row})
+        updates.append({"b_id": old[0], **v, "geom": _wkt(it.geom), "updated_at": at})
         it.rep.outcome = "updated"
-        hist.append({"component_code": it.code, "at": at, "action": "update", "source": source[:100],
-                     "changes": changes})
+        if history:
+            hist.append((it.code, at, "update", src, changes))
     if inserts:
-        _bulk_insert(session, Component.__table__, inserts)
+        spatial.bulk_append(session, Component.__table__, _INSERT_COLUMNS, inserts, insert_geoms)
     if updates:
         _bulk_update(session, Component.__table__, updates)
-    if history and hist:
-        session.connection().execute(ComponentHistory.__table__.insert(), hist)
+    if hist:
+        spatial.bulk_append(session, ComponentHistory.__table__, _HISTORY_COLUMNS, hist)
     session.flush()
 
 

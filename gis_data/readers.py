@@ -80,6 +80,15 @@ def reproject(geom: BaseGeometry, tr: Transformer | None) -> BaseGeometry:
     return shapely.transform(geom, _apply)
 
 
+def reproject_many(geoms: list[BaseGeometry], tr: Transformer | None) -> list[BaseGeometry]:
+    """:func:`reproject` of many geometries with one call of the transformer."""
+    if tr is None or not geoms:
+        return list(geoms)
+    arr = np.empty(len(geoms), dtype=object)
+    arr[:] = geoms
+    return shapely.transform(arr, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1]))).tolist()
+
+
 def _finite(geom: BaseGeometry) -> bool:
     coords = shapely.get_coordinates(geom)
     return bool(len(coords)) and bool(np.isfinite(coords).all())
@@ -91,6 +100,35 @@ def _in_wgs84_range(geom: BaseGeometry) -> bool:
 
 
 def _finish(rows: list[RawRow], tr: Transformer | None) -> list[RawRow]:
+    """Reproject every geometry to WGS84 and refuse non-finite or out-of-range coordinates, all rows at once."""
+    idx = [i for i, r in enumerate(rows) if r.geom is not None]
+    if not idx:
+        return rows
+    geoms = np.empty(len(idx), dtype=object)
+    geoms[:] = [rows[i].geom for i in idx]
+    try:
+        if tr is not None:
+            geoms = shapely.transform(geoms, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
+        coords, which = shapely.get_coordinates(geoms, return_index=True)
+    except Exception:  # noqa: BLE001  (pyproj raises several kinds for bad input): we go row by row
+        return _finish_each(rows, tr)
+    ncoords = np.bincount(which, minlength=len(idx))
+    bad = np.bincount(which, weights=~np.isfinite(coords).all(axis=1), minlength=len(idx)) > 0
+    x0, y0, x1, y1 = shapely.bounds(geoms).T
+    with np.errstate(invalid="ignore"):
+        in_range = (-180 <= x0) & (x0 <= x1) & (x1 <= 180) & (-90 <= y0) & (y0 <= y1) & (y1 <= 90)
+    ok = (ncoords > 0) & ~bad & in_range
+    for i, g, good in zip(idx, geoms.tolist(), ok.tolist(), strict=True):
+        r = rows[i]
+        if good:
+            r.geom = g
+        else:
+            r.problems.append(("geo.bad_coordinates", "coordinates cannot be placed in the source CRS"))
+            r.geom = None
+    return rows
+
+
+def _finish_each(rows: list[RawRow], tr: Transformer | None) -> list[RawRow]:
     for r in rows:
         if r.geom is None:
             continue
@@ -136,6 +174,7 @@ def read_geojson(data: bytes | str | dict[str, Any], *, crs: str | None = None) 
     if data.get("type") != "FeatureCollection" or not isinstance(features, list):
         raise BadRequest("expected a GeoJSON FeatureCollection", code="gis.bad_geojson", loc=["body"])
     rows: list[RawRow] = []
+    points: list[tuple[int, tuple[float, float]]] = []
     for i, feat in enumerate(features, start=1):
         if not isinstance(feat, dict):
             rows.append(RawRow(i, {}, None, [("gis.bad_feature", "a feature must be an object")]))
@@ -145,8 +184,14 @@ def read_geojson(data: bytes | str | dict[str, Any], *, crs: str | None = None) 
             props = {}
         if "code" not in props and feat.get("id") is not None:
             props = {**props, "code": str(feat["id"])}
+        gj = feat.get("geometry")
+        xy = _plain_point(gj)
+        if xy is not None:  # the common case, built in bulk below
+            rows.append(RawRow(i, props, None))
+            points.append((len(rows) - 1, xy))
+            continue
         try:
-            geom = shape(feat["geometry"]) if feat.get("geometry") else None
+            geom = shape(gj) if gj else None
         except Exception as exc:  # noqa: BLE001  (shapely raises many kinds for malformed geometry)
             rows.append(RawRow(i, props, None, [("geom.unreadable", f"unreadable geometry: {exc}")]))
             continue
@@ -154,7 +199,24 @@ def read_geojson(data: bytes | str | dict[str, Any], *, crs: str | None = None) 
             rows.append(RawRow(i, props, None, [("geom.missing", "the feature has no geometry")]))
             continue
         rows.append(RawRow(i, props, geom))
+    if points:
+        built = shapely.points(np.array([xy for _, xy in points], dtype=float)).tolist()
+        for (k, _), pt in zip(points, built, strict=True):
+            rows[k].geom = pt
     return _finish(rows, tr)
+
+
+def _plain_point(gj: Any) -> tuple[float, float] | None:
+    """The x/y of a GeoJSON ``Point`` with exactly two plain numbers, else None (``shape`` handles the rest)."""
+    if type(gj) is not dict or gj.get("type") != "Point":
+        return None
+    c = gj.get("coordinates")
+    if type(c) is not list or len(c) != 2:
+        return None
+    x, y = c
+    if (type(x) is float or type(x) is int) and (type(y) is float or type(y) is int) and math.isfinite(x + y):
+        return x, y
+    return None
 
 
 _X_NAMES = ("x", "lon", "lng", "longitude", "经度")

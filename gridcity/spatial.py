@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -364,3 +368,89 @@ def geom_from_wkt(session: Session | sa.Connection, param: str, srid: int = 4326
     """A geometry built from the plain WKT bound as ``param`` (for bulk executemany inserts/updates)."""
     fn = sa.func.ST_GeomFromText if dialect(session) == "postgresql" else sa.func.GeomFromText
     return fn(sa.bindparam(param, type_=sa.String()), srid)
+
+
+# ---- bulk append (gis_data.loader) ----------------------------------------------------------------------
+
+
+def bulk_append(
+    session: Session,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    geoms: Any = None,
+    *,
+    geom_column: str = "geom",
+    srid: int = 4326,
+) -> None:
+    """Append ``rows`` (Python values in ``columns`` order) to ``table`` in one bulk operation.
+
+    ``geoms``, when given, is a sequence of shapely geometries (one per row) for ``geom_column``. Runs on the
+    session's own connection and inside its transaction, so a rollback undoes it. Values go through each
+    column type's bind processor first, so they are stored exactly as an ORM or Core insert would store them.
+    PostGIS: ``COPY ... FROM STDIN`` with the geometry as hex EWKB (parsed by the server's input function);
+    SpatiaLite: one prepared ``executemany`` with ``GeomFromWKB(?, srid)`` on the raw sqlite3 connection.
+    """
+    if not rows:
+        return
+    dialect_obj = session.get_bind().dialect
+    postgres = dialect_obj.name == "postgresql"
+    procs = []
+    for i, c in enumerate(columns):
+        ctype = table.c[c].type
+        if postgres and isinstance(ctype, sa.JSON):
+            proc = json.dumps  # text COPY into a json column
+        else:
+            proc = ctype.dialect_impl(dialect_obj).bind_processor(dialect_obj)
+        if proc is not None:
+            procs.append((i, proc))
+    if procs:
+        processed: list[Sequence[Any]] = []
+        last: dict[int, tuple[Any, Any]] = {}  # a column often repeats one value (a load's timestamp)
+        for r in rows:
+            r = list(r)
+            for i, p in procs:
+                v = r[i]
+                if v is not None:
+                    prev = last.get(i)
+                    if prev is not None and prev[0] is v:
+                        r[i] = prev[1]
+                    else:
+                        r[i] = p(v)
+                        last[i] = (v, r[i])
+            processed.append(r)
+        rows = processed
+    names = list(columns)
+    if geoms is not None:
+        names.append(geom_column)
+        garr = np.asarray(geoms, dtype=object)
+        if postgres:
+            gvals = shapely.to_wkb(shapely.set_srid(garr, srid), hex=True, include_srid=True).tolist()
+        else:
+            gvals = shapely.to_wkb(garr).tolist()
+        rows = [(*r, g) for r, g in zip(rows, gvals, strict=True)]
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    if postgres:
+        with raw.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
+            f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+        ) as copy:
+            for r in rows:
+                copy.write_row(r)
+        return
+    marks = ["?"] * len(columns) + ([f"GeomFromWKB(?, {int(srid)})"] if geoms is not None else [])
+    cur = raw.cursor()
+    # a page cache big enough for the table's indexes while they grow (SQLite's default is 2 MB, which makes
+    # random inserts into several b-trees and the R*Tree spill dirty pages to the WAL again and again)
+    old_cache = int(cur.execute("PRAGMA cache_size").fetchone()[0])
+    try:
+        if len(rows) > 10_000 and old_cache > -BULK_CACHE_KIB:
+            cur.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        cur.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})", rows)
+    finally:
+        cur.execute(f"PRAGMA cache_size = {old_cache}")
+        cur.close()
+
+
+BULK_CACHE_KIB = 256 * 1024
+"""The SQLite page cache during :func:`bulk_append` of many rows (an upper bound: pages are allocated as used)."""
