@@ -133,6 +133,10 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     # 案卷建立
     _t(A.FILE, {S.REPORTED}, S.FILED, {R.SHIFT_LEADER}),
     _t(A.VOID, {S.REPORTED, S.PUBLIC_REPORTED}, S.VOIDED, {R.SHIFT_LEADER}, needs={Need.NOTE}),
+    # 作废 after 立案 (standards.md §5.3 FILED --作废审批--> VOID): the shift leader voids a filing made in
+    # error, with a note, while the case waits for 派遣 (also after an approved 回退 brought it back there).
+    # Once a department holds the case it can only leave through 回退 / 挂账 / 结案. Counted as 作废数.
+    _t(A.VOID, {S.FILED}, S.VOIDED, {R.SHIFT_LEADER}, needs={Need.NOTE}),
     _t(A.MERGE, {S.REPORTED, S.PUBLIC_REPORTED}, S.MERGED, {R.SHIFT_LEADER, R.ACCEPTOR},
        needs={Need.TARGET_CASE}),
     # 任务派遣

@@ -19,7 +19,7 @@ Which runs exist (see :class:`evaluation.models.StageFact`):
   ``send_check`` (each feedback → send_check), ``close`` (check_pass → close), with limits from
   ``evaluation/data/step_limits.toml``;
 * ``report``: an inspector's report from creation to its filing decision (file / void /
-  approve_self_handled), untimed;
+  approve_self_handled), untimed, with ``voided_at`` when the case was voided (also after filing);
 * ``case``: a filed case from its first 立案 to 结案 against the overall deadline (the sum of the class's
   dispatch, handle and check limits and the send_check and close step limits, suspensions excluded,
   extensions added), carrying the case-level flags (voided_at, rework_at, public_verified).
@@ -46,6 +46,7 @@ from casework import timeline as casework_timeline
 from casework.lifecycle import CaseAction, CaseStatus, Stage, stage_of
 from casework.models import Case, CaseEvent
 from casework.rules import CaseRules
+from evaluation import service as evaluation_service
 from evaluation.models import StageFact
 from gridcity.errors import InvalidInput
 from gridcity.types import utcnow
@@ -290,7 +291,8 @@ def build_facts(
     # The inspector's report, from creation to its filing decision (untimed).
     if events and events[0].action in (A.REPORT, A.SELF_HANDLE):
         d = next((i for i, x in enumerate(events) if x.action in (A.FILE, A.VOID, A.APPROVE_SELF_HANDLED)), None)
-        add("report", 0, d, completed=d is not None and events[d].action is not A.VOID)
+        add("report", 0, d, completed=d is not None and events[d].action is not A.VOID,
+            voided_at=next((x.at for x in events if x.action is A.VOID), None))
         rows[-1]["determined_at"] = rows[-1]["ended_at"]  # counted when decided, whatever the decision
 
     # The whole filed case against its overall deadline.
@@ -334,9 +336,19 @@ def _load_events(session: Session, case_ids: Sequence[int]) -> dict[int, list[Lo
     return out
 
 
-def _write(session: Session, case_ids: Sequence[int], rows: Iterable[dict[str, Any]]) -> int:
-    session.execute(sa.delete(StageFact).where(StageFact.case_id.in_(case_ids)))
+_REF_TIMES = ("started_at", "determined_at", "ended_at")  # every family's ref_at is one of these
+
+
+def _write(session: Session, case_ids: Sequence[int], rows: Iterable[dict[str, Any]],
+           event_times: Sequence[dt.datetime] | None = None) -> int:
     batch = list(rows)
+    if event_times is not None:
+        # The rollup days these cases touch: where their old and new rows and their events are counted.
+        old = session.execute(select(StageFact.started_at, StageFact.determined_at, StageFact.ended_at)
+                              .where(StageFact.case_id.in_(case_ids))).all()
+        times = [t for r in old for t in r] + [r[k] for r in batch for k in _REF_TIMES] + list(event_times)
+        evaluation_service.mark_rollup_dirty(session, times, max(event_times, default=None))
+    session.execute(sa.delete(StageFact).where(StageFact.case_id.in_(case_ids)))
     if batch:
         session.execute(sa.insert(StageFact), batch)
     return len(batch)
@@ -344,9 +356,12 @@ def _write(session: Session, case_ids: Sequence[int], rows: Iterable[dict[str, A
 
 def refresh_cases(
     session: Session, *, case_ids: Sequence[int], rules: CaseRules, steps: StepLimits | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, mark_rollup: bool = True,
 ) -> int:
-    """Recompute the fact rows of these cases from their logs; returns the number of rows written."""
+    """Recompute the fact rows of these cases from their logs; returns the number of rows written.
+
+    ``mark_rollup``: mark the rollup days the change touches stale (off for a full rebuild, which rebuilds the
+    rollup afterwards)."""
     steps = steps or load_step_limits()
     now = now or utcnow()
     cases = session.execute(
@@ -356,7 +371,8 @@ def refresh_cases(
     rows: list[dict[str, Any]] = []
     for c in cases:
         rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), logs[c.id], rules, steps, now)
-    return _write(session, list(case_ids), rows)
+    times = [e.at for c in cases for e in logs[c.id]] if mark_rollup else None
+    return _write(session, list(case_ids), rows, times)
 
 
 def on_after_action(session: Session, case: Case, event: CaseEvent, rules: CaseRules) -> None:
@@ -366,14 +382,15 @@ def on_after_action(session: Session, case: Case, event: CaseEvent, rules: CaseR
 
 
 def rebuild_all(session: Session, *, rules: CaseRules, batch: int = 2000, echo: Any = None) -> int:
-    """Recompute every case's facts from the log; returns the number of rows written."""
+    """Recompute every case's facts from the log, then the daily rollup; returns the number of fact rows."""
     session.execute(sa.delete(StageFact))
     total, last = 0, 0
     while True:
         ids = list(session.scalars(select(Case.id).where(Case.id > last).order_by(Case.id).limit(batch)))
         if not ids:
+            evaluation_service.rebuild_rollup(session)
             return total
-        total += refresh_cases(session, case_ids=ids, rules=rules)
+        total += refresh_cases(session, case_ids=ids, rules=rules, mark_rollup=False)
         last = ids[-1]
         if echo:
             echo(f"… {last} cases, {total} fact rows")

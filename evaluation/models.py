@@ -59,7 +59,7 @@ class StageFact(Base):
     # dispatch / handle runs of a dispatch: when an approved send-back (回退) undid that dispatch.
     undone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     first_extension_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    # case rows only
+    # case rows (and report rows: the report's case was voided, also after filing)
     voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     rework_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     public_verified: Mapped[bool] = mapped_column(default=False)
@@ -81,7 +81,7 @@ class StageFact(Base):
             "stage", "started_at", "voided_at", "public_verified", "start_actor_id", "grid_code", "case_id",
         ),
         Index("ix_stage_fact_ended", "stage", "ended_at", "start_action", "end_action", "completed_at", "on_time",
-              "start_actor_id", "end_actor_id", "case_id"),
+              "start_actor_id", "end_actor_id", "voided_at", "case_id"),
         # The effective-dispatch lookup per case (attribution of case-level primitives to a department).
         Index("ix_stage_fact_case", "case_id", "stage", "start_action", "started_at", "undone_at",
               "department_id"),
@@ -126,3 +126,62 @@ class PublishedResult(Base):
     rank: Mapped[int]
     flags: Mapped[list[str]] = mapped_column(JSON)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RollupCount(Base):
+    """Daily rollup (G-S1): one primitive family's counts for one subject on one local day.
+
+    ``n1 .. n6`` are the family's primitives in the order of ``evaluation.service.Family.primitives``. The
+    counts are *as of the current log* (every event that exists), bucketed by the local day of each counted
+    item's reference time, so the sum over the days of a period equals the raw computation whenever the
+    period ends after the latest event (see ``evaluation.service.rollup_is_exact``). Derived: rebuilt from
+    ``stage_fact`` / ``case_event`` by ``evaluation.service.refresh_rollup_days``.
+
+    Distinct-case counts (派遣数, 挂账数: a case counted once however often it happens) are not additive over
+    days; they are stored as per-day distinct counts plus one correction row (``n1 = -1``) per repeat, on the
+    repeat's day with ``since_at`` = the previous occurrence: a correction counts only when ``since_at`` is
+    inside the period too, which makes the sum exactly one per case and subject.
+    """
+
+    __tablename__ = "eval_rollup"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(20))
+    day: Mapped[dt.date] = mapped_column(sa.Date())
+    family: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str] = mapped_column(String(40))
+    since_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    n1: Mapped[int] = mapped_column(default=0)
+    n2: Mapped[int] = mapped_column(default=0)
+    n3: Mapped[int] = mapped_column(default=0)
+    n4: Mapped[int] = mapped_column(default=0)
+    n5: Mapped[int] = mapped_column(default=0)
+    n6: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (
+        # The dashboard read: one subject type, a range of days, everything else from the index.
+        Index("ix_eval_rollup_read", "subject_type", "day", "family", "subject_id", "since_at",
+              "n1", "n2", "n3", "n4", "n5", "n6"),
+    )
+
+
+class RollupDirty(Base):
+    """A local day whose rollup rows are stale (written with the fact rows; consumed by the refresh)."""
+
+    __tablename__ = "eval_rollup_dirty"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[dt.date] = mapped_column(sa.Date())
+    # The latest event time of the changed cases: the rollup is exact only for periods ending after it.
+    latest_event_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class RollupState(Base):
+    """One row: the latest event time folded into the rollup, when it was last fully rebuilt, and its zone."""
+
+    __tablename__ = "eval_rollup_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    latest_event_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    rebuilt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    tz: Mapped[str] = mapped_column(String(40), default="Asia/Shanghai")  # whose local days the rows are

@@ -10,7 +10,9 @@ Counting conventions (what the SQL that produces ``counts`` must respect; see :d
 * A period is ``[start, end)`` in the city's local time and the computation is *as of* ``end``: only
   events logged before ``end`` exist, so recomputing a past period gives the same numbers.
 * A case is counted once. Cases merged into another case are never counted. Cases voided (作废) before
-  the as-of time are excluded from every primitive except ``voided`` and ``accepted``.
+  the as-of time are excluded from the case-level primitives (filed, closing, handling, 有效上报) and counted
+  in ``voided`` (作废 after 立案); the work positions did on the case before the void (受理, 核实, 按时立案,
+  a dispatch later sent back) stays counted for them, as each primitive's definition says.
 * A timed task (a stage run of the case timeline: 核实, 立案, 派遣, 处置, 核查, plus the untimed-so-far
   steps 发核实, 发核查, 结案) has a deadline from the SLA engine (working calendar, approved extensions
   added, suspended time excluded). It is *on time* when completed at or before its deadline, and it is

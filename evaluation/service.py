@@ -37,7 +37,7 @@ from casework.models import Case, CaseEvent
 from components import service as components_service
 from components.models import Area, Grid, SupervisionArea, SupervisionGrid
 from evaluation import scoring
-from evaluation.models import Publication, PublishedResult, StageFact
+from evaluation.models import Publication, PublishedResult, RollupCount, RollupDirty, RollupState, StageFact
 from gridcity.errors import Conflict, InvalidInput, NotFound
 from gridcity.org import Department, User
 from gridcity.roles import Role
@@ -73,6 +73,13 @@ class Period:
     last_day: dt.date  # inclusive
     start: dt.datetime
     end: dt.datetime
+    # The as-of time of the computation: ``end`` (the default), or later for the rollup (see refresh_rollup).
+    as_of: dt.datetime | None = None
+
+    @property
+    def t1(self) -> dt.datetime:
+        """The as-of time: only events logged before it exist for the computation."""
+        return self.as_of or self.end
 
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -176,6 +183,12 @@ class Family:
     name: str
     primitives: tuple[str, ...]
     rows: sa.Select[Any]
+    # False when the attribution joins mutable reference data (supervision areas): never rolled up.
+    rollup: bool = True
+    # Distinct-case families (one primitive, counted once per subject and case in the period): the pairs of
+    # the period that also occurred earlier, with columns ``subject, case_id, prev_at`` (the latest earlier
+    # occurrence before the period's start); what the rollup needs to stay exact (see RollupCount).
+    repeats: sa.Select[Any] | None = None
 
 
 def _flag(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -218,7 +231,7 @@ def _region_subject(f: Any, level: str) -> Any:
 
 def _case_families(subject_type: str, p: Period) -> list[Family]:
     """立案 / 作废 / 监督举报核实 / 漏报 (by first 立案) and 应结案 / 结案 / 按期结案 / 返工 (by determination)."""
-    t1 = p.end
+    t1 = p.t1
     f = aliased(StageFact, name="f")
     not_voided = _not_before(f.voided_at, t1)
     filed_flags: dict[str, sa.ColumnElement[bool]] = {
@@ -263,7 +276,7 @@ def _case_families(subject_type: str, p: Period) -> list[Family]:
     q2 = joined(_fact_rows(f, subject, f.determined_at, close_flags))
     out: list[Family] = []
     out.append(Family("case_filed", tuple(filed_flags),
-                      q1.where(f.stage == "case", _in(f.started_at, p))))
+                      q1.where(f.stage == "case", _in(f.started_at, p)), rollup=subject_type != "inspector"))
     if subject_type in REGION_LEVELS or subject_type == "department":
         out.append(Family("case_close", tuple(close_flags),
                           q2.where(f.stage == "case", _in(f.determined_at, p), not_voided)))
@@ -279,7 +292,7 @@ def _task_family(name: str, stage: str, subject_col: str, p: Period, flags: Mapp
     q = _fact_rows(f, getattr(f, subject_col), f.determined_at, built).where(
         f.stage == stage, _in(f.determined_at, p), getattr(f, subject_col).is_not(None))
     if by_sender:
-        q = q.where(f.end_action == _SENDER_ACTION[stage], _before(f.ended_at, p.end))
+        q = q.where(f.end_action == _SENDER_ACTION[stage], _before(f.ended_at, p.t1))
     return Family(name, tuple(built), q)
 
 
@@ -290,17 +303,25 @@ _SENDER_ACTION = {"send_verify": "send_verify", "send_check": "send_check", "clo
 def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct_cases: bool,
                   subject_type: str) -> Family | None:
     e = aliased(CaseEvent, name="e")
+    prev = aliased(CaseEvent, name="prev")
+    prev_on = sa.and_(prev.case_id == e.case_id, prev.action == action, prev.at < p.start)
     if subject_type == "department":
-        h, on = _effective_dispatch(e.case_id, p.end)
+        h, on = _effective_dispatch(e.case_id, p.t1)
         subject: Any = h.department_id
         q = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.min(e.at).label("ref_at")).join(
             h, on)
+        rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
+                     ).join(h, on).join(prev, prev_on)
     else:
         subject = e.actor_id
         q = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.min(e.at).label("ref_at"))
+        rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
+                     ).join(prev, sa.and_(prev_on, prev.actor_id == e.actor_id))
     q = q.where(e.action == action, _in(e.at, p), subject.is_not(None))
+    repeats = None
     if distinct_cases:
         q = q.group_by(subject, e.case_id)
+        repeats = rep.where(e.action == action, _in(e.at, p), subject.is_not(None)).group_by(subject, e.case_id)
     else:
         q = q.group_by(subject, e.case_id, e.id)
     null_ts = sa.null().cast(sa.DateTime)
@@ -308,13 +329,13 @@ def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct
     rows = select(inner.c.subject, inner.c.case_id, inner.c.ref_at, null_ts.label("deadline_at"),
                   null_ts.label("completed_at"), sa.literal(0.0).label("overdue_seconds"),
                   sa.literal(1).label(primitive))
-    return Family(name, (primitive,), rows)
+    return Family(name, (primitive,), rows, repeats=repeats)
 
 
 def families(subject_type: str, p: Period) -> list[Family]:
     """The primitive families counted for one API subject type in one period."""
     check_subject_type(subject_type)
-    t1 = p.end
+    t1 = p.t1
     out = _case_families(subject_type, p)
     if subject_type == "department":
         f = aliased(StageFact, name="f")
@@ -336,7 +357,8 @@ def families(subject_type: str, p: Period) -> list[Family]:
             out.append(fam)
     elif subject_type == "inspector":
         f = aliased(StageFact, name="f")
-        rflags = {"reported": sa.true(), "valid_reported": f.completed_at.is_not(None)}
+        rflags = {"reported": sa.true(),
+                  "valid_reported": sa.and_(f.completed_at.is_not(None), _not_before(f.voided_at, t1))}
         q = _fact_rows(f, f.start_actor_id, f.ended_at, rflags).where(
             f.stage == "report", f.start_action.in_(("report", "self_handle")), _in(f.ended_at, p),
             f.start_actor_id.is_not(None))
@@ -389,17 +411,221 @@ def primitive_names(subject_type: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _count_family(session: Session, fam: Family, out: dict[str, dict[str, int]]) -> None:
+    sq = fam.rows.subquery(fam.name)
+    q = select(sq.c.subject, *(sa.func.sum(sq.c[name]).label(name) for name in fam.primitives)).group_by(
+        sq.c.subject)
+    for row in session.execute(q):
+        counts = out.setdefault(str(row.subject), {})
+        for name in fam.primitives:
+            counts[name] = counts.get(name, 0) + int(getattr(row, name) or 0)
+
+
 def count_primitives(session: Session, *, period: Period, subject_type: str) -> dict[str, dict[str, int]]:
-    """Counts per subject id (as text) for every primitive of the subject type, by SQL aggregates."""
+    """Counts per subject id (as text) for every primitive of the subject type, by SQL aggregates over the
+    raw facts (the exact path: any period, as of its end)."""
     out: dict[str, dict[str, int]] = {}
     for fam in families(subject_type, period):
-        sq = fam.rows.subquery(fam.name)
-        q = select(sq.c.subject, *(sa.func.sum(sq.c[name]).label(name) for name in fam.primitives)).group_by(
-            sq.c.subject)
-        for row in session.execute(q):
-            counts = out.setdefault(str(row.subject), {})
-            for name in fam.primitives:
-                counts[name] = counts.get(name, 0) + int(getattr(row, name) or 0)
+        _count_family(session, fam, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Daily rollup (G-S1)
+#
+# ``eval_rollup`` holds, per subject type, family, subject and *local day*, the family's counts of the items
+# whose reference time (the ``ref_at`` of the family's rows) falls on that day, computed as of the current
+# log (``as_of`` = far future). Summing the days of a period therefore gives exactly the raw computation
+# when nothing happened at or after the period's end (the as-of conditions then see the same events):
+# ``rollup_is_exact``. That holds for the running month / quarter / year of a dashboard; a period that is
+# over and has later events (audit of last year, publication) is computed raw, which is always exact.
+#
+# Freshness: ``evaluation.facts`` marks the local days touched by a case's old and new fact rows and its
+# events dirty (same transaction as the action); the next rollup read refreshes the dirty days first, one
+# set-based ``INSERT .. SELECT .. GROUP BY`` per family and subject type. A database whose rollup was never
+# built (or whose facts were bulk-loaded) is rebuilt in full on first read or by ``rebuild_rollup``.
+
+ROLLUP_SLOTS = 6
+FAR_FUTURE = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
+_ROLLUP_LOCK_KEY = 0x67637275  # pg_advisory_xact_lock key: one rollup writer at a time
+_SLOTS = ("n1", "n2", "n3", "n4", "n5", "n6")
+
+
+def _lock_rollup(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROLLUP_LOCK_KEY})
+
+
+def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+
+
+def _day_expr(session: Session, col: Any, offset_s: int) -> Any:
+    """The local date of a UTC timestamp column under a fixed UTC offset, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        shifted = sa.func.timezone("UTC", col) + sa.literal_column(f"interval '{int(offset_s)} seconds'")
+        return sa.cast(shifted, sa.Date)
+    return sa.func.date(col, f"{int(offset_s):+d} seconds")
+
+
+def _insert_family(session: Session, st: str, fam: Family, day: Any) -> None:
+    """One family's rollup rows: ``day`` is a literal date (single-day refresh) or a day expression."""
+    sq = fam.rows.subquery(fam.name)
+    day_col = day(sq.c.ref_at) if callable(day) else sa.literal(day, sa.Date)
+    sums = [sa.func.sum(sq.c[name]) for name in fam.primitives]
+    sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
+    sel = (select(sa.literal(st), day_col, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
+           .where(sq.c.subject.is_not(None)).group_by(sq.c.subject, day_col))
+    session.execute(sa.insert(RollupCount).from_select(["subject_type", "day", "family", "subject_id", *_SLOTS],
+                                                       sel))
+    if fam.repeats is not None:
+        assert not callable(day), "distinct-case families are refreshed day by day"
+        rq = fam.repeats.subquery(f"{fam.name}_repeats")
+        sel = (select(sa.literal(st), sa.literal(day, sa.Date), sa.literal(fam.name),
+                      sa.cast(rq.c.subject, sa.String), rq.c.prev_at, -sa.func.count(),
+                      *[sa.literal(0)] * (ROLLUP_SLOTS - 1))
+               .where(rq.c.subject.is_not(None)).group_by(rq.c.subject, rq.c.prev_at))
+        session.execute(sa.insert(RollupCount).from_select(
+            ["subject_type", "day", "family", "subject_id", "since_at", *_SLOTS], sel))
+
+
+def _day_period(first: dt.date, last: dt.date, zone: ZoneInfo) -> Period:
+    start, end = _local_midnight(first, zone), _local_midnight(last + dt.timedelta(days=1), zone)
+    return Period(f"{first}..{last}", "range", first, last, start, end, as_of=FAR_FUTURE)
+
+
+def _insert_days(session: Session, first: dt.date, last: dt.date, zone: ZoneInfo, offset_s: int | None) -> None:
+    """Rewrite the rollup rows of ``[first, last]``: one ``INSERT .. SELECT .. GROUP BY subject, day`` per
+    family and subject type. ``offset_s`` is the zone's constant UTC offset over the range (None for a single
+    day, whose date is then a literal). Distinct-case families are not additive within a statement's range,
+    so a multi-day refresh runs them day by day."""
+    session.execute(sa.delete(RollupCount).where(RollupCount.day >= first, RollupCount.day <= last))
+    p = _day_period(first, last, zone)
+    for st in SUBJECT_TYPES:
+        for fam in families(st, p):
+            if not fam.rollup or (fam.repeats is not None and first != last):
+                continue
+            if first == last:
+                _insert_family(session, st, fam, first)
+            else:
+                off = offset_s or 0
+                _insert_family(session, st, fam, lambda col, off=off: _day_expr(session, col, off))
+    if first == last:
+        return
+    distinct_types = [st for st in SUBJECT_TYPES if any(f.repeats is not None for f in families(st, p))]
+    for k in range((last - first).days + 1):
+        day = first + dt.timedelta(days=k)
+        for st in distinct_types:
+            for fam in families(st, _day_period(day, day, zone)):
+                if fam.rollup and fam.repeats is not None:
+                    _insert_family(session, st, fam, day)
+
+
+def refresh_rollup_days(session: Session, days: Sequence[dt.date], *, tz: str = DEFAULT_TZ) -> None:
+    """Recompute the rollup rows of these local days from the facts (runs of days share statements)."""
+    zone = ZoneInfo(tz)
+    todo = sorted(set(days))
+    i = 0
+    while i < len(todo):
+        first = todo[i]
+        off = _local_midnight(first, zone) - dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+        j = i
+        # Extend the run while days are consecutive and the zone's offset stays the same (no DST change).
+        while (j + 1 < len(todo) and todo[j + 1] == todo[j] + dt.timedelta(days=1)
+               and _local_midnight(todo[j + 1] + dt.timedelta(days=1), zone)
+               - dt.datetime.combine(todo[j + 1] + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC) == off):
+            j += 1
+        single = i == j
+        _insert_days(session, first, todo[j], zone, None if single else -int(off.total_seconds()))
+        i = j + 1
+
+
+def rebuild_rollup(session: Session, *, tz: str = DEFAULT_TZ) -> int:
+    """Rebuild the whole rollup from the facts and the log; returns the number of rollup rows."""
+    _lock_rollup(session)
+    zone = ZoneInfo(tz)
+    session.execute(sa.delete(RollupDirty))
+    session.execute(sa.delete(RollupCount))
+    lo, hi = session.execute(select(sa.func.min(StageFact.started_at), sa.func.max(StageFact.determined_at))).one()
+    ev_lo, ev_hi = session.execute(select(sa.func.min(CaseEvent.at), sa.func.max(CaseEvent.at))).one()
+    ends = session.scalar(select(sa.func.max(StageFact.ended_at)))
+    times = [t for t in (lo, hi, ev_lo, ev_hi, ends) if t is not None]
+    if times:
+        first = min(times).astimezone(zone).date()
+        last = max(times).astimezone(zone).date()
+        refresh_rollup_days(session, [first + dt.timedelta(days=k) for k in range((last - first).days + 1)], tz=tz)
+    state = session.get(RollupState, 1) or RollupState(id=1)
+    state.latest_event_at = ev_hi
+    state.rebuilt_at = utcnow()
+    state.tz = tz
+    session.add(state)
+    session.flush()
+    return int(session.scalar(select(sa.func.count()).select_from(RollupCount)) or 0)
+
+
+def ensure_rollup(session: Session, *, tz: str = DEFAULT_TZ) -> RollupState:
+    """Bring the rollup up to date: a full build if it was never built, else refresh the dirty days."""
+    state = session.get(RollupState, 1)
+    if state is not None and state.tz == tz and session.scalar(select(RollupDirty.id).limit(1)) is None:
+        return state
+    _lock_rollup(session)
+    state = session.get(RollupState, 1)
+    if state is None or state.tz != tz:  # never built, or built on another zone's days
+        rebuild_rollup(session, tz=tz)
+        state = session.get(RollupState, 1)
+        assert state is not None
+        return state
+    claimed = session.execute(sa.delete(RollupDirty).returning(RollupDirty.day, RollupDirty.latest_event_at)).all()
+    if claimed:
+        refresh_rollup_days(session, [r.day for r in claimed], tz=tz)
+        latest = [t for t in [state.latest_event_at, *(r.latest_event_at for r in claimed)] if t is not None]
+        state.latest_event_at = max(latest) if latest else None
+        session.flush()
+    return state
+
+
+def mark_rollup_dirty(session: Session, times: Sequence[dt.datetime | None], latest_event_at: dt.datetime | None
+                      ) -> None:
+    """Mark the local days (in the rollup's zone) of these reference times stale (no-op while the rollup was
+    never built)."""
+    state = session.get(RollupState, 1)
+    if state is None:
+        return
+    zone = ZoneInfo(state.tz)
+    days = sorted({t.astimezone(zone).date() for t in times if t is not None})
+    if days:
+        session.execute(sa.insert(RollupDirty), [{"day": d, "latest_event_at": latest_event_at} for d in days])
+
+
+def rollup_is_exact(state: RollupState | None, period: Period) -> bool:
+    """Whether the rollup sums equal the raw computation for the period (built, and no event at or after
+    the period's end)."""
+    if state is None or state.rebuilt_at is None or period.as_of is not None:
+        return False
+    return state.latest_event_at is None or state.latest_event_at < period.end
+
+
+def count_primitives_rollup(session: Session, *, period: Period, subject_type: str) -> dict[str, dict[str, int]]:
+    """The counts of :func:`count_primitives` summed from the daily rollup (families that are not rolled up
+    are counted raw). Equal to the raw counts when :func:`rollup_is_exact`; the caller checks."""
+    out: dict[str, dict[str, int]] = {}
+    # As of the current log, like the rollup rows (also for the families counted raw here).
+    fams = {fam.name: fam for fam in families(subject_type, dataclasses.replace(period, as_of=FAR_FUTURE))}
+    r = RollupCount
+    q = (select(r.family, r.subject_id, *(sa.func.sum(getattr(r, n)).label(n) for n in _SLOTS))
+         .where(r.subject_type == subject_type, r.day >= period.first_day, r.day <= period.last_day,
+                sa.or_(r.since_at.is_(None), r.since_at >= period.start))
+         .group_by(r.family, r.subject_id))
+    for row in session.execute(q):
+        fam = fams.get(row.family)
+        if fam is None or not fam.rollup:
+            continue
+        counts = out.setdefault(row.subject_id, {})
+        for name, slot in zip(fam.primitives, _SLOTS, strict=False):
+            counts[name] = counts.get(name, 0) + int(getattr(row, slot) or 0)
+    for fam in fams.values():
+        if not fam.rollup:
+            _count_family(session, fam, out)
     return out
 
 
@@ -482,22 +708,35 @@ class Ranking:
     version: str
     indicator_set: scoring.IndicatorSet
     rows: list[SubjectResult] = field(default_factory=list)
+    source: str = "raw"  # where the counts came from: "raw" (facts) or "rollup" (daily rollup)
 
 
 def compute(
     session: Session, *, period: Period | str, subject_type: str, indicator_version: str | None = None,
-    tz: str = DEFAULT_TZ,
+    tz: str = DEFAULT_TZ, source: str = "auto",
 ) -> Ranking:
     """Count, score and rank every subject of a type for a period (ties share a competition rank).
 
+    ``source``: ``"auto"`` serves the counts from the daily rollup when that is exact for the period (see
+    :func:`rollup_is_exact`; refreshing stale days first) and from the raw facts otherwise; ``"raw"`` always
+    recomputes from the facts (audit, publication).
+
     Raises:
-        InvalidInput: bad period, unknown subject type, unknown indicator version.
+        InvalidInput: bad period, unknown subject type, unknown indicator version, unknown source.
     """
     p = parse_period(period, tz=tz) if isinstance(period, str) else period
     st = check_subject_type(subject_type)
     iset = indicator_set_for(p, indicator_version)
     iset.subject(st)  # raises when the set does not define the type
-    counted = count_primitives(session, period=p, subject_type=subject_type)
+    if source not in ("auto", "raw"):
+        raise InvalidInput(f"未知的数据来源 {source!r}（可用：auto、raw）", code="evaluation.unknown_source",
+                           loc=["source"])
+    used = "raw"
+    if source == "auto" and rollup_is_exact(ensure_rollup(session, tz=tz), p):
+        counted = count_primitives_rollup(session, period=p, subject_type=subject_type)
+        used = "rollup"
+    else:
+        counted = count_primitives(session, period=p, subject_type=subject_type)
     subjects = list_subjects(session, subject_type, list(counted))
     scores: list[scoring.SubjectScore] = []
     extra: dict[str, tuple[Subject, dict[str, int | float], tuple[str, ...]]] = {}
@@ -530,7 +769,7 @@ def compute(
         subj, counts, flags = extra[r.subject_id]
         all_flags = tuple(sorted({str(f) for f in r.score.flags} | set(flags)))
         rows.append(SubjectResult(r.subject_id, subj.name, counts, r.score, r.rank, r.tied, all_flags))
-    return Ranking(p, subject_type, iset.version, iset, rows)
+    return Ranking(p, subject_type, iset.version, iset, rows, used)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -609,7 +848,8 @@ def publish(
     session.add(pub)
     session.flush()
     for st in subject_types:
-        ranking = compute(session, period=p, subject_type=st, indicator_version=iset.version)
+        # Published numbers always come from the exact raw computation as of the period's end.
+        ranking = compute(session, period=p, subject_type=st, indicator_version=iset.version, source="raw")
         session.add_all(
             PublishedResult(publication_id=pub.id, subject_type=st, subject_id=r.subject_id,
                             subject_name=r.name, counts=dict(r.counts), composite=r.score.composite,

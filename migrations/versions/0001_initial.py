@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 21:32:57.867236
+Create Date: 2026-11-21 22:48:36.651904
 """
 from alembic import op
 import sqlalchemy as sa
@@ -61,6 +61,37 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['parent_id'], ['department.id'], name=op.f('fk_department_parent_id_department')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_department')),
     sa.UniqueConstraint('code', name=op.f('uq_department_code'))
+    )
+    op.create_table('eval_rollup',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('subject_type', sa.String(length=20), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('family', sa.String(length=20), nullable=False),
+    sa.Column('subject_id', sa.String(length=40), nullable=False),
+    sa.Column('since_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('n1', sa.Integer(), nullable=False),
+    sa.Column('n2', sa.Integer(), nullable=False),
+    sa.Column('n3', sa.Integer(), nullable=False),
+    sa.Column('n4', sa.Integer(), nullable=False),
+    sa.Column('n5', sa.Integer(), nullable=False),
+    sa.Column('n6', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_rollup'))
+    )
+    with op.batch_alter_table('eval_rollup', schema=None) as batch_op:
+        batch_op.create_index('ix_eval_rollup_read', ['subject_type', 'day', 'family', 'subject_id', 'since_at', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6'], unique=False)
+
+    op.create_table('eval_rollup_dirty',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('latest_event_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_rollup_dirty'))
+    )
+    op.create_table('eval_rollup_state',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('latest_event_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('rebuilt_at', gridcity.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('tz', sa.String(length=40), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eval_rollup_state'))
     )
     op.create_geospatial_table('grid',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -356,7 +387,7 @@ def upgrade() -> None:
     with op.batch_alter_table('stage_fact', schema=None) as batch_op:
         batch_op.create_index('ix_stage_fact_case', ['case_id', 'stage', 'start_action', 'started_at', 'undone_at', 'department_id'], unique=False)
         batch_op.create_index('ix_stage_fact_closing', ['stage', 'determined_at', 'voided_at', 'completed_at', 'on_time', 'rework_at', 'grid_code', 'case_id'], unique=False)
-        batch_op.create_index('ix_stage_fact_ended', ['stage', 'ended_at', 'start_action', 'end_action', 'completed_at', 'on_time', 'start_actor_id', 'end_actor_id', 'case_id'], unique=False)
+        batch_op.create_index('ix_stage_fact_ended', ['stage', 'ended_at', 'start_action', 'end_action', 'completed_at', 'on_time', 'start_actor_id', 'end_actor_id', 'voided_at', 'case_id'], unique=False)
         batch_op.create_index('ix_stage_fact_started', ['stage', 'started_at', 'voided_at', 'public_verified', 'start_actor_id', 'grid_code', 'case_id'], unique=False)
         batch_op.create_index('ix_stage_fact_task', ['stage', 'determined_at', 'start_action', 'end_action', 'ended_at', 'completed_at', 'on_time', 'end_actor_id', 'assignee_id', 'department_id', 'undone_at', 'first_extension_at', 'case_id'], unique=False)
 
@@ -452,6 +483,12 @@ def downgrade() -> None:
         batch_op.drop_geospatial_index('idx_grid_geom', postgresql_using='gist', column_name='geom')
 
     op.drop_geospatial_table('grid')
+    op.drop_table('eval_rollup_state')
+    op.drop_table('eval_rollup_dirty')
+    with op.batch_alter_table('eval_rollup', schema=None) as batch_op:
+        batch_op.drop_index('ix_eval_rollup_read')
+
+    op.drop_table('eval_rollup')
     op.drop_table('department')
     with op.batch_alter_table('component_history', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_component_history_component_code'))

@@ -135,3 +135,25 @@ def test_visibility_by_role():
     assert not can_view(Actor(1, Role.DEPARTMENT, 4), case)
     assert can_view(Actor(5, Role.INSPECTOR), case) and can_view(Actor(6, Role.INSPECTOR), case)
     assert not can_view(Actor(7, Role.INSPECTOR), case)
+
+
+def test_a_filed_case_can_be_voided_by_the_shift_leader_with_a_note_before_dispatch():
+    lead = Actor(1, Role.SHIFT_LEADER)
+    filed = CaseFacts(CaseStatus.FILED)
+    assert "void" in allowed_actions(lead, filed)
+    row = check_transition(lead, filed, CaseAction.VOID, frozenset({Need.NOTE}))
+    assert row.target is CaseStatus.VOIDED
+    with pytest.raises(MissingActionInput) as e:
+        check_transition(lead, filed, CaseAction.VOID)
+    assert e.value.extra["missing"] == ["note"]
+    # Only the shift leader voids; the dispatcher may only dispatch a filed case.
+    with pytest.raises(ActionForbidden):
+        check_transition(Actor(1, Role.DISPATCHER), filed, CaseAction.VOID, ALL_NEEDS)
+    assert allowed_actions(Actor(1, Role.DISPATCHER), filed) == ["dispatch"]
+
+
+@pytest.mark.parametrize("status", [CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SUSPENDED,
+                                    CaseStatus.FEEDBACK, CaseStatus.CHECKED, CaseStatus.CLOSED])
+def test_a_case_cannot_be_voided_once_dispatched(status):
+    with pytest.raises(InvalidTransition):
+        check_transition(Actor(1, Role.SHIFT_LEADER), CaseFacts(status), CaseAction.VOID, ALL_NEEDS)

@@ -195,3 +195,64 @@ def test_inspector_patrol_coverage_counts_for_them(session: Session, driver: Dri
     mine = rows[str(orgdata.ids["inspector"])]
     assert mine.counts["patrol_coverage"] == 50.0 and "no_patrol_data" not in mine.flags
     assert "no_patrol_data" in rows[str(orgdata.ids["inspector2"])].flags
+
+
+def test_a_filing_voided_before_dispatch_counts_as_voided_and_nowhere_else(
+        session: Session, driver: Driver, orgdata: Org) -> None:
+    d, ids = driver, orgdata.ids
+    d.supervise("inspector", GRID)
+    # X: filed, then voided by the shift leader before dispatch.
+    x = d.new(local(12, 9))
+    d.do(x, "shiftlead", "file", local(12, 9, 30))
+    d.do(x, "shiftlead", "void", local(12, 10))
+    # Y: filed, mis-dispatched to LD, sent back, then voided (the case is back at 立案/待派遣).
+    y = d.new(local(12, 9))
+    d.do(y, "shiftlead", "file", local(12, 9, 10))
+    d.do(y, "dispatcher", "dispatch", local(12, 9, 20), department_id="LD")
+    d.do(y, "lighting", "request_sendback", local(12, 10))
+    d.do(y, "dispatcher", "approve_sendback", local(12, 10, 30))
+    d.do(y, "shiftlead", "void", local(12, 11))
+    # Z: filed and left waiting.
+    z = d.new(local(12, 9))
+    d.do(z, "shiftlead", "file", local(12, 9, 20))
+    lead = counts(session, "shift_leader")[str(ids["shiftlead"])]
+    assert lead == {"filed": 1, "voided": 2, "filed_on_time": 3}
+    assert counts(session, "grid")[GRID] == {"filed": 1, "voided": 2, "public_verified": 0, "should_close": 1,
+                                             "closed": 0, "closed_on_time": 0, "rework": 0}
+    # 有效上报: a report whose filing was voided is not valid.
+    insp = counts(session, "inspector")[str(ids["inspector"])]
+    assert (insp["reported"], insp["valid_reported"], insp["filed"], insp["voided"]) == (3, 1, 1, 2)
+    # The department never held a voided case; the dispatcher still pays for the mis-dispatch.
+    assert counts(session, "department") == {}
+    assert counts(session, "dispatcher")[str(ids["dispatcher"])] == {
+        "dispatched": 1, "should_dispatch": 1, "dispatched_on_time": 1, "dispatched_accurately": 0}
+    # 准确立案率 = (立案数 − 作废数) / 立案数 with the standard's 立案数 = filed + voided = 1/3.
+    ranking = service.compute(session, period="2026-10", subject_type="shift_leader", source="raw")
+    row = next(r for r in ranking.rows if r.subject_id == str(ids["shiftlead"]))
+    rate = next(r for r in row.score.rates if r.numerator == 1 and r.denominator == 3)
+    assert round(float(rate.value), 2) == 33.33
+    # The rollup serves the same numbers (the period is before every event's end: Oct ends after them).
+    assert service.compute(session, period="2026-10", subject_type="shift_leader").rows[0].counts == \
+        ranking.rows[0].counts
+
+
+def test_the_rollup_is_refreshed_when_a_case_changes(session: Session, driver: Driver, orgdata: Org) -> None:
+    d = driver
+    a = d.new(local(12, 9))
+    d.do(a, "shiftlead", "file", local(12, 9, 30))
+    first = service.compute(session, period="2026", subject_type="grid")
+    assert first.source == "rollup" and next(r for r in first.rows if r.subject_id == GRID).counts["filed"] == 1
+    d.do(a, "shiftlead", "void", local(13, 9))  # marks the days of the case stale
+    second = service.compute(session, period="2026", subject_type="grid")
+    counts_ = next(r for r in second.rows if r.subject_id == GRID).counts
+    assert second.source == "rollup" and (counts_["filed"], counts_["voided"]) == (0, 1)
+    # A period that ended before the latest event is not served from the rollup (it is as of now).
+    assert service.compute(session, period="2026-10-12..2026-10-12", subject_type="grid").source == "raw"
+    # Another zone's days: the rollup is rebuilt on that zone's local days, and still equals the raw counts.
+    utc = service.compute(session, period="2026", subject_type="grid", tz="UTC")
+    assert utc.source == "rollup"
+    assert [r.counts for r in utc.rows] == [
+        r.counts for r in service.compute(session, period="2026", subject_type="grid", tz="UTC", source="raw").rows]
+    with pytest.raises(InvalidInput) as e:
+        service.compute(session, period="2026", subject_type="grid", source="cache")
+    assert e.value.code == "evaluation.unknown_source"
