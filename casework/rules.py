@@ -23,6 +23,9 @@ class CaseRules:
     catalog: codes.ClassCatalog
     calendar: deadlines.WorkCalendar
     standards: deadlines.StandardsTable
+    #: The city's override folder these rules were read with; packages above casework read their own
+    #: tables (e.g. evaluation's step limits) from the same place.
+    city_dir: Path | None = None
 
 
 def _read_override(city_dir: Path | None, name: str) -> str | None:
@@ -45,4 +48,5 @@ def load_rules(city_dir: Path | None = None) -> CaseRules:
     catalog = codes.default_catalog() if class_override is None else codes.load_catalog(
         codes.shipped_csv_texts(), class_override
     )
-    return CaseRules(catalog=catalog, calendar=deadlines.load_calendar(calendar_text), standards=standards)
+    return CaseRules(catalog=catalog, calendar=deadlines.load_calendar(calendar_text), standards=standards,
+                     city_dir=city_dir)

@@ -111,6 +111,7 @@ def _parse_limits(doc: Mapping[str, Any], base: StepLimits | None) -> StepLimits
 
 
 @lru_cache(maxsize=8)
+@lru_cache(maxsize=8)
 def load_step_limits(city_dir: Path | None = None) -> StepLimits:
     """The shipped step limits, overridden key by key by ``<city_dir>/step_limits.toml`` if present."""
     text = (resources.files("evaluation") / "data" / "step_limits.toml").read_text("utf-8")
@@ -362,7 +363,7 @@ def refresh_cases(
 
     ``mark_rollup``: mark the rollup days the change touches stale (off for a full rebuild, which rebuilds the
     rollup afterwards)."""
-    steps = steps or load_step_limits()
+    steps = steps or load_step_limits(rules.city_dir)
     now = now or utcnow()
     cases = session.execute(
         select(Case.id, Case.class_code, Case.urgency, Case.grid_code).where(Case.id.in_(case_ids))

@@ -38,6 +38,11 @@ def _tz(request: Request) -> str:
     return rules.calendar.timezone if rules is not None else service.DEFAULT_TZ
 
 
+def _city(request: Request) -> Any:
+    rules = getattr(request.app.state, "rules", None)
+    return rules.city_dir if rules is not None else None
+
+
 def _ranking_read(r: service.Ranking) -> RankingRead:
     return RankingRead(
         period=r.period.label, period_start=r.period.start, period_end=r.period.end, subject_type=r.subject_type,
@@ -60,7 +65,8 @@ def _publication_read(session: Any, pub: Any, subject_type: str | None) -> Publi
 def create_publication(body: PublicationCreate, session: DbSession, request: Request,
                        user: Any = PUBLISHERS) -> PublicationRead:
     """Compute and freeze every subject type's ranking of a period under one indicator-set version."""
-    pub = service.publish(session, period=body.period, version=body.version, created_by=user.id, tz=_tz(request))
+    pub = service.publish(session, period=body.period, version=body.version, created_by=user.id, tz=_tz(request),
+                          city_dir=_city(request))
     return _publication_read(session, pub, None)
 
 
@@ -74,7 +80,7 @@ def read_publication(publication_id: int, session: DbSession,
 
 def _export(session: Any, request: Request, subject_type: str, period: str, version: str | None, ext: str) -> Response:
     ranking = service.compute(session, period=period, subject_type=subject_type, indicator_version=version,
-                              tz=_tz(request))
+                              tz=_tz(request), city_dir=_city(request))
     if ext == "csv":
         body, media = export.to_csv(ranking), "text/csv; charset=utf-8"
     else:
@@ -105,7 +111,7 @@ def ranking(subject_type: str, period: PeriodQ, session: DbSession, request: Req
             version: VersionQ = None) -> RankingRead:
     """Rankings with grades, flags and explanations, computed live from the log's facts."""
     return _ranking_read(service.compute(session, period=period, subject_type=subject_type,
-                                         indicator_version=version, tz=_tz(request)))
+                                         indicator_version=version, tz=_tz(request), city_dir=_city(request)))
 
 
 @router.get("/evaluation/{subject_type}/{subject_id}/evidence", response_model=EvidenceRead,

@@ -73,6 +73,7 @@ __all__ = [
     "Weight",
     "by_composite",
     "default_indicator_set",
+    "city_registry",
     "default_registry",
     "grade",
     "load_indicator_set",
@@ -1105,6 +1106,21 @@ def _shipped_texts() -> list[str]:
 def default_registry() -> IndicatorSetRegistry:
     """All indicator sets shipped in ``evaluation/data`` (cached)."""
     return load_indicator_sets(_shipped_texts())
+
+
+@lru_cache(maxsize=8)
+def city_registry(city_dir: Path | None) -> IndicatorSetRegistry:
+    """The shipped indicator sets with a city's own ``indicators_*.toml`` from ``city_dir`` (cached).
+
+    A city file whose version equals a shipped one replaces it (a city's own weights or bands for that
+    version); other versions are added, so a city can bring in a new set from a date without code changes.
+    Without ``city_dir`` (or without such files) this is :func:`default_registry`.
+    """
+    if city_dir is None or not any(Path(city_dir).glob("indicators_*.toml")):
+        return default_registry()
+    by_version = {s.version: s for s in default_registry().sets}
+    by_version.update((s.version, s) for s in load_indicator_sets(Path(city_dir)).sets)
+    return IndicatorSetRegistry(tuple(by_version.values()))
 
 
 @lru_cache(maxsize=1)

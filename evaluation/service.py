@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -161,13 +162,14 @@ def check_subject_type(subject_type: str) -> scoring.SubjectType:
                        code="evaluation.unknown_subject_type", loc=["subject_type"])
 
 
-def indicator_set_for(period: Period, version: str | None) -> scoring.IndicatorSet:
-    """The requested indicator set, or the one in effect at the period's start.
+def indicator_set_for(period: Period, version: str | None, city_dir: Path | None = None) -> scoring.IndicatorSet:
+    """The requested indicator set, or the one in effect at the period's start (with the city's own sets
+    from ``city_dir``, see :func:`evaluation.scoring.city_registry`).
 
     Raises:
         InvalidInput: ``evaluation.unknown_version`` / ``evaluation.no_version_in_effect``.
     """
-    registry = scoring.default_registry()
+    registry = scoring.city_registry(city_dir)
     return registry.get(version) if version else registry.in_effect(period.first_day)
 
 
@@ -713,7 +715,7 @@ class Ranking:
 
 def compute(
     session: Session, *, period: Period | str, subject_type: str, indicator_version: str | None = None,
-    tz: str = DEFAULT_TZ, source: str = "auto",
+    tz: str = DEFAULT_TZ, source: str = "auto", city_dir: Path | None = None,
 ) -> Ranking:
     """Count, score and rank every subject of a type for a period (ties share a competition rank).
 
@@ -726,7 +728,7 @@ def compute(
     """
     p = parse_period(period, tz=tz) if isinstance(period, str) else period
     st = check_subject_type(subject_type)
-    iset = indicator_set_for(p, indicator_version)
+    iset = indicator_set_for(p, indicator_version, city_dir)
     iset.subject(st)  # raises when the set does not define the type
     if source not in ("auto", "raw"):
         raise InvalidInput(f"未知的数据来源 {source!r}（可用：auto、raw）", code="evaluation.unknown_source",
@@ -829,7 +831,7 @@ def evidence(
 
 def publish(
     session: Session, *, period: Period | str, version: str | None = None, created_by: int | None = None,
-    tz: str = DEFAULT_TZ, subject_types: Sequence[str] = SUBJECT_TYPES,
+    tz: str = DEFAULT_TZ, subject_types: Sequence[str] = SUBJECT_TYPES, city_dir: Path | None = None,
 ) -> Publication:
     """Freeze the period's results of every subject type under one indicator-set version.
 
@@ -837,7 +839,7 @@ def publish(
         Conflict: ``evaluation.already_published`` for a period and version already published.
     """
     p = parse_period(period, tz=tz) if isinstance(period, str) else period
-    iset = indicator_set_for(p, version)
+    iset = indicator_set_for(p, version, city_dir)
     exists = session.scalar(select(Publication.id).where(Publication.period == p.label,
                                                          Publication.version == iset.version))
     if exists is not None:
@@ -849,7 +851,8 @@ def publish(
     session.flush()
     for st in subject_types:
         # Published numbers always come from the exact raw computation as of the period's end.
-        ranking = compute(session, period=p, subject_type=st, indicator_version=iset.version, source="raw")
+        ranking = compute(session, period=p, subject_type=st, indicator_version=iset.version, source="raw",
+                          city_dir=city_dir)
         session.add_all(
             PublishedResult(publication_id=pub.id, subject_type=st, subject_id=r.subject_id,
                             subject_name=r.name, counts=dict(r.counts), composite=r.score.composite,

@@ -138,11 +138,12 @@ def evaluate(ctx: click.Context, period: str | None, subject: str, version: str 
     from gridcity.errors import GridCityError  # noqa: PLC0415
     from gridcity.settings import get_settings  # noqa: PLC0415
 
-    tz = load_rules(get_settings().city_dir).calendar.timezone
+    city_dir = get_settings().city_dir
+    tz = load_rules(city_dir).calendar.timezone
     with _session() as session:
         try:
             ranking = evaluation_service.compute(session, period=period, subject_type=subject,
-                                                 indicator_version=version, tz=tz)
+                                                 indicator_version=version, tz=tz, city_dir=city_dir)
             click.echo(f"{ranking.subject_type} {ranking.period.label} (indicator set {ranking.version})")
             click.echo(f"{'排名':>4}  {'综合指标值':>8}  等级  名称  标记")
             for row in ranking.rows:
@@ -150,7 +151,8 @@ def evaluate(ctx: click.Context, period: str | None, subject: str, version: str 
                 click.echo(f"{row.rank:>4}{'=' if row.tied else ' '} {row.score.composite!s:>8}  "
                            f"{row.score.grade:^4}  {row.name}  {flags}")
             if publish:
-                pub = evaluation_service.publish(session, period=ranking.period, version=ranking.version)
+                pub = evaluation_service.publish(session, period=ranking.period, version=ranking.version,
+                                                 city_dir=city_dir)
                 click.echo(f"published #{pub.id}: {pub.period} under {pub.version}")
         except GridCityError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc
