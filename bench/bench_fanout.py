@@ -381,13 +381,16 @@ Median ratio app / anchor over the rounds (the machine is shared, so single runs
 
 Goal G-W1: p99 ≤ 2× C2 at the same operators and event rate (≤ 25 ms at 200 operators × 20 events/s);
 the issue's load is 50 events/s. The app's latency includes what the anchor's does not: the commit in
-another process, the NOTIFY, and the pump's read of the new rows (one query per wake-up, shared by all
-sockets). When the anchor itself is far above C2 the run is CPU-bound by the shared machine, not by the
-server: compare the ratios.
+another process and the NOTIFY that carries the serialised event to the worker (the pump reads the log
+only when a NOTIFY is out of sequence). When the anchor itself is far above C2 the run is CPU-bound by the
+shared machine, not by the server: compare the ratios. At 50 events/s the app needs 10,000 deliveries/s
+plus the generator's commits and PostgreSQL on the same 2 CPUs; the app's latency then grows with a
+backlog (p50 tens to hundreds of ms) while the anchor, which has no generator or database, does not.
 
-Fan-out path (casework/live.py): each event is read and serialised once per worker, routed only to the
-audiences that may see it (citywide / department / inspector), and appended to each recipient's bounded
-deque; each socket's sender writes the ready-made text; heartbeats and the send timeout come from one
+Fan-out path (casework/live.py): each event is serialised once, by the committing transaction's hook,
+and travels in the NOTIFY payload; a worker whose mark is just below it routes it only to the audiences that
+may see it (citywide / department / inspector) and writes the ready-made text to each socket in the same
+step (a write that would wait moves to that client's own task); heartbeats and the send timeout come from one
 watchdog task per worker instead of two timers per message. A client whose queue fills is told to
 resync and is closed, without delaying the others.
 
