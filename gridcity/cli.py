@@ -69,9 +69,10 @@ def users_create(username: str, role: str, password: str, display_name: str | No
 @click.option("--scale", default=None, type=float, help="City scale for the full demo city (1 = Baoji).")
 @click.option("--small", is_flag=True, help="Only the demo organisation (departments and logins).")
 def demo(scale: float | None, small: bool) -> None:
-    """Load the demo city and one login per role (idempotent)."""
+    """Load the demo city and one login per role (idempotent; migrates the database first)."""
     from gridcity import demo as demo_mod  # noqa: PLC0415
 
+    click.get_current_context().invoke(db_upgrade)
     with _session() as session:
         logins = demo_mod.load_demo(session, scale=scale, small=small, echo=click.echo)
     demo_mod.print_logins(logins, echo=click.echo)

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
         """The database URL, defaulting to a SpatiaLite file in the data directory."""
         if self.database_url:
             return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)  # every command may be the first on a fresh machine
         return f"sqlite:///{(self.data_dir / 'gridcity.sqlite').resolve()}"
 
     def resolved_secret_key(self) -> str:

@@ -45,3 +45,16 @@ def test_db_upgrade_users_create_and_demo(cli_env, tmp_path):
     eng.dispose()
     assert ("boss", "admin") in users and ("dispatcher", "dispatcher") in users
     assert len([u for u in users if u[0] == "dispatcher"]) == 1
+
+
+def test_demo_on_a_fresh_machine_needs_no_earlier_command(tmp_path: Path) -> None:
+    """`gridcity demo` alone: the default SpatiaLite file's folder is created and the schema migrated."""
+    data = tmp_path / "fresh" / "data"
+    env = {"GRIDCITY_DATA_DIR": str(data), "GRIDCITY_DATABASE_URL": ""}
+    r = run(["demo", "--small"], env)
+    assert r.returncode == 0, r.stderr
+    assert "dispatcher" in r.stdout
+    engine = sa.create_engine(f"sqlite:///{data / 'gridcity.sqlite'}")
+    with engine.connect() as c:
+        assert c.scalar(sa.text("SELECT count(*) FROM app_user WHERE username = 'dispatcher'")) == 1
+    engine.dispose()
