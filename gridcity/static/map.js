@@ -150,17 +150,20 @@
         `${m} ${names.get(m) || ""} (${n})`])));
   }
   function viewKey() { return `${V.lon.toFixed(6)},${V.lat.toFixed(6)},${Math.round(V.scale)}`; }
+  let layerFetches = 0;  // fetches overlap (a pan, a layer switched on): only the latest one's answer is kept
   async function fetchLayers() {
-    const b = bbox(), key = viewKey();
-    await Promise.all(layers.filter((l) => l.visible).map(async (layer) => {
-      if (V.scale < (layer.minScale || 0)) { layer.features = []; layer.matched = null; return; }  // zoom in first
+    const b = bbox(), key = viewKey(), scale = V.scale, mine = ++layerFetches;
+    const got = await Promise.all(layers.filter((l) => l.visible).map(async (layer) => {
+      if (scale < (layer.minScale || 0)) return [layer, [], null];  // zoom in first
       try {
         const sep = layer.url.includes("?") ? "&" : "?";
         const data = await api(`${layer.url}${sep}bbox=${b}&limit=${layer.limit || 1000}`);
-        layer.features = (data && (data.features || (data.items && data.items.features))) || [];
-        layer.matched = data && data.numberMatched != null ? data.numberMatched : null;
-      } catch (e) { layer.features = []; layer.matched = null; }
+        return [layer, (data && (data.features || (data.items && data.items.features))) || [],
+          data && data.numberMatched != null ? data.numberMatched : null];
+      } catch (e) { return [layer, [], null]; }
     }));
+    if (mine !== layerFetches) return;  // an older view's answer arriving late must not replace a newer one
+    for (const [layer, features, matched] of got) { layer.features = features; layer.matched = matched; }
     canvas.dataset.layersLoaded = key;  // which view the layers in memory belong to (tests wait on it)
     renderLegend();
     requestDraw();
