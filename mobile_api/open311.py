@@ -662,13 +662,17 @@ def create_request(session: Session, *, posted: PostedRequest, rules: CaseRules,
                    store: Any) -> Case:
     """Store the photos and take the report in as a 公众举报 case (``public_reported``)."""
     limits = photos.PhotoLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_photo_pixels)
-    attachment_ids: list[int] = []
+    # Every photo is validated and rendered before the first statement, so that work never runs inside the
+    # transaction (on SQLite: under the write lock), and a bad photo is refused before anything is stored.
+    prepared = []
     for i, upload in enumerate(posted.media):
         data = upload.file.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise Open311Error(400, f"media[{i}]: photo larger than {settings.max_upload_bytes} bytes", code=413)
-        att = casework_attachments.store_photo(session, store, data, uploaded_by=None, limits=limits,
-                                               loc=["media", i])
+        prepared.append(casework_attachments.prepare(data, limits, ["media", i]))
+    attachment_ids: list[int] = []
+    for photo in prepared:
+        att = casework_attachments.store_photo(session, store, photo, uploaded_by=None)
         if att.id not in attachment_ids:
             attachment_ids.append(att.id)
     return casework_service.create_case(
