@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridcity.database import make_engine, make_session_factory
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="数字化城管 — grid city management: report, file, dispatch, handle, feed back, check, "
         "close, evaluate. Errors always have the shape {detail: [{type, loc, msg}]} with a stable type.",
         responses=ERROR_RESPONSES,
+        docs_url=None, redoc_url=None,  # Swagger UI is served below from npm, not from a CDN
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -127,6 +129,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(casework_router.attachments_router, prefix=api)
     for module_name, prefix in OPTIONAL_ROUTERS:
         _include_optional(app, module_name, prefix)
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="gridcity — API",
+            swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/vendor/swagger-ui/favicon-32x32.png",
+        )
 
     # async: a liveness probe does no I/O, so it is answered on the event loop without a threadpool hop;
     # its latency is then what it should measure, the loop's responsiveness (G-I3).

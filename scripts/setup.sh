@@ -8,6 +8,8 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 pkgs=(libsqlite3-mod-spatialite python3-venv)
+# Node.js and npm install the front-end libraries (package-lock.json); only when no npm is on the PATH.
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 [ $want_test = 1 ] && pkgs+=(postgresql-15-postgis-3 chromium fonts-noto-cjk)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -18,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "installing system packages: ${missing[*]}"
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -32,4 +34,9 @@ stamp=".venv/.installed$extra"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".$extra"
   touch "$stamp"
+fi
+
+# Front-end libraries, exactly as locked; no install scripts run (nothing is fetched beyond the registry).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
