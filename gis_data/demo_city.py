@@ -258,6 +258,10 @@ def load(session: Session, *, scale: float = 1.0, echo: Callable[[str], object] 
     area_rows, cells, to_wgs = build_areas(scale)
     rep = loader.load_areas(session, area_rows, source="demo", projected_crs=PROJECTED_CRS)
     echo(f"areas and grids: {rep.counts['created']} created ({len(cells)} unit grids)")
+    from gis_data import demo_streets  # noqa: PLC0415  (built on this module's layout)
+
+    base = demo_streets.load_base_map(session, scale)
+    echo("base map: " + ", ".join(f"{n} {layer}" for layer, n in base.items()))
     city, branches, streets = _departments(session, catalog)
     dept_codes = dict(session.execute(select(org.Department.id, org.Department.code)).all())
     echo(f"departments: {len(dept_codes)}")

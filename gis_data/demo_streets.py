@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from shapely.geometry import LineString
+from shapely.geometry import LineString, Polygon
+from sqlalchemy.orm import Session
 
 from gis_data import demo_city
 from gis_data.readers import WGS84, RawRow, transformer
@@ -83,6 +84,8 @@ class Frame:
     """Grid rows per community."""
     to_wgs: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
     """(columns, rows) of lattice corners → (lon, lat), exactly as demo_city computes grid corners."""
+    at: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    """(columns, rows) as fractions of cells (any real numbers) → (lon, lat)."""
 
 
 def frame(scale: float) -> Frame:
@@ -103,7 +106,12 @@ def frame(scale: float) -> Frame:
         lon, lat = to_wgs.transform(xs[np.asarray(cols, dtype=int)], ys[np.asarray(rows, dtype=int)])
         return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
-    return Frame(ncols, nrows, cw, ch, mapper)
+    def at(cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cols, rows = np.asarray(cols, dtype=float), np.asarray(rows, dtype=float)
+        lon, lat = to_wgs.transform(x0 + cols * demo_city.CELL_M, y0 - rows * demo_city.CELL_M)
+        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+    return Frame(ncols, nrows, cw, ch, mapper, at)
 
 
 def _branch_name(i: int) -> str:
@@ -168,3 +176,70 @@ def street_rows(scale: float) -> list[RawRow]:
     """The streets as loader rows (``code``, ``name``, ``kind``) with their WGS84 lines."""
     return [RawRow(row=i + 1, properties={"code": s.code, "name": s.name, "kind": s.kind}, geom=s.line)
             for i, s in enumerate(build_streets(scale))]
+
+
+# ---- the rest of the base map: building blocks, parks and the river ---------------------------------------
+
+BUILDING_KINDS = ("住宅", "住宅", "住宅", "商业", "办公", "学校")
+
+
+def _rect(fr: Frame, c: float, r: float, c1: float, r1: float) -> Polygon:
+    lon, lat = fr.at(np.array([c, c1, c1, c]), np.array([r, r, r1, r1]))
+    return Polygon(np.column_stack([lon, lat]))
+
+
+def _is_park(fr: Frame, c: int, r: int) -> bool:
+    """One park per community: a 2 × 2 block of grids (one grid in small cities) near its north-west corner."""
+    oc, orow = c % fr.cw, r % fr.ch
+    if fr.cw >= 4 and fr.ch >= 4:
+        return 1 <= oc <= 2 and 1 <= orow <= 2
+    return oc == 0 and orow == 0
+
+
+def base_rows(scale: float) -> dict[str, list[RawRow]]:
+    """The demo base map by layer: ``road`` (the streets), ``building`` (two blocks per grid, set back from
+    the roads), ``green`` (a park per community) and ``water`` (渭河 along the south edge of the city)."""
+    fr = frame(scale)
+    out: dict[str, list[RawRow]] = {"road": street_rows(scale), "building": [], "green": [], "water": []}
+    n = 0
+    for r in range(fr.nrows):
+        for c in range(fr.ncols):
+            if _is_park(fr, c, r):
+                continue
+            for k, (a, b) in enumerate(((0.14, 0.46), (0.54, 0.86))):
+                n += 1
+                kind = BUILDING_KINDS[(c * 7 + r * 3 + k) % len(BUILDING_KINDS)]
+                out["building"].append(RawRow(row=n, properties={"code": f"JZ{n:06d}", "kind": kind},
+                                              geom=_rect(fr, c + a, r + 0.14, c + b, r + 0.86)))
+    parks: set[tuple[int, int]] = set()
+    for r in range(0, fr.nrows, fr.ch):
+        for c in range(0, fr.ncols, fr.cw):
+            cells = [(c + i, r + j) for i in range(fr.cw) for j in range(fr.ch) if _is_park(fr, c + i, r + j)]
+            if not cells or cells[0] in parks:
+                continue
+            parks.update(cells)
+            c0, r0 = min(cells)
+            c1, r1 = max(cells)
+            idx = len(out["green"])
+            out["green"].append(RawRow(row=idx + 1, properties={"code": f"LD{idx + 1:04d}", "kind": "公园",
+                                                                "name": f"{_STEMS[idx % len(_STEMS)]}公园"},
+                                       geom=_rect(fr, c0 + 0.1, r0 + 0.1, c1 + 0.9, r1 + 0.9)))
+    # the Wei River: a 250 m wide band with a gentle meander, 300 m south of the city's southern road
+    cols = np.linspace(-10, fr.ncols + 10, 80)
+    mid = fr.nrows + 5.5 + 1.5 * np.sin(cols / 9.0)
+    lon_n, lat_n = fr.at(cols, mid - 1.25)
+    lon_s, lat_s = fr.at(cols[::-1], (mid + 1.25)[::-1])
+    river = Polygon(np.column_stack([np.concatenate([lon_n, lon_s]), np.concatenate([lat_n, lat_s])]))
+    out["water"].append(RawRow(row=1, properties={"code": "SX0001", "name": "渭河", "kind": "河流"}, geom=river))
+    return out
+
+
+def load_base_map(session: Session, scale: float) -> dict[str, int]:
+    """Load the demo base map through the validating base-map loader; features per layer."""
+    from gis_data import loader  # noqa: PLC0415
+
+    counts = {}
+    for layer, rows in base_rows(scale).items():
+        rep = loader.load_base_features(session, rows, layer=layer, source="demo")
+        counts[layer] = rep.counts["created"]
+    return counts

@@ -672,3 +672,61 @@ def _bulk_update(session: Session, table: sa.Table, rows: list[dict[str, Any]]) 
 
 def _jsonable(v: Any) -> Any:
     return v.isoformat() if isinstance(v, dt.date) else v
+
+
+# ---- base map (roads, buildings, water, green space) ----------------------------------------------------
+
+_BASE_GEOMETRY = {"road": ("LineString", "MultiLineString"), "building": ("Polygon", "MultiPolygon"),
+                  "water": ("Polygon", "MultiPolygon", "LineString", "MultiLineString"),
+                  "green": ("Polygon", "MultiPolygon")}
+
+
+def load_base_features(session: Session, rows: list[RawRow], *, layer: str, source: str = "upload",
+                       crs: str = WGS84, replace: bool = True) -> LoadReport:
+    """Load one base-map layer (``road``/``building``/``water``/``green``), all-or-nothing.
+
+    Properties: ``name`` (roads: the street name), ``kind`` (主干路, 住宅, 河流 ...), ``code`` (optional).
+    With ``replace`` the layer's earlier features from the same ``source`` are replaced.
+    """
+    from gis_data.models import BASE_LAYERS, BaseFeature  # noqa: PLC0415
+
+    if layer not in BASE_LAYERS:
+        raise InvalidInput(f"layer must be one of {', '.join(BASE_LAYERS)}", code="gis.unknown_base_layer",
+                           loc=["path", "layer"])
+    report = LoadReport(kind=f"base:{layer}", source=source, crs=crs, rows=[])
+    good: list[tuple[list[Any], BaseGeometry]] = []
+    allowed = _BASE_GEOMETRY[layer]
+    for raw in rows:
+        props = raw.properties
+        rep = RowReport(row=raw.row, code=_text(props.get("code")))
+        report.rows.append(rep)
+        for code, msg in raw.problems:
+            rep.error(code, msg)
+        name, kind = _text(props.get("name")), _text(props.get("kind") or props.get("class"))
+        if name is not None and len(name) > 100:
+            rep.error("base.name_too_long", "name is longer than 100 characters")
+        if kind is not None and len(kind) > 32:
+            rep.error("base.kind_too_long", "kind is longer than 32 characters")
+        if rep.code is not None and len(rep.code) > 64:
+            rep.error("base.code_too_long", "code is longer than 64 characters")
+        g = raw.geom
+        if g is None:
+            if not raw.problems:
+                rep.error("geom.missing", "the feature has no geometry")
+            continue
+        if g.geom_type not in allowed:
+            rep.error("base.wrong_geometry", f"a {layer} feature must be a {' or '.join(allowed)}")
+            continue
+        if not g.is_valid:
+            rep.error("geom.invalid", explain_validity(g))
+            continue
+        if not rep.errors:
+            rep.outcome = "created"
+            good.append(([layer, rep.code, name, kind, source[:100]], g))
+    _raise_if_rejected(report)
+    table = BaseFeature.__table__
+    if replace:
+        session.execute(table.delete().where(table.c.layer == layer, table.c.source == source[:100]))
+    spatial.bulk_append(session, table, ["layer", "code", "name", "kind", "source"],  # type: ignore[arg-type]
+                        [r for r, _ in good], [g for _, g in good])
+    return report

@@ -259,3 +259,55 @@ def read_csv_points(data: bytes | str, *, crs: str | None = None) -> list[RawRow
     except csv.Error as exc:
         raise BadRequest(f"unreadable CSV: {exc}", code="gis.bad_csv") from exc
     return _finish(rows, tr)
+
+
+def read_shapefile(data: bytes, *, crs: str | None = None) -> list[RawRow]:
+    """Read a zipped Shapefile (.shp, .shx, .dbf, optional .prj and .cpg). The CRS is the ``.prj``'s when it
+    names an EPSG code, else ``crs`` (default WGS84). Attribute text is UTF-8, else GB 18030."""
+    import zipfile  # noqa: PLC0415
+
+    import shapefile  # noqa: PLC0415  (pyshp)
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        names = {n.lower().rsplit(".", 1)[-1]: n for n in zf.namelist() if "." in n and not n.endswith("/")}
+    except zipfile.BadZipFile as exc:
+        raise BadRequest("a Shapefile must be uploaded as a .zip of .shp, .shx and .dbf",
+                         code="gis.bad_shapefile", loc=["body", "file"]) from exc
+    if not {"shp", "dbf"} <= names.keys():
+        raise BadRequest("the .zip holds no .shp and .dbf", code="gis.bad_shapefile", loc=["body", "file"])
+    if "prj" in names:
+        try:
+            epsg = CRS.from_wkt(decode_text(zf.read(names["prj"]))).to_epsg(min_confidence=70)
+        except (CRSError, BadRequest):
+            epsg = None
+        if epsg is not None:
+            crs = f"EPSG:{epsg}"
+    tr = transformer(parse_crs(crs), WGS84)
+    encoding = "utf-8"
+    if "cpg" in names:
+        encoding = zf.read(names["cpg"]).decode("ascii", "replace").strip() or "utf-8"
+    try:
+        reader = shapefile.Reader(shp=io.BytesIO(zf.read(names["shp"])), dbf=io.BytesIO(zf.read(names["dbf"])),
+                                  shx=io.BytesIO(zf.read(names["shx"])) if "shx" in names else None,
+                                  encoding=encoding, encodingErrors="strict")
+        records = reader.shapeRecords()
+    except UnicodeDecodeError:
+        reader = shapefile.Reader(shp=io.BytesIO(zf.read(names["shp"])), dbf=io.BytesIO(zf.read(names["dbf"])),
+                                  encoding="gb18030", encodingErrors="replace")
+        records = reader.shapeRecords()
+    except Exception as exc:  # noqa: BLE001  (pyshp raises several kinds for damaged files)
+        raise BadRequest(f"unreadable Shapefile: {exc}", code="gis.bad_shapefile", loc=["body", "file"]) from exc
+    rows: list[RawRow] = []
+    for i, sr in enumerate(records, start=1):
+        props = dict(sr.record.as_dict())
+        try:
+            geom = shape(sr.shape.__geo_interface__) if sr.shape.shapeType != 0 else None
+        except Exception as exc:  # noqa: BLE001
+            rows.append(RawRow(i, props, None, [("geom.unreadable", f"unreadable geometry: {exc}")]))
+            continue
+        if geom is None or geom.is_empty:
+            rows.append(RawRow(i, props, None, [("geom.missing", "the feature has no geometry")]))
+            continue
+        rows.append(RawRow(i, props, geom))
+    return _finish(rows, tr)

@@ -75,6 +75,7 @@ def install_error_handlers(app: FastAPI) -> None:
 OPTIONAL_ROUTERS: list[tuple[str, str]] = [
     ("components.router", "/api/v1"),
     ("gis_data.map_router", "/api/v1"),
+    ("gis_data.tiles_router", ""),
     ("dispatch.router", "/api/v1"),
     ("evaluation.router", "/api/v1"),
     ("mobile_api.router", "/mobile/v1"),

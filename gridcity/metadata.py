@@ -14,6 +14,7 @@ MODEL_MODULES = (
     "dispatch.models",
     "mobile_api.models",
     "evaluation.models",
+    "gis_data.models",
 )
 
 

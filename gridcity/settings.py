@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default=60.0, description="Seconds between deadline-monitor runs; 0 disables the background task."
     )
     db_pool_size: int = 10
+    # The live map's optional external basemap under the city's own base layers (default: none, works offline).
+    basemap: str = Field(default="none", description="none | tianditu (needs basemap_key) | custom (basemap_url)")
+    basemap_url: str | None = Field(default=None, description="Raster tile URL with {z}/{x}/{y} (custom basemap).")
+    basemap_key: str | None = Field(default=None, description="天地图 key (tk) for basemap=tianditu.")
+    basemap_gcj02: bool = Field(default=False, description="The custom basemap is in GCJ-02: shift the layers.")
     sql_echo: bool = False
 
     @property

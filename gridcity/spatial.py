@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -454,3 +455,122 @@ def bulk_append(
 
 BULK_CACHE_KIB = 256 * 1024
 """The SQLite page cache during :func:`bulk_append` of many rows (an upper bound: pages are allocated as used)."""
+
+
+# ---- vector tiles (gis_data.tiles) ----------------------------------------------------------------------
+# A tile layer is a Core select whose columns are ``fid`` (integer feature id), the attributes, and either a
+# WGS84 ``geom`` or ``lon``/``lat`` columns (points). PostGIS turns it into MVT in the database with
+# ST_AsMVTGeom/ST_AsMVT; SpatiaLite returns the rows and :func:`encode_mvt` clips, snaps and encodes them with
+# the mapbox-vector-tile encoder, to the same extent, buffer and snapping, so both give the same features.
+
+MVT_EXTENT = 4096
+MVT_BUFFER = 64
+_R = 6378137.0
+_HALF = math.pi * _R
+
+
+def tile_bounds_3857(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """The Web Mercator bounds (minx, miny, maxx, maxy) of tile z/x/y (y from the north, XYZ scheme)."""
+    size = 2 * _HALF / (1 << z)
+    return -_HALF + x * size, _HALF - (y + 1) * size, -_HALF + (x + 1) * size, _HALF - y * size
+
+
+def tile_bbox_wgs84(z: int, x: int, y: int, *, buffer: int = MVT_BUFFER) -> tuple[float, float, float, float]:
+    """The WGS84 box of the tile with its buffer (``buffer`` pixels of the ``MVT_EXTENT`` grid) around it."""
+    x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
+    pad = (x1 - x0) * buffer / MVT_EXTENT
+    x0, y0, x1, y1 = max(x0 - pad, -_HALF), max(y0 - pad, -_HALF), min(x1 + pad, _HALF), min(y1 + pad, _HALF)
+
+    def lat(my: float) -> float:
+        return math.degrees(2 * math.atan(math.exp(my / _R)) - math.pi / 2)
+
+    return math.degrees(x0 / _R), lat(y0), math.degrees(x1 / _R), lat(y1)
+
+
+def _mvt_select(select: sa.Select[Any], z: int, x: int, y: int,
+                shift: tuple[float, float] | None = None) -> sa.Select[Any]:
+    """``select`` with its geometry (``geom`` or ``lon``/``lat``) replaced by ST_AsMVTGeom in tile space."""
+    sub = select.subquery("src")
+    if "geom" in sub.c:
+        g = sub.c.geom
+    else:
+        g = sa.func.ST_SetSRID(sa.func.ST_MakePoint(sub.c.lon, sub.c.lat), 4326)
+    if shift is not None:
+        g = sa.func.ST_Translate(g, shift[0], shift[1])
+    mvt_geom = sa.func.ST_AsMVTGeom(sa.func.ST_Transform(g, 3857), sa.func.ST_TileEnvelope(z, x, y),
+                                    MVT_EXTENT, MVT_BUFFER, True).label("mvtgeom")
+    cols = [c for c in sub.c if c.name not in ("geom", "lon", "lat")]
+    return sa.select(mvt_geom, *cols)
+
+
+def mvt_tile(session: Session, layers: Sequence[tuple[str, sa.Select[Any]]], z: int, x: int, y: int, *,
+             shift: tuple[float, float] | None = None, encoder: bool = False) -> bytes:
+    """The MVT bytes of a tile with one MVT layer per (name, select); empty bytes when no layer has features.
+
+    ``shift`` (degrees) moves every geometry first (a GCJ-02 display offset). ``encoder`` makes PostGIS use the
+    Python encoder too (to compare both ways on the same data)."""
+    if dialect(session) == "postgresql" and not encoder:
+        parts = []
+        for name, select in layers:
+            inner = _mvt_select(select, z, x, y, shift).subquery("q")
+            stmt = (sa.select(sa.func.ST_AsMVT(sa.literal_column("q"), name, MVT_EXTENT, "mvtgeom", "fid"))
+                    .select_from(inner).where(inner.c.mvtgeom.is_not(None)))
+            parts.append(bytes(session.scalar(stmt) or b""))
+        return b"".join(parts)
+    return encode_mvt([(name, tile_rows(session, select)) for name, select in layers], z, x, y, shift=shift)
+
+
+def tile_rows(session: Session, select: sa.Select[Any]) -> list[dict[str, Any]]:
+    """The rows of a tile layer select as dicts, with ``geom`` as WKB bytes (or ``lon``/``lat``)."""
+    sub = select.subquery("src")
+    cols = [sa.func.ST_AsBinary(c).label("geom") if c.name == "geom" else c for c in sub.c]
+    return [dict(r._mapping) for r in session.execute(sa.select(*cols))]
+
+
+def encode_mvt(layers: Sequence[tuple[str, list[dict[str, Any]]]], z: int, x: int, y: int, *,
+               shift: tuple[float, float] | None = None) -> bytes:
+    """Encode rows (from :func:`tile_rows`) as MVT like ST_AsMVTGeom + ST_AsMVT: Web Mercator, the tile's
+    ``MVT_EXTENT`` grid with y down, clipped to ``MVT_BUFFER`` around the tile, snapped to integers, features
+    that collapse dropped, null attributes left out."""
+    import mapbox_vector_tile  # noqa: PLC0415
+
+    x0, y0, x1, y1 = tile_bounds_3857(z, x, y)
+    sx, sy = MVT_EXTENT / (x1 - x0), MVT_EXTENT / (y1 - y0)
+
+    dx, dy = shift or (0.0, 0.0)
+
+    def to_tile(coords: np.ndarray) -> np.ndarray:
+        coords = coords + (dx, dy) if shift else coords
+        lon, lat = np.radians(coords[:, 0]), np.radians(np.clip(coords[:, 1], -85.0511287798, 85.0511287798))
+        mx, my = _R * lon, _R * np.log(np.tan(math.pi / 4 + lat / 2))
+        return np.column_stack([(mx - x0) * sx, (y1 - my) * sy])
+
+    out = []
+    lo, hi = -MVT_BUFFER, MVT_EXTENT + MVT_BUFFER
+    for name, rows in layers:
+        features = []
+        for r in rows:
+            if "geom" in r:
+                if r["geom"] is None:
+                    continue
+                geom = shapely.from_wkb(bytes(r["geom"]))
+            else:
+                geom = shapely.Point(float(r["lon"]), float(r["lat"]))
+            geom = shapely.transform(geom, to_tile)
+            if geom.geom_type == "Point":
+                px, py = round(geom.x), round(geom.y)
+                if not (lo <= px <= hi and lo <= py <= hi):  # ST_AsMVTGeom drops points outside the buffer
+                    continue
+                geom = shapely.Point(px, py)
+            else:
+                geom = shapely.clip_by_rect(geom, lo, lo, hi, hi)
+                geom = shapely.set_precision(geom, 1.0)
+                if geom.is_empty:
+                    continue
+            props = {k: v for k, v in r.items() if k not in ("fid", "geom", "lon", "lat") and v is not None}
+            features.append({"geometry": geom, "properties": props, "id": int(r["fid"])})
+        if features:
+            out.append({"name": name, "features": features})
+    if not out:
+        return b""
+    return bytes(mapbox_vector_tile.encode(out, default_options={"extents": MVT_EXTENT, "y_coord_down": True}))

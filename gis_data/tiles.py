@@ -1,0 +1,421 @@
+"""Mapbox Vector Tiles of the city: admin areas, unit grids, components, open cases, hot spots, base map.
+
+Each tile layer is a Core select (``fid``, attributes, ``geom`` or ``lon``/``lat``) limited to the tile and its
+buffer through the spatial index; :func:`gridcity.spatial.mvt_tile` turns it into MVT (ST_AsMVT on PostGIS,
+the mapbox-vector-tile encoder on SpatiaLite). The case and hot-spot layers start from
+:func:`casework.service.visible_cases`, so a tile shows exactly what the API would show the same user.
+
+Tiles are cached in memory by (layer, z, x, y, audience, data version). The data version is one cheap query
+per request (the newest case event for cases, the newest component change for components ...), so a tile
+changes as soon as its data does, and an unchanged tile answers 304 to ``If-None-Match`` without being built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from casework import service as casework_service
+from casework.lifecycle import TERMINAL, CaseStatus
+from casework.models import Case, CaseEvent
+from components.models import Area, Component, ComponentHistory, Grid
+from gis_data.models import BASE_LAYERS, BaseFeature
+from gridcity import coords, spatial
+from gridcity.errors import InvalidInput, NotFound
+from gridcity.org import Department
+from gridcity.roles import Role
+
+MAX_ZOOM = 22
+CLUSTER_BELOW_ZOOM = 14
+"""Below this zoom the case layer holds clusters (count, worst light) instead of single cases."""
+CLUSTER_CELLS = 8
+"""Clusters per tile side (a cell of 64 screen pixels on a 512-pixel tile)."""
+HOTSPOT_DAYS = 90
+Bbox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One tile layer: its MVT layer names, zoom range, attribute names (TileJSON) and who may read it."""
+
+    name: str
+    title_zh: str
+    title_en: str
+    minzoom: int
+    fields: dict[str, str]
+    public: bool = False
+    per_user: bool = False
+    """The features depend on the reader (cases, hot spots)."""
+    sublayers: tuple[str, ...] = ()
+    """MVT layers inside the tile (default: one, named like the tile layer)."""
+
+    @property
+    def mvt_layers(self) -> tuple[str, ...]:
+        """The MVT layer names of the tile."""
+        return self.sublayers or (self.name,)
+
+
+LAYERS: dict[str, LayerInfo] = {
+    "base": LayerInfo("base", "底图", "Base map", 0, {"name": "名称", "kind": "类别"}, public=True,
+                      sublayers=BASE_LAYERS),
+    "admin": LayerInfo("admin", "行政区划", "Admin areas", 0,
+                       {"code": "区划代码", "name": "名称", "level": "district | street | community"}),
+    "grids": LayerInfo("grids", "单元网格", "Unit grids", 13, {"code": "网格编码", "community_code": "社区代码"}),
+    "components": LayerInfo("components", "部件", "Components", 15,
+                            {"code": "部件标识码", "class_code": "小类", "major": "大类", "name": "名称",
+                             "state": "状态"}),
+    "cases": LayerInfo("cases", "案件", "Cases", 0,
+                       {"number": "案卷号", "class_code": "小类", "major": "大类", "status": "状态",
+                        "light": "red | yellow | green | paused | none", "department": "处置部门",
+                        "department_id": "部门ID", "count": "聚合数（缩小时）", "cluster": "1 = 聚合点"},
+                       per_user=True),
+    "hotspots": LayerInfo("hotspots", "热点", "Hot spots", 0,
+                          {"grid_code": "网格编码", "count": f"近{HOTSPOT_DAYS}天案件数"}, per_user=True),
+}
+
+
+def check_tile(layer: str, z: int, x: int, y: int) -> LayerInfo:
+    """The layer's info; 404 ``tile.unknown_layer``, 422 ``tile.out_of_range`` for impossible z/x/y."""
+    info = LAYERS.get(layer)
+    if info is None:
+        raise NotFound(f"no tile layer {layer!r} (layers: {', '.join(LAYERS)})", code="tile.unknown_layer",
+                       loc=["path", "layer"])
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidInput(f"z must be between 0 and {MAX_ZOOM}", code="tile.out_of_range", loc=["path", "z"])
+    n = 1 << z
+    if not 0 <= x < n:
+        raise InvalidInput(f"x must be between 0 and {n - 1} at zoom {z}", code="tile.out_of_range",
+                           loc=["path", "x"])
+    if not 0 <= y < n:
+        raise InvalidInput(f"y must be between 0 and {n - 1} at zoom {z}", code="tile.out_of_range",
+                           loc=["path", "y"])
+    return info
+
+
+def audience(actor: casework_service.Actor | None) -> str:
+    """Who a per-user tile is for: everyone who sees all cases shares one key."""
+    if actor is None:
+        return "anon"
+    if actor.role is Role.DEPARTMENT:
+        return f"dept:{actor.department_id}"
+    if actor.role is Role.INSPECTOR:
+        return f"user:{actor.user_id}"
+    return "all"
+
+
+def data_version(session: Session, layer: str, now: dt.datetime) -> str:
+    """A short text that changes whenever the layer's data (or, for lights, the clock's minute) changes."""
+    if layer in ("cases", "hotspots"):
+        last = session.scalar(sa.select(sa.func.max(CaseEvent.id)))
+        bucket = now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
+        return f"{last or 0}:{bucket}"
+    if layer == "components":
+        return f"{session.scalar(sa.select(sa.func.max(ComponentHistory.id))) or 0}:" \
+               f"{session.scalar(sa.select(sa.func.max(Component.id))) or 0}"
+    table = {"admin": Area, "grids": Grid, "base": BaseFeature}[layer]
+    n, last = session.execute(sa.select(sa.func.count(), sa.func.max(table.id))).one()
+    return f"{n}:{last or 0}"
+
+
+def _light_rank(now: dt.datetime) -> Any:
+    """The case's traffic light as a rank (red 3, yellow 2, green 1, paused/none 0), like ``light_from``."""
+    return sa.case(
+        (Case.stage.is_(None), 0),
+        (Case.deadline_at.is_(None), 0),
+        (Case.deadline_at < now, 3),
+        (sa.and_(Case.warn_at.is_not(None), Case.warn_at <= now), 2),
+        else_=1,
+    )
+
+
+def _light_of_rank(rank: Any) -> Any:
+    return sa.case((rank == 3, "red"), (rank == 2, "yellow"), (rank == 1, "green"), else_="none")
+
+
+def _light(now: dt.datetime) -> Any:
+    return sa.case(
+        (Case.stage.is_(None), "none"),
+        (Case.deadline_at.is_(None), sa.case((Case.status == CaseStatus.SUSPENDED, "paused"), else_="none")),
+        (Case.deadline_at < now, "red"),
+        (sa.and_(Case.warn_at.is_not(None), Case.warn_at <= now), "yellow"),
+        else_="green",
+    )
+
+
+def _major(col: Any) -> Any:
+    return sa.func.substr(col, 1, 3)
+
+
+def layer_selects(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
+                  actor: casework_service.Actor | None, now: dt.datetime) -> list[tuple[str, sa.Select[Any]]]:
+    """The (MVT layer name, select) pairs of one tile; empty below the layer's minimum zoom."""
+    if z < info.minzoom:
+        return []
+    box = spatial.tile_bbox_wgs84(z, x, y)
+    if info.name == "base":
+        t = BaseFeature
+        return [(sub, sa.select(t.id.label("fid"), t.name, t.kind, t.geom)
+                 .where(spatial.bbox_filter(session, t.geom, box), t.layer == sub)
+                 .where(*([] if sub != "building" or z >= 14 else [sa.false()])))
+                for sub in info.mvt_layers]
+    if info.name == "admin":
+        levels = ["district"] if z < 11 else ["district", "street"] if z < 13 else ["district", "street",
+                                                                                       "community"]
+        return [("admin", sa.select(Area.id.label("fid"), Area.code, Area.name, Area.level, Area.geom)
+                 .where(spatial.bbox_filter(session, Area.geom, box), Area.level.in_(levels)))]
+    if info.name == "grids":
+        return [("grids", sa.select(Grid.id.label("fid"), Grid.code, Grid.community_code, Grid.geom)
+                 .where(spatial.bbox_filter(session, Grid.geom, box)))]
+    if info.name == "components":
+        c = Component
+        return [("components", sa.select(c.id.label("fid"), c.code, c.class_code, _major(c.class_code).label("major"),
+                                         c.name, c.state, c.geom)
+                 .where(spatial.bbox_filter(session, c.geom, box)))]
+    assert actor is not None
+    visible = casework_service.visible_cases(actor).where(Case.merged_into_id.is_(None))
+    if info.name == "hotspots":
+        since = now - dt.timedelta(days=HOTSPOT_DAYS)
+        sub = (visible.with_only_columns(Case.id, Case.grid_code, Case.lon, Case.lat)
+               .where(spatial.bbox_filter(session, Case.geom, box), Case.created_at >= since).subquery())
+        return [("hotspots", sa.select(sa.func.min(sub.c.id).label("fid"),
+                                       sub.c.grid_code, sa.func.count().label("count"),
+                                       sa.func.avg(sub.c.lon).label("lon"), sa.func.avg(sub.c.lat).label("lat"))
+                 .where(sub.c.grid_code.is_not(None)).group_by(sub.c.grid_code))]
+    open_cases = visible.where(Case.status.not_in(list(TERMINAL)),
+                               spatial.bbox_filter(session, Case.geom, box))
+    if z < CLUSTER_BELOW_ZOOM:
+        x0, y0, x1, y1 = spatial.tile_bbox_wgs84(z, x, y, buffer=0)
+        cw, chh = (x1 - x0) / CLUSTER_CELLS, (y1 - y0) / CLUSTER_CELLS
+        cx = sa.func.floor((Case.lon - x0) / cw)
+        cy = sa.func.floor((y1 - Case.lat) / chh)
+        sub = open_cases.with_only_columns(Case.id, Case.lon, Case.lat, cx.label("cx"), cy.label("cy"),
+                                           _light_rank(now).label("rank")).subquery()
+        return [("cases", sa.select(sa.func.min(sub.c.id).label("fid"), sa.func.count().label("count"),
+                                    _light_of_rank(sa.func.max(sub.c.rank)).label("light"),
+                                    sa.literal(1).label("cluster"),
+                                    sa.func.avg(sub.c.lon).label("lon"), sa.func.avg(sub.c.lat).label("lat"))
+                 .group_by(sub.c.cx, sub.c.cy))]
+    q = (open_cases.with_only_columns(Case.id.label("fid"), Case.number, Case.class_code,
+                                      _major(Case.class_code).label("major"), Case.status, _light(now).label("light"),
+                                      Department.name.label("department"), Case.department_id, Case.lon, Case.lat)
+         .outerjoin(Department, Department.id == Case.department_id))
+    return [("cases", q)]
+
+
+def gcj02_shift(z: int, x: int, y: int) -> tuple[float, float]:
+    """The WGS-84 → GCJ-02 offset at the tile's centre (degrees). Within one tile it varies by centimetres."""
+    x0, y0, x1, y1 = spatial.tile_bbox_wgs84(z, x, y, buffer=0)
+    lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
+    glon, glat = coords.wgs84_to_gcj02(lon, lat)
+    return glon - lon, glat - lat
+
+
+def build_tile(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
+               actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool = False,
+               encoder: bool = False) -> bytes:
+    """The MVT bytes of one tile (empty bytes for an empty tile); ``gcj02`` shifts it onto a GCJ-02 basemap."""
+    layers = layer_selects(session, info, z, x, y, actor=actor, now=now)
+    if not layers:
+        return b""
+    shift = gcj02_shift(z, x, y) if gcj02 and z >= 6 else None
+    return spatial.mvt_tile(session, layers, z, x, y, shift=shift, encoder=encoder)
+
+
+class TileCache:
+    """A thread-safe LRU of built tiles, bounded by total bytes."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        """The cached tile, refreshed as most recently used."""
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        """Keep a tile, dropping the least recently used ones beyond ``max_bytes``."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._size -= len(old) if old is not None else 0
+            self._items[key] = data
+            self._size += len(data)
+            while self._size > self.max_bytes and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+
+def tile_key(layer: str, z: int, x: int, y: int, who: str, version: str) -> str:
+    """The cache key, which is also the ETag's seed."""
+    return f"{layer}/{z}/{x}/{y}/{who}/{version}"
+
+
+def etag_of(key: str) -> str:
+    """A strong ETag for a tile key."""
+    return '"' + hashlib.sha1(key.encode()).hexdigest()[:24] + '"'
+
+
+def get_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int, y: int, *,
+             actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool = False,
+             if_none_match: str | None = None) -> tuple[bytes | None, str]:
+    """(tile bytes, ETag); bytes None when ``if_none_match`` already names the current tile (304)."""
+    who = audience(actor) if info.per_user else "all"
+    key = tile_key(info.name, z, x, y, who, data_version(session, info.name, now)) + (":gcj02" if gcj02 else "")
+    etag = etag_of(key)
+    if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
+        return None, etag
+    data = cache.get(key)
+    if data is None:
+        data = build_tile(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02)
+        cache.put(key, data)
+    return data, etag
+
+
+def city_bounds(session: Session) -> Bbox | None:
+    """The WGS84 bounds of the city's districts (else of its grids), or None for an empty city."""
+    import shapely  # noqa: PLC0415
+
+    for stmt in (sa.select(sa.func.ST_AsBinary(Area.geom)).where(Area.level == "district"),
+                 sa.select(sa.func.ST_AsBinary(Grid.geom)).limit(100_000)):
+        wkbs = [bytes(w) for w in session.scalars(stmt) if w is not None]
+        if wkbs:
+            x0, y0, x1, y1 = shapely.total_bounds(shapely.from_wkb(wkbs))
+            return float(x0), float(y0), float(x1), float(y1)
+    return None
+
+
+def tilejson(info: LayerInfo, *, base_url: str, bounds: Bbox | None, lang: str = "zh",
+             query: str = "") -> dict[str, Any]:
+    """The TileJSON 3.0 document of a layer."""
+    b = bounds or (-180.0, -85.0511, 180.0, 85.0511)
+    centre = [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6), 13 if bounds else 2]
+    return {
+        "tilejson": "3.0.0",
+        "name": info.title_zh if lang == "zh" else info.title_en,
+        "scheme": "xyz",
+        "tiles": [f"{base_url}/tiles/{info.name}/{{z}}/{{x}}/{{y}}.mvt{query}"],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [round(v, 6) for v in b],
+        "center": centre,
+        "vector_layers": [{"id": sub, "fields": info.fields, "minzoom": info.minzoom, "maxzoom": MAX_ZOOM}
+                          for sub in info.mvt_layers],
+    }
+
+
+LIGHT_COLOURS = {"red": "#d62728", "yellow": "#f2b701", "green": "#2ca02c", "paused": "#7f7f7f", "none": "#1f77b4"}
+
+
+def style(*, base_url: str, legend: list[dict[str, Any]], external: dict[str, Any] | None = None,
+          lang: str = "zh", bounds: Bbox | None = None) -> dict[str, Any]:
+    """The MapLibre style of the live map: base map, areas, grids, components, heat, cases (by light)."""
+    zh = lang == "zh"
+    font = ["Noto Sans Regular"]
+    sources: dict[str, Any] = {name: {"type": "vector", "url": f"{base_url}/tiles/{name}.json"} for name in LAYERS}
+    major_colour: list[Any] = ["match", ["get", "major"]]
+    for e in legend:
+        major_colour += [e["major"], e["color"]]
+    major_colour.append("#7f7f7f")
+    light_colour: list[Any] = ["match", ["get", "light"]]
+    for k, v in LIGHT_COLOURS.items():
+        light_colour += [k, v]
+    light_colour.append("#1f77b4")
+    layers: list[dict[str, Any]] = [{"id": "background", "type": "background",
+                                     "paint": {"background-color": "#f4f1ea"}}]
+    if external:
+        sources["external"] = {"type": "raster", "tiles": external["tiles"], "tileSize": 256,
+                               "attribution": external.get("attribution", "")}
+        layers.append({"id": "external", "type": "raster", "source": "external"})
+    layers += [
+        {"id": "base-green", "type": "fill", "source": "base", "source-layer": "green",
+         "paint": {"fill-color": "#cfe8c0"}},
+        {"id": "base-water", "type": "fill", "source": "base", "source-layer": "water",
+         "filter": ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]],
+         "paint": {"fill-color": "#a9d3f2"}},
+        {"id": "base-building", "type": "fill", "source": "base", "source-layer": "building", "minzoom": 14,
+         "paint": {"fill-color": "#e0d8cc", "fill-outline-color": "#c9bfb0"}},
+        {"id": "base-road-casing", "type": "line", "source": "base", "source-layer": "road",
+         "layout": {"line-cap": "round", "line-join": "round"},
+         "paint": {"line-color": "#c8bca8",
+                   "line-width": ["interpolate", ["linear"], ["zoom"], 11,
+                                  ["match", ["get", "kind"], "主干路", 3, "次干路", 2, 0.5],
+                                  17, ["match", ["get", "kind"], "主干路", 20, "次干路", 14, 8]]}},
+        {"id": "base-road", "type": "line", "source": "base", "source-layer": "road",
+         "layout": {"line-cap": "round", "line-join": "round"},
+         "paint": {"line-color": ["match", ["get", "kind"], "主干路", "#fbd38d", "#ffffff"],
+                   "line-width": ["interpolate", ["linear"], ["zoom"], 11,
+                                  ["match", ["get", "kind"], "主干路", 2, "次干路", 1, 0.3],
+                                  17, ["match", ["get", "kind"], "主干路", 16, "次干路", 11, 6]]}},
+        {"id": "admin-line", "type": "line", "source": "admin", "source-layer": "admin",
+         "paint": {"line-color": ["match", ["get", "level"], "district", "#6a3d9a", "street", "#9e7bb5", "#c2a5cf"],
+                   "line-width": ["match", ["get", "level"], "district", 2.5, "street", 1.5, 1],
+                   "line-dasharray": [3, 2]}},
+        {"id": "grids-line", "type": "line", "source": "grids", "source-layer": "grids", "minzoom": 14,
+         "paint": {"line-color": "#8aa1b1", "line-width": 0.6}},
+        {"id": "heat", "type": "heatmap", "source": "hotspots", "source-layer": "hotspots", "maxzoom": 16,
+         "paint": {"heatmap-weight": ["interpolate", ["linear"], ["get", "count"], 0, 0, 20, 1],
+                   "heatmap-radius": ["interpolate", ["linear"], ["zoom"], 10, 12, 15, 40],
+                   "heatmap-opacity": 0.6}},
+        {"id": "components", "type": "circle", "source": "components", "source-layer": "components",
+         "minzoom": 15, "filter": ["==", ["geometry-type"], "Point"],
+         "paint": {"circle-color": major_colour, "circle-radius": 3, "circle-stroke-color": "#fff",
+                   "circle-stroke-width": 0.5}},
+        {"id": "components-shape", "type": "line", "source": "components", "source-layer": "components",
+         "minzoom": 15, "filter": ["!=", ["geometry-type"], "Point"],
+         "paint": {"line-color": major_colour, "line-width": 2}},
+        {"id": "cases-cluster", "type": "circle", "source": "cases", "source-layer": "cases",
+         "filter": ["==", ["get", "cluster"], 1],
+         "paint": {"circle-color": light_colour, "circle-opacity": 0.85, "circle-stroke-color": "#fff",
+                   "circle-stroke-width": 1.5,
+                   "circle-radius": ["interpolate", ["linear"], ["get", "count"], 1, 6, 10, 12, 100, 20, 1000, 30]}},
+        {"id": "cases", "type": "circle", "source": "cases", "source-layer": "cases",
+         "filter": ["!", ["has", "cluster"]],
+         "paint": {"circle-color": light_colour, "circle-radius": 6, "circle-stroke-color": "#fff",
+                   "circle-stroke-width": 1.5}},
+    ]
+    labels: list[dict[str, Any]] = [
+        {"id": "base-road-label", "type": "symbol", "source": "base", "source-layer": "road", "minzoom": 13,
+         "layout": {"symbol-placement": "line", "text-field": ["get", "name"], "text-font": font, "text-size": 12},
+         "paint": {"text-color": "#555", "text-halo-color": "#fff", "text-halo-width": 1.5}},
+        {"id": "admin-label", "type": "symbol", "source": "admin", "source-layer": "admin",
+         "layout": {"text-field": ["get", "name"], "text-font": font,
+                    "text-size": ["match", ["get", "level"], "district", 16, "street", 13, 11]},
+         "paint": {"text-color": "#4a2c6a", "text-halo-color": "#fff", "text-halo-width": 1.5}},
+        {"id": "grids-label", "type": "symbol", "source": "grids", "source-layer": "grids", "minzoom": 16,
+         "layout": {"text-field": ["get", "code"], "text-font": font, "text-size": 10},
+         "paint": {"text-color": "#5b7083", "text-halo-color": "#fff", "text-halo-width": 1}},
+        {"id": "components-label", "type": "symbol", "source": "components", "source-layer": "components",
+         "minzoom": 17, "layout": {"text-field": ["get", "name"], "text-font": font, "text-size": 10,
+                                   "text-offset": [0, 1.1], "text-optional": True},
+         "paint": {"text-color": "#333", "text-halo-color": "#fff", "text-halo-width": 1}},
+        {"id": "cases-cluster-count", "type": "symbol", "source": "cases", "source-layer": "cases",
+         "filter": ["all", ["==", ["get", "cluster"], 1], [">", ["get", "count"], 1]],
+         "layout": {"text-field": ["to-string", ["get", "count"]], "text-font": font, "text-size": 11,
+                    "text-allow-overlap": True},
+         "paint": {"text-color": "#fff"}},
+    ]
+    b = bounds or (107.1, 34.33, 107.19, 34.41)
+    return {
+        "version": 8,
+        "name": "gridcity 城市运行图" if zh else "gridcity live map",
+        "center": [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6)],
+        "zoom": 12,
+        "glyphs": f"{base_url}/tiles/fonts/{{fontstack}}/{{range}}.pbf",
+        "sources": sources,
+        "layers": layers + labels,
+        "metadata": {"gridcity:layers": {name: (i.title_zh if zh else i.title_en) for name, i in LAYERS.items()},
+                     "gridcity:light_colours": LIGHT_COLOURS},
+    }
+

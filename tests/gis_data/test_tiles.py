@@ -1,0 +1,355 @@
+"""Vector tiles: decoded features and attributes, clipping, authorization per layer, ETags, bad coordinates,
+TileJSON and the style; ST_AsMVT and the Python encoder (and PostGIS and SpatiaLite) give the same features."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import mapbox_vector_tile
+import pytest
+import shapely
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from shapely.geometry import shape
+
+from casework import service as casework_service
+from casework.models import Case
+from components.models import Component, Grid
+from gis_data import demo_city, demo_streets, tiles
+from gridcity import migrate, spatial
+from gridcity.database import make_engine, make_session_factory
+from gridcity.roles import Role
+from gridcity.types import utcnow
+from tests.casework.helpers import LAT, LON, act, report
+from tests.conftest import Org
+
+SCALE = 0.05
+EXTENT = spatial.MVT_EXTENT
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    return mapbox_vector_tile.decode(data, default_options={"y_coord_down": True}) if data else {}
+
+
+def get(client: TestClient, path: str, headers: dict[str, str] | None = None) -> Any:
+    return client.get(path, headers=headers or {})
+
+
+@pytest.fixture
+def city(db: sa.Engine) -> sa.Engine:
+    with make_session_factory(db)() as s, s.begin():
+        demo_city.load(s, scale=SCALE, history=False, echo=lambda _m: None)
+    return db
+
+
+def _tile(client: TestClient, layer: str, z: int, lon: float = LON, lat: float = LAT,
+          headers: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+    x, y = tile_of(lon, lat, z)
+    r = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt", headers=headers or {})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    return r, decode(r.content)
+
+
+def test_static_layers_hold_the_city_with_its_names_and_codes(client: TestClient, orgdata: Org,
+                                                               city: sa.Engine) -> None:
+    h = orgdata.headers("leader")
+    # base map: roads with their Chinese names, buildings, parks (public: no login needed)
+    _, base = _tile(client, "base", 15)
+    names = {f["properties"].get("name") for f in base["road"]["features"]}
+    all_names = {s.name for s in demo_streets.build_streets(SCALE)}
+    assert names and names <= all_names
+    assert {f["properties"]["kind"] for f in base["road"]["features"]} <= set(demo_streets.KINDS)
+    assert base["building"]["features"] and all(f["geometry"]["type"] == "Polygon"
+                                                for f in base["building"]["features"])
+    # admin areas by zoom: districts only when far out, communities too when close
+    _, far = _tile(client, "admin", 10, headers=h)
+    assert {f["properties"]["level"] for f in far["admin"]["features"]} == {"district"}
+    _, near = _tile(client, "admin", 14, headers=h)
+    levels = {f["properties"]["level"] for f in near["admin"]["features"]}
+    assert levels == {"district", "street", "community"}
+    assert any(f["properties"]["name"] == "渭滨区" for f in near["admin"]["features"])
+    # grids: exactly the grids the tile (with its buffer) touches, with their codes
+    z = 16
+    x, y = tile_of(LON, LAT, z)
+    _, g = _tile(client, "grids", z, headers=h)
+    with city.connect() as c:
+        box = spatial.tile_bbox_wgs84(z, x, y)
+        want = set(c.execute(sa.select(Grid.code).where(spatial.bbox_filter(c, Grid.geom, box))).scalars())
+    assert {f["properties"]["code"] for f in g["grids"]["features"]} == want and want
+    # components: class and major class, the id of the row
+    _, comp = _tile(client, "components", 17, headers=h)
+    feats = comp["components"]["features"]
+    assert feats
+    with city.connect() as c:
+        rows = {r.id: r for r in c.execute(sa.select(Component.id, Component.code, Component.class_code))}
+    for f in feats:
+        row = rows[f["id"]]
+        assert f["properties"]["code"] == row.code and f["properties"]["class_code"] == row.class_code
+        assert f["properties"]["major"] == row.class_code[:3]
+    # below a layer's minimum zoom the tile is empty, not an error
+    r, empty = _tile(client, "components", 12, headers=h)
+    assert r.content == b"" and empty == {}
+
+
+def test_geometries_are_clipped_to_the_tile_buffer(client: TestClient, orgdata: Org, city: sa.Engine) -> None:
+    _, base = _tile(client, "base", 16)
+    lo, hi = -spatial.MVT_BUFFER, EXTENT + spatial.MVT_BUFFER
+    crossing = 0
+    for f in base["road"]["features"] + base["building"]["features"]:
+        xs, ys = zip(*shapely.get_coordinates(shape(f["geometry"])).tolist(), strict=True)
+        assert lo <= min(xs) and max(xs) <= hi and lo <= min(ys) and max(ys) <= hi, f
+        crossing += min(xs) < 0 or max(xs) > EXTENT or min(ys) < 0 or max(ys) > EXTENT
+    assert crossing  # roads run across the tile's edge and are cut at the buffer
+    # an arterial crosses the whole city, but one tile only holds its own stretch
+    art = [f for f in base["road"]["features"] if f["properties"]["kind"] == "主干路"]
+    assert art and all(shape(f["geometry"]).length < EXTENT * 1.1 * 2 for f in art)
+
+
+def _case_at(client: TestClient, org_: Org, db: sa.Engine, lon: float, lat: float, dept: str | None,
+             user: str = "inspector") -> int:
+    case_id = int(report(client, org_, user=user, lon=lon, lat=lat)["id"])
+    if dept is not None:
+        with db.begin() as c:
+            c.execute(sa.update(Case).where(Case.id == case_id).values(department_id=org_.depts[dept]))
+    return case_id
+
+
+def test_case_and_hotspot_tiles_obey_the_api_authorization(client: TestClient, orgdata: Org, db: sa.Engine) -> None:
+    water = _case_at(client, orgdata, db, LON, LAT, "SZ")
+    light = _case_at(client, orgdata, db, LON + 0.0005, LAT, "LD")
+    other = _case_at(client, orgdata, db, LON - 0.0005, LAT, None, user="inspector2")
+    z = 16
+
+    def ids(user: str) -> set[int]:
+        _, t = _tile(client, "cases", z, headers=orgdata.headers(user))
+        return {f["id"] for f in t.get("cases", {}).get("features", [])}
+
+    assert ids("leader") == {water, light, other}
+    assert ids("water") == {water}
+    assert ids("lighting") == {light}
+    assert ids("inspector") == {water, light}
+    x, y = tile_of(LON, LAT, z)
+    for layer in ("cases", "hotspots", "admin", "grids", "components"):
+        r = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+        assert r.status_code == 401 and r.json()["detail"][0]["type"] == "auth.missing_token"
+    # attributes of a case
+    _, t = _tile(client, "cases", z, headers=orgdata.headers("leader"))
+    f = next(f for f in t["cases"]["features"] if f["id"] == water)
+    number = client.get(f"/api/v1/cases/{water}", headers=orgdata.headers("leader")).json()["number"]
+    assert f["properties"]["number"] == number and f["properties"]["status"] == "reported"
+    assert f["properties"]["department"] == "市自来水公司" and f["properties"]["class_code"] == "C0101"
+    assert f["properties"]["light"] in tiles.LIGHT_COLOURS
+    # zoomed out: one cluster with the three cases, for the leader; one for the water department
+    _, t = _tile(client, "cases", 11, headers=orgdata.headers("leader"))
+    (cl,) = t["cases"]["features"]
+    assert cl["properties"]["cluster"] == 1 and cl["properties"]["count"] == 3
+    _, t = _tile(client, "cases", 11, headers=orgdata.headers("water"))
+    assert [f["properties"]["count"] for f in t["cases"]["features"]] == [1]
+    # hot spots count only what the user may see
+    with db.begin() as c:
+        c.execute(sa.update(Case).values(grid_code="610302001001001"))
+    _, hot = _tile(client, "hotspots", 14, headers=orgdata.headers("leader"))
+    assert [f["properties"]["count"] for f in hot["hotspots"]["features"]] == [3]
+    _, hot = _tile(client, "hotspots", 14, headers=orgdata.headers("water"))
+    assert [f["properties"]["count"] for f in hot["hotspots"]["features"]] == [1]
+
+
+def test_case_tiles_change_when_cases_change_and_answer_304_otherwise(client: TestClient, orgdata: Org,
+                                                                      db: sa.Engine) -> None:
+    case = report(client, orgdata, user="inspector", lon=LON, lat=LAT)
+    h = orgdata.headers("leader")
+    x, y = tile_of(LON, LAT, 16)
+    path = f"/tiles/cases/16/{x}/{y}.mvt"
+    r1 = client.get(path, headers=h)
+    assert r1.status_code == 200 and r1.headers["etag"] and "no-cache" in r1.headers["cache-control"]
+    r2 = client.get(path, headers={**h, "If-None-Match": r1.headers["etag"]})
+    assert r2.status_code == 304 and r2.content == b""
+    act(client, orgdata, case, "shiftlead", "file")
+    r3 = client.get(path, headers={**h, "If-None-Match": r1.headers["etag"]})
+    assert r3.status_code == 200 and r3.headers["etag"] != r1.headers["etag"]
+    (f,) = decode(r3.content)["cases"]["features"]
+    assert f["properties"]["status"] == "filed"
+    # a closed case leaves the open-case layer
+    act(client, orgdata, {"id": case["id"]}, "shiftlead", "void", note="重复")
+    assert decode(client.get(path, headers=h).content) == {}
+    # the base map is public and cacheable
+    r = client.get(f"/tiles/base/16/{x}/{y}.mvt")
+    assert r.status_code == 200 and r.headers["cache-control"].startswith("public")
+
+
+@pytest.mark.parametrize(("path", "status", "code"), [
+    ("/tiles/base/23/0/0.mvt", 422, "tile.out_of_range"),
+    ("/tiles/base/-1/0/0.mvt", 422, "tile.out_of_range"),
+    ("/tiles/base/3/8/0.mvt", 422, "tile.out_of_range"),
+    ("/tiles/base/3/0/-1.mvt", 422, "tile.out_of_range"),
+    ("/tiles/base/3/0/99999999999999999999999.mvt", 422, "tile.out_of_range"),
+    ("/tiles/base/3/x/0.mvt", 422, "int_parsing"),
+    ("/tiles/nope/3/0/0.mvt", 404, "tile.unknown_layer"),
+    ("/tiles/nope.json", 404, "tile.unknown_layer"),
+    ("/tiles/fonts/Noto%20Sans%20Regular/1-7.pbf", 400, "tile.bad_glyph_range"),
+    ("/tiles/fonts/Noto%20Sans%20Regular/a-b.pbf", 400, "tile.bad_glyph_range"),
+])
+def test_bad_tile_coordinates_answer_cleanly(client: TestClient, path: str, status: int, code: str) -> None:
+    r = client.get(path)
+    assert r.status_code == status, r.text
+    assert r.json()["detail"][0]["type"] == code
+
+
+def test_tiles_outside_the_city_and_at_every_zoom_are_empty_or_small(client: TestClient, orgdata: Org,
+                                                                     city: sa.Engine) -> None:
+    h = orgdata.headers("leader")
+    for layer in tiles.LAYERS:
+        r = client.get(f"/tiles/{layer}/10/0/0.mvt", headers=h)  # the Pacific
+        assert r.status_code == 200 and r.content == b""
+        r = client.get(f"/tiles/{layer}/0/0/0.mvt", headers=h)  # the world
+        assert r.status_code == 200
+        r = client.get(f"/tiles/{layer}/22/{(1 << 22) - 1}/{(1 << 22) - 1}.mvt", headers=h)
+        assert r.status_code == 200 and r.content == b""
+
+
+def test_tilejson_and_style_documents(client: TestClient, city: sa.Engine) -> None:
+    for name, info in tiles.LAYERS.items():
+        tj = client.get(f"/tiles/{name}.json").json()
+        assert tj["tilejson"] == "3.0.0" and tj["tiles"][0].endswith(f"/tiles/{name}/{{z}}/{{x}}/{{y}}.mvt")
+        assert [v["id"] for v in tj["vector_layers"]] == list(info.mvt_layers)
+        x0, y0, x1, y1 = tj["bounds"]
+        assert x0 < LON < x1 and y0 < LAT < y1
+    st = client.get("/tiles/style.json").json()
+    assert st["version"] == 8 and set(st["sources"]) == set(tiles.LAYERS)
+    for layer in st["layers"]:
+        if "source" in layer:
+            assert layer["source"] in st["sources"]
+            if st["sources"][layer["source"]]["type"] == "vector":
+                assert layer["source-layer"] in tiles.LAYERS[layer["source"]].mvt_layers
+    ids = {layer["id"] for layer in st["layers"]}
+    assert {"cases", "cases-cluster", "heat", "components", "grids-label", "base-road-label"} <= ids
+    assert st["metadata"]["gridcity:layers"]["cases"] == "案件" and not st["metadata"]["gridcity:gcj02"]
+    assert "external" not in st["sources"]  # offline by default
+    en = client.get("/tiles/style.json", params={"lang": "en"}).json()
+    assert en["metadata"]["gridcity:layers"]["cases"] == "Cases"
+    g = client.get(st["glyphs"].replace("{fontstack}", "Noto Sans Regular").replace("{range}", "0-255"))
+    assert g.status_code == 200 and len(g.content) > 1000
+
+
+def test_external_basemap_setting_and_gcj02_shift(client: TestClient, app: Any, orgdata: Org,
+                                                  city: sa.Engine) -> None:
+    app.state.settings.basemap = "custom"
+    app.state.settings.basemap_url = "https://tiles.city.example/{z}/{x}/{y}.png"
+    app.state.settings.basemap_gcj02 = True
+    st = client.get("/tiles/style.json").json()
+    assert st["sources"]["external"]["tiles"] == ["https://tiles.city.example/{z}/{x}/{y}.png"]
+    assert st["metadata"]["gridcity:gcj02"] is True
+    tj = client.get("/tiles/grids.json").json()
+    assert tj["tiles"][0].endswith("?crs=gcj02")
+    # the same grid, shifted by the GCJ-02 offset (a few hundred metres in Baoji) on the shifted tile
+    h = orgdata.headers("leader")
+    z = 15
+    x, y = tile_of(LON, LAT, z)
+    plain = decode(client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", headers=h).content)["grids"]["features"]
+    moved = decode(client.get(f"/tiles/grids/{z}/{x}/{y}.mvt?crs=gcj02", headers=h).content)["grids"]["features"]
+    a = {f["properties"]["code"]: shape(f["geometry"]).centroid for f in plain}
+    b = {f["properties"]["code"]: shape(f["geometry"]).centroid for f in moved}
+    common = set(a) & set(b)
+    assert common
+    px_per_m = EXTENT / (40075016.7 / (1 << z))
+    for code in common:
+        d = a[code].distance(b[code]) / px_per_m
+        assert 100 < d < 800, d
+    app.state.settings.basemap, app.state.settings.basemap_key = "tianditu", "k123"
+    st = client.get("/tiles/style.json").json()
+    assert "tk=k123" in st["sources"]["external"]["tiles"][0] and not st["metadata"]["gridcity:gcj02"]
+
+
+# ---- the same features both ways ---------------------------------------------------------------------------
+
+
+def _same_features(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """Compare two decoded tiles feature by feature; the number of features compared."""
+    assert set(a) == set(b)
+    n = 0
+    for name in a:
+        fa = {f["id"]: f for f in a[name]["features"]}
+        fb = {f["id"]: f for f in b[name]["features"]}
+        assert set(fa) == set(fb), name
+        for fid, f in fa.items():
+            g = fb[fid]
+            assert f["properties"] == g["properties"], (name, fid)
+            ga, gb = shape(f["geometry"]), shape(g["geometry"])
+            assert ga.geom_type.removeprefix("Multi") == gb.geom_type.removeprefix("Multi"), (name, fid)
+            assert shapely.hausdorff_distance(ga, gb) <= 2.0, (name, fid, ga.wkt[:200], gb.wkt[:200])
+            n += 1
+    return n
+
+
+SAMPLE = [("base", 14), ("base", 16), ("admin", 12), ("admin", 14), ("grids", 15), ("components", 16),
+          ("components", 18), ("cases", 12), ("cases", 16), ("hotspots", 14)]
+
+
+def _tiles_of(factory: Any, actor: casework_service.Actor, now: Any, encoder: bool) -> dict[tuple[str, int], bytes]:
+    out = {}
+    with factory() as s:
+        for layer, z in SAMPLE:
+            x, y = tile_of(LON + 0.004, LAT - 0.003, z)
+            out[(layer, z)] = tiles.build_tile(s, tiles.LAYERS[layer], z, x, y, actor=actor, now=now,
+                                               encoder=encoder)
+    return out
+
+
+@pytest.mark.postgis
+def test_st_asmvt_and_the_python_encoder_give_the_same_features(client: TestClient, orgdata: Org,
+                                                                city: sa.Engine, backend: str) -> None:
+    if backend != "postgis":
+        pytest.skip("compares ST_AsMVT with the encoder on the same PostGIS rows")
+    for i in range(4):
+        _case_at(client, orgdata, city, LON + 0.004 + i * 0.0004, LAT - 0.003, "SZ")
+    factory = make_session_factory(city)
+    actor = casework_service.Actor(user_id=orgdata.ids["leader"], role=Role.LEADER, department_id=None)
+    now = utcnow()
+    pg = _tiles_of(factory, actor, now, encoder=False)
+    py = _tiles_of(factory, actor, now, encoder=True)
+    total = sum(_same_features(decode(pg[k]), decode(py[k])) for k in pg)
+    assert total > 500
+
+
+@pytest.mark.postgis
+def test_postgis_and_spatialite_give_the_same_tiles(city: sa.Engine, backend: str, tmp_path: Path) -> None:
+    """The same demo city in both databases: every sampled tile decodes to the same features."""
+    if backend != "postgis":
+        pytest.skip("needs both databases: runs with --db=postgis and a SpatiaLite file beside it")
+    lite = make_engine(f"sqlite:///{tmp_path / 'lite.sqlite'}")
+    try:
+        migrate.upgrade(lite)
+        lite_factory = make_session_factory(lite)
+        with lite_factory() as s, s.begin():
+            demo_city.load(s, scale=SCALE, history=False, echo=lambda _m: None)
+        now = utcnow()
+        actor = casework_service.Actor(user_id=1, role=Role.LEADER, department_id=None)
+        pg = _tiles_of(make_session_factory(city), actor, now, encoder=False)
+        sl = _tiles_of(lite_factory, actor, now, encoder=False)
+        total = 0
+        for key in pg:
+            if key[0] in ("cases", "hotspots"):
+                continue  # no cases in either city here: those layers are compared above
+            total += _same_features(decode(pg[key]), decode(sl[key]))
+        assert total > 500
+    finally:
+        lite.dispose()
+
+
+def test_department_users_get_a_per_department_cache_entry(client: TestClient, orgdata: Org, db: sa.Engine) -> None:
+    """Two departments asking for the same tile never see each other's cached tile."""
+    a = _case_at(client, orgdata, db, LON, LAT, "SZ")
+    b = _case_at(client, orgdata, db, LON, LAT + 0.0003, "LD")
+    for user, want in (("water", {a}), ("lighting", {b}), ("water", {a})):
+        _, t = _tile(client, "cases", 16, headers=orgdata.headers(user))
+        assert {f["id"] for f in t["cases"]["features"]} == want
