@@ -1,5 +1,7 @@
-/* The leaders' dashboard: rankings with grades (from /api/v1/evaluation/{type} when present), monthly trends
-   (SVG), a hot-spot map (canvas, aggregated by the server) and overdue counts; printable through the print style sheet. */
+/* The leaders' dashboard on Apache ECharts: KPIs, ranking bars coloured by grade (with their tables) from
+   /api/v1/evaluation/{type}, the monthly trend, the class breakdown and the hot spots on the city map
+   (MapLibre, the server's aggregate /api/v1/map/hotspots); a full-screen command-centre view (大屏) that
+   refreshes from the live stream; printable through the print style sheet. */
 "use strict";
 (function () {
   const { api, optional, el, t } = App;
@@ -7,8 +9,16 @@
   const REGION_LEVELS = ["district", "street", "community", "grid"];
   const POSITIONS = ["inspector", "acceptor", "shift_leader", "dispatcher"];
   const LEVEL_NAMES = { district: "区", street: "街道", community: "社区", grid: "网格" };
-  let started = false;
+  const GRADE_COLOURS = { A: "#2ca02c", 优秀: "#2ca02c", B: "#1f77b4", 良好: "#1f77b4", C: "#f2b701", 合格: "#f2b701",
+    D: "#d62728", 差: "#d62728", 不合格: "#d62728" };
+  const charts = new Map();  // element id -> echarts instance
+  let started = false, hotMap = null, liveTimer = null;
 
+  function chart(box) {
+    let c = echarts.getInstanceByDom(box);
+    if (!c) { c = echarts.init(box, document.body.classList.contains("bigscreen") ? "dark" : null, { renderer: "canvas" }); charts.set(box.id || box.dataset.chart, c); }
+    return c;
+  }
   function ym(d) { return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`; }
   function months(from, to) {
     const out = [];
@@ -20,7 +30,6 @@
   function monthStart(s) { const [y, m] = s.split("-").map(Number); return new Date(Date.UTC(y, m - 1, 1) - 8 * 3600e3); }
   function monthEnd(s) { const [y, m] = s.split("-").map(Number); return new Date(Date.UTC(y, m, 1) - 8 * 3600e3); }
   function lastDay(s) { const [y, m] = s.split("-").map(Number); return new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10); }
-  // The evaluation API's period: one month as 2026-10, else an inclusive date range.
   function period(from, to) { return from === to ? from : `${from}-01..${lastDay(to)}`; }
   async function countCases(q) { return (await api(`/api/v1/cases?${q}&limit=1`)).total; }
   function range(from, to) {
@@ -35,12 +44,12 @@
         "extension_requested", "suspension_requested", "suspended", "feedback", "checking", "checked", "self_handled"]
         .map((s) => "status=" + s).join("&")),
     ]);
-    const box = $("dash-kpis");
-    box.replaceChildren(...[["dash.total", total, "total"], ["dash.closed", closed, "closed"], ["dash.open", open, "open"],
+    $("dash-kpis").replaceChildren(...[["dash.total", total, "total"], ["dash.closed", closed, "closed"], ["dash.open", open, "open"],
       ["dash.overdue", overdue, "overdue"]].map(([k, v, id]) =>
       el("div", { class: "kpi kpi-" + id, dataset: { kpi: id, value: v } }, [el("b", { text: v }), el("span", { text: t(k) })])));
   }
 
+  // Ranking: bars of the composite score, coloured by grade, best on top; the table below has every figure.
   async function ranking(boxId, types, from, to) {
     const box = $(boxId);
     let sel = box.querySelector("select");
@@ -51,12 +60,17 @@
     const type = sel ? sel.value : types[0];
     const data = await optional(`/api/v1/evaluation/${type}?period=${encodeURIComponent(period(from, to))}`, "evaluation")
       .catch((e) => ({ error: e.message }));
+    const old = echarts.getInstanceByDom(box.querySelector(".rank-chart") || document.createElement("div"));
+    if (old) old.dispose();
     const content = [];
     if (sel) content.push(sel);
     if (!data) content.push(el("p", { class: "muted", text: t("dash.no_eval") }));
     else if (data.error) content.push(el("p", { class: "error", text: data.error }));
     else {
-      content.push(el("table", { class: "ranking", dataset: { subjectType: type, period: data.period } }, [
+      const rows = data.rows.slice(0, 15);
+      const bars = el("div", { class: "rank-chart", dataset: { chart: boxId + "-chart", subjectType: type },
+        style: `height:${Math.max(120, 26 * rows.length + 40)}px` });
+      content.push(bars, el("table", { class: "ranking", dataset: { subjectType: type, period: data.period } }, [
         el("thead", {}, el("tr", {}, ["dash.rank", "dash.name", "dash.score", "dash.grade", "dash.cases"].map((k) => el("th", { text: t(k) })))),
         el("tbody", {}, data.rows.map((r) => el("tr", { dataset: { subject: r.subject_id } }, [
           el("td", { class: "rank", text: r.rank + (r.tied ? "=" : "") }),
@@ -66,13 +80,24 @@
           el("td", { class: "cases", text: r.counts && r.counts.cases != null ? r.counts.cases : "" }),
         ]))),
       ]));
+      box.replaceChildren(...content);
+      const shown = rows.slice().reverse();
+      chart(bars).setOption({
+        animation: false, grid: { left: 8, right: 40, top: 8, bottom: 8, containLabel: true },
+        tooltip: { trigger: "item", formatter: (p) => `${p.name}<br>${t("dash.score")} ${p.value}<br>${t("dash.grade")} ${shown[p.dataIndex].grade}` },
+        xAxis: { type: "value", max: (v) => Math.max(100, Math.ceil(v.max)) },
+        yAxis: { type: "category", data: shown.map((r) => `${r.rank}. ${r.name}`), axisLabel: { width: 120, overflow: "truncate" } },
+        series: [{ type: "bar", name: t("dash.score"), data: shown.map((r) => ({ value: Number(Number(r.composite).toFixed(2)),
+          itemStyle: { color: GRADE_COLOURS[r.grade] || "#7f7f7f" }, grade: r.grade, subject: r.subject_id })),
+          label: { show: true, position: "right", formatter: (p) => shown[p.dataIndex].grade } }],
+      });
+      return;
     }
     box.replaceChildren(...content);
   }
 
-  // Monthly trend: reported and closed cases per month, as an SVG line chart.
+  // Monthly trend: reported and closed cases per month (the year up to the end of the period, at most 24 months).
   async function trend(from, to) {
-    // At least the twelve months up to the end of the period, at most 24.
     const [toY, toM] = to.split("-").map(Number);
     const first = ym(new Date(toY, toM - 12, 1));
     const ms = months(first < from ? first : from, to).slice(-24);
@@ -81,79 +106,78 @@
       const [n, closed] = await Promise.all([countCases(r), countCases(r + "&status=closed")]);
       return { m: m, n: n, closed: closed };
     }));
-    const W = 520, H = 220, P = 34;
-    const max = Math.max(1, ...series.map((s) => s.n));
-    const x = (i) => P + (series.length === 1 ? (W - 2 * P) / 2 : i * (W - 2 * P) / (series.length - 1));
-    const y = (v) => H - P - v * (H - 2 * P) / max;
-    const NS = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(NS, "svg");
-    svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("class", "chart");
-    const add = (tag, attrs, text) => { const e = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text != null) e.textContent = text; svg.append(e); return e; };
-    add("line", { x1: P, y1: H - P, x2: W - P, y2: H - P, class: "axis" });
-    add("line", { x1: P, y1: P, x2: P, y2: H - P, class: "axis" });
-    add("text", { x: 2, y: P, class: "tick" }, max);
-    for (const [key, cls] of [["n", "s-reported"], ["closed", "s-closed"]]) {
-      add("polyline", { points: series.map((s, i) => `${x(i)},${y(s[key])}`).join(" "), class: "series " + cls });
-      series.forEach((s, i) => add("circle", { cx: x(i), cy: y(s[key]), r: 3, class: cls, "data-month": s.m, "data-value": s[key] }));
-    }
-    series.forEach((s, i) => { if (series.length <= 12 || i % 2 === 0) add("text", { x: x(i) - 14, y: H - 12, class: "tick" }, s.m.slice(2)); });
-    $("dash-trend").replaceChildren(svg, el("div", { class: "legend" }, [
-      el("span", { class: "s-reported", text: "■ " + t("dash.total") }), " ", el("span", { class: "s-closed", text: "■ " + t("dash.closed") })]));
+    chart($("dash-trend")).setOption({
+      animation: false, tooltip: { trigger: "axis" }, legend: { data: [t("dash.total"), t("dash.closed")] },
+      grid: { left: 40, right: 16, top: 36, bottom: 28 },
+      xAxis: { type: "category", data: series.map((s) => s.m) }, yAxis: { type: "value", minInterval: 1 },
+      series: [
+        { name: t("dash.total"), type: "line", smooth: true, data: series.map((s) => s.n), itemStyle: { color: "#1f5fa8" } },
+        { name: t("dash.closed"), type: "line", smooth: true, data: series.map((s) => s.closed), itemStyle: { color: "#2e9d4f" } },
+      ],
+    });
   }
 
-  // Hot spots: case counts by unit grid and major class for the period, aggregated by the server
-  // (/api/v1/map/hotspots); one disc per grid, sized and shaded by its count, coloured by its main class.
+  // Hot spots: the server's aggregate by unit grid for the period, as a heat layer and discs on the city map;
+  // the class breakdown beside it.
   async function hotspots(from, to) {
     const [hot, legend] = await Promise.all([
       api(`/api/v1/map/hotspots?${range(from, to)}`),
       optional("/api/v1/map/legend", "map_legend").catch(() => null),
     ]);
-    const colors = new Map(((legend && legend.majors) || []).map((m) => [m.major, m.color]));
     const names = new Map(((legend && legend.majors) || []).map((m) => [m.major, m.name]));
-    const feats = hot.features;
-    const cv = $("hot-canvas"), ctx = cv.getContext("2d");
-    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, cv.width, cv.height);
-    if (feats.length) {
-      const lons = feats.map((f) => f.geometry.coordinates[0]), lats = feats.map((f) => f.geometry.coordinates[1]);
-      const x0 = Math.min(...lons), x1 = Math.max(...lons), y0 = Math.min(...lats), y1 = Math.max(...lats);
-      const pad = 30, w = cv.width - 2 * pad, h = cv.height - 2 * pad;
-      const sx = (v) => pad + (x1 > x0 ? (v - x0) / (x1 - x0) * w : w / 2);
-      const sy = (v) => pad + (y1 > y0 ? (y1 - v) / (y1 - y0) * h : h / 2);
-      const top = Math.max(1, hot.max_count);
-      for (const f of feats.slice().reverse()) {  // largest last, on top
-        const n = f.properties.count, main = Object.keys(f.properties.classes)[0];
-        ctx.beginPath();
-        ctx.arc(sx(f.geometry.coordinates[0]), sy(f.geometry.coordinates[1]), 3 + 14 * Math.sqrt(n / top), 0, 2 * Math.PI);
-        ctx.globalAlpha = 0.35 + 0.6 * n / top;
-        ctx.fillStyle = colors.get(main) || "#d22f2f";
-        ctx.fill();
-      }
-      ctx.globalAlpha = 1;
+    const colours = new Map(((legend && legend.majors) || []).map((m) => [m.major, m.color]));
+    const box = $("hot-map");
+    box.dataset.total = String(hot.total);
+    box.dataset.cells = String(hot.features.length);
+    chart($("hot-classes")).setOption({
+      animation: false, tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
+      series: [{ type: "pie", name: t("col.class"), radius: ["35%", "70%"],
+        data: hot.by_class.map((c) => ({ name: names.get(c.major) || c.name || c.major, value: c.count, major: c.major,
+          itemStyle: { color: colours.get(c.major) || c.color || "#999" } })) }],
+    }, true);
+    const data = { type: "FeatureCollection", features: hot.features.map((f) => Object.assign({}, f,
+      { properties: { grid_code: f.properties.grid_code, count: f.properties.count } })) };
+    if (!hotMap) {
+      const { hotspotMap } = await import("/console/static/minimap.js").then((m) => ({ hotspotMap: m.hotspotMap }));
+      hotMap = await hotspotMap(box, data);
+    } else hotMap.getSource("hot").setData(data);
+    if (hot.features.length) {
+      const xs = hot.features.map((f) => f.geometry.coordinates[0]), ys = hot.features.map((f) => f.geometry.coordinates[1]);
+      hotMap.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: 30, animate: false, maxZoom: 15 });
     }
-    cv.dataset.cells = String(feats.length);
-    cv.dataset.total = String(hot.total);
-    const list = (title, rows) => el("div", { class: "tally" }, [el("h4", { text: title }),
-      el("ol", {}, rows.map(([k, n]) => el("li", { text: `${k}: ${n}` })))]);
-    $("hot-classes").replaceChildren(
-      list(t("col.class"), hot.by_class.slice(0, 8).map((c) => [`${c.major} ${names.get(c.major) || c.name || ""}`, c.count])),
-      list("grid", feats.slice(0, 8).map((f) => [f.properties.grid_code, f.properties.count])),
-      el("div", { id: "hot-legend", class: "legend" }, hot.by_class.slice(0, 12).map((c) =>
-        el("span", { class: "key", dataset: { major: c.major } }, [el("i", { style: `background:${colors.get(c.major) || c.color || "#999"}` }),
-          `${c.major} ${names.get(c.major) || ""}`]))),
-      el("p", { class: "muted", dataset: { hotTotal: hot.total }, text: `n = ${hot.total} ${t("dash.hot_total")}` }));
+    $("hot-list").replaceChildren(el("h4", { text: "网格 Top 8" }), el("ol", {}, hot.features.slice(0, 8).map((f) =>
+      el("li", { text: `${f.properties.grid_code}: ${f.properties.count}` }))),
+    el("p", { class: "muted", dataset: { hotTotal: hot.total }, text: `n = ${hot.total} ${t("dash.hot_total")}` }));
   }
 
-  async function load() {
+  async function load(opts) {
     const from = $("dash-from").value, to = $("dash-to").value;
     if (!from || !to || from > to) return;
-    await Promise.all([
-      kpis(from, to), trend(from, to), hotspots(from, to),
-      ranking("rank-department", ["department"], from, to),
-      ranking("rank-region", REGION_LEVELS, from, to),
-      ranking("rank-position", POSITIONS, from, to),
-    ]).catch((e) => App.toast(e.message, "red"));
+    document.body.dataset.dashboard = "loading";
+    const jobs = [kpis(from, to), hotspots(from, to)];
+    if (!opts || !opts.live) {
+      jobs.push(trend(from, to), ranking("rank-department", ["department"], from, to),
+        ranking("rank-region", REGION_LEVELS, from, to), ranking("rank-position", POSITIONS, from, to));
+    }
+    await Promise.all(jobs).catch((e) => App.toast(e.message, "red"));
     document.body.dataset.dashboard = "ready";
   }
+
+  // 大屏: the dashboard full screen, dark, refreshed from the live stream (KPIs and hot spots at once).
+  function bigscreen(on) {
+    document.body.classList.toggle("bigscreen", on);
+    if (on && document.documentElement.requestFullscreen) document.documentElement.requestFullscreen().catch(() => {});
+    if (!on && document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    $("dash-big").textContent = on ? "退出大屏" : "大屏";
+    for (const c of charts.values()) if (!c.isDisposed()) c.resize();
+    if (hotMap) hotMap.resize();
+  }
+  App.onCaseEvent((msg) => {
+    if (!started || App.S.view !== "dashboard" || msg.type !== "event") return;
+    clearTimeout(liveTimer);
+    liveTimer = setTimeout(() => load({ live: true }), document.body.classList.contains("bigscreen") ? 1000 : 5000);
+  });
+  window.addEventListener("resize", () => { for (const c of charts.values()) if (!c.isDisposed()) c.resize(); });
 
   function show() {
     if (!started) {
@@ -161,10 +185,13 @@
       const now = new Date();
       $("dash-to").value = ym(now);
       $("dash-from").value = ym(now);  // rankings of the current month; the trend shows the year up to it
-      $("dash-load").addEventListener("click", load);
+      $("dash-load").addEventListener("click", () => load());
       $("dash-print").addEventListener("click", () => window.print());
+      const big = el("button", { type: "button", id: "dash-big", onclick: () => bigscreen(!document.body.classList.contains("bigscreen")) }, "大屏");
+      $("dash-print").after(big);
     }
     load();
   }
-  App.registerView("dashboard", { show: show, reset: () => { if (started) load(); }, refresh: load });
+  App.dashboardCharts = () => Object.fromEntries([...charts.entries()].filter(([, c]) => !c.isDisposed()).map(([k, c]) => [k, c.getOption()]));
+  App.registerView("dashboard", { show: show, reset: () => { if (started) load(); }, refresh: () => load() });
 })();

@@ -1,262 +1,215 @@
-/* The live map: a canvas with bbox-limited fetches of cases and of whatever map layers the server offers
-   (/api/v1/map/...), cases coloured by traffic light and moved by the live stream without reloading. */
-"use strict";
-(function () {
-  const { api, optional, el, t } = App;
-  const canvas = document.getElementById("map-canvas");
-  const ctx = canvas.getContext("2d");
-  const COLORS = { green: "#2e9d4f", yellow: "#e0a400", red: "#d22f2f", none: "#7b8794", paused: "#6b5bd2" };
-  const CLOSED = new Set(["closed", "voided", "merged"]);
-  // View: centre lon/lat and scale in pixels per degree of longitude (Baoji by default).
-  const V = { lon: 107.17, lat: 34.36, scale: 9000 };
-  const cases = new Map();
-  const layers = [];  // {id, name, url, visible, features, matched, limit, minScale}
-  let started = false, fetchTimer = null, drawPending = false, layersProbed = false;
-  // The whole demo city has ~81,000 components and ~5,000 grids: layers are fetched only for the view's
-  // bbox, with a feature limit, and components only when zoomed in far enough (pixels per degree).
-  const FEATURE_LIMIT = { areas: 500, grids: 1500, components: 2000 };
-  const MIN_SCALE = { components: 40000, grids: 8000 };
-  const classColors = new Map();  // major class (C01) -> colour, from /api/v1/map/legend
-  function classColor(code) { return classColors.get((code || "").slice(0, 3)) || "#5a7d9a"; }
+/* The live map on MapLibre GL JS: the city's own vector tiles (/tiles/style.json: base map, areas, grids,
+   components, hot spots, cases by traffic light, clustered when zoomed out), a Chinese layer switcher and
+   legend, click → case card, a drawn rectangle or polygon (Terra Draw) → the cases inside it, and live
+   updates from the stream drawn at once on an overlay (only the case tiles are revalidated later, by ETag). */
+import * as maplibregl from "/vendor/maplibre-gl/maplibre-gl.mjs";
+import { TerraDraw, TerraDrawPolygonMode, TerraDrawRectangleMode, TerraDrawRenderMode } from "terra-draw";
+import { TerraDrawMapLibreGLAdapter } from "terra-draw-maplibre-gl-adapter";
+import { authorize } from "/console/static/minimap.js";
 
-  function kx() { return Math.cos(V.lat * Math.PI / 180); }
-  function project(lon, lat) {
-    return [canvas.width / 2 + (lon - V.lon) * V.scale, canvas.height / 2 - (lat - V.lat) * V.scale / kx()];
-  }
-  function unproject(x, y) {
-    return [V.lon + (x - canvas.width / 2) / V.scale, V.lat - (y - canvas.height / 2) * kx() / V.scale];
-  }
-  function bbox() {
-    const [x0, y1] = unproject(0, canvas.height), [x1, y0] = unproject(canvas.width, 0);
-    const c = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
-    return [c(x0, -180, 180), c(y1, -90, 90), c(x1, -180, 180), c(y0, -90, 90)].map((v) => v.toFixed(6)).join(",");
-  }
+const { api, el, t } = App;
+const LIGHTS = ["red", "yellow", "green", "paused", "none"];
+const TERMINAL = new Set(["closed", "voided", "merged"]);
+const GROUPS = [  // layer switcher: a group of style layers per line, off by default where marked
+  { key: "base", prefix: ["base-", "external"], on: true },
+  { key: "admin", prefix: ["admin-"], on: true },
+  { key: "grids", prefix: ["grids-"], on: true },
+  { key: "components", prefix: ["components"], on: false },
+  { key: "heat", prefix: ["heat"], on: false },
+  { key: "cases", prefix: ["cases", "live-"], on: true },
+];
+const NAMES = {
+  zh: { base: "底图", admin: "行政区划", grids: "单元网格", components: "部件", heat: "热力", cases: "案件",
+    red: "超时", yellow: "预警", green: "正常", paused: "挂账", none: "未计时", rect: "框选", polygon: "多边形",
+    clear: "清除", inside: "区域内在办案件", cluster: "聚合（数字为案件数）", lights: "案件（红绿灯）", classes: "部件大类" },
+  en: { base: "Base map", admin: "Admin areas", grids: "Unit grids", components: "Components", heat: "Heat",
+    cases: "Cases", red: "Overdue", yellow: "Warning", green: "On time", paused: "Suspended", none: "Untimed",
+    rect: "Rectangle", polygon: "Polygon", clear: "Clear", inside: "Open cases in the area",
+    cluster: "Clusters (number of cases)", lights: "Cases (traffic light)", classes: "Component classes" },
+};
+function n(key) { return (NAMES[I18N.lang] || NAMES.zh)[key] || key; }
 
-  function requestDraw() {
-    if (drawPending) return;
-    drawPending = true;
-    requestAnimationFrame(() => { drawPending = false; draw(); });
-  }
-  function drawGeometry(g, style) {
-    if (!g) return;
-    const ring = (coords) => coords.forEach(([lon, lat], i) => {
-      const [x, y] = project(lon, lat); if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-    });
-    if (g.type === "Point") {
-      const [x, y] = project(g.coordinates[0], g.coordinates[1]);
-      ctx.fillStyle = style.point; ctx.fillRect(x - 2, y - 2, 4, 4);
-    } else if (g.type === "MultiPoint") {
-      g.coordinates.forEach((p) => drawGeometry({ type: "Point", coordinates: p }, style));
-    } else if (g.type === "LineString" || g.type === "MultiLineString") {
-      ctx.beginPath();
-      (g.type === "LineString" ? [g.coordinates] : g.coordinates).forEach(ring);
-      ctx.strokeStyle = style.line; ctx.stroke();
-    } else if (g.type === "Polygon" || g.type === "MultiPolygon") {
-      ctx.beginPath();
-      (g.type === "Polygon" ? [g.coordinates] : g.coordinates).forEach((poly) => poly.forEach((r) => { ring(r); ctx.closePath(); }));
-      ctx.strokeStyle = style.line; ctx.stroke();
-      if (style.fill) { ctx.fillStyle = style.fill; ctx.fill(); }
-    }
-  }
-  const LAYER_STYLE = [
-    { line: "#8aa4c8", fill: "rgba(138,164,200,0.06)", point: "#8aa4c8" },
-    { line: "#c9d3df", fill: null, point: "#c9d3df" },
-    { line: "#7a8", fill: null, point: "#5a7d9a" },
-  ];
-  function draw() {
-    ctx.fillStyle = "#f4f6f8";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.lineWidth = 1;
-    let drawn = 0;
-    layers.forEach((layer, i) => {
-      if (!layer.visible || !layer.features || V.scale < (layer.minScale || 0)) return;
-      const style = LAYER_STYLE[Math.min(i, LAYER_STYLE.length - 1)];
-      const byClass = layer.id === "components";
-      for (const f of layer.features) {
-        if (byClass) {
-          const c = classColor(f.properties && f.properties.class_code);
-          drawGeometry(f.geometry, { point: c, line: c, fill: null });
-        } else drawGeometry(f.geometry, style);
-        drawn++;
-      }
-    });
-    canvas.dataset.features = String(drawn);
-    canvas.dataset.drawn = canvas.dataset.layersLoaded || "";
-    let shown = 0;
-    for (const c of cases.values()) {
-      const [x, y] = project(c.lon, c.lat);
-      if (x < -10 || y < -10 || x > canvas.width + 10 || y > canvas.height + 10) continue;
-      shown++;
-      ctx.beginPath();
-      ctx.arc(x, y, CLOSED.has(c.status) ? 3 : 6, 0, 2 * Math.PI);
-      ctx.fillStyle = CLOSED.has(c.status) ? "#b8c0c8" : (COLORS[c.light] || COLORS.none);
-      ctx.fill();
-      ctx.strokeStyle = "#fff"; ctx.stroke();
-    }
-    canvas.dataset.cases = String(shown);
-    canvas.dataset.scale = String(Math.round(V.scale));
-    const notes = layers.filter((l) => l.visible).map((l) => {
-      if (V.scale < (l.minScale || 0)) return `${l.name}: ${t("map.zoom_in")}`;
-      if (l.matched != null && l.features && l.matched > l.features.length) return `${l.name}: ${l.features.length} / ${l.matched}`;
-      return null;
-    }).filter(Boolean);
-    document.getElementById("map-hint").textContent =
-      `${shown} ${t("map.count")}` + (notes.length ? " · " + notes.join(" · ") : "") +
-      (layersProbed && layers.length === 0 ? " · " + t("map.unavailable") : "");
-  }
+let map = null, draw = null, styleDoc = null, started = false, refreshTimer = null;
+const visible = Object.fromEntries(GROUPS.map((g) => [g.key, g.on]));
+const live = new Map();  // case id -> GeoJSON feature changed since the case tiles were last refreshed
 
-  // Map layers are optional: a catalogue at /api/v1/map/layers, or the usual names probed one by one.
-  async function probeLayers() {
-    const catalogue = await optional("/api/v1/map/layers", "map_layers").catch(() => null);
-    const list = catalogue ? (Array.isArray(catalogue) ? catalogue : catalogue.layers || catalogue.items || []) : [];
-    if (list.length) {
-      for (const l of list) {
-        const id = l.id || l.name;
-        layers.push({ id: id, name: l.title || l.name || id, url: l.url || `/api/v1/map/${id}`, visible: l.visible !== false });
-      }
-    } else {
-      for (const id of ["areas", "grids", "components"]) {
-        const data = await optional(`/api/v1/map/${id}?bbox=${bbox()}&limit=1`, "map_" + id).catch(() => null);
-        if (data) layers.push({ id: id, name: id, url: `/api/v1/map/${id}`, visible: id !== "components" });
-      }
-    }
-    for (const layer of layers) {
-      layer.limit = FEATURE_LIMIT[layer.id] || 1000;
-      layer.minScale = MIN_SCALE[layer.id] || 0;
-    }
-    const lg = await optional("/api/v1/map/legend", "map_legend").catch(() => null);
-    if (lg) { App._legend = lg; for (const m of lg.majors) classColors.set(m.major, m.color); }
-    layersProbed = true;
-    const bar = document.getElementById("map-layers");
-    bar.replaceChildren(el("span", { text: t("map.layers") + ": " }));
-    for (const layer of layers) {
-      const box = el("input", { type: "checkbox", checked: layer.visible, onchange: (e) => {
-        layer.visible = e.target.checked; if (layer.visible) fetchLayers(); requestDraw(); } });
-      bar.append(el("label", { class: "layer" }, [box, layer.name]));
-    }
-    renderLegend();
-  }
-  // The colour key of the component layer: the major classes present in the view.
-  function renderLegend() {
-    const box = document.getElementById("map-legend");
-    const comp = layers.find((l) => l.id === "components");
-    if (!box) return;
-    if (!comp || !comp.visible || !comp.features || !comp.features.length || V.scale < comp.minScale) { box.replaceChildren(); return; }
-    const counts = new Map();
-    for (const f of comp.features) { const m = ((f.properties && f.properties.class_code) || "").slice(0, 3); counts.set(m, (counts.get(m) || 0) + 1); }
-    const names = new Map(((App._legend && App._legend.majors) || []).map((m) => [m.major, m.name]));
-    box.replaceChildren(...[...counts.entries()].sort((a, b) => b[1] - a[1]).map(([m, n]) =>
-      el("span", { class: "key", dataset: { major: m } }, [el("i", { style: `background:${classColor(m)}` }),
-        `${m} ${names.get(m) || ""} (${n})`])));
-  }
-  function viewKey() { return `${V.lon.toFixed(6)},${V.lat.toFixed(6)},${Math.round(V.scale)}`; }
-  let layerFetches = 0;  // fetches overlap (a pan, a layer switched on): only the latest one's answer is kept
-  async function fetchLayers() {
-    const b = bbox(), key = viewKey(), scale = V.scale, mine = ++layerFetches;
-    const got = await Promise.all(layers.filter((l) => l.visible).map(async (layer) => {
-      if (scale < (layer.minScale || 0)) return [layer, [], null];  // zoom in first
-      try {
-        const sep = layer.url.includes("?") ? "&" : "?";
-        const data = await api(`${layer.url}${sep}bbox=${b}&limit=${layer.limit || 1000}`);
-        return [layer, (data && (data.features || (data.items && data.items.features))) || [],
-          data && data.numberMatched != null ? data.numberMatched : null];
-      } catch (e) { return [layer, [], null]; }
-    }));
-    if (mine !== layerFetches) return;  // an older view's answer arriving late must not replace a newer one
-    for (const [layer, features, matched] of got) { layer.features = features; layer.matched = matched; }
-    canvas.dataset.layersLoaded = key;  // which view the layers in memory belong to (tests wait on it)
-    renderLegend();
-    requestDraw();
-  }
-  async function fetchCases() {
-    // The map's own case layer (GeoJSON, up to 5000) when the server has it, else the case list (500).
-    const fc = await optional(`/api/v1/map/cases?bbox=${bbox()}&limit=5000`, "map_cases").catch(() => null);
-    const items = fc ? fc.features.map((f) => Object.assign({}, f.properties, {
-      id: f.properties.id || f.id, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] }))
-      : (await api(`/api/v1/cases?bbox=${bbox()}&limit=500`)).items;
-    const keep = new Set(items.map((c) => c.id));
-    for (const id of [...cases.keys()]) if (!keep.has(id) && !cases.get(id).live) cases.delete(id);
-    for (const c of items) cases.set(c.id, Object.assign(cases.get(c.id) || {}, c));
-  }
-  function scheduleFetch() {
-    clearTimeout(fetchTimer);
-    fetchTimer = setTimeout(async () => {
-      await Promise.all([fetchCases().catch(() => {}), fetchLayers()]);
-      requestDraw();
-    }, 200);
-  }
+function liveData() { return { type: "FeatureCollection", features: [...live.values()] }; }
 
-  // Live: move, recolour, add or drop the case the event is about, at once.
-  App.onCaseEvent((msg) => {
-    const c = msg.case;
-    if (!c) return;
-    cases.set(msg.case_id, Object.assign(cases.get(msg.case_id) || {}, {
-      id: msg.case_id, number: c.number, status: c.status, lon: c.lon, lat: c.lat, light: c.light,
-      class_code: c.class_code, live: true,
-    }));
-    if (started) requestDraw();
-  });
+function applyLiveFilter() {
+  if (!map || !map.getLayer("cases")) return;
+  const ids = [...live.keys()];
+  // a case on the overlay is hidden in the tiles, so it is drawn once, where the stream says it is now
+  const hide = ["!", ["in", ["id"], ["literal", ids]]];
+  map.setFilter("cases", ["all", ["!", ["has", "cluster"]], hide]);
+  map.getSource("live").setData(liveData());
+  document.getElementById("map").dataset.live = String(ids.length);
+}
 
-  // Pan with the mouse, zoom with the wheel; a click on a case opens it.
-  let drag = null;
-  canvas.addEventListener("mousedown", (e) => { drag = { x: e.offsetX, y: e.offsetY, lon: V.lon, lat: V.lat, moved: false }; });
-  window.addEventListener("mouseup", () => { if (drag && drag.moved) scheduleFetch(); drag = null; });
-  canvas.addEventListener("mousemove", (e) => {
-    if (drag) {
-      const dx = e.offsetX - drag.x, dy = e.offsetY - drag.y;
-      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
-      V.lon = drag.lon - dx / V.scale; V.lat = drag.lat + dy * kx() / V.scale;
-      requestDraw();
-      return;
-    }
-    const hit = pick(e.offsetX, e.offsetY);
-    const tip = document.getElementById("map-tip");
-    tip.hidden = !hit;
-    if (hit) {
-      tip.textContent = `${hit.number} · ${hit.class_code || ""} · ${t("status." + hit.status)}`;
-      tip.style.left = e.offsetX + 12 + "px"; tip.style.top = e.offsetY + 12 + "px";
-    }
-  });
-  canvas.addEventListener("click", (e) => { const hit = pick(e.offsetX, e.offsetY); if (hit && !(drag && drag.moved)) App.openCase(hit.id); });
-  canvas.addEventListener("wheel", (e) => {
-    e.preventDefault();
-    const [lon, lat] = unproject(e.offsetX, e.offsetY);
-    V.scale = Math.max(50, Math.min(2e6, V.scale * (e.deltaY < 0 ? 1.25 : 0.8)));
-    const [lon2, lat2] = unproject(e.offsetX, e.offsetY);
-    V.lon += lon - lon2; V.lat += lat - lat2;
-    requestDraw(); scheduleFetch();
-  }, { passive: false });
-  function pick(x, y) {
-    let best = null, bd = 64;
-    for (const c of cases.values()) {
-      const [px, py] = project(c.lon, c.lat);
-      const d = (px - x) ** 2 + (py - y) ** 2;
-      if (d < bd) { bd = d; best = c; }
-    }
-    return best;
-  }
-
-  async function show() {
-    if (!started) {
-      started = true;
-      // We centre on the newest cases the user may see, then fetch by the view's bbox.
-      const page = await api("/api/v1/cases?limit=200").catch(() => ({ items: [] }));
-      if (page.items.length) {
-        const lons = page.items.map((c) => c.lon), lats = page.items.map((c) => c.lat);
-        V.lon = (Math.min(...lons) + Math.max(...lons)) / 2; V.lat = (Math.min(...lats) + Math.max(...lats)) / 2;
-        const span = Math.max(Math.max(...lons) - Math.min(...lons), 0.01);
-        V.scale = Math.min(2e5, canvas.width * 0.8 / span);
-      }
-      await probeLayers();
-    }
-    scheduleFetch();
-    requestDraw();
-  }
-  // For tests and the console's deep links: read or set the view (centre and pixels per degree).
-  App.mapView = {
-    get: () => Object.assign({}, V),
-    key: viewKey,
-    set: (lon, lat, scale) => { V.lon = lon; V.lat = lat; V.scale = scale; requestDraw(); scheduleFetch(); },
+function refreshCaseTiles() {
+  // revalidate only the case tiles (304 where nothing changed); the overlay is dropped once they are in
+  if (!map) return;
+  const src = map.getSource("cases");
+  if (!src) return;
+  const stamp = Date.now();
+  const done = () => {
+    if (!map.isSourceLoaded("cases")) return;
+    map.off("sourcedata", done);
+    for (const [id, f] of live) if (f.properties.at <= stamp) live.delete(id);
+    applyLiveFilter();
   };
-  App.registerView("map", { show: show, reset: () => { if (started) scheduleFetch(); }, refresh: scheduleFetch });
-})();
+  map.on("sourcedata", done);
+  if (typeof src.reload === "function") src.reload(); else src.setTiles(src.tiles);
+}
+
+App.onCaseEvent((msg) => {
+  const c = msg.case;
+  if (!c || msg.type !== "event" || !map || !map.getSource("live")) return;
+  live.set(msg.case_id, { type: "Feature", id: msg.case_id, geometry: { type: "Point", coordinates: [c.lon, c.lat] },
+    properties: { id: msg.case_id, number: c.number, status: c.status, light: c.light || "none",
+      class_code: c.class_code, closed: TERMINAL.has(c.status) ? 1 : 0, at: Date.now() } });
+  applyLiveFilter();
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refreshCaseTiles, 15000);
+});
+
+function groupLayers(key) {
+  const g = GROUPS.find((x) => x.key === key);
+  return styleDoc.layers.map((l) => l.id).concat(["live-cases"]).filter((id) => g.prefix.some((p) => id.startsWith(p)));
+}
+function setGroup(key, on) {
+  visible[key] = on;
+  for (const id of groupLayers(key)) if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", on ? "visible" : "none");
+}
+
+function switcher() {
+  const bar = document.getElementById("map-layers");
+  bar.replaceChildren(el("span", { text: t("map.layers") + "：" }), ...GROUPS.map((g) => el("label", { class: "layer" }, [
+    el("input", { type: "checkbox", checked: visible[g.key], dataset: { group: g.key },
+      onchange: (e) => setGroup(g.key, e.target.checked) }), n(g.key)])));
+  const tools = el("span", { class: "draw-tools" }, [
+    el("button", { type: "button", dataset: { draw: "rectangle" }, onclick: () => startDraw("rectangle") }, n("rect")),
+    el("button", { type: "button", dataset: { draw: "polygon" }, onclick: () => startDraw("polygon") }, n("polygon")),
+    el("button", { type: "button", class: "detail", dataset: { draw: "clear" }, onclick: clearDraw }, n("clear")),
+  ]);
+  bar.append(tools);
+}
+
+async function legend() {
+  const box = document.getElementById("map-legend");
+  const lg = await api("/api/v1/map/legend").catch(() => ({ majors: [] }));
+  const colours = styleDoc.metadata["gridcity:light_colours"];
+  box.replaceChildren(
+    el("b", { text: n("lights") + "：" }),
+    ...LIGHTS.map((k) => el("span", { class: "key", dataset: { light: k } }, [el("i", { style: `background:${colours[k]};border-radius:50%` }), n(k)])),
+    el("span", { class: "key" }, [el("i", { style: "background:#d62728;border-radius:50%;width:16px;height:16px" }), n("cluster")]),
+    el("br"), el("b", { text: n("classes") + "：" }),
+    ...lg.majors.map((m) => el("span", { class: "key", dataset: { major: m.major } }, [el("i", { style: `background:${m.color}` }), m.name])));
+}
+
+// ---- drawing an area: the open cases inside it ------------------------------------------------------------
+function inside(pt, ring) {
+  let hit = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i], [xj, yj] = ring[j];
+    if ((yi > pt[1]) !== (yj > pt[1]) && pt[0] < (xj - xi) * (pt[1] - yi) / (yj - yi) + xi) hit = !hit;
+  }
+  return hit;
+}
+async function casesIn(ring) {
+  const xs = ring.map((p) => p[0]), ys = ring.map((p) => p[1]);
+  const bbox = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)].map((v) => v.toFixed(6)).join(",");
+  const fc = await api(`/api/v1/map/cases?bbox=${bbox}&limit=5000`);
+  return fc.features.filter((f) => !TERMINAL.has(f.properties.status) && inside(f.geometry.coordinates, ring))
+    .map((f) => f.properties);
+}
+async function showArea(ring) {
+  const box = document.getElementById("map-area");
+  box.hidden = false;
+  box.replaceChildren(el("p", { text: t("map.loading") }));
+  const list = await casesIn(ring);
+  box.dataset.count = String(list.length);
+  box.replaceChildren(el("h3", { text: `${n("inside")}：${list.length}` }), el("table", { class: "cases", id: "map-area-table" }, [
+    el("thead", {}, el("tr", {}, ["col.light", "col.number", "col.class", "col.status", "col.department"].map((k) => el("th", { text: t(k) })))),
+    el("tbody", {}, list.sort((a, b) => b.id - a.id).map((c) => el("tr", { dataset: { caseId: c.id, number: c.number } }, [
+      el("td", {}, el("span", { class: "light " + (c.light || "none") })),
+      el("td", {}, el("a", { href: "#", class: "case-link", onclick: (e) => { e.preventDefault(); App.openCase(c.id); } }, c.number)),
+      el("td", { text: c.class_code }), el("td", { text: t("status." + c.status) }), el("td", { text: App.deptName(c.department_id) }),
+    ]))),
+  ]));
+}
+function startDraw(mode) {
+  if (!draw) return;
+  draw.clear();
+  draw.setMode(mode);
+}
+function clearDraw() {
+  if (draw) { draw.clear(); draw.setMode("static"); }
+  const box = document.getElementById("map-area");
+  box.hidden = true; box.replaceChildren();
+}
+function setupDraw() {
+  draw = new TerraDraw({
+    adapter: new TerraDrawMapLibreGLAdapter({ map: map }),
+    modes: [new TerraDrawRectangleMode(), new TerraDrawPolygonMode(), new TerraDrawRenderMode({ modeName: "static", styles: {} })],
+  });
+  draw.start();
+  draw.setMode("static");
+  draw.on("finish", (id) => {
+    const f = draw.getSnapshot().find((x) => x.id === id);
+    if (!f || f.geometry.type !== "Polygon") return;
+    draw.setMode("static");
+    showArea(f.geometry.coordinates[0]).catch((e) => App.toast(e.message, "red"));
+  });
+}
+
+// ---- the map ---------------------------------------------------------------------------------------------
+async function start() {
+  styleDoc = await api(`/tiles/style.json?lang=${I18N.lang === "en" ? "en" : "zh"}`);
+  const container = document.getElementById("map");
+  map = new maplibregl.Map({
+    container: container, style: styleDoc, hash: false, attributionControl: false,
+    localIdeographFontFamily: "'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
+    transformRequest: authorize, maxZoom: 20, canvasContextAttributes: { preserveDrawingBuffer: true },
+  });
+  App.map = map;
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+  await new Promise((resolve) => map.once("load", resolve));
+  map.addSource("live", { type: "geojson", data: liveData() });
+  map.addLayer({ id: "live-cases", type: "circle", source: "live", filter: ["==", ["get", "closed"], 0],
+    paint: { "circle-color": ["match", ["get", "light"], ...Object.entries(styleDoc.metadata["gridcity:light_colours"]).flat(), "#1f77b4"],
+      "circle-radius": 7, "circle-stroke-color": "#14365f", "circle-stroke-width": 2 } });
+  for (const g of GROUPS) setGroup(g.key, visible[g.key]);
+  // fit the city, then open case cards on click (clusters zoom in)
+  const b = (await api("/tiles/admin.json").catch(() => null));
+  if (b && b.bounds) map.fitBounds([[b.bounds[0], b.bounds[1]], [b.bounds[2], b.bounds[3]]], { padding: 20, animate: false });
+  map.on("click", (e) => {
+    if (draw && draw.getMode() !== "static") return;
+    const hits = map.queryRenderedFeatures(e.point, { layers: ["live-cases", "cases", "cases-cluster"].filter((id) => map.getLayer(id)) });
+    if (!hits.length) return;
+    const f = hits[0];
+    if (f.properties.cluster) { map.easeTo({ center: f.geometry.coordinates, zoom: Math.min(map.getZoom() + 2, 16) }); return; }
+    App.openCase(f.id || f.properties.id);
+  });
+  for (const id of ["cases", "cases-cluster", "live-cases"]) {
+    map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
+    map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
+  }
+  setupDraw();
+  switcher();
+  await legend();
+  map.on("idle", () => { container.dataset.idle = String(Date.now()); });
+  container.dataset.ready = "1";
+}
+
+function show() {
+  if (!started) {
+    started = true;
+    start().catch((e) => { App.toast(e.message, "red"); started = false; });
+  } else if (map) map.resize();
+}
+App.registerView("map", {
+  show: show,
+  reset: () => { if (map) { live.clear(); applyLiveFilter(); refreshCaseTiles(); } },
+  refresh: () => { if (map) refreshCaseTiles(); },
+});
