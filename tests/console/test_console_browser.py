@@ -128,10 +128,13 @@ def test_map_draws_cases_and_updates_without_reload(server: ThreadServer, browse
         report(http, orgdata)  # type: ignore[arg-type]
     page = login(browser, server, "dispatcher", view="map")
     page.click("#nav a[data-view=map]")
-    page.wait_for_selector("#map-canvas[data-cases='1']")
+    page.wait_for_selector("#map[data-ready='1']", timeout=60_000)
+    page.evaluate("() => App.map.jumpTo({center: [107.1448, 34.3693], zoom: 15})")
+    page.wait_for_function("() => App.map.queryRenderedFeatures({layers: ['cases']}).length === 1", timeout=30_000)
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        report(http, orgdata, lon=107.15, lat=34.37)  # type: ignore[arg-type]
-    page.wait_for_selector("#map-canvas[data-cases='2']")
+        second = report(http, orgdata, lon=107.1452, lat=34.3695)  # type: ignore[arg-type]
+    page.wait_for_function("(id) => App.map.queryRenderedFeatures({layers: ['live-cases']}).some((f) => f.id === id)",
+                           arg=second["id"], timeout=30_000)
     page.screenshot(path=str(artifacts / "map.png"))
     done(page)
 
@@ -164,13 +167,24 @@ def test_leader_dashboard_shows_the_numbers_the_api_returns(
             assert shown == expected and shown
             scores = [tr.locator("td.score").inner_text() for tr in table.locator("tbody tr").all()]
             assert scores == [f"{float(r['composite']):.2f}" for r in rows]
-        assert page.locator("#dash-trend svg circle.s-reported").count() == 12
-        # The hot-spot map is the server's aggregate (/map/hotspots), not a sample binned in the page.
+            # the ECharts ranking bars hold the API's scores and grades, best first
+            charts = page.evaluate("() => App.dashboardCharts()")
+            bars = charts["rank-department-chart"]["series"][0]["data"][::-1]
+            assert [(b["value"], b["grade"]) for b in bars] == [
+                (round(float(r["composite"]), 2), r["grade"]) for r in rows[:15]]
+        charts = page.evaluate("() => App.dashboardCharts()")
+        # the monthly trend (ECharts): 12 months, the last one holding this month's 3 reports
+        trend = charts["dash-trend"]
+        assert len(trend["xAxis"][0]["data"]) == 12 and trend["xAxis"][0]["data"][-1] == month
+        assert trend["series"][0]["data"][-1] == 3
+        # The hot-spot map and class breakdown are the server's aggregate (/map/hotspots) for the period.
         hot = http.get("/api/v1/map/hotspots", headers=h).json()
         assert hot["total"] == 3
-        assert page.get_attribute("#hot-canvas", "data-total") == str(hot["total"])
-        assert page.get_attribute("#hot-canvas", "data-cells") == str(len(hot["features"]))
-        assert page.locator("#hot-legend .key[data-major=C01]").count() == 1
+        page.wait_for_selector("#hot-map[data-ready='1']", timeout=30_000)
+        assert page.get_attribute("#hot-map", "data-total") == str(hot["total"])
+        assert page.get_attribute("#hot-map", "data-cells") == str(len(hot["features"]))
+        pie = charts["hot-classes"]["series"][0]["data"]
+        assert [(d["major"], d["value"]) for d in pie] == [(c["major"], c["count"]) for c in hot["by_class"]]
         page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
         page.emulate_media(media="print")
         assert not page.is_visible("#top") and page.is_visible("#view-dashboard")
