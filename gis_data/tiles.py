@@ -1,8 +1,9 @@
 """Mapbox Vector Tiles of the city: admin areas, unit grids, components, open cases, hot spots, base map.
 
 Each tile layer is a Core select (``fid``, attributes, ``geom`` or ``lon``/``lat``) limited to the tile and its
-buffer through the spatial index; :func:`gridcity.spatial.mvt_tile` turns it into MVT (ST_AsMVT on PostGIS,
-the mapbox-vector-tile encoder on SpatiaLite). The case and hot-spot layers start from
+buffer through the spatial index, with the tile's coordinates as bind parameters, so the statements of each kind
+of tile are built once (:class:`gridcity.spatial.PreparedTile`) and turned into MVT by ST_AsMVT on PostGIS and by
+the mapbox-vector-tile encoder on SpatiaLite. The case and hot-spot layers start from
 :func:`casework.service.visible_cases`, so a tile shows exactly what the API would show the same user.
 
 Tiles are cached in memory by (layer, z, x, y, audience, data version). The data version is one cheap query
@@ -117,20 +118,24 @@ def data_version(session: Session, layer: str, now: dt.datetime) -> str:
         bucket = now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
         return f"{last or 0}:{bucket}"
     if layer == "components":
-        return f"{session.scalar(sa.select(sa.func.max(ComponentHistory.id))) or 0}:" \
-               f"{session.scalar(sa.select(sa.func.max(Component.id))) or 0}"
+        a, b = session.execute(sa.select(sa.select(sa.func.max(ComponentHistory.id)).scalar_subquery(),
+                                         sa.select(sa.func.max(Component.id)).scalar_subquery())).one()
+        return f"{a or 0}:{b or 0}"
     table = {"admin": Area, "grids": Grid, "base": BaseFeature}[layer]
     n, last = session.execute(sa.select(sa.func.count(), sa.func.max(table.id))).one()
     return f"{n}:{last or 0}"
 
 
-def _light_rank(now: dt.datetime) -> Any:
+_NOW = sa.bindparam("now", type_=Case.deadline_at.type)
+
+
+def _light_rank() -> Any:
     """The case's traffic light as a rank (red 3, yellow 2, green 1, paused/none 0), like ``light_from``."""
     return sa.case(
         (Case.stage.is_(None), 0),
         (Case.deadline_at.is_(None), 0),
-        (Case.deadline_at < now, 3),
-        (sa.and_(Case.warn_at.is_not(None), Case.warn_at <= now), 2),
+        (Case.deadline_at < _NOW, 3),
+        (sa.and_(Case.warn_at.is_not(None), Case.warn_at <= _NOW), 2),
         else_=1,
     )
 
@@ -139,12 +144,12 @@ def _light_of_rank(rank: Any) -> Any:
     return sa.case((rank == 3, "red"), (rank == 2, "yellow"), (rank == 1, "green"), else_="none")
 
 
-def _light(now: dt.datetime) -> Any:
+def _light() -> Any:
     return sa.case(
         (Case.stage.is_(None), "none"),
         (Case.deadline_at.is_(None), sa.case((Case.status == CaseStatus.SUSPENDED, "paused"), else_="none")),
-        (Case.deadline_at < now, "red"),
-        (sa.and_(Case.warn_at.is_not(None), Case.warn_at <= now), "yellow"),
+        (Case.deadline_at < _NOW, "red"),
+        (sa.and_(Case.warn_at.is_not(None), Case.warn_at <= _NOW), "yellow"),
         else_="green",
     )
 
@@ -153,60 +158,83 @@ def _major(col: Any) -> Any:
     return sa.func.substr(col, 1, 3)
 
 
-def layer_selects(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
-                  actor: casework_service.Actor | None, now: dt.datetime) -> list[tuple[str, sa.Select[Any]]]:
-    """The (MVT layer name, select) pairs of one tile; empty below the layer's minimum zoom."""
+def _admin_levels(z: int) -> tuple[str, ...]:
+    return ("district",) if z < 11 else ("district", "street") if z < 13 else ("district", "street", "community")
+
+
+def variant(info: LayerInfo, z: int, actor: casework_service.Actor | None) -> tuple[Any, ...] | None:
+    """What distinguishes the statements of this layer's tiles at zoom ``z`` for ``actor``; None: no features."""
     if z < info.minzoom:
-        return []
-    box = spatial.tile_bbox_wgs84(z, x, y)
+        return None
+    if info.name == "base":
+        return (z >= 14,)
+    if info.name == "admin":
+        return _admin_levels(z)
+    if info.name in ("cases", "hotspots"):
+        return (z < CLUSTER_BELOW_ZOOM and info.name == "cases", audience(actor))
+    return ()
+
+
+def layer_selects(dialect_name: str, info: LayerInfo, var: tuple[Any, ...],
+                  actor: casework_service.Actor | None) -> list[tuple[str, sa.Select[Any]]]:
+    """The (MVT layer name, select) pairs of a kind of tile, with the tile's and layer's values as binds."""
+    def box(col: Any) -> Any:
+        return spatial.tile_box_filter(dialect_name, col)
+
     if info.name == "base":
         t = BaseFeature
-        return [(sub, sa.select(t.id.label("fid"), t.name, t.kind, t.geom)
-                 .where(spatial.bbox_filter(session, t.geom, box), t.layer == sub)
-                 .where(*([] if sub != "building" or z >= 14 else [sa.false()])))
-                for sub in info.mvt_layers]
+        return [(sub, sa.select(t.id.label("fid"), t.name, t.kind, t.geom).where(box(t.geom), t.layer == sub))
+                for sub in info.mvt_layers if sub != "building" or var[0]]
     if info.name == "admin":
-        levels = ["district"] if z < 11 else ["district", "street"] if z < 13 else ["district", "street",
-                                                                                       "community"]
         return [("admin", sa.select(Area.id.label("fid"), Area.code, Area.name, Area.level, Area.geom)
-                 .where(spatial.bbox_filter(session, Area.geom, box), Area.level.in_(levels)))]
+                 .where(box(Area.geom), Area.level.in_(var)))]
     if info.name == "grids":
         return [("grids", sa.select(Grid.id.label("fid"), Grid.code, Grid.community_code, Grid.geom)
-                 .where(spatial.bbox_filter(session, Grid.geom, box)))]
+                 .where(box(Grid.geom)))]
     if info.name == "components":
         c = Component
         return [("components", sa.select(c.id.label("fid"), c.code, c.class_code, _major(c.class_code).label("major"),
-                                         c.name, c.state, c.geom)
-                 .where(spatial.bbox_filter(session, c.geom, box)))]
+                                         c.name, c.state, c.geom).where(box(c.geom)))]
     assert actor is not None
     visible = casework_service.visible_cases(actor).where(Case.merged_into_id.is_(None))
     if info.name == "hotspots":
-        since = now - dt.timedelta(days=HOTSPOT_DAYS)
         sub = (visible.with_only_columns(Case.id, Case.grid_code, Case.lon, Case.lat)
-               .where(spatial.bbox_filter(session, Case.geom, box), Case.created_at >= since).subquery())
-        return [("hotspots", sa.select(sa.func.min(sub.c.id).label("fid"),
-                                       sub.c.grid_code, sa.func.count().label("count"),
+               .where(box(Case.geom), Case.created_at >= sa.bindparam("since", type_=Case.created_at.type))
+               .subquery())
+        return [("hotspots", sa.select(sa.func.min(sub.c.id).label("fid"), sub.c.grid_code,
+                                       sa.func.count().label("count"),
                                        sa.func.avg(sub.c.lon).label("lon"), sa.func.avg(sub.c.lat).label("lat"))
                  .where(sub.c.grid_code.is_not(None)).group_by(sub.c.grid_code))]
-    open_cases = visible.where(Case.status.not_in(list(TERMINAL)),
-                               spatial.bbox_filter(session, Case.geom, box))
-    if z < CLUSTER_BELOW_ZOOM:
-        x0, y0, x1, y1 = spatial.tile_bbox_wgs84(z, x, y, buffer=0)
-        cw, chh = (x1 - x0) / CLUSTER_CELLS, (y1 - y0) / CLUSTER_CELLS
-        cx = sa.func.floor((Case.lon - x0) / cw)
-        cy = sa.func.floor((y1 - Case.lat) / chh)
+    open_cases = visible.where(Case.status.not_in(list(TERMINAL)), box(Case.geom))
+    if var[0]:  # clusters: cells of the tile by the position of their cases
+        f = {k: sa.bindparam(k, type_=sa.Float()) for k in ("cx0", "cy1", "ccw", "cch")}
+        cx = sa.func.floor((Case.lon - f["cx0"]) / f["ccw"])
+        cy = sa.func.floor((f["cy1"] - Case.lat) / f["cch"])
         sub = open_cases.with_only_columns(Case.id, Case.lon, Case.lat, cx.label("cx"), cy.label("cy"),
-                                           _light_rank(now).label("rank")).subquery()
+                                           _light_rank().label("rank")).subquery()
         return [("cases", sa.select(sa.func.min(sub.c.id).label("fid"), sa.func.count().label("count"),
                                     _light_of_rank(sa.func.max(sub.c.rank)).label("light"),
                                     sa.literal(1).label("cluster"),
                                     sa.func.avg(sub.c.lon).label("lon"), sa.func.avg(sub.c.lat).label("lat"))
                  .group_by(sub.c.cx, sub.c.cy))]
     q = (open_cases.with_only_columns(Case.id.label("fid"), Case.number, Case.class_code,
-                                      _major(Case.class_code).label("major"), Case.status, _light(now).label("light"),
+                                      _major(Case.class_code).label("major"), Case.status, _light().label("light"),
                                       Department.name.label("department"), Case.department_id, Case.lon, Case.lat)
          .outerjoin(Department, Department.id == Case.department_id))
     return [("cases", q)]
+
+
+def layer_params(info: LayerInfo, z: int, x: int, y: int, now: dt.datetime) -> dict[str, Any]:
+    """The layer's own bind values for one tile (the tile's z/x/y and box are added by the statement)."""
+    if info.name == "hotspots":
+        return {"since": now - dt.timedelta(days=HOTSPOT_DAYS)}
+    if info.name != "cases":
+        return {}
+    p: dict[str, Any] = {"now": now}
+    if z < CLUSTER_BELOW_ZOOM:
+        x0, y0, x1, y1 = spatial.tile_bbox_wgs84(z, x, y, buffer=0)
+        p.update(cx0=x0, cy1=y1, ccw=(x1 - x0) / CLUSTER_CELLS, cch=(y1 - y0) / CLUSTER_CELLS)
+    return p
 
 
 def gcj02_shift(z: int, x: int, y: int) -> tuple[float, float]:
@@ -217,15 +245,41 @@ def gcj02_shift(z: int, x: int, y: int) -> tuple[float, float]:
     return glon - lon, glat - lat
 
 
+_PREPARED: OrderedDict[tuple[Any, ...], spatial.PreparedTile] = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+
+
+def prepared(dialect_name: str, info: LayerInfo, var: tuple[Any, ...], actor: casework_service.Actor | None, *,
+             shift: bool, encoder: bool) -> spatial.PreparedTile:
+    """The statements of a kind of tile, built once (an LRU of a few hundred kinds: layers × audiences)."""
+    key = (dialect_name, info.name, var, shift, encoder)
+    with _PREPARED_LOCK:
+        found = _PREPARED.get(key)
+        if found is not None:
+            _PREPARED.move_to_end(key)
+            return found
+    built = spatial.PreparedTile(dialect_name, layer_selects(dialect_name, info, var, actor), shift=shift,
+                                 encoder=encoder)
+    with _PREPARED_LOCK:
+        _PREPARED[key] = built
+        while len(_PREPARED) > 512:
+            _PREPARED.popitem(last=False)
+    return built
+
+
 def build_tile(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
                actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool = False,
                encoder: bool = False) -> bytes:
     """The MVT bytes of one tile (empty bytes for an empty tile); ``gcj02`` shifts it onto a GCJ-02 basemap."""
-    layers = layer_selects(session, info, z, x, y, actor=actor, now=now)
-    if not layers:
+    var = variant(info, z, actor)
+    if var is None:
         return b""
-    shift = gcj02_shift(z, x, y) if gcj02 and z >= 6 else None
-    return spatial.mvt_tile(session, layers, z, x, y, shift=shift, encoder=encoder)
+    shift = gcj02 and z >= 6
+    stmts = prepared(spatial.dialect(session), info, var, actor, shift=shift, encoder=encoder)
+    params = layer_params(info, z, x, y, now)
+    if shift:
+        params["_sdx"], params["_sdy"] = gcj02_shift(z, x, y)
+    return stmts.run(session, z, x, y, params)
 
 
 class TileCache:

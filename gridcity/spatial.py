@@ -487,44 +487,77 @@ def tile_bbox_wgs84(z: int, x: int, y: int, *, buffer: int = MVT_BUFFER) -> tupl
     return math.degrees(x0 / _R), lat(y0), math.degrees(x1 / _R), lat(y1)
 
 
-def _mvt_select(select: sa.Select[Any], z: int, x: int, y: int,
-                shift: tuple[float, float] | None = None) -> sa.Select[Any]:
+TILE_BINDS = ("tz", "tx", "ty", "tx0", "ty0", "tx1", "ty1", "sdx", "sdy")
+"""The bind parameters of a prepared tile statement: tile z/x/y, its buffered WGS84 box, the display shift."""
+
+
+def tile_params(z: int, x: int, y: int, shift: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The values of :data:`TILE_BINDS` for one tile."""
+    x0, y0, x1, y1 = tile_bbox_wgs84(z, x, y)
+    dx, dy = shift or (0.0, 0.0)
+    return {"tz": z, "tx": x, "ty": y, "tx0": x0, "ty0": y0, "tx1": x1, "ty1": y1, "sdx": dx, "sdy": dy}
+
+
+def tile_box_filter(dialect_name: str, geom_col: Any) -> sa.ColumnElement[bool]:
+    """Rows whose bounding box meets the tile's buffered box (binds ``tx0``…``ty1``), through the spatial index.
+
+    Only the index test: what lies in the box but outside the tile is clipped away to nothing and dropped by
+    ST_AsMVTGeom, and by :func:`encode_mvt` alike, so both back ends keep the same features."""
+    b = {k: sa.bindparam(k, type_=sa.Float()) for k in ("tx0", "ty0", "tx1", "ty1")}
+    if dialect_name == "postgresql":
+        return geom_col.op("&&")(sa.func.ST_MakeEnvelope(b["tx0"], b["ty0"], b["tx1"], b["ty1"], 4326))
+    table, col = geom_col.table.name, geom_col.name
+    rtree = sa.text(f"SELECT pkid FROM idx_{table}_{col} WHERE xmin <= :tx1 AND xmax >= :tx0 "
+                    "AND ymin <= :ty1 AND ymax >= :ty0").bindparams(*b.values())
+    pk = geom_col.table.primary_key.columns.values()[0]
+    return pk.in_(rtree.columns(sa.column("pkid", sa.Integer)))
+
+
+def _mvt_select(select: sa.Select[Any], shift: bool) -> sa.Select[Any]:
     """``select`` with its geometry (``geom`` or ``lon``/``lat``) replaced by ST_AsMVTGeom in tile space."""
     sub = select.subquery("src")
     if "geom" in sub.c:
         g = sub.c.geom
     else:
         g = sa.func.ST_SetSRID(sa.func.ST_MakePoint(sub.c.lon, sub.c.lat), 4326)
-    if shift is not None:
-        g = sa.func.ST_Translate(g, shift[0], shift[1])
-    mvt_geom = sa.func.ST_AsMVTGeom(sa.func.ST_Transform(g, 3857), sa.func.ST_TileEnvelope(z, x, y),
-                                    MVT_EXTENT, MVT_BUFFER, True).label("mvtgeom")
+    if shift:
+        g = sa.func.ST_Translate(g, sa.bindparam("sdx", type_=sa.Float()), sa.bindparam("sdy", type_=sa.Float()))
+    env = sa.func.ST_TileEnvelope(sa.bindparam("tz", type_=sa.Integer()), sa.bindparam("tx", type_=sa.Integer()),
+                                  sa.bindparam("ty", type_=sa.Integer()))
+    mvt_geom = sa.func.ST_AsMVTGeom(sa.func.ST_Transform(g, 3857), env, MVT_EXTENT, MVT_BUFFER, True).label("mvtgeom")
     cols = [c for c in sub.c if c.name not in ("geom", "lon", "lat")]
     return sa.select(mvt_geom, *cols)
 
 
-def mvt_tile(session: Session, layers: Sequence[tuple[str, sa.Select[Any]]], z: int, x: int, y: int, *,
-             shift: tuple[float, float] | None = None, encoder: bool = False) -> bytes:
-    """The MVT bytes of a tile with one MVT layer per (name, select); empty bytes when no layer has features.
+class PreparedTile:
+    """The statements of one kind of tile, built once and run for every tile of that kind with its binds.
 
-    ``shift`` (degrees) moves every geometry first (a GCJ-02 display offset). ``encoder`` makes PostGIS use the
-    Python encoder too (to compare both ways on the same data)."""
-    if dialect(session) == "postgresql" and not encoder:
-        parts = []
+    PostGIS (``mode="mvt"``): one ST_AsMVT statement per MVT layer, run in the database. Otherwise
+    (``mode="rows"``, SpatiaLite, or PostGIS to compare): the rows, encoded by :func:`encode_mvt`."""
+
+    def __init__(self, dialect_name: str, layers: Sequence[tuple[str, sa.Select[Any]]], *, shift: bool = False,
+                 encoder: bool = False) -> None:
+        self.mode = "mvt" if dialect_name == "postgresql" and not encoder else "rows"
+        self.shift = shift
+        self.statements: list[tuple[str, Any]] = []
         for name, select in layers:
-            inner = _mvt_select(select, z, x, y, shift).subquery("q")
-            stmt = (sa.select(sa.func.ST_AsMVT(sa.literal_column("q"), name, MVT_EXTENT, "mvtgeom", "fid"))
-                    .select_from(inner).where(inner.c.mvtgeom.is_not(None)))
-            parts.append(bytes(session.scalar(stmt) or b""))
-        return b"".join(parts)
-    return encode_mvt([(name, tile_rows(session, select)) for name, select in layers], z, x, y, shift=shift)
+            if self.mode == "mvt":
+                inner = _mvt_select(select, shift).subquery("q")
+                stmt: Any = (sa.select(sa.func.ST_AsMVT(sa.literal_column("q"), name, MVT_EXTENT, "mvtgeom", "fid"))
+                             .select_from(inner).where(inner.c.mvtgeom.is_not(None)))
+            else:
+                sub = select.subquery("src")
+                stmt = sa.select(*[sa.func.ST_AsBinary(c).label("geom") if c.name == "geom" else c for c in sub.c])
+            self.statements.append((name, stmt))
 
-
-def tile_rows(session: Session, select: sa.Select[Any]) -> list[dict[str, Any]]:
-    """The rows of a tile layer select as dicts, with ``geom`` as WKB bytes (or ``lon``/``lat``)."""
-    sub = select.subquery("src")
-    cols = [sa.func.ST_AsBinary(c).label("geom") if c.name == "geom" else c for c in sub.c]
-    return [dict(r._mapping) for r in session.execute(sa.select(*cols))]
+    def run(self, session: Session, z: int, x: int, y: int, params: dict[str, Any]) -> bytes:
+        """The MVT bytes of tile z/x/y (``params``: the layer's own binds; the tile binds are added here)."""
+        shift = (params.pop("_sdx"), params.pop("_sdy")) if "_sdx" in params else None
+        p = {**params, **tile_params(z, x, y, shift)}
+        if self.mode == "mvt":
+            return b"".join(bytes(session.scalar(stmt, p) or b"") for _, stmt in self.statements)
+        layers = [(name, [dict(r._mapping) for r in session.execute(stmt, p)]) for name, stmt in self.statements]
+        return encode_mvt(layers, z, x, y, shift=shift)
 
 
 def encode_mvt(layers: Sequence[tuple[str, list[dict[str, Any]]]], z: int, x: int, y: int, *,
