@@ -140,4 +140,6 @@ def import_base(
         raise BadRequest("upload a .geojson, .json or a zipped Shapefile (.zip)", code="gis.bad_file_type",
                          loc=["body", "file"])
     report = loader.load_base_features(session, rows, layer=layer, source=f"import:{file.filename}"[:100], crs=crs)
+    session.flush()
+    tiles.forget_versions()
     return report.to_dict()
