@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Query, Requ
 from casework import service as casework_service
 from gis_data import glyphs, loader, readers, tiles
 from gis_data.map_router import legend
+from gridcity import coords
 from gridcity.deps import DbSession, SettingsDep, oauth2_scheme, require_roles, user_from_token
 from gridcity.errors import BadRequest, PayloadTooLarge
 from gridcity.roles import Role
@@ -64,6 +65,11 @@ def style_document(request: Request, session: DbSession, settings: SettingsDep,
         doc["sources"]["external-labels"] = {"type": "raster", "tiles": external["labels"], "tileSize": 256}
         doc["layers"].insert(2, {"id": "external-labels", "type": "raster", "source": "external-labels"})
     doc["metadata"]["gridcity:gcj02"] = _gcj02(settings)
+    if _gcj02(settings):
+        # what the page adds to its own WGS-84 points (live cases) and takes off drawn areas, at the city centre
+        lon, lat = doc["center"]
+        glon, glat = coords.wgs84_to_gcj02(lon, lat)
+        doc["metadata"]["gridcity:gcj02_offset"] = [glon - lon, glat - lat]
     return doc
 
 

@@ -61,10 +61,14 @@ function refreshCaseTiles() {
   if (typeof src.reload === "function") src.reload(); else src.setTiles(src.tiles);
 }
 
+// On a GCJ-02 basemap the tiles come shifted; the page shifts its own WGS-84 points the same way.
+function offset() { return (styleDoc && styleDoc.metadata["gridcity:gcj02_offset"]) || [0, 0]; }
+
 App.onCaseEvent((msg) => {
   const c = msg.case;
   if (!c || msg.type !== "event" || !map || !map.getSource("live")) return;
-  live.set(msg.case_id, { type: "Feature", id: msg.case_id, geometry: { type: "Point", coordinates: [c.lon, c.lat] },
+  const [dx, dy] = offset();
+  live.set(msg.case_id, { type: "Feature", id: msg.case_id, geometry: { type: "Point", coordinates: [c.lon + dx, c.lat + dy] },
     properties: { id: msg.case_id, number: c.number, status: c.status, light: c.light || "none",
       class_code: c.class_code, closed: TERMINAL.has(c.status) ? 1 : 0, at: Date.now() } });
   applyLiveFilter();
@@ -116,6 +120,8 @@ function inside(pt, ring) {
   return hit;
 }
 async function casesIn(ring) {
+  const [dx, dy] = offset();
+  ring = ring.map(([x, y]) => [x - dx, y - dy]);
   const xs = ring.map((p) => p[0]), ys = ring.map((p) => p[1]);
   const bbox = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)].map((v) => v.toFixed(6)).join(",");
   const fc = await api(`/api/v1/map/cases?bbox=${bbox}&limit=5000`);

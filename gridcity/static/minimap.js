@@ -49,8 +49,10 @@ export async function caseMiniMap(container, c, opts) {
       filter: ["==", ["get", "code"], c.component_id],
       paint: { "circle-radius": 9, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": "#9467bd", "circle-stroke-width": 3 } });
   }
+  const [dx, dy] = full.metadata["gridcity:gcj02_offset"] || [0, 0];
+  map.setCenter([c.lon + dx, c.lat + dy]);
   map.addSource("mini-case", { type: "geojson", data: { type: "Feature", id: c.id,
-    geometry: { type: "Point", coordinates: [c.lon, c.lat] }, properties: { light: c.light || "none" } } });
+    geometry: { type: "Point", coordinates: [c.lon + dx, c.lat + dy] }, properties: { light: c.light || "none" } } });
   map.addLayer({ id: "mini-case", type: "circle", source: "mini-case",
     paint: { "circle-radius": 7, "circle-color": colours[c.light || "none"] || "#1f77b4", "circle-stroke-color": "#fff", "circle-stroke-width": 2 } });
   container.dataset.ready = "1";

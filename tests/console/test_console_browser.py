@@ -186,6 +186,13 @@ def test_leader_dashboard_shows_the_numbers_the_api_returns(
         pie = charts["hot-classes"]["series"][0]["data"]
         assert [(d["major"], d["value"]) for d in pie] == [(c["major"], c["count"]) for c in hot["by_class"]]
         page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+        # 大屏: full screen, refreshed from the live stream (a new report raises the period's total at once)
+        page.click("#dash-big")
+        assert page.evaluate("() => document.body.classList.contains('bigscreen')")
+        report(http, orgdata)  # type: ignore[arg-type]
+        page.wait_for_selector(".kpi-total[data-value='4']", timeout=30_000)
+        page.screenshot(path=str(artifacts / "dashboard-bigscreen.png"))
+        page.click("#dash-big")
         page.emulate_media(media="print")
         assert not page.is_visible("#top") and page.is_visible("#view-dashboard")
         page.pdf(path=str(artifacts / "dashboard-print.pdf"))

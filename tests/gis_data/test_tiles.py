@@ -249,6 +249,8 @@ def test_external_basemap_setting_and_gcj02_shift(client: TestClient, app: Any, 
     st = client.get("/tiles/style.json").json()
     assert st["sources"]["external"]["tiles"] == ["https://tiles.city.example/{z}/{x}/{y}.png"]
     assert st["metadata"]["gridcity:gcj02"] is True
+    dx, dy = st["metadata"]["gridcity:gcj02_offset"]
+    assert 0.001 < abs(dx) < 0.01 and 0.0005 < abs(dy) < 0.01  # a few hundred metres in Baoji
     tj = client.get("/tiles/grids.json").json()
     assert tj["tiles"][0].endswith("?crs=gcj02")
     # the same grid, shifted by the GCJ-02 offset (a few hundred metres in Baoji) on the shifted tile

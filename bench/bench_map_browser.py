@@ -1,0 +1,131 @@
+"""Frame times of the console's live map in Chromium: a scripted pan and zoom across the whole demo city with
+every layer on, against the same camera script on an empty style (background only) in the same browser — the
+renderer's own floor on this machine (headless Chromium renders WebGL in software, SwiftShader).
+
+    .venv/bin/python -m bench.bench_map_browser --scale 1 --write
+
+The demo city is loaded into a scratch SpatiaLite file (``--scale``), with ``--cases`` open cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from bench.bench_tiles import add_cases, pct
+from bench.perfdoc import write_section
+from gis_data import demo_city, tiles
+from gridcity import migrate
+from gridcity.database import make_engine, make_session_factory
+from gridcity.demo import load_demo_org
+from gridcity.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+# A camera script over the city: (lon fraction, lat fraction, zoom, duration ms), flown one after the other.
+SCRIPT = [(0.5, 0.5, 12.5, 800), (0.2, 0.8, 14, 1500), (0.8, 0.8, 15, 1500), (0.8, 0.2, 16, 1500),
+          (0.3, 0.3, 17, 1500), (0.5, 0.5, 13, 1500), (0.1, 0.1, 15.5, 1500), (0.9, 0.9, 16.5, 2000)]
+
+RUN_JS = """async ([script, bounds]) => {
+  const m = App.map;
+  const frames = [];
+  let last = performance.now(), on = true;
+  const tick = (t) => { frames.push(t - last); last = t; if (on) requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  for (const [fx, fy, z, ms] of script) {
+    const c = [bounds[0] + fx * (bounds[2] - bounds[0]), bounds[1] + fy * (bounds[3] - bounds[1])];
+    await new Promise((r) => { m.once('moveend', r); m.flyTo({center: c, zoom: z, duration: ms, essential: true}); });
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  on = false;
+  return frames.slice(2);
+}"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--cases", type=int, default=3000)
+    ap.add_argument("--write", action="store_true")
+    a = ap.parse_args()
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    from gridcity.app import create_app  # noqa: PLC0415
+
+    tmp = Path(tempfile.mkdtemp())
+    url = f"sqlite:///{tmp / 'map.sqlite'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with make_session_factory(engine)() as s, s.begin():
+        load_demo_org(s)
+        demo_city.load(s, scale=a.scale, history=False, echo=lambda _m: None)
+    with make_session_factory(engine)() as s:
+        bounds = tiles.city_bounds(s)
+    assert bounds is not None
+    add_cases(engine, a.cases, bounds)
+    engine.dispose()
+    app = create_app(Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40,
+                              monitor_interval_seconds=0))
+    port = 18700
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                           ws="websockets-sansio"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    results: dict[str, list[float]] = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/console/#map")
+            page.fill("#login-form input[name=username]", "leader")
+            page.fill("#login-form input[name=password]", demo_city.DEMO_PASSWORD)
+            page.click("#login-form button[type=submit]")
+            page.click("#nav a[data-view=map]")
+            page.wait_for_selector("#map[data-ready='1']", timeout=120_000)
+            for box in page.locator("#map-layers input[type=checkbox]").all():
+                if not box.is_checked():
+                    box.check()
+            page.wait_for_function("() => App.map.loaded() && App.map.areTilesLoaded()", timeout=120_000)
+            # one warm-up pass fills the tile caches (server and browser); the second pass is measured
+            page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
+            results["all layers"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
+            page.evaluate("() => { const m = App.map; for (const l of m.getStyle().layers) "
+                          "if (l.id !== 'background') m.setLayoutProperty(l.id, 'visibility', 'none'); }")
+            results["empty style (floor)"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        app.state.engine.dispose()
+    lines = [f"## Live map in Chromium: frame times of a scripted pan and zoom (demo city × {a.scale:g})", "",
+             f"`.venv/bin/python -m bench.bench_map_browser --scale {a.scale:g} --write` — "
+             f"{platform.processor() or platform.machine()}, {dt.date.today().isoformat()}, headless Debian Chromium "
+             "(WebGL in software: SwiftShader), 1400×900. Eight `flyTo`s across the city from zoom 12.5 to 17 with "
+             f"every layer on ({a.cases:,} open cases), measured on the second pass (tiles cached); the floor is the "
+             "same script with every layer hidden (background only), in the same page.", "",
+             "| run | frames | p50 ms | p95 ms | p99 ms | max ms | mean fps |", "|---|---|---|---|---|---|---|"]
+    for name, frames in results.items():
+        lines.append(f"| {name} | {len(frames)} | {pct(frames, .5):.1f} | {pct(frames, .95):.1f} | "
+                     f"{pct(frames, .99):.1f} | {max(frames):.1f} | {1000 / statistics.mean(frames):.1f} |")
+    a_p50 = pct(results["all layers"], .5)
+    f_p50 = pct(results["empty style (floor)"], .5)
+    lines += ["", f"Median frame with every layer on / floor: {a_p50 / f_p50:.2f}×.", ""]
+    text = "\n".join(lines)
+    print(text)
+    if a.write:
+        write_section(f"bench_map_browser_{a.scale:g}", text)
+
+
+if __name__ == "__main__":
+    main()
