@@ -216,6 +216,6 @@ function show() {
 }
 App.registerView("map", {
   show: show,
-  reset: () => { if (map) { live.clear(); applyLiveFilter(); refreshCaseTiles(); } },
+  reset: () => { if (map) { live.clear(); applyLiveFilter(); refreshCaseTiles(); switcher(); legend(); } },
   refresh: () => { if (map) refreshCaseTiles(); },
 });
