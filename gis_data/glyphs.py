@@ -91,15 +91,20 @@ def _glyph(cp: int) -> bytes | None:
     return fields
 
 
-@functools.lru_cache(maxsize=64)
-def glyph_pbf(fontstack: str, start: int) -> bytes:
-    """The PBF of the 256 code points from ``start`` (every fontstack gets the same machine font)."""
-    glyphs = b""
+@functools.lru_cache(maxsize=256)
+def _block(start: int) -> bytes:
+    """The encoded glyphs of the 256 code points from ``start`` (the same machine font for every fontstack)."""
+    out = b""
     for cp in range(start, start + 256):
         if cp < 32 or 0xD800 <= cp < 0xE000:
             continue
         g = _glyph(cp)
         if g is not None:
-            glyphs += _field(3, g)
-    stack = _field(1, fontstack.encode()) + _field(2, f"{start}-{start + 255}".encode()) + glyphs
+            out += _field(3, g)
+    return out
+
+
+def glyph_pbf(fontstack: str, start: int) -> bytes:
+    """The PBF of the 256 code points from ``start``, named for ``fontstack`` (rendered once per block)."""
+    stack = _field(1, fontstack.encode()) + _field(2, f"{start}-{start + 255}".encode()) + _block(start)
     return _field(1, stack)
