@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import sqlalchemy as sa
 from websockets.asyncio.client import connect
 
