@@ -38,16 +38,17 @@ else
     chown postgres: "$pg_tmp"
     as_pg=(runuser -u postgres --)
   fi
+  cd_pg() { (cd "$pg_tmp" && "${as_pg[@]}" "$@"); }  # the postgres user may not enter the checkout
   pg_port=$(.venv/bin/python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
   cleanup_pg() {
-    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_tmp/data" -m immediate -w stop >/dev/null 2>&1 || true
+    cd_pg "$pg_bin/pg_ctl" -D "$pg_tmp/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$pg_tmp"
   }
   trap cleanup_pg EXIT
   echo "== no PostgreSQL server answers: a throwaway cluster in $pg_tmp on port $pg_port"
-  "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_tmp/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$pg_tmp/initdb.log" 2>&1 \
+  cd_pg "$pg_bin/initdb" -D "$pg_tmp/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$pg_tmp/initdb.log" 2>&1 \
     || { cat "$pg_tmp/initdb.log" >&2; exit 1; }
-  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_tmp/data" -l "$pg_tmp/server.log" -w -t 60 start \
+  cd_pg "$pg_bin/pg_ctl" -D "$pg_tmp/data" -l "$pg_tmp/server.log" -w -t 60 start \
     -o "-p $pg_port -k $pg_tmp -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" >/dev/null \
     || { cat "$pg_tmp/server.log" >&2; exit 1; }
   export GRIDCITY_TEST_PG_ADMIN=postgresql+psycopg://postgres@127.0.0.1:$pg_port/postgres
