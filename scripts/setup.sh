@@ -36,10 +36,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extra=""
 [ $want_test = 1 ] && extra="[test]"
+# The install is editable, so code changes need nothing; we reinstall (network) only when what pyproject.toml
+# declares (dependencies, entry points, build system) changed, so that later runs work offline.
 stamp=".venv/.installed$extra"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+declared=$(.venv/bin/python -c "import hashlib, json, tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
+print(hashlib.sha256(json.dumps([d['project'], d['build-system']], sort_keys=True).encode()).hexdigest())")
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$declared" ]; then
   .venv/bin/pip install -q -e ".$extra"
-  touch "$stamp"
+  echo "$declared" > "$stamp"
 fi
 
 # Front-end libraries, exactly as locked; no install scripts run (nothing is fetched beyond the registry).
