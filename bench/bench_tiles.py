@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import mapbox_vector_tile
 import sqlalchemy as sa
 import uvicorn

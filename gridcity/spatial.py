@@ -506,17 +506,21 @@ def tile_box_filter(dialect_name: str, geom_col: Any) -> sa.ColumnElement[bool]:
     ST_AsMVTGeom, and by :func:`encode_mvt` alike, so both back ends keep the same features."""
     b = {k: sa.bindparam(k, type_=sa.Float()) for k in ("tx0", "ty0", "tx1", "ty1")}
     if dialect_name == "postgresql":
-        return geom_col.op("&&")(sa.func.ST_MakeEnvelope(b["tx0"], b["ty0"], b["tx1"], b["ty1"], 4326))
+        overlaps: sa.ColumnElement[bool] = geom_col.op("&&")(
+            sa.func.ST_MakeEnvelope(b["tx0"], b["ty0"], b["tx1"], b["ty1"], 4326))
+        return overlaps
     table, col = geom_col.table.name, geom_col.name
     rtree = sa.text(f"SELECT pkid FROM idx_{table}_{col} WHERE xmin <= :tx1 AND xmax >= :tx0 "
                     "AND ymin <= :ty1 AND ymax >= :ty0").bindparams(*b.values())
     pk = geom_col.table.primary_key.columns.values()[0]
-    return pk.in_(rtree.columns(sa.column("pkid", sa.Integer)))
+    in_rtree: sa.ColumnElement[bool] = pk.in_(rtree.columns(sa.column("pkid", sa.Integer)))
+    return in_rtree
 
 
 def _mvt_select(select: sa.Select[Any], shift: bool) -> sa.Select[Any]:
     """``select`` with its geometry (``geom`` or ``lon``/``lat``) replaced by ST_AsMVTGeom in tile space."""
     sub = select.subquery("src")
+    g: Any
     if "geom" in sub.c:
         g = sub.c.geom
     else:
