@@ -42,7 +42,7 @@ from evaluation.models import Publication, PublishedResult, RollupCount, RollupD
 from gridcity.errors import Conflict, InvalidInput, NotFound
 from gridcity.org import Department, User
 from gridcity.roles import Role
-from gridcity.types import utcnow
+from gridcity.types import MAX_DATE, MIN_DATE, utcnow
 
 DEFAULT_TZ = "Asia/Shanghai"
 MAX_RANGE_DAYS = 366
@@ -128,8 +128,10 @@ def parse_period(text: str, *, tz: str = DEFAULT_TZ) -> Period:
             kind, label = "range", f"{first.isoformat()}..{last.isoformat()}"
         else:
             raise _bad_period(raw)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _bad_period(raw) from None
+    if not (MIN_DATE <= first and last <= MAX_DATE):  # year 1 or 9999 would overflow the zone conversion
+        raise _bad_period(raw)
     if last < first:
         raise InvalidInput(f"评价周期的结束日期 {last} 早于开始日期 {first}", code="evaluation.end_before_start",
                            loc=["period"])

@@ -12,7 +12,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridcity.database import make_engine, make_session_factory
+from gridcity import guard
+from gridcity.database import make_engine, make_session_factory, refuse_nul_parameters
 from gridcity.errors import GridCityError
 from gridcity.settings import Settings, get_settings
 from gridcity.storage import MediaStore
@@ -29,10 +30,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     }
     for code, desc, example in [
+        (400, "Malformed request (e.g. a body that cannot be parsed)", "bad_request"),
         (401, "Not authenticated", "auth.missing_token"),
         (403, "Not allowed for this user", "case.role_forbidden"),
         (404, "Not found", "case.not_found"),
         (409, "Conflicts with the current state", "case.invalid_transition"),
+        (413, "Request body too large (limits in the README)", "request.too_large"),
+        (415, "Unsupported media type (e.g. a file that is not a photo)", "photo.unsupported"),
         (422, "Invalid input", "department.unknown"),
     ]
 }
@@ -59,7 +63,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token"}.get(
+        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token",
+                413: "request.too_large"}.get(
             exc.status_code, f"http.{exc.status_code}"
         )
         return _error(exc.status_code, code, str(exc.detail))
@@ -116,12 +121,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
         docs_url=None, redoc_url=None,  # Swagger UI is served below from npm, not from a CDN
     )
+    refuse_nul_parameters(engine)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.store = MediaStore(Path(settings.media_dir))
     app.state.rules = load_rules(settings.city_dir)
     install_error_handlers(app)
+    guard.install(app)
 
     api = "/api/v1"
     app.include_router(org_router.router, prefix=api)

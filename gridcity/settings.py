@@ -39,7 +39,23 @@ class Settings(BaseSettings):
         default=60.0, description="Seconds between deadline-monitor runs; 0 disables the background task."
     )
     db_pool_size: int = 10
+    max_json_bytes: int = Field(
+        default=1024 * 1024, description="Largest non-multipart request body (JSON, form); 413 above it."
+    )
+    open311_cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to call /open311/v2 from a browser (CORS); [] turns CORS off there.",
+    )
+    open311_generation: str | None = Field(
+        default="cjt214", pattern="^(cjt214|gbt47678)$",
+        description="Which class-code generation Open311 lists as services (one service per class name).",
+    )
     sql_echo: bool = False
+
+    @property
+    def max_multipart_bytes(self) -> int:
+        """Largest multipart body: 18 photos at ``max_upload_bytes`` plus 1 MiB of fields (413 above it)."""
+        return self.max_upload_bytes * 18 + 1024 * 1024
 
     @property
     def media_dir(self) -> Path:

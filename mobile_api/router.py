@@ -6,7 +6,6 @@ answer again (with the header ``Idempotent-Replayed: true``) and changes nothing
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
@@ -19,6 +18,7 @@ from casework.rules import CaseRules
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import PayloadTooLarge
 from gridcity.settings import Settings
+from gridcity.types import BoundedDate, IdPath, IdQuery, OffsetQuery
 from mobile_api import idempotency, service
 from mobile_api.forms import OffLoopFormRoute
 from mobile_api.idempotency import KEY_HEADER, Outcome
@@ -130,7 +130,7 @@ def post_report(
 
 @router.post("/tasks/{case_id}/result", response_model=SubmissionOut, summary="Send a task result from the site")
 def post_result(
-    case_id: int,
+    case_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     store: Store,
@@ -151,7 +151,7 @@ def post_result(
 def my_reports(
     session: DbSession,
     user: CurrentUser,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReportPage:
     """The reports I made and their state, newest first."""
@@ -183,7 +183,8 @@ def post_tracks(body: TrackIn, session: DbSession, user: CurrentUser, request: R
 
 @router.get("/tracks/coverage", response_model=CoverageOut, summary="Patrol coverage of a day")
 def track_coverage(
-    session: DbSession, user: CurrentUser, request: Request, inspector_id: int, date: dt.date
+    session: DbSession, user: CurrentUser, request: Request, inspector_id: IdQuery,
+    date: Annotated[BoundedDate, Query()],
 ) -> CoverageOut:
     """Share of the inspector's supervision-area grids visited on that day (local time)."""
     return service.coverage(session, viewer=user, inspector_id=inspector_id, day=date,
