@@ -3,12 +3,14 @@
 It runs for every HTTP request, in front of routing, and answers in the app's error shape
 ``{"detail": [{"type", "loc", "msg"}]}``:
 
-* **NUL in the URL** (the decoded path, or ``%00`` in the query string): 422 ``input.nul_character``. No
+* **NUL in the URL** (the decoded path, or ``%00`` in the query string): 422 ``input.nul_character``
+  (not under ``/open311/``, which answers with the spec's 400 body). No
   text the API accepts may contain U+0000 (PostgreSQL cannot store it); NUL inside bodies is refused at the
   database boundary (:func:`gridcity.database.refuse_nul_parameters`), which sees every decoded value.
-* **Authentication before the body**: a request with a body to an operation that needs a bearer token is
-  answered 401 when the token is missing, forged or expired, before a byte of the body is read. So an
-  anonymous caller cannot make the server hold or spool a body at all.
+* **Authentication before the body**: a request with a body to an operation that needs a bearer token (read
+  from the OpenAPI document's ``security`` requirements) is answered 401 when the token is missing, forged or
+  expired, before a byte of the body is read. So an anonymous caller cannot make the server hold or spool a
+  body at all. (Whether the user is still active is checked by the endpoint, as for every request.)
 * **Body size before the body**: a ``Content-Length`` above the limit is 413 ``request.too_large`` at once;
   a chunked body is counted as it streams and refused with the same 413 as soon as it passes the limit.
   Limits (README, "Request limits"): multipart bodies ``Settings.max_multipart_bytes`` (18 photos at

@@ -3,21 +3,25 @@
 Endpoints (every one with a ``.xml`` and a ``.json`` suffix; any other suffix is a 400 error body):
 
 * ``GET discovery.{fmt}``: the discovery document.
-* ``GET services.{fmt}``: every enabled component and event class of the city's catalogue as a service
-  (``service_code`` = class key such as ``C0101``, Chinese name, ``group`` = kind and major class).
+* ``GET services.{fmt}``: the enabled component and event classes of the city's code generation
+  (``GRIDCITY_OPEN311_GENERATION``, default CJ/T 214) as services, one per class name (``service_code`` =
+  class key such as ``C0101``, Chinese name, ``group`` = kind and major class).
 * ``GET services/{service_code}.{fmt}``: the service definition (attributes).
 * ``POST requests.{fmt}``: a citizen report (``api_key`` required; form-encoded, or multipart with
-  ``media`` files per the v2.1 draft). It becomes a 公众举报 case in ``public_reported``, which an inspector
-  must verify on site before it can be filed. We create synchronously, so the response carries the
+  ``media`` or ``media[]`` files per the v2.1 draft); an unknown ``service_code`` is a 404, as the spec
+  says. It becomes a 公众举报 case in ``public_reported``, which an inspector must verify on site before it
+  can be filed. We create synchronously, so the response carries the
   ``service_request_id`` (never a token, as the spec requires).
 * ``GET tokens/{token}.{fmt}``: the token of an Open311 request is its case number (no extra table): we
   never hand out a token, but a client that treats the id as a token still gets the spec's answer.
 * ``GET requests.{fmt}``: filters ``service_request_id`` (comma list; overrides all others),
   ``service_code``, ``start_date``/``end_date`` (default: the last 90 days; a wider span is refused),
-  ``status``; at most 1000 results. Extensions: ``page``/``page_size``, ``updated_after``/``updated_before``
+  ``status``; at most 1000 results. A list filter may be comma-delimited or repeated
+  (``?status=open&status=closed``), as the spec's "can be declared multiple times, comma delimited".
+  Extensions: ``page``/``page_size``, ``updated_after``/``updated_before``
   (when given without dates, the 90-day default window does not apply: a change feed must see old
-  requests that changed), ``extensions=true`` (``extended_attributes`` with ``detailed_status``,
-  ``media_urls`` and the public ``notes``).
+  requests that changed), ``extensions=true`` (``extended_attributes`` with ``detailed_status`` and
+  ``media_urls``, and the public ``notes`` on the request beside it, as on the Extensions page).
 * ``GET requests/{service_request_id}.{fmt}``: one request (still a list of one).
 * ``GET media/{attachment_id}.jpg``: the metadata-free display rendition of a photo of a case.
 
@@ -29,8 +33,10 @@ engine derives from the log). Reporter name/phone/email/device and internal user
 One jurisdiction per server: ``jurisdiction_id`` is accepted and ignored, as the spec allows. POST
 answers 200 (what most Open311 clients expect) and needs ``lat``/``long``: there is no geocoder, so an
 ``address_string`` or ``address_id`` alone is refused with a 400 saying so. Unknown ``attribute[...]``
-codes are ignored (FixMyStreet sends its own); ``media_url`` is stored and shown only when no ``media``
-file was sent (files win, per the v2.1 draft); remote URLs are never fetched.
+codes are ignored (FixMyStreet sends its own); ``media_url`` (http or https only) is stored and shown only
+when no ``media`` file was sent (files win, per the v2.1 draft); remote URLs are never fetched. XML output
+replaces every character XML 1.0 forbids (U+0001, U+000B ...) with U+FFFD, so it stays well-formed whatever
+was stored. CORS for these routes: ``GRIDCITY_OPEN311_CORS_ORIGINS``.
 
 Errors use the spec's body (``<errors><error><code/><description/>``, JSON a list) and status codes:
 403 wrong or missing ``api_key``, 404 unknown resource, 400 everything else. They are rendered by

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 ROLES = [None, "inspector", "water", "dispatcher", "admin"]
 """Anonymous, then a field inspector, a department's user, the command centre, the administrator."""
-EXAMPLES = int(os.environ.get("GRIDCITY_SCHEMATHESIS_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("GRIDCITY_SCHEMATHESIS_EXAMPLES", "6"))
 """Examples per operation and mode (positive, negative), each from a drawn caller: a few minutes per database."""
 
 
