@@ -2,7 +2,7 @@
 
 Issue 15: one server process used to freeze for ~30 s and then answer 500 once ~60 (PostGIS) / ~45
 (SpatiaLite) requests were in flight. This measures, in one run and per back end, ``--clients`` clients
-released at once, each sending ``--requests`` requests one after another on its own connection:
+released at once, each sending ``--requests`` requests one after another (a new connection each):
 
 * **limit** — ``GET /healthz`` (async, no authentication, no database): what uvicorn + FastAPI + this client
   can do on this machine;
@@ -109,7 +109,9 @@ async def burst(base: str, plan: list[tuple[str, str, dict[str, Any] | None, str
                 codes[type(exc).__name__] += 1
             lat.append(time.perf_counter() - t0)
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=300) as http:
+    # A new connection per request (as in tests/test_burst.py): a keep-alive connection that the client reuses
+    # after uvicorn's 5 s keep-alive timeout fails in the client, which says nothing about the server.
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=300, headers={"Connection": "close"}) as http:
         tasks = [asyncio.create_task(client(i, http)) for i in range(clients)]
         await asyncio.sleep(0.3)
         t0 = time.perf_counter()
@@ -163,7 +165,7 @@ def section(backend: str, rows: dict[str, Any], args: argparse.Namespace, cmd: s
         f"— {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; 1-min load average {os.getloadavg()[0]:.1f} at the end.",
         f"`gridcity serve` (1 worker, default configuration: `GRIDCITY_DB_POOL_SIZE` 10) on 127.0.0.1; "
-        f"{args.clients} clients released at once, {args.requests} requests each, one connection per client, "
+        f"{args.clients} clients released at once, {args.requests} requests each, a new connection per request, "
         "one asyncio client process on the same 2 CPUs. Before issue 15's fix this burst froze the server "
         "(~30 s, then 500s). The limit row is the same burst on a bare async endpoint.",
         "",

@@ -78,11 +78,14 @@ async def _client(http: httpx.AsyncClient, i: int, orgdata, start: asyncio.Event
 
 
 async def burst(url: str, orgdata, clients: int = CLIENTS) -> Counter[int | str]:
-    """``clients`` concurrent clients, each on its own connection, released at once."""
+    """``clients`` concurrent clients released at once."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     timeout = httpx.Timeout(DEADLOCK_TIMEOUT_S, pool=DEADLOCK_TIMEOUT_S)
     start = asyncio.Event()
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
+    # A new connection per request: on a loaded machine a client may take longer than uvicorn's keep-alive
+    # timeout (5 s) to send its next request, and reusing the closed connection would fail in the client.
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout,
+                                 headers={"Connection": "close"}) as http:
         tasks = [asyncio.create_task(_client(http, i, orgdata, start)) for i in range(clients)]
         await asyncio.sleep(0.2)
         start.set()
