@@ -141,10 +141,10 @@ def is_read_only(session: Session) -> bool:
 def write_unit_beside(session: Session) -> Session:
     """A new write-unit session on the same database and pool as ``session`` (e.g. a read unit that found
     derived data to refresh: it ends its own read, writes in this unit, then reads again)."""
-    options: dict[str, Any] = {READ_ONLY: False}
-    if session.get_bind().dialect.name == "postgresql":
-        options["postgresql_readonly"] = False
-    return Session(bind=session.get_bind().execution_options(**options), expire_on_commit=False)
+    bind: Any = session.get_bind()
+    while hasattr(bind, "_proxied"):  # an OptionEngine: back to the plain engine (its options, not False flags:
+        bind = bind._proxied  # noqa: SLF001  psycopg does not reset READ ONLY for postgresql_readonly=False)
+    return Session(bind=bind, expire_on_commit=False)
 
 
 @contextmanager
