@@ -13,8 +13,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridcity import guard
-from gridcity.database import make_engine, make_session_factory, refuse_nul_parameters
+from gridcity.database import make_engine, make_read_session_factory, make_session_factory, refuse_nul_parameters
+from gridcity.deps import DbGate
 from gridcity.errors import GridCityError
+from gridcity.security import LoginThrottle
 from gridcity.settings import Settings, get_settings
 from gridcity.storage import MediaStore
 
@@ -51,7 +53,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GridCityError)
     async def _domain(request: Request, exc: GridCityError) -> JSONResponse:
-        return JSONResponse({"detail": [exc.to_detail()]}, status_code=exc.status_code)
+        retry = exc.extra.get("retry_after") if exc.status_code == 429 else None
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse({"detail": [exc.to_detail()]}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,6 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = make_read_session_factory(engine)
+    app.state.db_gate = DbGate(settings.db_pool_size)  # requests admitted to the database at a time
+    app.state.login_throttle = LoginThrottle(per_account=settings.login_max_failures_per_account,
+                                             per_address=settings.login_max_failures_per_address,
+                                             window_s=settings.login_failure_window_seconds)
     app.state.store = MediaStore(Path(settings.media_dir))
     app.state.rules = load_rules(settings.city_dir)
     app.state.pipeline = wiring.case_pipeline(settings, app.state.rules)  # this app's, with its settings

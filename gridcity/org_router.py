@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from gridcity import org, security
-from gridcity.deps import CurrentUser, DbSession, SettingsDep, require_roles
-from gridcity.errors import NotAuthenticated
+from gridcity.deps import CurrentUser, DbSession, SettingsDep, password_login, require_roles
 from gridcity.roles import Role
 from gridcity.types import Name, PositiveId
 
@@ -78,15 +77,14 @@ class DepartmentCreate(BaseModel):
 Token.model_rebuild()
 
 
-@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow)")
-def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, settings: SettingsDep
+@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow)",
+             responses={429: {"description": "Too many failed logins for this account or address "
+                                             "(`auth.too_many_attempts`, with `Retry-After`)"}})
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, settings: SettingsDep
 ) -> Token:
-    """Exchange username and password for a bearer token."""
-    user = org.get_user_by_username(session, form.username)
-    ok = security.verify_password(form.password, user.password_hash if user else None)
-    if user is None or not ok or not user.active:
-        raise NotAuthenticated("wrong username or password", code="auth.bad_credentials")
+    """Exchange username and password for a bearer token (failed logins are throttled, see the README)."""
+    user = await password_login(request, form.username, form.password)
     ttl = dt.timedelta(minutes=settings.token_ttl_minutes)
     token = security.create_token(user_id=user.id, role=user.role, secret=settings.resolved_secret_key(), ttl=ttl)
     return Token(access_token=token, expires_in=int(ttl.total_seconds()), user=UserRead.model_validate(user))

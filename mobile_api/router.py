@@ -16,11 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 from casework.deps import PipelineDep
 from casework.rules import CaseRules
-from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
+from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store, password_login
 from gridcity.errors import PayloadTooLarge
 from gridcity.settings import Settings
 from gridcity.types import BoundedDate, IdPath, IdQuery, OffsetQuery
-from mobile_api import idempotency, service
+from mobile_api import idempotency, maintenance, service
 from mobile_api.forms import OffLoopFormRoute
 from mobile_api.idempotency import KEY_HEADER, Outcome
 from mobile_api.schemas import (
@@ -39,6 +39,11 @@ from mobile_api.schemas import (
 
 # Multipart bodies (photos) are parsed in the threadpool, not on the event loop (mobile_api.forms, G-I3).
 router = APIRouter(tags=["mobile"], route_class=OffLoopFormRoute)
+
+
+def setup(app: Any) -> None:
+    """Housekeeping (orphan photos, old idempotency keys) on a schedule with the app's lifespan."""
+    maintenance.setup(app)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,11 +93,14 @@ def _read(files: list[UploadFile] | None, field: str, settings: Settings) -> lis
 PhotoFiles = Annotated[list[UploadFile] | None, File(description="1–9 photos (JPEG, PNG, WebP)")]
 
 
-@router.post("/auth/token", response_model=TokenOut, summary="Log in on the phone (inspectors, field staff)")
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession,
-          settings: SettingsDep) -> TokenOut:
-    """Exchange username and password for a bearer token; other roles get 403."""
-    return service.login(session, settings=settings, username=form.username, password=form.password)
+@router.post("/auth/token", response_model=TokenOut, summary="Log in on the phone (inspectors, field staff)",
+             responses={429: {"description": "Too many failed logins for this account or address "
+                                             "(`auth.too_many_attempts`, with `Retry-After`)"}})
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+                settings: SettingsDep) -> TokenOut:
+    """Exchange username and password for a bearer token; other roles get 403 (failed logins are throttled)."""
+    user = await password_login(request, form.username, form.password)
+    return service.login_token(user, settings=settings)
 
 
 @router.get("/tasks", response_model=TaskList, response_model_exclude_none=True, summary="My task inbox")
