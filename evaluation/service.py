@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, aliased
 
 from casework.models import Case, CaseEvent
 from components import service as components_service
-from components.models import Area, Grid, SupervisionArea, SupervisionGrid
+from components.models import Area, Grid, SupervisionArea, SupervisionGrid, SupervisionHistory
 from evaluation import scoring
 from evaluation.models import Publication, PublishedResult, RollupCount, RollupDirty, RollupState, StageFact
 from gridcity.errors import Conflict, InvalidInput, NotFound
@@ -222,7 +222,7 @@ def _fact_rows(f: Any, subject: Any, ref_at: Any, flags: Mapping[str, sa.ColumnE
     return select(
         subject.label("subject"), f.case_id.label("case_id"), ref_at.label("ref_at"),
         f.deadline_at.label("deadline_at"), f.completed_at.label("completed_at"),
-        f.overdue_seconds.label("overdue_seconds"),
+        f.overdue_seconds.label("overdue_seconds"), f.id.label("fact_id"),
         *(_flag(c).label(name) for name, c in flags.items()),
     )
 
@@ -257,7 +257,9 @@ def _case_families(subject_type: str, p: Period) -> list[Family]:
         h, on = _effective_dispatch(f.case_id, t1)
         subject = h.department_id
     elif subject_type == "inspector":
-        subject = SupervisionArea.inspector_id
+        # The inspector responsible for the grid at the first 立案 (supervision-area history, then today's).
+        hist = aliased(SupervisionHistory, name="hist")
+        subject = sa.case((hist.id.is_not(None), hist.inspector_id), else_=SupervisionArea.inspector_id)
     elif subject_type == "shift_leader":
         subject = f.start_actor_id
     else:
@@ -269,9 +271,13 @@ def _case_families(subject_type: str, p: Period) -> list[Family]:
         if subject_type == "department":
             return q.join(h, on)
         if subject_type == "inspector":
-            return (q.join(SupervisionGrid, SupervisionGrid.grid_code == f.grid_code)
-                    .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
-                    .where(SupervisionArea.inspector_id.is_not(None)))
+            covering = sa.and_(hist.grid_code == f.grid_code,
+                               sa.or_(hist.valid_from.is_(None), hist.valid_from <= f.started_at),
+                               hist.valid_to > f.started_at)
+            return (q.outerjoin(hist, covering)
+                    .outerjoin(SupervisionGrid, sa.and_(hist.id.is_(None), SupervisionGrid.grid_code == f.grid_code))
+                    .outerjoin(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+                    .where(subject.is_not(None)))
         return q
 
     q1 = joined(_fact_rows(f, subject, f.started_at, filed_flags))
@@ -315,7 +321,8 @@ def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct
         rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
                      ).join(h, on).join(prev, prev_on)
     else:
-        subject = e.actor_id
+        # Posts as they were at the time: the role recorded on the event, not the user's role today.
+        subject = sa.case((e.actor_role == POSITION_TYPES[subject_type], e.actor_id), else_=None)
         q = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.min(e.at).label("ref_at"))
         rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
                      ).join(prev, sa.and_(prev_on, prev.actor_id == e.actor_id))
@@ -330,7 +337,7 @@ def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct
     inner = q.subquery(f"{name}_inner")
     rows = select(inner.c.subject, inner.c.case_id, inner.c.ref_at, null_ts.label("deadline_at"),
                   null_ts.label("completed_at"), sa.literal(0.0).label("overdue_seconds"),
-                  sa.literal(1).label(primitive))
+                  sa.null().cast(sa.Integer).label("fact_id"), sa.literal(1).label(primitive))
     return Family(name, (primitive,), rows, repeats=repeats)
 
 
@@ -350,7 +357,7 @@ def families(subject_type: str, p: Period) -> list[Family]:
             "extended": _before(f.first_extension_at, t1),
         }
         q = _fact_rows(f, f.department_id, f.determined_at, flags).where(
-            f.stage == "handle", f.start_action == "dispatch", _in(f.determined_at, p),
+            f.stage == "task", f.start_action == "dispatch", _in(f.determined_at, p),
             _not_before(f.undone_at, t1), f.department_id.is_not(None))
         out.append(Family("handle", tuple(flags), q))
         fam = _event_family("suspended", "approve_suspension", "suspended", p, distinct_cases=True,
@@ -788,16 +795,20 @@ class EvidenceItem:
     deadline_at: dt.datetime | None
     completed_at: dt.datetime | None
     overdue_seconds: float
+    # "overdue by" is always working time (seconds of the working calendar past the deadline, suspensions
+    # excluded), for open and completed items alike, whatever the unit of the limit.
+    overdue_measure: str = "working_seconds"
 
 
 def evidence(
     session: Session, *, period: Period | str, subject_type: str, subject_id: str, primitive: str,
-    tz: str = DEFAULT_TZ, limit: int = 1000,
+    tz: str = DEFAULT_TZ, limit: int = 1000, rules: Any = None,
 ) -> list[EvidenceItem]:
     """The cases behind one primitive of one subject (same selects as the counts).
 
-    ``overdue_seconds`` is the stored overrun in the limit's measure for completed items, and the elapsed
-    time past the deadline as of ``min(period end, now)`` for items still open.
+    ``overdue_seconds`` is working time past the deadline (suspensions excluded): up to the completion for
+    completed items, up to ``min(period end, now)`` for items still open at that time (recomputed from the
+    log as of that instant).
 
     Raises:
         InvalidInput: ``evaluation.unknown_primitive`` when the primitive is not counted for the type.
@@ -808,21 +819,26 @@ def evidence(
         raise InvalidInput(f"{subject_type} 不统计 {primitive!r}（可用：{', '.join(primitive_names(subject_type))}）",
                            code="evaluation.unknown_primitive", loc=["primitive"])
     as_of = min(p.end, utcnow())
-    items: list[EvidenceItem] = []
+    found: list[Any] = []
     for fam in fams:
         sq = fam.rows.subquery(fam.name)
         subject_match = sa.cast(sq.c.subject, sa.String) == subject_id
         q = (select(sq.c.case_id, Case.number, sq.c.ref_at, sq.c.deadline_at, sq.c.completed_at,
-                    sq.c.overdue_seconds)
+                    sq.c.overdue_seconds, sq.c.fact_id)
              .join(Case, Case.id == sq.c.case_id)
              .where(subject_match, sq.c[primitive] == 1)
              .order_by(sq.c.ref_at, sq.c.case_id).limit(limit))
-        for r in session.execute(q):
-            overdue = float(r.overdue_seconds or 0)
-            if r.completed_at is None and r.deadline_at is not None and r.deadline_at < as_of:
-                overdue = (as_of - r.deadline_at).total_seconds()
-            items.append(EvidenceItem(r.case_id, r.number, r.ref_at, r.deadline_at, r.completed_at, overdue))
-    return items
+        found += session.execute(q).all()
+    # Items still open at the as-of time: their overrun grows until then, so recompute it from the log.
+    open_ids = [r.fact_id for r in found if r.fact_id is not None and r.deadline_at is not None
+                and r.deadline_at < as_of and (r.completed_at is None or r.completed_at >= as_of)]
+    fresh: dict[int, float] = {}
+    if open_ids:
+        from evaluation import facts as evaluation_facts  # noqa: PLC0415  (facts imports this module)
+
+        fresh = evaluation_facts.overdue_as_of(session, fact_ids=open_ids, as_of=as_of, rules=rules)
+    return [EvidenceItem(r.case_id, r.number, r.ref_at, r.deadline_at, r.completed_at,
+                         fresh.get(r.fact_id, float(r.overdue_seconds or 0))) for r in found]
 
 
 # --------------------------------------------------------------------------------------------------------
