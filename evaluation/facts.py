@@ -537,3 +537,18 @@ def overdue_as_of(session: Session, *, fact_ids: Sequence[int], as_of: dt.dateti
             if r is not None:
                 out[w.id] = float(r["overdue_seconds"])
     return out
+
+
+def after_import(session: Session, case_ids: Sequence[int], *, rules: CaseRules, batch: int = 2000,
+                 echo: Any = None) -> int:
+    """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built."""
+    steps = load_step_limits(rules.city_dir)
+    total = 0
+    for k in range(0, len(case_ids), batch):
+        total += refresh_cases(session, case_ids=case_ids[k:k + batch], rules=rules, steps=steps, mark_rollup=False)
+        if echo:
+            echo(f"evaluation facts: {min(k + batch, len(case_ids))}/{len(case_ids)} cases")
+    if session.get(evaluation_service.RollupState, 1) is not None:
+        state = session.get(evaluation_service.RollupState, 1)
+        evaluation_service.rebuild_rollup(session, tz=state.tz if state else evaluation_service.DEFAULT_TZ)
+    return total
