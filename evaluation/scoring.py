@@ -78,6 +78,7 @@ __all__ = [
     "grade",
     "load_indicator_set",
     "load_indicator_sets",
+    "band_scale",
     "lookup_band",
     "rank",
     "rate",
@@ -647,6 +648,7 @@ class IndicatorSet:
     title: str
     effective_from: date
     band_period: str
+    band_scaling: str  # "proportional": count bands scale with the period's length; "none": they do not
     min_cases: int
     region_classes: tuple[RegionClass, ...]
     grades: tuple[GradeBand, ...]
@@ -953,7 +955,7 @@ def load_indicator_set(text: str) -> IndicatorSet:
     _check_keys(
         doc,
         {"version", "title", "effective_from", "grades", "primitives", "subjects"},
-        {"min_cases", "region_classes", "band_period"},
+        {"min_cases", "region_classes", "band_period", "band_scaling"},
     )
     version = _text(doc["version"], "version")
     title = _text(doc["title"], "title")
@@ -969,6 +971,9 @@ def load_indicator_set(text: str) -> IndicatorSet:
     if band_period not in ("month", "quarter", "year"):
         raise _bad("band_period must be month, quarter or year", "band_period")
     min_cases = _count_int(doc.get("min_cases", 0), "min_cases")
+    band_scaling = doc.get("band_scaling", "proportional")
+    if band_scaling not in ("proportional", "none"):
+        raise _bad("band_scaling must be proportional or none", "band_scaling")
 
     region_classes: list[RegionClass] = []
     for k, v in _table(doc.get("region_classes", {}), "region_classes").items():
@@ -1008,6 +1013,7 @@ def load_indicator_set(text: str) -> IndicatorSet:
         title=title,
         effective_from=eff,
         band_period=band_period,
+        band_scaling=band_scaling,
         min_cases=min_cases,
         region_classes=tuple(region_classes),
         grades=_grades(doc["grades"]),
@@ -1230,6 +1236,17 @@ def _count(value: Any, *loc: str | int) -> Fraction:
     return fr
 
 
+_PERIOD_ZH = {"month": "月", "quarter": "季度", "year": "年"}
+_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def band_scale(kind: str, days: int, band_period: str) -> Fraction:
+    """A period's length in band periods: exact for months, quarters and years (1 quarter = 3 months);
+    weeks and date ranges count ``days × 12 / 365`` months."""
+    months = Fraction(_MONTHS[kind]) if kind in _MONTHS else Fraction(days * 12, 365)
+    return months / _MONTHS[band_period]
+
+
 def lookup_band(value: Fraction | Decimal | float | int, bands: Sequence[Band]) -> Band:
     """The band that contains ``value`` (bands are half-open ``[min, max)``).
 
@@ -1321,6 +1338,7 @@ def score_subject(
     region_class: str | None = None,
     *,
     subject_id: str = "",
+    period_scale: Fraction | int = 1,
 ) -> SubjectScore:
     """Score one subject for one period.
 
@@ -1332,6 +1350,9 @@ def score_subject(
         region_class: Region class key (e.g. ``class1``) or Chinese name (``一类区域``); required when a
             band indicator of the subject type depends on it.
         subject_id: The subject's id, used for ranking and carried into the result.
+        period_scale: The evaluated period's length in band periods (:func:`band_scale`): a count scored by
+            bands is divided by it first (3 for a quarter under monthly bands), unless the indicator set
+            says ``band_scaling = "none"``.
 
     Returns:
         The rates with their numerators/denominators, the component scores, the 综合指标值 (2 decimals,
@@ -1411,11 +1432,17 @@ def score_subject(
                     code=REGION_CLASS_REQUIRED,
                     loc=["region_class"],
                 )
-            band = lookup_band(value, ind.bands_for(rc_key))
+            scale = Fraction(period_scale) if indicator_set.band_scaling == "proportional" else Fraction(1)
+            banded = value / scale if scale > 0 else value
+            band = lookup_band(banded, ind.bands_for(rc_key))
             score = Fraction(band.score)
             cls = f"（{rc.name_zh}）" if ind.by_region_class and rc is not None else ""
+            per = ""
+            if scale != 1:
+                unit = _PERIOD_ZH[indicator_set.band_period]
+                per = f"，按每{unit}折算 {_fmt_count(value)} ÷ {_fmt_count(scale)} = {_fmt_count(banded)}"
             head = (
-                f"{ind.name_zh}{cls}：{_describe(ind.input, values, indicator_set)} 落在 {band} 档 → "
+                f"{ind.name_zh}{cls}：{_describe(ind.input, values, indicator_set)}{per} 落在 {band} 档 → "
                 f"{_fmt2(score)} 分"
             )
         else:

@@ -751,6 +751,8 @@ def compute(
     extra: dict[str, tuple[Subject, dict[str, int | float], tuple[str, ...]]] = {}
     names = primitive_names(subject_type)
     memo: dict[Any, scoring.SubjectScore] = {}
+    # Count bands are calibrated for the indicator set's band period; other periods scale proportionally.
+    scale = scoring.band_scale(p.kind, (p.last_day - p.first_day).days + 1, iset.band_period)
     coverage = (components_service.coverage_by_inspector(session, start=p.start, end=p.end)
                 if subject_type == "inspector" else {})
     for subj in subjects:
@@ -769,7 +771,7 @@ def compute(
         # Scoring is exact (Fraction) Python, ~1 ms a subject: many subjects (grids) share the same counts.
         key = (region_class, tuple(sorted(counts.items())))
         if key not in memo:
-            memo[key] = scoring.score_subject(st, counts, iset, region_class)
+            memo[key] = scoring.score_subject(st, counts, iset, region_class, period_scale=scale)
         score = dataclasses.replace(memo[key], subject_id=subj.id)
         scores.append(score)
         extra[subj.id] = (subj, counts, flags)
