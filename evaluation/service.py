@@ -191,6 +191,9 @@ class Family:
     # the period that also occurred earlier, with columns ``subject, case_id, prev_at`` (the latest earlier
     # occurrence before the period's start); what the rollup needs to stay exact (see RollupCount).
     repeats: sa.Select[Any] | None = None
+    # The period's bounds for the bound parameters of ``rows`` / ``repeats`` (the statements are built once
+    # per subject type and reused: building them costs far more than running them for one day).
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _flag(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -341,9 +344,31 @@ def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct
     return Family(name, (primitive,), rows, repeats=repeats)
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """Stand-in for a period inside the family statements: its bounds as bound parameters."""
+
+    start: Any
+    end: Any
+    t1: Any
+
+
+_BOUNDS = _Bounds(sa.bindparam("p_start"), sa.bindparam("p_end"), sa.bindparam("p_t1"))
+
+
 def families(subject_type: str, p: Period) -> list[Family]:
-    """The primitive families counted for one API subject type in one period."""
+    """The primitive families counted for one API subject type in one period (each with its parameters)."""
     check_subject_type(subject_type)
+    params = {"p_start": p.start, "p_end": p.end, "p_t1": p.t1}
+    return [dataclasses.replace(fam, params=params) for fam in _family_templates(subject_type)]
+
+
+@lru_cache(maxsize=32)
+def _family_templates(subject_type: str) -> tuple[Family, ...]:
+    return tuple(_build_families(subject_type, _BOUNDS))  # type: ignore[arg-type]
+
+
+def _build_families(subject_type: str, p: Period) -> list[Family]:
     t1 = p.t1
     out = _case_families(subject_type, p)
     if subject_type == "department":
@@ -424,7 +449,7 @@ def _count_family(session: Session, fam: Family, out: dict[str, dict[str, int]])
     sq = fam.rows.subquery(fam.name)
     q = select(sq.c.subject, *(sa.func.sum(sq.c[name]).label(name) for name in fam.primitives)).group_by(
         sq.c.subject)
-    for row in session.execute(q):
+    for row in session.execute(q, dict(fam.params)):
         counts = out.setdefault(str(row.subject), {})
         for name in fam.primitives:
             counts[name] = counts.get(name, 0) + int(getattr(row, name) or 0)
@@ -485,8 +510,8 @@ def _insert_family(session: Session, st: str, fam: Family, day: Any) -> None:
     sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
     sel = (select(sa.literal(st), day_col, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
            .where(sq.c.subject.is_not(None)).group_by(sq.c.subject, day_col))
-    session.execute(sa.insert(RollupCount).from_select(["subject_type", "day", "family", "subject_id", *_SLOTS],
-                                                       sel))
+    session.execute(sa.insert(RollupCount.__table__).from_select(["subject_type", "day", "family", "subject_id", *_SLOTS],
+                                                       sel), dict(fam.params))
     if fam.repeats is not None:
         assert not callable(day), "distinct-case families are refreshed day by day"
         rq = fam.repeats.subquery(f"{fam.name}_repeats")
@@ -494,8 +519,8 @@ def _insert_family(session: Session, st: str, fam: Family, day: Any) -> None:
                       sa.cast(rq.c.subject, sa.String), rq.c.prev_at, -sa.func.count(),
                       *[sa.literal(0)] * (ROLLUP_SLOTS - 1))
                .where(rq.c.subject.is_not(None)).group_by(rq.c.subject, rq.c.prev_at))
-        session.execute(sa.insert(RollupCount).from_select(
-            ["subject_type", "day", "family", "subject_id", "since_at", *_SLOTS], sel))
+        session.execute(sa.insert(RollupCount.__table__).from_select(
+            ["subject_type", "day", "family", "subject_id", "since_at", *_SLOTS], sel), dict(fam.params))
 
 
 def _day_period(first: dt.date, last: dt.date, zone: ZoneInfo) -> Period:
@@ -830,7 +855,7 @@ def evidence(
              .join(Case, Case.id == sq.c.case_id)
              .where(subject_match, sq.c[primitive] == 1)
              .order_by(sq.c.ref_at, sq.c.case_id).limit(limit))
-        found += session.execute(q).all()
+        found += session.execute(q, dict(fam.params)).all()
     # Items still open at the as-of time: their overrun grows until then, so recompute it from the log.
     open_ids = [r.fact_id for r in found if r.fact_id is not None and r.deadline_at is not None
                 and r.deadline_at < as_of and (r.completed_at is None or r.completed_at >= as_of)]
