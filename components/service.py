@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from components import codes
-from components.models import Area, Component, ComponentHistory, Grid, PatrolPoint, SupervisionArea, SupervisionGrid
+from components.models import (
+    Area,
+    Component,
+    ComponentHistory,
+    Grid,
+    PatrolPoint,
+    SupervisionArea,
+    SupervisionGrid,
+    SupervisionHistory,
+)
 from gridcity import spatial
 from gridcity.errors import InvalidInput, NotFound
 
@@ -300,3 +310,49 @@ def coverage_by_inspector(session: Session, *, start: dt.datetime, end: dt.datet
     if inspector_id is not None:
         q = q.where(SupervisionArea.inspector_id == inspector_id)
     return {int(i): (int(total), int(seen)) for i, total, seen in session.execute(q)}
+
+
+def assign_supervision_area(session: Session, *, code: str, name: str, inspector_id: int | None,
+                            grid_codes: Sequence[str], at: dt.datetime) -> SupervisionArea:
+    """Create or change an inspector's supervision area (责任区) as of ``at``, keeping its history.
+
+    Every grid whose responsible inspector changes (it joins or leaves the area, or the area changes hands)
+    gets its previous assignment closed at ``at`` in ``supervision_history``, so that evaluations attribute
+    earlier cases to the inspector responsible at their time.
+    """
+    area = session.scalars(select(SupervisionArea).where(SupervisionArea.code == code)).one_or_none()
+    old_grids: set[str] = set()
+    if area is None:
+        area = SupervisionArea(code=code, name=name, inspector_id=inspector_id)
+        session.add(area)
+        session.flush()
+    else:
+        old_grids = set(session.scalars(select(SupervisionGrid.grid_code)
+                                        .where(SupervisionGrid.supervision_area_id == area.id)))
+    new_grids = set(grid_codes)
+    touched = sorted(old_grids | new_grids)
+    before: dict[str, int | None] = {}
+    for chunk in (touched[i:i + 900] for i in range(0, len(touched), 900)):
+        before.update(dict(session.execute(
+            select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
+            .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+            .where(SupervisionGrid.grid_code.in_(chunk)))))
+    since = dict(session.execute(
+        select(SupervisionHistory.grid_code, sa.func.max(SupervisionHistory.valid_to))
+        .where(SupervisionHistory.grid_code.in_(touched)).group_by(SupervisionHistory.grid_code))) if touched else {}
+    for g in touched:
+        was = before.get(g)
+        now = inspector_id if g in new_grids else (None if g in old_grids else was)
+        if was != now:
+            session.add(SupervisionHistory(grid_code=g, supervision_area_id=area.id if g in old_grids else None,
+                                           inspector_id=was, valid_from=since.get(g), valid_to=at))
+    area.name, area.inspector_id = name, inspector_id
+    session.execute(sa.delete(SupervisionGrid).where(SupervisionGrid.supervision_area_id == area.id))
+    if new_grids:
+        session.execute(sa.insert(SupervisionGrid),
+                        [{"supervision_area_id": area.id, "grid_code": g} for g in sorted(new_grids)])
+    # A grid belongs to one area: moving it here takes it out of any other.
+    session.execute(sa.delete(SupervisionGrid).where(SupervisionGrid.grid_code.in_(sorted(new_grids)),
+                                                     SupervisionGrid.supervision_area_id != area.id))
+    session.flush()
+    return area

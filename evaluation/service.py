@@ -510,8 +510,8 @@ def _insert_family(session: Session, st: str, fam: Family, day: Any) -> None:
     sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
     sel = (select(sa.literal(st), day_col, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
            .where(sq.c.subject.is_not(None)).group_by(sq.c.subject, day_col))
-    session.execute(sa.insert(RollupCount.__table__).from_select(["subject_type", "day", "family", "subject_id", *_SLOTS],
-                                                       sel), dict(fam.params))
+    cols = ["subject_type", "day", "family", "subject_id", *_SLOTS]
+    session.execute(sa.insert(RollupCount.__table__).from_select(cols, sel), dict(fam.params))
     if fam.repeats is not None:
         assert not callable(day), "distinct-case families are refreshed day by day"
         rq = fam.repeats.subquery(f"{fam.name}_repeats")
