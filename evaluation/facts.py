@@ -478,14 +478,17 @@ def refresh_cases(
     ``mark_rollup``: mark the rollup days the change touches stale (off for a full rebuild, which rebuilds the
     rollup afterwards)."""
     steps = steps or load_step_limits(rules.city_dir)
-    now = now or utcnow()
     cases = session.execute(
         select(Case.id, Case.class_code, Case.urgency, Case.grid_code).where(Case.id.in_(case_ids))
     ).all()
     logs = _load_events(session, [c.id for c in cases])
     rows: list[dict[str, Any]] = []
     for c in cases:
-        rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), logs[c.id], rules, steps, now)
+        # Without an explicit ``now`` a case's facts are as of its last event, so they depend on the log alone
+        # (the after-action hook passes that event's time too): live, rebuilt and imported facts agree.
+        case_now = now or (logs[c.id][-1].at if logs[c.id] else utcnow())
+        rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), logs[c.id], rules, steps,
+                            case_now)
     times = [e.at for c in cases for e in logs[c.id]] if mark_rollup else None
     return _write(session, list(case_ids), rows, times)
 
