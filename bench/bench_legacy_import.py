@@ -34,7 +34,7 @@ from casework.rules import load_rules
 from evaluation import facts as evaluation_facts
 from evaluation import service as evaluation_service
 from gis_data import demo_city, demo_history
-from gridcity import migrate, spatial
+from gridcity import migrate, org, spatial
 from gridcity.database import make_engine, make_session_factory
 from gridcity.storage import MediaStore
 
@@ -77,10 +77,20 @@ def run(kind: str, cases: int) -> dict[str, Any]:
         demo_history.load_history(s, cases=cases, end=END, store=media, echo=lambda _m: None, rules=rules)
     with make_session_factory(src)() as s:
         lines = [json.dumps(r, ensure_ascii=False) for r in legacy_import.export_records(s, rules=rules)]
+        users = s.execute(select(org.User.username, org.User.display_name, org.User.role, org.Department.code,
+                                 org.User.password_hash)
+                          .outerjoin(org.Department, org.Department.id == org.User.department_id)).all()
     src.dispose()
 
     dst = fresh(kind, "gc_bench_import_dst")
     city(dst)
+    with make_session_factory(dst)() as s, s.begin():  # the same logins as the old system had
+        have = set(s.scalars(select(org.User.username)))
+        depts = dict(s.execute(select(org.Department.code, org.Department.id)).all())
+        for u in users:
+            if u.username not in have:
+                org.create_user(s, username=u.username, password="", role=u.role, display_name=u.display_name,
+                                department_id=depts.get(u.code), password_hash=u.password_hash)
     out: dict[str, Any] = {"lines": len(lines)}
     with make_session_factory(dst)() as s, s.begin():
         t0 = time.perf_counter()

@@ -336,10 +336,10 @@ def assign_supervision_area(session: Session, *, code: str, name: str, inspector
         before.update(dict(session.execute(
             select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
             .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
-            .where(SupervisionGrid.grid_code.in_(chunk)))))
+            .where(SupervisionGrid.grid_code.in_(chunk))).all()))
     since = dict(session.execute(
         select(SupervisionHistory.grid_code, sa.func.max(SupervisionHistory.valid_to))
-        .where(SupervisionHistory.grid_code.in_(touched)).group_by(SupervisionHistory.grid_code))) if touched else {}
+        .where(SupervisionHistory.grid_code.in_(touched or [""])).group_by(SupervisionHistory.grid_code)).all())
     for g in touched:
         was = before.get(g)
         now = inspector_id if g in new_grids else (None if g in old_grids else was)
