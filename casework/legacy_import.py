@@ -55,6 +55,7 @@ A = CaseAction
 S = CaseStatus
 Echo = Callable[[str], Any]
 MAX_ERRORS = 200
+BATCH_LOCATE = 100  # from this many new cases on, locate their points in memory (one read of the grids)
 KEY_MAX = 64
 _FIELDS = frozenset({"case", "action", "actor", "role", "at", "department", "inspector", "class", "location",
                      "urgency", "address", "description", "component", "note", "extension", "evidence",
@@ -212,6 +213,7 @@ class _Importer:
         self.users = users
         self.depts = depts
         self.attachments = attachments
+        self.located: dict[tuple[float, float], Any] = {}
 
     def actor(self, ln: Line) -> Actor:
         login = ln.raw.get("actor")
@@ -241,10 +243,16 @@ class _Importer:
         if urgency not in ("normal", "urgent"):
             raise _LineError("case.bad_urgency", "urgency must be normal or urgent", "urgency")
         lon, lat = _location(raw.get("location"), required=True)
-        try:
-            grid = components_service.check_point_in_city(self.session, lon=lon, lat=lat)  # type: ignore[arg-type]
-        except InvalidInput as exc:
-            raise _LineError(exc.code, exc.message, "location") from None
+        located = self.located.get((lon, lat))  # type: ignore[arg-type]
+        if located is not None:
+            if not located.inside_city:
+                raise _LineError("geo.outside_city", f"the point ({lon}, {lat}) is outside the city", "location")
+            grid = located.grid_code
+        else:
+            try:
+                grid = components_service.check_point_in_city(self.session, lon=lon, lat=lat)  # type: ignore[arg-type]
+            except InvalidInput as exc:
+                raise _LineError(exc.code, exc.message, "location") from None
         for name, limit in (("address", 256), ("component", 17), ("source", 20)):
             v = raw.get(name)
             if v is not None and (not isinstance(v, str) or len(v) > limit):
@@ -387,6 +395,13 @@ def validate(session: Session, records: Iterable[tuple[int, str | Mapping[str, A
     for chunk in _chunks(sorted(by_case), 900):
         existing.update(session.scalars(select(CaseLegacyKey.key).where(CaseLegacyKey.key.in_(chunk))))
     imp = _Importer(session, rules, users, depts, atts)
+    firsts = [evs[0] for key, evs in by_case.items() if key not in existing]
+    points = sorted({(float(loc["lon"]), float(loc["lat"])) for ln in firsts
+                     if isinstance(loc := ln.raw.get("location"), dict)
+                     and all(isinstance(loc.get(k), int | float) and not isinstance(loc.get(k), bool)
+                             for k in ("lon", "lat"))})
+    if len(firsts) >= BATCH_LOCATE:  # many cases: read the grids once instead of one spatial query a case
+        imp.located = dict(zip(points, components_service.locate_points(session, points), strict=True))
     replays: list[_Replay] = []
     for n, (key, evs) in enumerate(by_case.items(), start=1):
         if key in existing:

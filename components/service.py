@@ -68,6 +68,36 @@ def locate_point(session: Session, *, lon: float, lat: float) -> Located:
     return Located(grid_code=None, inside_city=district_at(session, lon=lon, lat=lat) is not None)
 
 
+def locate_points(session: Session, points: Sequence[tuple[float, float]]) -> list[Located]:
+    """:func:`locate_point` for many points at once (bulk imports): the grids and districts are read once
+    and searched in memory (shapely STRtree, the same ``intersects`` test and lowest-code rule)."""
+    import shapely  # noqa: PLC0415
+
+    def tree(stmt: sa.Select[Any]) -> tuple[list[str], Any]:
+        rows = session.execute(stmt).all()
+        geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else []
+        return [r[0] for r in rows], shapely.STRtree(geoms)
+
+    codes_, grids = tree(select(Grid.code, sa.func.ST_AsBinary(Grid.geom)))
+    has_districts = _has_districts(session)
+    dcodes: list[str] = []
+    dtree = None
+    if has_districts:
+        dcodes, dtree = tree(select(Area.code, sa.func.ST_AsBinary(Area.geom)).where(Area.level == "district"))
+    pts = shapely.points(list(points)) if points else []
+    out: list[Located] = []
+    for pt in pts:
+        hits = grids.query(pt, predicate="intersects") if codes_ else []
+        if len(hits):
+            out.append(Located(grid_code=min(codes_[i] for i in hits), inside_city=True))
+        elif not has_districts:
+            out.append(Located(grid_code=None, inside_city=True))
+        else:
+            inside = dtree is not None and len(dtree.query(pt, predicate="intersects")) > 0
+            out.append(Located(grid_code=None, inside_city=inside))
+    return out
+
+
 def check_point_in_city(session: Session, *, lon: float, lat: float) -> str | None:
     """Refuse points outside the city; return the grid code of the point (None between grids)."""
     located = locate_point(session, lon=lon, lat=lat)
