@@ -15,8 +15,10 @@ Counting conventions (what the SQL that produces ``counts`` must respect; see :d
   a dispatch later sent back) stays counted for them, as each primitive's definition says.
 * A timed task (a stage run of the case timeline: 核实, 立案, 派遣, 处置, 核查, plus the untimed-so-far
   steps 发核实, 发核查, 结案) has a deadline from the SLA engine (working calendar, approved extensions
-  added, suspended time excluded). It is *on time* when completed at or before its deadline, and it is
-  *determined* at ``min(completed_at, deadline)``. A task is counted in the period that contains its
+  added, suspended time excluded). It is *on time* when the time elapsed to its completion, in the
+  limit's measure (working time for working units), is at most the limit, and it is *determined* at its
+  completion if on time, else at the first instant it is late (for a deadline at the end of a working
+  period, the start of the next one). A task is counted in the period that contains its
   determination time; a task neither completed nor overdue at the as-of time is not counted yet. So
   every task lands in exactly one period and each "on time" count is a subset of its "due" count.
 * Rates are ``numerator / denominator × 100`` and 0 when the denominator is 0 (the standard's rule).
@@ -350,46 +352,49 @@ _PRIMITIVE_LIST: tuple[Primitive, ...] = (
         "应处置数",
         "handling due",
         """
-        Cases attributed to the department (its effective dispatch: the latest dispatch not undone by an
-        approved send-back) whose handle stage run started by that dispatch has its determination time,
-        min(first feedback, deadline), in the period. Rework runs are not counted here (see `rework`).""",
+        Handling tasks of the department: one per effective dispatch (the latest dispatch not undone by an
+        approved send-back). A task runs from the dispatch to the feedback that the following check passes
+        (a failed check, 返工, continues the same task: its clock keeps running from the dispatch); it is
+        determined at the acceptance of an on-time fix, else at the first instant it is late, and counted in
+        the period containing that time. Rework rounds add to `rework`, not here.""",
     ),
     _p(
         "handled",
         "处置数",
         "cases handled",
         """
-        Of `should_handle`: the first feedback (处置反馈) of that handle run was given before the as-of
-        time. Equals `handled_on_time` + `overdue_handled`.""",
+        Of `should_handle`: the task's fix was accepted (核查通过) before the as-of time. Equals
+        `handled_on_time` + `overdue_handled`.""",
     ),
     _p(
         "handled_on_time",
         "按期处置数",
         "cases handled on time",
         """
-        Of `should_handle`: first feedback at or before the handling deadline.""",
+        Of `should_handle`: the accepted feedback came with elapsed working time (suspensions excluded,
+        extensions added) at most the handling limit, counted from the dispatch.""",
     ),
     _p(
         "overdue_handled",
         "超期处置数",
         "cases handled late",
         """
-        Of `should_handle`: first feedback after the deadline but before the as-of time.""",
+        Of `handled`: the accepted feedback came after the limit was used up.""",
     ),
     _p(
         "overdue_unhandled",
         "超期未处置数",
         "overdue, not yet handled",
         """
-        Of `should_handle`: no feedback before the as-of time (the deadline has passed). Equals
-        `should_handle` − `handled`.""",
+        Of `should_handle`: no accepted feedback before the as-of time although the limit is used up (also
+        a case still in rework). Equals `should_handle` − `handled`.""",
     ),
     _p(
         "extended",
         "延期数",
         "cases with an approved extension",
         """
-        Of `should_handle`: at least one approve_extension in that handle run before the as-of time.""",
+        Of `should_handle`: at least one approve_extension in that task before the as-of time.""",
     ),
     _p(
         "suspended",
