@@ -502,25 +502,58 @@ def _day_expr(session: Session, col: Any, offset_s: int) -> Any:
     return sa.func.date(col, f"{int(offset_s):+d} seconds")
 
 
+_ROLLUP_STATEMENTS: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
 def _insert_family(session: Session, st: str, fam: Family, day: Any) -> None:
-    """One family's rollup rows: ``day`` is a literal date (single-day refresh) or a day expression."""
+    """One family's rollup rows: ``day`` is a literal date (single-day refresh) or a day expression.
+
+    The single-day statements are built once per subject type and family (the day is a bound parameter):
+    building and keying a statement of this size costs more than running it over one day."""
+    if callable(day):
+        _insert_family_statements(st, fam, day, session)
+        return
+    key = (st, fam.name)
+    if key not in _ROLLUP_STATEMENTS:
+        _ROLLUP_STATEMENTS[key] = _family_inserts(st, fam, sa.bindparam("r_day", type_=sa.Date))
+    main, repeats = _ROLLUP_STATEMENTS[key]
+    params = {**fam.params, "r_day": day}
+    session.execute(main, params)
+    if repeats is not None:
+        session.execute(repeats, params)
+
+
+def _family_inserts(st: str, fam: Family, day: Any) -> tuple[Any, Any]:
+    """The INSERT .. SELECT statements of one family's rows (and its repeat corrections) for one day."""
     sq = fam.rows.subquery(fam.name)
-    day_col = day(sq.c.ref_at) if callable(day) else sa.literal(day, sa.Date)
+    sums = [sa.func.sum(sq.c[name]) for name in fam.primitives]
+    sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
+    sel = (select(sa.literal(st), day, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
+           .where(sq.c.subject.is_not(None)).group_by(sq.c.subject))
+    cols = ["subject_type", "day", "family", "subject_id", *_SLOTS]
+    main = sa.insert(RollupCount.__table__).from_select(cols, sel)
+    repeats = None
+    if fam.repeats is not None:
+        rq = fam.repeats.subquery(f"{fam.name}_repeats")
+        rsel = (select(sa.literal(st), day, sa.literal(fam.name), sa.cast(rq.c.subject, sa.String), rq.c.prev_at,
+                       -sa.func.count(), *[sa.literal(0)] * (ROLLUP_SLOTS - 1))
+                .where(rq.c.subject.is_not(None)).group_by(rq.c.subject, rq.c.prev_at))
+        repeats = sa.insert(RollupCount.__table__).from_select(
+            ["subject_type", "day", "family", "subject_id", "since_at", *_SLOTS], rsel)
+    return main, repeats
+
+
+def _insert_family_statements(st: str, fam: Family, day: Any, session: Session) -> None:
+    """A multi-day refresh: ``day`` maps the reference time to its local date in SQL."""
+    assert fam.repeats is None, "distinct-case families are refreshed day by day"
+    sq = fam.rows.subquery(fam.name)
+    day_col = day(sq.c.ref_at)
     sums = [sa.func.sum(sq.c[name]) for name in fam.primitives]
     sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
     sel = (select(sa.literal(st), day_col, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
            .where(sq.c.subject.is_not(None)).group_by(sq.c.subject, day_col))
     cols = ["subject_type", "day", "family", "subject_id", *_SLOTS]
     session.execute(sa.insert(RollupCount.__table__).from_select(cols, sel), dict(fam.params))
-    if fam.repeats is not None:
-        assert not callable(day), "distinct-case families are refreshed day by day"
-        rq = fam.repeats.subquery(f"{fam.name}_repeats")
-        sel = (select(sa.literal(st), sa.literal(day, sa.Date), sa.literal(fam.name),
-                      sa.cast(rq.c.subject, sa.String), rq.c.prev_at, -sa.func.count(),
-                      *[sa.literal(0)] * (ROLLUP_SLOTS - 1))
-               .where(rq.c.subject.is_not(None)).group_by(rq.c.subject, rq.c.prev_at))
-        session.execute(sa.insert(RollupCount.__table__).from_select(
-            ["subject_type", "day", "family", "subject_id", "since_at", *_SLOTS], sel), dict(fam.params))
 
 
 def _day_period(first: dt.date, last: dt.date, zone: ZoneInfo) -> Period:
