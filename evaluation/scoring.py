@@ -1437,15 +1437,15 @@ def score_subject(
                     code=REGION_CLASS_REQUIRED,
                     loc=["region_class"],
                 )
-            scale = Fraction(period_scale) if indicator_set.band_scaling == "proportional" else Fraction(1)
-            banded = value / scale if scale > 0 else value
+            per_band = Fraction(period_scale) if indicator_set.band_scaling == "proportional" else Fraction(1)
+            banded = value / per_band if per_band > 0 else value
             band = lookup_band(banded, ind.bands_for(rc_key))
             score = Fraction(band.score)
             cls = f"（{rc.name_zh}）" if ind.by_region_class and rc is not None else ""
             per = ""
-            if scale != 1:
+            if per_band != 1:
                 unit = _PERIOD_ZH[indicator_set.band_period]
-                per = f"，按每{unit}折算 {_fmt_count(value)} ÷ {_fmt_count(scale)} = {_fmt_count(banded)}"
+                per = f"，按每{unit}折算 {_fmt_count(value)} ÷ {_fmt_count(per_band)} = {_fmt_count(banded)}"
             head = (
                 f"{ind.name_zh}{cls}：{_describe(ind.input, values, indicator_set)}{per} 落在 {band} 档 → "
                 f"{_fmt2(score)} 分"
