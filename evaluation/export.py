@@ -12,14 +12,20 @@ BASE_HEADERS = ("排名", "名称", "综合指标值", "等级")
 
 
 def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
+    """Each column holds what its header says: a "…分值" column the score the indicator earned (a band's
+    score), any other indicator column its value (a rate in %, or the count); regions carry their code."""
     definition = ranking.indicator_set.subject(service.check_subject_type(ranking.subject_type))
     indicators = [(ind.key, ind.name_zh) for ind in definition.indicators]
-    headers = [*BASE_HEADERS, *(zh for _, zh in indicators), "备注"]
+    coded = ranking.subject_type in service.REGION_LEVELS
+    base = [*BASE_HEADERS[:1], "编码", *BASE_HEADERS[1:]] if coded else list(BASE_HEADERS)
+    headers = [*base, *(zh for _, zh in indicators), "备注"]
     rows: list[list[Any]] = []
     for r in ranking.rows:
-        values = {c.key: round(c.input_value, 2) for c in r.score.components}
+        values = {c.key: round(c.score if c.name_zh.endswith("分值") else c.input_value, 2)
+                  for c in r.score.components}
         notes = "；".join(service.FLAG_NAMES_ZH.get(f, f) for f in r.flags)
-        rows.append([r.rank, r.name, float(r.score.composite), r.score.grade,
+        head = [r.rank, r.subject_id, r.name] if coded else [r.rank, r.name]
+        rows.append([*head, float(r.score.composite), r.score.grade,
                      *(values.get(k, "") for k, _ in indicators), notes])
     return headers, rows
 

@@ -115,6 +115,7 @@ def evidence(subject_type: str, subject_id: str, period: PeriodQ, session: DbSes
              primitive: Annotated[str, Query(max_length=40)]) -> EvidenceRead:
     """Drill-down: which cases make up one primitive of one subject."""
     items = service.evidence(session, period=period, subject_type=subject_type, subject_id=subject_id,
-                             primitive=primitive, tz=_tz(request))
+                             primitive=primitive, tz=_tz(request),
+                             rules=getattr(request.app.state, "rules", None))
     return EvidenceRead(period=period, subject_type=subject_type, subject_id=subject_id, primitive=primitive,
                         count=len(items), cases=[EvidenceRow(**vars(i)) for i in items])
