@@ -36,7 +36,7 @@ from gridcity.roles import Role
 from gridcity.settings import Settings
 from gridcity.storage import MediaStore, remove_new_files
 from gridcity.types import utcnow
-from mobile_api import idempotency
+from mobile_api import fieldapp, idempotency
 from mobile_api.idempotency import Outcome
 from mobile_api.schemas import (
     BatchItemIn,
@@ -327,13 +327,19 @@ def _create_report(session: Session, *, store: MediaStore, settings: Settings, r
         atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
     flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
     action = CaseAction.SELF_HANDLE if report_in.self_handled else CaseAction.REPORT
+    component_id = report_in.component_id
+    if component_id is None:
+        # The case keeps the component the server snapped it to (as the dispatcher will see it).
+        component_id = fieldapp.snapped_component(session, rules.catalog, lon=lon, lat=lat,
+                                                  class_code=report_in.class_code,
+                                                  radius_m=settings.snap_tolerance_m)
     case = casework_service.create_case(
         session,
         actor=casework_service.actor_of(user),
         action=action,
         new=casework_service.NewCase(
             class_code=report_in.class_code, lon=lon, lat=lat, urgency=report_in.urgency,
-            address=report_in.address, description=report_in.description, component_id=report_in.component_id,
+            address=report_in.address, description=report_in.description, component_id=component_id,
             source="self" if report_in.self_handled else "inspector",
         ),
         inp=casework_service.ActionInput(
@@ -347,7 +353,7 @@ def _create_report(session: Session, *, store: MediaStore, settings: Settings, r
         _mark_before_after(session, case.id, {a.id for a in before_atts}, {a.id for a in after_atts})
     body = SubmissionOut(case_id=case.id, number=case.number, status=case.status, version=case.version,
                          action=action, grid_code=case.grid_code, lon=case.lon, lat=case.lat,
-                         photos=_photo_out(atts, flags))
+                         component_id=case.component_id, photos=_photo_out(atts, flags))
     return 201, body.model_dump(mode="json", exclude_none=True)
 
 
