@@ -222,9 +222,19 @@ def submit_action(session: Session, *, rules: CaseRules, user: User, key: str, c
 
     def work() -> tuple[int, Any]:
         action = CaseAction(action_in.action)
+        actor = casework_service.actor_of(user)
+        version = action_in.version
+        if action is CaseAction.REQUEST_EXTENSION:
+            case = casework_service.get_case(session, case_id, actor=actor)
+            if case.status is CaseStatus.DISPATCHED:
+                # Staff asking for more time on site have taken the case on: accept it on the spot (as feedback does).
+                casework_service.apply_action(
+                    session, case_id=case_id, actor=actor, action=CaseAction.ACCEPT,
+                    inp=casework_service.ActionInput(expected_version=version, data={"via": "mobile"}), rules=rules)
+                version = None
         case, _ = casework_service.apply_action(
-            session, case_id=case_id, actor=casework_service.actor_of(user), action=action,
-            inp=casework_service.ActionInput(expected_version=action_in.version, note=action_in.note,
+            session, case_id=case_id, actor=actor, action=action,
+            inp=casework_service.ActionInput(expected_version=version, note=action_in.note,
                                              extension=action_in.extension, data={"via": "mobile"}),
             rules=rules,
         )

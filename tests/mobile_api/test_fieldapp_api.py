@@ -127,6 +127,12 @@ def test_department_accepts_asks_for_an_extension_in_a_valid_unit_and_a_send_bac
                     json={"action": "request_extension", "note": "备件未到",
                           "extension": {"value": 2, "unit": units[0]}})
     assert r.status_code == 200 and r.json()["status"] == "extension_requested"
+    # Asked for on a case not yet accepted, the extension accepts it on the spot.
+    fresh = to_status(client, orgdata, "dispatched")
+    r = client.post(f"/mobile/v1/tasks/{fresh['id']}/action", headers={**h, "Idempotency-Key": "a-6"},
+                    json={"action": "request_extension", "note": "备件未到",
+                          "extension": {"value": 2, "unit": units[0]}})
+    assert r.status_code == 200 and r.json()["status"] == "extension_requested"
     case2 = to_status(client, orgdata, "handling")
     r = client.post(f"/mobile/v1/tasks/{case2['id']}/action", headers={**h, "Idempotency-Key": "a-3"},
                     json={"action": "request_sendback", "note": "不属本单位"})
