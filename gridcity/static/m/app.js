@@ -75,13 +75,6 @@ function position(timeout = 15000) {
   });
 }
 
-function tokenExpired(token) {
-  try {
-    const exp = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).exp;
-    return exp * 1000 < Date.now();
-  } catch { return false; }
-}
-
 // ---- login -------------------------------------------------------------------------------------------------
 
 function loginNeeded() {
@@ -211,8 +204,8 @@ function photoPicker(list, { testid, label, onChange }) {
   redraw();
   return h("fieldset", { class: "photos" }, h("legend", {}, label),
     h("div", { class: "row" },
-      h("button", { type: "button", onclick: () => camera.click() }, "📷 ", t("report.camera")),
-      h("button", { type: "button", testid: `${testid}-gallery`, onclick: () => gallery.click() }, "🖼 ", t("report.gallery"))),
+      h("button", { type: "button", onclick: () => camera.click() }, t("report.camera")),
+      h("button", { type: "button", testid: `${testid}-gallery`, onclick: () => gallery.click() }, t("report.gallery"))),
     gallery, camera, thumbs, errors);
 }
 
@@ -355,12 +348,13 @@ async function renderReport(item) {
   drawPhotos();
   drawClasses();
   showPos();
-  if (F.lon === null) {
-    posText.textContent = t("report.locating");
+  if (F.lon !== null) loadComponents();
+  if (!F.pinMoved) { // a fresh position unless the inspector placed the pin by hand
+    if (F.lon === null) posText.textContent = t("report.locating");
     const p = await position();
     if (S.form !== F) return;
-    if (p && F.lon === null) setPos(p.lon, p.lat, p.accuracy, false); else showPos();
-  } else loadComponents();
+    if (p && !F.pinMoved) setPos(p.lon, p.lat, p.accuracy, false); else showPos();
+  }
   if (F.lon !== null && S.form === F) {
     createMiniMap(mapBox, { lon: F.lon, lat: F.lat, onMove: (lon, lat) => setPos(lon, lat, null, true) }).then((m) => {
       if (S.form === F && S.view === "report") { F.map = m; m?.setComponents(F.comps || []); } else m?.remove();
@@ -381,7 +375,7 @@ async function renderOutbox() {
     return h("li", { class: `item ${it.state}`, testid: "outbox-item", "data-state": it.state, "data-key": it.key },
       h("div", { class: "line" }, h("b", {}, t(`kind.${it.kind}`)), " ", it.summary || "",
         h("span", { class: `state ${it.state}`, testid: "outbox-state" }, stateText(it))),
-      h("div", { class: "muted" }, fmtTime(it.created_at), nPhotos ? ` · 📷 ${nPhotos}` : "",
+      h("div", { class: "muted" }, fmtTime(it.created_at), nPhotos ? ` · ${t("outbox.photos", { n: nPhotos })}` : "",
         it.result?.number ? ` · ${t("outbox.case", { n: it.result.number })}` : ""),
       p !== undefined ? h("progress", { max: 1, value: p, testid: "upload-progress" }) : null,
       err ? h("p", { class: it.state === "refused" ? "error" : "muted", testid: "outbox-reason" }, err) : null,
@@ -549,8 +543,8 @@ async function boot() {
   S.config = await store.meta("config");
   const cls = await store.meta("classes");
   if (cls) { S.classes = cls.items; S.recent = cls.recent || []; }
+  // An expired login still lets the inspector work offline; the first answer 401 asks for a new login.
   if (!S.session?.token) return renderLogin(S.session ? t("login.expired") : null);
-  if (tokenExpired(S.session.token)) { S.session.token = null; return renderLogin(t("login.expired")); }
   start();
 }
 setInterval(() => outbox.kick(), 30000);

@@ -3,7 +3,8 @@
 // until the server answers, so a batch re-sent after a dropped connection is stored once.
 import { delMeta, meta, newKey, setMeta, trackAdd, trackAll, trackDelete } from "./store.js";
 
-const MIN_GAP_MS = 5000;
+const MIN_GAP_MS = 5000; // a point at least every 5 s while moving…
+const MIN_MOVE_M = 10; // …or as soon as the phone moved 10 m
 const MAX_ACCURACY_M = 200;
 const BATCH = 500;
 let watchId = null, last = null, timer = null, getToken = () => null, changed = () => {};
@@ -37,11 +38,17 @@ export async function stop() {
   upload();
 }
 
+function metres(a, b) {
+  const r = Math.PI / 180, x = (b.lon - a.lon) * r * Math.cos((a.lat + b.lat) / 2 * r), y = (b.lat - a.lat) * r;
+  return Math.hypot(x, y) * 6371008.8;
+}
+
 async function onPosition(pos) {
   const now = Date.now();
   if (pos.coords.accuracy > MAX_ACCURACY_M) return;
-  if (last && now - last < MIN_GAP_MS) return;
-  last = now;
+  const here = { lon: pos.coords.longitude, lat: pos.coords.latitude };
+  if (last && now - last.t < MIN_GAP_MS && metres(last, here) < MIN_MOVE_M) return;
+  last = { t: now, ...here };
   await trackAdd({ at: new Date(pos.timestamp || now).toISOString(), lon: pos.coords.longitude, lat: pos.coords.latitude,
     accuracy_m: Math.round(pos.coords.accuracy * 10) / 10 });
   state.recorded += 1;
