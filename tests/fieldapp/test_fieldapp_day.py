@@ -115,6 +115,7 @@ def test_the_departments_day(phone, api, orgdata, city, db, artifacts):
     # An extension only in the units valid for the case's handling limit.
     page.get_by_test_id("tasks").click()
     page.locator(f"[data-testid=task-item][data-case='{other['id']}']").click()
+    page.locator("[data-testid=extension-unit] option").first.wait_for(state="attached")
     units = page.get_by_test_id("extension-unit").locator("option").evaluate_all("os => os.map(o => o.value)")
     detail = api.get(f"/mobile/v1/tasks/{other['id']}", headers=orgdata.headers("water")).json()
     assert units == detail["extension_units"] and units

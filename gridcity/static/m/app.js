@@ -157,6 +157,7 @@ async function renderNav() {
 function go(view, arg) {
   if (S.form?.map) { S.form.map.remove(); S.form.map = null; }
   S.view = view;
+  S.seq = (S.seq || 0) + 1; // an answer for an earlier view must not draw over this one
   if (!header) {
     header = h("header");
     main = h("main");
@@ -394,11 +395,12 @@ async function renderOutbox() {
 // ---- tasks -------------------------------------------------------------------------------------------------
 
 async function renderTasks() {
+  const seq = S.seq;
   const here = S.here || await position(5000);
   const q = here ? `?lon=${here.lon}&lat=${here.lat}` : "";
   let res;
   try { res = await cached("tasks", `/mobile/v1/tasks${q}`); } catch (e) { main.replaceChildren(h("p", { class: "error" }, errorText(e.detail))); return; }
-  if (S.view !== "tasks") return;
+  if (seq !== S.seq || S.view !== "tasks") return;
   const items = res.data?.items || [];
   main.replaceChildren(h("h2", {}, t("tasks.title")), res.fresh ? null : h("p", { class: "muted" }, t("mine.cached")),
     items.length ? h("ul", { class: "list" }, items.map((it) => h("li", { class: "item task", testid: "task-item", "data-case": it.id, onclick: () => go("detail", it.id) },
@@ -421,11 +423,13 @@ async function authImage(url) {
 }
 
 async function renderDetail(caseId) {
+  const seq = S.seq;
   const here = S.here || await position(5000);
   const q = here ? `?lon=${here.lon}&lat=${here.lat}` : "";
   let res;
   try { res = await cached(`case:${caseId}`, `/mobile/v1/tasks/${caseId}${q}`); } catch (e) { main.replaceChildren(h("p", { class: "error" }, errorText(e.detail))); return; }
   const d = res.data;
+  if (seq !== S.seq) return;
   if (!d || S.view !== "detail") { if (!d) main.replaceChildren(h("p", { class: "muted" }, t("offline"))); return; }
   S.detail = d;
   const dist = here ? Math.round(haversine(here, d)) : null;
@@ -505,9 +509,10 @@ function answerPanel(d, dist) {
 // ---- my reports ----------------------------------------------------------------------------------------------
 
 async function renderMine() {
+  const seq = S.seq;
   let res;
   try { res = await cached("mine", "/mobile/v1/reports?limit=100"); } catch (e) { main.replaceChildren(h("p", { class: "error" }, errorText(e.detail))); return; }
-  if (S.view !== "mine") return;
+  if (seq !== S.seq || S.view !== "mine") return;
   const items = res.data?.items || [];
   main.replaceChildren(h("h2", {}, t("mine.title")), res.fresh ? null : h("p", { class: "muted" }, t("mine.cached")),
     items.length ? h("ul", { class: "list" }, items.map((it) => h("li", { class: "item", testid: "report-item", "data-case": it.id, "data-status": it.status, onclick: () => go("detail", it.id) },
