@@ -48,8 +48,7 @@ from mobile_api.schemas import (
 NEAR_LIMIT = 5
 #: How many of my recently reported classes come first in the class list.
 RECENT_CLASSES = 8
-_TASKS = {CaseStatus.VERIFYING: "verify", CaseStatus.CHECKING: "check", CaseStatus.DISPATCHED: "handle",
-          CaseStatus.HANDLING: "handle"}
+_TASKS: dict[CaseStatus, str] = {CaseStatus.VERIFYING: "verify", CaseStatus.CHECKING: "check"}
 
 
 def _require(user: User, roles: frozenset[Role], what: str) -> None:
@@ -175,6 +174,14 @@ def extension_units(rules: CaseRules, case: Case) -> tuple[list[str], str | None
     return [u.value for u in LimitUnit if u.counts_working_time == working], f"{lim[0]:g} {lim[1]}"
 
 
+def _task(user: User, case: Case) -> str | None:
+    from mobile_api.service import DEPARTMENT_QUEUE  # noqa: PLC0415
+
+    if user.role is Role.INSPECTOR:
+        return _TASKS.get(case.status)
+    return "handle" if case.status in DEPARTMENT_QUEUE else None
+
+
 def case_detail(session: Session, *, settings: Settings, rules: CaseRules, user: User, case_id: int,
                 lon: float | None = None, lat: float | None = None, coord_system: str = "wgs84") -> CaseDetailOut:
     """A case I have a task on or reported: photos, history, distance, the on-site rule, what I may do."""
@@ -202,7 +209,7 @@ def case_detail(session: Session, *, settings: Settings, rules: CaseRules, user:
         (user.role is Role.DEPARTMENT and case.department_id == user.department_id)
     return CaseDetailOut(
         id=case.id, number=case.number, status=case.status, version=case.version,
-        task=_TASKS.get(case.status) if mine else None, class_code=case.class_code, class_name=class_name,
+        task=_task(user, case) if mine else None, class_code=case.class_code, class_name=class_name,
         urgency=case.urgency, lon=case.lon, lat=case.lat, address=case.address, description=case.description,
         component_id=case.component_id, grid_code=case.grid_code, created_at=case.created_at,
         deadline_at=case.deadline_at, distance_m=distance, onsite_radius_m=settings.onsite_radius_m,

@@ -69,6 +69,9 @@ MAX_TRACK_ACCURACY_M = 200.0
 TRACK_FUTURE_SKEW = dt.timedelta(minutes=5)
 TRACK_MAX_AGE = dt.timedelta(days=7)
 RENDITION_SUFFIXES = (".orig", ".display.jpg", ".thumb.jpg")
+#: A department's queue, as the console's department inbox shows it: to accept, in hand, and its open requests.
+DEPARTMENT_QUEUE = (CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SENDBACK_REQUESTED,
+                    CaseStatus.EXTENSION_REQUESTED, CaseStatus.SUSPENSION_REQUESTED, CaseStatus.SUSPENDED)
 
 #: A photo is uploaded bytes (stored now), the same already validated and written (:func:`prepare_uploads`),
 #: or the id of an attachment stored earlier (POST /photos).
@@ -516,12 +519,11 @@ def list_tasks(session: Session, *, user: User, lon: float | None, lat: float | 
         q = select(Case).where(Case.assigned_inspector_id == user.id,
                                Case.status.in_([CaseStatus.VERIFYING, CaseStatus.CHECKING]))
     else:
-        q = select(Case).where(Case.department_id == user.department_id,
-                               Case.status.in_([CaseStatus.DISPATCHED, CaseStatus.HANDLING]))
+        q = select(Case).where(Case.department_id == user.department_id, Case.status.in_(DEPARTMENT_QUEUE))
     rows = session.scalars(q.order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id).limit(limit)).all()
     items = []
     for c in rows:
-        task = {"verifying": "verify", "checking": "check"}.get(c.status, "handle")
+        task = {CaseStatus.VERIFYING: "verify", CaseStatus.CHECKING: "check"}.get(c.status, "handle")
         dist = coords.haversine_m(here[0], here[1], c.lon, c.lat) if here else None
         items.append(TaskOut(id=c.id, number=c.number, task=task, status=c.status, version=c.version,
                              class_code=c.class_code, urgency=c.urgency, lon=c.lon, lat=c.lat, address=c.address,

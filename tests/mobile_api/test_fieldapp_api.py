@@ -127,6 +127,11 @@ def test_department_accepts_asks_for_an_extension_in_a_valid_unit_and_a_send_bac
                     json={"action": "request_extension", "note": "备件未到",
                           "extension": {"value": 2, "unit": units[0]}})
     assert r.status_code == 200 and r.json()["status"] == "extension_requested"
+    # Still in the department's queue (as in the console's inbox), with no feedback offered until decided.
+    queue = client.get("/mobile/v1/tasks", headers=orgdata.headers("water")).json()["items"]
+    assert [(t["id"], t["status"], t["task"]) for t in queue] == [(case["id"], "extension_requested", "handle")]
+    d = client.get(f"/mobile/v1/tasks/{case['id']}", headers=orgdata.headers("water")).json()
+    assert d["task"] == "handle" and "feedback" not in d["allowed_actions"]
     # Asked for on a case not yet accepted, the extension accepts it on the spot.
     fresh = to_status(client, orgdata, "dispatched")
     r = client.post(f"/mobile/v1/tasks/{fresh['id']}/action", headers={**h, "Idempotency-Key": "a-6"},

@@ -495,12 +495,13 @@ function answerPanel(d, dist) {
   const allowed = new Set(d.allowed_actions || []);
   const value = h("input", { type: "number", min: "0.5", step: "0.5", value: "1", testid: "extension-value" });
   const unit = h("select", { testid: "extension-unit" }, (d.extension_units || []).map((u) => h("option", { value: u }, t(`unit.${u}`))));
+  const canFeedBack = allowed.has("feedback") || allowed.has("accept"); // feedback accepts on the spot
   return h("div", { class: "answer" },
     d.handle_limit ? h("p", { class: "muted" }, t("task.limit", { l: d.handle_limit.replace(/[a-z_]+$/, (u) => t(`unit.${u}`)) })) : null,
     allowed.has("accept") ? h("button", { class: "primary", testid: "task-accept", onclick: () => action("accept") }, t("task.accept")) : null,
-    picker, note, msg,
+    canFeedBack ? picker : null, note, msg,
     h("div", { class: "row" },
-      h("button", { class: "primary", testid: "task-done", onclick: () => result("done") }, t("task.done")),
+      canFeedBack ? h("button", { class: "primary", testid: "task-done", onclick: () => result("done") }, t("task.done")) : null,
       allowed.has("request_sendback") ? h("button", { testid: "task-sendback", onclick: () => action("request_sendback") }, t("task.sendback")) : null),
     allowed.has("request_extension") || allowed.has("accept") ? h("div", { class: "row" }, t("task.ext_value"), value, unit,
       h("button", { testid: "task-extension", onclick: () => action("request_extension", { extension: { value: Number(value.value), unit: unit.value } }) }, t("task.extension"))) : null);
