@@ -128,3 +128,24 @@ def test_the_departments_day(phone, api, orgdata, city, db, artifacts):
     data = json.loads(data) if isinstance(data, str) else data
     assert status == "extension_requested" and data["extension"] == {"value": 2.0, "unit": units[0]}
     page.screenshot(path=str(artifacts / "department.png"), full_page=True)
+
+
+def test_a_self_handled_report_keeps_before_and_after_photos(phone, orgdata, city, db):
+    page = phone.new_page()
+    login(page)
+    page.get_by_test_id("new-report").click()
+    page.get_by_test_id("self-handled").check()
+    choose_photos(page, "photo-before", [jpeg(30)])
+    choose_photos(page, "photo-after", [jpeg(31), jpeg(32)])
+    page.locator(".thumbs img").nth(2).wait_for()
+    page.get_by_test_id("class-search").fill("暴露垃圾")
+    page.get_by_test_id("class-option").filter(has_text="暴露垃圾").first.click()
+    page.get_by_test_id("description").fill("路边暴露垃圾")
+    page.get_by_test_id("self-note").fill("已清理")
+    page.get_by_test_id("submit-report").click()
+    wait_sent(page, 1)
+    [(case_id, status, source)] = rows(db, "SELECT id, status, source FROM \"case\"")
+    assert (status, source) == ("self_handled", "self")
+    roles = sorted(r[0] for r in rows(db, f"SELECT ea.role FROM event_attachment ea JOIN case_event e "
+                                          f"ON e.id = ea.event_id WHERE e.case_id = {case_id}"))
+    assert roles == ["after", "after", "before"]
