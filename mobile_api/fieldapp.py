@@ -19,6 +19,7 @@ from casework import service as casework_service
 from casework.deadlines import LimitUnit
 from casework.lifecycle import CaseAction, CaseStatus, Stage, allowed_actions
 from casework.models import Case
+from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import codes
 from components import service as components_service
@@ -221,7 +222,7 @@ def case_detail(session: Session, *, settings: Settings, rules: CaseRules, user:
 # ---- department actions ------------------------------------------------------------------------------------
 
 
-def submit_action(session: Session, *, rules: CaseRules, user: User, key: str, case_id: int,
+def submit_action(session: Session, *, pipeline: CasePipeline, user: User, key: str, case_id: int,
                   action_in: ActionIn) -> Outcome:
     """Accept (签收), request an extension (延期) or a send-back (回退) from the phone, once per key."""
     _require(user, frozenset({Role.DEPARTMENT}), "case actions from the phone")
@@ -235,16 +236,15 @@ def submit_action(session: Session, *, rules: CaseRules, user: User, key: str, c
             case = casework_service.get_case(session, case_id, actor=actor)
             if case.status is CaseStatus.DISPATCHED:
                 # Staff asking for more time on site have taken the case on: accept it on the spot (as feedback does).
-                casework_service.apply_action(
+                pipeline.apply_action(
                     session, case_id=case_id, actor=actor, action=CaseAction.ACCEPT,
-                    inp=casework_service.ActionInput(expected_version=version, data={"via": "mobile"}), rules=rules)
+                    inp=casework_service.ActionInput(expected_version=version, data={"via": "mobile"}))
                 version = None
-        case, _ = casework_service.apply_action(
+        case = pipeline.apply_action(
             session, case_id=case_id, actor=actor, action=action,
             inp=casework_service.ActionInput(expected_version=version, note=action_in.note,
                                              extension=action_in.extension, data={"via": "mobile"}),
-            rules=rules,
-        )
+        ).case
         body = SubmissionOut(case_id=case.id, number=case.number, status=case.status, version=case.version,
                              action=action)
         return 200, body.model_dump(mode="json", exclude_none=True)

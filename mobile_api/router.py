@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ValidationError
 
+from casework.deps import PipelineDep
 from casework.rules import CaseRules
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import PayloadTooLarge
@@ -117,7 +118,7 @@ def post_report(
     user: CurrentUser,
     store: Store,
     settings: SettingsDep,
-    request: Request,
+    pipeline: PipelineDep,
     key: IdemKey,
     report: Annotated[str, Form(description="JSON: class_code, lon, lat, coord_system, description, "
                                             "component_id, captured_at, self_handled, note")],
@@ -127,7 +128,7 @@ def post_report(
 ) -> Any:
     """A report with 1–9 photos, or a self-handled (自处理) one with before and after photos."""
     return _respond(service.submit_report(
-        session, store=store, settings=settings, rules=_rules(request), user=user, key=key,
+        session, store=store, settings=settings, pipeline=pipeline, user=user, key=key,
         report_in=_parse(ReportIn, report, "report"), photo_items=_read(photos, "photos", settings),
         before=_read(before, "before", settings), after=_read(after, "after", settings),
     ))
@@ -140,14 +141,14 @@ def post_result(
     user: CurrentUser,
     store: Store,
     settings: SettingsDep,
-    request: Request,
+    pipeline: PipelineDep,
     key: IdemKey,
     result: Annotated[str, Form(description="JSON: outcome (pass|fail|done), lon, lat, coord_system, note")],
     photos: PhotoFiles = None,
 ) -> Any:
     """Verify (核实) or check (核查) outcome, or a department's on-site feedback; refused when not on site."""
     return _respond(service.submit_result(
-        session, store=store, settings=settings, rules=_rules(request), user=user, key=key, case_id=case_id,
+        session, store=store, settings=settings, pipeline=pipeline, user=user, key=key, case_id=case_id,
         result_in=_parse(ResultIn, result, "result"), photo_items=_read(photos, "photos", settings),
     ))
 
@@ -174,9 +175,9 @@ def post_photos(
 
 @router.post("/batch", response_model=BatchOut, summary="Upload the offline queue")
 def post_batch(body: BatchIn, session: DbSession, user: CurrentUser, store: Store, settings: SettingsDep,
-               request: Request, key: IdemKey) -> Any:
+               pipeline: PipelineDep, key: IdemKey) -> Any:
     """Each item (report, result, tracks) carries its own key and gets its own status and result."""
-    return _respond(service.run_batch(session, store=store, settings=settings, rules=_rules(request), user=user,
+    return _respond(service.run_batch(session, store=store, settings=settings, pipeline=pipeline, user=user,
                                       key=key, items=body.items))
 
 
@@ -241,8 +242,8 @@ def task_detail(
 
 @router.post("/tasks/{case_id}/action", response_model=SubmissionOut,
              summary="Accept, ask for an extension or a send-back")
-def post_action(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, request: Request,
+def post_action(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep,
                 key: IdemKey) -> Any:
     """A department's action on a dispatched case from the phone, once per idempotency key."""
-    return _respond(fieldapp.submit_action(session, rules=_rules(request), user=user, key=key, case_id=case_id,
+    return _respond(fieldapp.submit_action(session, pipeline=pipeline, user=user, key=key, case_id=case_id,
                                            action_in=body))
