@@ -170,6 +170,10 @@ function go(view, arg) {
   ({ report: renderReport, tasks: renderTasks, mine: renderMine, outbox: renderOutbox, patrol: renderPatrol, detail: renderDetail })[view](arg);
 }
 
+outbox.onProgress((id, fraction) => {
+  const bar = S.view === "outbox" && main?.querySelector(`[data-testid=outbox-item][data-key="${CSS.escape(id)}"] progress`);
+  if (bar) bar.value = fraction;
+});
 outbox.onChange(() => {
   if (!S.session || !nav || !root.contains(nav)) return;
   renderNav();

@@ -11,8 +11,16 @@ let running = false, again = false, timer = null, backoff = 3000;
 const RETRY_MAX = 60000;
 const SENT_KEEP_MS = 24 * 3600 * 1000;
 
+const progressListeners = new Set();
+let pendingChange = null;
 export function onChange(fn) { listeners.add(fn); }
-function changed() { for (const fn of listeners) fn(); }
+/** `fn(id, fraction)` on upload progress (no re-reading of the outbox: the list updates its bar in place). */
+export function onProgress(fn) { progressListeners.add(fn); }
+// State changes are coalesced (a draining outbox changes many times a second; the list is redrawn at most ~4×/s).
+function changed() {
+  if (pendingChange) return;
+  pendingChange = setTimeout(() => { pendingChange = null; for (const fn of listeners) fn(); }, 250);
+}
 export function progressOf(id) { return progress.get(id); }
 export function setSession(s) { session = s; if (s) kick(); }
 
@@ -90,7 +98,10 @@ function xhr(item) {
     if (item.json !== undefined) r.setRequestHeader("Content-Type", "application/json");
     r.timeout = 300000;
     r.upload.onprogress = (e) => {
-      if (e.lengthComputable) { progress.set(item.id, e.loaded / e.total); changed(); }
+      if (e.lengthComputable) {
+        progress.set(item.id, e.loaded / e.total);
+        for (const fn of progressListeners) fn(item.id, e.loaded / e.total);
+      }
     };
     r.onload = () => {
       let data = null;
