@@ -33,7 +33,6 @@ from gridcity.settings import Settings
 from mobile_api import idempotency
 from mobile_api.idempotency import Outcome
 from mobile_api.schemas import (
-    ActionIn,
     CaseDetailOut,
     ClassList,
     ClassOut,
@@ -42,6 +41,7 @@ from mobile_api.schemas import (
     FieldConfigOut,
     NearComponentOut,
     NearComponents,
+    PhoneActionIn,
     SubmissionOut,
 )
 
@@ -223,7 +223,7 @@ def case_detail(session: Session, *, settings: Settings, rules: CaseRules, user:
 
 
 def submit_action(session: Session, *, pipeline: CasePipeline, user: User, key: str, case_id: int,
-                  action_in: ActionIn) -> Outcome:
+                  action_in: PhoneActionIn) -> Outcome:
     """Accept (签收), request an extension (延期) or a send-back (回退) from the phone, once per key."""
     _require(user, frozenset({Role.DEPARTMENT}), "case actions from the phone")
     req_hash = idempotency.request_hash("action", {"case_id": case_id, "action": action_in.model_dump(mode="json")})

@@ -24,7 +24,6 @@ from mobile_api import fieldapp, idempotency, service
 from mobile_api.forms import OffLoopFormRoute
 from mobile_api.idempotency import KEY_HEADER, Outcome
 from mobile_api.schemas import (
-    ActionIn,
     BatchIn,
     BatchOut,
     CaseDetailOut,
@@ -32,6 +31,7 @@ from mobile_api.schemas import (
     CoverageOut,
     FieldConfigOut,
     NearComponents,
+    PhoneActionIn,
     ReportIn,
     ReportPage,
     ResultIn,
@@ -242,7 +242,7 @@ def task_detail(
 
 @router.post("/tasks/{case_id}/action", response_model=SubmissionOut,
              summary="Accept, ask for an extension or a send-back")
-def post_action(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep,
+def post_action(case_id: int, body: PhoneActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep,
                 key: IdemKey) -> Any:
     """A department's action on a dispatched case from the phone, once per idempotency key."""
     return _respond(fieldapp.submit_action(session, pipeline=pipeline, user=user, key=key, case_id=case_id,

@@ -321,7 +321,7 @@ class CaseDetailOut(BaseModel):
     events: list[EventOut] = Field(default_factory=list)
 
 
-class ActionIn(BaseModel):
+class PhoneActionIn(BaseModel):
     """A department's action on a dispatched case from the phone: accept, ask for an extension or a send-back."""
 
     model_config = ConfigDict(

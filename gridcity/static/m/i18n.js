@@ -126,6 +126,22 @@ const en = {
   "err.case.missing_input": "Something required is missing (note or photos)",
   "err.deadline.unit_mismatch": "Extension unit does not fit the limit", "err.network": "Network dropped; retrying",
   "err.server": "Server unavailable; retrying", "err.other": "Refused by the server",
+  "status.public_reported": "Public report", "status.verifying": "Verifying", "status.reported": "To file",
+  "status.filed": "To dispatch", "status.dispatched": "To accept", "status.handling": "Handling",
+  "status.sendback_requested": "Send-back asked", "status.extension_requested": "Extension asked",
+  "status.suspension_requested": "Suspension asked", "status.suspended": "Suspended", "status.feedback": "Fed back",
+  "status.checking": "Checking", "status.checked": "Checked", "status.self_handled": "Self-handled",
+  "status.closed": "Closed", "status.voided": "Void", "status.merged": "Merged",
+  "action.report": "Reported", "action.public_report": "Public report", "action.self_handle": "Self-handled",
+  "action.send_verify": "Sent to verify", "action.verify_true": "Verified true", "action.verify_false": "Verified not true",
+  "action.file": "Filed", "action.void": "Voided", "action.merge": "Merged", "action.dispatch": "Dispatched",
+  "action.accept": "Accepted", "action.request_sendback": "Send-back asked", "action.approve_sendback": "Send-back approved",
+  "action.reject_sendback": "Send-back refused", "action.request_extension": "Extension asked",
+  "action.approve_extension": "Extension approved", "action.reject_extension": "Extension refused",
+  "action.request_suspension": "Suspension asked", "action.approve_suspension": "Suspension approved",
+  "action.reject_suspension": "Suspension refused", "action.resume": "Resumed", "action.feedback": "Fed back",
+  "action.send_check": "Sent to check", "action.check_pass": "Check passed", "action.check_fail": "Check failed",
+  "action.close": "Closed", "action.approve_self_handled": "Self-handling approved",
 };
 let lang = localStorage.getItem("cgt.lang") || "zh";
 export function getLang() { return lang; }
