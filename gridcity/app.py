@@ -90,6 +90,7 @@ OPTIONAL_ROUTERS: list[tuple[str, str]] = [
     ("mobile_api.open311", "/open311/v2"),
     ("casework.live_router", ""),
     ("gridcity.console", ""),
+    ("gridcity.phoneapp", ""),  # the field app 城管通 at /m/
 ]
 
 
