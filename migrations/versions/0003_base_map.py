@@ -1,15 +1,15 @@
 """base map layers (roads, buildings, water, green space)
 
-Revision ID: 0002_base_map
-Revises: 0001
+Revision ID: 0003_base_map
+Revises: 0002_area_history
 Create Date: 2026-12-02 13:10:00
 """
 from alembic import op
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
 
-revision = '0002_base_map'
-down_revision = '0001'
+revision = '0003_base_map'
+down_revision = '0002_area_history'
 branch_labels = None
 depends_on = None
 
