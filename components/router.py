@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from components import service
-from components.schemas import ComponentHistoryRead, ComponentRead, FeatureCollection
+from components import addresses, service
+from components.schemas import AddressList, AddressRead, ComponentHistoryRead, ComponentRead, FeatureCollection
 from gridcity.deps import CurrentUser, DbSession
 
 router = APIRouter(tags=["map"])
@@ -55,3 +55,21 @@ def get_component(code: str, session: DbSession, user: CurrentUser) -> Component
     comp, history = service.get_component(session, code)
     return ComponentRead(feature=service.component_feature(comp),
                          history=[ComponentHistoryRead.model_validate(h) for h in history])
+
+
+@router.get("/addresses", response_model=AddressList, tags=["addresses"], summary="Find a standard address")
+def find_addresses(session: DbSession, user: CurrentUser,
+                   q: Annotated[str, Query(min_length=1, max_length=100, description="partial address, e.g. 经二路12")],
+                   limit: Annotated[int, Query(ge=1, le=50)] = 10) -> AddressList:
+    """Standard addresses (门牌, places, roads) matching partial input, best first, with grid and community."""
+    hits = addresses.lookup(session, q, limit=limit)
+    return AddressList(q=q, items=[AddressRead(**addresses.hit_dict(h)) for h in hits])
+
+
+@router.get("/addresses/{address_id}", response_model=AddressRead, tags=["addresses"], summary="One standard address")
+def get_address(address_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: DbSession,
+                user: CurrentUser) -> AddressRead:
+    """A standard address by id."""
+    addr = addresses.read_address(session, address_id)
+    hit = addresses.Hit(addr, 0, None, None)
+    return AddressRead(**addresses.hit_dict(hit))

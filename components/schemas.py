@@ -32,3 +32,29 @@ class ComponentRead(BaseModel):
 
     feature: dict[str, Any]
     history: list[ComponentHistoryRead]
+
+
+class AddressRead(BaseModel):
+    """A standard address (标准地址) with its position, unit grid and community."""
+
+    id: int
+    code: str
+    kind: str
+    name: str
+    full_name: str
+    road: str | None
+    number: str | None
+    lon: float
+    lat: float
+    grid_code: str | None
+    community_code: str | None
+    community_name: str | None
+    street_name: str | None
+    rank: int = 0
+
+
+class AddressList(BaseModel):
+    """Look-up results, best first."""
+
+    q: str
+    items: list[AddressRead]

@@ -1,0 +1,161 @@
+"""Standard addresses (标准地址 / 门牌): normalised text, the bigram index, and the look-up.
+
+The look-up finds an address from partial Chinese input ("经二路12", "中心医院", "渭滨 经二路 十二号" is not
+a goal: numbers are matched as written, in ASCII or full-width digits). Its index is a plain table of
+character bigrams (:class:`components.models.AddressGram`) that works the same on SQLite and PostgreSQL:
+
+1. the query is normalised like the stored text (NFKC, lower case, no spaces or punctuation, traditional
+   characters of addresses folded to simplified) and cut into bigrams;
+2. each bigram's posting count is read, capped at ``DF_CAP`` (a bounded index range scan); a bigram with
+   no posting ends the search with nothing;
+3. the rarest bigram's postings are joined to the addresses, every other bigram is checked on the
+   candidate's text, and the candidates are ranked in SQL: exact name, name prefix, the whole query as
+   one substring, then all bigrams anywhere; ties go to the shorter (more specific) text.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from components.models import Address, AddressGram, Area
+from gridcity.errors import InvalidInput, NotFound
+
+DF_CAP = 50_000
+"""Posting counts are read up to this many rows (enough to pick the rarest bigram)."""
+MAX_QUERY = 60
+
+# Traditional forms of characters common in Chinese addresses, folded to the simplified form (both in the
+# stored text and in the query), so that 經二路12號 finds 经二路12号.
+_TRAD_PAIRS = (
+    "區区號号門门東东陽阳園园廣广場场樓楼單单與与寶宝濱滨經经緯纬橋桥灣湾莊庄鎮镇縣县聖圣興兴華华國国綠绿長长開开關关雞鸡臺台"
+    "衛卫醫医學学務务館馆書书電电車车業业廠厂農农貿贸義义龍龙鳳凤雲云嶺岭豐丰黃黄麗丽紅红靈灵觀观蘭兰歡欢氣气鐵铁條条層层團团衚胡衕同會会舊旧"
+)
+_TRAD = str.maketrans(_TRAD_PAIRS[0::2], _TRAD_PAIRS[1::2])
+
+
+def normalize(text: str) -> str:
+    """The searchable form of a text: NFKC, lower case, simplified, letters/digits/CJK only."""
+    text = unicodedata.normalize("NFKC", text).lower().translate(_TRAD)
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def bigrams(norm: str) -> list[str]:
+    """The distinct character bigrams of a normalised text, in order (a 1-character text is its own gram)."""
+    if len(norm) < 2:
+        return [norm] if norm else []
+    seen: dict[str, None] = {}
+    for i in range(len(norm) - 1):
+        seen.setdefault(norm[i:i + 2], None)
+    return list(seen)
+
+
+def index_rows(address_id: int, search_text: str) -> list[tuple[str, int]]:
+    """The ``address_gram`` rows of one address."""
+    return [(g, address_id) for g in bigrams(search_text) if len(g) == 2]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked look-up result."""
+
+    address: Address
+    rank: int  # 0 exact name, 1 name prefix, 2 substring, 3 all bigrams
+    community_name: str | None
+    street_name: str | None
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def lookup(session: Session, q: str, *, limit: int = 10) -> list[Hit]:
+    """The standard addresses matching the partial input ``q``, best first."""
+    norm = normalize(q or "")
+    if not norm:
+        raise InvalidInput("type part of an address", code="address.empty_query", loc=["query", "q"])
+    norm = norm[:MAX_QUERY]
+    grams = bigrams(norm)
+    rank = sa.case(
+        (Address.name_key == norm, 0),
+        (Address.name_key.like(_escape(norm) + "%", escape="\\"), 1),
+        (Address.search_text.like("%" + _escape(norm) + "%", escape="\\"), 2),
+        else_=3,
+    ).label("rank")
+    if len(norm) == 1:
+        # One character has no bigram: names beginning with it (a short, bounded scan).
+        stmt = select(Address, rank).where(Address.name_key.like(_escape(norm) + "%", escape="\\"))
+    else:
+        counts = []
+        for g in grams:
+            sub = select(sa.literal(1)).select_from(AddressGram).where(AddressGram.gram == g).limit(DF_CAP).subquery()
+            n = session.scalar(select(sa.func.count()).select_from(sub)) or 0
+            if n == 0:
+                return []
+            counts.append((n, g))
+        rarest = min(counts)[1]
+        stmt = (
+            select(Address, rank)
+            .join(AddressGram, AddressGram.address_id == Address.id)
+            .where(AddressGram.gram == rarest)
+        )
+        for g in grams:
+            if g != rarest:
+                stmt = stmt.where(Address.search_text.like("%" + _escape(g) + "%", escape="\\"))
+    stmt = stmt.order_by(rank, sa.func.length(Address.search_text), Address.id).limit(limit)
+    rows = session.execute(stmt).all()
+    names = _area_names(session, [r[0].community_code for r in rows])
+    out = []
+    for addr, rk in rows:
+        comm = names.get(addr.community_code or "")
+        street = names.get((addr.community_code or "")[:9])
+        out.append(Hit(addr, int(rk), comm, street))
+    return out
+
+
+def _area_names(session: Session, community_codes: Iterable[str | None]) -> dict[str, str]:
+    codes = {c for c in community_codes if c}
+    wanted = codes | {c[:9] for c in codes}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(wanted))).tuples().all())
+
+
+def get_address(session: Session, address_id: int, *, loc: Sequence[str | int]) -> Address:
+    """A standard address by id, or a 422 naming the field."""
+    addr = session.get(Address, address_id)
+    if addr is None:
+        raise InvalidInput(f"unknown address {address_id}", code="address.unknown", loc=loc)
+    return addr
+
+
+def read_address(session: Session, address_id: int) -> Address:
+    """A standard address by id, or 404."""
+    addr = session.get(Address, address_id)
+    if addr is None:
+        raise NotFound(f"address {address_id} not found", code="address.not_found")
+    return addr
+
+
+def best_match(session: Session, text: str) -> Address | None:
+    """The best standard address for a free-text address (Open311 ``address_string``), or None."""
+    try:
+        hits = lookup(session, text, limit=1)
+    except InvalidInput:
+        return None
+    return hits[0].address if hits else None
+
+
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    """The API's shape of a hit."""
+    a = hit.address
+    return {"id": a.id, "code": a.code, "kind": a.kind, "name": a.name, "full_name": a.full_name,
+            "road": a.road, "number": a.number, "lon": a.lon, "lat": a.lat, "grid_code": a.grid_code,
+            "community_code": a.community_code, "community_name": hit.community_name,
+            "street_name": hit.street_name, "rank": hit.rank}
