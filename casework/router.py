@@ -198,7 +198,7 @@ def export_cases(
                            code="case.export_too_large", loc=["query"])
     rules = _rules(request)
     items = [_list_item(c, rules, now) for c in rows]
-    dept_names = dict(session.execute(select(Department.id, Department.name)).tuples().all())
+    dept_names = dict(session.execute(select(Department.id, Department.name)).all())
     body = case_export.render(items, ext=ext, dept_names=dept_names, tz=rules.calendar.timezone)
     media = "text/csv; charset=utf-8" if ext == "csv" else case_export.XLSX_MEDIA
     name = f"cases_{now.strftime('%Y%m%d_%H%M')}.{ext}"

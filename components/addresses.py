@@ -124,7 +124,7 @@ def _area_names(session: Session, community_codes: Iterable[str | None]) -> dict
     wanted = codes | {c[:9] for c in codes}
     if not wanted:
         return {}
-    return dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(wanted))).tuples().all())
+    return dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(wanted))).all())
 
 
 def get_address(session: Session, address_id: int, *, loc: Sequence[str | int]) -> Address:

@@ -58,3 +58,33 @@ class AddressList(BaseModel):
 
     q: str
     items: list[AddressRead]
+
+
+class SupervisionAreaRead(BaseModel):
+    """An inspector's supervision area (监督员责任区)."""
+
+    id: int
+    code: str
+    name: str
+    inspector_id: int | None
+    grid_codes: list[str]
+
+
+class SupervisionAreaCreate(BaseModel):
+    """A new supervision area."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=100)
+    inspector_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    grid_codes: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class SupervisionAreaUpdate(BaseModel):
+    """Changes to a supervision area."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    inspector_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    clear_inspector: bool = False
+    grid_codes: list[str] | None = Field(default=None, max_length=10_000)

@@ -74,7 +74,7 @@ def _check(raw: RawRow, rep: RowReport, grid_codes: set[str] | None) -> _AddrIn 
 def load_addresses(session: Session, rows: Sequence[RawRow], *, source: str = "upload") -> LoadReport:
     """Validate and load standard addresses (replacing those with the same code)."""
     report = LoadReport("addresses", source, WGS84, [])
-    grid_comm = dict(session.execute(select(Grid.code, Grid.community_code)).tuples().all())
+    grid_comm = dict(session.execute(select(Grid.code, Grid.community_code)).all())
     items: list[_AddrIn] = []
     seen: set[str] = set()
     for raw in rows:
@@ -88,7 +88,7 @@ def load_addresses(session: Session, rows: Sequence[RawRow], *, source: str = "u
             seen.add(item.code)
             items.append(item)
     _raise_if_rejected(report)
-    area_names = dict(session.execute(select(Area.code, Area.name)).tuples().all())
+    area_names = dict(session.execute(select(Area.code, Area.name)).all())
     existing = set()
     for chunk in _chunks([i.code for i in items]):
         existing |= set(session.scalars(select(Address.code).where(Address.code.in_(chunk))))
