@@ -176,6 +176,17 @@ def list_cases(
     return CasePage(items=[_list_item(c, rules, now) for c in rows], total=total, offset=offset, limit=limit)
 
 
+classes_router = APIRouter(tags=["cases"])
+
+
+@classes_router.get("/case-classes", summary="The class catalogue (for forms and filters)")
+def case_classes(request: Request, user: CurrentUser) -> list[dict[str, str]]:
+    """Every enabled class with its Chinese and English names (the console shows names, not codes)."""
+    return [{"key": c.key, "kind": str(c.kind.value), "major": c.major_code, "major_name": c.major_name_zh,
+             "name": c.name_zh, "name_en": c.name_en, "generation": str(c.generation.value)}
+            for c in _rules(request).catalog.all()]
+
+
 EXPORT_MAX = 100_000
 
 

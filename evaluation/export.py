@@ -11,16 +11,23 @@ from evaluation import service
 BASE_HEADERS = ("排名", "名称", "综合指标值", "等级")
 
 
+def case_count(ranking: service.Ranking, row: Any) -> float:
+    """A subject's case count: the main denominator of its subject type (the screen shows the same)."""
+    expr = ranking.indicator_set.subject(service.check_subject_type(ranking.subject_type)).main_denominator
+    return float(sum(sign * float(row.counts.get(name, 0)) for sign, name in expr.terms))
+
+
 def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
     definition = ranking.indicator_set.subject(service.check_subject_type(ranking.subject_type))
     indicators = [(ind.key, ind.name_zh) for ind in definition.indicators]
-    headers = [*BASE_HEADERS, *(zh for _, zh in indicators), "备注"]
+    # 案件数 and 编码 as on the console's ranking tables (two regions of one name differ by their code).
+    headers = [*BASE_HEADERS, *(zh for _, zh in indicators), "案件数", "编码", "备注"]
     rows: list[list[Any]] = []
     for r in ranking.rows:
         values = {c.key: round(c.input_value, 2) for c in r.score.components}
         notes = "；".join(service.FLAG_NAMES_ZH.get(f, f) for f in r.flags)
         rows.append([r.rank, r.name, float(r.score.composite), r.score.grade,
-                     *(values.get(k, "") for k, _ in indicators), notes])
+                     *(values.get(k, "") for k, _ in indicators), case_count(ranking, r), r.subject_id, notes])
     return headers, rows
 
 

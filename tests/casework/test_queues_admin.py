@@ -119,7 +119,8 @@ def test_admin_manages_users_departments_and_areas(client: Any, orgdata: Org) ->
     assert r.json()["role"] == "department"
     assert client.post(f"/api/v1/users/{uid}/password", json={"password": "another-pass-2"},
                        headers=admin).status_code == 204
-    assert client.post("/api/v1/auth/token", data={"username": "newbie", "password": "another-pass-2"}).status_code == 200
+    login = {"username": "newbie", "password": "another-pass-2"}
+    assert client.post("/api/v1/auth/token", data=login).status_code == 200
     # Deactivation ends the sessions: the token issued before is refused on the next request.
     r = client.post(f"/api/v1/users/{uid}/deactivate", headers=admin)
     assert r.status_code == 200 and r.json()["active"] is False
