@@ -91,7 +91,7 @@
     "admin.new_password": "新密码", "admin.reset_password": "重置密码", "admin.password_reset": "密码已重置",
     "admin.user_created": "用户已创建", "admin.grids": "网格", "admin.grid_hint": "网格编码，空格分隔",
     "toast.saved": "已保存", "action.return_self_handled": "自处理退回",
-    "dash.code": "编码", "dash.flag.insufficient_data": "样本不足", "dash.flag.no_patrol_data": "无巡查数据",
+    "dash.code": "编码", "dash.note": "备注", "dash.flag.insufficient_data": "样本不足", "dash.flag.no_patrol_data": "无巡查数据",
     "dash.download": "下载", "error.generic": "出错了",
   };
   const en = {
@@ -187,7 +187,7 @@
     "admin.new_password": "new password", "admin.reset_password": "Reset password", "admin.password_reset": "Password reset",
     "admin.user_created": "User created", "admin.grids": "Grids", "admin.grid_hint": "grid codes, space separated",
     "toast.saved": "Saved", "action.return_self_handled": "Return self-handled",
-    "dash.code": "Code", "dash.flag.insufficient_data": "too few cases", "dash.flag.no_patrol_data": "no patrol data",
+    "dash.code": "Code", "dash.note": "Note", "dash.flag.insufficient_data": "too few cases", "dash.flag.no_patrol_data": "no patrol data",
     "dash.download": "Download", "error.generic": "Something went wrong",
   };
   const dicts = { zh: zh, en: en };
