@@ -578,6 +578,7 @@ const App = (function () {
     const panel = document.getElementById("detail");
     const body = document.getElementById("detail-body");
     panel.hidden = false;
+    document.body.classList.add("detail-open");  // the queue narrows so the panel covers none of it
     body.replaceChildren(el("p", { text: t("map.loading") }));
     try {
       const [c, events] = await Promise.all([api(`/api/v1/cases/${id}`), api(`/api/v1/cases/${id}/events`)]);
@@ -788,7 +789,10 @@ const App = (function () {
     }
   });
   document.getElementById("logout").addEventListener("click", logout);
-  document.getElementById("detail-close").addEventListener("click", () => { document.getElementById("detail").hidden = true; });
+  document.getElementById("detail-close").addEventListener("click", () => {
+    document.getElementById("detail").hidden = true;
+    document.body.classList.remove("detail-open");
+  });
   document.getElementById("lang").addEventListener("click", () => {
     I18N.set(I18N.lang === "zh" ? "en" : "zh");
     document.getElementById("lang").textContent = I18N.lang === "zh" ? "EN" : "中文";
