@@ -41,8 +41,9 @@ def clean(page: Any) -> None:
 def test_acceptor_registers_a_hotline_complaint_by_address_and_sends_it_to_verification(
     server: ThreadServer, browser: Any, orgdata: Org, db: sa.Engine, artifacts: Path
 ) -> None:
-    rows = [RawRow(i + 1, {"code": f"M{i}", "name": name, "road": "经二路", "kind": "door_plate"}, Point(LON + i * 1e-4, LAT))
-            for i, name in enumerate(["经二路12号", "经二路120号", "经二路2号", "经二路14号"])]
+    names = ["经二路12号", "经二路120号", "经二路2号", "经二路14号"]
+    rows = [RawRow(i + 1, {"code": f"M{i}", "name": name, "road": "经二路", "kind": "door_plate"},
+                   Point(LON + i * 1e-4, LAT)) for i, name in enumerate(names)]
     with make_session_factory(db)() as s, s.begin():
         load_addresses(s, rows)
     page = login(browser, server, "acceptor")
@@ -121,7 +122,8 @@ def test_shift_leader_files_a_report_and_reviews_self_handled_ones(
     form.locator("button[type=submit]").click()
     lead.locator("#detail[data-status=reported]").wait_for()
     lead.screenshot(path=str(artifacts / "self-handled-returned.png"), full_page=True)
-    lead.locator(f"#supervision-table tr[data-number='{selfh2['number']}'] button[data-action=approve_self_handled]").click()
+    row2 = lead.locator(f"#supervision-table tr[data-number='{selfh2['number']}']")
+    row2.locator("button[data-action=approve_self_handled]").click()
     lead.locator(f"#supervision-table tr[data-number='{selfh2['number']}']").wait_for(state="detached")
     with httpx.Client(base_url=server.url, timeout=30) as http:
         h = orgdata.headers("shiftlead")
@@ -139,8 +141,8 @@ def _many_filed(db: sa.Engine, org: Org, n: int) -> list[int]:
     with make_session_factory(db)() as s, s.begin():
         for i in range(n):
             c = service.create_case(s, actor=inspector, action=CaseAction.REPORT,
-                                    new=service.NewCase(class_code="C0101", lon=LON, lat=LAT, description=f"第{i}号井盖",
-                                                        address=f"经二路{i}号"))
+                                    new=service.NewCase(class_code="C0101", lon=LON, lat=LAT,
+                                                        description=f"第{i}号井盖", address=f"经二路{i}号"))
             service.apply_action(s, case_id=c.id, actor=lead, action=CaseAction.FILE)
             ids.append(c.id)
     return ids
