@@ -18,17 +18,18 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from components.models import Address, AddressGram, Area
+from components.models import Address, Area
 from gridcity.errors import InvalidInput, NotFound
 
-DF_CAP = 50_000
-"""Posting counts are read up to this many rows (enough to pick the rarest bigram)."""
+DF_CAP = 2_000
+"""Posting counts are read up to this many rows: enough to pick a rare bigram, cheap for common ones."""
 MAX_QUERY = 60
 
 # Traditional forms of characters common in Chinese addresses, folded to the simplified form (both in the
@@ -62,10 +63,27 @@ def index_rows(address_id: int, search_text: str) -> list[tuple[str, int]]:
 
 
 @dataclass(frozen=True)
+class AddressRow:
+    """A standard address as the look-up reads it (plain columns, no ORM object: the look-up is hot)."""
+
+    id: int
+    code: str
+    kind: str
+    name: str
+    road: str | None
+    number: str | None
+    full_name: str
+    lon: float
+    lat: float
+    grid_code: str | None
+    community_code: str | None
+
+
+@dataclass(frozen=True)
 class Hit:
     """One ranked look-up result."""
 
-    address: Address
+    address: AddressRow | Address
     rank: int  # 0 exact name, 1 name prefix, 2 substring, 3 all bigrams
     community_name: str | None
     street_name: str | None
@@ -75,6 +93,35 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_COLUMNS = "a.id, a.code, a.kind, a.name, a.road, a.number, a.full_name, a.lon, a.lat, a.grid_code, a.community_code"
+_RANK = ("CASE WHEN a.name_key = :q THEN 0 WHEN a.name_key LIKE :prefix ESCAPE '\\' THEN 1 "
+         "WHEN a.search_text LIKE :inner ESCAPE '\\' THEN 2 ELSE 3 END")
+
+
+@lru_cache(maxsize=64)
+def _counts_sql(n: int) -> sa.TextClause:
+    # The posting count of each of n bigrams, each capped (a bounded range scan of the primary key).
+    parts = [f"(SELECT count(*) FROM (SELECT 1 FROM address_gram WHERE gram = :g{i} LIMIT {DF_CAP}) AS t{i})"
+             for i in range(n)]
+    return sa.text("SELECT " + ", ".join(parts))
+
+
+@lru_cache(maxsize=64)
+def _lookup_sql(n_other: int) -> sa.TextClause:
+    # Candidates: the postings of the rarest bigram; every other bigram must occur in the candidate's text.
+    others = "".join(f" AND a.search_text LIKE :o{i} ESCAPE '\\'" for i in range(n_other))
+    return sa.text(
+        f"SELECT {_COLUMNS}, {_RANK} AS rank FROM address_gram g JOIN address a ON a.id = g.address_id "
+        f"WHERE g.gram = :rare{others} ORDER BY rank, length(a.search_text), a.id LIMIT :limit"
+    )
+
+
+_ONE_CHAR_SQL = sa.text(
+    f"SELECT {_COLUMNS}, {_RANK} AS rank FROM address a WHERE a.name_key LIKE :prefix ESCAPE '\\' "
+    "ORDER BY rank, length(a.search_text), a.id LIMIT :limit"
+)
+
+
 def lookup(session: Session, q: str, *, limit: int = 10) -> list[Hit]:
     """The standard addresses matching the partial input ``q``, best first."""
     norm = normalize(q or "")
@@ -82,41 +129,23 @@ def lookup(session: Session, q: str, *, limit: int = 10) -> list[Hit]:
         raise InvalidInput("type part of an address", code="address.empty_query", loc=["query", "q"])
     norm = norm[:MAX_QUERY]
     grams = bigrams(norm)
-    rank = sa.case(
-        (Address.name_key == norm, 0),
-        (Address.name_key.like(_escape(norm) + "%", escape="\\"), 1),
-        (Address.search_text.like("%" + _escape(norm) + "%", escape="\\"), 2),
-        else_=3,
-    ).label("rank")
+    params: dict[str, Any] = {"q": norm, "prefix": _escape(norm) + "%", "inner": "%" + _escape(norm) + "%",
+                              "limit": limit}
     if len(norm) == 1:
         # One character has no bigram: names beginning with it (a short, bounded scan).
-        stmt = select(Address, rank).where(Address.name_key.like(_escape(norm) + "%", escape="\\"))
+        rows = session.execute(_ONE_CHAR_SQL, params).all()
     else:
-        counts = []
-        for g in grams:
-            sub = select(sa.literal(1)).select_from(AddressGram).where(AddressGram.gram == g).limit(DF_CAP).subquery()
-            n = session.scalar(select(sa.func.count()).select_from(sub)) or 0
-            if n == 0:
-                return []
-            counts.append((n, g))
-        rarest = min(counts)[1]
-        stmt = (
-            select(Address, rank)
-            .join(AddressGram, AddressGram.address_id == Address.id)
-            .where(AddressGram.gram == rarest)
-        )
-        for g in grams:
-            if g != rarest:
-                stmt = stmt.where(Address.search_text.like("%" + _escape(g) + "%", escape="\\"))
-    stmt = stmt.order_by(rank, sa.func.length(Address.search_text), Address.id).limit(limit)
-    rows = session.execute(stmt).all()
-    names = _area_names(session, [r[0].community_code for r in rows])
-    out = []
-    for addr, rk in rows:
-        comm = names.get(addr.community_code or "")
-        street = names.get((addr.community_code or "")[:9])
-        out.append(Hit(addr, int(rk), comm, street))
-    return out
+        counts = session.execute(_counts_sql(len(grams)), {f"g{i}": g for i, g in enumerate(grams)}).one()
+        if min(counts) == 0:
+            return []
+        rare = min(range(len(grams)), key=lambda i: counts[i])
+        others = [g for i, g in enumerate(grams) if i != rare]
+        params.update({"rare": grams[rare], **{f"o{i}": "%" + _escape(g) + "%" for i, g in enumerate(others)}})
+        rows = session.execute(_lookup_sql(len(others)), params).all()
+    found = [(AddressRow(*r[:11]), int(r[11])) for r in rows]
+    names = _area_names(session, [a.community_code for a, _ in found])
+    return [Hit(a, rk, names.get(a.community_code or ""), names.get((a.community_code or "")[:9]))
+            for a, rk in found]
 
 
 def _area_names(session: Session, community_codes: Iterable[str | None]) -> dict[str, str]:
@@ -143,7 +172,7 @@ def read_address(session: Session, address_id: int) -> Address:
     return addr
 
 
-def best_match(session: Session, text: str) -> Address | None:
+def best_match(session: Session, text: str) -> AddressRow | Address | None:
     """The best standard address for a free-text address (Open311 ``address_string``), or None."""
     try:
         hits = lookup(session, text, limit=1)
