@@ -111,7 +111,10 @@ def _stats(ms: list[float]) -> dict[str, float]:
 
 
 def run(backend: str, n: int, k: int, pg_url: str, tmp: Path) -> dict[str, object]:
-    url = f"sqlite:///{tmp / 'bench_addresses.sqlite'}" if backend == "spatialite" else recreate_postgis_database(pg_url)
+    if backend == "spatialite":
+        url = f"sqlite:///{tmp / 'bench_addresses.sqlite'}"
+    else:
+        url = recreate_postgis_database(pg_url)
     engine = make_engine(url)
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
