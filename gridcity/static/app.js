@@ -200,7 +200,7 @@ const App = (function () {
     S.view = name;
     if (name !== "login" && location.hash.slice(1).split("?")[0] !== name) history.replaceState(null, "", "#" + name);
     const hooks = VIEW_HOOKS[name];
-    if (hooks && hooks.show) hooks.show(changed);
+    if (hooks && hooks.show) Promise.resolve().then(() => hooks.show(changed)).catch((e) => toast(e.message, "red"));
   }
 
   // ---- live stream ---------------------------------------------------------------------------------------
@@ -574,7 +574,9 @@ const App = (function () {
     self_handle: ["!photos"], merge: ["!target"], return_self_handled: ["!note"], file: ["note"], close: ["note"],
     approve_self_handled: ["note"],
   };
+  let openToken = 0;
   async function openCase(id) {
+    const mine = ++openToken;
     const panel = document.getElementById("detail");
     const body = document.getElementById("detail-body");
     panel.hidden = false;
@@ -582,13 +584,17 @@ const App = (function () {
     body.replaceChildren(el("p", { text: t("map.loading") }));
     try {
       const [c, events] = await Promise.all([api(`/api/v1/cases/${id}`), api(`/api/v1/cases/${id}/events`)]);
+      if (mine !== openToken) return;  // another case (or a newer state of this one) is being opened
       body.replaceChildren(...renderCase(c, events));
       panel.dataset.caseId = id;
       panel.dataset.status = c.status;
       drawMiniMap(c, body.querySelector(".case-map"));
-      loadDuplicates(c, body);
-      loadComponent(c, body);
-    } catch (e) { body.replaceChildren(el("p", { class: "error", text: e.message })); }
+      // These fill parts of this rendering later; a newer openCase may have replaced it by then.
+      const current = body.firstElementChild;
+      const still = () => body.firstElementChild === current;
+      loadDuplicates(c, body, still).catch(() => {});
+      loadComponent(c, body, still).catch(() => {});
+    } catch (e) { if (mine === openToken) body.replaceChildren(el("p", { class: "error", text: e.message })); }
   }
   function drawMiniMap(c, box) {
     if (!box) return;
@@ -755,20 +761,21 @@ const App = (function () {
     });
     return form;
   }
-  async function loadComponent(c, body) {
+  async function loadComponent(c, body, still) {
     if (!c.component_id) return;
     const comp = await optional(`/api/v1/components/${encodeURIComponent(c.component_id)}`, "components").catch(() => null);
     const span = body.querySelector(".component");
-    if (!comp || !span) return;
+    if (!comp || !span || !still()) return;
     const p = comp.feature.properties || {};
     span.textContent = `${c.component_id} · ${className(p.class_code)} · ${txt(p.state)}${p.main_department_id ? " · " + deptName(p.main_department_id) : ""}`;
   }
-  async function loadDuplicates(c, body) {
+  async function loadDuplicates(c, body, still) {
     if (!["reported", "public_reported"].includes(c.status)) return;
     const dups = await optional(`/api/v1/cases/${c.id}/duplicates`, "duplicates").catch(() => null);
     const items = dups && (Array.isArray(dups) ? dups : dups.items);
-    if (!items || !items.length) return;
+    if (!items || !items.length || !still()) return;
     const box = body.querySelector("#dups");
+    if (!box) return;
     box.append(el("h4", { text: t("detail.duplicates") }), el("ul", {}, items.map((d) => {
       const other = { id: d.case_id || (d.case && d.case.id) || d.id, number: d.number || (d.case && d.case.number) };
       const li = el("li", {}, [`${other.number || "#" + other.id} · ${className(d.class_code)} ${d.distance_m != null ? Math.round(d.distance_m) + " m" : ""} `]);
