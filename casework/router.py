@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from casework import attachments, lifecycle, service
 from casework import export as case_export
+from casework.deps import PipelineDep
 from casework.lifecycle import CaseAction, CaseStatus
 from casework.models import Case, PublicReporter
 from casework.rules import CaseRules
@@ -92,9 +93,9 @@ def _limit_text(rules: CaseRules, case: Case, stage: lifecycle.Stage) -> str | N
 
 
 @router.post("", response_model=CaseRead, status_code=201, summary="Report a problem (creates a case)")
-def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
+def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
     """An inspector reports, an operator registers a public report, or an inspector self-handles."""
-    rules = _rules(request)
+    rules = pipeline.rules
     address = body.address
     if body.lon is not None and body.lat is not None:
         lon, lat = coords.to_wgs84(body.lon, body.lat, coords.CoordSystem(body.coord_system))
@@ -104,7 +105,7 @@ def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, request
     else:
         raise InvalidInput("give lon and lat, or address_id", code="case.no_location", loc=["body", "lon"])
     rep = body.reporter
-    case = service.create_case(
+    change = pipeline.create_case(
         session,
         actor=service.actor_of(user),
         action=CaseAction(body.action),
@@ -116,9 +117,8 @@ def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, request
             source=(body.channel or "hotline") if body.action == "public_report" else None,
         ),
         inp=service.ActionInput(attachment_ids=tuple(body.attachment_ids), lon=lon, lat=lat),
-        rules=rules,
     )
-    return case_read(session, case, user, rules)
+    return case_read(session, change.case, user, rules)
 
 
 def case_filter(
@@ -224,10 +224,10 @@ def get_case(case_id: int, session: DbSession, user: CurrentUser, request: Reque
 
 
 @router.post("/{case_id}/actions", response_model=CaseRead, summary="Act on a case")
-def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
+def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
     """File, void, dispatch, accept, feed back, check, close ... (409 names the allowed actions)."""
-    rules = _rules(request)
-    case, _ = service.apply_action(
+    rules = pipeline.rules
+    change = pipeline.apply_action(
         session,
         case_id=case_id,
         actor=service.actor_of(user),
@@ -238,9 +238,8 @@ def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, req
             extension=body.extension.model_dump() if body.extension else None,
             target_case_id=body.target_case_id, lon=body.lon, lat=body.lat,
         ),
-        rules=rules,
     )
-    return case_read(session, case, user, rules)
+    return case_read(session, change.case, user, rules)
 
 
 @router.get("/{case_id}/events", response_model=list[EventRead], summary="A case's timeline")

@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     from casework import router as casework_router  # noqa: PLC0415
     from casework.rules import load_rules  # noqa: PLC0415
-    from gridcity import org_router  # noqa: PLC0415
+    from gridcity import org_router, wiring  # noqa: PLC0415
 
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.store = MediaStore(Path(settings.media_dir))
     app.state.rules = load_rules(settings.city_dir)
+    app.state.pipeline = wiring.case_pipeline(settings, app.state.rules)  # this app's, with its settings
     install_error_handlers(app)
 
     api = "/api/v1"
