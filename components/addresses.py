@@ -4,7 +4,9 @@ The look-up finds an address from partial Chinese input ("经二路12", "中心�
 a goal: numbers are matched as written, in ASCII or full-width digits). Its index is a plain table of
 character bigrams (:class:`components.models.AddressGram`) that works the same on SQLite and PostgreSQL:
 
-1. the query is normalised like the stored text (NFKC, lower case, no spaces or punctuation, traditional
+0. names that begin with the input (a B-tree range on the normalised name, ``spatial.prefix_range_sql``)
+   rank first; when there are ``limit`` of them (经二路12 → 经二路12号, 经二路120号 …) that is the answer;
+1. otherwise the query is normalised like the stored text (NFKC, lower case, no spaces or punctuation, traditional
    characters of addresses folded to simplified) and cut into bigrams;
 2. each bigram's posting count is read, capped at ``DF_CAP`` (a bounded index range scan); a bigram with
    no posting ends the search with nothing;
@@ -26,9 +28,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from components.models import Address, Area
+from gridcity import spatial
 from gridcity.errors import InvalidInput, NotFound
 
-DF_CAP = 2_000
+DF_CAP = 300
 """Posting counts are read up to this many rows: enough to pick a rare bigram, cheap for common ones."""
 MAX_QUERY = 60
 
@@ -116,10 +119,17 @@ def _lookup_sql(n_other: int) -> sa.TextClause:
     )
 
 
-_ONE_CHAR_SQL = sa.text(
-    f"SELECT {_COLUMNS}, {_RANK} AS rank FROM address a WHERE a.name_key LIKE :prefix ESCAPE '\\' "
-    "ORDER BY rank, length(a.search_text), a.id LIMIT :limit"
-)
+@lru_cache(maxsize=4)
+def _prefix_sql(dialect_name: str) -> sa.TextClause:
+    # Names that begin with the input (ranks 0 and 1): a B-tree range on the normalised name.
+    where = spatial.prefix_range_sql(dialect_name, "a.name_key", "lo", "hi")
+    return sa.text(f"SELECT {_COLUMNS}, CASE WHEN a.name_key = :q THEN 0 ELSE 1 END AS rank FROM address a "
+                   f"WHERE {where} ORDER BY rank, length(a.search_text), a.id LIMIT :limit")
+
+
+def _next_prefix(norm: str) -> str:
+    """The smallest string greater than every string that begins with ``norm`` (in code-point order)."""
+    return norm[:-1] + chr(ord(norm[-1]) + 1)
 
 
 def lookup(session: Session, q: str, *, limit: int = 10) -> list[Hit]:
@@ -130,18 +140,19 @@ def lookup(session: Session, q: str, *, limit: int = 10) -> list[Hit]:
     norm = norm[:MAX_QUERY]
     grams = bigrams(norm)
     params: dict[str, Any] = {"q": norm, "prefix": _escape(norm) + "%", "inner": "%" + _escape(norm) + "%",
-                              "limit": limit}
-    if len(norm) == 1:
-        # One character has no bigram: names beginning with it (a short, bounded scan).
-        rows = session.execute(_ONE_CHAR_SQL, params).all()
-    else:
+                              "limit": limit, "lo": norm, "hi": _next_prefix(norm)}
+    # Names beginning with the input rank before everything else: when there are enough of them (the usual
+    # 经二路12 → 经二路12号, 经二路120号 …) the index range answers alone and the bigrams are not needed.
+    rows = session.execute(_prefix_sql(spatial.dialect(session)), params).all()
+    if len(norm) >= 2 and len(rows) < limit:
         counts = session.execute(_counts_sql(len(grams)), {f"g{i}": g for i, g in enumerate(grams)}).one()
         if min(counts) == 0:
-            return []
-        rare = min(range(len(grams)), key=lambda i: counts[i])
-        others = [g for i, g in enumerate(grams) if i != rare]
-        params.update({"rare": grams[rare], **{f"o{i}": "%" + _escape(g) + "%" for i, g in enumerate(others)}})
-        rows = session.execute(_lookup_sql(len(others)), params).all()
+            rows = []  # a bigram nobody has: nothing matches
+        else:
+            rare = min(range(len(grams)), key=lambda i: counts[i])
+            others = [g for i, g in enumerate(grams) if i != rare]
+            params.update({"rare": grams[rare], **{f"o{i}": "%" + _escape(g) + "%" for i, g in enumerate(others)}})
+            rows = session.execute(_lookup_sql(len(others)), params).all()
     found = [(AddressRow(*r[:11]), int(r[11])) for r in rows]
     names = _area_names(session, [a.community_code for a, _ in found])
     return [Hit(a, rk, names.get(a.community_code or ""), names.get((a.community_code or "")[:9]))

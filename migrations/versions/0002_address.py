@@ -32,6 +32,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('address', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_address_grid_code'), ['grid_code'], unique=False)
+    # name prefixes (经二路12 → 经二路12号, 经二路120号 ...) by a B-tree range on the normalised name
+    from gridcity import spatial
+    op.execute(spatial.prefix_index_sql(op.get_bind().dialect.name, index='ix_address_name_key', table='address',
+                                        column='name_key'))
     op.create_table('address_gram',
     sa.Column('gram', sa.String(length=8), nullable=False),
     sa.Column('address_id', sa.Integer(), nullable=False),
@@ -43,6 +47,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('address_gram')
+    op.drop_index('ix_address_name_key', table_name='address')
     with op.batch_alter_table('address', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_address_grid_code'))
     op.drop_table('address')
