@@ -57,9 +57,10 @@ const App = (function () {
       const parts = details.map((d) => {
         const field = Array.isArray(d.loc) ? d.loc.filter((x) => !["body", "query", "path"].includes(x) && typeof x === "string").pop() : null;
         const label = field ? t("field." + field) : "";
-        return (label && label !== "field." + field ? label + "：" : "") + I18N.err(d.type, status);
+        const colon = I18N.lang === "en" ? ": " : "：";
+        return (label && label !== "field." + field ? label + colon : "") + I18N.err(d.type, status);
       });
-      super(parts.length ? parts.join("；") : I18N.err("http." + status, status));
+      super(parts.length ? parts.join(I18N.lang === "en" ? "; " : "；") : I18N.err("http." + status, status));
       this.status = status; this.body = body; this.type = details[0] ? details[0].type : null;
     }
   }

@@ -314,6 +314,17 @@ def test_admin_creates_a_user_who_logs_in_and_deactivation_ends_a_session(
     form.locator("button[type=submit]").click()
     admin.locator("#users-table tr[data-username=disp2]").wait_for()
     admin.screenshot(path=str(artifacts / "admin.png"), full_page=True)
+    # The same username again: the server's stable code, shown as the catalogue's message in the user's language.
+    for lang, message in (("zh", "用户名：用户名已存在"), ("en", "Username: The username exists")):
+        if lang == "en":
+            admin.click("#lang")
+        form = admin.locator("#user-create")
+        form.locator("input[name=username]").fill("disp2")
+        form.locator("input[name=password]").fill("password-123")
+        form.locator("button[type=submit]").click()
+        admin.locator(f"#toasts .toast.red:has-text('{message}')").wait_for()
+    assert "user.exists" not in admin.inner_text("#toasts") and "disp2 exists" not in admin.inner_text("#toasts")
+    admin.click("#lang")
     # The lighting department's user is deactivated: their open console is logged out on its next request.
     admin.locator("#users-table tr[data-username=lighting] button.deactivate").click()
     admin.locator("#users-table tr[data-username=lighting][data-active=false]").wait_for()
