@@ -318,6 +318,7 @@ def test_admin_creates_a_user_who_logs_in_and_deactivation_ends_a_session(
     for lang, message in (("zh", "用户名：用户名已存在"), ("en", "Username: The username exists")):
         if lang == "en":
             admin.click("#lang")
+            admin.locator("#user-create button[type=submit]:has-text('Add')").wait_for()  # re-drawn in English
         form = admin.locator("#user-create")
         form.locator("input[name=username]").fill("disp2")
         form.locator("input[name=password]").fill("password-123")
