@@ -177,7 +177,8 @@ def report(results: dict[str, dict[str, object]], n: int, k: int) -> str:
         "## Standard-address look-up (bench_addresses)",
         "",
         f"`.venv/bin/python -m bench.bench_addresses --n {n} --queries {k} --write` — {dt.date.today()}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other work). {n:,} synthetic addresses "
+        f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other work; load average at the end "
+        f"{os.getloadavg()[0]:.1f}). {n:,} synthetic addresses "
         "(door plates on ~1,900 roads, places), imported through `gis_data.addresses.load_addresses`; "
         f"{k} look-ups per kind, best 10, in process. Milliseconds.",
         "",
