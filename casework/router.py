@@ -33,6 +33,7 @@ from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import BadRequest, InvalidInput, PayloadTooLarge
 from gridcity.org import Department
 from gridcity.roles import Role
+from gridcity.types import BoundedDatetime, IdPath, OffsetQuery, OptionalIdQuery, localize
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 attachments_router = APIRouter(prefix="/attachments", tags=["attachments"])
@@ -122,8 +123,9 @@ def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, pipelin
 
 
 def case_filter(
+    request: Request,
     status: Annotated[list[CaseStatus] | None, Query()] = None,
-    department_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    department_id: OptionalIdQuery = None,
     class_code: Annotated[list[str] | None, Query(max_length=12)] = None,
     grid_code: Annotated[str | None, Query(max_length=15)] = None,
     area_code: Annotated[str | None, Query(max_length=15, pattern=r"^[0-9]{6,15}$",
@@ -132,16 +134,18 @@ def case_filter(
     overdue: bool | None = None,
     light: Annotated[list[Literal["red", "yellow", "green", "paused", "none"]] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=100, description="free text: number, description, address")] = None,
-    created_from: dt.datetime | None = None,
-    created_to: dt.datetime | None = None,
+    created_from: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
+    created_to: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
 ) -> service.CaseFilter:
     """The case-list filters shared by the list and its exports."""
+    tz = _rules(request).calendar.timezone
     codes = tuple(class_code or ())
     return service.CaseFilter(
         status=tuple(status or ()), department_id=department_id, class_codes=codes, grid_code=grid_code,
-        area_code=area_code, overdue=overdue, light=tuple(light or ()), q=q, created_from=created_from,
-        created_to=created_to, bbox=components_service.parse_bbox(bbox), number=number,
+        area_code=area_code, overdue=overdue, light=tuple(light or ()), q=q,
+        created_from=localize(created_from, tz), created_to=localize(created_to, tz),
+        bbox=components_service.parse_bbox(bbox), number=number,
     )
 
 
@@ -165,7 +169,7 @@ def list_cases(
     request: Request,
     flt: CaseFilterDep,
     sort: SortQ = None,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CasePage:
     """Cases the user may see, filtered, sorted and paged on the server, with the total count."""
@@ -217,14 +221,14 @@ def export_cases(
 
 
 @router.get("/{case_id}", response_model=CaseRead, summary="One case with deadlines and allowed actions")
-def get_case(case_id: int, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
+def get_case(case_id: IdPath, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
     """A case, its clocks, and what the current user may do to it."""
     case = service.get_case(session, case_id, actor=service.actor_of(user))
     return case_read(session, case, user, _rules(request))
 
 
 @router.post("/{case_id}/actions", response_model=CaseRead, summary="Act on a case")
-def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
+def act(case_id: IdPath, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
     """File, void, dispatch, accept, feed back, check, close ... (409 names the allowed actions)."""
     rules = pipeline.rules
     change = pipeline.apply_action(
@@ -243,7 +247,7 @@ def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pip
 
 
 @router.get("/{case_id}/events", response_model=list[EventRead], summary="A case's timeline")
-def events(case_id: int, session: DbSession, user: CurrentUser) -> list[EventRead]:
+def events(case_id: IdPath, session: DbSession, user: CurrentUser) -> list[EventRead]:
     """The append-only log of the case, oldest first, with each event's photos."""
     case = service.get_case(session, case_id, actor=service.actor_of(user))
     log = service.case_events(session, case.id)
@@ -297,6 +301,6 @@ async def upload(
 
 
 @attachments_router.get("/{attachment_id}/{kind}", summary="A public rendition (display or thumb)")
-def rendition(attachment_id: int, kind: str, session: DbSession, user: CurrentUser, store: Store) -> FileResponse:
+def rendition(attachment_id: IdPath, kind: str, session: DbSession, user: CurrentUser, store: Store) -> FileResponse:
     """The metadata-free JPEG rendition of a photo."""
     return FileResponse(attachments.rendition_path(session, store, attachment_id, kind), media_type="image/jpeg")

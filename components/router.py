@@ -19,12 +19,13 @@ from components.schemas import (
 )
 from gridcity.deps import CurrentUser, DbSession, require_roles
 from gridcity.roles import Role
+from gridcity.types import OffsetQuery
 
 router = APIRouter(tags=["map"])
 
 MAX_FEATURES = 5000
 Bbox = Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")]
-Offset = Annotated[int, Query(ge=0)]
+Offset = OffsetQuery
 Limit = Annotated[int, Query(ge=1, le=MAX_FEATURES, description=f"at most {MAX_FEATURES} features")]
 
 

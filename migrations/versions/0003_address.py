@@ -1,13 +1,13 @@
 """standard addresses (标准地址/门牌) and their bigram index
 
-Revision ID: 0002_address
-Revises: 0001
+Revision ID: 0003_address
+Revises: 0002_area_history
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0002_address'
-down_revision = '0001'
+revision = '0003_address'
+down_revision = '0002_area_history'
 branch_labels = None
 depends_on = None
 
