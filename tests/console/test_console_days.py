@@ -281,14 +281,15 @@ def test_leader_changes_the_period_and_downloads_the_xlsx_the_screen_shows(
     assert ws is not None
     values = list(ws.values)
     head = list(values[0])
+    col = {h: head.index(h) for h in ("排名", "名称", "综合指标值", "等级", "案件数", "备注")}
     file_rows = [
-        [str(r[0]), r[1], r[head.index("编码")], f"{float(r[2]):.2f}", r[3], f"{float(r[head.index('案件数')]):g}",
-         r[head.index("备注")] or ""]
+        [str(r[col["排名"]]), r[col["名称"]], f"{float(r[col['综合指标值']]):.2f}", r[col["等级"]],
+         f"{float(r[col['案件数']]):g}", (r[col["备注"]] or "").replace("；", "")]
         for r in values[1:]
     ]
-    shown = [[r[0].rstrip("="), r[1], r[2], r[3], r[4], f"{float(r[5]):g}", r[6]] for r in screen]
-    assert shown == [[a, b, c, d, e, f, g.replace("；", "")] for a, b, c, d, e, f, g in file_rows]
-    assert any("样本不足" in r[6] for r in shown)  # too few cases: marked as the export marks them
+    shown = [[r[0].rstrip("="), r[1], r[3], r[4], f"{float(r[5]):g}", r[6]] for r in screen]
+    assert shown == file_rows
+    assert any("样本不足" in r[5] for r in shown)  # too few cases: marked as the export marks them
     with httpx.Client(base_url=server.url, timeout=30) as http:
         api = http.get("/api/v1/evaluation/department", params={"period": period},
                        headers=orgdata.headers("leader"))
