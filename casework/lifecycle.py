@@ -71,6 +71,7 @@ class CaseAction(StrEnum):
     CHECK_FAIL = "check_fail"  # 核查不通过 → 返工
     CLOSE = "close"  # 结案
     APPROVE_SELF_HANDLED = "approve_self_handled"  # 自处理审核 → 结案
+    RETURN_SELF_HANDLED = "return_self_handled"  # 自处理审核退回 → an ordinary report to file
 
 
 class Scope(StrEnum):
@@ -164,6 +165,10 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     _t(A.CHECK_FAIL, {S.CHECKING}, S.DISPATCHED, {R.INSPECTOR}, Scope.ASSIGNED, {Need.NOTE}),
     _t(A.CLOSE, {S.CHECKED}, S.CLOSED, {R.SHIFT_LEADER}),
     _t(A.APPROVE_SELF_HANDLED, {S.SELF_HANDLED}, S.CLOSED, {R.SHIFT_LEADER}),
+    # 自处理审核 the other ways: returned (the self-handling is not accepted; the report goes back to the
+    # supervision queue to be filed as an ordinary case) or voided (not a valid report), each with a note.
+    _t(A.RETURN_SELF_HANDLED, {S.SELF_HANDLED}, S.REPORTED, {R.SHIFT_LEADER}, needs={Need.NOTE}),
+    _t(A.VOID, {S.SELF_HANDLED}, S.VOIDED, {R.SHIFT_LEADER}, needs={Need.NOTE}),
 )
 
 CREATING_ACTIONS: Final = frozenset({A.REPORT, A.PUBLIC_REPORT, A.SELF_HANDLE})

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
+from sqlalchemy import select
 
 from casework import attachments, lifecycle, service
+from casework import export as case_export
 from casework.deps import PipelineDep
 from casework.lifecycle import CaseAction, CaseStatus
-from casework.models import Case
+from casework.models import Case, PublicReporter
 from casework.rules import CaseRules
 from casework.schemas import (
     ActionIn,
@@ -22,11 +24,15 @@ from casework.schemas import (
     CaseRead,
     ClockRead,
     EventRead,
+    ReporterIn,
 )
+from components import addresses
 from components import service as components_service
 from gridcity import coords, photos
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import BadRequest, InvalidInput, PayloadTooLarge
+from gridcity.org import Department
+from gridcity.roles import Role
 from gridcity.types import BoundedDatetime, IdPath, OffsetQuery, OptionalIdQuery, localize
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -61,11 +67,25 @@ def case_read(session: DbSession, case: Case, user: CurrentUser, rules: CaseRule
     out.allowed_actions = lifecycle.allowed_actions(service.actor_of(user), service.facts_of(case))
     out.clocks = clocks
     out.light = clocks[-1].light if clocks and clocks[-1].ended_at is None else "none"
-    try:
-        out.class_name = rules.catalog.get(case.class_code).name_zh
-    except InvalidInput:
-        out.class_name = None
+    out.class_name = _class_name(rules, case.class_code)
+    if user.role in SUPERVISION_CENTRE:
+        rep = session.get(PublicReporter, case.id)
+        if rep is not None:
+            out.reporter = ReporterIn(name=rep.name, phone=rep.phone, email=rep.email)
+    out.requested_extension = service.last_requested_extension(session, case.id)
+    out.extension_units = service.extension_units(rules, case)
     return out
+
+
+# The supervision centre (受理员, 值班长) and the administrator see a public reporter's contact data.
+SUPERVISION_CENTRE = frozenset({Role.ACCEPTOR, Role.SHIFT_LEADER, Role.ADMIN})
+
+
+def _class_name(rules: CaseRules, class_code: str) -> str | None:
+    try:
+        return rules.catalog.get(class_code).name_zh
+    except InvalidInput:
+        return None
 
 
 def _limit_text(rules: CaseRules, case: Case, stage: lifecycle.Stage) -> str | None:
@@ -77,22 +97,69 @@ def _limit_text(rules: CaseRules, case: Case, stage: lifecycle.Stage) -> str | N
 def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
     """An inspector reports, an operator registers a public report, or an inspector self-handles."""
     rules = pipeline.rules
-    lon, lat = coords.to_wgs84(body.lon, body.lat, coords.CoordSystem(body.coord_system))
+    address = body.address
+    if body.lon is not None and body.lat is not None:
+        lon, lat = coords.to_wgs84(body.lon, body.lat, coords.CoordSystem(body.coord_system))
+    elif body.address_id is not None:
+        std = addresses.get_address(session, body.address_id, loc=["body", "address_id"])
+        lon, lat, address = std.lon, std.lat, address or std.full_name
+    else:
+        raise InvalidInput("give lon and lat, or address_id", code="case.no_location", loc=["body", "lon"])
     rep = body.reporter
     change = pipeline.create_case(
         session,
         actor=service.actor_of(user),
         action=CaseAction(body.action),
         new=service.NewCase(
-            class_code=body.class_code, lon=lon, lat=lat, urgency=body.urgency, address=body.address,
+            class_code=body.class_code, lon=lon, lat=lat, urgency=body.urgency, address=address,
             description=body.description, component_id=body.component_id,
             reporter_name=rep.name if rep else None, reporter_phone=rep.phone if rep else None,
             reporter_email=rep.email if rep else None,
-            source="hotline" if body.action == "public_report" else None,
+            source=(body.channel or "hotline") if body.action == "public_report" else None,
         ),
         inp=service.ActionInput(attachment_ids=tuple(body.attachment_ids), lon=lon, lat=lat),
     )
     return case_read(session, change.case, user, rules)
+
+
+def case_filter(
+    request: Request,
+    status: Annotated[list[CaseStatus] | None, Query()] = None,
+    department_id: OptionalIdQuery = None,
+    class_code: Annotated[list[str] | None, Query(max_length=12)] = None,
+    grid_code: Annotated[str | None, Query(max_length=15)] = None,
+    area_code: Annotated[str | None, Query(max_length=15, pattern=r"^[0-9]{6,15}$",
+                                           description="district/street/community/grid code prefix")] = None,
+    number: Annotated[str | None, Query(max_length=20)] = None,
+    overdue: bool | None = None,
+    light: Annotated[list[Literal["red", "yellow", "green", "paused", "none"]] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=100, description="free text: number, description, address")] = None,
+    created_from: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
+    created_to: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+) -> service.CaseFilter:
+    """The case-list filters shared by the list and its exports."""
+    tz = _rules(request).calendar.timezone
+    codes = tuple(class_code or ())
+    return service.CaseFilter(
+        status=tuple(status or ()), department_id=department_id, class_codes=codes, grid_code=grid_code,
+        area_code=area_code, overdue=overdue, light=tuple(light or ()), q=q,
+        created_from=localize(created_from, tz), created_to=localize(created_to, tz),
+        bbox=components_service.parse_bbox(bbox), number=number,
+    )
+
+
+CaseFilterDep = Annotated[service.CaseFilter, Depends(case_filter)]
+SortQ = Annotated[Literal["overdue", "deadline", "-deadline", "created", "-created"] | None,
+                  Query(description="overdue (most overdue first) | deadline | -deadline | created | -created; "
+                                    "default newest first")]
+
+
+def _list_item(c: Case, rules: CaseRules, now: dt.datetime) -> CaseListItem:
+    item = CaseListItem.model_validate(c)
+    item.light = service.light_of(c, now)
+    item.class_name = _class_name(rules, c.class_code)
+    return item
 
 
 @router.get("", response_model=CasePage, summary="List cases")
@@ -100,34 +167,57 @@ def list_cases(
     session: DbSession,
     user: CurrentUser,
     request: Request,
-    status: Annotated[list[CaseStatus] | None, Query()] = None,
-    department_id: OptionalIdQuery = None,
-    class_code: str | None = None,
-    grid_code: str | None = None,
-    number: str | None = None,
-    overdue: bool | None = None,
-    created_from: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
-    created_to: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
-    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    flt: CaseFilterDep,
+    sort: SortQ = None,
     offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CasePage:
-    """Cases the user may see, filtered and paged, newest first."""
-    tz = _rules(request).calendar.timezone
-    flt = service.CaseFilter(
-        status=tuple(status or ()), department_id=department_id, class_code=class_code, grid_code=grid_code,
-        overdue=overdue, created_from=localize(created_from, tz), created_to=localize(created_to, tz),
-        bbox=components_service.parse_bbox(bbox),
-        number=number,
-    )
-    rows, total = service.list_cases(session, actor=service.actor_of(user), flt=flt, offset=offset, limit=limit)
+    """Cases the user may see, filtered, sorted and paged on the server, with the total count."""
     now = dt.datetime.now(dt.UTC)
-    items = []
-    for c in rows:
-        item = CaseListItem.model_validate(c)
-        item.light = service.light_of(c, now)
-        items.append(item)
-    return CasePage(items=items, total=total, offset=offset, limit=limit)
+    rows, total = service.list_cases(session, actor=service.actor_of(user), flt=flt, offset=offset, limit=limit,
+                                     sort=sort, now=now)
+    rules = _rules(request)
+    return CasePage(items=[_list_item(c, rules, now) for c in rows], total=total, offset=offset, limit=limit)
+
+
+classes_router = APIRouter(tags=["cases"])
+
+
+@classes_router.get("/case-classes", summary="The class catalogue (for forms and filters)")
+def case_classes(request: Request, user: CurrentUser) -> list[dict[str, str]]:
+    """Every enabled class with its Chinese and English names (the console shows names, not codes)."""
+    return [{"key": c.key, "kind": str(c.kind.value), "major": c.major_code, "major_name": c.major_name_zh,
+             "name": c.name_zh, "name_en": c.name_en, "generation": str(c.generation.value)}
+            for c in _rules(request).catalog.all()]
+
+
+EXPORT_MAX = 100_000
+
+
+@router.get("/export.{ext}", summary="The case list as CSV or xlsx (same filters as the list)",
+            response_class=Response)
+def export_cases(
+    ext: Literal["csv", "xlsx"],
+    session: DbSession,
+    user: CurrentUser,
+    request: Request,
+    flt: CaseFilterDep,
+    sort: SortQ = None,
+) -> Response:
+    """Every matching case (up to 100,000; more is refused, never cut) with Chinese headers."""
+    now = dt.datetime.now(dt.UTC)
+    rows, total = service.list_cases(session, actor=service.actor_of(user), flt=flt, offset=0, limit=EXPORT_MAX,
+                                     sort=sort or "overdue", now=now)
+    if total > EXPORT_MAX:
+        raise InvalidInput(f"{total} cases match; narrow the filter to at most {EXPORT_MAX}",
+                           code="case.export_too_large", loc=["query"])
+    rules = _rules(request)
+    items = [_list_item(c, rules, now) for c in rows]
+    dept_names = dict(session.execute(select(Department.id, Department.name)).all())
+    body = case_export.render(items, ext=ext, dept_names=dept_names, tz=rules.calendar.timezone)
+    media = "text/csv; charset=utf-8" if ext == "csv" else case_export.XLSX_MEDIA
+    name = f"cases_{now.strftime('%Y%m%d_%H%M')}.{ext}"
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/{case_id}", response_model=CaseRead, summary="One case with deadlines and allowed actions")
@@ -160,15 +250,18 @@ def act(case_id: IdPath, body: ActionIn, session: DbSession, user: CurrentUser, 
 def events(case_id: IdPath, session: DbSession, user: CurrentUser) -> list[EventRead]:
     """The append-only log of the case, oldest first, with each event's photos."""
     case = service.get_case(session, case_id, actor=service.actor_of(user))
+    log = service.case_events(session, case.id)
+    info = service.attachment_info(session, [aid for _, atts in log for aid, _ in atts])
     return [
         EventRead(
             id=e.id, seq=e.seq, action=e.action, from_status=e.from_status, to_status=e.to_status,
             actor_id=e.actor_id, actor_role=e.actor_role, department_id=e.department_id, at=e.at, lon=e.lon,
             lat=e.lat, note=e.note, data=e.data or {},
             attachments=[{"id": aid, "role": role, "thumb_url": f"/api/v1/attachments/{aid}/thumb",
-                          "display_url": f"/api/v1/attachments/{aid}/display"} for aid, role in atts],
+                          "display_url": f"/api/v1/attachments/{aid}/display", **info.get(aid, {})}
+                         for aid, role in atts],
         )
-        for e, atts in service.case_events(session, case.id)
+        for e, atts in log
     ]
 
 

@@ -40,8 +40,13 @@ class CaseCreate(BaseModel):
     )
     action: Literal["report", "public_report", "self_handle"] = "report"
     class_code: str = Field(min_length=2, max_length=12, description="C0101 (component) / E0101 (event) ...")
-    lon: Lon
-    lat: Lat
+    lon: Lon | None = Field(default=None, description="Required unless address_id names a standard address.")
+    lat: Lat | None = None
+    address_id: PositiveId | None = Field(default=None, description="A standard address (门牌) from /addresses; "
+                                          "gives the position and the address text when lon/lat are absent.")
+    channel: Literal["hotline_12319", "hotline_12345", "walk_in", "letter", "other"] | None = Field(
+        default=None, description="How a public report reached the centre (受理渠道)."
+    )
     urgency: Literal["normal", "urgent"] = "normal"
     address: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=4000)
@@ -131,6 +136,10 @@ class CaseRead(BaseModel):
     light: str = "none"
     allowed_actions: list[CaseAction] = Field(default_factory=list)
     clocks: list[ClockRead] = Field(default_factory=list)
+    reporter: ReporterIn | None = Field(default=None, description="The caller (supervision centre roles only).")
+    requested_extension: dict[str, Any] | None = Field(default=None, description="The extension asked for.")
+    extension_units: list[str] = Field(default_factory=list,
+                                       description="Units valid for extending this case's handling limit.")
 
 
 class CaseListItem(BaseModel):
@@ -142,6 +151,10 @@ class CaseListItem(BaseModel):
     status: CaseStatus
     version: int
     class_code: str
+    class_name: str | None = None
+    address: str | None = None
+    description: str | None = None
+    source: str | None = None
     urgency: str
     lon: float
     lat: float

@@ -487,6 +487,33 @@ def _valid_extension(ext: dict[str, Any] | None, rules: CaseRules, case: Case) -
     return {"value": value, "unit": unit.value}
 
 
+def last_requested_extension(session: Session, case_id: int) -> dict[str, Any] | None:
+    """The extension last asked for on the case (None if none was ever asked)."""
+    return _last_requested_extension(session, case_id)
+
+
+def extension_units(rules: CaseRules, case: Case) -> list[str]:
+    """The units an extension of this case's handling limit may be given in (work units with work units)."""
+    lim = _limit(rules, case, Stage.HANDLE)
+    units = list(deadlines.LimitUnit)
+    if lim is None:
+        return [u.value for u in units]
+    stage_unit = deadlines.LimitUnit(lim[1])
+    return [u.value for u in units if u.counts_working_time == stage_unit.counts_working_time]
+
+
+def attachment_info(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Each attachment's advisory flags and EXIF facts, for the case file."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Attachment.id, Attachment.flags, Attachment.taken_at, Attachment.exif_lon, Attachment.exif_lat)
+        .where(Attachment.id.in_(set(ids)))
+    ).all()
+    return {r.id: {"flags": list(r.flags or []), "taken_at": r.taken_at.isoformat() if r.taken_at else None,
+                   "exif_lon": r.exif_lon, "exif_lat": r.exif_lat} for r in rows}
+
+
 def _last_requested_extension(session: Session, case_id: int) -> dict[str, Any] | None:
     data = session.scalars(
         select(CaseEvent.data)
@@ -521,7 +548,7 @@ def _note_merge_on_target(session: Session, merged: Case, ev: CaseEvent, actor: 
 
 @dataclass(frozen=True)
 class CaseFilter:
-    """Filters of the case list."""
+    """Filters of the case list (every queue of the console is one of these)."""
 
     status: tuple[CaseStatus, ...] = ()
     department_id: int | None = None
@@ -532,6 +559,58 @@ class CaseFilter:
     created_to: dt.datetime | None = None
     bbox: tuple[float, float, float, float] | None = None
     number: str | None = None
+    # A district (6 digits), street (9), community (12) or grid (15) code: cases whose grid lies inside it
+    # (grid codes begin with their community's code, GB/T 30428).
+    area_code: str | None = None
+    light: tuple[str, ...] = ()  # red | yellow | green | paused | none
+    q: str | None = None  # free text over number, description and address
+    class_codes: tuple[str, ...] = ()
+
+
+CASE_SORTS = ("overdue", "deadline", "-deadline", "created", "-created")
+"""Queue orders: most overdue first (default), by deadline either way, by reported time either way."""
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _light_clause(light: str, now: dt.datetime) -> sa.ColumnElement[bool]:
+    timed = sa.and_(Case.stage.is_not(None), Case.deadline_at.is_not(None))
+    if light == "red":
+        return sa.and_(timed, Case.deadline_at < now)
+    if light == "yellow":
+        return sa.and_(timed, Case.deadline_at >= now, Case.warn_at.is_not(None), Case.warn_at <= now)
+    if light == "green":
+        return sa.and_(timed, Case.deadline_at >= now, sa.or_(Case.warn_at.is_(None), Case.warn_at > now))
+    if light == "paused":
+        return sa.and_(Case.stage.is_not(None), Case.deadline_at.is_(None), Case.status == CaseStatus.SUSPENDED)
+    if light == "none":
+        return sa.or_(Case.stage.is_(None),
+                      sa.and_(Case.deadline_at.is_(None), Case.status != CaseStatus.SUSPENDED))
+    raise InvalidInput(f"unknown light {light}", code="case.bad_light", loc=["query", "light"])
+
+
+def _order(sort: str, now: dt.datetime) -> list[Any]:
+    no_deadline_last = sa.case((Case.deadline_at.is_(None), 1), else_=0)
+    if sort == "overdue":
+        severity = sa.case(
+            (sa.and_(Case.deadline_at.is_not(None), Case.deadline_at < now), 0),
+            (sa.and_(Case.warn_at.is_not(None), Case.warn_at <= now), 1),
+            (Case.deadline_at.is_not(None), 2),
+            else_=3,
+        )
+        return [severity, Case.deadline_at.asc(), Case.created_at.asc(), Case.id.asc()]
+    if sort == "deadline":
+        return [no_deadline_last, Case.deadline_at.asc(), Case.id.asc()]
+    if sort == "-deadline":
+        return [no_deadline_last, Case.deadline_at.desc(), Case.id.desc()]
+    if sort == "created":
+        return [Case.created_at.asc(), Case.id.asc()]
+    if sort == "-created":
+        return [Case.created_at.desc(), Case.id.desc()]
+    raise InvalidInput(f"unknown sort {sort}; use one of {', '.join(CASE_SORTS)}", code="case.bad_sort",
+                       loc=["query", "sort"])
 
 
 def visible_cases(actor: Actor) -> sa.Select[tuple[Case]]:
@@ -549,11 +628,8 @@ def visible_cases(actor: Actor) -> sa.Select[tuple[Case]]:
     return q
 
 
-def list_cases(
-    session: Session, *, actor: Actor, flt: CaseFilter, offset: int = 0, limit: int = 50,
-    now: dt.datetime | None = None,
-) -> tuple[list[Case], int]:
-    """A page of visible cases matching the filter, newest first, and the total count."""
+def filtered_cases(actor: Actor, flt: CaseFilter, *, session: Session, now: dt.datetime) -> sa.Select[tuple[Case]]:
+    """The visible cases matching the filter (unordered)."""
     q = visible_cases(actor)
     if flt.status:
         q = q.where(Case.status.in_(flt.status))
@@ -561,22 +637,46 @@ def list_cases(
         q = q.where(Case.department_id == flt.department_id)
     if flt.class_code:
         q = q.where(Case.class_code == flt.class_code)
+    if flt.class_codes:
+        q = q.where(Case.class_code.in_(flt.class_codes))
     if flt.grid_code:
         q = q.where(Case.grid_code == flt.grid_code)
+    if flt.area_code:
+        q = q.where(Case.grid_code.like(_like_escape(flt.area_code) + "%", escape="\\"))
     if flt.number:
         q = q.where(Case.number == flt.number)
     if flt.overdue is not None:
-        now = now or utcnow()
         overdue = sa.and_(Case.deadline_at.is_not(None), Case.deadline_at < now)
         q = q.where(overdue if flt.overdue else sa.not_(overdue))
+    if flt.light:
+        q = q.where(sa.or_(*(_light_clause(x, now) for x in flt.light)))
     if flt.created_from:
         q = q.where(Case.created_at >= flt.created_from)
     if flt.created_to:
         q = q.where(Case.created_at < flt.created_to)
     if flt.bbox:
         q = q.where(components_service.bbox_clause(session, Case.geom, flt.bbox))
+    if flt.q and flt.q.strip():
+        pattern = "%" + _like_escape(flt.q.strip()) + "%"
+        q = q.where(sa.or_(Case.number.ilike(pattern, escape="\\"), Case.description.ilike(pattern, escape="\\"),
+                           Case.address.ilike(pattern, escape="\\")))
+    return q
+
+
+def list_cases(
+    session: Session, *, actor: Actor, flt: CaseFilter, offset: int = 0, limit: int = 50,
+    now: dt.datetime | None = None, sort: str | None = None,
+) -> tuple[list[Case], int]:
+    """A page of visible cases matching the filter and the total count.
+
+    Without ``sort`` the order is newest first (the historic default of the API); the console's queues
+    ask for ``overdue`` (most overdue first).
+    """
+    now = now or utcnow()
+    q = filtered_cases(actor, flt, session=session, now=now)
+    order = _order(sort, now) if sort else [Case.id.desc()]
     total = session.scalar(select(sa.func.count()).select_from(q.subquery())) or 0
-    rows = session.scalars(q.order_by(Case.id.desc()).offset(offset).limit(limit)).all()
+    rows = session.scalars(q.order_by(*order).offset(offset).limit(limit)).all()
     return list(rows), total
 
 

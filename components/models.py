@@ -141,3 +141,40 @@ class PatrolPoint(Base):
     # One point per inspector and instant: a re-uploaded breadcrumb is a no-op. The constraint's index
     # also serves the per-inspector, per-day coverage query.
     __table_args__ = (UniqueConstraint("inspector_id", "at", name="uq_patrol_point_inspector_at"),)
+
+
+class Address(Base):
+    """A standard address (标准地址): a door plate (门牌), a named place, or a road with a representative point.
+
+    ``search_text`` is the normalised text the look-up matches (name, road, area names, aliases); its
+    character bigrams are indexed in :class:`AddressGram`.
+    """
+
+    __tablename__ = "address"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(12))  # door_plate | place | road
+    name: Mapped[str] = mapped_column(String(200))  # 经二路12号 / 宝鸡市中心医院 / 经二路
+    road: Mapped[str | None] = mapped_column(String(100))
+    number: Mapped[str | None] = mapped_column(String(20))
+    full_name: Mapped[str] = mapped_column(String(300))  # 渭滨区 经二路街道 经二路12号
+    lon: Mapped[float]
+    lat: Mapped[float]
+    grid_code: Mapped[str | None] = mapped_column(String(15), index=True)
+    community_code: Mapped[str | None] = mapped_column(String(12))
+    search_text: Mapped[str] = mapped_column(String(400))
+    name_key: Mapped[str] = mapped_column(String(200))  # the normalised name (ranks exact and prefix hits)
+
+
+class AddressGram(Base):
+    """The n-gram index of the standard addresses: one row per (character bigram, address).
+
+    Plain B-tree on both databases (no FTS, no pg_trgm): the look-up counts the postings of each bigram of
+    the query (capped), walks the rarest one and checks the others on the candidate's text.
+    """
+
+    __tablename__ = "address_gram"
+
+    gram: Mapped[str] = mapped_column(String(8), primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("address.id", ondelete="CASCADE"), primary_key=True)

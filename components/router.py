@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from components import service
-from components.schemas import ComponentHistoryRead, ComponentRead, FeatureCollection
-from gridcity.deps import CurrentUser, DbSession
+from components import addresses, service, supervision
+from components.schemas import (
+    AddressList,
+    AddressRead,
+    ComponentHistoryRead,
+    ComponentRead,
+    FeatureCollection,
+    SupervisionAreaCreate,
+    SupervisionAreaRead,
+    SupervisionAreaUpdate,
+)
+from gridcity.deps import CurrentUser, DbSession, require_roles
+from gridcity.roles import Role
 from gridcity.types import OffsetQuery
 
 router = APIRouter(tags=["map"])
@@ -56,3 +66,48 @@ def get_component(code: str, session: DbSession, user: CurrentUser) -> Component
     comp, history = service.get_component(session, code)
     return ComponentRead(feature=service.component_feature(comp),
                          history=[ComponentHistoryRead.model_validate(h) for h in history])
+
+
+@router.get("/addresses", response_model=AddressList, tags=["addresses"], summary="Find a standard address")
+def find_addresses(session: DbSession, user: CurrentUser,
+                   q: Annotated[str, Query(min_length=1, max_length=100, description="partial address, e.g. 经二路12")],
+                   limit: Annotated[int, Query(ge=1, le=50)] = 10) -> AddressList:
+    """Standard addresses (门牌, places, roads) matching partial input, best first, with grid and community."""
+    hits = addresses.lookup(session, q, limit=limit)
+    return AddressList(q=q, items=[AddressRead(**addresses.hit_dict(h)) for h in hits])
+
+
+@router.get("/addresses/{address_id}", response_model=AddressRead, tags=["addresses"], summary="One standard address")
+def get_address(address_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: DbSession,
+                user: CurrentUser) -> AddressRead:
+    """A standard address by id."""
+    addr = addresses.read_address(session, address_id)
+    hit = addresses.Hit(addr, 0, None, None)
+    return AddressRead(**addresses.hit_dict(hit))
+
+
+AREA_READERS = [require_roles(Role.ADMIN, Role.ACCEPTOR, Role.SHIFT_LEADER, Role.DISPATCHER, Role.LEADER)]
+
+
+@router.get("/supervision-areas", response_model=list[SupervisionAreaRead], tags=["organisation"],
+            dependencies=AREA_READERS, summary="Inspectors' supervision areas")
+def list_supervision_areas(session: DbSession) -> list[dict[str, Any]]:
+    """Every supervision area (监督员责任区) with its inspector and unit grids."""
+    return supervision.list_areas(session)
+
+
+@router.post("/supervision-areas", response_model=SupervisionAreaRead, status_code=201, tags=["organisation"],
+             dependencies=[require_roles(Role.ADMIN)], summary="Add a supervision area")
+def create_supervision_area(body: SupervisionAreaCreate, session: DbSession) -> dict[str, Any]:
+    """A new supervision area (admin)."""
+    area = supervision.create_area(session, **body.model_dump())
+    return supervision.area_dict(session, area)
+
+
+@router.patch("/supervision-areas/{area_id}", response_model=SupervisionAreaRead, tags=["organisation"],
+              dependencies=[require_roles(Role.ADMIN)], summary="Change a supervision area")
+def update_supervision_area(area_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: SupervisionAreaUpdate,
+                            session: DbSession) -> dict[str, Any]:
+    """Give an area to another inspector, rename it or change its grids (admin)."""
+    area = supervision.update_area(session, area_id, **body.model_dump())
+    return supervision.area_dict(session, area)

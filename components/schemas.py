@@ -32,3 +32,59 @@ class ComponentRead(BaseModel):
 
     feature: dict[str, Any]
     history: list[ComponentHistoryRead]
+
+
+class AddressRead(BaseModel):
+    """A standard address (标准地址) with its position, unit grid and community."""
+
+    id: int
+    code: str
+    kind: str
+    name: str
+    full_name: str
+    road: str | None
+    number: str | None
+    lon: float
+    lat: float
+    grid_code: str | None
+    community_code: str | None
+    community_name: str | None
+    street_name: str | None
+    rank: int = 0
+
+
+class AddressList(BaseModel):
+    """Look-up results, best first."""
+
+    q: str
+    items: list[AddressRead]
+
+
+class SupervisionAreaRead(BaseModel):
+    """An inspector's supervision area (监督员责任区)."""
+
+    id: int
+    code: str
+    name: str
+    inspector_id: int | None
+    grid_codes: list[str]
+
+
+class SupervisionAreaCreate(BaseModel):
+    """A new supervision area."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=100)
+    inspector_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    grid_codes: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class SupervisionAreaUpdate(BaseModel):
+    """Changes to a supervision area."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    inspector_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    clear_inspector: bool = False
+    grid_codes: list[str] | None = Field(default=None, max_length=10_000)

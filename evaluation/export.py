@@ -11,6 +11,12 @@ from evaluation import service
 BASE_HEADERS = ("排名", "名称", "综合指标值", "等级")
 
 
+def case_count(ranking: service.Ranking, row: Any) -> float:
+    """A subject's case count: the main denominator of its subject type (the screen shows the same)."""
+    expr = ranking.indicator_set.subject(service.check_subject_type(ranking.subject_type)).main_denominator
+    return float(sum(sign * float(row.counts.get(name, 0)) for sign, name in expr.terms))
+
+
 def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
     """Each column holds what its header says: a "…分值" column the score the indicator earned (a band's
     score), any other indicator column its value (a rate in %, or the count); regions carry their code."""
@@ -18,7 +24,8 @@ def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
     indicators = [(ind.key, ind.name_zh) for ind in definition.indicators]
     coded = ranking.subject_type in service.REGION_LEVELS
     base = [*BASE_HEADERS[:1], "编码", *BASE_HEADERS[1:]] if coded else list(BASE_HEADERS)
-    headers = [*base, *(zh for _, zh in indicators), "备注"]
+    # 案件数 as on the console's ranking tables (the subject type's main denominator)
+    headers = [*base, *(zh for _, zh in indicators), "案件数", "备注"]
     rows: list[list[Any]] = []
     for r in ranking.rows:
         values = {c.key: round(c.score if c.name_zh.endswith("分值") else c.input_value, 2)
@@ -26,7 +33,7 @@ def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
         notes = "；".join(service.FLAG_NAMES_ZH.get(f, f) for f in r.flags)
         head = [r.rank, r.subject_id, r.name] if coded else [r.rank, r.name]
         rows.append([*head, float(r.score.composite), r.score.grade,
-                     *(values.get(k, "") for k, _ in indicators), notes])
+                     *(values.get(k, "") for k, _ in indicators), case_count(ranking, r), notes])
     return headers, rows
 
 

@@ -43,7 +43,8 @@ def _ranking_read(r: service.Ranking) -> RankingRead:
         period=r.period.label, period_start=r.period.start, period_end=r.period.end, subject_type=r.subject_type,
         version=r.version, indicator_set_sha=r.indicator_set.sha256,
         rows=[RankingRow(rank=x.rank, tied=x.tied, subject_id=x.subject_id, name=x.name, composite=x.score.composite,
-                         grade=x.score.grade, flags=list(x.flags), counts=dict(x.counts), explanation=x.explanation)
+                         grade=x.score.grade, flags=list(x.flags), counts=dict(x.counts), explanation=x.explanation,
+                         case_count=export.case_count(r, x))
               for x in r.rows],
     )
 

@@ -21,6 +21,7 @@ class RankingRow(BaseModel):
     flags: list[str]
     counts: dict[str, float]
     explanation: dict[str, Any]
+    case_count: float | None = None  # the subject type's main denominator (案件数), as in the export
 
 
 class RankingRead(BaseModel):

@@ -270,6 +270,10 @@ def load(session: Session, *, scale: float = 1.0, echo: Callable[[str], object] 
     echo(f"components: {rep.counts['created']} created")
     _inspectors(session, sorted(cells))
     echo(f"inspectors: {N_INSPECTORS} (jdy01…jdy{N_INSPECTORS:02d}) with supervision areas")
+    from gis_data import addresses, demo_addresses  # noqa: PLC0415  (demo_addresses builds on this module)
+
+    rep = addresses.load_addresses(session, demo_addresses.address_rows(scale), source="demo")
+    echo(f"standard addresses: {rep.counts['created']} door plates and roads")
     session.flush()
     if history:
         demo_history.load_history(session, cases=round(demo_history.BASE_CASES * scale), echo=echo)

@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(org_router.router, prefix=api)
     app.include_router(casework_router.router, prefix=api)
     app.include_router(casework_router.attachments_router, prefix=api)
+    app.include_router(casework_router.classes_router, prefix=api)
     for module_name, prefix in OPTIONAL_ROUTERS:
         _include_optional(app, module_name, prefix)
 

@@ -282,5 +282,35 @@ def cases_import(file: str) -> None:
                f"{result.skipped_cases} already imported, skipped")
 
 
+@main.group()
+def addresses() -> None:
+    """Standard addresses (标准地址: door plates, places, roads)."""
+
+
+@addresses.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--crs", default=None, help="Coordinate reference system of the file (default WGS84).")
+def addresses_import(path: str, crs: str | None) -> None:
+    """Import a CSV (code,name,kind,road,number,aliases,lon,lat) or GeoJSON of points; all or nothing."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from gis_data import addresses as gis_addresses  # noqa: PLC0415
+    from gis_data import readers  # noqa: PLC0415
+    from gridcity.errors import GridCityError  # noqa: PLC0415
+
+    data = Path(path).read_bytes()
+    try:
+        rows = (readers.read_geojson(data, crs=crs) if path.lower().endswith(("json", "geojson"))
+                else readers.read_csv_points(data, crs=crs))
+        with _session() as session:
+            rep = gis_addresses.load_addresses(session, rows, source=Path(path).name)
+    except GridCityError as exc:
+        report = exc.extra.get("report") or {}
+        for r in [r for r in report.get("rows", []) if r["errors"]][:20]:
+            click.echo(f"row {r['row']}: " + "; ".join(e["msg"] for e in r["errors"]), err=True)
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    click.echo(f"addresses: {rep.counts['created']} created, {rep.counts['updated']} replaced")
+
+
 if __name__ == "__main__":
     main()

@@ -116,3 +116,86 @@ def create_user(
     session.add(user)
     session.flush()
     return user
+
+
+def update_user(
+    session: Session,
+    user: User,
+    *,
+    display_name: str | None = None,
+    role: Role | None = None,
+    department_id: int | None = None,
+    clear_department: bool = False,
+) -> User:
+    """Change a user's name, role or department (department staff keep a department)."""
+    new_role = role or user.role
+    new_dept = None if clear_department else (department_id if department_id is not None else user.department_id)
+    if new_role is Role.DEPARTMENT and new_dept is None:
+        raise InvalidInput("department staff need a department", code="user.department_required",
+                           loc=["department_id"])
+    if department_id is not None:
+        get_department_or_raise(session, department_id, loc=["department_id"])
+    if display_name is not None:
+        user.display_name = display_name
+    user.role = new_role
+    user.department_id = new_dept
+    session.flush()
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Reset a user's password (argon2)."""
+    from gridcity import security  # noqa: PLC0415
+
+    user.password_hash = security.hash_password(password)
+    session.flush()
+
+
+def set_active(session: Session, user: User, active: bool, *, by: User) -> User:
+    """Deactivate (or reactivate) a login. An inactive user is refused on every request from then on."""
+    if not active and user.id == by.id:
+        raise InvalidInput("you cannot deactivate your own account", code="user.self_deactivate", loc=["user_id"])
+    user.active = active
+    session.flush()
+    return user
+
+
+def update_department(
+    session: Session,
+    dept: Department,
+    *,
+    name: str | None = None,
+    parent_id: int | None = None,
+    clear_parent: bool = False,
+    active: bool | None = None,
+) -> Department:
+    """Rename, move in the tree (no cycles) or (de)activate a department."""
+    if parent_id is not None:
+        parent = session.get(Department, parent_id)
+        if parent is None:
+            raise InvalidInput(f"unknown department {parent_id}", code="department.unknown", loc=["parent_id"])
+        seen = set()
+        node: Department | None = parent
+        while node is not None and node.id not in seen:
+            if node.id == dept.id:
+                raise InvalidInput("a department cannot be below itself", code="department.parent_cycle",
+                                   loc=["parent_id"])
+            seen.add(node.id)
+            node = session.get(Department, node.parent_id) if node.parent_id is not None else None
+        dept.parent_id = parent_id
+    elif clear_parent:
+        dept.parent_id = None
+    if name is not None:
+        dept.name = name
+    if active is not None:
+        dept.active = active
+    session.flush()
+    return dept
+
+
+def get_department(session: Session, department_id: int) -> Department:
+    """A department by id, or 404."""
+    dept = session.get(Department, department_id)
+    if dept is None:
+        raise NotFound(f"department {department_id} not found", code="department.not_found")
+    return dept

@@ -623,3 +623,21 @@ def encode_mvt(layers: Sequence[tuple[str, list[dict[str, Any]]]], z: int, x: in
     if not out:
         return b""
     return bytes(mapbox_vector_tile.encode(out, default_options={"extents": MVT_EXTENT, "y_coord_down": True}))
+# ---- text prefixes (standard-address look-up) -------------------------------------------------------------
+
+
+def prefix_collation_sql(dialect_name: str, column: str) -> str:
+    """``column`` in the byte-order collation a prefix range needs (PostgreSQL's database collation may
+    order CJK text so that one prefix's strings are not contiguous; SQLite's default BINARY already is)."""
+    return f'{column} COLLATE "C"' if dialect_name == "postgresql" else column
+
+
+def prefix_index_sql(dialect_name: str, *, index: str, table: str, column: str) -> str:
+    """DDL of a B-tree index that serves :func:`prefix_range_sql` on both back ends."""
+    return f"CREATE INDEX {index} ON {table} ({prefix_collation_sql(dialect_name, column)})"
+
+
+def prefix_range_sql(dialect_name: str, column: str, lo: str, hi: str) -> str:
+    """A predicate ``lo <= column < hi`` (binds ``:lo``/``:hi`` named by the caller) that uses the prefix index."""
+    col = prefix_collation_sql(dialect_name, column)
+    return f"{col} >= :{lo} AND {col} < :{hi}"

@@ -31,8 +31,9 @@ event; ``expected_datetime`` is the deadline of the current timed stage (the cac
 engine derives from the log). Reporter name/phone/email/device and internal user ids are never output.
 
 One jurisdiction per server: ``jurisdiction_id`` is accepted and ignored, as the spec allows. POST
-answers 200 (what most Open311 clients expect) and needs ``lat``/``long``: there is no geocoder, so an
-``address_string`` or ``address_id`` alone is refused with a 400 saying so. Unknown ``attribute[...]``
+answers 200 (what most Open311 clients expect) and needs ``lat``/``long``, or an ``address_id`` (a standard
+address's id or code) or ``address_string`` located through the standard-address look-up
+(:mod:`components.addresses`); a 400 says so when nothing matches. Unknown ``attribute[...]``
 codes are ignored (FixMyStreet sends its own); ``media_url`` (http or https only) is stored and shown only
 when no ``media`` file was sent (files win, per the v2.1 draft); remote URLs are never fetched. XML output
 replaces every character XML 1.0 forbids (U+0001, U+000B ...) with U+FFFD, so it stays well-formed whatever
@@ -74,7 +75,8 @@ from casework.lifecycle import TERMINAL, Actor, CaseAction, CaseStatus
 from casework.models import Case, CaseEvent, EventAttachment
 from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
-from components import codes
+from components import addresses, codes
+from components.models import Address
 from gridcity import photos
 from gridcity.deps import DbSession, SettingsDep, Store
 from gridcity.errors import GridCityError, NotFound, PermissionDenied
@@ -638,7 +640,7 @@ def find_requests(session: Session, q: RequestQuery) -> list[Case]:
 # --------------------------------------------------------------------------------------------------------
 
 _ATTRIBUTE_RE: Final = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
-_FIELD_LIMITS: Final = {"address_string": 256, "email": 200, "phone": 40, "device_id": 100,
+_FIELD_LIMITS: Final = {"address_string": 256, "address_id": 40, "email": 200, "phone": 40, "device_id": 100,
                         "first_name": 50, "last_name": 50, "media_url": 1000}
 
 
@@ -653,8 +655,8 @@ class PostedRequest:
     """A POST requests body, validated."""
 
     info: codes.ClassInfo
-    lon: float
-    lat: float
+    lon: float | None  # None: located from address_id / address_string by create_request
+    lat: float | None
     address: str | None
     description: str | None
     component_id: str | None
@@ -664,6 +666,7 @@ class PostedRequest:
     device_id: str | None
     media_url: str | None
     media: tuple[UploadFile, ...]
+    address_id: str | None = None
 
 
 MEDIA_FIELDS: Final = ("media", "media[]")
@@ -693,11 +696,8 @@ def parse_post(form: FormData, rules: CaseRules, settings: Settings) -> PostedRe
         problems.append(exc.description)
     if (lat_s is None) != (lon_s is None):
         problems.append("lat and long: give both")
-    elif lat_s is None:
-        if get("address_string") or get("address_id"):
-            problems.append("lat and long: required (this server does not geocode address_string/address_id)")
-        else:
-            problems.append("location: lat and long are required")
+    elif lat_s is None and not (get("address_string") or get("address_id")):
+        problems.append("location: lat and long, address_string or address_id is required")
     description = form.get("description")
     description = description.strip() if isinstance(description, str) and description.strip() else None
     if description and len(description) > MAX_DESCRIPTION:
@@ -727,13 +727,33 @@ def parse_post(form: FormData, rules: CaseRules, settings: Settings) -> PostedRe
         problems.append(f"media: at most {MAX_MEDIA} files")
     if problems:
         raise Open311Error(400, "; ".join(problems))
-    assert info is not None and lat is not None and lon is not None
+    assert info is not None
     names = [n for n in (get("first_name"), get("last_name")) if n]
     return PostedRequest(
         info=info, lon=lon, lat=lat, address=get("address_string"), description=description,
         component_id=component_id, name=" ".join(names) or None, phone=get("phone"), email=get("email"),
         device_id=get("device_id"), media_url=None if media else media_url, media=media,
+        address_id=get("address_id"),
     )
+
+
+def locate_posted(session: Session, posted: PostedRequest) -> tuple[float, float, str | None]:
+    """The WGS84 position and address text of a request: its lat/long, else its standard address (400 if none)."""
+    if posted.lon is not None and posted.lat is not None:
+        return posted.lon, posted.lat, posted.address
+    addr = None
+    if posted.address_id:
+        key = posted.address_id.strip()
+        addr = session.scalars(select(Address).where(Address.code == key)).first()
+        if addr is None and key.isdigit() and int(key) < 2**31:
+            addr = session.get(Address, int(key))
+        if addr is None:
+            raise Open311Error(400, f"address_id: unknown address {key!r}")
+    else:
+        addr = addresses.best_match(session, posted.address or "")
+        if addr is None:
+            raise Open311Error(400, "address_string: no standard address matches; send lat and long")
+    return addr.lon, addr.lat, posted.address or addr.full_name
 
 
 def _is_http_url(value: str) -> bool:
@@ -757,6 +777,7 @@ def create_request(session: Session, *, posted: PostedRequest, pipeline: CasePip
         if len(data) > settings.max_upload_bytes:
             raise Open311Error(400, f"media[{i}]: photo larger than {settings.max_upload_bytes} bytes", code=413)
         prepared.append(casework_attachments.prepare(data, limits, ["media", i]))
+    lon, lat, address = locate_posted(session, posted)
     attachment_ids: list[int] = []
     for photo in prepared:
         att = casework_attachments.store_photo(session, store, photo, uploaded_by=None)
@@ -767,13 +788,13 @@ def create_request(session: Session, *, posted: PostedRequest, pipeline: CasePip
         actor=SYSTEM_ACCEPTOR,
         action=CaseAction.PUBLIC_REPORT,
         new=casework_service.NewCase(
-            class_code=posted.info.key, lon=posted.lon, lat=posted.lat, address=posted.address,
+            class_code=posted.info.key, lon=lon, lat=lat, address=address,
             description=posted.description, component_id=posted.component_id, source="open311",
             reporter_name=posted.name, reporter_phone=posted.phone, reporter_email=posted.email,
             reporter_device_id=posted.device_id,
         ),
         inp=casework_service.ActionInput(
-            attachment_ids=tuple(attachment_ids), lon=posted.lon, lat=posted.lat,
+            attachment_ids=tuple(attachment_ids), lon=lon, lat=lat,
             data={"media_url": posted.media_url} if posted.media_url else {},
         ),
     ).case

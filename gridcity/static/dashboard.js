@@ -50,15 +50,19 @@
   }
 
   // Ranking: bars of the composite score, coloured by grade, best on top; the table below has every figure.
-  async function ranking(boxId, types, from, to) {
+  // Every table of the dashboard shows the period of the inputs at the time it is drawn (a subject-type change
+  // reads the inputs again, so it never shows a period other than the others').
+  function currentPeriod() { return period($("dash-from").value, $("dash-to").value); }
+  async function ranking(boxId, types) {
     const box = $(boxId);
     let sel = box.querySelector("select");
     if (!sel && types.length > 1) {
-      sel = el("select", { class: "subject", onchange: () => ranking(boxId, types, from, to) },
+      sel = el("select", { class: "subject", onchange: () => ranking(boxId, types).catch((e) => App.toast(e.message, "red")) },
         types.map((x) => el("option", { value: x, text: LEVEL_NAMES[x] || t("role." + x) })));
     }
     const type = sel ? sel.value : types[0];
-    const data = await optional(`/api/v1/evaluation/${type}?period=${encodeURIComponent(period(from, to))}`, "evaluation")
+    const per = currentPeriod();
+    const data = await optional(`/api/v1/evaluation/${type}?period=${encodeURIComponent(per)}`, "evaluation")
       .catch((e) => ({ error: e.message }));
     const old = echarts.getInstanceByDom(box.querySelector(".rank-chart") || document.createElement("div"));
     if (old) old.dispose();
@@ -68,16 +72,25 @@
     else if (data.error) content.push(el("p", { class: "error", text: data.error }));
     else {
       const rows = data.rows.slice(0, 15);
+      const q = `period=${encodeURIComponent(per)}`, fname = `${type}_${per.replace("..", "_")}`;
+      content.push(el("div", { class: "downloads noprint" }, [
+        App.downloadButton(t("export.xlsx"), () => `/api/v1/evaluation/${type}/export.xlsx?${q}`, () => `${fname}.xlsx`, "export-xlsx"),
+        App.downloadButton(t("export.csv"), () => `/api/v1/evaluation/${type}/export.csv?${q}`, () => `${fname}.csv`, "export-csv")]));
+      // Two subjects of one name (two 新华社区 in different streets) are told apart by their code.
+      const counts = new Map();
+      for (const r of data.rows) counts.set(r.name, (counts.get(r.name) || 0) + 1);
       const bars = el("div", { class: "rank-chart", dataset: { chart: boxId + "-chart", subjectType: type },
         style: `height:${Math.max(120, 26 * rows.length + 40)}px` });
       content.push(bars, el("table", { class: "ranking", dataset: { subjectType: type, period: data.period } }, [
-        el("thead", {}, el("tr", {}, ["dash.rank", "dash.name", "dash.score", "dash.grade", "dash.cases"].map((k) => el("th", { text: t(k) })))),
+        el("thead", {}, el("tr", {}, ["dash.rank", "dash.name", "dash.code", "dash.score", "dash.grade", "dash.cases", "dash.note"].map((k) => el("th", { text: t(k) })))),
         el("tbody", {}, data.rows.map((r) => el("tr", { dataset: { subject: r.subject_id } }, [
           el("td", { class: "rank", text: r.rank + (r.tied ? "=" : "") }),
-          el("td", { class: "name", text: r.name }),
+          el("td", { class: "name" + (counts.get(r.name) > 1 ? " same-name" : ""), text: r.name }),
+          el("td", { class: "code muted small", text: r.subject_id }),
           el("td", { class: "score", text: Number(r.composite).toFixed(2) }),
           el("td", { class: "grade grade-" + r.grade, text: r.grade }),
-          el("td", { class: "cases", text: r.counts && r.counts.cases != null ? r.counts.cases : "" }),
+          el("td", { class: "cases", text: r.case_count != null ? String(r.case_count) : "" }),
+          el("td", { class: "note" }, (r.flags || []).map((f) => el("span", { class: "flag", dataset: { flag: f }, text: t("dash.flag." + f) }))),
         ]))),
       ]));
       box.replaceChildren(...content);
@@ -156,8 +169,8 @@
     document.body.dataset.dashboard = "loading";
     const jobs = [kpis(from, to), hotspots(from, to)];
     if (!opts || !opts.live) {
-      jobs.push(trend(from, to), ranking("rank-department", ["department"], from, to),
-        ranking("rank-region", REGION_LEVELS, from, to), ranking("rank-position", POSITIONS, from, to));
+      jobs.push(trend(from, to), ranking("rank-department", ["department"]),
+        ranking("rank-region", REGION_LEVELS), ranking("rank-position", POSITIONS));
     }
     await Promise.all(jobs).catch((e) => App.toast(e.message, "red"));
     document.body.dataset.dashboard = "ready";

@@ -4,7 +4,7 @@
    const mini = await caseMiniMap(element, caseObject);   // caseObject as GET /api/v1/cases/{id} returns it
    mini.remove();                                          // when the card closes
 
-   The case detail panel gets one automatically (below its title) unless it already holds a .case-minimap. */
+   The console's classic scripts call it through window.MiniMap.show(box, case) and MiniMap.pick(box, centre, cb). */
 import * as maplibregl from "/vendor/maplibre-gl/maplibre-gl.mjs";
 
 /* MapLibre's transformRequest: the console's bearer token on the app's own tile requests. */
@@ -77,24 +77,32 @@ export async function hotspotMap(container, data) {
   return map;
 }
 
-// The case detail panel (app.js) gets a mini map when a case is shown, without app.js knowing about maps.
-const panel = document.getElementById("detail");
-const body = document.getElementById("detail-body");
-let current = null, shownFor = null;
-if (panel && body) {
-  new MutationObserver(async () => {
-    const id = panel.dataset.caseId;
-    if (!id || panel.hidden || !body.querySelector("h3") || body.querySelector(".case-minimap")) return;
-    if (shownFor === body.firstChild) return;
-    shownFor = body.firstChild;
-    if (current) { current.remove(); current = null; }
-    const box = document.createElement("div");
-    box.className = "case-minimap";
-    body.querySelector("h3").after(box);
-    try {
-      const r = await fetch(`/api/v1/cases/${id}`, { headers: authorize(location.origin + "/tiles/").headers || {} });
-      if (!r.ok) { box.remove(); return; }
-      current = await caseMiniMap(box, await r.json());
-    } catch (e) { box.remove(); }
-  }).observe(body, { childList: true });
+/* Let the user pick a point on the city map (the intake form): ``onPick(lon, lat)`` gets WGS84 coordinates. */
+export async function pickerMap(container, center, onPick) {
+  const full = await baseStyle();
+  const style = Object.assign({}, full, { layers: full.layers.filter((l) => /^(background|external|base-|admin-)/.test(l.id)) });
+  const [dx, dy] = full.metadata["gridcity:gcj02_offset"] || [0, 0];
+  const map = new maplibregl.Map({ container: container, style: style, center: [center.lon + dx, center.lat + dy], zoom: 14,
+    attributionControl: false, transformRequest: authorize, localIdeographFontFamily: "'Noto Sans CJK SC', sans-serif" });
+  let marker = null;
+  map.on("click", (e) => {
+    if (!marker) marker = new maplibregl.Marker({ color: "#d62728" });
+    marker.setLngLat(e.lngLat).addTo(map);
+    onPick(e.lngLat.lng - dx, e.lngLat.lat - dy);  // the display shift (GCJ-02 base map) is not stored
+  });
+  await new Promise((resolve) => map.once("load", resolve));
+  container.dataset.ready = "1";
+  return map;
 }
+
+// The console's classic scripts (app.js, intake.js) reach the maps through window.MiniMap; one case map at a time.
+let current = null;
+window.MiniMap = {
+  show(box, c) {
+    if (current) { current.remove(); current = null; }
+    caseMiniMap(box, c).then((m) => { current = m; }).catch(() => box.classList.add("placeholder"));
+  },
+  pick(container, center, onPick) {
+    pickerMap(container, center, onPick).catch(() => container.classList.add("placeholder"));
+  },
+};

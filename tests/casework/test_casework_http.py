@@ -47,7 +47,8 @@ def test_the_whole_seven_step_story_through_http(client, orgdata, db, settings):
     assert events[0]["attachments"][0]["id"] == photo[0]
     assert events[4]["attachments"] == [
         {"id": after[0], "role": "after", "thumb_url": f"/api/v1/attachments/{after[0]}/thumb",
-         "display_url": f"/api/v1/attachments/{after[0]}/display"}]
+         "display_url": f"/api/v1/attachments/{after[0]}/display", "flags": [], "taken_at": None,
+         "exif_lon": None, "exif_lat": None}]
     assert all(e["from_status"] != e["to_status"] for e in events)
     stages = [c["stage"] for c in client.get(f"/api/v1/cases/{case['id']}",
                                               headers=orgdata.headers("leader")).json()["clocks"]]

@@ -192,7 +192,7 @@ def test_post_without_a_valid_api_key_is_403_and_stores_nothing(client, db, key)
     ({"long": "nan"}, "long"),
     ({"long": None}, "lat and long"),
     ({"lat": None, "long": None}, "location"),
-    ({"lat": None, "long": None, "address_string": "经二路"}, "geocode"),
+    ({"lat": None, "long": None, "address_string": "经二路"}, "no standard address matches"),
     ({"description": "很" * 4001}, "description"),
     ({"email": "a" * 300}, "email"),
     ({"attribute[component_id]": "12ab"}, "component_id"),
