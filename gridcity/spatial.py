@@ -455,3 +455,11 @@ def bulk_append(
 
 BULK_CACHE_KIB = 256 * 1024
 """The SQLite page cache during :func:`bulk_append` of many rows (an upper bound: pages are allocated as used)."""
+
+
+def xact_lock(session: Session | sa.Connection, key: int) -> sa.ColumnElement[Any] | None:
+    """An expression that takes the transaction-scoped advisory lock ``key`` when evaluated (PostgreSQL), to be
+    added to a statement the transaction runs anyway; None on SQLite, whose writers are serialised already."""
+    if dialect(session) != "postgresql":
+        return None
+    return sa.func.pg_advisory_xact_lock(key)
