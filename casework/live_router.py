@@ -57,7 +57,7 @@ def setup(app: FastAPI) -> None:
     settings = app.state.settings
     live.install_hooks()
     app.state.live_config = live.LiveConfig()
-    app.state.live_hub = live.LiveHub(app.state.session_factory, settings.resolved_database_url(),
+    app.state.live_hub = live.LiveHub(app.state.read_session_factory, settings.resolved_database_url(),
                                       app.state.live_config)
     # Seconds between deadline-monitor runs; 0 or less disables the task (monitor_once stays callable).
     app.state.monitor_interval = float(settings.monitor_interval_seconds)
@@ -104,7 +104,7 @@ async def _monitor_loop(app: FastAPI) -> None:
 
 
 def _authenticate(app: Any, token: str | None) -> Actor:
-    with app.state.session_factory() as s:
+    with app.state.read_session_factory() as s:
         user = user_from_token(s, app.state.settings, token)
         return casework_service.actor_of(user)
 

@@ -45,10 +45,18 @@ def to_xlsx(ranking: service.Ranking) -> bytes:
     ws.title = f"{ranking.subject_type} {ranking.period.label}"[:31]
     ws.append(headers)
     for row in rows:
-        ws.append(row)
+        ws.append([_cell(v) for v in row])
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A value openpyxl can write: control characters that xlsx (XML) cannot hold become U+FFFD, so a name
+    stored before names were checked on input cannot break the export for everyone."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # noqa: PLC0415
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def filename(ranking: service.Ranking, ext: str) -> str:

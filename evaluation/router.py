@@ -18,6 +18,7 @@ from evaluation.schemas import (
 )
 from gridcity.deps import DbSession, require_roles
 from gridcity.roles import Role
+from gridcity.types import IdPath
 
 router = APIRouter(tags=["evaluation"])
 
@@ -66,7 +67,7 @@ def create_publication(body: PublicationCreate, session: DbSession, request: Req
 
 @router.get("/evaluation/publications/{publication_id}", response_model=PublicationRead,
             summary="A frozen publication", dependencies=[READERS])
-def read_publication(publication_id: int, session: DbSession,
+def read_publication(publication_id: IdPath, session: DbSession,
                      subject_type: Annotated[str | None, Query(max_length=20)] = None) -> PublicationRead:
     """The frozen rows of a publication (optionally one subject type)."""
     return _publication_read(session, service.get_publication(session, publication_id), subject_type)

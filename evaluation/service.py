@@ -39,10 +39,11 @@ from components import service as components_service
 from components.models import Area, Grid, SupervisionArea, SupervisionGrid
 from evaluation import scoring
 from evaluation.models import Publication, PublishedResult, RollupCount, RollupDirty, RollupState, StageFact
+from gridcity.database import is_read_only, write_unit_beside
 from gridcity.errors import Conflict, InvalidInput, NotFound
 from gridcity.org import Department, User
 from gridcity.roles import Role
-from gridcity.types import utcnow
+from gridcity.types import MAX_DATE, MIN_DATE, utcnow
 
 DEFAULT_TZ = "Asia/Shanghai"
 MAX_RANGE_DAYS = 366
@@ -128,8 +129,10 @@ def parse_period(text: str, *, tz: str = DEFAULT_TZ) -> Period:
             kind, label = "range", f"{first.isoformat()}..{last.isoformat()}"
         else:
             raise _bad_period(raw)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _bad_period(raw) from None
+    if not (MIN_DATE <= first and last <= MAX_DATE):  # year 1 or 9999 would overflow the zone conversion
+        raise _bad_period(raw)
     if last < first:
         raise InvalidInput(f"评价周期的结束日期 {last} 早于开始日期 {first}", code="evaluation.end_before_start",
                            loc=["period"])
@@ -566,10 +569,22 @@ def rebuild_rollup(session: Session, *, tz: str = DEFAULT_TZ) -> int:
 
 
 def ensure_rollup(session: Session, *, tz: str = DEFAULT_TZ) -> RollupState:
-    """Bring the rollup up to date: a full build if it was never built, else refresh the dirty days."""
+    """Bring the rollup up to date: a full build if it was never built, else refresh the dirty days.
+
+    In a read unit (a GET request, see ``gridcity.database``) the refresh runs in a write unit of its own:
+    the read is ended first (nothing to commit; its connection goes back to the pool), the refresh commits,
+    and the caller's session then reads on a fresh snapshot that includes it.
+    """
     state = session.get(RollupState, 1)
     if state is not None and state.tz == tz and session.scalar(select(RollupDirty.id).limit(1)) is None:
         return state
+    if is_read_only(session):
+        session.commit()
+        with write_unit_beside(session) as ws, ws.begin():
+            ensure_rollup(ws, tz=tz)
+        fresh = session.get(RollupState, 1, populate_existing=True)
+        assert fresh is not None
+        return fresh
     _lock_rollup(session)
     state = session.get(RollupState, 1)
     if state is None or state.tz != tz:  # never built, or built on another zone's days

@@ -12,8 +12,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridcity.database import make_engine, make_session_factory
+from gridcity import guard
+from gridcity.database import make_engine, make_read_session_factory, make_session_factory, refuse_nul_parameters
+from gridcity.deps import DbGate
 from gridcity.errors import GridCityError
+from gridcity.security import LoginThrottle
 from gridcity.settings import Settings, get_settings
 from gridcity.storage import MediaStore
 
@@ -29,10 +32,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     }
     for code, desc, example in [
+        (400, "Malformed request (e.g. a body that cannot be parsed)", "bad_request"),
         (401, "Not authenticated", "auth.missing_token"),
         (403, "Not allowed for this user", "case.role_forbidden"),
         (404, "Not found", "case.not_found"),
         (409, "Conflicts with the current state", "case.invalid_transition"),
+        (413, "Request body too large (limits in the README)", "request.too_large"),
+        (415, "Unsupported media type (e.g. a file that is not a photo)", "photo.unsupported"),
         (422, "Invalid input", "department.unknown"),
     ]
 }
@@ -47,7 +53,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GridCityError)
     async def _domain(request: Request, exc: GridCityError) -> JSONResponse:
-        return JSONResponse({"detail": [exc.to_detail()]}, status_code=exc.status_code)
+        retry = exc.extra.get("retry_after") if exc.status_code == 429 else None
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse({"detail": [exc.to_detail()]}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,7 +67,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token"}.get(
+        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token",
+                413: "request.too_large"}.get(
             exc.status_code, f"http.{exc.status_code}"
         )
         return _error(exc.status_code, code, str(exc.detail))
@@ -116,13 +125,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
         docs_url=None, redoc_url=None,  # Swagger UI is served below from npm, not from a CDN
     )
+    refuse_nul_parameters(engine)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = make_read_session_factory(engine)
+    app.state.db_gate = DbGate(settings.db_pool_size)  # requests admitted to the database at a time
+    app.state.login_throttle = LoginThrottle(per_account=settings.login_max_failures_per_account,
+                                             per_address=settings.login_max_failures_per_address,
+                                             window_s=settings.login_failure_window_seconds)
     app.state.store = MediaStore(Path(settings.media_dir))
     app.state.rules = load_rules(settings.city_dir)
     app.state.pipeline = wiring.case_pipeline(settings, app.state.rules)  # this app's, with its settings
     install_error_handlers(app)
+    guard.install(app)
 
     api = "/api/v1"
     app.include_router(org_router.router, prefix=api)

@@ -78,6 +78,9 @@ def demo(scale: float | None, small: bool) -> None:
     demo_mod.print_logins(logins, echo=click.echo)
 
 
+SHUTDOWN_GRACE_SECONDS = 20
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -92,7 +95,10 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     if with_demo:
         ctx.invoke(demo)
     click.echo(f"gridcity is running at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run("gridcity.asgi:app", host=host, port=port, workers=workers, log_level="info")
+    # SIGTERM stops accepting and drains the requests in flight; one that is still running after the grace
+    # period is cancelled, so a stuck request can never keep the process from stopping.
+    uvicorn.run("gridcity.asgi:app", host=host, port=port, workers=workers, log_level="info",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
 
 
 def case_pipeline():  # type: ignore[no-untyped-def]
@@ -180,6 +186,60 @@ def evaluate_rebuild_facts() -> None:
     with _session() as session:
         n = evaluation_facts.rebuild_all(session, rules=rules, echo=click.echo)
     click.echo(f"rebuilt {n} fact rows")
+
+
+@main.group()
+def maintenance() -> None:
+    """Housekeeping (the server also runs it every GRIDCITY_MAINTENANCE_INTERVAL_SECONDS)."""
+
+
+def _maintenance(tasks: tuple[str, ...], **kw: object) -> None:
+    from gridcity.database import make_engine, make_session_factory  # noqa: PLC0415
+    from gridcity.metadata import all_metadata  # noqa: PLC0415
+    from gridcity.settings import get_settings  # noqa: PLC0415
+    from gridcity.storage import MediaStore  # noqa: PLC0415
+    from mobile_api.maintenance import run_maintenance  # noqa: PLC0415
+
+    all_metadata()
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        report = run_maintenance(make_session_factory(engine), MediaStore(settings.media_dir), tasks=tasks,
+                                 **kw)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+    if not report.ran:
+        click.echo("maintenance is running in another process; nothing done")
+        return
+    if "orphans" in tasks:
+        click.echo(f"orphan photos: {report.attachments_removed} attachments, {report.files_removed} files removed")
+    if "idempotency" in tasks:
+        click.echo(f"idempotency records: {report.idempotency_removed} removed")
+
+
+@maintenance.command("run")
+def maintenance_run() -> None:
+    """Every housekeeping job once: orphan photos and idempotency records older than 30 days."""
+    _maintenance(("orphans", "idempotency"))
+
+
+@maintenance.command("clean-orphans")
+@click.option("--older-than-hours", default=1.0, show_default=True, type=float,
+              help="Only files older than this (a request may be writing newer ones).")
+def maintenance_clean_orphans(older_than_hours: float) -> None:
+    """Remove photos no case refers to (older than a day) and media files without a row."""
+    import datetime as dt  # noqa: PLC0415
+
+    _maintenance(("orphans",), orphan_older_than=dt.timedelta(hours=older_than_hours))
+
+
+@maintenance.command("purge-idempotency")
+@click.option("--older-than-days", default=30.0, show_default=True, type=float)
+def maintenance_purge_idempotency(older_than_days: float) -> None:
+    """Forget phone submissions' idempotency keys older than this."""
+    import datetime as dt  # noqa: PLC0415
+
+    _maintenance(("idempotency",), idempotency_older_than=dt.timedelta(days=older_than_days))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,25 @@
 """Engine, declarative base and session factory for PostGIS and SpatiaLite.
 
 SQLite specifics: the stdlib driver of the pyenv Python cannot load extensions, so SQLite goes through
-``sqlean`` (a drop-in ``sqlite3`` with extension loading) and loads ``mod_spatialite``. Every SQLite
-transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the write lock instead of
-failing late with a stale snapshot, and savepoints nest correctly inside it.
+``sqlean`` (a drop-in ``sqlite3`` with extension loading) and loads ``mod_spatialite``.
+
+Reads and writes (both databases, enforced on both):
+
+* A **write unit** (:func:`make_session_factory`, :func:`transaction`) on SQLite starts with ``BEGIN
+  IMMEDIATE``: it takes the write lock before its first read, so concurrent writers queue on the lock
+  (``busy_timeout``) instead of failing late. SQLite cannot safely upgrade a deferred read to a write under
+  WAL: if another connection committed since the read's snapshot began, the upgrade fails at once with
+  ``SQLITE_BUSY_SNAPSHOT`` and no waiting helps. So a unit must say up front that it writes.
+* A **read unit** (:func:`make_read_session_factory`) starts a deferred ``BEGIN``
+  and reads one WAL snapshot: it takes no lock, waits for no writer and delays no writer, however long it
+  runs (a ranking, an export, the map). It is read-only for real: ``PRAGMA query_only`` on SQLite and a
+  ``READ ONLY`` transaction on PostgreSQL, so a write slipped into a read unit fails loudly in every test on
+  both databases instead of failing now and then under load on SQLite only.
+
+The request dependency (``gridcity.deps``) gives GET/HEAD requests a read unit and every other method a
+write unit; authentication reads the user in its own short read unit.
+
+Pool: ``pool_size`` connections plus as many overflow ones, on both databases (``GRIDCITY_DB_POOL_SIZE``).
 """
 
 from __future__ import annotations
@@ -17,6 +33,8 @@ import sqlalchemy as sa
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from gridcity.errors import InvalidInput
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -41,7 +59,11 @@ def is_sqlite(bind: Engine | sa.Connection | Session) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-def _sqlite_engine(url: str, echo: bool) -> Engine:
+READ_ONLY = "gridcity_read_only"  # execution option of the engine behind read units
+_QUERY_ONLY = "gridcity_query_only"  # per DBAPI connection: the PRAGMA query_only value last set
+
+
+def _sqlite_engine(url: str, echo: bool, pool_size: int) -> Engine:
     # pyproj must be loaded before mod_spatialite: both bring a libproj.so.25 (pyproj its bundled copy,
     # SpatiaLite the system one), and when SpatiaLite's comes first the process aborts at exit
     # ("double free or corruption"), which turns every successful run into exit code 134.
@@ -56,8 +78,8 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         echo=echo,
         connect_args={"check_same_thread": False, "timeout": 30},
         poolclass=sa.pool.QueuePool,
-        pool_size=5,
-        max_overflow=10,
+        pool_size=pool_size,
+        max_overflow=pool_size,
     )
 
     @event.listens_for(engine, "connect")
@@ -73,23 +95,86 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = bool(conn.get_execution_options().get(READ_ONLY))
+        pooled = conn.connection
+        if pooled.info.get(_QUERY_ONLY, False) != read_only:  # only when the mode changes: no extra statement
+            pooled.driver_connection.execute(f"PRAGMA query_only = {int(read_only)}")  # type: ignore[union-attr]
+            pooled.info[_QUERY_ONLY] = read_only
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        # A JSON column's parameter is its serialised text: U+0000 appears there as the escape \u0000.
+        return "\x00" in value or "\\u0000" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    wrapped = getattr(value, "obj", None)  # psycopg's Json/Jsonb wrapper of a JSON column's value
+    return wrapped is not None and type(value).__module__.startswith("psycopg") and _has_nul(wrapped)
+
+
+def refuse_nul_parameters(engine: Engine) -> None:
+    """Refuse any text containing U+0000 before it reaches the database (422 ``input.nul_character``).
+
+    PostgreSQL cannot store the NUL character in text or jsonb (psycopg fails, a 500 before this guard);
+    SQLite would store it and hand it to every reader. Checking the bound parameters of every statement
+    catches every input path at once (JSON, forms, multipart fields, path and query values, tokens), on
+    both back ends alike; the request's session then rolls back, so nothing is half-stored.
+    """
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _no_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if parameters and _has_nul(parameters):
+            raise InvalidInput("text may not contain the NUL character (U+0000)", code="input.nul_character",
+                               loc=["body"])
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """Create the engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``)."""
+    """Create the engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
+
+    ``pool_size`` pooled connections plus as many overflow connections, on both databases.
+    """
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, echo)
+        return _sqlite_engine(url, echo, pool_size)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory whose sessions keep loaded objects usable after commit."""
+    """Write units: sessions that keep loaded objects usable after commit (SQLite: ``BEGIN IMMEDIATE``)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """The same engine and pool, for read units (deferred WAL snapshot on SQLite, ``READ ONLY`` on PostgreSQL)."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return engine.execution_options(**options)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Read units: read-only sessions that never take or wait for the write lock (see the module docstring)."""
+    return sessionmaker(bind=read_only_engine(engine), expire_on_commit=False)
+
+
+def is_read_only(session: Session) -> bool:
+    """Whether ``session`` is a read unit."""
+    return bool(session.get_bind().get_execution_options().get(READ_ONLY))
+
+
+def write_unit_beside(session: Session) -> Session:
+    """A new write-unit session on the same database and pool as ``session`` (e.g. a read unit that found
+    derived data to refresh: it ends its own read, writes in this unit, then reads again)."""
+    bind: Any = session.get_bind()
+    while hasattr(bind, "_proxied"):  # an OptionEngine: back to the plain engine (its options, not False flags:
+        bind = bind._proxied  # noqa: SLF001  psycopg does not reset READ ONLY for postgresql_readonly=False)
+    return Session(bind=bind, expire_on_commit=False)
 
 
 @contextmanager

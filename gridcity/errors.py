@@ -94,3 +94,10 @@ class UnsupportedMedia(GridCityError):
 
     status_code = 415
     default_code = "unsupported_media"
+
+
+class TooManyRequests(GridCityError):
+    """Too many attempts; ``extra["retry_after"]`` says after how many seconds to try again (429)."""
+
+    status_code = 429
+    default_code = "too_many_requests"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from gridcity import org, security
-from gridcity.deps import CurrentUser, DbSession, SettingsDep, require_roles
-from gridcity.errors import NotAuthenticated
+from gridcity.deps import CurrentUser, DbSession, SettingsDep, password_login, require_roles
 from gridcity.roles import Role
+from gridcity.types import Name, PositiveId
 
 router = APIRouter(tags=["organisation"])
 
@@ -46,8 +46,8 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     password: str = Field(min_length=8, max_length=200)
     role: Role
-    display_name: str | None = Field(default=None, max_length=100)
-    department_id: int | None = None
+    display_name: Name | None = Field(default=None, max_length=100)
+    department_id: PositiveId | None = None
 
 
 class DepartmentRead(BaseModel):
@@ -68,24 +68,23 @@ class DepartmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=100)
+    name: Name = Field(min_length=1, max_length=100)
     kind: str = Field(default="professional", max_length=32)
     owner_kind: str | None = Field(default=None, max_length=32)
-    parent_id: int | None = None
+    parent_id: PositiveId | None = None
 
 
 Token.model_rebuild()
 
 
-@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow)")
-def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, settings: SettingsDep
+@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow)",
+             responses={429: {"description": "Too many failed logins for this account or address "
+                                             "(`auth.too_many_attempts`, with `Retry-After`)"}})
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, settings: SettingsDep
 ) -> Token:
-    """Exchange username and password for a bearer token."""
-    user = org.get_user_by_username(session, form.username)
-    ok = security.verify_password(form.password, user.password_hash if user else None)
-    if user is None or not ok or not user.active:
-        raise NotAuthenticated("wrong username or password", code="auth.bad_credentials")
+    """Exchange username and password for a bearer token (failed logins are throttled, see the README)."""
+    user = await password_login(request, form.username, form.password)
     ttl = dt.timedelta(minutes=settings.token_ttl_minutes)
     token = security.create_token(user_id=user.id, role=user.role, secret=settings.resolved_secret_key(), ttl=ttl)
     return Token(access_token=token, expires_in=int(ttl.total_seconds()), user=UserRead.model_validate(user))

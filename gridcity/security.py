@@ -1,15 +1,20 @@
-"""Password hashing (argon2) and bearer tokens (JWT, HS256, with expiry)."""
+"""Password hashing (argon2), bearer tokens (JWT, HS256, with expiry) and the failed-login throttle."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from gridcity.errors import NotAuthenticated
+from gridcity.errors import NotAuthenticated, TooManyRequests
 
 _hasher = PasswordHasher()
 # A hash to verify against when the user does not exist, so that timing does not tell.
@@ -45,3 +50,64 @@ def decode_token(token: str, *, secret: str) -> dict[str, Any]:
     except jwt.PyJWTError as exc:
         raise NotAuthenticated("invalid token", code="auth.invalid_token") from exc
     return claims
+
+
+class LoginThrottle:
+    """Failed logins per account and per client address in a sliding window, in this process.
+
+    Once an account had ``per_account`` failed logins within ``window_s`` seconds, or an address had
+    ``per_address``, the next attempts answer 429 ``auth.too_many_attempts`` (with ``Retry-After``) before
+    any password is checked, until the oldest failure leaves the window. A successful login clears the
+    account's failures (not the address's: many users may share one office address). Counts are per server
+    process, so with N workers an attacker gets at most N times the limits. Account names are compared
+    case-folded. Thread-safe.
+    """
+
+    MAX_KEYS = 100_000  # beyond this many tracked names/addresses, expired ones are swept
+
+    def __init__(self, *, per_account: int, per_address: int, window_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_account = per_account
+        self.per_address = per_address
+        self.window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        q = self._failures.get(key)
+        if q is None:
+            return deque()
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        if not q:
+            del self._failures[key]
+        return q
+
+    def check(self, username: str, address: str) -> None:
+        """Raise ``TooManyRequests`` (429) when the account or the address is over its limit."""
+        now = self._clock()
+        with self._lock:
+            limits = ((("user", username.casefold()), self.per_account), (("addr", address), self.per_address))
+            for key, limit in limits:
+                q = self._recent(key, now)
+                if len(q) >= limit:
+                    retry = max(1, math.ceil(q[len(q) - limit] + self.window_s - now))
+                    raise TooManyRequests("too many failed logins; try again later", code="auth.too_many_attempts",
+                                          loc=["body", "username"] if key[0] == "user" else [],
+                                          extra={"retry_after": retry})
+
+    def failed(self, username: str, address: str) -> None:
+        """Count one failed login against the account and the address."""
+        now = self._clock()
+        with self._lock:
+            if len(self._failures) > self.MAX_KEYS:
+                for key in list(self._failures):
+                    self._recent(key, now)
+            for key in (("user", username.casefold()), ("addr", address)):
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, username: str) -> None:
+        """Forget the account's failures."""
+        with self._lock:
+            self._failures.pop(("user", username.casefold()), None)

@@ -21,6 +21,17 @@ def dialect(session: Session | sa.Connection) -> str:
     return bind.dialect.name
 
 
+def try_singleton_lock(session: Session, key: int) -> bool:
+    """Whether this transaction may run a job that one worker at a time must run (held until it ends).
+
+    PostgreSQL: ``pg_try_advisory_xact_lock`` (another worker holding it answers False at once). SQLite:
+    always True, since a write unit already holds the database's one write lock (``BEGIN IMMEDIATE``).
+    """
+    if dialect(session) != "postgresql":
+        return True
+    return bool(session.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
+
+
 def envelope(session: Session | sa.Connection, bbox: tuple[float, float, float, float]) -> Any:
     """A WGS84 rectangle from (minlon, minlat, maxlon, maxlat)."""
     x0, y0, x1, y1 = bbox

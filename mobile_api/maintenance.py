@@ -17,19 +17,32 @@ row without its files; a crash after the commit leaves files without rows, which
 Only files older than ``older_than`` are touched, so a request that is writing files right now (its row
 not yet visible) is left alone; ``mobile_api.service`` refreshes the time of a photo whose bytes were
 already on disk for the same reason.
+
+Who runs them: :func:`run_maintenance` (both jobs in one write unit) runs on a schedule inside every server
+process (:func:`setup`, every ``GRIDCITY_MAINTENANCE_INTERVAL_SECONDS``; 0 = off) and from the command line
+(``gridcity maintenance run | clean-orphans | purge-idempotency``). When several workers share a PostgreSQL
+database, one at a time does the work: the run takes an advisory lock and a worker that does not get it
+skips that run. On SpatiaLite (one server process) the write unit's lock serialises runs anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from casework.models import Attachment
+from gridcity import spatial
+from gridcity.database import transaction
 from gridcity.storage import MediaStore
 from gridcity.types import utcnow
 from mobile_api.models import IdempotencyRecord
@@ -130,3 +143,81 @@ def _delete_files(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _keep_files(session: Session) -> None:
     session.info.pop(_DELETE_AFTER_COMMIT, None)
+
+
+# ---- running them ------------------------------------------------------------------------------------------
+
+log = logging.getLogger("gridcity.maintenance")
+
+MAINTENANCE_LOCK_KEY = 0x67636D74  # pg_try_advisory_xact_lock key ("gcmt"): one maintenance run at a time
+TASKS = ("orphans", "idempotency")
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    """One run: ``ran`` is False when another worker was running maintenance (nothing was done)."""
+
+    ran: bool
+    attachments_removed: int = 0
+    files_removed: int = 0
+    idempotency_removed: int = 0
+
+
+def run_maintenance(
+    factory: sessionmaker[Session],
+    store: MediaStore,
+    *,
+    tasks: tuple[str, ...] = TASKS,
+    orphan_older_than: dt.timedelta = dt.timedelta(hours=1),
+    idempotency_older_than: dt.timedelta = dt.timedelta(days=30),
+    now: dt.datetime | None = None,
+) -> MaintenanceReport:
+    """Run the housekeeping ``tasks`` (``orphans``, ``idempotency``) in one write unit, one worker at a time."""
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"unknown maintenance tasks {sorted(unknown)}")
+    with transaction(factory) as session:
+        if not spatial.try_singleton_lock(session, MAINTENANCE_LOCK_KEY):
+            return MaintenanceReport(ran=False)
+        clean = CleanReport(0, 0)
+        if "orphans" in tasks:
+            clean = clean_orphans(session, store, orphan_older_than, now=now)
+        purged = purge_idempotency_records(session, older_than=idempotency_older_than, now=now) \
+            if "idempotency" in tasks else 0
+    return MaintenanceReport(ran=True, attachments_removed=clean.attachments_removed,
+                             files_removed=clean.files_removed, idempotency_removed=purged)
+
+
+async def _maintenance_loop(app: Any, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await asyncio.to_thread(run_maintenance, app.state.session_factory, app.state.store)
+            app.state.maintenance_runs.append(report)
+            del app.state.maintenance_runs[:-10]
+            if report.ran and (report.files_removed or report.attachments_removed or report.idempotency_removed):
+                log.info("maintenance: %s", report)
+        except Exception:  # retried on the next tick
+            log.exception("maintenance run failed")
+
+
+def setup(app: Any) -> None:
+    """Run :func:`run_maintenance` every ``settings.maintenance_interval_seconds`` with the app's lifespan."""
+    interval = float(app.state.settings.maintenance_interval_seconds)
+    app.state.maintenance_runs = []  # the last reports (for operators and tests)
+    if interval <= 0:
+        return
+    previous = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        task = asyncio.create_task(_maintenance_loop(app, interval), name="gridcity-maintenance")
+        try:
+            async with previous(a) as state:
+                yield state
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.router.lifespan_context = lifespan

@@ -6,7 +6,6 @@ answer again (with the header ``Idempotent-Replayed: true``) and changes nothing
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
@@ -17,10 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 from casework.deps import PipelineDep
 from casework.rules import CaseRules
-from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
+from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store, password_login
 from gridcity.errors import PayloadTooLarge
 from gridcity.settings import Settings
-from mobile_api import idempotency, service
+from gridcity.types import BoundedDate, IdPath, IdQuery, OffsetQuery
+from mobile_api import idempotency, maintenance, service
 from mobile_api.forms import OffLoopFormRoute
 from mobile_api.idempotency import KEY_HEADER, Outcome
 from mobile_api.schemas import (
@@ -39,6 +39,11 @@ from mobile_api.schemas import (
 
 # Multipart bodies (photos) are parsed in the threadpool, not on the event loop (mobile_api.forms, G-I3).
 router = APIRouter(tags=["mobile"], route_class=OffLoopFormRoute)
+
+
+def setup(app: Any) -> None:
+    """Housekeeping (orphan photos, old idempotency keys) on a schedule with the app's lifespan."""
+    maintenance.setup(app)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,11 +93,14 @@ def _read(files: list[UploadFile] | None, field: str, settings: Settings) -> lis
 PhotoFiles = Annotated[list[UploadFile] | None, File(description="1–9 photos (JPEG, PNG, WebP)")]
 
 
-@router.post("/auth/token", response_model=TokenOut, summary="Log in on the phone (inspectors, field staff)")
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession,
-          settings: SettingsDep) -> TokenOut:
-    """Exchange username and password for a bearer token; other roles get 403."""
-    return service.login(session, settings=settings, username=form.username, password=form.password)
+@router.post("/auth/token", response_model=TokenOut, summary="Log in on the phone (inspectors, field staff)",
+             responses={429: {"description": "Too many failed logins for this account or address "
+                                             "(`auth.too_many_attempts`, with `Retry-After`)"}})
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+                settings: SettingsDep) -> TokenOut:
+    """Exchange username and password for a bearer token; other roles get 403 (failed logins are throttled)."""
+    user = await password_login(request, form.username, form.password)
+    return service.login_token(user, settings=settings)
 
 
 @router.get("/tasks", response_model=TaskList, response_model_exclude_none=True, summary="My task inbox")
@@ -131,7 +139,7 @@ def post_report(
 
 @router.post("/tasks/{case_id}/result", response_model=SubmissionOut, summary="Send a task result from the site")
 def post_result(
-    case_id: int,
+    case_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     store: Store,
@@ -152,7 +160,7 @@ def post_result(
 def my_reports(
     session: DbSession,
     user: CurrentUser,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReportPage:
     """The reports I made and their state, newest first."""
@@ -184,7 +192,8 @@ def post_tracks(body: TrackIn, session: DbSession, user: CurrentUser, request: R
 
 @router.get("/tracks/coverage", response_model=CoverageOut, summary="Patrol coverage of a day")
 def track_coverage(
-    session: DbSession, user: CurrentUser, request: Request, inspector_id: int, date: dt.date
+    session: DbSession, user: CurrentUser, request: Request, inspector_id: IdQuery,
+    date: Annotated[BoundedDate, Query()],
 ) -> CoverageOut:
     """Share of the inspector's supervision-area grids visited on that day (local time)."""
     return service.coverage(session, viewer=user, inspector_id=inspector_id, day=date,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridcity.types import Lat, Lon, PositiveId
+from gridcity.types import BoundedDatetime, Lat, Lon, PositiveId, Version
 
 CoordSystemName = Literal["wgs84", "gcj02"]
 MAX_BATCH_ITEMS = 100
@@ -31,7 +31,7 @@ class ReportIn(BaseModel):
     address: str | None = Field(default=None, max_length=256)
     component_id: str | None = Field(default=None, max_length=17)
     urgency: Literal["normal", "urgent"] = "normal"
-    captured_at: dt.datetime | None = Field(default=None, description="When the phone took the report.")
+    captured_at: BoundedDatetime | None = Field(default=None, description="When the phone took the report.")
     self_handled: bool = Field(default=False, description="自处理: fixed on the spot; needs before/after photos.")
     note: str | None = Field(default=None, max_length=4000, description="What was done (self-handled).")
 
@@ -50,15 +50,15 @@ class ResultIn(BaseModel):
     lat: Lat
     coord_system: CoordSystemName = "wgs84"
     note: str | None = Field(default=None, max_length=4000)
-    captured_at: dt.datetime | None = None
-    version: int | None = Field(default=None, ge=1, description="The case version the phone saw.")
+    captured_at: BoundedDatetime | None = None
+    version: Version | None = Field(default=None, description="The case version the phone saw.")
 
 
 class TrackPointIn(BaseModel):
     """One breadcrumb. Only the shape is checked here; range problems refuse the single point."""
 
     model_config = ConfigDict(extra="forbid")
-    at: dt.datetime
+    at: BoundedDatetime
     lon: float = Field(allow_inf_nan=False)
     lat: float = Field(allow_inf_nan=False)
     accuracy_m: float | None = Field(default=None, allow_inf_nan=False)
@@ -202,7 +202,7 @@ class TrackOut(BaseModel):
 class BatchItemOut(BaseModel):
     """The answer to one queued item: its own status and result or error."""
 
-    key: str | None
+    key: str | None = Field(default=None, description="The item's idempotency key (left out when it had none).")
     status: int
     replayed: bool = False
     result: dict[str, Any] | None = None

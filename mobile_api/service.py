@@ -31,8 +31,8 @@ from casework.rules import CaseRules
 from components import service as components_service
 from components.models import PatrolPoint, SupervisionArea, SupervisionGrid
 from gridcity import coords, photos, security
-from gridcity.errors import GridCityError, InvalidInput, NotAuthenticated, PermissionDenied
-from gridcity.org import User, get_user_by_username
+from gridcity.errors import GridCityError, InvalidInput, PermissionDenied
+from gridcity.org import User
 from gridcity.roles import Role
 from gridcity.settings import Settings
 from gridcity.storage import MediaStore, remove_new_files
@@ -97,12 +97,9 @@ class NoTask(InvalidInput):
 # ---- login -------------------------------------------------------------------------------------------------
 
 
-def login(session: Session, *, settings: Settings, username: str, password: str) -> TokenOut:
-    """A bearer token for an inspector or department field staff; 401 on bad credentials, 403 for other roles."""
-    user = get_user_by_username(session, username)
-    ok = security.verify_password(password, user.password_hash if user else None)
-    if user is None or not ok or not user.active:
-        raise NotAuthenticated("wrong username or password", code="auth.bad_credentials")
+def login_token(user: User, *, settings: Settings) -> TokenOut:
+    """A bearer token for an inspector or department field staff whose password was checked (403 for other
+    roles); see ``gridcity.deps.password_login``."""
     if user.role not in MOBILE_ROLES:
         raise MobileRoleForbidden("the phone app is for inspectors and department field staff",
                                   loc=["body", "username"])
