@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 
 from bench.perfdoc import write_section
 from bench.scratch import recreate_postgis_database

@@ -1,38 +1,47 @@
-"""Push N cases through report → file → dispatch → accept → feedback → send_check → check_pass → close via the
-service layer, and in the same run time the bare SQL insert of the same number of event rows.
+"""G-P1: push N cases through report → file → dispatch → accept → feedback → send_check → check_pass → close
+through the HTTP API of a real server (the app's own case pipeline, so every subscriber the app has runs:
+evaluation facts, the live stream, auto-dispatch), and in the same run time the limit: a bare one-row
+``INSERT`` committed per transaction, as many as there were transitions.
 
-    .venv/bin/python -m bench.bench_pipeline --n 10000                      # SpatiaLite (temp file)
-    .venv/bin/python -m bench.bench_pipeline --n 10000 --db postgresql+psycopg://postgres@127.0.0.1/gc_bench
+    .venv/bin/python -m bench.bench_pipeline --n 300                      # SpatiaLite (temp file)
+    .venv/bin/python -m bench.bench_pipeline --n 300 --db postgresql+psycopg://postgres@127.0.0.1/gc_bench
 
-A PostgreSQL URL must name a database the benchmark may drop and recreate.
+A PostgreSQL URL must name a database the benchmark may drop and recreate. The server is
+``uvicorn gridcity.asgi:app`` (1 worker) in a subprocess on 127.0.0.1; one client sends the requests one
+after the other (keep-alive), so a transition's time is its full HTTP round trip.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import sqlalchemy as sa
 
 from bench.scratch import recreate_postgis_database
-from casework import service
-from casework.lifecycle import Actor, CaseAction
 from casework.models import Attachment
-from casework.rules import load_rules
-from gridcity import migrate, org
+from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
 
+SECRET = "bench-secret-" + "x" * 40
+ROLES = (Role.INSPECTOR, Role.SHIFT_LEADER, Role.DISPATCHER, Role.DEPARTMENT, Role.ACCEPTOR)
 
-def _fresh_engine(url: str | None) -> tuple[sa.Engine, str]:
+
+def _fresh_engine(url: str | None, data_dir: Path) -> tuple[sa.Engine, str]:
     if url is None:
-        path = Path(tempfile.mkdtemp()) / "bench.sqlite"
-        url = f"sqlite:///{path}"
+        url = f"sqlite:///{data_dir / 'bench.sqlite'}"
     elif url.startswith("postgresql"):
         recreate_postgis_database(url)
     engine = make_engine(url)
@@ -40,55 +49,102 @@ def _fresh_engine(url: str | None) -> tuple[sa.Engine, str]:
     return engine, url
 
 
-def run(n: int, url: str | None) -> dict[str, float]:
-    engine, url = _fresh_engine(url)
-    factory = make_session_factory(engine)
-    rules = load_rules()
-    pw = "x"
-    with factory() as s, s.begin():
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _seed(engine: sa.Engine) -> tuple[dict[Role, int], int, int]:
+    with make_session_factory(engine)() as s, s.begin():
         dept = org.create_department(s, code="SZ", name="市自来水公司")
         users = {
-            r: org.create_user(s, username=r.value, password=pw, role=r, password_hash="bench",
-                               department_id=dept.id if r is Role.DEPARTMENT else None)
-            for r in (Role.INSPECTOR, Role.SHIFT_LEADER, Role.DISPATCHER, Role.DEPARTMENT, Role.ACCEPTOR)
+            r: org.create_user(s, username=r.value, password="x", role=r, password_hash="bench",
+                               department_id=dept.id if r is Role.DEPARTMENT else None).id
+            for r in ROLES
         }
-        actors = {r: Actor(u.id, r, u.department_id) for r, u in users.items()}
         att = Attachment(sha256="0" * 64, media_type="image/jpeg", size=1, width=1, height=1, flags=[])
         s.add(att)
         s.flush()
-        att_id, dept_id, insp_id = att.id, dept.id, users[Role.INSPECTOR].id
+        return users, dept.id, att.id
 
-    steps = [
-        (Role.SHIFT_LEADER, CaseAction.FILE, {}),
-        (Role.DISPATCHER, CaseAction.DISPATCH, {"department_id": dept_id}),
-        (Role.DEPARTMENT, CaseAction.ACCEPT, {}),
-        (Role.DEPARTMENT, CaseAction.FEEDBACK, {"attachment_ids": (att_id,), "note": "修复"}),
-        (Role.ACCEPTOR, CaseAction.SEND_CHECK, {"inspector_id": insp_id}),
-        (Role.INSPECTOR, CaseAction.CHECK_PASS, {}),
-        (Role.SHIFT_LEADER, CaseAction.CLOSE, {}),
+
+def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {**os.environ, "GRIDCITY_DATA_DIR": str(data_dir), "GRIDCITY_DATABASE_URL": url,
+           "GRIDCITY_SECRET_KEY": SECRET}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "gridcity.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--log-level", "warning", "--no-access-log"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.2)
+
+
+def run(n: int, url: str | None) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="gc-bench-pipeline-"))
+    engine, url = _fresh_engine(url, data_dir)
+    users, dept_id, att_id = _seed(engine)
+    headers = {
+        r: {"Authorization": "Bearer " + security.create_token(user_id=uid, role=r.value, secret=SECRET,
+                                                                ttl=dt.timedelta(hours=4))}
+        for r, uid in users.items()
+    }
+    steps: list[tuple[Role, dict[str, Any]]] = [
+        (Role.SHIFT_LEADER, {"action": "file"}),
+        (Role.DISPATCHER, {"action": "dispatch", "department_id": dept_id}),
+        (Role.DEPARTMENT, {"action": "accept"}),
+        (Role.DEPARTMENT, {"action": "feedback", "attachment_ids": [att_id], "note": "修复"}),
+        (Role.ACCEPTOR, {"action": "send_check", "inspector_id": users[Role.INSPECTOR]}),
+        (Role.INSPECTOR, {"action": "check_pass"}),
+        (Role.SHIFT_LEADER, {"action": "close"}),
     ]
+    server, base = _serve(url, data_dir)
     lat_ms: list[float] = []
-    t0 = time.perf_counter()
-    for i in range(n):
-        with factory() as s, s.begin():
-            case = service.create_case(
-                s, actor=actors[Role.INSPECTOR], action=CaseAction.REPORT,
-                new=service.NewCase(class_code="C0101", lon=107.14 + (i % 100) * 1e-4, lat=34.36 + (i // 100) * 1e-5),
-                rules=rules,
-            )
-            case_id = case.id
-        for role, action, kw in steps:
-            t = time.perf_counter()
-            with factory() as s, s.begin():
-                service.apply_action(s, case_id=case_id, actor=actors[role], action=action,
-                                     inp=service.ActionInput(**kw), rules=rules)
-            lat_ms.append((time.perf_counter() - t) * 1000)
-    pipeline_s = time.perf_counter() - t0
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:
+
+            def send(method_path: str, role: Role, body: dict[str, Any], expect: int) -> dict[str, Any]:
+                t = time.perf_counter()
+                r = c.post(method_path, json=body, headers=headers[role])
+                lat_ms.append((time.perf_counter() - t) * 1000)
+                if r.status_code != expect:
+                    raise RuntimeError(f"{body.get('action')}: {r.status_code} {r.text[:300]}")
+                return dict(r.json())
+
+            def one(i: int) -> None:
+                case = send("/api/v1/cases", Role.INSPECTOR, {
+                    "action": "report", "class_code": "C0101", "lon": 107.14 + (i % 100) * 1e-4,
+                    "lat": 34.36 + (i // 100) * 1e-5, "description": "bench", "attachment_ids": [att_id]}, 201)
+                for role, body in steps:
+                    case = send(f"/api/v1/cases/{case['id']}/actions", role, {**body, "version": case["version"]},
+                                200)
+                assert case["status"] == "closed"
+
+            for i in range(min(5, n)):  # warm-up (not timed)
+                one(-1 - i)
+            lat_ms.clear()
+            t0 = time.perf_counter()
+            for i in range(n):
+                one(i)
+            pipeline_s = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(30)
     transitions = n * (len(steps) + 1)
 
-    # The limit: the same number of event rows inserted with bare SQL, one transaction per row as above.
-    with engine.begin() as c:
-        c.exec_driver_sql("CREATE TABLE bench_event AS SELECT * FROM case_event WHERE 1 = 0")
+    # The limit: as many bare one-row INSERTs as there were transitions, one transaction each, same database.
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE bench_event AS SELECT * FROM case_event WHERE 1 = 0")
     row = {"case_id": 1, "seq": 1, "action": "file", "from_status": "reported", "to_status": "filed",
            "actor_id": None, "actor_role": "shift_leader", "department_id": None,
            "at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "note": None, "data": "{}"}
@@ -97,8 +153,8 @@ def run(n: int, url: str | None) -> dict[str, float]:
                   ":actor_id, :actor_role, :department_id, :at, :note, :data)")
     t0 = time.perf_counter()
     for i in range(transitions):
-        with engine.begin() as c:
-            c.execute(ins, {**row, "seq": i})
+        with engine.begin() as conn:
+            conn.execute(ins, {**row, "seq": i})
     raw_s = time.perf_counter() - t0
     engine.dispose()
     return {
@@ -111,7 +167,7 @@ def run(n: int, url: str | None) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--n", type=int, default=300, help="cases (8 transitions each)")
     ap.add_argument("--db", default=None, help="PostgreSQL URL (a scratch database); default a SpatiaLite file")
     ap.add_argument("--write", action="store_true", help="write the figures into docs/performance.md")
     args = ap.parse_args()
@@ -125,13 +181,15 @@ def main() -> None:
         name = f"bench_pipeline_{r['backend']}"
         cmd = f".venv/bin/python -m bench.bench_pipeline --n {args.n}"
         cmd += " --db <scratch PostgreSQL URL>" if args.db else ""
-        write_section(name, f"""## Case pipeline throughput ({r['backend']})
+        write_section(name, f"""## Case pipeline through the HTTP API, G-P1 ({r['backend']})
 
 `{cmd} --write`
-— {dt.date.today()}, {platform.machine()}, {platform.python_version()}.
-Each case: report, file, dispatch, accept, feedback, send_check, check_pass, close, one transaction each,
-through `casework.service` (validation, event append, stage/deadline recomputation from the log). The limit
-is a bare `INSERT` of the same number of event rows, one transaction each, in the same run.
+— {dt.date.today()}, {platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs shared.
+Each case: report, file, dispatch, accept, feedback, send_check, check_pass, close, each one HTTP request
+(one transaction) from one client to `uvicorn gridcity.asgi:app` (1 worker), so every subscriber of the app's
+case pipeline runs (evaluation facts, live stream, auto-dispatch). The limit is a bare one-row `INSERT`
+committed per transaction, as many as there were transitions, on the same database in the same run. G-P1
+asks for a ratio ≥ 0.5; `tests/casework/test_statement_counts.py` holds each action's SQL statements.
 
 | back end | cases | transitions | transitions/s | per-transition p50 / p99 ms | bare insert rows/s | ratio |
 |---|---|---|---|---|---|---|

@@ -44,10 +44,13 @@ def _rules(request: Request) -> CaseRules:
     return rules
 
 
-def case_read(session: DbSession, case: Case, user: CurrentUser, rules: CaseRules) -> CaseRead:
-    """Shape a case for the current user, with its clocks and allowed actions."""
+def case_read(session: DbSession, case: Case, user: CurrentUser, rules: CaseRules,
+              change: service.CaseChange | None = None) -> CaseRead:
+    """Shape a case for the current user, with its clocks and allowed actions (from ``change``'s stage runs
+    when the case is still as that change left it, else derived from the log)."""
     now = dt.datetime.now(dt.UTC)
-    views = service.case_clocks(session, case, rules=rules, now=now)
+    runs = change.runs if change is not None and change.current else None
+    views = service.case_clocks(session, case, rules=rules, now=now, runs=runs)
     clocks = [
         ClockRead(
             stage=v.run.stage.value,
@@ -119,7 +122,7 @@ def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, pipelin
         ),
         inp=service.ActionInput(attachment_ids=tuple(body.attachment_ids), lon=lon, lat=lat),
     )
-    return case_read(session, change.case, user, rules)
+    return case_read(session, change.case, user, rules, change)
 
 
 def case_filter(
@@ -243,7 +246,7 @@ def act(case_id: IdPath, body: ActionIn, session: DbSession, user: CurrentUser, 
             target_case_id=body.target_case_id, lon=body.lon, lat=body.lat,
         ),
     )
-    return case_read(session, change.case, user, rules)
+    return case_read(session, change.case, user, rules, change)
 
 
 @router.get("/{case_id}/events", response_model=list[EventRead], summary="A case's timeline")

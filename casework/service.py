@@ -19,15 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
-from casework import deadlines, lifecycle
+from casework import deadlines, effects, lifecycle
 from casework.exceptions import CaseHidden, CaseNotFound, StaleCase
 from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need, Stage
 from casework.models import Attachment, Case, CaseEvent, EventAttachment, PublicReporter
 from casework.rules import CaseRules, load_rules
 from casework.timeline import EventFact, StageRun, stage_runs
 from components import service as components_service
+from gridcity import spatial
 from gridcity.errors import InvalidInput
-from gridcity.org import User, get_department_or_raise
+from gridcity.org import Department, User
 from gridcity.roles import Role
 from gridcity.types import utcnow
 
@@ -96,6 +97,12 @@ class CaseChange:
     log: tuple[EventFact, ...]
     runs: tuple[StageRun, ...]
     previous_runs: tuple[StageRun, ...] = ()
+    version: int = 0  # the case's version right after the change
+
+    @property
+    def current(self) -> bool:
+        """Whether the case is still as this change left it (no later action, e.g. auto-dispatch, moved it)."""
+        return self.case.version == self.version
 
     @property
     def changed_runs(self) -> tuple[StageRun, ...]:
@@ -133,26 +140,26 @@ def next_case_number(session: Session, *, at: dt.datetime, tz: str) -> str:
 
 
 def _order_events(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK})
+    lock = spatial.xact_lock(session, _EVENT_ORDER_LOCK)
+    if lock is not None:
+        session.execute(select(lock))
 
 
 def _check_attachments(session: Session, ids: Sequence[int]) -> None:
-    if not ids:
-        return
+    # That they exist is checked when they are linked (one statement: _link_attachments).
     if len(set(ids)) != len(ids):
         raise InvalidInput("an attachment is listed twice", code="attachment.duplicate", loc=["attachment_ids"])
-    found = set(session.scalars(select(Attachment.id).where(Attachment.id.in_(ids))))
-    for i, aid in enumerate(ids):
-        if aid not in found:
-            raise InvalidInput(f"unknown attachment {aid}", code="attachment.unknown", loc=["attachment_ids", i])
 
 
-def _check_inspector(session: Session, inspector_id: int) -> None:
-    user = session.get(User, inspector_id)
-    if user is None or user.role is not Role.INSPECTOR or not user.active:
-        raise InvalidInput(f"user {inspector_id} is not an active inspector", code="user.not_inspector",
-                           loc=["inspector_id"])
+def _references(action: CaseAction, inp: ActionInput) -> dict[str, Any]:
+    """Scalar subqueries that find the rows the action names (read with the case, in the same statement)."""
+    if action is CaseAction.DISPATCH and inp.department_id is not None:
+        return {"department": select(Department.id).where(Department.id == inp.department_id,
+                                                           Department.active.is_(True)).scalar_subquery()}
+    if action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK) and inp.inspector_id is not None:
+        return {"inspector": select(User.id).where(User.id == inp.inspector_id, User.role == Role.INSPECTOR,
+                                                   User.active.is_(True)).scalar_subquery()}
+    return {}
 
 
 def _new_event(
@@ -185,8 +192,18 @@ def _new_event(
 
 
 def _link_attachments(session: Session, ev: CaseEvent, ids: Sequence[int], role: str) -> None:
-    for aid in ids:
-        session.add(EventAttachment(event_id=ev.id, attachment_id=aid, role=role))
+    """Link the photos to the event, refusing unknown ones (the caller's transaction then stores nothing)."""
+    if not ids:
+        return
+    linked = set(session.scalars(
+        sa.insert(EventAttachment)
+        .from_select(["event_id", "attachment_id", "role"],
+                     select(sa.literal(ev.id), Attachment.id, sa.literal(role)).where(Attachment.id.in_(ids)))
+        .returning(EventAttachment.attachment_id)
+    ))
+    for i, aid in enumerate(ids):
+        if aid not in linked:
+            raise InvalidInput(f"unknown attachment {aid}", code="attachment.unknown", loc=["attachment_ids", i])
 
 
 def event_facts(session: Session, case_id: int) -> list[EventFact]:
@@ -194,16 +211,39 @@ def event_facts(session: Session, case_id: int) -> list[EventFact]:
     return _log_facts(session, case_id)[0]
 
 
+_LOG_COLUMNS = (CaseEvent.seq, CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at,
+                CaseEvent.data, CaseEvent.actor_id, CaseEvent.department_id)
+
+
+def _fact_of(r: Any) -> EventFact:
+    return EventFact(r.action, r.from_status, r.to_status, r.at, r.data or {}, r.actor_id, r.department_id)
+
+
 def _log_facts(session: Session, case_id: int) -> tuple[list[EventFact], int]:
     """The case's log reduced to what timing needs, and the last sequence number (0 for none)."""
-    rows = session.execute(
-        select(CaseEvent.seq, CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at,
-               CaseEvent.data)
-        .where(CaseEvent.case_id == case_id)
-        .order_by(CaseEvent.seq)
-    ).all()
-    facts = [EventFact(r.action, r.from_status, r.to_status, r.at, r.data or {}) for r in rows]
-    return facts, (rows[-1].seq if rows else 0)
+    rows = session.execute(select(*_LOG_COLUMNS).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)).all()
+    return [_fact_of(r) for r in rows], (rows[-1].seq if rows else 0)
+
+
+def _case_with_log(
+    session: Session, case_id: int, refs: dict[str, Any] | None = None
+) -> tuple[Case | None, list[EventFact], int, dict[str, Any]]:
+    """The case, its log's timing facts, its last sequence number and the values of ``refs`` (named scalar
+    subqueries), in one statement.
+
+    On PostgreSQL the same statement takes the advisory lock that orders event commits (see ``_order_events``).
+    """
+    refs = refs or {}
+    q = (select(Case, *_LOG_COLUMNS, *(v.label(k) for k, v in refs.items()))
+         .outerjoin(CaseEvent, CaseEvent.case_id == Case.id).where(Case.id == case_id).order_by(CaseEvent.seq))
+    lock = spatial.xact_lock(session, _EVENT_ORDER_LOCK)
+    if lock is not None:
+        q = q.add_columns(lock)
+    rows = session.execute(q).all()
+    if not rows:
+        return None, [], 0, {}
+    facts = [_fact_of(r) for r in rows if r.seq is not None]
+    return rows[0][0], facts, (rows[-1].seq or 0), {k: rows[0]._mapping[k] for k in refs}
 
 
 def _limit(rules: CaseRules, case: Case, stage: Stage) -> tuple[float, str] | None:
@@ -338,7 +378,8 @@ def open_case(
         updated_at=at,
     )
     data = dict(inp.data)
-    log = (EventFact(action, CaseStatus.NEW, row.target, at, data),)
+    log = (EventFact(action, CaseStatus.NEW, row.target, at, data,
+                     actor.user_id if actor.user_id > 0 else None, None),)
     runs = tuple(stage_runs(log))
     _set_cache(case, rules, runs, at)
     session.add(case)
@@ -354,12 +395,15 @@ def open_case(
     session.flush()
     _link_attachments(session, ev, inp.attachment_ids,
                       "before" if action is not CaseAction.SELF_HANDLE else "evidence")
-    return CaseChange(case, ev, rules, log, runs)
+    return CaseChange(case, ev, rules, log, runs, version=case.version)
 
 
 def get_case(session: Session, case_id: int, *, actor: Actor, for_update: bool = False) -> Case:
     """A case the actor may see; 404 if there is none, 403 if it is another department's or inspector's."""
-    case = session.get(Case, case_id, with_for_update=for_update or None)
+    return _visible(session, session.get(Case, case_id, with_for_update=for_update or None), case_id, actor)
+
+
+def _visible(session: Session, case: Case | None, case_id: int, actor: Actor) -> Case:
     if case is None:
         raise CaseNotFound(f"case {case_id} not found", loc=["case_id"])
     if not lifecycle.can_view(actor, facts_of(case), has_merged_report=_has_merged_report(session, actor, case)):
@@ -407,8 +451,8 @@ def perform_action(
     if action in lifecycle.CREATING_ACTIONS and action is not CaseAction.SELF_HANDLE:
         raise InvalidInput(f"{action} creates a case; POST /cases instead", code="case.not_an_action",
                            loc=["action"])
-    _order_events(session)
-    case = get_case(session, case_id, actor=actor)
+    loaded, facts, last_seq, found = _case_with_log(session, case_id, _references(action, inp))
+    case = _visible(session, loaded, case_id, actor)
     if inp.expected_version is not None and inp.expected_version != case.version:
         raise StaleCase(
             f"case {case.number} is at version {case.version}, not {inp.expected_version}",
@@ -416,44 +460,39 @@ def perform_action(
         )
     row = lifecycle.check_transition(actor, facts_of(case), action, inp.given())
     _check_attachments(session, inp.attachment_ids)
-    facts, last_seq = _log_facts(session, case.id)
-    data: dict[str, Any] = dict(inp.data)
     from_status = case.status
 
-    # What each action does besides moving the status (all of it recorded in the event's data).
-    if action is CaseAction.DISPATCH:
-        assert inp.department_id is not None
-        get_department_or_raise(session, inp.department_id, loc=["department_id"])
-        case.department_id = inp.department_id
-        data["department_id"] = inp.department_id
-    elif action is CaseAction.APPROVE_SENDBACK:
-        data["from_department_id"] = case.department_id
-        case.department_id = None
-    elif action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK):
-        assert inp.inspector_id is not None
-        _check_inspector(session, inp.inspector_id)
-        case.assigned_inspector_id = inp.inspector_id
-        data["inspector_id"] = inp.inspector_id
-    elif action is CaseAction.REQUEST_EXTENSION:
-        data["extension"] = _valid_extension(inp.extension, rules, case)
+    # The references the action names must exist; what it then does is data (casework.effects).
+    extension: dict[str, Any] | None = None
+    target_id: int | None = None
+    if action is CaseAction.DISPATCH and found.get("department") is None:
+        raise InvalidInput(f"unknown department {inp.department_id}", code="department.unknown",
+                           loc=["department_id"])
+    if action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK) and found.get("inspector") is None:
+        raise InvalidInput(f"user {inp.inspector_id} is not an active inspector", code="user.not_inspector",
+                           loc=["inspector_id"])
+    if action is CaseAction.REQUEST_EXTENSION:
+        extension = _valid_extension(inp.extension, rules, case)
     elif action is CaseAction.APPROVE_EXTENSION:
-        granted = inp.extension or _last_requested_extension(session, case.id)
-        data["extension"] = _valid_extension(granted, rules, case)
+        granted = inp.extension or effects.last_requested_extension(facts)
+        extension = _valid_extension(granted, rules, case)
     elif action is CaseAction.MERGE:
         assert inp.target_case_id is not None
-        target = _merge_target(session, case, inp.target_case_id, actor)
-        case.merged_into_id = target.id
-        data["target_case_id"] = target.id
-    elif action is CaseAction.CHECK_FAIL:
-        data["rework"] = True
+        target_id = _merge_target(session, case, inp.target_case_id, actor).id
+    effect = effects.effect_of(facts_of(case), action, row.target, effects.EffectInput(
+        department_id=inp.department_id, inspector_id=inp.inspector_id, target_case_id=target_id,
+        extension=extension, data=inp.data))
+    for attr, value in effect.changes.items():
+        setattr(case, attr, value)
+    data = dict(effect.data)
 
-    case.status = row.target
+    case.status = effect.target
     case.updated_at = at
-    if row.target is CaseStatus.CLOSED:
+    if effect.closes:
         case.closed_at = at
     ev = _new_event(case, seq=last_seq + 1, actor=actor, action=action, from_status=from_status,
-                    to_status=row.target, at=at, inp=inp, data=data)
-    log = (*facts, EventFact(action, from_status, row.target, at, data))
+                    to_status=effect.target, at=at, inp=inp, data=data)
+    log = (*facts, EventFact(action, from_status, effect.target, at, data, ev.actor_id, case.department_id))
     runs = tuple(stage_runs(log))
     _set_cache(case, rules, runs, at)
     session.add(ev)
@@ -466,7 +505,7 @@ def perform_action(
                       "after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE) else "evidence")
     if action is CaseAction.MERGE:
         _note_merge_on_target(session, case, ev, actor, at)
-    return CaseChange(case, ev, rules, log, runs, previous_runs=tuple(stage_runs(facts)))
+    return CaseChange(case, ev, rules, log, runs, previous_runs=tuple(stage_runs(facts)), version=case.version)
 
 
 def _valid_extension(ext: dict[str, Any] | None, rules: CaseRules, case: Case) -> dict[str, Any]:
@@ -703,8 +742,11 @@ class StageClockView:
 
 
 def case_clocks(session: Session, case: Case, *, rules: CaseRules | None = None,
-                now: dt.datetime | None = None) -> list[StageClockView]:
-    """Every stage run of the case with its deadline and traffic light."""
+                now: dt.datetime | None = None, runs: Sequence[StageRun] | None = None) -> list[StageClockView]:
+    """Every stage run of the case with its deadline and traffic light (``runs``: already derived, e.g. by
+    the change that was just made; else derived from the log)."""
     rules = rules or load_rules()
     now = now or utcnow()
-    return [StageClockView(r, run_clock(rules, case, r, now)) for r in stage_runs(event_facts(session, case.id))]
+    if runs is None:
+        runs = stage_runs(event_facts(session, case.id))
+    return [StageClockView(r, run_clock(rules, case, r, now)) for r in runs]

@@ -23,6 +23,8 @@ class EventFact:
     to_status: CaseStatus
     at: dt.datetime
     data: Mapping[str, Any] = field(default_factory=dict)
+    actor_id: int | None = None  # who acted (None: the system)
+    department_id: int | None = None  # the case's department after the event
 
 
 @dataclass(frozen=True)

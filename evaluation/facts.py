@@ -5,10 +5,10 @@ Working-time arithmetic (deadlines on the working calendar, suspensions, extensi
 run of every timed step of a case, with its deadline and outcome already computed; the period indicators
 are then plain ``GROUP BY`` aggregates over these rows (:mod:`evaluation.service`).
 
-Rows are rebuilt for a whole case after each of its actions (:func:`on_change`, a subscriber of the app's
-case pipeline, :mod:`casework.pipeline`): a case's log is short, so recomputing all its runs is cheaper and simpler than
-patching the changed one, and it can never leave a stale row behind. ``rebuild_all`` recomputes every case
-from the log (``gridcity evaluate rebuild-facts``).
+After each action :func:`on_change` (a subscriber of the app's case pipeline, :mod:`casework.pipeline`)
+derives the case's rows before and after it from the change, without re-reading the log, and rewrites only
+the runs that differ. ``refresh_cases`` recomputes whole cases from the log and ``rebuild_all`` every case
+(``gridcity evaluate rebuild-facts``).
 
 Which runs exist (see :class:`evaluation.models.StageFact`):
 
@@ -494,9 +494,34 @@ def refresh_cases(
 
 
 def on_change(session: Session, change: casework_service.CaseChange, pipeline: Any) -> None:
-    """Case pipeline subscriber: keep the case's facts in step with its log (same transaction)."""
-    session.flush()
-    refresh_cases(session, case_ids=[change.case.id], rules=change.rules, now=change.event.at)
+    """Case pipeline subscriber: keep the case's fact rows in step with its log (same transaction).
+
+    The rows are derived from the change (its log, no re-read): the rows of the log before the action and
+    after it are compared, and only the runs that differ are rewritten (deleted and inserted again), so an
+    action costs one DELETE and one INSERT whatever the length of the case's history.
+    """
+    case, rules = change.case, change.rules
+    steps = load_step_limits(rules.city_dir)
+    info = CaseInfo(case.id, case.class_code, case.urgency, case.grid_code)
+    events = [LoggedEvent(e.action, e.from_status, e.to_status, e.at, e.actor_id, e.department_id, e.data)
+              for e in change.log]
+    new = {(r["stage"], r["run_no"]): r for r in build_facts(info, events, rules, steps, change.event.at)}
+    old: dict[tuple[str, int], dict[str, Any]] = {}
+    if len(events) > 1:  # as written by the previous action, at its time
+        old = {(r["stage"], r["run_no"]): r for r in build_facts(info, events[:-1], rules, steps, events[-2].at)}
+    changed = [k for k, r in new.items() if old.get(k) != r]
+    stale = [k for k in old if k not in new or k in changed]
+    # The rollup days this touches: where the old and new rows of the changed runs and the new event count.
+    times = [r[k] for key in stale for r in (old[key],) for k in _REF_TIMES]
+    times += [new[key][k] for key in changed for k in _REF_TIMES] + [change.event.at]
+    evaluation_service.mark_rollup_dirty(session, times, max(e.at for e in change.log))
+    if stale:
+        session.execute(sa.delete(StageFact).where(
+            StageFact.case_id == case.id,
+            sa.or_(*(sa.and_(StageFact.stage == s, StageFact.run_no == n) for s, n in stale))))
+    if changed:
+        # render_nulls: one INSERT for every row, whichever of its columns are NULL.
+        session.execute(sa.insert(StageFact).execution_options(render_nulls=True), [new[k] for k in changed])
 
 
 def rebuild_all(session: Session, *, rules: CaseRules, batch: int = 2000, echo: Any = None) -> int:

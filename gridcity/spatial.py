@@ -641,3 +641,9 @@ def prefix_range_sql(dialect_name: str, column: str, lo: str, hi: str) -> str:
     """A predicate ``lo <= column < hi`` (binds ``:lo``/``:hi`` named by the caller) that uses the prefix index."""
     col = prefix_collation_sql(dialect_name, column)
     return f"{col} >= :{lo} AND {col} < :{hi}"
+def xact_lock(session: Session | sa.Connection, key: int) -> sa.ColumnElement[Any] | None:
+    """An expression that takes the transaction-scoped advisory lock ``key`` when evaluated (PostgreSQL), to be
+    added to a statement the transaction runs anyway; None on SQLite, whose writers are serialised already."""
+    if dialect(session) != "postgresql":
+        return None
+    return sa.func.pg_advisory_xact_lock(key)

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import pytest
 
 from tests.console import free_port

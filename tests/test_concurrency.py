@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
