@@ -128,3 +128,13 @@ class PublicReporter(Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     email: Mapped[str | None] = mapped_column(String(200))
     device_id: Mapped[str | None] = mapped_column(String(100))
+
+
+class CaseLegacyKey(Base):
+    """The key a case had in the system it was imported from (``gridcity cases import``): makes imports
+    idempotent (a key already present is skipped)."""
+
+    __tablename__ = "case_legacy_key"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), unique=True)

@@ -27,6 +27,7 @@ from components import service as components_service
 from gridcity import coords, photos
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import BadRequest, InvalidInput, PayloadTooLarge
+from gridcity.types import BoundedDatetime, IdPath, OffsetQuery, OptionalIdQuery, localize
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 attachments_router = APIRouter(prefix="/attachments", tags=["attachments"])
@@ -98,22 +99,25 @@ def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, pipelin
 def list_cases(
     session: DbSession,
     user: CurrentUser,
+    request: Request,
     status: Annotated[list[CaseStatus] | None, Query()] = None,
-    department_id: int | None = None,
+    department_id: OptionalIdQuery = None,
     class_code: str | None = None,
     grid_code: str | None = None,
     number: str | None = None,
     overdue: bool | None = None,
-    created_from: dt.datetime | None = None,
-    created_to: dt.datetime | None = None,
+    created_from: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
+    created_to: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CasePage:
     """Cases the user may see, filtered and paged, newest first."""
+    tz = _rules(request).calendar.timezone
     flt = service.CaseFilter(
         status=tuple(status or ()), department_id=department_id, class_code=class_code, grid_code=grid_code,
-        overdue=overdue, created_from=created_from, created_to=created_to, bbox=components_service.parse_bbox(bbox),
+        overdue=overdue, created_from=localize(created_from, tz), created_to=localize(created_to, tz),
+        bbox=components_service.parse_bbox(bbox),
         number=number,
     )
     rows, total = service.list_cases(session, actor=service.actor_of(user), flt=flt, offset=offset, limit=limit)
@@ -127,14 +131,14 @@ def list_cases(
 
 
 @router.get("/{case_id}", response_model=CaseRead, summary="One case with deadlines and allowed actions")
-def get_case(case_id: int, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
+def get_case(case_id: IdPath, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
     """A case, its clocks, and what the current user may do to it."""
     case = service.get_case(session, case_id, actor=service.actor_of(user))
     return case_read(session, case, user, _rules(request))
 
 
 @router.post("/{case_id}/actions", response_model=CaseRead, summary="Act on a case")
-def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
+def act(case_id: IdPath, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
     """File, void, dispatch, accept, feed back, check, close ... (409 names the allowed actions)."""
     rules = pipeline.rules
     change = pipeline.apply_action(
@@ -153,7 +157,7 @@ def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pip
 
 
 @router.get("/{case_id}/events", response_model=list[EventRead], summary="A case's timeline")
-def events(case_id: int, session: DbSession, user: CurrentUser) -> list[EventRead]:
+def events(case_id: IdPath, session: DbSession, user: CurrentUser) -> list[EventRead]:
     """The append-only log of the case, oldest first, with each event's photos."""
     case = service.get_case(session, case_id, actor=service.actor_of(user))
     return [
@@ -204,6 +208,6 @@ async def upload(
 
 
 @attachments_router.get("/{attachment_id}/{kind}", summary="A public rendition (display or thumb)")
-def rendition(attachment_id: int, kind: str, session: DbSession, user: CurrentUser, store: Store) -> FileResponse:
+def rendition(attachment_id: IdPath, kind: str, session: DbSession, user: CurrentUser, store: Store) -> FileResponse:
     """The metadata-free JPEG rendition of a photo."""
     return FileResponse(attachments.rendition_path(session, store, attachment_id, kind), media_type="image/jpeg")

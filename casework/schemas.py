@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from casework.lifecycle import CaseAction, CaseStatus
-from gridcity.types import Lat, Lon, PositiveId
+from gridcity.types import Lat, Lon, PositiveId, Version
 
 
 class ReporterIn(BaseModel):
@@ -74,7 +74,7 @@ class ActionIn(BaseModel):
         },
     )
     action: CaseAction
-    version: int | None = Field(default=None, ge=1, description="The case version the client saw.")
+    version: Version | None = Field(default=None, description="The case version the client saw.")
     department_id: PositiveId | None = None
     inspector_id: PositiveId | None = None
     note: str | None = Field(default=None, max_length=4000)

@@ -68,6 +68,27 @@ class SupervisionGrid(Base):
     grid_code: Mapped[str] = mapped_column(String(15), primary_key=True, index=True)
 
 
+class SupervisionHistory(Base):
+    """A past assignment of a unit grid to an inspector (监督员责任区 history), closed at ``valid_to``.
+
+    The current assignment is ``supervision_area`` / ``supervision_grid``; every change made through
+    :func:`components.service.assign_supervision_area` closes the grid's previous assignment here, so that
+    evaluations attribute each case to the inspector responsible for its grid *at the time* (``valid_from``
+    None: since before any recorded change; ``inspector_id`` None: nobody was responsible). For an instant
+    ``t`` the row with ``valid_from <= t < valid_to`` applies; when none does, ``t`` is after the grid's last
+    change and the current assignment applies.
+    """
+
+    __tablename__ = "supervision_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(15), index=True)
+    supervision_area_id: Mapped[int | None] = mapped_column()
+    inspector_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    valid_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    valid_to: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class Component(Base):
     """A managed component (管理部件) with its identifier, class, position, owners and state."""
 

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 from components import service
 from components.schemas import ComponentHistoryRead, ComponentRead, FeatureCollection
 from gridcity.deps import CurrentUser, DbSession
+from gridcity.types import OffsetQuery
 
 router = APIRouter(tags=["map"])
 
 MAX_FEATURES = 5000
 Bbox = Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")]
-Offset = Annotated[int, Query(ge=0)]
+Offset = OffsetQuery
 Limit = Annotated[int, Query(ge=1, le=MAX_FEATURES, description=f"at most {MAX_FEATURES} features")]
 
 

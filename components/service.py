@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from components import codes
-from components.models import Area, Component, ComponentHistory, Grid, PatrolPoint, SupervisionArea, SupervisionGrid
+from components.models import (
+    Area,
+    Component,
+    ComponentHistory,
+    Grid,
+    PatrolPoint,
+    SupervisionArea,
+    SupervisionGrid,
+    SupervisionHistory,
+)
 from gridcity import spatial
 from gridcity.errors import InvalidInput, NotFound
 
@@ -56,6 +66,36 @@ def locate_point(session: Session, *, lon: float, lat: float) -> Located:
     if grid is not None or not _has_districts(session):
         return Located(grid_code=grid, inside_city=True)
     return Located(grid_code=None, inside_city=district_at(session, lon=lon, lat=lat) is not None)
+
+
+def locate_points(session: Session, points: Sequence[tuple[float, float]]) -> list[Located]:
+    """:func:`locate_point` for many points at once (bulk imports): the grids and districts are read once
+    and searched in memory (shapely STRtree, the same ``intersects`` test and lowest-code rule)."""
+    import shapely  # noqa: PLC0415
+
+    def tree(stmt: sa.Select[Any]) -> tuple[list[str], Any]:
+        rows = session.execute(stmt).all()
+        geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else []
+        return [r[0] for r in rows], shapely.STRtree(geoms)
+
+    codes_, grids = tree(select(Grid.code, sa.func.ST_AsBinary(Grid.geom)))
+    has_districts = _has_districts(session)
+    dcodes: list[str] = []
+    dtree = None
+    if has_districts:
+        dcodes, dtree = tree(select(Area.code, sa.func.ST_AsBinary(Area.geom)).where(Area.level == "district"))
+    pts = shapely.points(list(points)) if points else []
+    out: list[Located] = []
+    for pt in pts:
+        hits = grids.query(pt, predicate="intersects") if codes_ else []
+        if len(hits):
+            out.append(Located(grid_code=min(codes_[i] for i in hits), inside_city=True))
+        elif not has_districts:
+            out.append(Located(grid_code=None, inside_city=True))
+        else:
+            inside = dtree is not None and len(dtree.query(pt, predicate="intersects")) > 0
+            out.append(Located(grid_code=None, inside_city=inside))
+    return out
 
 
 def check_point_in_city(session: Session, *, lon: float, lat: float) -> str | None:
@@ -300,3 +340,49 @@ def coverage_by_inspector(session: Session, *, start: dt.datetime, end: dt.datet
     if inspector_id is not None:
         q = q.where(SupervisionArea.inspector_id == inspector_id)
     return {int(i): (int(total), int(seen)) for i, total, seen in session.execute(q)}
+
+
+def assign_supervision_area(session: Session, *, code: str, name: str, inspector_id: int | None,
+                            grid_codes: Sequence[str], at: dt.datetime) -> SupervisionArea:
+    """Create or change an inspector's supervision area (责任区) as of ``at``, keeping its history.
+
+    Every grid whose responsible inspector changes (it joins or leaves the area, or the area changes hands)
+    gets its previous assignment closed at ``at`` in ``supervision_history``, so that evaluations attribute
+    earlier cases to the inspector responsible at their time.
+    """
+    area = session.scalars(select(SupervisionArea).where(SupervisionArea.code == code)).one_or_none()
+    old_grids: set[str] = set()
+    if area is None:
+        area = SupervisionArea(code=code, name=name, inspector_id=inspector_id)
+        session.add(area)
+        session.flush()
+    else:
+        old_grids = set(session.scalars(select(SupervisionGrid.grid_code)
+                                        .where(SupervisionGrid.supervision_area_id == area.id)))
+    new_grids = set(grid_codes)
+    touched = sorted(old_grids | new_grids)
+    before: dict[str, int | None] = {}
+    for chunk in (touched[i:i + 900] for i in range(0, len(touched), 900)):
+        before.update(dict(session.execute(
+            select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
+            .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+            .where(SupervisionGrid.grid_code.in_(chunk))).all()))
+    since = dict(session.execute(
+        select(SupervisionHistory.grid_code, sa.func.max(SupervisionHistory.valid_to))
+        .where(SupervisionHistory.grid_code.in_(touched or [""])).group_by(SupervisionHistory.grid_code)).all())
+    for g in touched:
+        was = before.get(g)
+        now = inspector_id if g in new_grids else (None if g in old_grids else was)
+        if was != now:
+            session.add(SupervisionHistory(grid_code=g, supervision_area_id=area.id if g in old_grids else None,
+                                           inspector_id=was, valid_from=since.get(g), valid_to=at))
+    area.name, area.inspector_id = name, inspector_id
+    session.execute(sa.delete(SupervisionGrid).where(SupervisionGrid.supervision_area_id == area.id))
+    if new_grids:
+        session.execute(sa.insert(SupervisionGrid),
+                        [{"supervision_area_id": area.id, "grid_code": g} for g in sorted(new_grids)])
+    # A grid belongs to one area: moving it here takes it out of any other.
+    session.execute(sa.delete(SupervisionGrid).where(SupervisionGrid.grid_code.in_(sorted(new_grids)),
+                                                     SupervisionGrid.supervision_area_id != area.id))
+    session.flush()
+    return area

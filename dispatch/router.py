@@ -13,6 +13,7 @@ from dispatch.schemas import DuplicateRead, RecommendationRead, RoutingRuleIn, R
 from gridcity.deps import DbSession, SettingsDep, require_roles
 from gridcity.org import User
 from gridcity.roles import CITYWIDE_ROLES, Role
+from gridcity.types import IdPath
 
 router = APIRouter(tags=["dispatch"])
 
@@ -27,7 +28,7 @@ def _rules(request: Request) -> CaseRules:
 @router.get("/cases/{case_id}/recommendation", response_model=RecommendationRead,
             summary="Which department should handle the case, and why")
 def recommendation(
-    case_id: int, session: DbSession, settings: SettingsDep, request: Request,
+    case_id: IdPath, session: DbSession, settings: SettingsDep, request: Request,
     user: Annotated[User, require_roles(*ADVISED_ROLES)],
 ) -> RecommendationRead:
     """The responsible department by component ownership or routing rule, with a readable explanation."""
@@ -39,7 +40,7 @@ def recommendation(
 @router.get("/cases/{case_id}/duplicates", response_model=list[DuplicateRead],
             summary="Open cases that may be the same problem")
 def case_duplicates(
-    case_id: int, session: DbSession, settings: SettingsDep,
+    case_id: IdPath, session: DbSession, settings: SettingsDep,
     user: Annotated[User, require_roles(*sorted(CITYWIDE_ROLES))],
 ) -> list[DuplicateRead]:
     """Open cases of the same class or component nearby and recent, nearest first (merge with `merge`)."""

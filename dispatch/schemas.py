@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridcity.types import BoundedDate, PositiveId
+
 
 class CandidateRead(BaseModel):
     """A department the dispatcher may choose."""
@@ -59,9 +61,9 @@ class RoutingRuleIn(BaseModel):
     class_code: str = Field(max_length=8, description="C0101 | C01* | E01* | *")
     scope_level: Literal["grid", "community", "street", "district", "city"]
     scope_code: str = Field(default="", max_length=15, description="area code of the level; empty for city")
-    department_id: int
-    valid_from: dt.date
-    valid_to: dt.date | None = None
+    department_id: PositiveId
+    valid_from: BoundedDate
+    valid_to: BoundedDate | None = None
 
 
 class RoutingRuleRead(RoutingRuleIn):

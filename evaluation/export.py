@@ -12,14 +12,20 @@ BASE_HEADERS = ("排名", "名称", "综合指标值", "等级")
 
 
 def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
+    """Each column holds what its header says: a "…分值" column the score the indicator earned (a band's
+    score), any other indicator column its value (a rate in %, or the count); regions carry their code."""
     definition = ranking.indicator_set.subject(service.check_subject_type(ranking.subject_type))
     indicators = [(ind.key, ind.name_zh) for ind in definition.indicators]
-    headers = [*BASE_HEADERS, *(zh for _, zh in indicators), "备注"]
+    coded = ranking.subject_type in service.REGION_LEVELS
+    base = [*BASE_HEADERS[:1], "编码", *BASE_HEADERS[1:]] if coded else list(BASE_HEADERS)
+    headers = [*base, *(zh for _, zh in indicators), "备注"]
     rows: list[list[Any]] = []
     for r in ranking.rows:
-        values = {c.key: round(c.input_value, 2) for c in r.score.components}
+        values = {c.key: round(c.score if c.name_zh.endswith("分值") else c.input_value, 2)
+                  for c in r.score.components}
         notes = "；".join(service.FLAG_NAMES_ZH.get(f, f) for f in r.flags)
-        rows.append([r.rank, r.name, float(r.score.composite), r.score.grade,
+        head = [r.rank, r.subject_id, r.name] if coded else [r.rank, r.name]
+        rows.append([*head, float(r.score.composite), r.score.grade,
                      *(values.get(k, "") for k, _ in indicators), notes])
     return headers, rows
 
@@ -45,10 +51,18 @@ def to_xlsx(ranking: service.Ranking) -> bytes:
     ws.title = f"{ranking.subject_type} {ranking.period.label}"[:31]
     ws.append(headers)
     for row in rows:
-        ws.append(row)
+        ws.append([_cell(v) for v in row])
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A value openpyxl can write: control characters that xlsx (XML) cannot hold become U+FFFD, so a name
+    stored before names were checked on input cannot break the export for everyone."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # noqa: PLC0415
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def filename(ranking: service.Ranking, ext: str) -> str:

@@ -157,12 +157,42 @@ def _utc(t: dt.datetime | None) -> dt.datetime | None:
     return None if t is None else t.astimezone(dt.UTC)
 
 
-def _outcome(completed: dt.datetime | None, deadline: dt.datetime | None) -> tuple[dt.datetime | None, bool]:
-    """(determination time, on time) of a run."""
-    candidates = [t for t in (completed, deadline) if t is not None]
+def late_after(cal: casework_deadlines.WorkCalendar, deadline: dt.datetime | None, working: bool
+               ) -> dt.datetime | None:
+    """The last instant at which completing is still on time: the deadline itself for an elapsed-time limit;
+    for a working-time limit the start of the next working period when the deadline falls at the end of
+    one (12:00, 18:00, the evening before a weekend or holiday), since no working time elapses in the break.
+    """
+    if deadline is None or not working:
+        return _utc(deadline)
+    one = casework_deadlines.add_work_seconds(cal, deadline, 1e-6)  # 1 µs of working time after it
+    return _utc(one - dt.timedelta(microseconds=1))
+
+
+def _outcome(completed: dt.datetime | None, clock: casework_deadlines.Clock | None, late: dt.datetime | None
+             ) -> tuple[dt.datetime | None, bool]:
+    """(determination time, on time) of a run.
+
+    On time means the *elapsed time in the limit's measure* (working time for a working-time limit,
+    suspensions excluded, extensions added) is at most the limit: ``clock.overdue_seconds == 0``, never a
+    comparison of wall-clock timestamps. The run is determined at its completion, or at ``late`` (the last
+    instant at which completing would still be on time) if that comes first.
+    """
+    candidates = [t for t in (completed, late) if t is not None]
     determined = min(candidates) if candidates else None
-    on_time = completed is not None and (deadline is None or completed <= deadline)
+    on_time = completed is not None and (clock is None or clock.overdue_seconds == 0)
     return determined, on_time
+
+
+def overdue_working_seconds(cal: casework_deadlines.WorkCalendar, deadline: dt.datetime | None,
+                            end: dt.datetime, pauses: Sequence[casework_deadlines.Pause] = ()) -> float:
+    """How far past ``deadline`` ``end`` is, in *working* seconds (suspensions excluded), whatever the unit
+    of the limit: the one unit of every "overdue by" (drill-down, exports)."""
+    if deadline is None or end <= deadline:
+        return 0.0
+    clock = casework_deadlines.stage_clock(cal, start=deadline, value=0, unit=casework_deadlines.LimitUnit.WORK_HOUR,
+                                           now=end, pauses=pauses, end=end)
+    return clock.overdue_seconds
 
 
 def _run_bounds(events: Sequence[LoggedEvent]) -> list[tuple[Stage, int, int | None]]:
@@ -185,10 +215,10 @@ def _family_is_working(rules: CaseRules, case: CaseInfo) -> bool:
     return lim is None or lim.unit.counts_working_time
 
 
-def _overall_deadline(
+def _overall_clock(
     rules: CaseRules, steps: StepLimits, case: CaseInfo, events: Sequence[LoggedEvent], start: dt.datetime,
     end: dt.datetime | None, now: dt.datetime,
-) -> tuple[dt.datetime | None, float]:
+) -> casework_deadlines.Clock:
     cal = rules.calendar
     std = rules.standards.lookup(case.class_code, case.urgency)
     working = _family_is_working(rules, case)
@@ -197,19 +227,53 @@ def _overall_deadline(
     limits += [steps.family(working)[s] for s in ("send_check", "close")]
     total = sum(casework_deadlines.limit_seconds(cal, lim.value, lim.unit) for lim in limits if lim is not None)
     ext = 0.0
-    pauses: list[casework_deadlines.Pause] = []
     for ev in events:
         if ev.action is A.APPROVE_EXTENSION:
             e = ev.data.get("extension") or {}
             ext += casework_deadlines.convert_extension(cal, float(e.get("value", 0)), str(e.get("unit", "work_hour")),
                                                         stage_unit=unit)
-        elif ev.action is A.APPROVE_SUSPENSION:
-            pauses.append(casework_deadlines.Pause(ev.at, None))
-        elif ev.action is A.RESUME and pauses and pauses[-1].end is None:
-            pauses[-1] = casework_deadlines.Pause(pauses[-1].start, ev.at)
-    clock = casework_deadlines.stage_clock(cal, start=start, value=total / 3600, unit=unit, now=now, pauses=pauses,
-                                           extension_seconds=ext, end=end)
-    return _utc(clock.deadline), clock.overdue_seconds
+    return casework_deadlines.stage_clock(cal, start=start, value=total / 3600, unit=unit, now=now,
+                                          pauses=_pauses(events), extension_seconds=ext, end=end)
+
+
+def _pauses(events: Sequence[LoggedEvent]) -> list[casework_deadlines.Pause]:
+    out: list[casework_deadlines.Pause] = []
+    for ev in events:
+        if ev.action is A.APPROVE_SUSPENSION:
+            out.append(casework_deadlines.Pause(ev.at, None))
+        elif ev.action is A.RESUME and out and out[-1].end is None:
+            out[-1] = casework_deadlines.Pause(out[-1].start, ev.at)
+    return out
+
+
+def _handling_tasks(events: Sequence[LoggedEvent]) -> list[tuple[int, int | None, int | None, int | None]]:
+    """The department handling tasks of a case: ``(dispatch, fix, accepted, stop)`` event indexes.
+
+    A task starts at a 派遣 and is done by the feedback that the following 核查 *passes* (``fix``, accepted at
+    ``accepted``). A feedback that fails its check (核查不通过 → 返工) does not complete the task: the rework
+    is the same task continued, so its clock keeps running from the dispatch. ``stop`` is the approved 回退
+    that undid the dispatch, if any. Unfinished parts are None.
+    """
+    tasks = []
+    for i, ev in enumerate(events):
+        if ev.action is not A.DISPATCH:
+            continue
+        fix = accepted = stop = None
+        last_feedback = None
+        for j in range(i + 1, len(events)):
+            x = events[j]
+            if x.action is A.FEEDBACK:
+                last_feedback = j
+            elif x.action is A.CHECK_PASS and last_feedback is not None:
+                fix, accepted = last_feedback, j
+                break
+            elif x.action is A.APPROVE_SENDBACK:
+                stop = j
+                break
+            elif x.action is A.DISPATCH:
+                break
+        tasks.append((i, fix, accepted, stop))
+    return tasks
 
 
 def build_facts(
@@ -217,16 +281,21 @@ def build_facts(
 ) -> list[dict[str, Any]]:
     """All fact rows of one case (dicts of :class:`StageFact` columns), from its ordered log."""
     events = [e for e in events if not _is_note(e)]
+    cal = rules.calendar
     rows: list[dict[str, Any]] = []
     run_no: dict[str, int] = {}
     base = {"case_id": case.id, "grid_code": case.grid_code, "class_code": case.class_code}
+    all_pauses = _pauses(events)
 
-    def add(stage: str, start: int, end: int | None, *, deadline: dt.datetime | None = None,
-            completed: bool = False, overdue: float = 0.0, **extra: Any) -> None:
+    def add(stage: str, start: int, end: int | None, *, clock: casework_deadlines.Clock | None,
+            working: bool, completed: bool = False, **extra: Any) -> None:
         run_no[stage] = run_no.get(stage, 0) + 1
         s, e = events[start], events[end] if end is not None else None
         completed_at = e.at if (e is not None and completed) else None
-        determined, on_time = _outcome(_utc(completed_at), deadline)
+        deadline = _utc(clock.deadline) if clock is not None else None
+        determined, on_time = _outcome(_utc(completed_at), clock, late_after(cal, deadline, working))
+        horizon = completed_at or (e.at if e is not None else now)
+        overdue = 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, all_pauses)
         rows.append({
             **base, "stage": stage, "run_no": run_no[stage], "started_at": s.at,
             "start_action": s.action.value, "start_actor_id": s.actor_id,
@@ -255,9 +324,10 @@ def build_facts(
         (st, events[a].at, events[b].at if b is not None else None) for st, a, b in bounds
     ]:
         raise RuntimeError(f"case {case.id}: fact run boundaries disagree with casework.timeline")
+    std = rules.standards.lookup(case.class_code, case.urgency)
     for (stage, a, b), run in zip(bounds, runs, strict=True):
         clock = casework_service.run_clock(rules, case, run, now)  # type: ignore[arg-type]
-        deadline = _utc(clock.deadline) if clock else None
+        lim = std.limit(stage.value)
         extra: dict[str, Any] = {}
         if stage in (Stage.VERIFY, Stage.CHECK):
             extra["assignee_id"] = events[a].data.get("inspector_id")
@@ -272,8 +342,52 @@ def build_facts(
             extra["undone_at"] = undone.get(b)
             extra["department_id"] = events[b].department_id
         completed = b is not None and events[b].action in _COMPLETES[stage]
-        add(stage.value, a, b, deadline=deadline, completed=completed,
-            overdue=clock.overdue_seconds if clock else 0.0, **extra)
+        add(stage.value, a, b, clock=clock, working=lim is None or lim.unit.counts_working_time,
+            completed=completed, **extra)
+
+    # Department handling tasks (处置 as the department is judged on it; see _handling_tasks).
+    handle_lim = std.limit("handle")
+    for d, fix, accepted, stop in _handling_tasks(events):
+        end = fix if fix is not None else stop
+        end_at = events[end].at if end is not None else None
+        chain = events[d:(accepted if accepted is not None else (stop if stop is not None else len(events)))]
+        clock = None
+        if handle_lim is not None:
+            ext = sum(
+                casework_deadlines.convert_extension(cal, float((x.data.get("extension") or {}).get("value", 0)),
+                                                     str((x.data.get("extension") or {}).get("unit", "work_hour")),
+                                                     stage_unit=handle_lim.unit)
+                for x in chain if x.action is A.APPROVE_EXTENSION)
+            clock = casework_deadlines.stage_clock(
+                cal, start=events[d].at, value=handle_lim.value, unit=handle_lim.unit, now=now,
+                pauses=_pauses(chain), extension_seconds=ext, end=end_at)
+        working = handle_lim is None or handle_lim.unit.counts_working_time
+        deadline = _utc(clock.deadline) if clock is not None else None
+        on_time = fix is not None and (clock is None or clock.overdue_seconds == 0)
+        accepted_at = events[accepted].at if accepted is not None else None
+        late = late_after(cal, deadline, working)
+        if on_time:
+            determined = accepted_at
+        else:
+            determined = min((t for t in (_utc(accepted_at), late) if t is not None), default=None)
+        horizon = end_at if end_at is not None else now
+        run_no["task"] = run_no.get("task", 0) + 1
+        rows.append({
+            **base, "stage": "task", "run_no": run_no["task"], "started_at": events[d].at,
+            "start_action": A.DISPATCH.value, "start_actor_id": events[d].actor_id,
+            "ended_at": end_at, "end_action": events[end].action.value if end is not None else None,
+            "end_actor_id": events[end].actor_id if end is not None else None,
+            # completed = the fix was accepted by a passing check (at that check's time)
+            "completed_at": accepted_at, "deadline_at": deadline, "determined_at": determined,
+            "on_time": on_time,
+            "overdue_seconds": 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, _pauses(chain)),
+            "department_id": events[d].department_id, "assignee_id": None,
+            "undone_at": events[stop].at if stop is not None else None,
+            "first_extension_at": next((x.at for x in chain if x.action is A.APPROVE_EXTENSION), None),
+            "voided_at": None,
+            "rework_at": next((x.at for x in chain if x.action is A.CHECK_FAIL), None),
+            "public_verified": False,
+        })
 
     # Pseudo-stages for the untimed steps.
     working = _family_is_working(rules, case)
@@ -284,15 +398,15 @@ def build_facts(
         lim = steps.family(working)[step]
         end = i + 1 if i + 1 < len(events) else None
         ended_at = events[end].at if end is not None else None
-        clock = casework_deadlines.stage_clock(rules.calendar, start=ev.at, value=lim.value, unit=lim.unit,
+        clock = casework_deadlines.stage_clock(cal, start=ev.at, value=lim.value, unit=lim.unit,
                                                now=now, end=ended_at)
-        add(step, i, end, deadline=_utc(clock.deadline),
-            completed=end is not None and events[end].action is _STEP_DONE[step], overdue=clock.overdue_seconds)
+        add(step, i, end, clock=clock, working=lim.unit.counts_working_time,
+            completed=end is not None and events[end].action is _STEP_DONE[step])
 
     # The inspector's report, from creation to its filing decision (untimed).
     if events and events[0].action in (A.REPORT, A.SELF_HANDLE):
         d = next((i for i, x in enumerate(events) if x.action in (A.FILE, A.VOID, A.APPROVE_SELF_HANDLED)), None)
-        add("report", 0, d, completed=d is not None and events[d].action is not A.VOID,
+        add("report", 0, d, clock=None, working=True, completed=d is not None and events[d].action is not A.VOID,
             voided_at=next((x.at for x in events if x.action is A.VOID), None))
         rows[-1]["determined_at"] = rows[-1]["ended_at"]  # counted when decided, whatever the decision
 
@@ -301,8 +415,8 @@ def build_facts(
     if first_file is not None:
         close = next((i for i, x in enumerate(events) if x.action is A.CLOSE), None)
         start = events[first_file].at
-        deadline, overdue = _overall_deadline(rules, steps, case, events, start,
-                                              events[close].at if close is not None else None, now)
+        clock = _overall_clock(rules, steps, case, events, start, events[close].at if close is not None else None,
+                               now)
         later = events[first_file + 1:]
         effective = None
         for x in events:
@@ -310,8 +424,8 @@ def build_facts(
                 effective = x.department_id
             elif x.action is A.APPROVE_SENDBACK:
                 effective = None
-        add("case", first_file, close, deadline=deadline, completed=close is not None, overdue=overdue,
-            department_id=effective,
+        add("case", first_file, close, clock=clock, working=_family_is_working(rules, case),
+            completed=close is not None, department_id=effective,
             voided_at=next((x.at for x in later if x.action is A.VOID), None),
             rework_at=next((x.at for x in events if x.action is A.CHECK_FAIL), None),
             public_verified=events[0].action is A.PUBLIC_REPORT
@@ -364,14 +478,17 @@ def refresh_cases(
     ``mark_rollup``: mark the rollup days the change touches stale (off for a full rebuild, which rebuilds the
     rollup afterwards)."""
     steps = steps or load_step_limits(rules.city_dir)
-    now = now or utcnow()
     cases = session.execute(
         select(Case.id, Case.class_code, Case.urgency, Case.grid_code).where(Case.id.in_(case_ids))
     ).all()
     logs = _load_events(session, [c.id for c in cases])
     rows: list[dict[str, Any]] = []
     for c in cases:
-        rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), logs[c.id], rules, steps, now)
+        # Without an explicit ``now`` a case's facts are as of its last event, so they depend on the log alone
+        # (the after-action hook passes that event's time too): live, rebuilt and imported facts agree.
+        case_now = now or (logs[c.id][-1].at if logs[c.id] else utcnow())
+        rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), logs[c.id], rules, steps,
+                            case_now)
     times = [e.at for c in cases for e in logs[c.id]] if mark_rollup else None
     return _write(session, list(case_ids), rows, times)
 
@@ -395,3 +512,46 @@ def rebuild_all(session: Session, *, rules: CaseRules, batch: int = 2000, echo: 
         last = ids[-1]
         if echo:
             echo(f"… {last} cases, {total} fact rows")
+
+
+def overdue_as_of(session: Session, *, fact_ids: Sequence[int], as_of: dt.datetime, rules: CaseRules | None = None
+                  ) -> dict[int, float]:
+    """Working seconds past the deadline as of ``as_of`` for these fact rows (from their cases' logs up to
+    ``as_of``: what the drill-down shows for items still open then)."""
+    from casework.rules import load_rules  # noqa: PLC0415
+
+    rules = rules or load_rules()
+    steps = load_step_limits(rules.city_dir)
+    wanted = session.execute(select(StageFact.id, StageFact.case_id, StageFact.stage, StageFact.run_no)
+                             .where(StageFact.id.in_(fact_ids))).all()
+    by_case: dict[int, list[Any]] = {}
+    for w in wanted:
+        by_case.setdefault(w.case_id, []).append(w)
+    cases = session.execute(select(Case.id, Case.class_code, Case.urgency, Case.grid_code)
+                            .where(Case.id.in_(list(by_case)))).all()
+    logs = _load_events(session, [c.id for c in cases])
+    out: dict[int, float] = {}
+    for c in cases:
+        events = [e for e in logs[c.id] if e.at < as_of]
+        rows = build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), events, rules, steps, as_of)
+        index = {(r["stage"], r["run_no"]): r for r in rows}
+        for w in by_case[c.id]:
+            r = index.get((w.stage, w.run_no))
+            if r is not None:
+                out[w.id] = float(r["overdue_seconds"])
+    return out
+
+
+def after_import(session: Session, case_ids: Sequence[int], *, rules: CaseRules, batch: int = 2000,
+                 echo: Any = None) -> int:
+    """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built."""
+    steps = load_step_limits(rules.city_dir)
+    total = 0
+    for k in range(0, len(case_ids), batch):
+        total += refresh_cases(session, case_ids=case_ids[k:k + batch], rules=rules, steps=steps, mark_rollup=False)
+        if echo:
+            echo(f"evaluation facts: {min(k + batch, len(case_ids))}/{len(case_ids)} cases")
+    if session.get(evaluation_service.RollupState, 1) is not None:
+        state = session.get(evaluation_service.RollupState, 1)
+        evaluation_service.rebuild_rollup(session, tz=state.tz if state else evaluation_service.DEFAULT_TZ)
+    return total

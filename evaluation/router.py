@@ -18,6 +18,7 @@ from evaluation.schemas import (
 )
 from gridcity.deps import DbSession, require_roles
 from gridcity.roles import Role
+from gridcity.types import IdPath
 
 router = APIRouter(tags=["evaluation"])
 
@@ -66,7 +67,7 @@ def create_publication(body: PublicationCreate, session: DbSession, request: Req
 
 @router.get("/evaluation/publications/{publication_id}", response_model=PublicationRead,
             summary="A frozen publication", dependencies=[READERS])
-def read_publication(publication_id: int, session: DbSession,
+def read_publication(publication_id: IdPath, session: DbSession,
                      subject_type: Annotated[str | None, Query(max_length=20)] = None) -> PublicationRead:
     """The frozen rows of a publication (optionally one subject type)."""
     return _publication_read(session, service.get_publication(session, publication_id), subject_type)
@@ -114,6 +115,7 @@ def evidence(subject_type: str, subject_id: str, period: PeriodQ, session: DbSes
              primitive: Annotated[str, Query(max_length=40)]) -> EvidenceRead:
     """Drill-down: which cases make up one primitive of one subject."""
     items = service.evidence(session, period=period, subject_type=subject_type, subject_id=subject_id,
-                             primitive=primitive, tz=_tz(request))
+                             primitive=primitive, tz=_tz(request),
+                             rules=getattr(request.app.state, "rules", None))
     return EvidenceRead(period=period, subject_type=subject_type, subject_id=subject_id, primitive=primitive,
                         count=len(items), cases=[EvidenceRow(**vars(i)) for i in items])

@@ -15,8 +15,10 @@ Counting conventions (what the SQL that produces ``counts`` must respect; see :d
   a dispatch later sent back) stays counted for them, as each primitive's definition says.
 * A timed task (a stage run of the case timeline: 核实, 立案, 派遣, 处置, 核查, plus the untimed-so-far
   steps 发核实, 发核查, 结案) has a deadline from the SLA engine (working calendar, approved extensions
-  added, suspended time excluded). It is *on time* when completed at or before its deadline, and it is
-  *determined* at ``min(completed_at, deadline)``. A task is counted in the period that contains its
+  added, suspended time excluded). It is *on time* when the time elapsed to its completion, in the
+  limit's measure (working time for working units), is at most the limit, and it is *determined* at its
+  completion if on time, else at the first instant it is late (for a deadline at the end of a working
+  period, the start of the next one). A task is counted in the period that contains its
   determination time; a task neither completed nor overdue at the as-of time is not counted yet. So
   every task lands in exactly one period and each "on time" count is a subset of its "due" count.
 * Rates are ``numerator / denominator × 100`` and 0 when the denominator is 0 (the standard's rule).
@@ -78,6 +80,7 @@ __all__ = [
     "grade",
     "load_indicator_set",
     "load_indicator_sets",
+    "band_scale",
     "lookup_band",
     "rank",
     "rate",
@@ -349,46 +352,49 @@ _PRIMITIVE_LIST: tuple[Primitive, ...] = (
         "应处置数",
         "handling due",
         """
-        Cases attributed to the department (its effective dispatch: the latest dispatch not undone by an
-        approved send-back) whose handle stage run started by that dispatch has its determination time,
-        min(first feedback, deadline), in the period. Rework runs are not counted here (see `rework`).""",
+        Handling tasks of the department: one per effective dispatch (the latest dispatch not undone by an
+        approved send-back). A task runs from the dispatch to the feedback that the following check passes
+        (a failed check, 返工, continues the same task: its clock keeps running from the dispatch); it is
+        determined at the acceptance of an on-time fix, else at the first instant it is late, and counted in
+        the period containing that time. Rework rounds add to `rework`, not here.""",
     ),
     _p(
         "handled",
         "处置数",
         "cases handled",
         """
-        Of `should_handle`: the first feedback (处置反馈) of that handle run was given before the as-of
-        time. Equals `handled_on_time` + `overdue_handled`.""",
+        Of `should_handle`: the task's fix was accepted (核查通过) before the as-of time. Equals
+        `handled_on_time` + `overdue_handled`.""",
     ),
     _p(
         "handled_on_time",
         "按期处置数",
         "cases handled on time",
         """
-        Of `should_handle`: first feedback at or before the handling deadline.""",
+        Of `should_handle`: the accepted feedback came with elapsed working time (suspensions excluded,
+        extensions added) at most the handling limit, counted from the dispatch.""",
     ),
     _p(
         "overdue_handled",
         "超期处置数",
         "cases handled late",
         """
-        Of `should_handle`: first feedback after the deadline but before the as-of time.""",
+        Of `handled`: the accepted feedback came after the limit was used up.""",
     ),
     _p(
         "overdue_unhandled",
         "超期未处置数",
         "overdue, not yet handled",
         """
-        Of `should_handle`: no feedback before the as-of time (the deadline has passed). Equals
-        `should_handle` − `handled`.""",
+        Of `should_handle`: no accepted feedback before the as-of time although the limit is used up (also
+        a case still in rework). Equals `should_handle` − `handled`.""",
     ),
     _p(
         "extended",
         "延期数",
         "cases with an approved extension",
         """
-        Of `should_handle`: at least one approve_extension in that handle run before the as-of time.""",
+        Of `should_handle`: at least one approve_extension in that task before the as-of time.""",
     ),
     _p(
         "suspended",
@@ -647,6 +653,7 @@ class IndicatorSet:
     title: str
     effective_from: date
     band_period: str
+    band_scaling: str  # "proportional": count bands scale with the period's length; "none": they do not
     min_cases: int
     region_classes: tuple[RegionClass, ...]
     grades: tuple[GradeBand, ...]
@@ -953,7 +960,7 @@ def load_indicator_set(text: str) -> IndicatorSet:
     _check_keys(
         doc,
         {"version", "title", "effective_from", "grades", "primitives", "subjects"},
-        {"min_cases", "region_classes", "band_period"},
+        {"min_cases", "region_classes", "band_period", "band_scaling"},
     )
     version = _text(doc["version"], "version")
     title = _text(doc["title"], "title")
@@ -969,6 +976,9 @@ def load_indicator_set(text: str) -> IndicatorSet:
     if band_period not in ("month", "quarter", "year"):
         raise _bad("band_period must be month, quarter or year", "band_period")
     min_cases = _count_int(doc.get("min_cases", 0), "min_cases")
+    band_scaling = doc.get("band_scaling", "proportional")
+    if band_scaling not in ("proportional", "none"):
+        raise _bad("band_scaling must be proportional or none", "band_scaling")
 
     region_classes: list[RegionClass] = []
     for k, v in _table(doc.get("region_classes", {}), "region_classes").items():
@@ -1008,6 +1018,7 @@ def load_indicator_set(text: str) -> IndicatorSet:
         title=title,
         effective_from=eff,
         band_period=band_period,
+        band_scaling=band_scaling,
         min_cases=min_cases,
         region_classes=tuple(region_classes),
         grades=_grades(doc["grades"]),
@@ -1230,6 +1241,17 @@ def _count(value: Any, *loc: str | int) -> Fraction:
     return fr
 
 
+_PERIOD_ZH = {"month": "月", "quarter": "季度", "year": "年"}
+_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def band_scale(kind: str, days: int, band_period: str) -> Fraction:
+    """A period's length in band periods: exact for months, quarters and years (1 quarter = 3 months);
+    weeks and date ranges count ``days × 12 / 365`` months."""
+    months = Fraction(_MONTHS[kind]) if kind in _MONTHS else Fraction(days * 12, 365)
+    return months / _MONTHS[band_period]
+
+
 def lookup_band(value: Fraction | Decimal | float | int, bands: Sequence[Band]) -> Band:
     """The band that contains ``value`` (bands are half-open ``[min, max)``).
 
@@ -1321,6 +1343,7 @@ def score_subject(
     region_class: str | None = None,
     *,
     subject_id: str = "",
+    period_scale: Fraction | int = 1,
 ) -> SubjectScore:
     """Score one subject for one period.
 
@@ -1332,6 +1355,9 @@ def score_subject(
         region_class: Region class key (e.g. ``class1``) or Chinese name (``一类区域``); required when a
             band indicator of the subject type depends on it.
         subject_id: The subject's id, used for ranking and carried into the result.
+        period_scale: The evaluated period's length in band periods (:func:`band_scale`): a count scored by
+            bands is divided by it first (3 for a quarter under monthly bands), unless the indicator set
+            says ``band_scaling = "none"``.
 
     Returns:
         The rates with their numerators/denominators, the component scores, the 综合指标值 (2 decimals,
@@ -1411,11 +1437,17 @@ def score_subject(
                     code=REGION_CLASS_REQUIRED,
                     loc=["region_class"],
                 )
-            band = lookup_band(value, ind.bands_for(rc_key))
+            per_band = Fraction(period_scale) if indicator_set.band_scaling == "proportional" else Fraction(1)
+            banded = value / per_band if per_band > 0 else value
+            band = lookup_band(banded, ind.bands_for(rc_key))
             score = Fraction(band.score)
             cls = f"（{rc.name_zh}）" if ind.by_region_class and rc is not None else ""
+            per = ""
+            if per_band != 1:
+                unit = _PERIOD_ZH[indicator_set.band_period]
+                per = f"，按每{unit}折算 {_fmt_count(value)} ÷ {_fmt_count(per_band)} = {_fmt_count(banded)}"
             head = (
-                f"{ind.name_zh}{cls}：{_describe(ind.input, values, indicator_set)} 落在 {band} 档 → "
+                f"{ind.name_zh}{cls}：{_describe(ind.input, values, indicator_set)}{per} 落在 {band} 档 → "
                 f"{_fmt2(score)} 分"
             )
         else:

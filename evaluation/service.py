@@ -36,14 +36,14 @@ from sqlalchemy.orm import Session, aliased
 
 from casework.models import Case, CaseEvent
 from components import service as components_service
-from components.models import Area, Grid, SupervisionArea, SupervisionGrid
+from components.models import Area, Grid, SupervisionArea, SupervisionGrid, SupervisionHistory
 from evaluation import scoring
 from evaluation.models import Publication, PublishedResult, RollupCount, RollupDirty, RollupState, StageFact
 from gridcity.database import is_read_only, write_unit_beside
 from gridcity.errors import Conflict, InvalidInput, NotFound
 from gridcity.org import Department, User
 from gridcity.roles import Role
-from gridcity.types import utcnow
+from gridcity.types import MAX_DATE, MIN_DATE, utcnow
 
 DEFAULT_TZ = "Asia/Shanghai"
 MAX_RANGE_DAYS = 366
@@ -129,8 +129,10 @@ def parse_period(text: str, *, tz: str = DEFAULT_TZ) -> Period:
             kind, label = "range", f"{first.isoformat()}..{last.isoformat()}"
         else:
             raise _bad_period(raw)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _bad_period(raw) from None
+    if not (MIN_DATE <= first and last <= MAX_DATE):  # year 1 or 9999 would overflow the zone conversion
+        raise _bad_period(raw)
     if last < first:
         raise InvalidInput(f"评价周期的结束日期 {last} 早于开始日期 {first}", code="evaluation.end_before_start",
                            loc=["period"])
@@ -192,6 +194,9 @@ class Family:
     # the period that also occurred earlier, with columns ``subject, case_id, prev_at`` (the latest earlier
     # occurrence before the period's start); what the rollup needs to stay exact (see RollupCount).
     repeats: sa.Select[Any] | None = None
+    # The period's bounds for the bound parameters of ``rows`` / ``repeats`` (the statements are built once
+    # per subject type and reused: building them costs far more than running them for one day).
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _flag(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -223,7 +228,7 @@ def _fact_rows(f: Any, subject: Any, ref_at: Any, flags: Mapping[str, sa.ColumnE
     return select(
         subject.label("subject"), f.case_id.label("case_id"), ref_at.label("ref_at"),
         f.deadline_at.label("deadline_at"), f.completed_at.label("completed_at"),
-        f.overdue_seconds.label("overdue_seconds"),
+        f.overdue_seconds.label("overdue_seconds"), f.id.label("fact_id"),
         *(_flag(c).label(name) for name, c in flags.items()),
     )
 
@@ -258,7 +263,9 @@ def _case_families(subject_type: str, p: Period) -> list[Family]:
         h, on = _effective_dispatch(f.case_id, t1)
         subject = h.department_id
     elif subject_type == "inspector":
-        subject = SupervisionArea.inspector_id
+        # The inspector responsible for the grid at the first 立案 (supervision-area history, then today's).
+        hist = aliased(SupervisionHistory, name="hist")
+        subject = sa.case((hist.id.is_not(None), hist.inspector_id), else_=SupervisionArea.inspector_id)
     elif subject_type == "shift_leader":
         subject = f.start_actor_id
     else:
@@ -270,9 +277,13 @@ def _case_families(subject_type: str, p: Period) -> list[Family]:
         if subject_type == "department":
             return q.join(h, on)
         if subject_type == "inspector":
-            return (q.join(SupervisionGrid, SupervisionGrid.grid_code == f.grid_code)
-                    .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
-                    .where(SupervisionArea.inspector_id.is_not(None)))
+            covering = sa.and_(hist.grid_code == f.grid_code,
+                               sa.or_(hist.valid_from.is_(None), hist.valid_from <= f.started_at),
+                               hist.valid_to > f.started_at)
+            return (q.outerjoin(hist, covering)
+                    .outerjoin(SupervisionGrid, sa.and_(hist.id.is_(None), SupervisionGrid.grid_code == f.grid_code))
+                    .outerjoin(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+                    .where(subject.is_not(None)))
         return q
 
     q1 = joined(_fact_rows(f, subject, f.started_at, filed_flags))
@@ -316,7 +327,8 @@ def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct
         rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
                      ).join(h, on).join(prev, prev_on)
     else:
-        subject = e.actor_id
+        # Posts as they were at the time: the role recorded on the event, not the user's role today.
+        subject = sa.case((e.actor_role == POSITION_TYPES[subject_type], e.actor_id), else_=None)
         q = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.min(e.at).label("ref_at"))
         rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
                      ).join(prev, sa.and_(prev_on, prev.actor_id == e.actor_id))
@@ -331,13 +343,35 @@ def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct
     inner = q.subquery(f"{name}_inner")
     rows = select(inner.c.subject, inner.c.case_id, inner.c.ref_at, null_ts.label("deadline_at"),
                   null_ts.label("completed_at"), sa.literal(0.0).label("overdue_seconds"),
-                  sa.literal(1).label(primitive))
+                  sa.null().cast(sa.Integer).label("fact_id"), sa.literal(1).label(primitive))
     return Family(name, (primitive,), rows, repeats=repeats)
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """Stand-in for a period inside the family statements: its bounds as bound parameters."""
+
+    start: Any
+    end: Any
+    t1: Any
+
+
+_BOUNDS = _Bounds(sa.bindparam("p_start"), sa.bindparam("p_end"), sa.bindparam("p_t1"))
+
+
 def families(subject_type: str, p: Period) -> list[Family]:
-    """The primitive families counted for one API subject type in one period."""
+    """The primitive families counted for one API subject type in one period (each with its parameters)."""
     check_subject_type(subject_type)
+    params = {"p_start": p.start, "p_end": p.end, "p_t1": p.t1}
+    return [dataclasses.replace(fam, params=params) for fam in _family_templates(subject_type)]
+
+
+@lru_cache(maxsize=32)
+def _family_templates(subject_type: str) -> tuple[Family, ...]:
+    return tuple(_build_families(subject_type, _BOUNDS))  # type: ignore[arg-type]
+
+
+def _build_families(subject_type: str, p: Period) -> list[Family]:
     t1 = p.t1
     out = _case_families(subject_type, p)
     if subject_type == "department":
@@ -351,7 +385,7 @@ def families(subject_type: str, p: Period) -> list[Family]:
             "extended": _before(f.first_extension_at, t1),
         }
         q = _fact_rows(f, f.department_id, f.determined_at, flags).where(
-            f.stage == "handle", f.start_action == "dispatch", _in(f.determined_at, p),
+            f.stage == "task", f.start_action == "dispatch", _in(f.determined_at, p),
             _not_before(f.undone_at, t1), f.department_id.is_not(None))
         out.append(Family("handle", tuple(flags), q))
         fam = _event_family("suspended", "approve_suspension", "suspended", p, distinct_cases=True,
@@ -418,7 +452,7 @@ def _count_family(session: Session, fam: Family, out: dict[str, dict[str, int]])
     sq = fam.rows.subquery(fam.name)
     q = select(sq.c.subject, *(sa.func.sum(sq.c[name]).label(name) for name in fam.primitives)).group_by(
         sq.c.subject)
-    for row in session.execute(q):
+    for row in session.execute(q, dict(fam.params)):
         counts = out.setdefault(str(row.subject), {})
         for name in fam.primitives:
             counts[name] = counts.get(name, 0) + int(getattr(row, name) or 0)
@@ -471,25 +505,58 @@ def _day_expr(session: Session, col: Any, offset_s: int) -> Any:
     return sa.func.date(col, f"{int(offset_s):+d} seconds")
 
 
+_ROLLUP_STATEMENTS: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
 def _insert_family(session: Session, st: str, fam: Family, day: Any) -> None:
-    """One family's rollup rows: ``day`` is a literal date (single-day refresh) or a day expression."""
+    """One family's rollup rows: ``day`` is a literal date (single-day refresh) or a day expression.
+
+    The single-day statements are built once per subject type and family (the day is a bound parameter):
+    building and keying a statement of this size costs more than running it over one day."""
+    if callable(day):
+        _insert_family_statements(st, fam, day, session)
+        return
+    key = (st, fam.name)
+    if key not in _ROLLUP_STATEMENTS:
+        _ROLLUP_STATEMENTS[key] = _family_inserts(st, fam, sa.bindparam("r_day", type_=sa.Date))
+    main, repeats = _ROLLUP_STATEMENTS[key]
+    params = {**fam.params, "r_day": day}
+    session.execute(main, params)
+    if repeats is not None:
+        session.execute(repeats, params)
+
+
+def _family_inserts(st: str, fam: Family, day: Any) -> tuple[Any, Any]:
+    """The INSERT .. SELECT statements of one family's rows (and its repeat corrections) for one day."""
     sq = fam.rows.subquery(fam.name)
-    day_col = day(sq.c.ref_at) if callable(day) else sa.literal(day, sa.Date)
+    sums = [sa.func.sum(sq.c[name]) for name in fam.primitives]
+    sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
+    sel = (select(sa.literal(st), day, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
+           .where(sq.c.subject.is_not(None)).group_by(sq.c.subject))
+    cols = ["subject_type", "day", "family", "subject_id", *_SLOTS]
+    main = sa.insert(RollupCount.__table__).from_select(cols, sel)
+    repeats = None
+    if fam.repeats is not None:
+        rq = fam.repeats.subquery(f"{fam.name}_repeats")
+        rsel = (select(sa.literal(st), day, sa.literal(fam.name), sa.cast(rq.c.subject, sa.String), rq.c.prev_at,
+                       -sa.func.count(), *[sa.literal(0)] * (ROLLUP_SLOTS - 1))
+                .where(rq.c.subject.is_not(None)).group_by(rq.c.subject, rq.c.prev_at))
+        repeats = sa.insert(RollupCount.__table__).from_select(
+            ["subject_type", "day", "family", "subject_id", "since_at", *_SLOTS], rsel)
+    return main, repeats
+
+
+def _insert_family_statements(st: str, fam: Family, day: Any, session: Session) -> None:
+    """A multi-day refresh: ``day`` maps the reference time to its local date in SQL."""
+    assert fam.repeats is None, "distinct-case families are refreshed day by day"
+    sq = fam.rows.subquery(fam.name)
+    day_col = day(sq.c.ref_at)
     sums = [sa.func.sum(sq.c[name]) for name in fam.primitives]
     sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
     sel = (select(sa.literal(st), day_col, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
            .where(sq.c.subject.is_not(None)).group_by(sq.c.subject, day_col))
-    session.execute(sa.insert(RollupCount).from_select(["subject_type", "day", "family", "subject_id", *_SLOTS],
-                                                       sel))
-    if fam.repeats is not None:
-        assert not callable(day), "distinct-case families are refreshed day by day"
-        rq = fam.repeats.subquery(f"{fam.name}_repeats")
-        sel = (select(sa.literal(st), sa.literal(day, sa.Date), sa.literal(fam.name),
-                      sa.cast(rq.c.subject, sa.String), rq.c.prev_at, -sa.func.count(),
-                      *[sa.literal(0)] * (ROLLUP_SLOTS - 1))
-               .where(rq.c.subject.is_not(None)).group_by(rq.c.subject, rq.c.prev_at))
-        session.execute(sa.insert(RollupCount).from_select(
-            ["subject_type", "day", "family", "subject_id", "since_at", *_SLOTS], sel))
+    cols = ["subject_type", "day", "family", "subject_id", *_SLOTS]
+    session.execute(sa.insert(RollupCount.__table__).from_select(cols, sel), dict(fam.params))
 
 
 def _day_period(first: dt.date, last: dt.date, zone: ZoneInfo) -> Period:
@@ -757,6 +824,8 @@ def compute(
     extra: dict[str, tuple[Subject, dict[str, int | float], tuple[str, ...]]] = {}
     names = primitive_names(subject_type)
     memo: dict[Any, scoring.SubjectScore] = {}
+    # Count bands are calibrated for the indicator set's band period; other periods scale proportionally.
+    scale = scoring.band_scale(p.kind, (p.last_day - p.first_day).days + 1, iset.band_period)
     coverage = (components_service.coverage_by_inspector(session, start=p.start, end=p.end)
                 if subject_type == "inspector" else {})
     for subj in subjects:
@@ -775,7 +844,7 @@ def compute(
         # Scoring is exact (Fraction) Python, ~1 ms a subject: many subjects (grids) share the same counts.
         key = (region_class, tuple(sorted(counts.items())))
         if key not in memo:
-            memo[key] = scoring.score_subject(st, counts, iset, region_class)
+            memo[key] = scoring.score_subject(st, counts, iset, region_class, period_scale=scale)
         score = dataclasses.replace(memo[key], subject_id=subj.id)
         scores.append(score)
         extra[subj.id] = (subj, counts, flags)
@@ -801,16 +870,20 @@ class EvidenceItem:
     deadline_at: dt.datetime | None
     completed_at: dt.datetime | None
     overdue_seconds: float
+    # "overdue by" is always working time (seconds of the working calendar past the deadline, suspensions
+    # excluded), for open and completed items alike, whatever the unit of the limit.
+    overdue_measure: str = "working_seconds"
 
 
 def evidence(
     session: Session, *, period: Period | str, subject_type: str, subject_id: str, primitive: str,
-    tz: str = DEFAULT_TZ, limit: int = 1000,
+    tz: str = DEFAULT_TZ, limit: int = 1000, rules: Any = None,
 ) -> list[EvidenceItem]:
     """The cases behind one primitive of one subject (same selects as the counts).
 
-    ``overdue_seconds`` is the stored overrun in the limit's measure for completed items, and the elapsed
-    time past the deadline as of ``min(period end, now)`` for items still open.
+    ``overdue_seconds`` is working time past the deadline (suspensions excluded): up to the completion for
+    completed items, up to ``min(period end, now)`` for items still open at that time (recomputed from the
+    log as of that instant).
 
     Raises:
         InvalidInput: ``evaluation.unknown_primitive`` when the primitive is not counted for the type.
@@ -821,21 +894,26 @@ def evidence(
         raise InvalidInput(f"{subject_type} 不统计 {primitive!r}（可用：{', '.join(primitive_names(subject_type))}）",
                            code="evaluation.unknown_primitive", loc=["primitive"])
     as_of = min(p.end, utcnow())
-    items: list[EvidenceItem] = []
+    found: list[Any] = []
     for fam in fams:
         sq = fam.rows.subquery(fam.name)
         subject_match = sa.cast(sq.c.subject, sa.String) == subject_id
         q = (select(sq.c.case_id, Case.number, sq.c.ref_at, sq.c.deadline_at, sq.c.completed_at,
-                    sq.c.overdue_seconds)
+                    sq.c.overdue_seconds, sq.c.fact_id)
              .join(Case, Case.id == sq.c.case_id)
              .where(subject_match, sq.c[primitive] == 1)
              .order_by(sq.c.ref_at, sq.c.case_id).limit(limit))
-        for r in session.execute(q):
-            overdue = float(r.overdue_seconds or 0)
-            if r.completed_at is None and r.deadline_at is not None and r.deadline_at < as_of:
-                overdue = (as_of - r.deadline_at).total_seconds()
-            items.append(EvidenceItem(r.case_id, r.number, r.ref_at, r.deadline_at, r.completed_at, overdue))
-    return items
+        found += session.execute(q, dict(fam.params)).all()
+    # Items still open at the as-of time: their overrun grows until then, so recompute it from the log.
+    open_ids = [r.fact_id for r in found if r.fact_id is not None and r.deadline_at is not None
+                and r.deadline_at < as_of and (r.completed_at is None or r.completed_at >= as_of)]
+    fresh: dict[int, float] = {}
+    if open_ids:
+        from evaluation import facts as evaluation_facts  # noqa: PLC0415  (facts imports this module)
+
+        fresh = evaluation_facts.overdue_as_of(session, fact_ids=open_ids, as_of=as_of, rules=rules)
+    return [EvidenceItem(r.case_id, r.number, r.ref_at, r.deadline_at, r.completed_at,
+                         fresh.get(r.fact_id, float(r.overdue_seconds or 0))) for r in found]
 
 
 # --------------------------------------------------------------------------------------------------------

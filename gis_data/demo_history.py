@@ -1,12 +1,11 @@
 """A deterministic, seeded year of simulated case history for the demo city (so that rankings mean something).
 
-Each case is played through the lifecycle in Python: every step is judged by
-:func:`casework.lifecycle.check_transition` with the acting user's role and the case's facts, exactly as
-:func:`casework.service.apply_action` would judge it, and the resulting log is bulk-inserted with Core
-``executemany`` (the service takes ~3 ms a transition, too slow for 20,000 cases × ~9 events). The cached
-columns of ``case`` are set from the same log (status, version = number of events, department, reporter,
-assigned inspector, closed_at, and the open stage with its deadline from :func:`casework.timeline.stage_runs`
-and :func:`casework.service.run_clock`).
+Each case is simulated in Python (every step judged by :func:`casework.lifecycle.check_transition` so
+that the simulation only takes legal paths), written as lines of the legacy-import format and loaded by
+:func:`casework.legacy_import.import_records`, the same path as ``gridcity cases import``: the import
+replays every event through the transition table with its original time and derives the case's cached
+columns (status, department, reporter, assigned inspector, closed_at, the open stage and its deadline)
+exactly as :func:`casework.service.apply_action` would.
 
 What is simulated:
 
@@ -45,14 +44,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework import attachments as casework_attachments
-from casework import deadlines, lifecycle, timeline
-from casework import service as casework_service
+from casework import deadlines, legacy_import, lifecycle
 from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need, Stage
-from casework.models import Case, CaseCounter, CaseEvent, EventAttachment
+from casework.models import Case
 from casework.rules import CaseRules, load_rules
 from components import codes
 from components.models import Component, Grid, SupervisionArea, SupervisionGrid
-from gridcity import org, spatial
+from gridcity import org
 from gridcity.roles import Role
 from gridcity.settings import get_settings
 from gridcity.storage import MediaStore
@@ -487,16 +485,6 @@ def _creation_times(cal: deadlines.WorkCalendar, start: dt.date, end: dt.date, r
 # Writing
 
 
-def _cache(rules: CaseRules, p: _Play, urgency: str, end: dt.datetime) -> tuple[str | None, Any, Any]:
-    facts = [timeline.EventFact(e.action, e.from_status, e.to_status, e.at, e.data) for e in p.events]
-    runs = timeline.stage_runs(facts)
-    if not runs or runs[-1].ended_at is not None:
-        return None, None, None
-    run = runs[-1]
-    clock = casework_service.run_clock(rules, Case(class_code=p.site.class_code, urgency=urgency), run, end)
-    return run.stage.value, run.started_at, clock.deadline if clock else None
-
-
 def _utc(t: dt.datetime | None) -> dt.datetime | None:
     return None if t is None else t.astimezone(dt.UTC)
 
@@ -540,87 +528,55 @@ def load_history(
     created = _creation_times(cal, (end - dt.timedelta(days=days)).astimezone(tz).date(),
                               end.astimezone(tz).date(), rng, cases)
     sim = _Simulator(city, rules, rng)
-    counters = dict(session.execute(select(CaseCounter.year, CaseCounter.value)).all())
-    start_counters = dict(counters)
-    case_rows: list[dict[str, Any]] = []
-    plays: list[tuple[str, _Play]] = []
-    for site, t0 in zip(sites, created, strict=True):
+    logins = dict(session.execute(select(org.User.id, org.User.username)).all())
+    dcodes = dict(session.execute(select(org.Department.id, org.Department.code)).all())
+    records: list[dict[str, Any]] = []
+    for n, (site, t0) in enumerate(zip(sites, created, strict=True), start=1):
         urgency = "urgent" if rng.random() < P_URGENT else "normal"
         p, source = sim.play(site, t0, urgency)
         p.events = [e for e in p.events if e.at < end]  # what has not happened yet stays open
         if (end - t0).days < STUCK_DAYS and len(p.events) > 1 and rng.random() < P_STUCK * days / STUCK_DAYS:
             p.events = p.events[:rng.randrange(1, len(p.events))]  # stuck somewhere on its way
-        last = p.events[-1]
-        year = t0.astimezone(tz).year
-        counters[year] = counters.get(year, 0) + 1
-        number = f"{year}-{counters[year]:06d}"
-        stage, stage_started, deadline = _cache(rules, p, urgency, end)
-        case_rows.append({
-            "number": number, "source": source, "class_code": site.class_code, "kind": site.kind,
-            "urgency": urgency, "status": None,
-            "version": len(p.events), "lon": site.lon, "lat": site.lat,
-            "g_wkt": f"POINT({site.lon} {site.lat})", "address": None,
-            "description": rules.catalog.get(site.class_code).name_zh, "grid_code": site.grid_code,
-            "component_id": site.component_code, "department_id": last.department_id,
-            "reporter_id": None, "assigned_inspector_id": None, "merged_into_id": None,
-            "created_at": _utc(t0), "updated_at": _utc(last.at), "stage": stage,
-            "stage_started_at": _utc(stage_started), "deadline_at": _utc(deadline),
-            "closed_at": _utc(last.at) if last.to_status is S.CLOSED else None,
-        })
-        _replay_facts(case_rows[-1], p)  # the facts after the last kept event (the path may have been cut)
-        plays.append((number, p))
+        records += _records(f"DEMO-{n:06d}", p, site, source, urgency, rules, logins, dcodes, photo_ids, tz)
 
-    conn = session.connection()
-    table = Case.__table__
-    conn.execute(table.insert().values(geom=spatial.geom_from_wkt(session, "g_wkt")), case_rows)
-    ids = dict(conn.execute(select(table.c.number, table.c.id)).all())
-    event_rows = []
-    for number, p in plays:
-        cid = ids[number]
-        for seq, e in enumerate(p.events, start=1):
-            event_rows.append((cid, seq, e.action, e.from_status, e.to_status, e.actor_id, e.actor_role,
-                               e.department_id, _utc(e.at), e.lon, e.lat, e.note, e.data))
-    ev_table = CaseEvent.__table__
-    spatial.bulk_append(session, ev_table, _EVENT_COLUMNS, event_rows)  # COPY / one prepared executemany
-    photo_of = {(ids[number], seq): e.photo for number, p in plays
-                for seq, e in enumerate(p.events, start=1) if e.photo is not None}
-    links = []
-    for eid, cid, seq in conn.execute(
-        select(ev_table.c.id, ev_table.c.case_id, ev_table.c.seq)
-        .where(ev_table.c.action.in_([A.REPORT, A.SELF_HANDLE, A.FEEDBACK]))
-    ):
-        ph = photo_of.get((cid, seq))
-        if ph is not None:
-            links.append({"event_id": eid, "attachment_id": photo_ids[ph[0]], "role": ph[1]})
-    if links:
-        conn.execute(EventAttachment.__table__.insert(), links)
-    for year, value in sorted(counters.items()):
-        if year in start_counters:
-            conn.execute(sa.update(CaseCounter).where(CaseCounter.year == year).values(value=value))
-        else:
-            conn.execute(sa.insert(CaseCounter).values(year=year, value=value))
-    session.flush()
-    n_open = sum(1 for r in case_rows if r["status"] not in lifecycle.TERMINAL)
-    echo(f"case history: {len(case_rows)} cases, {len(event_rows)} events over {days} days "
-         f"({n_open} still open)")
+    # The simulated log goes through the same path as a city's legacy history (gridcity cases import).
+    result = legacy_import.import_records(session, enumerate(records, start=1), rules=rules)
+    echo(f"case history: {result.cases} cases, {result.events} events over {days} days")
     _rebuild_facts(session, rules, echo)
-    return len(case_rows)
+    return result.cases
+
+
+def _records(key: str, p: _Play, site: _Site, source: str, urgency: str, rules: CaseRules, logins: dict[int, str],
+             dcodes: dict[int, str], photo_ids: list[int], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """One simulated case as lines of the import format."""
+    out: list[dict[str, Any]] = []
+    for i, e in enumerate(p.events):
+        rec: dict[str, Any] = {"case": key, "action": e.action.value, "actor": logins[e.actor_id],
+                               "at": e.at.astimezone(tz).isoformat()}
+        if i == 0:
+            rec.update({"class": site.class_code, "urgency": urgency, "source": source,
+                        "location": {"lon": site.lon, "lat": site.lat},
+                        "description": rules.catalog.get(site.class_code).name_zh})
+            if site.component_code:
+                rec["component"] = site.component_code
+        elif e.lon is not None and e.lat is not None:
+            rec["location"] = {"lon": e.lon, "lat": e.lat}
+        if e.action is A.DISPATCH:
+            rec["department"] = dcodes[e.data["department_id"]]
+        if e.action in (A.SEND_VERIFY, A.SEND_CHECK):
+            rec["inspector"] = logins[e.data["inspector_id"]]
+        if e.action in (A.REQUEST_EXTENSION, A.APPROVE_EXTENSION):
+            rec["extension"] = e.data["extension"]
+        if e.note is not None:
+            rec["note"] = e.note
+        if e.photo is not None:
+            rec["attachments"] = [photo_ids[e.photo[0]]]
+        out.append(rec)
+    return out
 
 
 _EVENT_COLUMNS = ("case_id", "seq", "action", "from_status", "to_status", "actor_id", "actor_role", "department_id",
                   "at", "lon", "lat", "note", "data")
-
-
-def _replay_facts(row: dict[str, Any], p: _Play) -> None:
-    """Status, reporter and assigned inspector after the kept events (the same effects as ``_Play.act``)."""
-    status, reporter, assigned = S.NEW, None, None
-    for e in p.events:
-        if status is S.NEW and e.actor_role is Role.INSPECTOR:
-            reporter = e.actor_id
-        if e.action in (A.SEND_VERIFY, A.SEND_CHECK):
-            assigned = e.data["inspector_id"]
-        status = e.to_status
-    row["status"], row["reporter_id"], row["assigned_inspector_id"] = status, reporter, assigned
 
 
 def _rebuild_facts(session: Session, rules: CaseRules, echo: Echo) -> None:

@@ -22,7 +22,7 @@ from gis_data import loader, readers
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, require_roles
 from gridcity.errors import BadRequest, InvalidInput, PayloadTooLarge
 from gridcity.roles import Role
-from gridcity.types import utcnow
+from gridcity.types import BoundedDatetime, OffsetQuery, localize, utcnow
 
 router = APIRouter(tags=["map"])
 
@@ -165,7 +165,7 @@ def map_cases(
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     light: Annotated[list[str] | None, Query(description="red, yellow, green, paused, none")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     """The case layer of the live map (only the cases the user may see)."""
@@ -178,13 +178,16 @@ def map_hotspots(
     request: Request,
     session: DbSession,
     user: CurrentUser,
-    created_from: dt.datetime | None = None,
-    created_to: dt.datetime | None = None,
+    created_from: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")]
+    = None,
+    created_to: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")]
+    = None,
     major: Annotated[str | None, Query(pattern=r"^[CE]\d{2}$", description="one major class, e.g. C01")] = None,
 ) -> dict[str, Any]:
     """The dashboard's hot-spot map, aggregated in the database (only the cases the user may see)."""
-    out = hotspots(session, actor=casework_service.actor_of(user), created_from=created_from,
-                   created_to=created_to, major=major)
+    tz = request.app.state.rules.calendar.timezone
+    out = hotspots(session, actor=casework_service.actor_of(user), created_from=localize(created_from, tz),
+                   created_to=localize(created_to, tz), major=major)
     names = {e["major"]: e for e in legend(request.app.state.rules.catalog)}
     for row in out["by_class"]:
         row["name"] = names.get(row["major"], {}).get("name", "")

@@ -12,7 +12,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridcity.database import make_engine, make_read_session_factory, make_session_factory
+from gridcity import guard
+from gridcity.database import make_engine, make_read_session_factory, make_session_factory, refuse_nul_parameters
 from gridcity.deps import DbGate
 from gridcity.errors import GridCityError
 from gridcity.security import LoginThrottle
@@ -31,10 +32,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     }
     for code, desc, example in [
+        (400, "Malformed request (e.g. a body that cannot be parsed)", "bad_request"),
         (401, "Not authenticated", "auth.missing_token"),
         (403, "Not allowed for this user", "case.role_forbidden"),
         (404, "Not found", "case.not_found"),
         (409, "Conflicts with the current state", "case.invalid_transition"),
+        (413, "Request body too large (limits in the README)", "request.too_large"),
+        (415, "Unsupported media type (e.g. a file that is not a photo)", "photo.unsupported"),
         (422, "Invalid input", "department.unknown"),
     ]
 }
@@ -63,7 +67,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token"}.get(
+        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token",
+                413: "request.too_large"}.get(
             exc.status_code, f"http.{exc.status_code}"
         )
         return _error(exc.status_code, code, str(exc.detail))
@@ -85,6 +90,7 @@ OPTIONAL_ROUTERS: list[tuple[str, str]] = [
     ("mobile_api.open311", "/open311/v2"),
     ("casework.live_router", ""),
     ("gridcity.console", ""),
+    ("gridcity.phoneapp", ""),  # the field app 城管通 at /m/
 ]
 
 
@@ -120,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
         docs_url=None, redoc_url=None,  # Swagger UI is served below from npm, not from a CDN
     )
+    refuse_nul_parameters(engine)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
@@ -132,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rules = load_rules(settings.city_dir)
     app.state.pipeline = wiring.case_pipeline(settings, app.state.rules)  # this app's, with its settings
     install_error_handlers(app)
+    guard.install(app)
 
     api = "/api/v1"
     app.include_router(org_router.router, prefix=api)

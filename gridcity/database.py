@@ -34,6 +34,8 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from gridcity.errors import InvalidInput
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -101,6 +103,34 @@ def _sqlite_engine(url: str, echo: bool, pool_size: int) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        # A JSON column's parameter is its serialised text: U+0000 appears there as the escape \u0000.
+        return "\x00" in value or "\\u0000" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    wrapped = getattr(value, "obj", None)  # psycopg's Json/Jsonb wrapper of a JSON column's value
+    return wrapped is not None and type(value).__module__.startswith("psycopg") and _has_nul(wrapped)
+
+
+def refuse_nul_parameters(engine: Engine) -> None:
+    """Refuse any text containing U+0000 before it reaches the database (422 ``input.nul_character``).
+
+    PostgreSQL cannot store the NUL character in text or jsonb (psycopg fails, a 500 before this guard);
+    SQLite would store it and hand it to every reader. Checking the bound parameters of every statement
+    catches every input path at once (JSON, forms, multipart fields, path and query values, tokens), on
+    both back ends alike; the request's session then rolls back, so nothing is half-stored.
+    """
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _no_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if parameters and _has_nul(parameters):
+            raise InvalidInput("text may not contain the NUL character (U+0000)", code="input.nul_character",
+                               loc=["body"])
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:

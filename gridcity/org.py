@@ -75,6 +75,8 @@ def create_department(
     """Add a department; its code must be new."""
     if session.scalars(select(Department.id).where(Department.code == code)).first() is not None:
         raise Conflict(f"department code {code} exists", code="department.exists", loc=["code"])
+    if parent_id is not None:  # an unknown parent would be a foreign-key error (a 500) at the flush
+        get_department_or_raise(session, parent_id, loc=["body", "parent_id"])
     dept = Department(code=code, name=name, kind=kind, owner_kind=owner_kind, parent_id=parent_id)
     session.add(dept)
     session.flush()

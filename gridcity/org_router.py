@@ -13,6 +13,7 @@ from sqlalchemy import select
 from gridcity import org, security
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, password_login, require_roles
 from gridcity.roles import Role
+from gridcity.types import Name, PositiveId
 
 router = APIRouter(tags=["organisation"])
 
@@ -45,8 +46,8 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     password: str = Field(min_length=8, max_length=200)
     role: Role
-    display_name: str | None = Field(default=None, max_length=100)
-    department_id: int | None = None
+    display_name: Name | None = Field(default=None, max_length=100)
+    department_id: PositiveId | None = None
 
 
 class DepartmentRead(BaseModel):
@@ -67,10 +68,10 @@ class DepartmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=100)
+    name: Name = Field(min_length=1, max_length=100)
     kind: str = Field(default="professional", max_length=32)
     owner_kind: str | None = Field(default=None, max_length=32)
-    parent_id: int | None = None
+    parent_id: PositiveId | None = None
 
 
 Token.model_rebuild()

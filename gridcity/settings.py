@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     monitor_interval_seconds: float = Field(
         default=60.0, description="Seconds between deadline-monitor runs; 0 disables the background task."
     )
+    max_json_bytes: int = Field(
+        default=1024 * 1024, description="Largest non-multipart request body (JSON, form); 413 above it."
+    )
+    open311_cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to call /open311/v2 from a browser (CORS); [] turns CORS off there.",
+    )
+    open311_generation: str | None = Field(
+        default="cjt214", pattern="^(cjt214|gbt47678)$",
+        description="Which class-code generation Open311 lists as services (one service per class name).",
+    )
     db_pool_size: int = Field(
         default=10, ge=1, description="Pooled connections (plus as many overflow ones) and requests admitted to the "
         "database at a time, on PostGIS and SpatiaLite alike.")
@@ -50,6 +61,11 @@ class Settings(BaseSettings):
         default=50, ge=1, description="Failed logins from one client address within the window before 429.")
     login_failure_window_seconds: float = Field(default=900.0, gt=0, description="Window of the two limits above.")
     sql_echo: bool = False
+
+    @property
+    def max_multipart_bytes(self) -> int:
+        """Largest multipart body: 18 photos at ``max_upload_bytes`` plus 1 MiB of fields (413 above it)."""
+        return self.max_upload_bytes * 18 + 1024 * 1024
 
     @property
     def media_dir(self) -> Path:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Annotated
+import re
+from typing import Annotated, Final
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from pydantic import Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, Field
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -43,7 +46,60 @@ def utcnow() -> dt.datetime:
 
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, examples=[107.1448])]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, examples=[34.3693])]
+
+# ---- Bounded inputs (issue 15): every id, offset, date and name a client sends is checked here once -------
+
+MAX_ID: Final = 2**31 - 1
+"""Ids are 1..2^31-1 everywhere (PostgreSQL INTEGER); a larger number can name nothing and is a 422."""
+MAX_OFFSET: Final = 2**31 - 1
 PositiveId = Annotated[int, Field(gt=0, lt=2**31)]
+"""An id in a body."""
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""An id in a path."""
+OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+"""An optional id filter in a query."""
+IdQuery = Annotated[int, Query(ge=1, le=MAX_ID)]
+"""A required id in a query."""
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+"""How many rows a page skips."""
+Version = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""An optimistic-locking version a client echoes back."""
+
+MIN_DATE: Final = dt.date(1900, 1, 1)
+MAX_DATE: Final = dt.date(2199, 12, 31)
+"""Dates and datetimes outside these are refused (422): none can be meant, and the arithmetic done on them
+(zone conversion, ±90 days, the next month) would overflow Python's datetime near year 1 or 9999."""
+
+
+def _date_in_range(value: dt.date) -> dt.date:
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise ValueError(f"must be between {MIN_DATE} and {MAX_DATE}")
+    return value
+
+
+BoundedDate = Annotated[dt.date, AfterValidator(_date_in_range)]
+"""A calendar date within 1900..2199."""
+BoundedDatetime = Annotated[dt.datetime, AfterValidator(_date_in_range)]
+"""A datetime within 1900..2199; may be naive (the service reads it in the city's zone) or a plain date."""
+
+
+def localize(value: dt.datetime | None, tz: str) -> dt.datetime | None:
+    """An input datetime made aware: a naive one (or a plain date, read as its midnight) is in zone ``tz``."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=ZoneInfo(tz))
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("may not contain control characters (U+0000-U+001F, U+007F-U+009F)")
+    return value
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+Name = Annotated[str, AfterValidator(_no_control_characters)]
+"""A name shown in lists, exports and XML (department, user): no control characters, not even tab/newline."""
 
 
 def enum_type(enum_cls: type[enum.Enum], length: int = 24) -> sa.Enum:

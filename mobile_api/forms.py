@@ -42,8 +42,11 @@ BODY_OVERHEAD = 1024 * 1024
 
 
 def max_body_bytes(request: Request) -> int:
-    """The largest multipart body the phone API reads: 18 photos at the deployment's limit, plus fields."""
-    return int(request.app.state.settings.max_upload_bytes) * MAX_PHOTO_PARTS + BODY_OVERHEAD
+    """The largest multipart body the phone API reads: 18 photos at the deployment's limit, plus fields.
+
+    The same number as the app-wide request guard's multipart limit (``Settings.max_multipart_bytes``).
+    """
+    return int(request.app.state.settings.max_multipart_bytes)
 
 
 def _decode(data: bytes | bytearray, charset: str) -> str:

@@ -3,21 +3,25 @@
 Endpoints (every one with a ``.xml`` and a ``.json`` suffix; any other suffix is a 400 error body):
 
 * ``GET discovery.{fmt}``: the discovery document.
-* ``GET services.{fmt}``: every enabled component and event class of the city's catalogue as a service
-  (``service_code`` = class key such as ``C0101``, Chinese name, ``group`` = kind and major class).
+* ``GET services.{fmt}``: the enabled component and event classes of the city's code generation
+  (``GRIDCITY_OPEN311_GENERATION``, default CJ/T 214) as services, one per class name (``service_code`` =
+  class key such as ``C0101``, Chinese name, ``group`` = kind and major class).
 * ``GET services/{service_code}.{fmt}``: the service definition (attributes).
 * ``POST requests.{fmt}``: a citizen report (``api_key`` required; form-encoded, or multipart with
-  ``media`` files per the v2.1 draft). It becomes a 公众举报 case in ``public_reported``, which an inspector
-  must verify on site before it can be filed. We create synchronously, so the response carries the
+  ``media`` or ``media[]`` files per the v2.1 draft); an unknown ``service_code`` is a 404, as the spec
+  says. It becomes a 公众举报 case in ``public_reported``, which an inspector must verify on site before it
+  can be filed. We create synchronously, so the response carries the
   ``service_request_id`` (never a token, as the spec requires).
 * ``GET tokens/{token}.{fmt}``: the token of an Open311 request is its case number (no extra table): we
   never hand out a token, but a client that treats the id as a token still gets the spec's answer.
 * ``GET requests.{fmt}``: filters ``service_request_id`` (comma list; overrides all others),
   ``service_code``, ``start_date``/``end_date`` (default: the last 90 days; a wider span is refused),
-  ``status``; at most 1000 results. Extensions: ``page``/``page_size``, ``updated_after``/``updated_before``
+  ``status``; at most 1000 results. A list filter may be comma-delimited or repeated
+  (``?status=open&status=closed``), as the spec's "can be declared multiple times, comma delimited".
+  Extensions: ``page``/``page_size``, ``updated_after``/``updated_before``
   (when given without dates, the 90-day default window does not apply: a change feed must see old
-  requests that changed), ``extensions=true`` (``extended_attributes`` with ``detailed_status``,
-  ``media_urls`` and the public ``notes``).
+  requests that changed), ``extensions=true`` (``extended_attributes`` with ``detailed_status`` and
+  ``media_urls``, and the public ``notes`` on the request beside it, as on the Extensions page).
 * ``GET requests/{service_request_id}.{fmt}``: one request (still a list of one).
 * ``GET media/{attachment_id}.jpg``: the metadata-free display rendition of a photo of a case.
 
@@ -29,8 +33,10 @@ engine derives from the log). Reporter name/phone/email/device and internal user
 One jurisdiction per server: ``jurisdiction_id`` is accepted and ignored, as the spec allows. POST
 answers 200 (what most Open311 clients expect) and needs ``lat``/``long``: there is no geocoder, so an
 ``address_string`` or ``address_id`` alone is refused with a 400 saying so. Unknown ``attribute[...]``
-codes are ignored (FixMyStreet sends its own); ``media_url`` is stored and shown only when no ``media``
-file was sent (files win, per the v2.1 draft); remote URLs are never fetched.
+codes are ignored (FixMyStreet sends its own); ``media_url`` (http or https only) is stored and shown only
+when no ``media`` file was sent (files win, per the v2.1 draft); remote URLs are never fetched. XML output
+replaces every character XML 1.0 forbids (U+0001, U+000B ...) with U+FFFD, so it stays well-formed whatever
+was stored. CORS for these routes: ``GRIDCITY_OPEN311_CORS_ORIGINS``.
 
 Errors use the spec's body (``<errors><error><code/><description/>``, JSON a list) and status codes:
 403 wrong or missing ``api_key``, 404 unknown resource, 400 everything else. They are rendered by
@@ -47,11 +53,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import select
@@ -73,6 +81,7 @@ from gridcity.errors import GridCityError, NotFound, PermissionDenied
 from gridcity.org import Department
 from gridcity.roles import Role
 from gridcity.settings import Settings
+from gridcity.types import MAX_DATE, MAX_ID, MIN_DATE
 from mobile_api import open311_format as fmt311
 
 SPEC_URL: Final = "http://wiki.open311.org/GeoReport_v2"
@@ -183,12 +192,49 @@ async def _render_error(request: Request, exc: Exception) -> Response:
     return error_response(_format_of(request), exc.status, [(exc.code, exc.description)])
 
 
+class Open311CORS:
+    """CORS for ``/open311/`` only (browser apps on other sites are the norm for Open311); the rest of the
+    API stays same-origin. Origins: ``GRIDCITY_OPEN311_CORS_ORIGINS`` (default ``["*"]``, no credentials:
+    Open311 authenticates by ``api_key``, never by cookie); ``[]`` sends no CORS headers at all."""
+
+    PREFIX: Final = "/open311/"
+
+    def __init__(self, app: Any, *, origins: list[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=origins, allow_methods=["GET", "POST"],
+                                   allow_headers=["*"], max_age=3600) if origins else None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.cors is not None and scope["type"] == "http" and scope["path"].startswith(self.PREFIX):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def setup(app: FastAPI) -> None:
-    """Render :class:`Open311Error` (raised only by this router) in the spec's error format."""
+    """Render :class:`Open311Error` (raised only by this router) in the spec's error format; Open311 CORS."""
     app.add_exception_handler(Open311Error, _render_error)
+    app.add_middleware(Open311CORS, origins=list(app.state.settings.open311_cors_origins))  # type: ignore[arg-type]
 
 
-router = APIRouter(tags=["open311"], route_class=Open311Route)
+_ERROR_CONTENT: Final = {
+    "text/xml": {"schema": {"type": "string"}, "example": '<?xml version="1.0" encoding="UTF-8"?>\n<errors><error>'
+                 "<code>404</code><description>service_code 'X' not found</description></error></errors>"},
+    "application/json": {"schema": {"type": "array", "items": {
+        "type": "object", "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}}}},
+}
+OPEN311_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"description": "The document, as XML (``.xml``) or JSON (``.json``)",
+          "content": {"text/xml": {"schema": {"type": "string"}}, "application/json": {}}},
+    400: {"description": "Bad request (the spec's error body; code 413/415 for a too large or unsupported photo)",
+          "content": _ERROR_CONTENT},
+    403: {"description": "Wrong or missing api_key", "content": _ERROR_CONTENT},
+    404: {"description": "Unknown resource, service_code or service_request_id", "content": _ERROR_CONTENT},
+}
+"""The statuses and content types every Open311 operation answers (the spec allows 400, 403 and 404 only)."""
+
+router = APIRouter(tags=["open311"], route_class=Open311Route, default_response_class=Response,
+                   responses=OPEN311_RESPONSES)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -213,6 +259,13 @@ def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _list_param(params: Any, name: str) -> list[str]:
+    """A list filter: "can be declared multiple times, comma delimited" (GeoReport v2), so
+    ``?status=open&status=closed`` means the same as ``?status=open,closed``."""
+    values = params.getlist(name) if hasattr(params, "getlist") else [params.get(name)]
+    return [item for v in values if v is not None for item in _csv(str(v))]
+
+
 def parse_w3c(value: str, name: str, tz: ZoneInfo) -> dt.datetime:
     """A W3C-DTF date or datetime; a value without zone is read in the city's zone."""
     text = value.strip()
@@ -223,6 +276,8 @@ def parse_w3c(value: str, name: str, tz: ZoneInfo) -> dt.datetime:
             parsed = dt.datetime.fromisoformat(text.replace(" ", "+") if "T" in text else text)
     except ValueError:
         raise _bad(f"{name}: {value!r} is not a W3C datetime (e.g. 2026-03-01T09:30:00+08:00)") from None
+    if not MIN_DATE <= parsed.date() <= MAX_DATE:  # year 1 or 9999 would overflow the window arithmetic
+        raise _bad(f"{name}: {value!r} is outside {MIN_DATE.year}..{MAX_DATE.year}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(dt.UTC)
@@ -286,11 +341,24 @@ def service_doc(info: codes.ClassInfo) -> dict[str, Any]:
     }
 
 
-def _service_or_404(rules: CaseRules, service_code: str) -> codes.ClassInfo:
-    try:
-        return rules.catalog.get(service_code)
-    except GridCityError:
-        raise Open311Error(404, f"service_code {service_code!r} not found") from None
+def visible_services(rules: CaseRules, settings: Settings) -> list[codes.ClassInfo]:
+    """The services Open311 lists: the enabled classes of the city's code generation
+    (``GRIDCITY_OPEN311_GENERATION``), one per name, so no name appears twice."""
+    seen: set[str] = set()
+    out = []
+    for info in rules.catalog.all(generation=settings.open311_generation):
+        if info.name_zh not in seen:
+            seen.add(info.name_zh)
+            out.append(info)
+    return out
+
+
+def _service_or_404(rules: CaseRules, settings: Settings, service_code: str) -> codes.ClassInfo:
+    """A listed service; 404 for any other code ("404 - service_code ... was not found")."""
+    for info in visible_services(rules, settings):
+        if info.key == service_code:
+            return info
+    raise Open311Error(404, f"service_code {service_code!r} not found")
 
 
 def definition_doc(rules: CaseRules, info: codes.ClassInfo) -> dict[str, Any]:
@@ -464,8 +532,8 @@ def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: 
             "detailed_status": case.status.value,
             "detailed_status_zh": DETAILED_STATUS_ZH.get(case.status, case.status.value),
             "media_urls": media_urls,
-            "notes": notes,
         }
+        doc["notes"] = notes
     return doc
 
 
@@ -501,19 +569,19 @@ def parse_request_query(params: Any, rules: CaseRules, now: dt.datetime) -> Requ
         raise _bad("extensions: must be true or false")
     page = _positive_int(get("page"), "page", 1, 1_000_000)
     page_size = _positive_int(get("page_size"), "page_size", MAX_REQUESTS, MAX_REQUESTS)
-    ids = _csv(get("service_request_id"))
+    ids = _list_param(params, "service_request_id")
     if ids:
         if len(ids) > MAX_REQUESTS:
             raise _bad(f"service_request_id: at most {MAX_REQUESTS} ids")
         # The spec: service_request_id overrides all other arguments.
         return RequestQuery(ids=tuple(ids), extensions=ext == "true")
-    service_codes = _csv(get("service_code"))
+    service_codes = _list_param(params, "service_code")
     for code in service_codes:
         try:
             rules.catalog.get(code, include_disabled=True)
         except GridCityError:
             raise _bad(f"service_code: unknown service_code {code!r}") from None
-    statuses = _csv(get("status"))
+    statuses = _list_param(params, "status")
     for s in statuses:
         if s not in ("open", "closed"):
             raise _bad(f"status: {s!r} is not open or closed")
@@ -598,8 +666,16 @@ class PostedRequest:
     media: tuple[UploadFile, ...]
 
 
-def parse_post(form: FormData, rules: CaseRules) -> PostedRequest:
-    """Validate a POST requests body (form-encoded or multipart), collecting every problem (400)."""
+MEDIA_FIELDS: Final = ("media", "media[]")
+"""The v2.1 draft's file field: "the equivalent of having multiple <input type="file" name="media[]" /> inputs"."""
+
+
+def parse_post(form: FormData, rules: CaseRules, settings: Settings) -> PostedRequest:
+    """Validate a POST requests body (form-encoded or multipart), collecting every problem (400).
+
+    An unknown ``service_code`` is a 404, as the spec says ("404 - service_code or jurisdiction_id was not
+    found"); a missing one is a 400 ("400 - service_code or jurisdiction_id was not provided").
+    """
     problems: list[str] = []
     get = lambda name: _opt(form.get(name))  # noqa: E731
     info: codes.ClassInfo | None = None
@@ -607,10 +683,7 @@ def parse_post(form: FormData, rules: CaseRules) -> PostedRequest:
     if code is None:
         problems.append("service_code: required")
     else:
-        try:
-            info = rules.catalog.get(code)
-        except GridCityError:
-            problems.append(f"service_code: unknown service_code {code!r}")
+        info = _service_or_404(rules, settings, code)
     lat_s, lon_s = get("lat"), get("long")
     lat = lon = None
     try:
@@ -633,6 +706,9 @@ def parse_post(form: FormData, rules: CaseRules) -> PostedRequest:
         v = get(name)
         if v and len(v) > limit:
             problems.append(f"{name}: at most {limit} characters")
+    media_url = get("media_url")
+    if media_url is not None and not _is_http_url(media_url):
+        problems.append("media_url: must be an http:// or https:// URL")
     attributes: dict[str, str] = {}
     for key, value in form.multi_items():
         m = _ATTRIBUTE_RE.match(key)
@@ -644,8 +720,8 @@ def parse_post(form: FormData, rules: CaseRules) -> PostedRequest:
             problems.append("attribute[component_id]: only for component services")
         elif not re.fullmatch(r"\d{16,17}", component_id):
             problems.append("attribute[component_id]: 16 or 17 digits")
-    media = tuple(v for k, v in form.multi_items() if k == "media" and isinstance(v, UploadFile))
-    if any(k == "media" and isinstance(v, str) and v for k, v in form.multi_items()):
+    media = tuple(v for k, v in form.multi_items() if k in MEDIA_FIELDS and isinstance(v, UploadFile))
+    if any(k in MEDIA_FIELDS and isinstance(v, str) and v for k, v in form.multi_items()):
         problems.append("media: send files as multipart/form-data (use media_url for a link)")
     if len(media) > MAX_MEDIA:
         problems.append(f"media: at most {MAX_MEDIA} files")
@@ -656,8 +732,17 @@ def parse_post(form: FormData, rules: CaseRules) -> PostedRequest:
     return PostedRequest(
         info=info, lon=lon, lat=lat, address=get("address_string"), description=description,
         component_id=component_id, name=" ".join(names) or None, phone=get("phone"), email=get("email"),
-        device_id=get("device_id"), media_url=None if media else get("media_url"), media=media,
+        device_id=get("device_id"), media_url=None if media else media_url, media=media,
     )
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        url = urlsplit(value)
+    except ValueError:
+        return False
+    return url.scheme.lower() in ("http", "https") and bool(url.hostname) and not any(
+        c.isspace() or ord(c) < 0x20 for c in value)
 
 
 def create_request(session: Session, *, posted: PostedRequest, pipeline: CasePipeline, settings: Settings,
@@ -735,18 +820,19 @@ def discovery(fmt: str, request: Request, settings: SettingsDep) -> Response:
 
 
 @router.get("/services.{fmt}", summary="Open311 service list (the class catalogue)")
-def services(fmt: str, request: Request) -> Response:
-    """Every enabled component and event class, grouped by kind and major class."""
+def services(fmt: str, request: Request, settings: SettingsDep) -> Response:
+    """The enabled classes of the city's code generation, one service per name, grouped by kind and major."""
     _check_format(fmt)
-    return _respond(fmt, [service_doc(c) for c in _rules(request).catalog.all()], "services", "service")
+    return _respond(fmt, [service_doc(c) for c in visible_services(_rules(request), settings)], "services", "service")
 
 
 @router.get("/services/{service_code}.{fmt}", summary="Open311 service definition")
-def service_definition(service_code: str, fmt: str, request: Request) -> Response:
+def service_definition(service_code: str, fmt: str, request: Request, settings: SettingsDep) -> Response:
     """The attributes of one service (404 for an unknown service_code)."""
     _check_format(fmt)
     rules = _rules(request)
-    return _respond(fmt, definition_doc(rules, _service_or_404(rules, service_code)), "service_definition")
+    return _respond(fmt, definition_doc(rules, _service_or_404(rules, settings, service_code)),
+                    "service_definition")
 
 
 async def _form(request: Request) -> FormData:
@@ -759,8 +845,8 @@ def post_request(fmt: str, request: Request, form: Annotated[FormData, Depends(_
     """A citizen report; becomes a 公众举报 case awaiting on-site verification."""
     _check_format(fmt)
     check_api_key(settings, _opt(form.get("api_key")) or _opt(request.query_params.get("api_key")))
-    case = create_request(session, posted=parse_post(form, pipeline.rules), pipeline=pipeline, settings=settings,
-                          store=store)
+    case = create_request(session, posted=parse_post(form, pipeline.rules, settings), pipeline=pipeline,
+                          settings=settings, store=store)
     doc = [{"service_request_id": case.number,
             "service_notice": f"举报已受理（编号 {case.number}），将由城市管理监督员到现场核实"}]
     return _respond(fmt, doc, "service_requests", "request")
@@ -799,15 +885,20 @@ def get_token(token: str, fmt: str, session: DbSession) -> Response:
     return _respond(fmt, [{"service_request_id": number, "token": token}], "service_requests", "request")
 
 
-@router.get("/media/{attachment_id}.jpg", summary="A public photo of a request")
-def media(attachment_id: int, session: DbSession, store: Store) -> FileResponse:
-    """The metadata-free display rendition of a photo attached to a case event."""
+@router.get("/media/{attachment_id}.jpg", summary="A public photo of a request",
+            responses={200: {"description": "The photo", "content": {"image/jpeg": {
+                "schema": {"type": "string", "format": "binary"}}}}})
+def media(attachment_id: str, session: DbSession, store: Store) -> FileResponse:
+    """The metadata-free display rendition of a photo attached to a case event (404 for any other id)."""
+    if not re.fullmatch(r"[1-9]\d{0,9}", attachment_id) or int(attachment_id) > MAX_ID:
+        raise Open311Error(404, "media not found")
+    number = int(attachment_id)
     linked = session.scalars(
-        select(EventAttachment.attachment_id).where(EventAttachment.attachment_id == attachment_id)
+        select(EventAttachment.attachment_id).where(EventAttachment.attachment_id == number)
     ).first()
     if linked is None:
-        raise Open311Error(404, f"media {attachment_id} not found")
-    path = casework_attachments.rendition_path(session, store, attachment_id, "display")
+        raise Open311Error(404, f"media {number} not found")
+    path = casework_attachments.rendition_path(session, store, number, "display")
     return FileResponse(path, media_type="image/jpeg")
 
 

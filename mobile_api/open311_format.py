@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from xml.etree import ElementTree as ET
@@ -44,12 +45,21 @@ def w3c(value: dt.datetime | None, tz: ZoneInfo) -> str | None:
     return value.astimezone(tz).isoformat(timespec="seconds")
 
 
+XML_FORBIDDEN: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 does not allow (§2.2 Char: C0 controls but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF)."""
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 forbids replaced by U+FFFD, so the document stays well-formed."""
+    return XML_FORBIDDEN.sub("\ufffd", text)
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return xml_safe(str(value))
 
 
 def _fill(parent: ET.Element, key: str, value: Any) -> None:
@@ -86,7 +96,8 @@ def to_xml(doc: Mapping[str, Any] | Sequence[Any], root_tag: str, item_tag: str 
 
 def to_json(doc: Mapping[str, Any] | Sequence[Any]) -> bytes:
     """Render a document as UTF-8 JSON (Chinese kept as characters, not escapes)."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # A lone surrogate (from a JSON \\ud800 escape stored earlier) cannot be UTF-8: it becomes "?".
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 def render(fmt: str, doc: Mapping[str, Any] | Sequence[Any], root_tag: str,

@@ -6,7 +6,6 @@ answer again (with the header ``Idempotent-Replayed: true``) and changes nothing
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
@@ -20,13 +19,19 @@ from casework.rules import CaseRules
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store, password_login
 from gridcity.errors import PayloadTooLarge
 from gridcity.settings import Settings
-from mobile_api import idempotency, maintenance, service
+from gridcity.types import BoundedDate, IdPath, IdQuery, OffsetQuery
+from mobile_api import fieldapp, idempotency, maintenance, service
 from mobile_api.forms import OffLoopFormRoute
 from mobile_api.idempotency import KEY_HEADER, Outcome
 from mobile_api.schemas import (
     BatchIn,
     BatchOut,
+    CaseDetailOut,
+    ClassList,
     CoverageOut,
+    FieldConfigOut,
+    NearComponents,
+    PhoneActionIn,
     ReportIn,
     ReportPage,
     ResultIn,
@@ -139,7 +144,7 @@ def post_report(
 
 @router.post("/tasks/{case_id}/result", response_model=SubmissionOut, summary="Send a task result from the site")
 def post_result(
-    case_id: int,
+    case_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     store: Store,
@@ -160,7 +165,7 @@ def post_result(
 def my_reports(
     session: DbSession,
     user: CurrentUser,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReportPage:
     """The reports I made and their state, newest first."""
@@ -192,8 +197,62 @@ def post_tracks(body: TrackIn, session: DbSession, user: CurrentUser, request: R
 
 @router.get("/tracks/coverage", response_model=CoverageOut, summary="Patrol coverage of a day")
 def track_coverage(
-    session: DbSession, user: CurrentUser, request: Request, inspector_id: int, date: dt.date
+    session: DbSession, user: CurrentUser, request: Request, inspector_id: IdQuery,
+    date: Annotated[BoundedDate, Query()],
 ) -> CoverageOut:
     """Share of the inspector's supervision-area grids visited on that day (local time)."""
     return service.coverage(session, viewer=user, inspector_id=inspector_id, day=date,
                             tz=_rules(request).calendar.timezone)
+
+
+# ---- what the field app (城管通, /m/) reads and sends besides the above ---------------------------------------
+
+Lon = Annotated[float, Query(ge=-180, le=180)]
+Lat = Annotated[float, Query(ge=-90, le=90)]
+CoordSystemQ = Annotated[str, Query(pattern="^(wgs84|gcj02)$")]
+
+
+@router.get("/config", response_model=FieldConfigOut, summary="Limits the phone checks before queueing")
+def field_config(session: DbSession, user: CurrentUser, settings: SettingsDep) -> FieldConfigOut:
+    """Photo size and pixel limits, photos per report, the on-site radius, the snap tolerance, the city extent."""
+    return fieldapp.field_config(session, settings=settings)
+
+
+@router.get("/classes", response_model=ClassList, response_model_exclude_none=True,
+            summary="Classes to report, by Chinese name")
+def classes(session: DbSession, user: CurrentUser, request: Request) -> ClassList:
+    """Every enabled class of both generations as the city configured them, no name twice; my recent ones."""
+    return fieldapp.list_classes(session, rules=_rules(request), user=user)
+
+
+@router.get("/components/nearest", response_model=NearComponents, response_model_exclude_none=True,
+            summary="Components of a class near a point")
+def nearest_components(
+    session: DbSession, user: CurrentUser, settings: SettingsDep, request: Request,
+    class_code: Annotated[str, Query(min_length=2, max_length=12)], lon: Lon, lat: Lat,
+    coord_system: CoordSystemQ = "wgs84",
+) -> NearComponents:
+    """Components of the class (or its counterpart in the other generation) within the snap tolerance,
+    nearest first; ``inside_city`` false when the point is outside the city."""
+    return fieldapp.nearest_components(session, settings=settings, rules=_rules(request), user=user,
+                                       class_code=class_code, lon=lon, lat=lat, coord_system=coord_system)
+
+
+@router.get("/tasks/{case_id}", response_model=CaseDetailOut, response_model_exclude_none=True,
+            summary="A task (or one of my reports) with photos and history")
+def task_detail(
+    case_id: IdPath, session: DbSession, user: CurrentUser, settings: SettingsDep, request: Request,
+    lon: Lon | None = None, lat: Lat | None = None, coord_system: CoordSystemQ = "wgs84",
+) -> CaseDetailOut:
+    """The case's photos, history, distance from the phone, the on-site radius and the allowed actions."""
+    return fieldapp.case_detail(session, settings=settings, rules=_rules(request), user=user, case_id=case_id,
+                                lon=lon, lat=lat, coord_system=coord_system)
+
+
+@router.post("/tasks/{case_id}/action", response_model=SubmissionOut,
+             summary="Accept, ask for an extension or a send-back")
+def post_action(case_id: IdPath, body: PhoneActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep,
+                key: IdemKey) -> Any:
+    """A department's action on a dispatched case from the phone, once per idempotency key."""
+    return _respond(fieldapp.submit_action(session, pipeline=pipeline, user=user, key=key, case_id=case_id,
+                                           action_in=body))

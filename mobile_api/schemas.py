@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridcity.types import Lat, Lon, PositiveId
+from gridcity.types import BoundedDatetime, Lat, Lon, PositiveId, Version
 
 CoordSystemName = Literal["wgs84", "gcj02"]
 MAX_BATCH_ITEMS = 100
@@ -31,7 +31,7 @@ class ReportIn(BaseModel):
     address: str | None = Field(default=None, max_length=256)
     component_id: str | None = Field(default=None, max_length=17)
     urgency: Literal["normal", "urgent"] = "normal"
-    captured_at: dt.datetime | None = Field(default=None, description="When the phone took the report.")
+    captured_at: BoundedDatetime | None = Field(default=None, description="When the phone took the report.")
     self_handled: bool = Field(default=False, description="自处理: fixed on the spot; needs before/after photos.")
     note: str | None = Field(default=None, max_length=4000, description="What was done (self-handled).")
 
@@ -50,15 +50,15 @@ class ResultIn(BaseModel):
     lat: Lat
     coord_system: CoordSystemName = "wgs84"
     note: str | None = Field(default=None, max_length=4000)
-    captured_at: dt.datetime | None = None
-    version: int | None = Field(default=None, ge=1, description="The case version the phone saw.")
+    captured_at: BoundedDatetime | None = None
+    version: Version | None = Field(default=None, description="The case version the phone saw.")
 
 
 class TrackPointIn(BaseModel):
     """One breadcrumb. Only the shape is checked here; range problems refuse the single point."""
 
     model_config = ConfigDict(extra="forbid")
-    at: dt.datetime
+    at: BoundedDatetime
     lon: float = Field(allow_inf_nan=False)
     lat: float = Field(allow_inf_nan=False)
     accuracy_m: float | None = Field(default=None, allow_inf_nan=False)
@@ -180,6 +180,7 @@ class SubmissionOut(BaseModel):
     grid_code: str | None = None
     lon: float | None = None
     lat: float | None = None
+    component_id: str | None = Field(default=None, description="The component the case is about (given or snapped).")
     photos: list[PhotoOut] = Field(default_factory=list)
 
 
@@ -202,7 +203,7 @@ class TrackOut(BaseModel):
 class BatchItemOut(BaseModel):
     """The answer to one queued item: its own status and result or error."""
 
-    key: str | None
+    key: str | None = Field(default=None, description="The item's idempotency key (left out when it had none).")
     status: int
     replayed: bool = False
     result: dict[str, Any] | None = None
@@ -225,3 +226,121 @@ class CoverageOut(BaseModel):
     coverage: float | None = Field(description="visited / total; null when the inspector has no area.")
     points: int
     missed: list[str] = Field(default_factory=list)
+
+
+# ---- what the field app (城管通, ``/m/``) reads besides the above -------------------------------------------
+
+
+class ClassOut(BaseModel):
+    """A class the inspector may report, by its Chinese name."""
+
+    key: str
+    name_zh: str
+    name_en: str | None = None
+    kind: str
+    generation: str
+    major_name_zh: str | None = None
+
+
+class ClassList(BaseModel):
+    """Enabled classes of both generations, no name twice; ``recent`` are the keys I reported lately."""
+
+    items: list[ClassOut]
+    recent: list[str] = Field(default_factory=list)
+
+
+class NearComponentOut(BaseModel):
+    """A component near the phone, of the class being reported."""
+
+    code: str
+    class_code: str
+    name: str | None = None
+    distance_m: float
+    lon: float | None = None
+    lat: float | None = None
+    department_name: str | None = None
+
+
+class NearComponents(BaseModel):
+    """Components of a class within the snap tolerance of a point, nearest first, and where the point is."""
+
+    inside_city: bool
+    grid_code: str | None = None
+    tolerance_m: float
+    items: list[NearComponentOut]
+
+
+class EventPhotoOut(BaseModel):
+    """A photo of a case event (the renditions need the bearer token)."""
+
+    id: int
+    role: str
+    thumb_url: str
+    display_url: str
+
+
+class EventOut(BaseModel):
+    """One entry of a case's history."""
+
+    seq: int
+    action: str
+    from_status: str | None = None
+    to_status: str
+    at: dt.datetime
+    actor_role: str | None = None
+    note: str | None = None
+    photos: list[EventPhotoOut] = Field(default_factory=list)
+
+
+class CaseDetailOut(BaseModel):
+    """A case on the phone: a task's or one of my reports', with its photos, history and what I may do."""
+
+    id: int
+    number: str
+    status: str
+    version: int
+    task: Literal["verify", "check", "handle"] | None = None
+    class_code: str
+    class_name: str | None = None
+    urgency: str
+    lon: float
+    lat: float
+    address: str | None = None
+    description: str | None = None
+    component_id: str | None = None
+    grid_code: str | None = None
+    created_at: dt.datetime
+    deadline_at: dt.datetime | None = None
+    distance_m: float | None = None
+    onsite_radius_m: float = Field(description="Results must be sent from within this distance of the case.")
+    allowed_actions: list[str] = Field(default_factory=list)
+    extension_units: list[str] = Field(default_factory=list,
+                                       description="Units an extension of this case's handling limit may use.")
+    handle_limit: str | None = None
+    photos: list[EventPhotoOut] = Field(default_factory=list)
+    events: list[EventOut] = Field(default_factory=list)
+
+
+class PhoneActionIn(BaseModel):
+    """A department's action on a dispatched case from the phone: accept, ask for an extension or a send-back."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"action": "request_extension", "note": "需更换井盖，备件两天后到",
+                                         "extension": {"value": 2, "unit": "work_day"}}]},
+    )
+    action: Literal["accept", "request_extension", "request_sendback"]
+    note: str | None = Field(default=None, max_length=4000)
+    extension: dict[str, Any] | None = Field(default=None, description="{value, unit} for request_extension.")
+    version: int | None = Field(default=None, ge=1, description="The case version the phone saw.")
+
+
+class FieldConfigOut(BaseModel):
+    """The deployment's limits the phone checks before queueing, and the city's extent."""
+
+    max_upload_bytes: int
+    max_photo_pixels: int
+    max_photos: int
+    onsite_radius_m: float
+    snap_tolerance_m: float
+    city_bbox: list[float] | None = Field(default=None, description="minlon, minlat, maxlon, maxlat (WGS84).")

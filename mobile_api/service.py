@@ -37,7 +37,7 @@ from gridcity.roles import Role
 from gridcity.settings import Settings
 from gridcity.storage import MediaStore, remove_new_files
 from gridcity.types import utcnow
-from mobile_api import idempotency
+from mobile_api import fieldapp, idempotency
 from mobile_api.idempotency import Outcome
 from mobile_api.schemas import (
     BatchItemIn,
@@ -70,6 +70,9 @@ MAX_TRACK_ACCURACY_M = 200.0
 TRACK_FUTURE_SKEW = dt.timedelta(minutes=5)
 TRACK_MAX_AGE = dt.timedelta(days=7)
 RENDITION_SUFFIXES = (".orig", ".display.jpg", ".thumb.jpg")
+#: A department's queue, as the console's department inbox shows it: to accept, in hand, and its open requests.
+DEPARTMENT_QUEUE = (CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SENDBACK_REQUESTED,
+                    CaseStatus.EXTENSION_REQUESTED, CaseStatus.SUSPENSION_REQUESTED, CaseStatus.SUSPENDED)
 
 #: A photo is uploaded bytes (stored now), the same already validated and written (:func:`prepare_uploads`),
 #: or the id of an attachment stored earlier (POST /photos).
@@ -161,8 +164,19 @@ def _resolve_photos(session: Session, store: MediaStore, settings: Settings, use
     return out
 
 
+def _sha_of(data: bytes, cache: dict[int, str] | None) -> str:
+    """The SHA-256 of uploaded bytes, computed once per request (a 4 MB photo costs ~10 ms per hash)."""
+    if cache is None:
+        return hashlib.sha256(data).hexdigest()
+    sha = cache.get(id(data))
+    if sha is None:
+        sha = cache[id(data)] = hashlib.sha256(data).hexdigest()
+    return sha
+
+
 def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
-                    groups: dict[str, Sequence[PhotoInput]]) -> dict[str, list[PhotoInput]]:
+                    groups: dict[str, Sequence[PhotoInput]],
+                    shas: dict[int, str] | None = None) -> dict[str, list[PhotoInput]]:
     """Do the photo work of a submission before its write transaction (goal G-I3).
 
     Ends the session's transaction (it has only read so far), so that on SQLite no write lock is held during
@@ -172,8 +186,7 @@ def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
     photo is refused nothing has been written yet. Returns the groups with prepared photos for the bytes.
     Inside a savepoint (a batch) the transaction is kept and the work simply happens in it.
     """
-    uploaded = {hashlib.sha256(item).hexdigest() for items in groups.values() for item in items
-                if isinstance(item, bytes)}
+    uploaded = {_sha_of(item, shas) for items in groups.values() for item in items if isinstance(item, bytes)}
     if not uploaded:
         return {name: list(items) for name, items in groups.items()}
     known = set(session.scalars(select(Attachment.sha256).where(Attachment.sha256.in_(sorted(uploaded)))))
@@ -185,7 +198,7 @@ def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
         out[name] = []
         for i, item in enumerate(items):
             if isinstance(item, bytes):
-                sha = hashlib.sha256(item).hexdigest()
+                sha = _sha_of(item, shas)
                 if sha not in known:
                     if sha not in done:
                         done[sha] = casework_attachments.prepare(item, limits, ["body", name, i])
@@ -200,7 +213,8 @@ def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
     return out
 
 
-def photo_shas(session: Session, user: User, items: Sequence[PhotoInput], field: str) -> list[str]:
+def photo_shas(session: Session, user: User, items: Sequence[PhotoInput], field: str,
+               cache: dict[int, str] | None = None) -> list[str]:
     """The SHA-256 of each photo: of the bytes, or of the stored original (same value for the same photo)."""
     ids = [i for i in items if isinstance(i, int)]
     known: dict[int, str] = {}
@@ -212,7 +226,7 @@ def photo_shas(session: Session, user: User, items: Sequence[PhotoInput], field:
     out = []
     for i, item in enumerate(items):
         if isinstance(item, bytes):
-            out.append(hashlib.sha256(item).hexdigest())
+            out.append(_sha_of(item, cache))
         elif isinstance(item, photos.PreparedPhoto):
             out.append(item.info.sha256)
         elif item in known:
@@ -264,11 +278,12 @@ def upload_photos(session: Session, *, store: MediaStore, settings: Settings, us
     """Store 1–9 photos for later use by batch items (idempotent)."""
     _require_role(user, MOBILE_ROLES, "uploading photos")
     _check_count(files, "photos", required=True)
-    req_hash = idempotency.request_hash("photos", [hashlib.sha256(f).hexdigest() for f in files])
+    shas: dict[int, str] = {}
+    req_hash = idempotency.request_hash("photos", [_sha_of(f, shas) for f in files])
     replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
     if replay is not None:
         return replay
-    items = prepare_uploads(session, store=store, settings=settings, groups={"photos": files})["photos"]
+    items = prepare_uploads(session, store=store, settings=settings, groups={"photos": files}, shas=shas)["photos"]
 
     def work() -> tuple[int, Any]:
         atts = _resolve_photos(session, store, settings, user, items, "photos")
@@ -326,13 +341,19 @@ def _create_report(session: Session, *, store: MediaStore, settings: Settings,
         atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
     flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
     action = CaseAction.SELF_HANDLE if report_in.self_handled else CaseAction.REPORT
+    component_id = report_in.component_id
+    if component_id is None:
+        # The case keeps the component the server snapped it to (as the dispatcher will see it).
+        component_id = fieldapp.snapped_component(session, pipeline.rules.catalog, lon=lon, lat=lat,
+                                                  class_code=report_in.class_code,
+                                                  radius_m=settings.snap_tolerance_m)
     case = pipeline.create_case(
         session,
         actor=casework_service.actor_of(user),
         action=action,
         new=casework_service.NewCase(
             class_code=report_in.class_code, lon=lon, lat=lat, urgency=report_in.urgency,
-            address=report_in.address, description=report_in.description, component_id=report_in.component_id,
+            address=report_in.address, description=report_in.description, component_id=component_id,
             source="self" if report_in.self_handled else "inspector",
         ),
         inp=casework_service.ActionInput(
@@ -345,7 +366,7 @@ def _create_report(session: Session, *, store: MediaStore, settings: Settings,
         _mark_before_after(session, case.id, {a.id for a in before_atts}, {a.id for a in after_atts})
     body = SubmissionOut(case_id=case.id, number=case.number, status=case.status, version=case.version,
                          action=action, grid_code=case.grid_code, lon=case.lon, lat=case.lat,
-                         photos=_photo_out(atts, flags))
+                         component_id=case.component_id, photos=_photo_out(atts, flags))
     return 201, body.model_dump(mode="json", exclude_none=True)
 
 
@@ -368,10 +389,11 @@ def submit_report(session: Session, *, store: MediaStore, settings: Settings,
     _check_count(photo_items, "photos", required=not report_in.self_handled)
     _check_count(before, "before", required=report_in.self_handled)
     _check_count(after, "after", required=report_in.self_handled)
+    shas: dict[int, str] = {}
     req_hash = report_hash(report_in, {
-        "photos": photo_shas(session, user, photo_items, "photos"),
-        "before": photo_shas(session, user, before, "before"),
-        "after": photo_shas(session, user, after, "after"),
+        "photos": photo_shas(session, user, photo_items, "photos", shas),
+        "before": photo_shas(session, user, before, "before", shas),
+        "after": photo_shas(session, user, after, "after", shas),
     })
     replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
     if replay is not None:
@@ -379,7 +401,7 @@ def submit_report(session: Session, *, store: MediaStore, settings: Settings,
     if any(isinstance(p, bytes) for p in (*photo_items, *before, *after)):
         _precheck_report(session, pipeline.rules, report_in)  # a doomed report costs no photo work
         prepared = prepare_uploads(session, store=store, settings=settings,
-                                   groups={"photos": photo_items, "before": before, "after": after})
+                                   groups={"photos": photo_items, "before": before, "after": after}, shas=shas)
         photo_items, before, after = prepared["photos"], prepared["before"], prepared["after"]
 
     def work() -> tuple[int, Any]:
@@ -464,9 +486,10 @@ def submit_result(session: Session, *, store: MediaStore, settings: Settings,
     """Send a verify/check outcome (inspector) or a handled-on-site feedback (department), on site, once."""
     _require_role(user, MOBILE_ROLES, "task results")
     _check_count(photo_items, "photos", required=True)
+    shas: dict[int, str] = {}
     req_hash = idempotency.request_hash("result", {
         "case_id": case_id, "result": result_in.model_dump(mode="json"),
-        "photos": photo_shas(session, user, photo_items, "photos"),
+        "photos": photo_shas(session, user, photo_items, "photos", shas),
     })
     replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
     if replay is not None:
@@ -474,7 +497,7 @@ def submit_result(session: Session, *, store: MediaStore, settings: Settings,
     if any(isinstance(p, bytes) for p in photo_items):
         _result_context(session, settings=settings, user=user, case_id=case_id, result_in=result_in)
         photo_items = prepare_uploads(session, store=store, settings=settings,
-                                      groups={"photos": photo_items})["photos"]
+                                      groups={"photos": photo_items}, shas=shas)["photos"]
 
     def work() -> tuple[int, Any]:
         return _submit_result(session, store=store, settings=settings, pipeline=pipeline, user=user, case_id=case_id,
@@ -495,12 +518,11 @@ def list_tasks(session: Session, *, user: User, lon: float | None, lat: float | 
         q = select(Case).where(Case.assigned_inspector_id == user.id,
                                Case.status.in_([CaseStatus.VERIFYING, CaseStatus.CHECKING]))
     else:
-        q = select(Case).where(Case.department_id == user.department_id,
-                               Case.status.in_([CaseStatus.DISPATCHED, CaseStatus.HANDLING]))
+        q = select(Case).where(Case.department_id == user.department_id, Case.status.in_(DEPARTMENT_QUEUE))
     rows = session.scalars(q.order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id).limit(limit)).all()
     items = []
     for c in rows:
-        task = {"verifying": "verify", "checking": "check"}.get(c.status, "handle")
+        task = {CaseStatus.VERIFYING: "verify", CaseStatus.CHECKING: "check"}.get(c.status, "handle")
         dist = coords.haversine_m(here[0], here[1], c.lon, c.lat) if here else None
         items.append(TaskOut(id=c.id, number=c.number, task=task, status=c.status, version=c.version,
                              class_code=c.class_code, urgency=c.urgency, lon=c.lon, lat=c.lat, address=c.address,

@@ -112,7 +112,11 @@ def test_evidence_names_the_cases_and_the_overrun(session: Session, driver: Driv
     items = service.evidence(session, period="2026-10", subject_type="department",
                              subject_id=str(orgdata.depts["SZ"]), primitive="overdue_handled")
     assert [(i.case_id, i.number) for i in items] == [(ids["B"], driver.number(ids["B"]))]
-    assert items[0].overdue_seconds == pytest.approx(5.5 * 3600)
+    # B's handling task runs from the SZ dispatch (Mon 11:00) to the feedback the check accepted (Wed 11:00):
+    # the first feedback (Wed 09:00) failed its check, so the rework continues the same task. Deadline Tue
+    # 11:00; overdue by Tue 11:00-12:00 (1 h) + 14:00-18:00 (4 h) + Wed 08:30-11:00 (2.5 h) = 7.5 working hours.
+    assert items[0].overdue_seconds == pytest.approx(7.5 * 3600)
+    assert items[0].overdue_measure == "working_seconds"
     acc = service.evidence(session, period="2026-10", subject_type="dispatcher",
                            subject_id=str(orgdata.ids["dispatcher"]), primitive="dispatched_accurately")
     assert sorted(i.case_id for i in acc) == sorted([ids["A"], ids["B"]])

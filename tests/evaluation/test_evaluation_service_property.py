@@ -160,6 +160,18 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
             clock = casework_service.run_clock(rules, case, run, T)  # noqa: B023 (used within the iteration)
             return clock.deadline if clock else None
 
+        def run_in_time(run: timeline.StageRun) -> bool:
+            # On time = the elapsed time in the limit's measure is at most the limit (never wall clocks).
+            clock = casework_service.run_clock(rules, case, run, T)  # noqa: B023 (used within the iteration)
+            return clock is None or clock.used_seconds <= clock.limit_seconds  # type: ignore[operator]
+
+        def last_in_time(dl: dt.datetime | None, is_working: bool) -> dt.datetime | None:
+            # The last instant a completion is still on time: a deadline at the end of a working period
+            # stretches over the following break (no working time passes in it). Events fall on whole minutes.
+            if dl is None or not is_working or cal.is_working_time(dl):
+                return dl
+            return deadlines.add_work_seconds(cal, dl, 1) - dt.timedelta(seconds=1)
+
         def step_deadline(start: dt.datetime, step: str) -> dt.datetime:
             value, unit = STEPS[working][step]  # noqa: B023 (used within the iteration)
             return deadlines.add_limit(cal, start, value, unit)
@@ -180,15 +192,17 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
                 if nxt is None or nxt.action is not send or nxt.at >= T:
                     continue  # not sent as of T: attributed to nobody
                 dl = step_deadline(e.at, step)
-                if not inp(min(nxt.at, dl)):
+                value, unit = STEPS[working][step]
+                in_time = deadlines.limit_elapsed(cal, e.at, nxt.at, unit) <= deadlines.limit_seconds(cal, value, unit)
+                if not inp(nxt.at if in_time else min(nxt.at, last_in_time(dl, working))):  # type: ignore[type-var]
                     continue
                 if step == "close":
                     add("shift_leader", nxt.actor, "close_task_due")
-                    add("shift_leader", nxt.actor, "close_task_on_time", nxt.at <= dl)
+                    add("shift_leader", nxt.actor, "close_task_on_time", in_time)
                 else:
                     pre = "verify_dispatch" if step == "send_verify" else "check_dispatch"
                     add("acceptor", nxt.actor, f"{pre}_due")
-                    add("acceptor", nxt.actor, f"{pre}_on_time", nxt.at <= dl)
+                    add("acceptor", nxt.actor, f"{pre}_on_time", in_time)
 
         # --- inspector: 上报 / 有效上报 (decided in the period)
         if evs[0].action in (A.REPORT, A.SELF_HANDLE):
@@ -211,8 +225,10 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
             done = {"verify": {A.VERIFY_TRUE, A.VERIFY_FALSE}, "check": {A.CHECK_PASS, A.CHECK_FAIL},
                     "file": {A.FILE}, "dispatch": {A.DISPATCH}, "handle": {A.FEEDBACK}}[run.stage.value]
             completed = end_ev.at if end_ev is not None and end_ev.action in done else None
-            det = min(t for t in (completed, dl) if t is not None) if (completed or dl) else None
-            on_time = completed is not None and (dl is None or completed <= dl)
+            lim = std.limit(run.stage.value)
+            on_time = completed is not None and run_in_time(run)
+            late = last_in_time(dl, lim is None or lim.unit.counts_working_time)
+            det = min(t for t in (completed, late) if t is not None) if (completed or late) else None
             if run.stage.value in ("verify", "check") and inp(det):
                 who = start_ev.data.get("inspector_id")
                 add("inspector", who, f"should_{run.stage.value}")
@@ -237,23 +253,49 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
             eff = None
         dept = eff.dept if eff else None
 
-        # --- department handling: the handle run started by the effective dispatch
+        # --- department handling: the task of the effective dispatch, done by the feedback a check accepts
+        # (a failed check sends it back as rework of the same task: the clock keeps running from the dispatch)
         if eff is not None:
-            run = next(r for r in runs if r.started_at == eff.at and r.stage.value == "handle")
-            dl = deadline_of(run)
-            end_ev = ev_at(run.ended_at)
-            fb = end_ev.at if end_ev is not None and end_ev.action is A.FEEDBACK else None
-            det = min(t for t in (fb, dl) if t is not None) if (fb or dl) else None
+            k = evs.index(eff)
+            fix = accepted = None
+            for j in range(k + 1, len(evs)):
+                if evs[j].action is A.CHECK_PASS:
+                    accepted = evs[j]
+                    fix = next(x for x in reversed(evs[k:j]) if x.action is A.FEEDBACK)
+                    break
+                if evs[j].action is A.APPROVE_SENDBACK:
+                    break
+            chain_end = accepted.at if accepted else dt.datetime.max.replace(tzinfo=dt.UTC)
+            chain = [e for e in evs if eff.at <= e.at < chain_end]
+            lim = std.limit("handle")
+            dl, in_time = None, fix is not None
+            if lim is not None:
+                task_pauses: list[deadlines.Pause] = []
+                task_ext = 0.0
+                for e in chain:
+                    if e.action is A.APPROVE_SUSPENSION:
+                        task_pauses.append(deadlines.Pause(e.at))
+                    elif e.action is A.RESUME:
+                        task_pauses[-1] = deadlines.Pause(task_pauses[-1].start, e.at)
+                    elif e.action is A.APPROVE_EXTENSION:
+                        task_ext += deadlines.convert_extension(cal, e.data["extension"]["value"],
+                                                                e.data["extension"]["unit"], stage_unit=lim.unit)
+                clock = deadlines.stage_clock(cal, start=eff.at, value=lim.value, unit=lim.unit, now=T,
+                                              pauses=task_pauses, extension_seconds=task_ext,
+                                              end=fix.at if fix else None)
+                dl = clock.deadline
+                in_time = fix is not None and clock.used_seconds <= clock.limit_seconds  # type: ignore[operator]
+            acc = accepted.at if accepted else None
+            late = last_in_time(dl, lim is None or lim.unit.counts_working_time)
+            det = acc if in_time else (min(t for t in (acc, late) if t is not None) if (acc or late) else None)
             if inp(det):
-                handled = fb is not None and fb < T
+                handled = acc is not None and acc < T
                 add("department", dept, "should_handle")
                 add("department", dept, "handled", handled)
-                add("department", dept, "handled_on_time", fb is not None and (dl is None or fb <= dl))
-                add("department", dept, "overdue_handled", handled and dl is not None and fb > dl)  # type: ignore[operator]
+                add("department", dept, "handled_on_time", handled and in_time)
+                add("department", dept, "overdue_handled", handled and not in_time)
                 add("department", dept, "overdue_unhandled", not handled)
-                stop = run.ended_at or dt.datetime.max.replace(tzinfo=dt.UTC)
-                add("department", dept, "extended", any(
-                    e.action is A.APPROVE_EXTENSION and run.started_at <= e.at < stop and e.at < T for e in evs))
+                add("department", dept, "extended", any(e.action is A.APPROVE_EXTENSION and e.at < T for e in chain))
         for _ in {1 for e in evs if e.action is A.APPROVE_SUSPENSION and inp(e.at)}:
             add("department", dept, "suspended")
 
@@ -288,15 +330,18 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
                 ext += deadlines.convert_extension(cal, e.data["extension"]["value"], e.data["extension"]["unit"],
                                                    stage_unit=unit)
         close = next((e.at for e in evs if e.action is A.CLOSE), None)
-        overall = deadlines.stage_clock(cal, start=first_file.at, value=total / 3600, unit=unit, now=T,
-                                        pauses=pauses, extension_seconds=ext, end=close).deadline
-        det = min(t for t in (close, overall) if t is not None) if (close or overall) else None
+        oclock = deadlines.stage_clock(cal, start=first_file.at, value=total / 3600, unit=unit, now=T,
+                                       pauses=pauses, extension_seconds=ext, end=close)
+        overall = oclock.deadline
+        closed_in_time = close is not None and oclock.used_seconds <= oclock.limit_seconds  # type: ignore[operator]
+        late = last_in_time(overall, working)
+        det = close if closed_in_time else (min(t for t in (close, late) if t is not None) if (close or late) else None)
         if inp(det) and not voided:
             rework = any(e.action is A.CHECK_FAIL and e.at < T for e in evs)
             for stype, subj in [*regions, ("department", dept)]:
                 add(stype, subj, "should_close")
                 add(stype, subj, "closed", close is not None and close < T)
-                add(stype, subj, "closed_on_time", close is not None and (overall is None or close <= overall))
+                add(stype, subj, "closed_on_time", closed_in_time)
                 add(stype, subj, "rework", rework)
     return {k: {s: {n: c for n, c in v.items() if c} for s, v in subj.items()} for k, subj in out.items()}
 

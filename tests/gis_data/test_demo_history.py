@@ -175,3 +175,47 @@ def test_history_needs_a_city(db: sa.Engine, tmp_path: Path) -> None:
     lines: list[str] = []
     assert _load(factory, MediaStore(tmp_path / "media"), lines) == 0
     assert lines == ["no grids with inspectors; no simulated history loaded"]
+
+
+def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings(db: sa.Engine,
+                                                                                tmp_path: Path) -> None:
+    """The issue's round trip: the demo's simulated history, exported in the import format and imported into
+    a database emptied of cases (same city and logins), yields the same evaluation facts and rankings."""
+    import json
+
+    from casework import legacy_import
+    from evaluation import facts, service
+    from evaluation.models import StageFact
+
+    factory = make_session_factory(db)
+    store = MediaStore(tmp_path / "media")
+    with factory() as s, s.begin():
+        demo_city.load(s, scale=SCALE, echo=lambda _m: None, history=False)
+    with factory() as s, s.begin():
+        assert demo_history.load_history(s, cases=120, seed=3, end=END, store=store, echo=lambda _m: None) == 120
+    cols = [c.name for c in StageFact.__table__.c if c.name not in ("id", "case_id")]
+
+    def snapshot(s: Any) -> tuple[Any, Any]:
+        keys = dict(s.execute(select(legacy_import.CaseLegacyKey.case_id, legacy_import.CaseLegacyKey.key)).all())
+        numbers = dict(s.execute(select(Case.id, Case.number)).all())
+        fact_rows = sorted((keys.get(f.case_id, numbers[f.case_id]), *(str(getattr(f, c)) for c in cols))
+                           for f in s.scalars(select(StageFact)))
+        ranks = {}
+        for st in ("department", "grid", "street", "inspector", "acceptor", "shift_leader", "dispatcher"):
+            for period in ("2026-01", "2026-02", "2026-Q1"):
+                r = service.compute(s, period=period, subject_type=st, source="raw")
+                ranks[(st, period)] = [(x.subject_id, x.rank, str(x.score.composite), sorted(x.counts.items()))
+                                       for x in r.rows]
+        return fact_rows, ranks
+
+    with factory() as s:
+        before = snapshot(s)
+        lines = [json.dumps(r, ensure_ascii=False) for r in legacy_import.export_records(s)]
+    _delete_history(db)
+    rules = load_rules()
+    with factory() as s, s.begin():
+        result = legacy_import.import_records(s, enumerate(lines, start=1), rules=rules,
+                                              after=lambda ss, ids: facts.after_import(ss, ids, rules=rules))
+        assert result.cases == 120 and result.events == len(lines)
+    with factory() as s:
+        assert snapshot(s) == before

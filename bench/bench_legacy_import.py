@@ -1,0 +1,187 @@
+"""Legacy history import (``gridcity cases import``) against a bulk load of the same event rows; one-day rollup.
+
+In one run, per database: a small demo city (scale 0.05) gets a simulated history of N cases (through the
+import itself), which is exported in the import format. A second, fresh database with the same city then
+imports those lines, timed in three parts: validation + replay through the transition table (in memory),
+the bulk write (cases, events, keys), and the evaluation facts of the imported cases. The physical limit is
+the bulk load of the very same ``case_event`` rows into a table of the same shape and indexes
+(``spatial.bulk_append``: COPY on PostGIS, one prepared executemany on SpatiaLite). Last, the daily rollup
+is built and one day is refreshed, best of 7 (goal: <= 30 ms).
+
+    .venv/bin/python -m bench.bench_legacy_import                    # 3,000 cases, SpatiaLite and PostGIS
+    .venv/bin/python -m bench.bench_legacy_import --cases 20000 --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from bench.perfdoc import write_section
+from bench.scratch import recreate_postgis_database
+from casework import legacy_import
+from casework.models import CaseEvent
+from casework.rules import load_rules
+from evaluation import facts as evaluation_facts
+from evaluation import service as evaluation_service
+from gis_data import demo_city, demo_history
+from gridcity import migrate, org, spatial
+from gridcity.database import make_engine, make_session_factory
+from gridcity.storage import MediaStore
+
+END = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+COLUMNS = ("case_id", "seq", "action", "from_status", "to_status", "actor_id", "actor_role", "department_id",
+           "at", "lon", "lat", "note", "data")
+
+
+def fresh(kind: str, name: str) -> sa.Engine:
+    url = (f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite'}" if kind == "sqlite"
+           else recreate_postgis_database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    return engine
+
+
+def city(engine: sa.Engine) -> None:
+    with make_session_factory(engine)() as s, s.begin():
+        demo_city.load(s, scale=0.05, echo=lambda _m: None, history=False)
+
+
+def bulk_table(md: sa.MetaData) -> sa.Table:
+    """A table shaped like case_event (same columns, same indexes), without foreign keys."""
+    src = CaseEvent.__table__
+    t = sa.Table("case_event_bulk", md, *[sa.Column(c.name, c.type, primary_key=c.primary_key) for c in src.c])
+    sa.Index("ix_bulk_case", t.c.case_id)
+    sa.Index("ix_bulk_at", t.c.at)
+    sa.Index("ix_bulk_action_at", t.c.action, t.c.at)
+    sa.Index("ix_bulk_cover", t.c.action, t.c.at, t.c.actor_id, t.c.case_id)
+    sa.Index("uq_bulk_case_seq", t.c.case_id, t.c.seq, unique=True)
+    return t
+
+
+def run(kind: str, cases: int) -> dict[str, Any]:
+    rules = load_rules()
+    media = MediaStore(Path(tempfile.mkdtemp()))
+    src = fresh(kind, "gc_bench_import_src")
+    city(src)
+    with make_session_factory(src)() as s, s.begin():
+        demo_history.load_history(s, cases=cases, end=END, store=media, echo=lambda _m: None, rules=rules)
+    with make_session_factory(src)() as s:
+        lines = [json.dumps(r, ensure_ascii=False) for r in legacy_import.export_records(s, rules=rules)]
+        users = s.execute(select(org.User.username, org.User.display_name, org.User.role, org.Department.code,
+                                 org.User.password_hash)
+                          .outerjoin(org.Department, org.Department.id == org.User.department_id)).all()
+    src.dispose()
+
+    dst = fresh(kind, "gc_bench_import_dst")
+    city(dst)
+    with make_session_factory(dst)() as s, s.begin():  # the same logins as the old system had
+        have = set(s.scalars(select(org.User.username)))
+        depts = dict(s.execute(select(org.Department.code, org.Department.id)).all())
+        for u in users:
+            if u.username not in have:
+                org.create_user(s, username=u.username, password="", role=u.role, display_name=u.display_name,
+                                department_id=depts.get(u.code), password_hash=u.password_hash)
+    out: dict[str, Any] = {"lines": len(lines)}
+    with make_session_factory(dst)() as s, s.begin():
+        t0 = time.perf_counter()
+        replays, _skipped = legacy_import.validate(s, legacy_import.read_lines(lines), rules=rules)
+        t1 = time.perf_counter()
+        ids = legacy_import.write(s, replays, rules=rules)
+        s.flush()
+        t2 = time.perf_counter()
+        evaluation_facts.after_import(s, ids, rules=rules)
+        s.flush()
+        t3 = time.perf_counter()
+    out.update(events=sum(len(r.events) for r in replays), cases=len(ids), validate_s=t1 - t0, write_s=t2 - t1,
+               facts_s=t3 - t2)
+    # The physical limit: the same event rows, bulk-loaded into a table of the same shape.
+    md = sa.MetaData()
+    bt = bulk_table(md)
+    md.create_all(dst)
+    with make_session_factory(dst)() as s, s.begin():
+        rows = [tuple(r) for r in s.execute(select(*[CaseEvent.__table__.c[c] for c in COLUMNS]))]
+        t0 = time.perf_counter()
+        spatial.bulk_append(s, bt, COLUMNS, rows)
+        s.flush()
+        out["bulk_s"] = time.perf_counter() - t0
+    # The daily rollup: full build, then the refresh of one day (best of 5), on fresh statistics.
+    with dst.connect() as c:
+        if dst.dialect.name == "postgresql":
+            c.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+        else:
+            c.exec_driver_sql("ANALYZE")
+            c.commit()
+    with make_session_factory(dst)() as s, s.begin():
+        t0 = time.perf_counter()
+        evaluation_service.rebuild_rollup(s)
+        out["rollup_build_s"] = time.perf_counter() - t0
+        day = (END - dt.timedelta(days=20)).date()
+        best = float("inf")
+        for _ in range(7):
+            t0 = time.perf_counter()
+            evaluation_service.refresh_rollup_days(s, [day])
+            best = min(best, time.perf_counter() - t0)
+        out["refresh_day_s"] = best
+    dst.dispose()
+    return out
+
+
+def report(results: dict[str, dict[str, Any]], cases: int) -> str:
+    lines = [
+        "## Legacy history import (`gridcity cases import`) vs bulk load; one-day rollup refresh",
+        "",
+        f"`.venv/bin/python -m bench.bench_legacy_import --cases {cases} --write` on {platform.node()} "
+        f"({dt.date.today()}). A demo city (scale 0.05) with a simulated history of {cases:,} cases, exported in the "
+        "import format and imported into a fresh database with the same city: validation + replay through the "
+        "transition table, bulk write, evaluation facts. Limit: the same `case_event` rows bulk-loaded into a "
+        "table of the same shape and indexes (COPY / one prepared executemany). Goals: import ≥ 0.2× the bulk "
+        "load (events/s); one-day rollup refresh ≤ 30 ms.",
+        "",
+        "| database | events | replay (validate) | write | import events/s (replay + write) | bulk load events/s "
+        "| ratio | with facts events/s | ratio with facts | rollup build | one-day refresh |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, r in results.items():
+        n = r["events"]
+        imp = n / (r["validate_s"] + r["write_s"])
+        bulk = n / r["bulk_s"]
+        full = n / (r["validate_s"] + r["write_s"] + r["facts_s"])
+        lines.append(
+            f"| {kind} | {n:,} | {r['validate_s']:.2f} s | {r['write_s']:.2f} s | {imp:,.0f} | {bulk:,.0f} | "
+            f"{imp / bulk:.2f}× | {full:,.0f} | {full / bulk:.2f}× | {r['rollup_build_s']:.2f} s | "
+            f"{r['refresh_day_s'] * 1000:.1f} ms |")
+    per_s = {k: r["events"] / (r["validate_s"] + r["write_s"] + r["facts_s"]) for k, r in results.items()}
+    lines += ["", "Ten years of a big city (~10 M events) at the 'with facts' rate: "
+              + "; ".join(f"{k} {10_000_000 / v / 60:.0f} min" for k, v in per_s.items()) + "."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", type=int, default=3000)
+    ap.add_argument("--db", choices=("sqlite", "postgis", "both"), default="both")
+    ap.add_argument("--write", action="store_true")
+    a = ap.parse_args()
+    kinds = ("sqlite", "postgis") if a.db == "both" else (a.db,)
+    results = {}
+    for k in kinds:
+        results[k] = run(k, a.cases)
+        print(k, {x: (round(v, 4) if isinstance(v, float) else v) for x, v in results[k].items()})
+    text = report(results, a.cases)
+    print(text)
+    if a.write:
+        write_section("legacy-import", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,555 @@
+"""Replay a case history from another 数字城管 system (迁移): ``gridcity cases import FILE``.
+
+The file is JSON Lines, one event per line, e.g.::
+
+    {"case": "C01012019041101", "action": "report", "actor": "jdy01", "at": "2026-03-02T09:10:00+08:00",
+     "class": "C0101", "location": {"lon": 107.14, "lat": 34.37}, "note": "井盖破损"}
+    {"case": "C01012019041101", "action": "file", "actor": "shiftlead", "at": "2026-03-02T09:30:00+08:00"}
+    {"case": "C01012019041101", "action": "dispatch", "actor": "dispatcher", "at": "2026-03-02T10:00:00+08:00",
+     "department": "water"}
+
+Fields: ``case`` (the case's key in the old system, ≤ 64 characters), ``action`` (a
+:class:`casework.lifecycle.CaseAction`), ``actor`` (a login; null only together with ``"role"`` for an
+action of the system, e.g. an automatic dispatch), ``at`` (ISO 8601 *with* a zone offset), and as the action
+needs them: ``department`` (department code, 派遣), ``inspector`` (login, 发核实 / 发核查), ``class`` and
+``location`` {lon, lat} (the creating event; optional ``urgency``, ``address``, ``description``,
+``component``), ``note``, ``extension`` {value, unit} (延期), ``evidence`` (references to the photos in the
+old system, kept in the event's data; they stand for the photos that 反馈 and 自处理 need), or
+``attachments`` (ids of photos already stored here).
+
+Every case's events go, in time order and with their original times, **through the transition table**
+(:func:`casework.lifecycle.check_transition`: role, scope, source status, needed input) with the same effects
+as :func:`casework.service.apply_action`, so every status, deadline and evaluation fact is derived exactly as
+if the events had happened live. The whole file is validated first; any error refuses all of it with a list
+of line-numbered errors (:class:`ImportRefused`), else everything is written in one transaction in large
+bulk statements. A case key already imported is skipped (idempotent). The evaluation facts of the imported
+cases are the caller's ``after`` callback (evaluation sits above casework).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework import deadlines, lifecycle, timeline
+from casework import service as casework_service
+from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need
+from casework.models import Attachment, Case, CaseCounter, CaseEvent, CaseLegacyKey, EventAttachment
+from casework.rules import CaseRules, load_rules
+from components import service as components_service
+from gridcity import spatial
+from gridcity.errors import GridCityError, InvalidInput
+from gridcity.org import Department, User
+from gridcity.roles import Role
+
+A = CaseAction
+S = CaseStatus
+Echo = Callable[[str], Any]
+MAX_ERRORS = 200
+BATCH_LOCATE = 100  # from this many new cases on, locate their points in memory (one read of the grids)
+KEY_MAX = 64
+_FIELDS = frozenset({"case", "action", "actor", "role", "at", "department", "inspector", "class", "location",
+                     "urgency", "address", "description", "component", "note", "extension", "evidence",
+                     "attachments", "source"})
+_EVENT_COLUMNS = ("case_id", "seq", "action", "from_status", "to_status", "actor_id", "actor_role",
+                  "department_id", "at", "lon", "lat", "note", "data")
+
+
+class ImportRefused(InvalidInput):
+    """The file was refused as a whole; ``errors`` lists ``{"line", "type", "loc", "msg"}``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        first = errors[0]
+        super().__init__(f"line {first['line']}: {first['msg']} ({len(errors)} error(s); nothing imported)",
+                         code="import.refused", loc=["file"], extra={"errors": errors})
+        self.errors = errors
+
+
+@dataclass
+class Line:
+    """One parsed line of the file."""
+
+    no: int
+    raw: dict[str, Any]
+    key: str
+    action: CaseAction
+    at: dt.datetime
+
+
+@dataclass
+class _Replay:
+    """A case being replayed: the case row, its events, and the lifecycle facts after each one."""
+
+    key: str
+    row: dict[str, Any]
+    status: CaseStatus = S.NEW
+    dept: int | None = None
+    reporter: int | None = None
+    assigned: int | None = None
+    last_extension: dict[str, Any] | None = None
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    facts: list[timeline.EventFact] = field(default_factory=list)
+    links: list[tuple[int, int, str]] = field(default_factory=list)  # (seq, attachment id, role)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    cases: int
+    events: int
+    skipped_cases: int
+    case_ids: tuple[int, ...]
+    seconds: float
+
+
+def read_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Number the non-blank lines of a file (1-based)."""
+    for no, text in enumerate(lines, start=1):
+        if text.strip():
+            yield no, text
+
+
+def _err(errors: list[dict[str, Any]], line: int, code: str, msg: str, *loc: Any) -> None:
+    if len(errors) < MAX_ERRORS:
+        errors.append({"line": line, "type": code, "loc": ["line", line, *loc], "msg": msg})
+
+
+def _parse(numbered: Iterable[tuple[int, str | Mapping[str, Any]]], errors: list[dict[str, Any]]) -> list[Line]:
+    out: list[Line] = []
+    for no, text in numbered:
+        if isinstance(text, Mapping):
+            raw: Any = dict(text)
+        else:
+            try:
+                raw = json.loads(text)
+            except ValueError as exc:
+                _err(errors, no, "import.bad_json", f"not a JSON object: {exc}")
+                continue
+        if not isinstance(raw, dict):
+            _err(errors, no, "import.bad_json", "each line must be a JSON object")
+            continue
+        unknown = sorted(set(raw) - _FIELDS)
+        if unknown:
+            _err(errors, no, "import.unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+            continue
+        key = raw.get("case")
+        if not isinstance(key, str) or not key.strip() or len(key) > KEY_MAX or "\x00" in key:
+            _err(errors, no, "import.bad_case_key", f"case must be a key of 1–{KEY_MAX} characters", "case")
+            continue
+        try:
+            action = CaseAction(raw.get("action"))
+        except ValueError:
+            _err(errors, no, "import.unknown_action", f"unknown action {raw.get('action')!r}", "action")
+            continue
+        at_raw = raw.get("at")
+        try:
+            at = dt.datetime.fromisoformat(at_raw) if isinstance(at_raw, str) else None
+        except ValueError:
+            at = None
+        if at is None:
+            _err(errors, no, "import.bad_time", "at must be an ISO 8601 time with its zone", "at")
+            continue
+        if at.tzinfo is None:
+            _err(errors, no, "import.time_without_zone", "at has no zone offset (e.g. +08:00)", "at")
+            continue
+        out.append(Line(no, raw, key.strip(), action, at.astimezone(dt.UTC)))
+    return out
+
+
+def _lookup(session: Session, lines: Sequence[Line]) -> tuple[dict[str, User], dict[str, Department], set[int]]:
+    logins = {str(v) for ln in lines for k in ("actor", "inspector") if isinstance(v := ln.raw.get(k), str)}
+    users: dict[str, User] = {}
+    for chunk in _chunks(sorted(logins), 900):
+        users.update({u.username: u for u in session.scalars(select(User).where(User.username.in_(chunk)))})
+    codes = {str(v) for ln in lines if isinstance(v := ln.raw.get("department"), str)}
+    depts: dict[str, Department] = {}
+    for chunk in _chunks(sorted(codes), 900):
+        depts.update({d.code: d for d in session.scalars(select(Department).where(Department.code.in_(chunk)))})
+    att = {int(a) for ln in lines for a in (ln.raw.get("attachments") or []) if isinstance(a, int)}
+    found: set[int] = set()
+    for chunk in _chunks(sorted(att), 900):
+        found.update(session.scalars(select(Attachment.id).where(Attachment.id.in_(chunk))))
+    return users, depts, found
+
+
+def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class _LineError(Exception):
+    def __init__(self, code: str, msg: str, *loc: Any) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.loc = code, msg, loc
+
+
+def _location(raw: Any, *, required: bool) -> tuple[float | None, float | None]:
+    if raw is None and not required:
+        return None, None
+    if not isinstance(raw, dict):
+        raise _LineError("import.bad_location", "location must be {lon, lat}", "location")
+    lon, lat = raw.get("lon"), raw.get("lat")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lon, lat)) or not (
+            -180 <= lon <= 180 and -90 <= lat <= 90):  # type: ignore[operator]
+        raise _LineError("import.bad_location", "location needs numeric lon (±180) and lat (±90)", "location")
+    return float(lon), float(lat)  # type: ignore[arg-type]
+
+
+class _Importer:
+    def __init__(self, session: Session, rules: CaseRules, users: Mapping[str, User],
+                 depts: Mapping[str, Department], attachments: set[int]) -> None:
+        self.session = session
+        self.rules = rules
+        self.users = users
+        self.depts = depts
+        self.attachments = attachments
+        self.located: dict[tuple[float, float], Any] = {}
+
+    def actor(self, ln: Line) -> Actor:
+        login = ln.raw.get("actor")
+        if login is None:
+            try:
+                role = Role(ln.raw.get("role"))
+            except ValueError:
+                raise _LineError("import.unknown_actor", "actor is missing (null needs a role: the system)",
+                                 "actor") from None
+            return Actor(user_id=0, role=role)
+        user = self.users.get(login) if isinstance(login, str) else None
+        if user is None:
+            raise _LineError("import.unknown_actor", f"unknown actor {login!r}", "actor")
+        return casework_service.actor_of(user)
+
+    def start(self, ln: Line) -> _Replay:
+        """The case row of a creating event (validated)."""
+        raw = ln.raw
+        if ln.action not in lifecycle.CREATING_ACTIONS:
+            raise _LineError("import.no_creating_event",
+                             f"a case starts with report, public_report or self_handle, not {ln.action}", "action")
+        try:
+            cls = self.rules.catalog.get(str(raw.get("class") or ""), loc=["class"])
+        except InvalidInput as exc:
+            raise _LineError(exc.code, exc.message, "class") from None
+        urgency = raw.get("urgency", "normal")
+        if urgency not in ("normal", "urgent"):
+            raise _LineError("case.bad_urgency", "urgency must be normal or urgent", "urgency")
+        lon, lat = _location(raw.get("location"), required=True)
+        located = self.located.get((lon, lat))  # type: ignore[arg-type]
+        if located is not None:
+            if not located.inside_city:
+                raise _LineError("geo.outside_city", f"the point ({lon}, {lat}) is outside the city", "location")
+            grid = located.grid_code
+        else:
+            try:
+                grid = components_service.check_point_in_city(self.session, lon=lon, lat=lat)  # type: ignore[arg-type]
+            except InvalidInput as exc:
+                raise _LineError(exc.code, exc.message, "location") from None
+        for name, limit in (("address", 256), ("component", 17), ("source", 20)):
+            v = raw.get(name)
+            if v is not None and (not isinstance(v, str) or len(v) > limit):
+                raise _LineError("import.bad_field", f"{name} must be text of at most {limit} characters", name)
+        source = raw.get("source") or ("public" if ln.action is A.PUBLIC_REPORT else "inspector")
+        row = {"source": source, "class_code": cls.key, "kind": cls.kind, "urgency": urgency, "lon": lon,
+               "lat": lat, "g_wkt": f"POINT({lon} {lat})", "address": raw.get("address"),
+               "description": raw.get("description"), "grid_code": grid, "component_id": raw.get("component"),
+               "merged_into_id": None, "created_at": ln.at}
+        return _Replay(ln.key, row)
+
+    def step(self, rp: _Replay, ln: Line) -> None:
+        """Judge one event with the transition table and apply apply_action's effects to the replay."""
+        raw = ln.raw
+        actor = self.actor(ln)
+        if ln.action is A.MERGE:
+            raise _LineError("import.unsupported_action", "merge cannot be imported; import both cases", "action")
+        if ln.action in lifecycle.CREATING_ACTIONS and rp.events and ln.action is not A.SELF_HANDLE:
+            raise _LineError("import.duplicate_creation", f"{ln.action} again for case {ln.key!r}", "action")
+        note = raw.get("note")
+        if note is not None and not isinstance(note, str):
+            raise _LineError("import.bad_field", "note must be text", "note")
+        evidence = raw.get("evidence") or []
+        atts = raw.get("attachments") or []
+        if not isinstance(evidence, list) or not all(isinstance(x, str) and len(x) <= 500 for x in evidence):
+            raise _LineError("import.bad_field", "evidence must be a list of references (text)", "evidence")
+        if not isinstance(atts, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in atts):
+            raise _LineError("import.bad_field", "attachments must be a list of photo ids", "attachments")
+        for i, a in enumerate(atts):
+            if a not in self.attachments:
+                raise _LineError("attachment.unknown", f"unknown attachment {a}", "attachments", i)
+        dept_code = raw.get("department")
+        dept = None
+        if dept_code is not None:
+            dept = self.depts.get(dept_code) if isinstance(dept_code, str) else None
+            if dept is None:
+                raise _LineError("department.not_found", f"unknown department {dept_code!r}", "department")
+        insp_login = raw.get("inspector")
+        insp = None
+        if insp_login is not None:
+            insp = self.users.get(insp_login) if isinstance(insp_login, str) else None
+            if insp is None or insp.role is not Role.INSPECTOR:
+                raise _LineError("user.not_inspector", f"{insp_login!r} is not an inspector", "inspector")
+        ext = raw.get("extension")
+        given = {n for n, ok in ((Need.DEPARTMENT, dept is not None), (Need.INSPECTOR, insp is not None),
+                                 (Need.ATTACHMENT, bool(evidence or atts)),
+                                 (Need.NOTE, bool(note and note.strip())), (Need.EXTENSION, ext is not None),
+                                 (Need.TARGET_CASE, False)) if ok}
+        facts = CaseFacts(status=rp.status, department_id=rp.dept, reporter_id=rp.reporter,
+                          assigned_inspector_id=rp.assigned)
+        try:
+            row = lifecycle.check_transition(actor, facts, ln.action, frozenset(given))
+        except GridCityError as exc:
+            raise _LineError(exc.code, exc.message, "action") from None
+        data: dict[str, Any] = {}
+        if evidence:
+            data["legacy_evidence"] = list(evidence)
+        if ln.action is A.DISPATCH:
+            assert dept is not None
+            rp.dept = dept.id
+            data["department_id"] = dept.id
+        elif ln.action is A.APPROVE_SENDBACK:
+            data["from_department_id"] = rp.dept
+            rp.dept = None
+        elif ln.action in (A.SEND_VERIFY, A.SEND_CHECK):
+            assert insp is not None
+            rp.assigned = insp.id
+            data["inspector_id"] = insp.id
+        elif ln.action in (A.REQUEST_EXTENSION, A.APPROVE_EXTENSION):
+            granted = ext if ext is not None else rp.last_extension
+            data["extension"] = self.extension(granted, rp)
+            rp.last_extension = data["extension"]
+        elif ln.action is A.CHECK_FAIL:
+            data["rework"] = True
+        if rp.status is S.NEW and actor.role is Role.INSPECTOR:
+            rp.reporter = actor.user_id
+        lon, lat = _location(raw.get("location"), required=False) if rp.events else (rp.row["lon"], rp.row["lat"])
+        if not rp.events and ln.action is A.PUBLIC_REPORT:
+            lon, lat = None, None  # as create_case: the centre's registration has no position of its own
+        seq = len(rp.events) + 1
+        rp.events.append((seq, ln.action, rp.status, row.target, actor.user_id or None, actor.role, rp.dept,
+                          ln.at, lon, lat, note, data))
+        rp.facts.append(timeline.EventFact(ln.action, rp.status, row.target, ln.at, data))
+        role = ("before" if seq == 1 and ln.action is not A.SELF_HANDLE else
+                "after" if ln.action in (A.FEEDBACK, A.SELF_HANDLE) else "evidence")
+        rp.links += [(seq, a, role) for a in atts]
+        rp.status = row.target
+
+    def extension(self, ext: Any, rp: _Replay) -> dict[str, Any]:
+        if not isinstance(ext, dict):
+            raise _LineError("case.bad_extension", "extension must be {value, unit}", "extension")
+        try:
+            value = float(ext["value"])
+            unit = deadlines.LimitUnit(ext["unit"])
+        except (KeyError, ValueError, TypeError):
+            raise _LineError("case.bad_extension", "extension must be {value, unit}", "extension") from None
+        if not 0 < value <= 10_000:
+            raise _LineError("case.bad_extension", "extension must be positive", "extension", "value")
+        lim = self.rules.standards.lookup(rp.row["class_code"], rp.row["urgency"]).limit("handle")
+        if lim is not None and unit.counts_working_time != lim.unit.counts_working_time:
+            raise _LineError("deadline.unit_mismatch", "working and elapsed time do not mix", "extension", "unit")
+        return {"value": value, "unit": unit.value}
+
+
+def _finish(rules: CaseRules, rp: _Replay) -> None:
+    """The cached columns of the case after its last event (as apply_action's cache)."""
+    last = rp.events[-1]
+    row = rp.row
+    row.update(status=rp.status, version=len(rp.events), department_id=rp.dept, reporter_id=rp.reporter,
+               assigned_inspector_id=rp.assigned, updated_at=last[7],
+               closed_at=last[7] if rp.status is S.CLOSED else None,
+               stage=None, stage_started_at=None, deadline_at=None, warn_at=None)
+    runs = timeline.stage_runs(rp.facts)
+    if runs and runs[-1].ended_at is None:
+        run = runs[-1]
+        probe = Case(class_code=row["class_code"], urgency=row["urgency"])
+        clock = casework_service.run_clock(rules, probe, run, last[7])
+        warn = casework_service.run_clock(rules, probe, run, last[7], share=casework_service.YELLOW_AT)
+        row.update(stage=run.stage.value, stage_started_at=run.started_at,
+                   deadline_at=clock.deadline.astimezone(dt.UTC) if clock and clock.deadline else None,
+                   warn_at=warn.deadline.astimezone(dt.UTC) if warn and warn.deadline else None)
+
+
+def validate(session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], *, rules: CaseRules,
+             echo: Echo | None = None) -> tuple[list[_Replay], int]:
+    """Parse and replay every case in memory; returns (the new cases, cases skipped as already imported).
+
+    Raises:
+        ImportRefused: any error anywhere (with every error found, up to ``MAX_ERRORS``).
+    """
+    errors: list[dict[str, Any]] = []
+    lines = _parse(records, errors)
+    if echo:
+        echo(f"read {len(lines)} events")
+    users, depts, atts = _lookup(session, lines)
+    by_case: dict[str, list[Line]] = {}
+    for ln in lines:
+        by_case.setdefault(ln.key, []).append(ln)
+    existing: set[str] = set()
+    for chunk in _chunks(sorted(by_case), 900):
+        existing.update(session.scalars(select(CaseLegacyKey.key).where(CaseLegacyKey.key.in_(chunk))))
+    imp = _Importer(session, rules, users, depts, atts)
+    firsts = [evs[0] for key, evs in by_case.items() if key not in existing]
+    points = sorted({(float(loc["lon"]), float(loc["lat"])) for ln in firsts
+                     if isinstance(loc := ln.raw.get("location"), dict)
+                     and all(isinstance(loc.get(k), int | float) and not isinstance(loc.get(k), bool)
+                             for k in ("lon", "lat"))})
+    if len(firsts) >= BATCH_LOCATE:  # many cases: read the grids once instead of one spatial query a case
+        imp.located = dict(zip(points, components_service.locate_points(session, points), strict=True))
+    replays: list[_Replay] = []
+    for n, (key, evs) in enumerate(by_case.items(), start=1):
+        if key in existing:
+            continue
+        rp: _Replay | None = None
+        prev: dt.datetime | None = None
+        for ln in evs:
+            try:
+                if prev is not None and ln.at < prev:
+                    raise _LineError("import.time_backwards",
+                                     f"{ln.at.isoformat()} is before the case's previous event ({prev.isoformat()})",
+                                     "at")
+                prev = ln.at
+                if rp is None:
+                    rp = imp.start(ln)
+                imp.step(rp, ln)
+            except _LineError as exc:
+                _err(errors, ln.no, exc.code, f"case {key!r}: {exc.msg}", *exc.loc)
+                break  # the rest of this case cannot be judged once one event failed
+        if rp is not None and rp.events:
+            _finish(rules, rp)
+            replays.append(rp)
+        if echo and n % 10_000 == 0:
+            echo(f"validated {n}/{len(by_case)} cases")
+    if errors:
+        errors.sort(key=lambda e: e["line"])
+        raise ImportRefused(errors)
+    return replays, len(existing)
+
+
+def write(session: Session, replays: Sequence[_Replay], *, rules: CaseRules, echo: Echo | None = None,
+          batch: int = 5000) -> list[int]:
+    """Write validated cases in bulk (numbers of the year of their first event); returns their ids."""
+    tz = ZoneInfo(rules.calendar.timezone)
+    ordered = sorted(replays, key=lambda r: (r.row["created_at"], r.key))
+    counters = dict(session.execute(select(CaseCounter.year, CaseCounter.value)).all())
+    start_counters = dict(counters)
+    for rp in ordered:
+        year = rp.row["created_at"].astimezone(tz).year
+        counters[year] = counters.get(year, 0) + 1
+        rp.row["number"] = f"{year}-{counters[year]:06d}"
+    conn = session.connection()
+    table = Case.__table__
+    ids: list[int] = []
+    done_events = 0
+    for k in range(0, len(ordered), batch):
+        part = ordered[k:k + batch]
+        conn.execute(table.insert().values(geom=spatial.geom_from_wkt(session, "g_wkt")), [r.row for r in part])
+        numbers = [r.row["number"] for r in part]
+        got = dict(conn.execute(select(table.c.number, table.c.id).where(table.c.number.in_(numbers))).all())
+        rows = []
+        for rp in part:
+            cid = got[rp.row["number"]]
+            ids.append(cid)
+            rows += [(cid, *ev) for ev in rp.events]
+        spatial.bulk_append(session, CaseEvent.__table__, _EVENT_COLUMNS, rows)
+        conn.execute(sa.insert(CaseLegacyKey), [{"key": rp.key, "case_id": got[rp.row["number"]]} for rp in part])
+        linked = [(got[rp.row["number"]], seq, a, role) for rp in part for seq, a, role in rp.links]
+        if linked:
+            cids = sorted({x[0] for x in linked})
+            ev_ids = {(c, s): i for i, c, s in conn.execute(
+                select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq).where(CaseEvent.case_id.in_(cids)))}
+            conn.execute(sa.insert(EventAttachment), [{"event_id": ev_ids[(c, s)], "attachment_id": a, "role": r}
+                                                      for c, s, a, r in linked])
+        done_events += len(rows)
+        if echo:
+            echo(f"imported {min(k + batch, len(ordered))}/{len(ordered)} cases ({done_events} events)")
+    for year, value in sorted(counters.items()):
+        if year in start_counters:
+            conn.execute(sa.update(CaseCounter).where(CaseCounter.year == year).values(value=value))
+        elif value:
+            conn.execute(sa.insert(CaseCounter).values(year=year, value=value))
+    return ids
+
+
+def import_records(
+    session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], *, rules: CaseRules | None = None,
+    echo: Echo | None = None, after: Callable[[Session, Sequence[int]], Any] | None = None,
+) -> ImportResult:
+    """Validate everything, then write it all (the caller owns the transaction: a refusal writes nothing).
+
+    ``records`` are ``(line number, JSON text or already-parsed object)``; ``after(session, case_ids)`` runs
+    once the cases are written (e.g. the evaluation facts).
+
+    Raises:
+        ImportRefused: ``import.refused`` with the line-numbered errors.
+    """
+    rules = rules or load_rules()
+    t0 = time.perf_counter()
+    replays, skipped = validate(session, records, rules=rules, echo=echo)
+    ids = write(session, replays, rules=rules, echo=echo)
+    session.flush()
+    if after is not None and ids:
+        after(session, ids)
+    n_events = sum(len(r.events) for r in replays)
+    return ImportResult(len(ids), n_events, skipped, tuple(ids), time.perf_counter() - t0)
+
+
+def export_records(session: Session, *, rules: CaseRules | None = None, case_ids: Sequence[int] | None = None
+                   ) -> Iterator[dict[str, Any]]:
+    """The case history in the import format (one dict per event, in case and sequence order).
+
+    A case's key is its legacy key if it was imported, else its number. Photos become ``evidence``
+    references (``attachment:<sha256>``). Merged cases and merge notes are left out (not importable).
+    """
+    rules = rules or load_rules()
+    tz = ZoneInfo(rules.calendar.timezone)
+    logins = dict(session.execute(select(User.id, User.username)).all())
+    dcodes = dict(session.execute(select(Department.id, Department.code)).all())
+    keys = dict(session.execute(select(CaseLegacyKey.case_id, CaseLegacyKey.key)).all())
+    q = select(Case).where(Case.merged_into_id.is_(None)).order_by(Case.id)
+    if case_ids is not None:
+        q = q.where(Case.id.in_(case_ids))
+    for case in session.scalars(q):
+        events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
+        shas = dict(session.execute(
+            select(EventAttachment.event_id, Attachment.sha256)
+            .join(Attachment, Attachment.id == EventAttachment.attachment_id)
+            .where(EventAttachment.event_id.in_([e.id for e in events]))).all())
+        if any(e.action is A.MERGE for e in events):
+            continue
+        for i, e in enumerate(events):
+            rec: dict[str, Any] = {"case": keys.get(case.id, case.number), "action": e.action.value,
+                                   "actor": logins.get(e.actor_id) if e.actor_id else None,
+                                   "at": e.at.astimezone(tz).isoformat()}
+            if e.actor_id is None:
+                rec["role"] = e.actor_role.value if e.actor_role else None
+            data = e.data or {}
+            if i == 0:
+                rec.update({"class": case.class_code, "urgency": case.urgency, "source": case.source,
+                            "location": {"lon": case.lon, "lat": case.lat}})
+                for name, v in (("address", case.address), ("description", case.description),
+                                ("component", case.component_id)):
+                    if v is not None:
+                        rec[name] = v
+            elif e.lon is not None and e.lat is not None:
+                rec["location"] = {"lon": e.lon, "lat": e.lat}
+            if e.action is A.DISPATCH:
+                rec["department"] = dcodes.get(data.get("department_id"))
+            if e.action in (A.SEND_VERIFY, A.SEND_CHECK):
+                rec["inspector"] = logins.get(data.get("inspector_id"))
+            if "extension" in data and e.action in (A.REQUEST_EXTENSION, A.APPROVE_EXTENSION):
+                rec["extension"] = data["extension"]
+            if e.note is not None:
+                rec["note"] = e.note
+            evidence = list(data.get("legacy_evidence") or [])
+            if e.id in shas:
+                evidence.append(f"attachment:{shas[e.id]}")
+            if evidence:
+                rec["evidence"] = evidence
+            yield rec
