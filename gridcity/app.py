@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.store = MediaStore(Path(settings.media_dir))
-    app.state.rules = load_rules(settings.city_dir)
+    # The on-site radius is part of the case rules, so that every route judges results by the same rule.
+    app.state.rules = dataclasses.replace(load_rules(settings.city_dir), onsite_radius_m=settings.onsite_radius_m)
     install_error_handlers(app)
 
     api = "/api/v1"

@@ -75,12 +75,6 @@ RENDITION_SUFFIXES = (".orig", ".display.jpg", ".thumb.jpg")
 PhotoInput = bytes | int | photos.PreparedPhoto
 
 
-class NotOnSite(InvalidInput):
-    """The phone is too far from the case to submit an on-site result (422)."""
-
-    default_code = "mobile.not_on_site"
-
-
 class MobileRoleForbidden(PermissionDenied):
     """The phone API (or this part of it) is not for the user's role (403)."""
 
@@ -419,13 +413,10 @@ def _result_context(session: Session, *, settings: Settings, user: User, case_id
     lon, lat = _to_wgs84(result_in.lon, result_in.lat, result_in.coord_system, [*loc_r, "lon"])
     case = casework_service.get_case(session, case_id, actor=casework_service.actor_of(user))
     action = _result_action(user, case, result_in.outcome)
-    distance = coords.haversine_m(lon, lat, case.lon, case.lat)
-    if distance > settings.onsite_radius_m:
-        raise NotOnSite(
-            f"you are {distance:,.0f} m from case {case.number}; results must be sent from within "
-            f"{settings.onsite_radius_m:,.0f} m", loc=[*loc_r, "lon"],
-            extra={"distance_m": round(distance, 1), "radius_m": settings.onsite_radius_m},
-        )
+    # The one on-site rule (casework.service.on_site_distance); apply_action checks it again for
+    # verify/check, here it refuses early, before any photo work, and also covers on-site feedback.
+    distance = casework_service.on_site_distance(case, lon=lon, lat=lat, radius_m=settings.onsite_radius_m,
+                                                 loc=[*loc_r, "lon"])
     return lon, lat, case, action, distance
 
 
