@@ -118,9 +118,22 @@ def ws_open(base_url: str, token: str | None, *, via: str = "frame", **params: i
                        subprotocols=["gridcity.live", f"bearer.{token}"])  # type: ignore[list-item]
     if via == "header":
         return connect(ws_url, open_timeout=10, proxy=None, additional_headers={"Authorization": f"Bearer {token}"})
-    ws = connect(ws_url, open_timeout=10, proxy=None)
-    ws.send(json.dumps({"type": "auth", "token": token}))
-    return ws
+    return _FirstFrameAuth(connect(ws_url, open_timeout=10, proxy=None), token)  # type: ignore[return-value]
+
+
+class _FirstFrameAuth:
+    """``with ws_open(...) as ws``: the connection, with the ``auth`` frame sent first."""
+
+    def __init__(self, cm: Any, token: str | None) -> None:
+        self.cm, self.token = cm, token
+
+    def __enter__(self) -> ClientConnection:
+        ws: ClientConnection = self.cm.__enter__()
+        ws.send(json.dumps({"type": "auth", "token": self.token}))
+        return ws
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.cm.__exit__(*exc)
 
 
 def recv(ws: ClientConnection, timeout: float = 15) -> dict[str, Any]:
