@@ -13,6 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gridcity import logredact
 from gridcity.database import make_engine, make_session_factory
 from gridcity.errors import GridCityError
 from gridcity.settings import Settings, get_settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The on-site radius is part of the case rules, so that every route judges results by the same rule.
     app.state.rules = dataclasses.replace(load_rules(settings.city_dir), onsite_radius_m=settings.onsite_radius_m)
     install_error_handlers(app)
+    logredact.install()  # tokens never reach a log line, also the server stack's DEBUG lines
 
     api = "/api/v1"
     app.include_router(org_router.router, prefix=api)
