@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import platform
 import statistics
 import tempfile
@@ -53,18 +54,15 @@ def run(n: int, url: str | None) -> dict[str, float]:
             for r in (Role.INSPECTOR, Role.SHIFT_LEADER, Role.DISPATCHER, Role.DEPARTMENT, Role.ACCEPTOR)
         }
         actors = {r: Actor(u.id, r, u.department_id) for r, u in users.items()}
-        att = Attachment(sha256="0" * 64, media_type="image/jpeg", size=1, width=1, height=1, flags=[])
-        s.add(att)
-        s.flush()
-        att_id, dept_id, insp_id = att.id, dept.id, users[Role.INSPECTOR].id
+        dept_id, insp_id = dept.id, users[Role.INSPECTOR].id
 
     steps = [
         (Role.SHIFT_LEADER, CaseAction.FILE, {}),
         (Role.DISPATCHER, CaseAction.DISPATCH, {"department_id": dept_id}),
         (Role.DEPARTMENT, CaseAction.ACCEPT, {}),
-        (Role.DEPARTMENT, CaseAction.FEEDBACK, {"attachment_ids": (att_id,), "note": "修复"}),
+        (Role.DEPARTMENT, CaseAction.FEEDBACK, {"note": "修复"}),  # + the department's own new photo
         (Role.ACCEPTOR, CaseAction.SEND_CHECK, {"inspector_id": insp_id}),
-        (Role.INSPECTOR, CaseAction.CHECK_PASS, {}),
+        (Role.INSPECTOR, CaseAction.CHECK_PASS, {}),  # + the inspector's photo and position (on site)
         (Role.SHIFT_LEADER, CaseAction.CLOSE, {}),
     ]
     lat_ms: list[float] = []
@@ -76,8 +74,19 @@ def run(n: int, url: str | None) -> dict[str, float]:
                 new=service.NewCase(class_code="C0101", lon=107.14 + (i % 100) * 1e-4, lat=34.36 + (i // 100) * 1e-5),
                 rules=rules,
             )
-            case_id = case.id
+            case_id, lon, lat = case.id, case.lon, case.lat
+            # Evidence belongs to its author and is used once: a photo row per case for each who gives one.
+            photos = {}
+            for r in (Role.DEPARTMENT, Role.INSPECTOR):
+                att = Attachment(sha256=hashlib.sha256(f"{i}-{r}".encode()).hexdigest(), media_type="image/jpeg",
+                                 size=1, width=1, height=1, flags=[], uploaded_by=actors[r].user_id)
+                s.add(att)
+                s.flush()
+                photos[r] = att.id
+        extra = {CaseAction.FEEDBACK: {"attachment_ids": (photos[Role.DEPARTMENT],)},
+                 CaseAction.CHECK_PASS: {"attachment_ids": (photos[Role.INSPECTOR],), "lon": lon, "lat": lat}}
         for role, action, kw in steps:
+            kw = {**kw, **extra.get(action, {})}
             t = time.perf_counter()
             with factory() as s, s.begin():
                 service.apply_action(s, case_id=case_id, actor=actors[role], action=action,
