@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import sqlalchemy as sa
 from websockets.asyncio.client import connect
 
@@ -241,9 +241,12 @@ def _drive_events(url: str, inspector_id: int, rate: float, count: int) -> dict[
     """Commit ``count`` case reports at ``rate``/s through the service layer; note each commit's time."""
     from casework import live, service  # noqa: PLC0415
     from casework.lifecycle import Actor, CaseAction  # noqa: PLC0415
+    from casework.pipeline import CasePipeline  # noqa: PLC0415
+    from casework.rules import load_rules  # noqa: PLC0415
     from gridcity.database import transaction  # noqa: PLC0415
 
-    live.install_hooks()  # the after-action hook: pg_notify inside each transaction on PostgreSQL
+    live.install_hooks()
+    pipeline = CasePipeline(load_rules(), [live.on_change])  # pg_notify inside each transaction on PostgreSQL
     engine = make_engine(url)
     factory = make_session_factory(engine)
     actor = Actor(inspector_id, Role.INSPECTOR)
@@ -256,7 +259,7 @@ def _drive_events(url: str, inspector_id: int, rate: float, count: int) -> dict[
         if delay > 0:
             time.sleep(delay)
         with transaction(factory) as s:
-            case = service.create_case(s, actor=actor, action=CaseAction.REPORT, new=new)
+            case = pipeline.create_case(s, actor=actor, action=CaseAction.REPORT, new=new).case
             s.flush()
             ev_id = s.scalar(sa.text("SELECT max(id) FROM case_event WHERE case_id = :c"), {"c": case.id})
         commits[int(ev_id)] = time.time()
@@ -387,7 +390,7 @@ shared machine, not by the server: compare the ratios. At 50 events/s the app ne
 plus the generator's commits and PostgreSQL on the same 2 CPUs; the app's latency then grows with a
 backlog (p50 tens to hundreds of ms) while the anchor, which has no generator or database, does not.
 
-Fan-out path (casework/live.py): each event is serialised once, by the committing transaction's hook,
+Fan-out path (casework/live.py): each event is serialised once, by the committing transaction's subscriber,
 and travels in the NOTIFY payload; a worker whose mark is just below it routes it only to the audiences that
 may see it (citywide / department / inspector) and writes the ready-made text to each socket in the same
 step (a write that would wait moves to that client's own task); heartbeats and the send timeout come from one

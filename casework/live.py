@@ -9,8 +9,8 @@ How it works (one :class:`LiveHub` per app worker):
   the monitor's own advisory lock. The two sequences are independent; a client resumes each one.
 * **Live source.** A single *pump* task per worker reads ``case_event``/``case_alert`` rows with ids above
   its high-water marks and fans them out. It is woken by (a) a SQLAlchemy ``after_commit`` hook in this
-  process (set by the after-action hook and the monitor, so only committed rows are read), (b) on
-  PostgreSQL, ``LISTEN gridcity_events``: the after-action hook runs ``pg_notify`` inside the case's
+  process (set by the pipeline subscriber :func:`on_change` and the monitor, so only committed rows are read), (b) on
+  PostgreSQL, ``LISTEN gridcity_events``: :func:`on_change` runs ``pg_notify`` inside the case's
   transaction, which PostgreSQL delivers at commit to every worker, and (c) a slow poll as a safety net.
   Because the pump reads "everything above the mark", a lost or coalesced wake-up never loses an event.
 * **Per-client queues.** The pump never awaits a socket: it puts the (already serialised) message on each
@@ -51,7 +51,7 @@ from casework import service as casework_service
 from casework.alerts import CaseAlert
 from casework.lifecycle import Actor, CaseAction, CaseStatus
 from casework.models import Case, CaseEvent
-from casework.rules import CaseRules
+from casework.service import CaseChange
 from gridcity.org import User
 from gridcity.roles import CITYWIDE_ROLES, Role
 from gridcity.types import utcnow
@@ -741,7 +741,7 @@ MAX_NOTIFY_BYTES = 7900
 
 
 def notify_payload(case: Case, ev: CaseEvent) -> str:
-    """What the after-action hook NOTIFYs: the event's message, serialised as the pump would read it, with
+    """What :func:`on_change` NOTIFYs: the event's message, serialised as the pump would read it, with
     its audience, so listening workers can deliver it without a database read; or the bare event id when
     the message is too large for a NOTIFY payload (the listener then reads it from the log)."""
     row = SimpleNamespace(
@@ -771,7 +771,9 @@ def item_from_payload(payload: str) -> LiveItem | None:
         return None
 
 
-def _after_action(session: Session, case: Case, ev: CaseEvent, rules: CaseRules) -> None:
+def on_change(session: Session, change: CaseChange, pipeline: object) -> None:
+    """Case pipeline subscriber: announce the change's event to the live stream at commit."""
+    case, ev = change.case, change.event
     # We only mark the session here; the pump reads the row once the transaction has committed.
     session.info[DIRTY_KEY] = True
     if session.get_bind().dialect.name == "postgresql":
@@ -793,9 +795,11 @@ _installed = False
 
 
 def install_hooks() -> None:
-    """Register the after-action hook and the session commit/rollback listeners (idempotent)."""
+    """Install the session commit/rollback listeners that wake the hubs (idempotent).
+
+    The events themselves are announced by :func:`on_change`, a subscriber of the app's case pipeline.
+    """
     global _installed
-    casework_service.register_after_action(_after_action)
     if not _installed:
         sa_event.listen(Session, "after_commit", _after_commit)
         sa_event.listen(Session, "after_soft_rollback", lambda s, prev: _after_rollback(s))

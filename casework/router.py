@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from casework import attachments, lifecycle, service
+from casework.deps import PipelineDep
 from casework.lifecycle import CaseAction, CaseStatus
 from casework.models import Case
 from casework.rules import CaseRules
@@ -72,12 +73,12 @@ def _limit_text(rules: CaseRules, case: Case, stage: lifecycle.Stage) -> str | N
 
 
 @router.post("", response_model=CaseRead, status_code=201, summary="Report a problem (creates a case)")
-def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
+def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
     """An inspector reports, an operator registers a public report, or an inspector self-handles."""
-    rules = _rules(request)
+    rules = pipeline.rules
     lon, lat = coords.to_wgs84(body.lon, body.lat, coords.CoordSystem(body.coord_system))
     rep = body.reporter
-    case = service.create_case(
+    change = pipeline.create_case(
         session,
         actor=service.actor_of(user),
         action=CaseAction(body.action),
@@ -89,9 +90,8 @@ def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, request
             source="hotline" if body.action == "public_report" else None,
         ),
         inp=service.ActionInput(attachment_ids=tuple(body.attachment_ids), lon=lon, lat=lat),
-        rules=rules,
     )
-    return case_read(session, case, user, rules)
+    return case_read(session, change.case, user, rules)
 
 
 @router.get("", response_model=CasePage, summary="List cases")
@@ -134,10 +134,10 @@ def get_case(case_id: int, session: DbSession, user: CurrentUser, request: Reque
 
 
 @router.post("/{case_id}/actions", response_model=CaseRead, summary="Act on a case")
-def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, request: Request) -> CaseRead:
+def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep) -> CaseRead:
     """File, void, dispatch, accept, feed back, check, close ... (409 names the allowed actions)."""
-    rules = _rules(request)
-    case, _ = service.apply_action(
+    rules = pipeline.rules
+    change = pipeline.apply_action(
         session,
         case_id=case_id,
         actor=service.actor_of(user),
@@ -148,9 +148,8 @@ def act(case_id: int, body: ActionIn, session: DbSession, user: CurrentUser, req
             extension=body.extension.model_dump() if body.extension else None,
             target_case_id=body.target_case_id, lon=body.lon, lat=body.lat,
         ),
-        rules=rules,
     )
-    return case_read(session, case, user, rules)
+    return case_read(session, change.case, user, rules)
 
 
 @router.get("/{case_id}/events", response_model=list[EventRead], summary="A case's timeline")

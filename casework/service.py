@@ -7,7 +7,7 @@ command) owns the transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,20 +35,6 @@ from gridcity.types import utcnow
 # Fixed key for the advisory lock that orders event commits on PostgreSQL, so that event ids become
 # visible in increasing order (the live stream resumes by id and must never skip one).
 _EVENT_ORDER_LOCK = 7_301_011
-
-
-AfterAction = Callable[[Session, "Case", "CaseEvent", CaseRules], None]
-_after_action: list[AfterAction] = []
-
-
-def register_after_action(callback: AfterAction) -> None:
-    """Run ``callback(session, case, event, rules)`` after every successful action, in the same transaction.
-
-    Packages above casework (dispatch: auto-dispatch on filing; the live stream) hook in here, so that
-    casework never imports them. Registering the same callback twice has no effect.
-    """
-    if callback not in _after_action:
-        _after_action.append(callback)
 
 
 @dataclass(frozen=True)
@@ -95,6 +81,28 @@ class NewCase:
     reporter_phone: str | None = None
     reporter_email: str | None = None
     reporter_device_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """What one action (or the creation of a case) did, computed once: the case after it, its new event, the
+    whole log reduced to timing facts (ending with the new event) and the stage runs derived from that log.
+
+    The case pipeline hands it to its subscribers (:mod:`casework.pipeline`); responses are shaped from it.
+    """
+
+    case: Case
+    event: CaseEvent
+    rules: CaseRules
+    log: tuple[EventFact, ...]
+    runs: tuple[StageRun, ...]
+    previous_runs: tuple[StageRun, ...] = ()
+
+    @property
+    def changed_runs(self) -> tuple[StageRun, ...]:
+        """The runs this change created or altered (the others are as they were before it)."""
+        before = set(self.previous_runs)
+        return tuple(r for r in self.runs if r not in before)
 
 
 def actor_of(user: User) -> Actor:
@@ -270,9 +278,8 @@ def run_clock(
 YELLOW_AT = 0.8  # the share of a limit after which a stage turns yellow
 
 
-def _set_cache(case: Case, rules: CaseRules, facts: Sequence[EventFact], now: dt.datetime) -> None:
-    """Cache the open stage and its deadline and yellow instant on the case, from its whole log."""
-    runs = stage_runs(facts)
+def _set_cache(case: Case, rules: CaseRules, runs: Sequence[StageRun], now: dt.datetime) -> None:
+    """Cache the open stage and its deadline and yellow instant on the case, from its stage runs."""
     open_run = runs[-1] if runs and runs[-1].ended_at is None else None
     if open_run is None:
         case.stage, case.stage_started_at, case.deadline_at, case.warn_at = None, None, None, None
@@ -320,7 +327,21 @@ def create_case(
     rules: CaseRules | None = None,
     at: dt.datetime | None = None,
 ) -> Case:
-    """Take in a report (inspector report, public report, or self-handled) as a new case."""
+    """Take in a report as a new case, without subscribers (the app goes through its :class:`CasePipeline`)."""
+    return open_case(session, actor=actor, action=action, new=new, inp=inp, rules=rules, at=at).case
+
+
+def open_case(
+    session: Session,
+    *,
+    actor: Actor,
+    action: CaseAction,
+    new: NewCase,
+    inp: ActionInput = ActionInput(),
+    rules: CaseRules | None = None,
+    at: dt.datetime | None = None,
+) -> CaseChange:
+    """Take in a report (inspector report, public report, or self-handled) as a new case; returns the change."""
     rules = rules or load_rules()
     at = at or utcnow()
     if action not in lifecycle.CREATING_ACTIONS:
@@ -354,7 +375,9 @@ def create_case(
         updated_at=at,
     )
     data = dict(inp.data)
-    _set_cache(case, rules, [EventFact(action, CaseStatus.NEW, row.target, at, data)], at)
+    log = (EventFact(action, CaseStatus.NEW, row.target, at, data),)
+    runs = tuple(stage_runs(log))
+    _set_cache(case, rules, runs, at)
     session.add(case)
     session.flush()
     if action is CaseAction.PUBLIC_REPORT and any(
@@ -368,9 +391,7 @@ def create_case(
     session.flush()
     _link_attachments(session, ev, inp.attachment_ids,
                       "before" if action is not CaseAction.SELF_HANDLE else "evidence")
-    for callback in _after_action:
-        callback(session, case, ev, rules)
-    return case
+    return CaseChange(case, ev, rules, log, runs)
 
 
 def get_case(session: Session, case_id: int, *, actor: Actor, for_update: bool = False) -> Case:
@@ -427,7 +448,22 @@ def apply_action(
     rules: CaseRules | None = None,
     at: dt.datetime | None = None,
 ) -> tuple[Case, CaseEvent]:
-    """Judge and perform one action on a case, appending its event. The only status writer."""
+    """Judge and perform one action on a case, without subscribers (the app goes through its pipeline)."""
+    change = perform_action(session, case_id=case_id, actor=actor, action=action, inp=inp, rules=rules, at=at)
+    return change.case, change.event
+
+
+def perform_action(
+    session: Session,
+    *,
+    case_id: int,
+    actor: Actor,
+    action: CaseAction,
+    inp: ActionInput = ActionInput(),
+    rules: CaseRules | None = None,
+    at: dt.datetime | None = None,
+) -> CaseChange:
+    """Judge and perform one action on a case, appending its event; returns the change. The only status writer."""
     rules = rules or load_rules()
     at = at or utcnow()
     if action in lifecycle.CREATING_ACTIONS and action is not CaseAction.SELF_HANDLE:
@@ -481,7 +517,9 @@ def apply_action(
         case.closed_at = at
     ev = _new_event(case, seq=last_seq + 1, actor=actor, action=action, from_status=from_status,
                     to_status=row.target, at=at, inp=inp, data=data)
-    _set_cache(case, rules, [*facts, EventFact(action, from_status, row.target, at, data)], at)
+    log = (*facts, EventFact(action, from_status, row.target, at, data))
+    runs = tuple(stage_runs(log))
+    _set_cache(case, rules, runs, at)
     session.add(ev)
     try:
         # One flush: the case's UPDATE (version-checked) and the event's INSERT.
@@ -492,9 +530,7 @@ def apply_action(
                       "after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE) else "evidence")
     if action is CaseAction.MERGE:
         _note_merge_on_target(session, case, ev, actor, at)
-    for callback in _after_action:
-        callback(session, case, ev, rules)
-    return case, ev
+    return CaseChange(case, ev, rules, log, runs, previous_runs=tuple(stage_runs(facts)))
 
 
 def _valid_extension(ext: dict[str, Any] | None, rules: CaseRules, case: Case) -> dict[str, Any]:

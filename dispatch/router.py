@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from casework import service as casework_service
 from casework.rules import CaseRules
@@ -17,12 +17,6 @@ from gridcity.roles import CITYWIDE_ROLES, Role
 router = APIRouter(tags=["dispatch"])
 
 ADVISED_ROLES = (Role.DISPATCHER, Role.SHIFT_LEADER, Role.ACCEPTOR, Role.LEADER, Role.ADMIN)
-
-
-def setup(app: FastAPI) -> None:
-    """Hook auto-dispatch on filing into the case pipeline, with this app's routing settings."""
-    service.auto_dispatcher.settings = service.RoutingSettings.of(app.state.settings)
-    casework_service.register_after_action(service.auto_dispatcher)
 
 
 def _rules(request: Request) -> CaseRules:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from casework import service as casework_service
 from casework.lifecycle import Actor, CaseAction, CaseStatus
+from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from dispatch import rules as routing
 from dispatch.models import RoutingRuleRow
@@ -311,19 +312,19 @@ SYSTEM_DISPATCHER = Actor(user_id=0, role=Role.DISPATCHER)
 
 
 class AutoDispatcher:
-    """After-action hook: dispatch a freshly filed case when its class allows it and routing is unambiguous.
+    """Case pipeline subscriber: dispatch a freshly filed case when its class allows it and routing is unambiguous.
 
-    One instance is registered with ``casework.service.register_after_action`` (registration is by identity,
-    so app factories called many times register it once); ``setup(app)`` hands it the app's settings.
+    Built with the app's routing settings where the app's pipeline is assembled (one per app, never shared).
     """
 
-    def __init__(self) -> None:
-        """Start with default routing settings."""
-        self.settings: RoutingSettings = RoutingSettings()
+    def __init__(self, settings: RoutingSettings) -> None:
+        """Route with ``settings`` (snap tolerance, ...)."""
+        self.settings = settings
 
-    def __call__(self, session: Session, case: Any, event: Any, rules: CaseRules) -> None:
+    def __call__(self, session: Session, change: casework_service.CaseChange, pipeline: CasePipeline) -> None:
         """Run after every case action, inside its transaction."""
-        # Recursion guard: the DISPATCH below runs the hooks again, with a DISPATCH event, which stops here.
+        case, event, rules = change.case, change.event, change.rules
+        # Recursion guard: the DISPATCH below runs the subscribers again, with a DISPATCH event, which stops here.
         if event.action is not CaseAction.FILE or case.status is not CaseStatus.FILED:
             return
         try:
@@ -339,19 +340,16 @@ class AutoDispatcher:
             # A savepoint, so that a refused dispatch (e.g. a department deactivated meanwhile) leaves the
             # filing intact for a human dispatcher.
             with session.begin_nested():
-                casework_service.apply_action(
+                pipeline.apply_action(
                     session, case_id=case.id, actor=SYSTEM_DISPATCHER, action=CaseAction.DISPATCH,
                     inp=casework_service.ActionInput(
                         department_id=rec.department_id,
                         data={"auto": True, "method": rec.method, "explanation": rec.explanation},
                     ),
-                    rules=rules,
                 )
         except GridCityError as exc:
             log.warning("auto-dispatch of case %s refused: %s", case.id, exc.message)
 
-
-auto_dispatcher = AutoDispatcher()
 
 
 # ---- routing rules --------------------------------------------------------------------------------------

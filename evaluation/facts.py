@@ -5,8 +5,8 @@ Working-time arithmetic (deadlines on the working calendar, suspensions, extensi
 run of every timed step of a case, with its deadline and outcome already computed; the period indicators
 are then plain ``GROUP BY`` aggregates over these rows (:mod:`evaluation.service`).
 
-Rows are rebuilt for a whole case after each of its actions (the ``after_action`` hook registered by
-``evaluation.router.setup``): a case's log is short, so recomputing all its runs is cheaper and simpler than
+Rows are rebuilt for a whole case after each of its actions (:func:`on_change`, a subscriber of the app's
+case pipeline, :mod:`casework.pipeline`): a case's log is short, so recomputing all its runs is cheaper and simpler than
 patching the changed one, and it can never leave a stale row behind. ``rebuild_all`` recomputes every case
 from the log (``gridcity evaluate rebuild-facts``).
 
@@ -376,10 +376,10 @@ def refresh_cases(
     return _write(session, list(case_ids), rows, times)
 
 
-def on_after_action(session: Session, case: Case, event: CaseEvent, rules: CaseRules) -> None:
-    """The ``casework.service`` hook: keep the case's facts in step with its log (same transaction)."""
+def on_change(session: Session, change: casework_service.CaseChange, pipeline: Any) -> None:
+    """Case pipeline subscriber: keep the case's facts in step with its log (same transaction)."""
     session.flush()
-    refresh_cases(session, case_ids=[case.id], rules=rules, now=event.at)
+    refresh_cases(session, case_ids=[change.case.id], rules=change.rules, now=change.event.at)
 
 
 def rebuild_all(session: Session, *, rules: CaseRules, batch: int = 2000, echo: Any = None) -> int:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from casework import service as casework_service
-from evaluation import export, facts, service
+from evaluation import export, service
 from evaluation.schemas import (
     EvidenceRead,
     EvidenceRow,
@@ -26,11 +25,6 @@ READERS = require_roles(Role.LEADER, Role.ADMIN, Role.ACCEPTOR, Role.SHIFT_LEADE
 PUBLISHERS = require_roles(Role.LEADER, Role.ADMIN)
 PeriodQ = Annotated[str, Query(max_length=40, description="2026-10 | 2026-Q4 | 2026 | 2026-W43 | a..b")]
 VersionQ = Annotated[str | None, Query(max_length=40, description="Indicator-set version (default: in effect)")]
-
-
-def setup(app: FastAPI) -> None:
-    """Keep the evaluation facts in step with every case action."""
-    casework_service.register_after_action(facts.on_after_action)
 
 
 def _tz(request: Request) -> str:

@@ -799,7 +799,7 @@ def _indicator(
     t = _table(raw, *loc)
     kind_raw = t.get("kind")
     try:
-        kind = IndicatorKind(kind_raw)
+        kind = IndicatorKind(str(kind_raw))
     except ValueError:
         raise _bad(
             f"unknown indicator kind {kind_raw!r} (expected rate, band or value)", *loc, "kind"

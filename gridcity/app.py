@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     from casework import router as casework_router  # noqa: PLC0415
     from casework.rules import load_rules  # noqa: PLC0415
-    from gridcity import org_router  # noqa: PLC0415
+    from gridcity import org_router, wiring  # noqa: PLC0415
 
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = MediaStore(Path(settings.media_dir))
     # The on-site radius is part of the case rules, so that every route judges results by the same rule.
     app.state.rules = dataclasses.replace(load_rules(settings.city_dir), onsite_radius_m=settings.onsite_radius_m)
+    app.state.pipeline = wiring.case_pipeline(settings, app.state.rules)  # this app's, with its settings
     install_error_handlers(app)
     logredact.install()  # tokens never reach a log line, also the server stack's DEBUG lines
 

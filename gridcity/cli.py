@@ -95,6 +95,16 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     uvicorn.run("gridcity.asgi:app", host=host, port=port, workers=workers, log_level="info")
 
 
+def case_pipeline():  # type: ignore[no-untyped-def]
+    """The case pipeline of CLI commands that act on cases: the app's subscribers, with the configured settings."""
+    from casework.rules import load_rules  # noqa: PLC0415
+    from gridcity import wiring  # noqa: PLC0415
+    from gridcity.settings import get_settings  # noqa: PLC0415
+
+    settings = get_settings()
+    return wiring.case_pipeline(settings, load_rules(settings.city_dir))
+
+
 class _session:  # noqa: N801
     """A CLI unit of work on the configured database (commit on success)."""
 

@@ -63,7 +63,7 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
-        load_spatialite(dbapi_conn, record, init_mode="WGS84")
+        load_spatialite(dbapi_conn, record, init_mode="WGS84")  # type: ignore[no-untyped-call]
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")

@@ -133,7 +133,7 @@ def heif_supported() -> bool:
         True if the optional ``pillow_heif`` package is importable.
     """
     try:
-        import pillow_heif  # type: ignore[import-not-found]
+        import pillow_heif
     except ImportError:
         return False
     pillow_heif.register_heif_opener()
@@ -457,7 +457,7 @@ def _check_complete(data: bytes, fmt: str, pillow_format: str, loc: Loc) -> None
             probe.verify()
     except _BOMB_ERRORS:  # pragma: no cover - already refused by the first open
         raise _corrupt("changed between reads", loc) from None
-    except (*_DECODE_ERRORS, UnidentifiedImageError) as exc:
+    except _DECODE_ERRORS + (UnidentifiedImageError,) as exc:
         raise _corrupt(f"{type(exc).__name__}: {exc}", loc) from None
 
 

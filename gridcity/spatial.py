@@ -151,7 +151,7 @@ class Statement:
         cursor = conn.connection.cursor()
         try:
             cursor.execute(_driver_sql(name, self.sql), params)
-            return cursor.fetchall()  # type: ignore[no-any-return]
+            return list(cursor.fetchall())
         finally:
             cursor.close()
 
@@ -395,9 +395,10 @@ def bulk_append(
         return
     dialect_obj = session.get_bind().dialect
     postgres = dialect_obj.name == "postgresql"
-    procs = []
+    procs: list[tuple[int, Any]] = []
     for i, c in enumerate(columns):
         ctype = table.c[c].type
+        proc: Any
         if postgres and isinstance(ctype, sa.JSON):
             proc = json.dumps  # text COPY into a json column
         else:
@@ -432,7 +433,7 @@ def bulk_append(
     raw = session.connection().connection.driver_connection
     assert raw is not None
     if postgres:
-        with raw.cursor() as cur, cur.copy(  # type: ignore[attr-defined]
+        with raw.cursor() as cur, cur.copy(
             f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
         ) as copy:
             for r in rows:

@@ -69,8 +69,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from casework import attachments as casework_attachments
 from casework import service as casework_service
+from casework.deps import PipelineDep
 from casework.lifecycle import TERMINAL, Actor, CaseAction, CaseStatus
 from casework.models import Attachment, Case, CaseEvent, EventAttachment
+from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import codes
 from gridcity import photos
@@ -700,7 +702,7 @@ def parse_post(form: FormData, rules: CaseRules) -> PostedRequest:
     )
 
 
-def create_request(session: Session, *, posted: PostedRequest, rules: CaseRules, settings: Settings,
+def create_request(session: Session, *, posted: PostedRequest, pipeline: CasePipeline, settings: Settings,
                    store: Any) -> Case:
     """Store the photos and take the report in as a 公众举报 case (``public_reported``)."""
     limits = photos.PhotoLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_photo_pixels)
@@ -717,7 +719,7 @@ def create_request(session: Session, *, posted: PostedRequest, rules: CaseRules,
         att = casework_attachments.store_photo(session, store, photo, uploaded_by=None)
         if att.id not in attachment_ids:
             attachment_ids.append(att.id)
-    return casework_service.create_case(
+    return pipeline.create_case(
         session,
         actor=SYSTEM_ACCEPTOR,
         action=CaseAction.PUBLIC_REPORT,
@@ -731,8 +733,7 @@ def create_request(session: Session, *, posted: PostedRequest, rules: CaseRules,
             attachment_ids=tuple(attachment_ids), lon=posted.lon, lat=posted.lat,
             data={"media_url": posted.media_url} if posted.media_url else {},
         ),
-        rules=rules,
-    )
+    ).case
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -797,12 +798,12 @@ async def _form(request: Request) -> FormData:
 
 @router.post("/requests.{fmt}", summary="Open311 POST service request (a public report)")
 def post_request(fmt: str, request: Request, form: Annotated[FormData, Depends(_form)], session: DbSession,
-                 settings: SettingsDep, store: Store) -> Response:
+                 settings: SettingsDep, store: Store, pipeline: PipelineDep) -> Response:
     """A citizen report; becomes a 公众举报 case awaiting on-site verification."""
     _check_format(fmt)
     check_api_key(settings, _opt(form.get("api_key")) or _opt(request.query_params.get("api_key")))
-    rules = _rules(request)
-    case = create_request(session, posted=parse_post(form, rules), rules=rules, settings=settings, store=store)
+    case = create_request(session, posted=parse_post(form, pipeline.rules), pipeline=pipeline, settings=settings,
+                          store=store)
     doc = [{"service_request_id": case.number,
             "service_notice": f"举报已受理（编号 {case.number}），将由城市管理监督员到现场核实"}]
     return _respond(fmt, doc, "service_requests", "request")

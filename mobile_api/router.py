@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ValidationError
 
+from casework.deps import PipelineDep
 from casework.rules import CaseRules
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, Store
 from gridcity.errors import PayloadTooLarge
@@ -112,7 +113,7 @@ def post_report(
     user: CurrentUser,
     store: Store,
     settings: SettingsDep,
-    request: Request,
+    pipeline: PipelineDep,
     key: IdemKey,
     report: Annotated[str, Form(description="JSON: class_code, lon, lat, coord_system, description, "
                                             "component_id, captured_at, self_handled, note")],
@@ -122,7 +123,7 @@ def post_report(
 ) -> Any:
     """A report with 1–9 photos, or a self-handled (自处理) one with before and after photos."""
     return _respond(service.submit_report(
-        session, store=store, settings=settings, rules=_rules(request), user=user, key=key,
+        session, store=store, settings=settings, pipeline=pipeline, user=user, key=key,
         report_in=_parse(ReportIn, report, "report"), photo_items=_read(photos, "photos", settings),
         before=_read(before, "before", settings), after=_read(after, "after", settings),
     ))
@@ -135,14 +136,14 @@ def post_result(
     user: CurrentUser,
     store: Store,
     settings: SettingsDep,
-    request: Request,
+    pipeline: PipelineDep,
     key: IdemKey,
     result: Annotated[str, Form(description="JSON: outcome (pass|fail|done), lon, lat, coord_system, note")],
     photos: PhotoFiles = None,
 ) -> Any:
     """Verify (核实) or check (核查) outcome, or a department's on-site feedback; refused when not on site."""
     return _respond(service.submit_result(
-        session, store=store, settings=settings, rules=_rules(request), user=user, key=key, case_id=case_id,
+        session, store=store, settings=settings, pipeline=pipeline, user=user, key=key, case_id=case_id,
         result_in=_parse(ResultIn, result, "result"), photo_items=_read(photos, "photos", settings),
     ))
 
@@ -169,9 +170,9 @@ def post_photos(
 
 @router.post("/batch", response_model=BatchOut, summary="Upload the offline queue")
 def post_batch(body: BatchIn, session: DbSession, user: CurrentUser, store: Store, settings: SettingsDep,
-               request: Request, key: IdemKey) -> Any:
+               pipeline: PipelineDep, key: IdemKey) -> Any:
     """Each item (report, result, tracks) carries its own key and gets its own status and result."""
-    return _respond(service.run_batch(session, store=store, settings=settings, rules=_rules(request), user=user,
+    return _respond(service.run_batch(session, store=store, settings=settings, pipeline=pipeline, user=user,
                                       key=key, items=body.items))
 
 

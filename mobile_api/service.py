@@ -26,6 +26,7 @@ from casework import attachments as casework_attachments
 from casework import service as casework_service
 from casework.lifecycle import CaseAction, CaseStatus
 from casework.models import Attachment, Case, CaseEvent, EventAttachment
+from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import service as components_service
 from components.models import PatrolPoint, SupervisionArea, SupervisionGrid
@@ -307,12 +308,13 @@ def _precheck_report(session: Session, rules: CaseRules, report_in: ReportIn) ->
     return lon, lat
 
 
-def _create_report(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
+def _create_report(session: Session, *, store: MediaStore, settings: Settings,
+                   pipeline: CasePipeline, user: User,
                    report_in: ReportIn, photo_items: Sequence[PhotoInput], before: Sequence[PhotoInput],
                    after: Sequence[PhotoInput]) -> tuple[int, Any]:
     # Cheap checks first, so that a doomed report costs no photo processing.
-    lon, lat = _precheck_report(session, rules, report_in)
-    claimed_at = _claimed_at(report_in.captured_at, rules.calendar.timezone)
+    lon, lat = _precheck_report(session, pipeline.rules, report_in)
+    claimed_at = _claimed_at(report_in.captured_at, pipeline.rules.calendar.timezone)
     if report_in.self_handled:
         before_atts = _resolve_photos(session, store, settings, user, before, "before")
         after_atts = _resolve_photos(session, store, settings, user, after, "after")
@@ -321,7 +323,7 @@ def _create_report(session: Session, *, store: MediaStore, settings: Settings, r
         atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
     flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
     action = CaseAction.SELF_HANDLE if report_in.self_handled else CaseAction.REPORT
-    case = casework_service.create_case(
+    case = pipeline.create_case(
         session,
         actor=casework_service.actor_of(user),
         action=action,
@@ -335,8 +337,7 @@ def _create_report(session: Session, *, store: MediaStore, settings: Settings, r
             data={"via": "mobile", "coord_system": report_in.coord_system,
                   "captured_at": claimed_at.isoformat(), "photo_flags": _flags_data(flags)},
         ),
-        rules=rules,
-    )
+    ).case
     if report_in.self_handled:
         _mark_before_after(session, case.id, {a.id for a in before_atts}, {a.id for a in after_atts})
     body = SubmissionOut(case_id=case.id, number=case.number, status=case.status, version=case.version,
@@ -355,7 +356,8 @@ def _mark_before_after(session: Session, case_id: int, before_ids: set[int], aft
     session.flush()
 
 
-def submit_report(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
+def submit_report(session: Session, *, store: MediaStore, settings: Settings,
+                  pipeline: CasePipeline, user: User,
                   key: str, report_in: ReportIn, photo_items: Sequence[PhotoInput] = (),
                   before: Sequence[PhotoInput] = (), after: Sequence[PhotoInput] = ()) -> Outcome:
     """Report a problem (or a self-handled one with before/after photos), once per idempotency key."""
@@ -372,13 +374,13 @@ def submit_report(session: Session, *, store: MediaStore, settings: Settings, ru
     if replay is not None:
         return replay
     if any(isinstance(p, bytes) for p in (*photo_items, *before, *after)):
-        _precheck_report(session, rules, report_in)  # a doomed report costs no photo work
+        _precheck_report(session, pipeline.rules, report_in)  # a doomed report costs no photo work
         prepared = prepare_uploads(session, store=store, settings=settings,
                                    groups={"photos": photo_items, "before": before, "after": after})
         photo_items, before, after = prepared["photos"], prepared["before"], prepared["after"]
 
     def work() -> tuple[int, Any]:
-        return _create_report(session, store=store, settings=settings, rules=rules, user=user,
+        return _create_report(session, store=store, settings=settings, pipeline=pipeline, user=user,
                               report_in=report_in, photo_items=photo_items, before=before, after=after)
 
     return idempotency.run(session, user_id=user.id, key=key, kind="report", req_hash=req_hash, work=work)
@@ -420,38 +422,38 @@ def _result_context(session: Session, *, settings: Settings, user: User, case_id
     return lon, lat, case, action, distance
 
 
-def _submit_result(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
+def _submit_result(session: Session, *, store: MediaStore, settings: Settings,
+                   pipeline: CasePipeline, user: User,
                    case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput]) -> tuple[int, Any]:
     actor = casework_service.actor_of(user)
     lon, lat, case, action, distance = _result_context(session, settings=settings, user=user, case_id=case_id,
                                                        result_in=result_in)
-    claimed_at = _claimed_at(result_in.captured_at, rules.calendar.timezone)
+    claimed_at = _claimed_at(result_in.captured_at, pipeline.rules.calendar.timezone)
     atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
     flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
     version = result_in.version
     if action is CaseAction.FEEDBACK and case.status is CaseStatus.DISPATCHED:
         # Field staff who fix a case they have not yet accepted in the office accept it on the spot.
-        case, _ = casework_service.apply_action(
+        case = pipeline.apply_action(
             session, case_id=case.id, actor=actor, action=CaseAction.ACCEPT,
             inp=casework_service.ActionInput(expected_version=version, lon=lon, lat=lat, data={"via": "mobile"}),
-            rules=rules,
-        )
+        ).case
         version = None
-    case, _ = casework_service.apply_action(
+    case = pipeline.apply_action(
         session, case_id=case.id, actor=actor, action=action,
         inp=casework_service.ActionInput(
             expected_version=version, note=result_in.note, attachment_ids=tuple(a.id for a in atts), lon=lon,
             lat=lat, data={"via": "mobile", "coord_system": result_in.coord_system, "distance_m": round(distance, 1),
                            "captured_at": claimed_at.isoformat(), "photo_flags": _flags_data(flags)},
         ),
-        rules=rules,
-    )
+    ).case
     body = SubmissionOut(case_id=case.id, number=case.number, status=case.status, version=case.version,
                          action=action, photos=_photo_out(atts, flags))
     return 200, body.model_dump(mode="json", exclude_none=True)
 
 
-def submit_result(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
+def submit_result(session: Session, *, store: MediaStore, settings: Settings,
+                  pipeline: CasePipeline, user: User,
                   key: str, case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput]) -> Outcome:
     """Send a verify/check outcome (inspector) or a handled-on-site feedback (department), on site, once."""
     _require_role(user, MOBILE_ROLES, "task results")
@@ -469,7 +471,7 @@ def submit_result(session: Session, *, store: MediaStore, settings: Settings, ru
                                       groups={"photos": photo_items})["photos"]
 
     def work() -> tuple[int, Any]:
-        return _submit_result(session, store=store, settings=settings, rules=rules, user=user, case_id=case_id,
+        return _submit_result(session, store=store, settings=settings, pipeline=pipeline, user=user, case_id=case_id,
                               result_in=result_in, photo_items=photo_items)
 
     return idempotency.run(session, user_id=user.id, key=key, kind="result", req_hash=req_hash, work=work)
@@ -619,27 +621,29 @@ def _item_error(key: str | None, exc: GridCityError, prefix: list[str | int]) ->
     return BatchItemOut(key=key, status=exc.status_code, error=detail)
 
 
-def _run_item(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
+def _run_item(session: Session, *, store: MediaStore, settings: Settings,
+              pipeline: CasePipeline, user: User,
               item: BatchItemIn, loc: list[str | int]) -> Outcome:
     key = idempotency.check_key(item.key, loc=[*loc, "key"])
     if item.kind == "report":
         if item.report is None:
             raise InvalidInput("a report item needs report", code="mobile.item_incomplete", loc=[*loc, "report"])
-        return submit_report(session, store=store, settings=settings, rules=rules, user=user, key=key,
+        return submit_report(session, store=store, settings=settings, pipeline=pipeline, user=user, key=key,
                              report_in=item.report, photo_items=item.photo_ids, before=item.before_ids,
                              after=item.after_ids)
     if item.kind == "result":
         if item.result is None or item.case_id is None:
             raise InvalidInput("a result item needs case_id and result", code="mobile.item_incomplete",
                                loc=[*loc, "result"])
-        return submit_result(session, store=store, settings=settings, rules=rules, user=user, key=key,
+        return submit_result(session, store=store, settings=settings, pipeline=pipeline, user=user, key=key,
                              case_id=item.case_id, result_in=item.result, photo_items=item.photo_ids)
     if item.tracks is None:
         raise InvalidInput("a tracks item needs tracks", code="mobile.item_incomplete", loc=[*loc, "tracks"])
-    return record_track(session, user=user, rules=rules, key=key, track_in=item.tracks)
+    return record_track(session, user=user, rules=pipeline.rules, key=key, track_in=item.tracks)
 
 
-def _batch_item(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User,
+def _batch_item(session: Session, *, store: MediaStore, settings: Settings,
+                pipeline: CasePipeline, user: User,
                 raw: Any, index: int) -> BatchItemOut:
     prefix: list[str | int] = ["body", "items", index]
     key = raw.get("key") if isinstance(raw, dict) and isinstance(raw.get("key"), str) else None
@@ -652,7 +656,7 @@ def _batch_item(session: Session, *, store: MediaStore, settings: Settings, rule
     try:
         # A savepoint per item: a refused item rolls back only its own work and its own key.
         with session.begin_nested():
-            outcome = _run_item(session, store=store, settings=settings, rules=rules, user=user, item=item,
+            outcome = _run_item(session, store=store, settings=settings, pipeline=pipeline, user=user, item=item,
                                 loc=prefix)
     except GridCityError as exc:
         return _item_error(key, exc, prefix)
@@ -662,15 +666,16 @@ def _batch_item(session: Session, *, store: MediaStore, settings: Settings, rule
     return BatchItemOut(key=key, status=outcome.status_code, replayed=outcome.replayed, result=outcome.body)
 
 
-def run_batch(session: Session, *, store: MediaStore, settings: Settings, rules: CaseRules, user: User, key: str,
+def run_batch(session: Session, *, store: MediaStore, settings: Settings,
+              pipeline: CasePipeline, user: User, key: str,
               items: list[Any]) -> Outcome:
     """Upload an offline queue in one call; each item is accepted or refused on its own, with its own key."""
     _require_role(user, MOBILE_ROLES, "the offline queue")
     req_hash = idempotency.request_hash("batch", items)
 
     def work() -> tuple[int, Any]:
-        out = BatchOut(items=[_batch_item(session, store=store, settings=settings, rules=rules, user=user, raw=raw,
-                                          index=i) for i, raw in enumerate(items)])
+        out = BatchOut(items=[_batch_item(session, store=store, settings=settings, pipeline=pipeline, user=user,
+                                          raw=raw, index=i) for i, raw in enumerate(items)])
         return 200, out.model_dump(mode="json", exclude_none=True)
 
     return idempotency.run(session, user_id=user.id, key=key, kind="batch", req_hash=req_hash, work=work)

@@ -298,6 +298,51 @@ def test_auto_dispatch_leaves_the_case_filed_when_not_allowed_or_not_sure(grids:
         assert [e["action"] for e in _events(client, orgdata, case["id"])] == ["report", "file"]
 
 
+def test_two_apps_with_different_settings_do_not_affect_each_other(grids: sa.Engine, orgdata: Org,
+                                                                   settings: Settings) -> None:
+    # One street lamp 45 m from the reported point: within a 60 m snap tolerance, beyond a 30 m one.
+    from gridcity.app import create_app
+
+    _seed(grids, lambda s: add_component(s, "C0118", 1, 45.0, 0.0, main=orgdata.depts["LD"]))
+    narrow = create_app(settings.model_copy(update={"snap_tolerance_m": 30.0}))
+    wide = create_app(settings.model_copy(update={"snap_tolerance_m": 60.0}))  # built after: must not leak back
+    try:
+        assert narrow.state.pipeline is not wide.state.pipeline
+        with TestClient(narrow) as a, TestClient(wide) as b:
+            case = report(a, orgdata, class_code="C0118")
+            assert act(a, orgdata, case, "shiftlead", "file")["status"] == "filed"  # 45 m > 30 m: not sure
+            case = report(b, orgdata, class_code="C0118", photos=upload(b, orgdata, "inspector", seed=7))
+            filed = act(b, orgdata, case, "shiftlead", "file")
+            assert (filed["status"], filed["department_id"]) == ("dispatched", orgdata.depts["LD"])
+            case = report(a, orgdata, class_code="C0118", photos=upload(a, orgdata, "inspector", seed=8))
+            assert act(a, orgdata, case, "shiftlead", "file")["status"] == "filed"  # still the narrow app's
+    finally:
+        narrow.state.engine.dispose()
+        wide.state.engine.dispose()
+
+
+def test_a_pipeline_runs_exactly_its_subscribers(grids: sa.Engine, orgdata: Org, settings: Settings) -> None:
+    from casework.pipeline import CasePipeline
+    from gridcity.database import make_session_factory
+
+    _seed(grids, lambda s: add_component(s, "C0118", 1, 4.0, 0.0, main=orgdata.depts["LD"]))
+    rules = load_case_rules(settings.city_dir)
+    seen: list[str] = []
+    bare = CasePipeline(rules, [lambda s, change, p: seen.append(change.event.action.value)])
+    auto = CasePipeline(rules, [*bare.subscribers, service.AutoDispatcher(RoutingSettings())])
+    inspector = Actor(orgdata.ids["inspector"], Role.INSPECTOR)
+    shiftlead = Actor(orgdata.ids["shiftlead"], Role.SHIFT_LEADER)
+    new = casework_service.NewCase(class_code="C0118", lon=at(0, 0)[0], lat=at(0, 0)[1])
+    with make_session_factory(grids)() as s, s.begin():
+        c1 = bare.create_case(s, actor=inspector, action=CaseAction.REPORT, new=new).case
+        assert bare.apply_action(s, case_id=c1.id, actor=shiftlead, action=CaseAction.FILE).case.status == "filed"
+        c2 = auto.create_case(s, actor=inspector, action=CaseAction.REPORT, new=new).case
+        change = auto.apply_action(s, case_id=c2.id, actor=shiftlead, action=CaseAction.FILE)
+        # The follow-on dispatch went through the same pipeline, so its subscribers saw it too.
+        assert change.case.status == "dispatched" and change.event.action is CaseAction.FILE
+    assert seen == ["report", "file", "report", "file", "dispatch"]
+
+
 def test_auto_dispatch_by_rule_for_an_event_class(grids: sa.Engine, client: TestClient, orgdata: Org) -> None:
     r = client.post("/api/v1/routing-rules", json=[rule("E01*", "community", COMMUNITY, orgdata.depts["HW"])],
                     headers=orgdata.headers("admin"))

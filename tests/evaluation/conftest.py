@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from casework import service as casework_service
 from casework.lifecycle import Actor, CaseAction
 from casework.models import Attachment, Case
+from casework.pipeline import CasePipeline
 from casework.rules import load_rules
 from components.models import SupervisionArea, SupervisionGrid
 from evaluation import facts
@@ -39,6 +40,8 @@ class Driver:
         self.session = session
         self.org = org
         self.rules = load_rules()
+        # Exactly the subscriber these tests need: the evaluation facts follow every action.
+        self.pipeline = CasePipeline(self.rules, [facts.on_change])
         self.users = {u.username: u for u in session.scalars(sa.select(User))}
         att = session.scalars(sa.select(Attachment).where(Attachment.sha256 == "e" * 64)).first()
         if att is None:
@@ -63,10 +66,10 @@ class Driver:
         act = CaseAction(action)
         inp = casework_service.ActionInput(attachment_ids=(self.photo_of(user),) if act is CaseAction.SELF_HANDLE
                                            else ())
-        case = casework_service.create_case(
+        case = self.pipeline.create_case(
             self.session, actor=self.actor(user), action=act,
             new=casework_service.NewCase(class_code=class_code, lon=107.1448, lat=34.3693, urgency=urgency),
-            inp=inp, rules=self.rules, at=at)
+            inp=inp, at=at).case
         # We place the case in a grid (no grid polygons are loaded in tests) and refresh its facts.
         case.grid_code = grid
         self.session.flush()
@@ -88,8 +91,8 @@ class Driver:
             kw["department_id"] = self.org.depts[kw["department_id"]]
         if isinstance(kw.get("inspector_id"), str):
             kw["inspector_id"] = self.org.ids[kw["inspector_id"]]
-        casework_service.apply_action(self.session, case_id=case_id, actor=self.actor(user), action=act,
-                                      inp=casework_service.ActionInput(**kw), rules=self.rules, at=at)
+        self.pipeline.apply_action(self.session, case_id=case_id, actor=self.actor(user), action=act,
+                                   inp=casework_service.ActionInput(**kw), at=at)
 
     def number(self, case_id: int) -> str:
         case = self.session.get(Case, case_id)
@@ -105,13 +108,7 @@ class Driver:
 
 
 @pytest.fixture
-def hooked() -> None:
-    """Register the facts hook (what evaluation.router.setup does for the app)."""
-    casework_service.register_after_action(facts.on_after_action)
-
-
-@pytest.fixture
-def session(db: sa.Engine, orgdata: Org, hooked: None) -> Iterator[Session]:
+def session(db: sa.Engine, orgdata: Org) -> Iterator[Session]:
     factory = make_session_factory(db)
     with factory() as s, s.begin():
         yield s

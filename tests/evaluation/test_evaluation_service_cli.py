@@ -26,8 +26,7 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     get_settings.cache_clear()
 
 
-def test_evaluate_prints_the_ranking_publishes_and_rebuilds(db: sa.Engine, orgdata: Org, hooked: None,
-                                                            cli_env: None) -> None:
+def test_evaluate_prints_the_ranking_publishes_and_rebuilds(db: sa.Engine, orgdata: Org, cli_env: None) -> None:
     with make_session_factory(db)() as s, s.begin():
         scenario(Driver(s, orgdata))
     with make_session_factory(db)() as s, s.begin():

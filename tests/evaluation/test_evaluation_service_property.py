@@ -307,7 +307,7 @@ def nonzero(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 
 @pytest.fixture
-def work_session(db: sa.Engine, orgdata: Org, hooked: None) -> Iterator[Session]:
+def work_session(db: sa.Engine, orgdata: Org) -> Iterator[Session]:
     factory = make_session_factory(db)
     with factory() as s:
         yield s

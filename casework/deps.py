@@ -1,0 +1,18 @@
+"""Request dependency for the app's case pipeline (built by the app factory, kept on ``app.state``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from casework.pipeline import CasePipeline
+
+
+def get_pipeline(request: Request) -> CasePipeline:
+    """This app's case pipeline."""
+    pipeline: CasePipeline = request.app.state.pipeline
+    return pipeline
+
+
+PipelineDep = Annotated[CasePipeline, Depends(get_pipeline)]
