@@ -408,7 +408,7 @@ def _result_action(user: User, case: Case, outcome: str) -> CaseAction:
     return action
 
 
-def _result_context(session: Session, *, settings: Settings, user: User, case_id: int,
+def _result_context(session: Session, *, radius_m: float, user: User, case_id: int,
                     result_in: ResultIn) -> tuple[float, float, Case, CaseAction, float]:
     """The cheap checks of a task result (task, on site): position, case, action, distance."""
     loc_r: list[str | int] = ["body", "result"]
@@ -417,7 +417,7 @@ def _result_context(session: Session, *, settings: Settings, user: User, case_id
     action = _result_action(user, case, result_in.outcome)
     # The one on-site rule (casework.service.on_site_distance); apply_action checks it again for
     # verify/check, here it refuses early, before any photo work, and also covers on-site feedback.
-    distance = casework_service.on_site_distance(case, lon=lon, lat=lat, radius_m=settings.onsite_radius_m,
+    distance = casework_service.on_site_distance(case, lon=lon, lat=lat, radius_m=radius_m,
                                                  loc=[*loc_r, "lon"])
     return lon, lat, case, action, distance
 
@@ -426,8 +426,8 @@ def _submit_result(session: Session, *, store: MediaStore, settings: Settings,
                    pipeline: CasePipeline, user: User,
                    case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput]) -> tuple[int, Any]:
     actor = casework_service.actor_of(user)
-    lon, lat, case, action, distance = _result_context(session, settings=settings, user=user, case_id=case_id,
-                                                       result_in=result_in)
+    lon, lat, case, action, distance = _result_context(session, radius_m=pipeline.rules.onsite_radius_m, user=user,
+                                                       case_id=case_id, result_in=result_in)
     claimed_at = _claimed_at(result_in.captured_at, pipeline.rules.calendar.timezone)
     atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
     flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
@@ -466,7 +466,8 @@ def submit_result(session: Session, *, store: MediaStore, settings: Settings,
     if replay is not None:
         return replay
     if any(isinstance(p, bytes) for p in photo_items):
-        _result_context(session, settings=settings, user=user, case_id=case_id, result_in=result_in)
+        _result_context(session, radius_m=pipeline.rules.onsite_radius_m, user=user, case_id=case_id,
+                        result_in=result_in)
         photo_items = prepare_uploads(session, store=store, settings=settings,
                                       groups={"photos": photo_items})["photos"]
 
