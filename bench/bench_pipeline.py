@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import platform
 import socket
@@ -63,10 +64,22 @@ def _seed(engine: sa.Engine) -> tuple[dict[Role, int], int, int]:
                                department_id=dept.id if r is Role.DEPARTMENT else None).id
             for r in ROLES
         }
-        att = Attachment(sha256="0" * 64, media_type="image/jpeg", size=1, width=1, height=1, flags=[])
-        s.add(att)
-        s.flush()
-        return users, dept.id, att.id
+        return users, dept.id
+
+
+def _seed_photos(engine: sa.Engine, users: dict[Role, int], cases: range) -> dict[tuple[int, Role, str], int]:
+    """Evidence belongs to its author and is used once: one photo row per case, author and use, made untimed."""
+    ids: dict[tuple[int, Role, str], int] = {}
+    with make_session_factory(engine)() as s, s.begin():
+        for i in cases:
+            for role, use in ((Role.INSPECTOR, "report"), (Role.DEPARTMENT, "feedback"), (Role.INSPECTOR, "check")):
+                att = Attachment(sha256=hashlib.sha256(f"{i}-{role}-{use}".encode()).hexdigest(),
+                                 media_type="image/jpeg", size=1, width=1, height=1, flags=[],
+                                 uploaded_by=users[role])
+                s.add(att)
+                s.flush()
+                ids[(i, role, use)] = att.id
+    return ids
 
 
 def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -93,7 +106,8 @@ def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def run(n: int, url: str | None) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="gc-bench-pipeline-"))
     engine, url = _fresh_engine(url, data_dir)
-    users, dept_id, att_id = _seed(engine)
+    users, dept_id = _seed(engine)
+    photos = _seed_photos(engine, users, range(-5, n))
     headers = {
         r: {"Authorization": "Bearer " + security.create_token(user_id=uid, role=r.value, secret=SECRET,
                                                                 ttl=dt.timedelta(hours=4))}
@@ -103,7 +117,7 @@ def run(n: int, url: str | None) -> dict[str, Any]:
         (Role.SHIFT_LEADER, {"action": "file"}),
         (Role.DISPATCHER, {"action": "dispatch", "department_id": dept_id}),
         (Role.DEPARTMENT, {"action": "accept"}),
-        (Role.DEPARTMENT, {"action": "feedback", "attachment_ids": [att_id], "note": "修复"}),
+        (Role.DEPARTMENT, {"action": "feedback", "note": "修复"}),
         (Role.ACCEPTOR, {"action": "send_check", "inspector_id": users[Role.INSPECTOR]}),
         (Role.INSPECTOR, {"action": "check_pass"}),
         (Role.SHIFT_LEADER, {"action": "close"}),
@@ -124,10 +138,14 @@ def run(n: int, url: str | None) -> dict[str, Any]:
             def one(i: int) -> None:
                 case = send("/api/v1/cases", Role.INSPECTOR, {
                     "action": "report", "class_code": "C0101", "lon": 107.14 + (i % 100) * 1e-4,
-                    "lat": 34.36 + (i // 100) * 1e-5, "description": "bench", "attachment_ids": [att_id]}, 201)
+                    "lat": 34.36 + (i // 100) * 1e-5, "description": "bench",
+                    "attachment_ids": [photos[(i, Role.INSPECTOR, "report")]]}, 201)
+                extra = {"feedback": {"attachment_ids": [photos[(i, Role.DEPARTMENT, "feedback")]]},
+                         "check_pass": {"attachment_ids": [photos[(i, Role.INSPECTOR, "check")]],
+                                        "lon": case["lon"], "lat": case["lat"]}}  # on site
                 for role, body in steps:
-                    case = send(f"/api/v1/cases/{case['id']}/actions", role, {**body, "version": case["version"]},
-                                200)
+                    case = send(f"/api/v1/cases/{case['id']}/actions", role,
+                                {**body, **extra.get(body["action"], {}), "version": case["version"]}, 200)
                 assert case["status"] == "closed"
 
             for i in range(min(5, n)):  # warm-up (not timed)

@@ -35,7 +35,20 @@ class MissingActionInput(InvalidInput):
     default_code = "case.missing_input"
 
 
-class CaseHidden(PermissionDenied):
-    """The case exists but belongs to another department or inspector (403)."""
+class AttachmentNotUsable(InvalidInput):
+    """A photo named in an action is not the acting user's, or is already evidence of an event (422).
 
-    default_code = "case.not_yours"
+    Another user's photo answers ``attachment.unknown`` like a missing one (ids cannot be probed); the
+    user's own photo that is already attached elsewhere answers ``attachment.already_used``.
+    """
+
+    default_code = "attachment.unknown"
+
+
+class NotOnSite(InvalidInput):
+    """A verify or check result sent from farther than the on-site radius, or with no position (422).
+
+    The code is the one the phone API has always answered; the rule is the same on every route.
+    """
+
+    default_code = "mobile.not_on_site"

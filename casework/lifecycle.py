@@ -129,8 +129,9 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     _t(A.SELF_HANDLE, {S.NEW}, S.SELF_HANDLED, {R.INSPECTOR}, needs={Need.ATTACHMENT}),
     _t(A.SELF_HANDLE, {S.REPORTED}, S.SELF_HANDLED, {R.INSPECTOR}, Scope.REPORTER, {Need.ATTACHMENT}),
     _t(A.SEND_VERIFY, {S.PUBLIC_REPORTED}, S.VERIFYING, {R.ACCEPTOR}, needs={Need.INSPECTOR}),
-    _t(A.VERIFY_TRUE, {S.VERIFYING}, S.REPORTED, {R.INSPECTOR}, Scope.ASSIGNED),
-    _t(A.VERIFY_FALSE, {S.VERIFYING}, S.VOIDED, {R.INSPECTOR}, Scope.ASSIGNED, {Need.NOTE}),
+    # On-site results (核实, 核查) need photos; their position is checked by casework.service.on_site_distance.
+    _t(A.VERIFY_TRUE, {S.VERIFYING}, S.REPORTED, {R.INSPECTOR}, Scope.ASSIGNED, {Need.ATTACHMENT}),
+    _t(A.VERIFY_FALSE, {S.VERIFYING}, S.VOIDED, {R.INSPECTOR}, Scope.ASSIGNED, {Need.NOTE, Need.ATTACHMENT}),
     # 案卷建立
     _t(A.FILE, {S.REPORTED}, S.FILED, {R.SHIFT_LEADER}),
     _t(A.VOID, {S.REPORTED, S.PUBLIC_REPORTED}, S.VOIDED, {R.SHIFT_LEADER}, needs={Need.NOTE}),
@@ -161,8 +162,8 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     _t(A.FEEDBACK, {S.HANDLING}, S.FEEDBACK, {R.DEPARTMENT}, Scope.OWN_DEPARTMENT, {Need.ATTACHMENT}),
     # 核查结案
     _t(A.SEND_CHECK, {S.FEEDBACK}, S.CHECKING, {R.ACCEPTOR}, needs={Need.INSPECTOR}),
-    _t(A.CHECK_PASS, {S.CHECKING}, S.CHECKED, {R.INSPECTOR}, Scope.ASSIGNED),
-    _t(A.CHECK_FAIL, {S.CHECKING}, S.DISPATCHED, {R.INSPECTOR}, Scope.ASSIGNED, {Need.NOTE}),
+    _t(A.CHECK_PASS, {S.CHECKING}, S.CHECKED, {R.INSPECTOR}, Scope.ASSIGNED, {Need.ATTACHMENT}),
+    _t(A.CHECK_FAIL, {S.CHECKING}, S.DISPATCHED, {R.INSPECTOR}, Scope.ASSIGNED, {Need.NOTE, Need.ATTACHMENT}),
     _t(A.CLOSE, {S.CHECKED}, S.CLOSED, {R.SHIFT_LEADER}),
     _t(A.APPROVE_SELF_HANDLED, {S.SELF_HANDLED}, S.CLOSED, {R.SHIFT_LEADER}),
     # 自处理审核 the other ways: returned (the self-handling is not accepted; the report goes back to the

@@ -34,6 +34,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterator
@@ -51,6 +52,7 @@ from casework.alerts import CaseAlert
 from casework.lifecycle import Actor, CaseAction, CaseStatus
 from casework.models import Case, CaseEvent
 from casework.service import CaseChange
+from gridcity.org import User
 from gridcity.roles import CITYWIDE_ROLES, Role
 from gridcity.types import utcnow
 
@@ -68,9 +70,18 @@ class LiveConfig:
     queue_size: int = 1000
     poll_seconds: float = 5.0
     batch_size: int = 500
-    max_gap_ids: int = 20_000
+    #: The largest gap (in ids) one connect or one ``resume`` replays; a larger one gets ``reset``, so one
+    #: small frame never makes the server send more than this many items.
+    max_gap_ids: int = 1_000
     send_timeout_seconds: float = 10.0
     listen_postgres: bool = True
+    #: ``resume`` frames a connection may send at once, and how fast that allowance refills (per second).
+    resume_burst: int = 3
+    resume_per_second: float = 0.2
+    #: How long a client has to send its ``auth`` frame when it did not authenticate in the handshake.
+    auth_timeout_seconds: float = 10.0
+    #: How often open connections are checked against ``app_user.active`` (deactivated users are cut off).
+    user_check_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -281,6 +292,21 @@ class Subscriber:
     task: asyncio.Task[Any] | None = None
     last_sent: float = 0.0  # loop time of the last frame written (heartbeats count from there)
     sending_since: float | None = None  # loop time a waiting write started, while it has not returned
+    expires_at: float | None = None  # wall-clock time (epoch seconds) the connection's token expires
+    resume_tokens: float = -1.0  # the resume allowance (token bucket; negative = not started)
+    resume_refilled: float = 0.0
+
+    def take_resume(self, now: float, cfg: LiveConfig) -> float:
+        """Spend one ``resume`` from the allowance: 0 when allowed, else the seconds to wait."""
+        if self.resume_tokens < 0:
+            self.resume_tokens, self.resume_refilled = float(cfg.resume_burst), now
+        self.resume_tokens = min(float(cfg.resume_burst),
+                                 self.resume_tokens + (now - self.resume_refilled) * cfg.resume_per_second)
+        self.resume_refilled = now
+        if self.resume_tokens >= 1:
+            self.resume_tokens -= 1
+            return 0.0
+        return (1 - self.resume_tokens) / cfg.resume_per_second if cfg.resume_per_second > 0 else float("inf")
 
     def audience(self) -> tuple[str, int] | None:
         """The routing key of the items this user may see (see :func:`visible`)."""
@@ -574,17 +600,45 @@ class LiveHub:
             self.hw_alert = max(self.hw_alert, alerts[-1].id)
 
     async def _watch(self) -> None:
-        """Heartbeats and stalled writes, for every subscriber, from one task (no timer per message)."""
+        """Heartbeats, stalled writes, expired tokens and deactivated users, for every subscriber, from one
+        task (no timer per message)."""
         cfg = self.config
         loop = asyncio.get_running_loop()
+        next_user_check = loop.time() + cfg.user_check_seconds
         while True:
-            await asyncio.sleep(max(0.05, min(1.0, cfg.heartbeat_seconds / 4, cfg.send_timeout_seconds / 4)))
+            await asyncio.sleep(max(0.05, min(1.0, cfg.heartbeat_seconds / 4, cfg.send_timeout_seconds / 4,
+                                              cfg.user_check_seconds)))
             self.watch_once(loop.time())
+            if loop.time() >= next_user_check and self.subscribers:
+                next_user_check = loop.time() + cfg.user_check_seconds
+                try:
+                    await self.check_users()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the database may be restarting: we check again on the next round
+                    log.exception("live stream could not check its users")
 
-    def watch_once(self, now: float) -> None:
-        """Queue a ping for subscribers silent for a heartbeat; end those whose write stalled too long."""
-        cfg = self.config
+    async def check_users(self) -> None:
+        """End the connections of users who are no longer active (``app_user.active`` false, or deleted)."""
+        ids = {sub.actor.user_id for sub in self.subscribers}
+        active = await asyncio.to_thread(self._active_users, ids)
         for sub in list(self.subscribers):
+            if sub.actor.user_id not in active:
+                sub.end("auth.user_inactive")
+
+    def _active_users(self, ids: set[int]) -> set[int]:
+        with self.session_factory() as s:
+            return set(s.scalars(select(User.id).where(User.id.in_(sorted(ids)), User.active.is_(True))))
+
+    def watch_once(self, now: float, wall: float | None = None) -> None:
+        """Queue a ping for subscribers silent for a heartbeat; end those whose write stalled too long and
+        those whose token expired (``wall``: epoch seconds, default now)."""
+        cfg = self.config
+        wall = time.time() if wall is None else wall
+        for sub in list(self.subscribers):
+            if sub.expires_at is not None and wall >= sub.expires_at:
+                sub.end("auth.token_expired")
+                continue
             started = sub.sending_since
             if started is not None and now - started > cfg.send_timeout_seconds:
                 sub.end("send_timeout")
@@ -643,14 +697,12 @@ class LiveHub:
             return self._register(actor, since=since, since_alert=since_alert)
 
     def _register(self, actor: Actor, *, since: int | None, since_alert: int | None) -> Subscriber:
-        sub = Subscriber(
-            actor=actor,
-            limit=self.config.queue_size,
-            pos_event=max(self.hw_event, since or 0),
-            pos_alert=max(self.hw_alert, since_alert or 0),
-        )
-        sub.delivered_event = since if since is not None else self.hw_event
-        sub.delivered_alert = since_alert if since_alert is not None else self.hw_alert
+        # A resume point beyond the newest item is not trusted (it would silently skip what comes next): the
+        # subscriber starts at the marks and the caller tells the client to reset (see ``ahead``).
+        sub = Subscriber(actor=actor, limit=self.config.queue_size, pos_event=self.hw_event,
+                         pos_alert=self.hw_alert)
+        sub.delivered_event = min(since, self.hw_event) if since is not None else self.hw_event
+        sub.delivered_alert = min(since_alert, self.hw_alert) if since_alert is not None else self.hw_alert
         self.add(sub)
         return sub
 

@@ -2,20 +2,29 @@
 
 Protocol (JSON text frames):
 
-* Connect to ``/ws/live?token=<bearer token>[&since=<event id>][&since_alert=<alert id>]`` (or send the
-  token as ``Authorization: Bearer``). A missing, invalid or expired token: an ``error`` frame, then close
-  code 1008 (policy violation).
+* Connect to ``/ws/live[?since=<event id>][&since_alert=<alert id>]``. The token never goes in the URL
+  (URLs end up in access logs): either offer the subprotocols ``gridcity.live`` and ``bearer.<token>``
+  (``new WebSocket(url, ["gridcity.live", "bearer." + token])``; the server selects ``gridcity.live``), or
+  send ``Authorization: Bearer``, or send ``{"type": "auth", "token": "<bearer token>"}`` as the first frame
+  (within ``auth_timeout_seconds``). A ``token`` query parameter is refused (``ws.token_in_url``). A missing,
+  invalid or expired token: an ``error`` frame, then close code 1008 (policy violation).
+* The connection ends (``error`` frame ``auth.token_expired`` / ``auth.user_inactive``, close 1008) when its
+  token expires or its user is deactivated (checked every ``user_check_seconds``).
 * Server → client: ``hello`` (who you are, the current marks), then the gap since ``since`` / ``since_alert``
   replayed from the log, then ``synced``, then live ``event`` (field ``id`` = case_event id, increasing) and
   ``alert`` (field ``alert_id``, increasing) frames; ``ping`` every ``heartbeat`` seconds of silence with
   ``last_id``/``last_alert_id`` (the client has everything visible up to there); ``resync`` (then close
   1013) when the client fell too far behind: reconnect with ``since``/``since_alert`` from that frame;
-  ``reset`` when the gap is too large to replay: reload the views, the stream continues live.
+  ``reset`` when the gap is too large to replay (more than ``max_gap_ids``) or the resume point lies beyond
+  the newest item (``reason: since_ahead``): reload the views, the stream continues live from ``last_id``.
 * Client → server: ``{"type": "ping"}`` → ``pong``. ``{"type": "resume", "last_id": N}`` (and/or
   ``"last_alert_id": M``) on an open socket: the events after ``N`` (alerts after ``M``) are replayed from
   the log in order, then ``synced``, then the live stream continues with no id sent twice after the replay
-  (a too-large gap gets ``reset`` as on connect). Anything else (not JSON, not an object, unknown type,
-  bad ids, binary) → an ``error`` frame; the connection stays open.
+  (a too-large gap gets ``reset`` as on connect; an id beyond the newest gets an ``error`` frame
+  ``ws.resume_ahead`` naming the newest id). Resumes are rate limited per connection (``resume_burst``,
+  then ``resume_per_second``): one too many gets ``ws.rate_limited`` with ``retry_after`` seconds.
+  Anything else (not JSON, not an object, unknown type, bad ids, binary) → an ``error`` frame; the
+  connection stays open.
 
 Hot path: an item is serialised once by the pump and routed only to the subscribers who may see it, and
 written to each socket in the pump's own step (``Subscriber.kick``); only a write that would wait moves to
@@ -39,6 +48,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from casework import live
 from casework import service as casework_service
 from casework.lifecycle import Actor
+from gridcity import security
 from gridcity.database import transaction
 from gridcity.deps import user_from_token
 from gridcity.errors import NotAuthenticated
@@ -103,10 +113,50 @@ async def _monitor_loop(app: FastAPI) -> None:
             log.exception("deadline monitor run failed")
 
 
-def _authenticate(app: Any, token: str | None) -> Actor:
+SUBPROTOCOL = "gridcity.live"
+BEARER_PREFIX = "bearer."
+
+
+def _authenticate(app: Any, token: str | None) -> tuple[Actor, float | None]:
+    """The actor of a token and the token's expiry (epoch seconds)."""
     with app.state.read_session_factory() as s:
         user = user_from_token(s, app.state.settings, token)
-        return casework_service.actor_of(user)
+        exp = security.decode_token(token or "", secret=app.state.settings.resolved_secret_key()).get("exp")
+        return casework_service.actor_of(user), float(exp) if isinstance(exp, (int, float)) else None
+
+
+def _handshake_token(ws: WebSocket) -> tuple[str | None, str | None]:
+    """The token offered in the handshake (subprotocol or header) and the subprotocol to select."""
+    offered = list(ws.scope.get("subprotocols") or [])
+    token = next((p[len(BEARER_PREFIX):] for p in offered if p.startswith(BEARER_PREFIX)), None)
+    auth = ws.headers.get("authorization", "")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+    if SUBPROTOCOL in offered:
+        return token, SUBPROTOCOL
+    # A client must get one of the protocols it offered back; one that offered only its token gets that.
+    return token, next((p for p in offered if p.startswith(BEARER_PREFIX)), None)
+
+
+async def _first_frame_token(ws: WebSocket, timeout: float) -> str | None:
+    """The token of a first ``{"type": "auth", "token": ...}`` frame (None for anything else or silence)."""
+    try:
+        async with asyncio.timeout(timeout):
+            message = await ws.receive()
+    except TimeoutError:
+        return None
+    try:
+        data = json.loads(message.get("text") or "")
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("type") == "auth" and isinstance(data.get("token"), str):
+        return str(data["token"])
+    return None
+
+
+async def _refuse(ws: WebSocket, code: str, msg: str) -> None:
+    await ws.send_text(live._dumps({"type": "error", "code": code, "msg": msg}))
+    await ws.close(code=CLOSE_POLICY, reason=code)
 
 
 def _int_param(ws: WebSocket, name: str) -> int | None:
@@ -128,16 +178,23 @@ async def _send(ws: WebSocket, text: str, timeout: float) -> None:
 @router.websocket("/ws/live")
 async def live_stream(ws: WebSocket) -> None:
     """Stream the case events and deadline warnings the user may see, resumable by id."""
-    await ws.accept()
-    token = ws.query_params.get("token")
-    auth = ws.headers.get("authorization", "")
-    if not token and auth.lower().startswith("bearer "):
-        token = auth[7:].strip()
+    token, subprotocol = _handshake_token(ws)
+    await ws.accept(subprotocol=subprotocol)
+    if "token" in ws.query_params:
+        await _refuse(ws, "ws.token_in_url", "never put the token in the URL; send it as the first frame "
+                      '{"type": "auth", "token": ...} or as the subprotocol bearer.<token>')
+        return
+    hub: live.LiveHub = ws.app.state.live_hub
+    cfg: live.LiveConfig = hub.config
+    if not token:
+        try:
+            token = await _first_frame_token(ws, cfg.auth_timeout_seconds)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
     try:
-        actor = await asyncio.to_thread(_authenticate, ws.app, token)
+        actor, expires_at = await asyncio.to_thread(_authenticate, ws.app, token)
     except NotAuthenticated as exc:
-        await ws.send_text(live._dumps({"type": "error", "code": exc.code, "msg": exc.message}))
-        await ws.close(code=CLOSE_POLICY, reason=exc.code)
+        await _refuse(ws, exc.code, exc.message)
         return
     try:
         since, since_alert = _int_param(ws, "since"), _int_param(ws, "since_alert")
@@ -147,9 +204,8 @@ async def live_stream(ws: WebSocket) -> None:
         await ws.close(code=CLOSE_POLICY, reason="ws.bad_since")
         return
 
-    hub: live.LiveHub = ws.app.state.live_hub
-    cfg: live.LiveConfig = hub.config
     sub = await hub.subscribe(actor, since=since, since_alert=since_alert)
+    sub.expires_at = expires_at
     tasks: list[asyncio.Task[Any]] = []
     try:
         await _send(ws, live._dumps({
@@ -157,12 +213,17 @@ async def live_stream(ws: WebSocket) -> None:
             "department_id": actor.department_id, "last_id": hub.hw_event, "last_alert_id": hub.hw_alert,
             "heartbeat": cfg.heartbeat_seconds,
         }), cfg.send_timeout_seconds)
+        if (since is not None and since > sub.delivered_event) or (
+                since_alert is not None and since_alert > sub.delivered_alert):
+            # The client claims ids beyond the newest: never silence, it is told to reload from the marks.
+            await _send(ws, live._dumps({"type": "reset", "reason": "since_ahead", "last_id": sub.delivered_event,
+                                         "last_alert_id": sub.delivered_alert}), cfg.send_timeout_seconds)
         await _replay_gap(ws, hub, sub, since=since, since_alert=since_alert)
         await _send(ws, live._dumps({"type": "synced", "last_id": sub.delivered_event,
                                      "last_alert_id": sub.delivered_alert}), cfg.send_timeout_seconds)
         sub.go_live(ws.send_text, lambda text: _resume(ws, hub, sub, text))
         tasks = [
-            asyncio.create_task(_receive_loop(ws, sub)),
+            asyncio.create_task(_receive_loop(ws, sub, cfg)),
             asyncio.create_task(sub.done.wait()),
         ]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -176,6 +237,14 @@ async def live_stream(ws: WebSocket) -> None:
                             cfg.send_timeout_seconds)
                 async with asyncio.timeout(cfg.send_timeout_seconds):
                     await ws.close(code=CLOSE_TRY_AGAIN, reason="resync")
+        elif tasks[1] in done and sub.reason.startswith("auth."):
+            # The token expired or the user was deactivated: the stream ends like a refused connection.
+            if sub.task is not None:
+                sub.task.cancel()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(cfg.send_timeout_seconds):
+                    msg = "token expired" if sub.reason == "auth.token_expired" else "user deactivated"
+                    await _refuse(ws, sub.reason, msg)
     except (WebSocketDisconnect, TimeoutError, RuntimeError, OSError):
         pass
     finally:
@@ -236,7 +305,14 @@ async def _resume(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, text: 
     for kind, key, delivered in (("event", "last_id", sub.delivered_event),
                                  ("alert", "last_alert_id", sub.delivered_alert)):
         after = req.get(key)
-        if after is not None and after > delivered:
+        newest = max(delivered, hub.hw_event if kind == "event" else hub.hw_alert)
+        if after is not None and after > newest:
+            # Beyond the newest item: an error naming where the stream is, never silence.
+            await _send(ws, live._dumps({"type": "error", "code": "ws.resume_ahead", key: newest,
+                                         "msg": f"{key} {after} is beyond the newest ({newest})"}),
+                        hub.config.send_timeout_seconds)
+            after = None
+        elif after is not None and after > delivered:
             # The client claims more than it was sent here (another connection): we skip up to its id.
             if kind == "event":
                 sub.skip_event = max(sub.skip_event, after)
@@ -254,7 +330,8 @@ def _bad(sub: live.Subscriber, msg: str) -> None:
     sub.control({"type": "error", "code": "ws.bad_message", "msg": msg})
 
 
-async def _receive_loop(ws: WebSocket, sub: live.Subscriber) -> None:
+async def _receive_loop(ws: WebSocket, sub: live.Subscriber, cfg: live.LiveConfig) -> None:
+    loop = asyncio.get_running_loop()
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
@@ -278,6 +355,11 @@ async def _receive_loop(ws: WebSocket, sub: live.Subscriber) -> None:
             ids = {k: data.get(k) for k in ("last_id", "last_alert_id") if data.get(k) is not None}
             if not ids or any(type(v) is not int or v < 0 for v in ids.values()):
                 _bad(sub, "resume needs last_id and/or last_alert_id as non-negative integers")
+                continue
+            wait = sub.take_resume(loop.time(), cfg)
+            if wait > 0:
+                sub.control({"type": "error", "code": "ws.rate_limited", "retry_after": round(wait, 1),
+                             "msg": "too many resumes; try again later"})
                 continue
             sub.marker(live.RESUME, 0, live._dumps(ids))
         else:

@@ -303,7 +303,11 @@ async def upload(
     return out
 
 
-@attachments_router.get("/{attachment_id}/{kind}", summary="A public rendition (display or thumb)")
+@attachments_router.get("/{attachment_id}/{kind}", summary="A rendition of a photo (display or thumb)")
 def rendition(attachment_id: IdPath, kind: str, session: DbSession, user: CurrentUser, store: Store) -> FileResponse:
-    """The metadata-free JPEG rendition of a photo."""
-    return FileResponse(attachments.rendition_path(session, store, attachment_id, kind), media_type="image/jpeg")
+    """The metadata-free JPEG rendition of a photo the user may see (its uploader, or who may see its case).
+
+    A photo belongs to its case: a photo of a case the user may not see answers 404 like a missing one.
+    """
+    att = service.visible_attachment(session, attachment_id, actor=service.actor_of(user))
+    return FileResponse(attachments.rendition_path(session, store, att.id, kind), media_type="image/jpeg")

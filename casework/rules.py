@@ -26,6 +26,8 @@ class CaseRules:
     #: The city's override folder these rules were read with; packages above casework read their own
     #: tables (e.g. evaluation's step limits) from the same place.
     city_dir: Path | None = None
+    #: How near (metres) a verify/check result must be sent from (settings ``GRIDCITY_ONSITE_RADIUS_M``).
+    onsite_radius_m: float = 200.0
 
 
 def _read_override(city_dir: Path | None, name: str) -> str | None:

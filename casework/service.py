@@ -20,14 +20,15 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from casework import deadlines, effects, lifecycle
-from casework.exceptions import CaseHidden, CaseNotFound, StaleCase
+from casework.exceptions import AttachmentNotUsable, CaseNotFound, NotOnSite, StaleCase
 from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need, Stage
 from casework.models import Attachment, Case, CaseEvent, EventAttachment, PublicReporter
 from casework.rules import CaseRules, load_rules
 from casework.timeline import EventFact, StageRun, stage_runs
 from components import service as components_service
 from gridcity import spatial
-from gridcity.errors import InvalidInput
+from gridcity.coords import haversine_m
+from gridcity.errors import InvalidInput, NotFound
 from gridcity.org import Department, User
 from gridcity.roles import Role
 from gridcity.types import utcnow
@@ -145,10 +146,57 @@ def _order_events(session: Session) -> None:
         session.execute(select(lock))
 
 
-def _check_attachments(session: Session, ids: Sequence[int]) -> None:
-    # That they exist is checked when they are linked (one statement: _link_attachments).
+def _check_attachments(session: Session, ids: Sequence[int], actor: Actor) -> None:
+    """Evidence belongs to its author: each photo was uploaded by the acting user and is not yet attached.
+
+    Runs before anything is written, so a refusal leaves nothing half stored. Another user's photo answers
+    like a missing one (``attachment.unknown``), so ids cannot be probed.
+    """
+    if not ids:
+        return
     if len(set(ids)) != len(ids):
         raise InvalidInput("an attachment is listed twice", code="attachment.duplicate", loc=["attachment_ids"])
+    # One statement: each photo's uploader and whether an event already holds it.
+    rows = session.execute(
+        select(Attachment.id, Attachment.uploaded_by, EventAttachment.attachment_id)
+        .outerjoin(EventAttachment, EventAttachment.attachment_id == Attachment.id)
+        .where(Attachment.id.in_(ids))
+    ).all()
+    owners = {r[0]: r[1] for r in rows}
+    used = {r[0] for r in rows if r[2] is not None}
+    for i, aid in enumerate(ids):
+        # The system (user id 0: Open311 intake) owns the photos it stored with no uploader.
+        if aid not in owners or (owners[aid] or 0) != actor.user_id:
+            raise AttachmentNotUsable(f"unknown attachment {aid}", loc=["attachment_ids", i])
+        if aid in used:
+            raise AttachmentNotUsable(f"attachment {aid} is already evidence of another action; take a new photo",
+                                      code="attachment.already_used", loc=["attachment_ids", i])
+
+
+#: Results that can only be given on site (信息核实, 案件核查): a position within the radius, and photos.
+ON_SITE_ACTIONS = frozenset({CaseAction.VERIFY_TRUE, CaseAction.VERIFY_FALSE, CaseAction.CHECK_PASS,
+                             CaseAction.CHECK_FAIL})
+
+
+def on_site_distance(case: Case, *, lon: float | None, lat: float | None, radius_m: float,
+                     loc: Sequence[str | int] = ("lon",)) -> float:
+    """The on-site rule, the one place it lives: the position must be given and within ``radius_m``.
+
+    Returns the distance in metres; raises :class:`NotOnSite` (422 ``mobile.not_on_site``) otherwise. The
+    phone API calls it early (before any photo work) and :func:`apply_action` calls it for every
+    verify/check result, whichever route the result came through.
+    """
+    if lon is None or lat is None:
+        raise NotOnSite(f"a result for case {case.number} needs the position it was sent from (lon, lat)",
+                        loc=list(loc), extra={"radius_m": radius_m})
+    distance = haversine_m(lon, lat, case.lon, case.lat)
+    if distance > radius_m:
+        raise NotOnSite(
+            f"you are {distance:,.0f} m from case {case.number}; results must be sent from within "
+            f"{radius_m:,.0f} m", loc=list(loc),
+            extra={"distance_m": round(distance, 1), "radius_m": radius_m},
+        )
+    return distance
 
 
 def _references(action: CaseAction, inp: ActionInput) -> dict[str, Any]:
@@ -357,7 +405,7 @@ def open_case(
     if new.component_id:
         components_service.check_component_for_case(session, component_id=new.component_id,
                                                     class_code=cls.key)
-    _check_attachments(session, inp.attachment_ids)
+    _check_attachments(session, inp.attachment_ids, actor)
     _order_events(session)
     case = Case(
         number=next_case_number(session, at=at, tz=rules.calendar.timezone),
@@ -399,16 +447,41 @@ def open_case(
 
 
 def get_case(session: Session, case_id: int, *, actor: Actor, for_update: bool = False) -> Case:
-    """A case the actor may see; 404 if there is none, 403 if it is another department's or inspector's."""
+    """A case the actor may see; 404 if there is none *or* the actor may not see it.
+
+    A hidden case answers exactly like a missing one (same status, code and message), so that ids cannot be
+    probed for existence (OWASP API1).
+    """
     return _visible(session, session.get(Case, case_id, with_for_update=for_update or None), case_id, actor)
 
 
 def _visible(session: Session, case: Case | None, case_id: int, actor: Actor) -> Case:
-    if case is None:
+    if case is None or not lifecycle.can_view(
+        actor, facts_of(case), has_merged_report=_has_merged_report(session, actor, case)
+    ):
         raise CaseNotFound(f"case {case_id} not found", loc=["case_id"])
-    if not lifecycle.can_view(actor, facts_of(case), has_merged_report=_has_merged_report(session, actor, case)):
-        raise CaseHidden(f"case {case_id} is not yours to see", loc=["case_id"])
     return case
+
+
+def visible_attachment(session: Session, attachment_id: int, *, actor: Actor) -> Attachment:
+    """A photo the actor may see: one they uploaded, or one attached to an event of a case they may see.
+
+    Anything else answers 404 ``attachment.not_found``, as a missing photo does (a photo belongs to its case).
+    """
+    att = session.get(Attachment, attachment_id)
+    if att is not None and att.uploaded_by is not None and att.uploaded_by == actor.user_id:
+        return att
+    if att is not None:
+        visible_ids = visible_cases(actor).with_only_columns(Case.id)
+        linked = session.scalar(
+            select(EventAttachment.attachment_id)
+            .join(CaseEvent, CaseEvent.id == EventAttachment.event_id)
+            .where(EventAttachment.attachment_id == attachment_id, CaseEvent.case_id.in_(visible_ids))
+            .limit(1)
+        )
+        if linked is not None:
+            return att
+    raise NotFound(f"attachment {attachment_id} not found", code="attachment.not_found", loc=["attachment_id"])
 
 
 def _has_merged_report(session: Session, actor: Actor, case: Case) -> bool:
@@ -459,7 +532,9 @@ def perform_action(
             loc=["version"], extra={"current_version": case.version},
         )
     row = lifecycle.check_transition(actor, facts_of(case), action, inp.given())
-    _check_attachments(session, inp.attachment_ids)
+    if action in ON_SITE_ACTIONS:
+        on_site_distance(case, lon=inp.lon, lat=inp.lat, radius_m=rules.onsite_radius_m)
+    _check_attachments(session, inp.attachment_ids, actor)
     from_status = case.status
 
     # The references the action names must exist; what it then does is data (casework.effects).

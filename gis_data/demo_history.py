@@ -335,9 +335,10 @@ class _Simulator:
             p.act(A.SEND_VERIFY, self.actor(Role.ACCEPTOR), t, inspector_id=inspector.user_id)
             t = self.in_stage(t, site, urgency, Stage.VERIFY, self.quick())
             if rng.random() < P_VERIFY_FALSE:
-                p.act(A.VERIFY_FALSE, inspector, t, note=rng.choice(NOTES[A.VERIFY_FALSE]), on_site=True)
+                p.act(A.VERIFY_FALSE, inspector, t, note=rng.choice(NOTES[A.VERIFY_FALSE]), on_site=True,
+                      photo=(rng.randrange(PHOTOS), "evidence"))
                 return p, source
-            p.act(A.VERIFY_TRUE, inspector, t, on_site=True)
+            p.act(A.VERIFY_TRUE, inspector, t, on_site=True, photo=(rng.randrange(PHOTOS), "evidence"))
         else:
             p.act(A.REPORT, inspector, t, photo=(photo, "before"), on_site=True)
         t = self.in_stage(t, site, urgency, Stage.FILE, self.quick())
@@ -410,9 +411,10 @@ class _Simulator:
             p.act(A.SEND_CHECK, self.actor(Role.ACCEPTOR), t, inspector_id=inspector.user_id)
             t = self.in_stage(t, site, urgency, Stage.CHECK, self.quick())
             if round_ == 0 and rework:
-                p.act(A.CHECK_FAIL, inspector, t, note=rng.choice(NOTES[A.CHECK_FAIL]), on_site=True)
+                p.act(A.CHECK_FAIL, inspector, t, note=rng.choice(NOTES[A.CHECK_FAIL]), on_site=True,
+                      photo=(rng.randrange(PHOTOS), "evidence"))
                 continue
-            p.act(A.CHECK_PASS, inspector, t, on_site=True)
+            p.act(A.CHECK_PASS, inspector, t, on_site=True, photo=(rng.randrange(PHOTOS), "evidence"))
             t = self.work_minutes(t, 5, 120)
             p.act(A.CLOSE, self.actor(Role.SHIFT_LEADER), t)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridcity import guard
+from gridcity import guard, logredact
 from gridcity.database import make_engine, make_read_session_factory, make_session_factory, refuse_nul_parameters
 from gridcity.deps import DbGate
 from gridcity.errors import GridCityError
@@ -137,10 +138,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              per_address=settings.login_max_failures_per_address,
                                              window_s=settings.login_failure_window_seconds)
     app.state.store = MediaStore(Path(settings.media_dir))
-    app.state.rules = load_rules(settings.city_dir)
+    # The on-site radius is part of the case rules, so that every route judges results by the same rule.
+    app.state.rules = dataclasses.replace(load_rules(settings.city_dir), onsite_radius_m=settings.onsite_radius_m)
     app.state.pipeline = wiring.case_pipeline(settings, app.state.rules)  # this app's, with its settings
     install_error_handlers(app)
     guard.install(app)
+    logredact.install()  # tokens never reach a log line, also the server stack's DEBUG lines
 
     api = "/api/v1"
     app.include_router(org_router.router, prefix=api)

@@ -76,6 +76,7 @@ def _sqlite_engine(url: str, echo: bool, pool_size: int) -> Engine:
         url,
         module=sqlean,
         echo=echo,
+        hide_parameters=True,  # bound values (phone numbers, hashes) never reach a log line or error text
         connect_args={"check_same_thread": False, "timeout": 30},
         poolclass=sa.pool.QueuePool,
         pool_size=pool_size,
@@ -142,7 +143,8 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         return _sqlite_engine(url, echo, pool_size)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                            hide_parameters=True)  # bound values (phones, hashes) never reach a log line
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     basemap_url: str | None = Field(default=None, description="Raster tile URL with {z}/{x}/{y} (custom basemap).")
     basemap_key: str | None = Field(default=None, description="天地图 key (tk) for basemap=tianditu.")
     basemap_gcj02: bool = Field(default=False, description="The custom basemap is in GCJ-02: shift the layers.")
+    # Security (issue 15): absolute URLs never come from the request's Host header; what Open311 publishes.
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The server's public origin for absolute URLs (Open311 media_url, discovery); no Host header.",
+    )
+    open311_publish_after_photos: bool = Field(
+        default=False, description="Open311 also serves departments' after-photos (处置后照片) of a request."
+    )
+    open311_publish_notes: bool = Field(
+        default=False, description="Open311 shows staff free-text (void/verify reasons, inspectors' descriptions)."
+    )
     sql_echo: bool = False
 
     @property
@@ -76,6 +87,10 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         """Where photos are stored (content-addressed)."""
         return self.data_dir / "media"
+
+    def public_url(self, path: str) -> str:
+        """An absolute URL of ``path`` on the configured public origin."""
+        return self.public_base_url.rstrip("/") + path
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SpatiaLite file in the data directory."""

@@ -6,6 +6,8 @@ call builds a new pipeline, so two apps with different settings never affect eac
 
 from __future__ import annotations
 
+import dataclasses
+
 from casework import live
 from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
@@ -20,4 +22,6 @@ def case_pipeline(settings: Settings, rules: CaseRules) -> CasePipeline:
     Auto-dispatch comes last, so that the filing's own facts and live event precede the dispatch it triggers
     (which runs through this same pipeline).
     """
+    # The on-site radius (GRIDCITY_ONSITE_RADIUS_M) is part of the rules every route's actions are judged by.
+    rules = dataclasses.replace(rules, onsite_radius_m=settings.onsite_radius_m)
     return CasePipeline(rules, [facts.on_change, live.on_change, AutoDispatcher(RoutingSettings.of(settings))])

@@ -23,7 +23,15 @@ Endpoints (every one with a ``.xml`` and a ``.json`` suffix; any other suffix is
   requests that changed), ``extensions=true`` (``extended_attributes`` with ``detailed_status`` and
   ``media_urls``, and the public ``notes`` on the request beside it, as on the Extensions page).
 * ``GET requests/{service_request_id}.{fmt}``: one request (still a list of one).
-* ``GET media/{attachment_id}.jpg``: the metadata-free display rendition of a photo of a case.
+* ``GET media/{token}.jpg``: the metadata-free display rendition of a photo that is public by rule
+  (:func:`public_photo_clause`): a public report's own photos, and departments' after-photos only when
+  the city publishes them (``GRIDCITY_OPEN311_PUBLISH_AFTER_PHOTOS``). Never an inspector's evidence. The
+  token is the photo's SHA-256 (unguessable without the photo), never the sequential attachment id.
+
+What is published is the city's choice, with a safe default: every request's status and the standard
+public status texts; a public report's own description and photos. Staff free text (void and verify
+reasons, inspectors' descriptions) only with ``GRIDCITY_OPEN311_PUBLISH_NOTES``. Absolute URLs come from
+``GRIDCITY_PUBLIC_BASE_URL``, never from the request's Host header.
 
 ``service_request_id`` is the readable case number (``2026-000123``). Status: closed/voided/merged →
 ``closed``, everything else ``open``; ``status_notes`` is the Chinese text of the latest public-facing
@@ -72,7 +80,7 @@ from casework import attachments as casework_attachments
 from casework import service as casework_service
 from casework.deps import PipelineDep
 from casework.lifecycle import TERMINAL, Actor, CaseAction, CaseStatus
-from casework.models import Case, CaseEvent, EventAttachment
+from casework.models import Attachment, Case, CaseEvent, EventAttachment
 from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import addresses, codes
@@ -83,7 +91,7 @@ from gridcity.errors import GridCityError, NotFound, PermissionDenied
 from gridcity.org import Department
 from gridcity.roles import Role
 from gridcity.settings import Settings
-from gridcity.types import MAX_DATE, MAX_ID, MIN_DATE
+from gridcity.types import MAX_DATE, MIN_DATE
 from mobile_api import open311_format as fmt311
 
 SPEC_URL: Final = "http://wiki.open311.org/GeoReport_v2"
@@ -407,10 +415,14 @@ class _EventRow:
     data: dict[str, Any]
 
 
-def note_text(ev: _EventRow, *, dept_name: str | None, merged_into: str | None) -> str | None:
-    """The public Chinese note of one event (None: the event says nothing to the public)."""
+def note_text(ev: _EventRow, *, dept_name: str | None, merged_into: str | None,
+              publish_notes: bool = False) -> str | None:
+    """The public Chinese note of one event (None: the event says nothing to the public).
+
+    Staff's free-text reasons are appended only when the city publishes them (``publish_notes``).
+    """
     a = CaseAction
-    reason = (ev.note or "").strip()
+    reason = (ev.note or "").strip() if publish_notes else ""
     if ev.action is a.MERGE and ev.from_status == ev.to_status:
         return None  # the mirror entry on the merge target
     texts: dict[CaseAction, str] = {
@@ -439,20 +451,46 @@ def note_text(ev: _EventRow, *, dept_name: str | None, merged_into: str | None) 
     return texts.get(ev.action)
 
 
+def public_photo_clause(*, after_photos: bool) -> sa.ColumnElement[bool]:
+    """Which photo links are public by rule (over ``event_attachment`` joined to its ``case_event``).
+
+    A public report's own photos (the photos of its ``public_report`` event) are public; a department's
+    after-photos (``feedback`` event, role ``after``) only if the city opts in. Inspectors' evidence (report,
+    verify, check, self-handle photos) never is.
+    """
+    rule = CaseEvent.action == CaseAction.PUBLIC_REPORT
+    if after_photos:
+        rule = sa.or_(rule, sa.and_(CaseEvent.action == CaseAction.FEEDBACK, EventAttachment.role == "after"))
+    return rule
+
+
+@dataclass(frozen=True)
+class Publish:
+    """What this city's Open311 publishes (settings ``GRIDCITY_OPEN311_PUBLISH_*``)."""
+
+    after_photos: bool = False
+    notes: bool = False
+
+    @classmethod
+    def of(cls, settings: Settings) -> Publish:
+        """The choices of the deployment."""
+        return cls(after_photos=settings.open311_publish_after_photos, notes=settings.open311_publish_notes)
+
+
 @dataclass(frozen=True)
 class _PageFacts:
     """What the documents of a page of cases need besides the cases: fetched in a few queries."""
 
     dept_names: dict[int, str]
     events: dict[int, list[_EventRow]]
-    photos: dict[int, list[int]]
+    photos: dict[int, list[str]]  # case id -> SHA-256 of its public photos
     merged_into: dict[int, str]
 
 
-def _page_facts(session: Session, cases: Sequence[Case]) -> _PageFacts:
+def _page_facts(session: Session, cases: Sequence[Case], publish: Publish) -> _PageFacts:
     ids = [c.id for c in cases]
     events: dict[int, list[_EventRow]] = {}
-    photos_of: dict[int, list[int]] = {}
+    photos_of: dict[int, list[str]] = {}
     merged_ids = {c.merged_into_id for c in cases if c.merged_into_id is not None}
     merged_into = dict(session.execute(select(Case.id, Case.number).where(Case.id.in_(merged_ids))).all()
                        ) if merged_ids else {}
@@ -468,15 +506,16 @@ def _page_facts(session: Session, cases: Sequence[Case]) -> _PageFacts:
             events.setdefault(r.case_id, []).append(_EventRow(r.case_id, r.action, r.from_status, r.to_status,
                                                               r.at, r.note, r.data or {}))
         links = session.execute(
-            select(CaseEvent.case_id, EventAttachment.attachment_id)
+            select(CaseEvent.case_id, Attachment.sha256)
             .join(EventAttachment, EventAttachment.event_id == CaseEvent.id)
-            .where(CaseEvent.case_id.in_(chunk))
+            .join(Attachment, Attachment.id == EventAttachment.attachment_id)
+            .where(CaseEvent.case_id.in_(chunk), public_photo_clause(after_photos=publish.after_photos))
             .order_by(CaseEvent.case_id, CaseEvent.seq, EventAttachment.attachment_id)
         ).all()
-        for case_id, aid in links:
+        for case_id, sha in links:
             lst = photos_of.setdefault(case_id, [])
-            if aid not in lst:
-                lst.append(aid)
+            if sha not in lst:
+                lst.append(sha)
     dept_ids = {c.department_id for c in cases if c.department_id is not None}
     dept_ids |= {int(e.data["department_id"]) for evs in events.values() for e in evs
                  if isinstance(e.data.get("department_id"), int)}
@@ -491,7 +530,7 @@ def _status(case: Case) -> str:
 
 
 def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: str,
-                extensions: bool) -> dict[str, Any]:
+                extensions: bool, publish: Publish = Publish()) -> dict[str, Any]:
     """One ``request`` of GET requests (spec field order; ``None`` → null / empty element)."""
     tz = _tz(rules)
     try:
@@ -504,19 +543,21 @@ def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: 
     for ev in facts.events.get(case.id, []):
         dept_of_event = ev.data.get("department_id")
         text = note_text(ev, dept_name=facts.dept_names.get(dept_of_event) if isinstance(dept_of_event, int)
-                         else dept_name, merged_into=merged_into)
+                         else dept_name, merged_into=merged_into, publish_notes=publish.notes)
         if text is not None:
             notes.append({"datetime": fmt311.w3c(ev.at, tz), "description": text, "type": ev.action.value})
-    media_urls = [f"{media_base}/media/{aid}.jpg" for aid in facts.photos.get(case.id, [])]
-    open311_media = (facts.events.get(case.id) or [None])[0]
-    fallback_url = open311_media.data.get("media_url") if open311_media is not None else None
+    media_urls = [f"{media_base}/media/{sha}.jpg" for sha in facts.photos.get(case.id, [])]
+    first = (facts.events.get(case.id) or [None])[0]
+    public_report = first is not None and first.action is CaseAction.PUBLIC_REPORT
+    fallback_url = first.data.get("media_url") if first is not None and public_report else None
     doc: dict[str, Any] = {
         "service_request_id": case.number,
         "status": _status(case),
         "status_notes": notes[-1]["description"] if notes else None,
         "service_name": info.name_zh if info else None,
         "service_code": case.class_code,
-        "description": case.description,
+        # The public's own words are theirs to see; an inspector's description is staff text.
+        "description": case.description if public_report or publish.notes else None,
         "agency_responsible": dept_name,
         "service_notice": None,
         "requested_datetime": fmt311.w3c(case.created_at, tz),
@@ -540,10 +581,11 @@ def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: 
 
 
 def requests_doc(session: Session, cases: Sequence[Case], *, rules: CaseRules, media_base: str,
-                 extensions: bool = False) -> list[dict[str, Any]]:
+                 extensions: bool = False, publish: Publish = Publish()) -> list[dict[str, Any]]:
     """The ``service_requests`` list of a page of cases."""
-    facts = _page_facts(session, cases)
-    return [request_doc(c, facts, rules=rules, media_base=media_base, extensions=extensions) for c in cases]
+    facts = _page_facts(session, cases, publish)
+    return [request_doc(c, facts, rules=rules, media_base=media_base, extensions=extensions, publish=publish)
+            for c in cases]
 
 
 @dataclass(frozen=True)
@@ -805,8 +847,9 @@ def create_request(session: Session, *, posted: PostedRequest, pipeline: CasePip
 # --------------------------------------------------------------------------------------------------------
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/open311/v2"
+def _base(settings: Settings) -> str:
+    # The configured public origin, never the request's Host header (which any client may set).
+    return settings.public_url("/open311/v2")
 
 
 def _changeset(settings: Settings) -> str:
@@ -831,7 +874,7 @@ def discovery(fmt: str, request: Request, settings: SettingsDep) -> Response:
         "max_requests": MAX_REQUESTS,
         "endpoints": [{
             "specification": SPEC_URL,
-            "url": _base(request),
+            "url": _base(settings),
             "changeset": changeset,
             "type": "production",
             "formats": ["text/xml", "application/json"],
@@ -874,25 +917,27 @@ def post_request(fmt: str, request: Request, form: Annotated[FormData, Depends(_
 
 
 @router.get("/requests.{fmt}", summary="Open311 GET service requests")
-def get_requests(fmt: str, request: Request, session: DbSession) -> Response:
+def get_requests(fmt: str, request: Request, session: DbSession, settings: SettingsDep) -> Response:
     """Requests by id list, service code, date window (default 90 days), status; at most 1000."""
     _check_format(fmt)
     rules = _rules(request)
     q = parse_request_query(request.query_params, rules, dt.datetime.now(dt.UTC))
-    doc = requests_doc(session, find_requests(session, q), rules=rules, media_base=_base(request),
-                       extensions=q.extensions)
+    doc = requests_doc(session, find_requests(session, q), rules=rules, media_base=_base(settings),
+                       extensions=q.extensions, publish=Publish.of(settings))
     return _respond(fmt, doc, "service_requests", "request")
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="Open311 GET service request")
-def get_request(service_request_id: str, fmt: str, request: Request, session: DbSession) -> Response:
+def get_request(service_request_id: str, fmt: str, request: Request, session: DbSession,
+                settings: SettingsDep) -> Response:
     """One request, as a list of one (404 for an unknown id)."""
     _check_format(fmt)
     case = session.scalars(select(Case).where(Case.number == service_request_id)).first()
     if case is None:
         raise Open311Error(404, f"service_request_id {service_request_id!r} not found")
     ext = (_opt(request.query_params.get("extensions")) or "false").lower() == "true"
-    doc = requests_doc(session, [case], rules=_rules(request), media_base=_base(request), extensions=ext)
+    doc = requests_doc(session, [case], rules=_rules(request), media_base=_base(settings), extensions=ext,
+                       publish=Publish.of(settings))
     return _respond(fmt, doc, "service_requests", "request")
 
 
@@ -906,20 +951,32 @@ def get_token(token: str, fmt: str, session: DbSession) -> Response:
     return _respond(fmt, [{"service_request_id": number, "token": token}], "service_requests", "request")
 
 
-@router.get("/media/{attachment_id}.jpg", summary="A public photo of a request",
+_MEDIA_TOKEN: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+def public_photo(session: Session, token: str, publish: Publish) -> int | None:
+    """The attachment a media token names, if it is public by rule (else None: answered as missing)."""
+    if not _MEDIA_TOKEN.match(token):
+        return None
+    return session.scalar(
+        select(Attachment.id)
+        .join(EventAttachment, EventAttachment.attachment_id == Attachment.id)
+        .join(CaseEvent, CaseEvent.id == EventAttachment.event_id)
+        .where(Attachment.sha256 == token, public_photo_clause(after_photos=publish.after_photos))
+        .limit(1)
+    )
+
+
+@router.get("/media/{token}.jpg", summary="A public photo of a request",
+            response_class=FileResponse,
             responses={200: {"description": "The photo", "content": {"image/jpeg": {
                 "schema": {"type": "string", "format": "binary"}}}}})
-def media(attachment_id: str, session: DbSession, store: Store) -> FileResponse:
-    """The metadata-free display rendition of a photo attached to a case event (404 for any other id)."""
-    if not re.fullmatch(r"[1-9]\d{0,9}", attachment_id) or int(attachment_id) > MAX_ID:
+def media(token: str, session: DbSession, store: Store, settings: SettingsDep) -> FileResponse:
+    """The metadata-free display rendition of a photo that is public by rule; anything else is 404."""
+    attachment_id = public_photo(session, token, Publish.of(settings))
+    if attachment_id is None:
         raise Open311Error(404, "media not found")
-    number = int(attachment_id)
-    linked = session.scalars(
-        select(EventAttachment.attachment_id).where(EventAttachment.attachment_id == number)
-    ).first()
-    if linked is None:
-        raise Open311Error(404, f"media {number} not found")
-    path = casework_attachments.rendition_path(session, store, number, "display")
+    path = casework_attachments.rendition_path(session, store, attachment_id, "display")
     return FileResponse(path, media_type="image/jpeg")
 
 

@@ -79,12 +79,6 @@ DEPARTMENT_QUEUE = (CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SENDB
 PhotoInput = bytes | int | photos.PreparedPhoto
 
 
-class NotOnSite(InvalidInput):
-    """The phone is too far from the case to submit an on-site result (422)."""
-
-    default_code = "mobile.not_on_site"
-
-
 class MobileRoleForbidden(PermissionDenied):
     """The phone API (or this part of it) is not for the user's role (403)."""
 
@@ -433,20 +427,17 @@ def _result_action(user: User, case: Case, outcome: str) -> CaseAction:
     return action
 
 
-def _result_context(session: Session, *, settings: Settings, user: User, case_id: int,
+def _result_context(session: Session, *, radius_m: float, user: User, case_id: int,
                     result_in: ResultIn) -> tuple[float, float, Case, CaseAction, float]:
     """The cheap checks of a task result (task, on site): position, case, action, distance."""
     loc_r: list[str | int] = ["body", "result"]
     lon, lat = _to_wgs84(result_in.lon, result_in.lat, result_in.coord_system, [*loc_r, "lon"])
     case = casework_service.get_case(session, case_id, actor=casework_service.actor_of(user))
     action = _result_action(user, case, result_in.outcome)
-    distance = coords.haversine_m(lon, lat, case.lon, case.lat)
-    if distance > settings.onsite_radius_m:
-        raise NotOnSite(
-            f"you are {distance:,.0f} m from case {case.number}; results must be sent from within "
-            f"{settings.onsite_radius_m:,.0f} m", loc=[*loc_r, "lon"],
-            extra={"distance_m": round(distance, 1), "radius_m": settings.onsite_radius_m},
-        )
+    # The one on-site rule (casework.service.on_site_distance); apply_action checks it again for
+    # verify/check, here it refuses early, before any photo work, and also covers on-site feedback.
+    distance = casework_service.on_site_distance(case, lon=lon, lat=lat, radius_m=radius_m,
+                                                 loc=[*loc_r, "lon"])
     return lon, lat, case, action, distance
 
 
@@ -454,8 +445,8 @@ def _submit_result(session: Session, *, store: MediaStore, settings: Settings,
                    pipeline: CasePipeline, user: User,
                    case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput]) -> tuple[int, Any]:
     actor = casework_service.actor_of(user)
-    lon, lat, case, action, distance = _result_context(session, settings=settings, user=user, case_id=case_id,
-                                                       result_in=result_in)
+    lon, lat, case, action, distance = _result_context(session, radius_m=pipeline.rules.onsite_radius_m, user=user,
+                                                       case_id=case_id, result_in=result_in)
     claimed_at = _claimed_at(result_in.captured_at, pipeline.rules.calendar.timezone)
     atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
     flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
@@ -495,7 +486,8 @@ def submit_result(session: Session, *, store: MediaStore, settings: Settings,
     if replay is not None:
         return replay
     if any(isinstance(p, bytes) for p in photo_items):
-        _result_context(session, settings=settings, user=user, case_id=case_id, result_in=result_in)
+        _result_context(session, radius_m=pipeline.rules.onsite_radius_m, user=user, case_id=case_id,
+                        result_in=result_in)
         photo_items = prepare_uploads(session, store=store, settings=settings,
                                       groups={"photos": photo_items}, shas=shas)["photos"]
 

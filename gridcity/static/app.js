@@ -219,11 +219,14 @@ const App = (function () {
     clearTimeout(S.wsTimer);
     setLive("connecting");
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    let url = `${proto}//${location.host}/ws/live?token=${encodeURIComponent(S.token)}`;
-    if (S.lastId !== null) url += `&since=${S.lastId}`;
-    if (S.lastAlertId !== null) url += `&since_alert=${S.lastAlertId}`;
+    // The token never goes in the URL (URLs reach access logs): it is the first frame the socket sends.
+    const q = [];
+    if (S.lastId !== null) q.push(`since=${S.lastId}`);
+    if (S.lastAlertId !== null) q.push(`since_alert=${S.lastAlertId}`);
+    const url = `${proto}//${location.host}/ws/live` + (q.length ? "?" + q.join("&") : "");
     const ws = new WebSocket(url);
     S.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: S.token }));
     ws.onmessage = (m) => {
       let msg;
       try { msg = JSON.parse(m.data); } catch (e) { return; }

@@ -9,7 +9,7 @@ import threading
 import sqlalchemy as sa
 from PIL import Image
 
-from tests.casework.helpers import LAT, LON, act, report, to_status, upload
+from tests.casework.helpers import LAT, LON, act, on_site, report, to_status, upload
 
 
 def _count(engine: sa.Engine, table: str) -> int:
@@ -36,7 +36,8 @@ def test_the_whole_seven_step_story_through_http(client, orgdata, db, settings):
     assert case["status"] == "feedback"
     case = act(client, orgdata, case, "acceptor", "send_check", inspector_id=orgdata.ids["inspector"])
     assert case["status"] == "checking" and case["assigned_inspector_id"] == orgdata.ids["inspector"]
-    case = act(client, orgdata, case, "inspector", "check_pass", lon=LON, lat=LAT)
+    case = act(client, orgdata, case, "inspector", "check_pass", lon=LON, lat=LAT,
+               attachment_ids=upload(client, orgdata, "inspector", seed=13))
     case = act(client, orgdata, case, "shiftlead", "close")
     assert case["status"] == "closed" and case["closed_at"] is not None and case["light"] == "none"
 
@@ -74,9 +75,9 @@ def test_send_back_returns_the_case_for_redispatch_to_another_department(client,
     assert case["status"] == "sendback_requested"
     case = act(client, orgdata, case, "dispatcher", "approve_sendback")
     assert case["status"] == "filed" and case["department_id"] is None
-    # The water company no longer sees the case; lighting gets it.
+    # The water company no longer sees the case (404, as if there were none); lighting gets it.
     r = client.get(f"/api/v1/cases/{case['id']}", headers=orgdata.headers("water"))
-    assert r.status_code == 403
+    assert r.status_code == 404 and r.json()["detail"][0]["type"] == "case.not_found"
     case = act(client, orgdata, case, "dispatcher", "dispatch", department_id=orgdata.depts["LD"])
     case = act(client, orgdata, case, "lighting", "accept")
     assert case["status"] == "handling"
@@ -128,10 +129,10 @@ def test_suspension_pauses_the_clock_and_resume_restarts_it(client, orgdata):
 
 def test_failed_check_sends_the_case_back_to_the_same_department_for_rework(client, orgdata):
     case = to_status(client, orgdata, "checking")
-    r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": "check_fail"},
+    r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": "check_fail", **on_site(client, orgdata)},
                     headers=orgdata.headers("inspector"))
     assert r.status_code == 422  # a failed check must say why
-    case = act(client, orgdata, case, "inspector", "check_fail", note="井盖仍松动")
+    case = act(client, orgdata, case, "inspector", "check_fail", note="井盖仍松动", **on_site(client, orgdata))
     assert case["status"] == "dispatched" and case["department_id"] == orgdata.depts["SZ"]
     case = act(client, orgdata, case, "water", "accept")
     handles = [c for c in case["clocks"] if c["stage"] == "handle"]
@@ -158,11 +159,12 @@ def test_public_report_verified_true_becomes_a_report(client, orgdata, db):
     assert case["status"] == "public_reported" and case["source"] == "hotline"
     case = act(client, orgdata, case, "acceptor", "send_verify", inspector_id=orgdata.ids["inspector2"])
     assert case["status"] == "verifying"
-    # Only the inspector the task was sent to may answer it.
-    r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": "verify_true"},
+    # Only the inspector the task was sent to may answer it; another does not even see the case.
+    r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": "verify_true",
+                                                              **on_site(client, orgdata)},
                     headers=orgdata.headers("inspector"))
-    assert r.status_code == 403
-    case = act(client, orgdata, case, "inspector2", "verify_true")
+    assert r.status_code == 404
+    case = act(client, orgdata, case, "inspector2", "verify_true", **on_site(client, orgdata, "inspector2"))
     assert case["status"] == "reported"
     with db.connect() as c:
         assert c.exec_driver_sql("SELECT phone FROM public_reporter").scalar_one() == "13800000000"
@@ -171,30 +173,36 @@ def test_public_report_verified_true_becomes_a_report(client, orgdata, db):
 def test_public_report_verified_false_is_voided(client, orgdata):
     case = report(client, orgdata, user="acceptor", action="public_report", photos=[])
     case = act(client, orgdata, case, "acceptor", "send_verify", inspector_id=orgdata.ids["inspector"])
-    case = act(client, orgdata, case, "inspector", "verify_false", note="现场无此问题")
+    case = act(client, orgdata, case, "inspector", "verify_false", note="现场无此问题", **on_site(client, orgdata))
     assert case["status"] == "voided"
 
 
-def test_roles_are_refused_with_403(client, orgdata):
+def test_roles_are_refused_with_403_and_hidden_cases_with_404(client, orgdata):
     case = report(client, orgdata)
     for user, action in [("dispatcher", "file"), ("inspector", "file"), ("water", "void"), ("leader", "file")]:
         r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": action, "note": "x"},
                         headers=orgdata.headers(user))
-        assert r.status_code == 403, (user, action, r.text)
-        # A department cannot even see a case that is not with it; the others lack the role.
-        expected = "case.not_yours" if user == "water" else "case.role_forbidden"
-        assert r.json()["detail"][0]["type"] == expected
+        # A department cannot even see a case that is not with it (404 as for a missing case); the others
+        # lack the role.
+        expected = (404, "case.not_found") if user == "water" else (403, "case.role_forbidden")
+        assert (r.status_code, r.json()["detail"][0]["type"]) == expected, (user, action, r.text)
     assert client.post("/api/v1/cases", json={"class_code": "C0101", "lon": LON, "lat": LAT},
                        headers=orgdata.headers("water")).status_code == 403
 
 
-def test_another_departments_case_is_refused(client, orgdata):
+def test_another_departments_case_answers_exactly_like_a_missing_one(client, orgdata):
     case = to_status(client, orgdata, "dispatched")
-    for method, path, body in [("get", f"/api/v1/cases/{case['id']}", None),
-                               ("post", f"/api/v1/cases/{case['id']}/actions", {"action": "accept"}),
-                               ("get", f"/api/v1/cases/{case['id']}/events", None)]:
-        r = client.request(method, path, json=body, headers=orgdata.headers("lighting"))
-        assert r.status_code == 403 and r.json()["detail"][0]["type"] == "case.not_yours"
+    missing = 999_999
+    for method, path, body in [("get", "/api/v1/cases/{}", None),
+                               ("post", "/api/v1/cases/{}/actions", {"action": "accept"}),
+                               ("get", "/api/v1/cases/{}/events", None)]:
+        hidden = client.request(method, path.format(case["id"]), json=body, headers=orgdata.headers("lighting"))
+        absent = client.request(method, path.format(missing), json=body, headers=orgdata.headers("lighting"))
+        assert hidden.status_code == absent.status_code == 404
+        # Same code and message shape: only the id differs, so existence cannot be probed.
+        assert hidden.json()["detail"][0]["type"] == absent.json()["detail"][0]["type"] == "case.not_found"
+        assert hidden.json()["detail"][0]["msg"].replace(str(case["id"]), "N") == \
+            absent.json()["detail"][0]["msg"].replace(str(missing), "N")
     listed = client.get("/api/v1/cases", headers=orgdata.headers("lighting")).json()
     assert listed["total"] == 0
     assert client.get("/api/v1/cases", headers=orgdata.headers("water")).json()["total"] == 1
@@ -260,15 +268,13 @@ def test_concurrent_dispatch_has_exactly_one_winner(app, orgdata, db):
 def test_concurrent_reports_get_unique_readable_numbers(app, orgdata):
     from fastapi.testclient import TestClient
 
-    with TestClient(app) as c:
-        photo = upload(c, orgdata, "inspector")
     numbers: list[str] = []
     lock = threading.Lock()
 
     def work() -> None:
         with TestClient(app) as c:
             for _ in range(5):
-                case = report(c, orgdata, photos=photo)
+                case = report(c, orgdata)  # a new photo each: evidence is used once
                 with lock:
                     numbers.append(case["number"])
 

@@ -86,9 +86,23 @@ def test_department_scope_is_the_case_department():
 
 def test_only_the_assigned_inspector_answers_a_task():
     facts = CaseFacts(CaseStatus.CHECKING, assigned_inspector_id=9)
-    check_transition(Actor(9, Role.INSPECTOR), facts, CaseAction.CHECK_PASS)
+    photos = frozenset({Need.ATTACHMENT})
+    check_transition(Actor(9, Role.INSPECTOR), facts, CaseAction.CHECK_PASS, photos)
     with pytest.raises(ActionForbidden):
-        check_transition(Actor(8, Role.INSPECTOR), facts, CaseAction.CHECK_PASS)
+        check_transition(Actor(8, Role.INSPECTOR), facts, CaseAction.CHECK_PASS, photos)
+
+
+def test_on_site_results_need_photos():
+    """Verify and check results carry photos on every route (the table is the one rule)."""
+    for action, status, needs in [(CaseAction.VERIFY_TRUE, CaseStatus.VERIFYING, set()),
+                                  (CaseAction.VERIFY_FALSE, CaseStatus.VERIFYING, {Need.NOTE}),
+                                  (CaseAction.CHECK_PASS, CaseStatus.CHECKING, set()),
+                                  (CaseAction.CHECK_FAIL, CaseStatus.CHECKING, {Need.NOTE})]:
+        facts = CaseFacts(status, assigned_inspector_id=9)
+        with pytest.raises(MissingActionInput) as e:
+            check_transition(Actor(9, Role.INSPECTOR), facts, action, frozenset(needs))
+        assert e.value.extra["missing"] == ["attachment_ids"]
+        check_transition(Actor(9, Role.INSPECTOR), facts, action, frozenset({*needs, Need.ATTACHMENT}))
 
 
 def test_missing_inputs_are_named():

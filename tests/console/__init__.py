@@ -108,12 +108,32 @@ def bearer(headers: dict[str, str]) -> str:
     return headers["Authorization"].split(" ", 1)[1]
 
 
-def ws_open(base_url: str, token: str | None, **params: int) -> ClientConnection:
-    """Open ``/ws/live`` with a token and resume parameters."""
-    q = [f"token={token}"] if token is not None else []
-    q += [f"{k}={v}" for k, v in params.items()]
+def ws_open(base_url: str, token: str | None, *, via: str = "frame", **params: int) -> ClientConnection:
+    """Open ``/ws/live`` with resume parameters, authenticated ``via`` the first frame (default), the
+    subprotocol ``bearer.<token>`` or the ``Authorization`` header; never with the token in the URL."""
+    q = [f"{k}={v}" for k, v in params.items()]
     ws_url = base_url.replace("http://", "ws://") + "/ws/live" + ("?" + "&".join(q) if q else "")
-    return connect(ws_url, open_timeout=10, proxy=None)
+    if via == "subprotocol":
+        return connect(ws_url, open_timeout=10, proxy=None,
+                       subprotocols=["gridcity.live", f"bearer.{token}"])  # type: ignore[list-item]
+    if via == "header":
+        return connect(ws_url, open_timeout=10, proxy=None, additional_headers={"Authorization": f"Bearer {token}"})
+    return _FirstFrameAuth(connect(ws_url, open_timeout=10, proxy=None), token)  # type: ignore[return-value]
+
+
+class _FirstFrameAuth:
+    """``with ws_open(...) as ws``: the connection, with the ``auth`` frame sent first."""
+
+    def __init__(self, cm: Any, token: str | None) -> None:
+        self.cm, self.token = cm, token
+
+    def __enter__(self) -> ClientConnection:
+        ws: ClientConnection = self.cm.__enter__()
+        ws.send(json.dumps({"type": "auth", "token": self.token}))
+        return ws
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.cm.__exit__(*exc)
 
 
 def recv(ws: ClientConnection, timeout: float = 15) -> dict[str, Any]:

@@ -423,7 +423,7 @@ def test_merging_a_report_attaches_it_and_its_reporter_sees_the_outcome(grids: s
     props = client.get(f"/api/v1/cases/{dup['id']}/duplicates", headers=orgdata.headers("shiftlead")).json()
     assert [p["case_id"] for p in props] == [target["id"]]
     # before the merge inspector2 may not see the target
-    assert client.get(f"/api/v1/cases/{target['id']}", headers=orgdata.headers("inspector2")).status_code == 403
+    assert client.get(f"/api/v1/cases/{target['id']}", headers=orgdata.headers("inspector2")).status_code == 404
     merged = act(client, orgdata, dup, "shiftlead", "merge", target_case_id=target["id"])
     assert merged["status"] == "merged"
     # the target's timeline shows the attached report
@@ -446,7 +446,7 @@ def test_merging_a_report_attaches_it_and_its_reporter_sees_the_outcome(grids: s
     listed = client.get("/api/v1/cases", headers=orgdata.headers("inspector2")).json()
     assert sorted(c["id"] for c in listed["items"]) == sorted([dup["id"], target["id"]])
     # but not the inspector's other cases
-    assert client.get(f"/api/v1/cases/{other['id']}", headers=orgdata.headers("inspector2")).status_code == 403
+    assert client.get(f"/api/v1/cases/{other['id']}", headers=orgdata.headers("inspector2")).status_code == 404
 
 
 def _drive_to_closed(client: TestClient, org: Org, case: dict[str, Any]) -> dict[str, Any]:
@@ -456,5 +456,6 @@ def _drive_to_closed(client: TestClient, org: Org, case: dict[str, Any]) -> dict
     case = act(client, org, case, "water", "feedback", note="已修复",
                attachment_ids=upload(client, org, "water", seed=500))
     case = act(client, org, case, "acceptor", "send_check", inspector_id=org.ids["inspector"])
-    case = act(client, org, case, "inspector", "check_pass")
+    case = act(client, org, case, "inspector", "check_pass", lon=case["lon"], lat=case["lat"],
+               attachment_ids=upload(client, org, "inspector", seed=501))
     return act(client, org, case, "shiftlead", "close")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,13 +50,22 @@ class Driver:
             session.flush()
         self.photo = att.id
 
+    def photo_of(self, username: str) -> int:
+        """A new photo row uploaded by ``username`` (evidence belongs to its author and is used once)."""
+        att = Attachment(sha256=uuid.uuid4().hex * 2, media_type="image/jpeg", size=1, width=1, height=1,
+                         uploaded_by=self.users[username].id)
+        self.session.add(att)
+        self.session.flush()
+        return att.id
+
     def actor(self, username: str) -> Actor:
         return casework_service.actor_of(self.users[username])
 
     def new(self, at: dt.datetime, *, user: str = "inspector", action: str = "report", grid: str | None = GRID,
             class_code: str = "C0101", urgency: str = "normal") -> int:
         act = CaseAction(action)
-        inp = casework_service.ActionInput(attachment_ids=(self.photo,) if act is CaseAction.SELF_HANDLE else ())
+        inp = casework_service.ActionInput(attachment_ids=(self.photo_of(user),) if act is CaseAction.SELF_HANDLE
+                                           else ())
         case = self.pipeline.create_case(
             self.session, actor=self.actor(user), action=act,
             new=casework_service.NewCase(class_code=class_code, lon=107.1448, lat=34.3693, urgency=urgency),
@@ -68,8 +78,11 @@ class Driver:
 
     def do(self, case_id: int, user: str, action: str, at: dt.datetime, **kw: Any) -> None:
         act = CaseAction(action)
-        if act in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE):
-            kw.setdefault("attachment_ids", (self.photo,))
+        if act in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE) or act in casework_service.ON_SITE_ACTIONS:
+            kw.setdefault("attachment_ids", (self.photo_of(user),))
+        if act in casework_service.ON_SITE_ACTIONS:  # results are given on site
+            kw.setdefault("lon", 107.1448)
+            kw.setdefault("lat", 34.3693)
         if act in (CaseAction.VOID, CaseAction.VERIFY_FALSE, CaseAction.CHECK_FAIL, CaseAction.REQUEST_SENDBACK,
                    CaseAction.REJECT_SENDBACK, CaseAction.REQUEST_SUSPENSION, CaseAction.REQUEST_EXTENSION,
                    CaseAction.REJECT_EXTENSION, CaseAction.REJECT_SUSPENSION):

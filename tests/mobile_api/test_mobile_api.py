@@ -335,11 +335,11 @@ def test_field_staff_feed_back_from_the_site_accepting_on_the_spot(client, orgda
     events = client.get(f"/api/v1/cases/{case['id']}/events", headers=orgdata.headers("leader")).json()
     assert [e["action"] for e in events][-2:] == ["accept", "feedback"]
     assert events[-1]["attachments"][0]["role"] == "after"
-    # Another department's staff cannot.
+    # Another department's staff cannot; to them the case does not exist.
     case2 = to_status(client, orgdata, "dispatched")
     r = post_result(client, orgdata.headers("lighting"), "f-2", case2["id"],
                     {"outcome": "done", "lon": case2["lon"], "lat": case2["lat"]}, [photo(51)])
-    assert r.status_code == 403
+    assert r.status_code == 404 and r.json()["detail"][0]["type"] == "case.not_found"
 
 
 # ---- orphan cleaning -----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from casework.lifecycle import CaseStatus
 from casework.models import Case
 from components.models import Area, Component
-from tests.casework.helpers import LAT, LON, act, to_status
+from tests.casework.helpers import LAT, LON, act, on_site, to_status
 from tests.conftest import make_jpeg
 
 BASE = "/open311/v2"
@@ -239,11 +239,13 @@ def test_multipart_media_creates_attachments_served_without_login(client, orgdat
     req = one(client, rid, extensions="true")
     urls = req["extended_attributes"]["media_urls"]
     assert len(urls) == 2 and req["media_url"] == urls[0]  # files win over media_url
-    r = client.get(urls[0].split("testserver", 1)[1])
+    # Absolute, on the configured public origin (not the request's Host), by an unguessable hash.
+    assert all(re.fullmatch(r"http://127\.0\.0\.1:8000/open311/v2/media/[0-9a-f]{64}\.jpg", u) for u in urls)
+    r = client.get(urls[0].removeprefix("http://127.0.0.1:8000"))
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
 
 
-def test_media_of_no_case_is_404_and_a_bad_media_id_is_404_too(client, orgdata):
+def test_media_of_no_case_and_a_bad_media_token_are_404(client, orgdata):
     r = client.get(f"{BASE}/media/99999.jpg")
     assert r.status_code == 404 and xml(r).findtext("error/code") == "404"
     # A photo uploaded through the staff API but not yet attached to any case stays private.
@@ -313,7 +315,7 @@ def test_public_report_verified_then_handled_changes_status_and_notes(client, or
     req = one(client, rid)
     assert req["status"] == "open" and req["status_notes"] == "已派监督员到现场核实"
     assert req["expected_datetime"] is not None and W3C.match(req["expected_datetime"])  # the verify deadline
-    case = act(client, orgdata, case, "inspector", "verify_true")
+    case = act(client, orgdata, case, "inspector", "verify_true", **on_site(client, orgdata))
     assert one(client, rid)["status_notes"] == "经现场核实属实，等待立案"
     case = act(client, orgdata, case, "shiftlead", "file")
     case = act(client, orgdata, case, "dispatcher", "dispatch", department_id=orgdata.depts["SZ"])
@@ -331,14 +333,18 @@ def _w3c(iso: str) -> str:
         timespec="seconds")
 
 
-def test_verify_false_closes_with_the_reason(client, orgdata):
+def test_verify_false_closes_with_the_reason_only_if_the_city_publishes_notes(client, app, orgdata):
     rid = new_request(client)
     case = case_id(client, orgdata, rid)
     case = act(client, orgdata, case, "acceptor", "send_verify", inspector_id=orgdata.ids["inspector"])
-    act(client, orgdata, case, "inspector", "verify_false", note="现场井盖完好")
+    act(client, orgdata, case, "inspector", "verify_false", note="现场井盖完好", **on_site(client, orgdata))
     req = one(client, rid)
-    assert req["status"] == "closed" and req["status_notes"] == "经现场核实不属实，已作废：现场井盖完好"
+    # By default staff free text stays internal: the standard public text only.
+    assert req["status"] == "closed" and req["status_notes"] == "经现场核实不属实，已作废"
+    assert "现场井盖完好" not in client.get(f"{BASE}/requests/{rid}.xml", params={"extensions": "true"}).text
     assert req["expected_datetime"] is None
+    app.state.settings.open311_publish_notes = True  # the city opts in
+    assert one(client, rid)["status_notes"] == "经现场核实不属实，已作废：现场井盖完好"
 
 
 def test_closed_and_merged_cases_are_closed_with_notes(client, orgdata):
