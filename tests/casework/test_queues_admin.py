@@ -76,10 +76,10 @@ def test_case_list_exports_hold_what_the_list_shows(client: Any, orgdata: Org, d
 
 
 def test_self_handled_report_is_approved_returned_or_voided_by_the_shift_leader(client: Any, orgdata: Org) -> None:
-    def self_handled() -> dict[str, Any]:
-        return report(client, orgdata, action="self_handle", photos=upload(client, orgdata, "inspector", seed=50))
+    def self_handled(seed: int) -> dict[str, Any]:  # evidence is used once: each report its own photo
+        return report(client, orgdata, action="self_handle", photos=upload(client, orgdata, "inspector", seed=seed))
 
-    a, b, c = self_handled(), self_handled(), self_handled()
+    a, b, c = self_handled(50), self_handled(51), self_handled(52)
     assert set(a["allowed_actions"]) == set()  # the inspector cannot review their own
     lead = client.get(f"/api/v1/cases/{a['id']}", headers=orgdata.headers("shiftlead")).json()
     assert {"approve_self_handled", "return_self_handled", "void"} <= set(lead["allowed_actions"])
