@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from components import service as components_service
 from components.models import Grid, SupervisionArea, SupervisionGrid
 from gridcity.errors import Conflict, InvalidInput, NotFound
 from gridcity.org import User
 from gridcity.roles import Role
+from gridcity.types import utcnow
 
 
 def _check_inspector(session: Session, inspector_id: int | None) -> None:
@@ -24,15 +25,21 @@ def _check_inspector(session: Session, inspector_id: int | None) -> None:
                            loc=["inspector_id"])
 
 
-def _set_grids(session: Session, area: SupervisionArea, grid_codes: Sequence[str]) -> None:
+def _check_grids(session: Session, grid_codes: Sequence[str]) -> list[str]:
     codes = list(dict.fromkeys(grid_codes))
     known = set(session.scalars(select(Grid.code).where(Grid.code.in_(codes)))) if codes else set()
     for i, c in enumerate(codes):
         if c not in known:
             raise InvalidInput(f"unknown grid {c}", code="supervision_area.unknown_grid", loc=["grid_codes", i])
-    session.execute(sa.delete(SupervisionGrid).where(SupervisionGrid.supervision_area_id == area.id))
-    session.add_all(SupervisionGrid(supervision_area_id=area.id, grid_code=c) for c in codes)
-    session.flush()
+    return codes
+
+
+def _assign(session: Session, area_code: str, name: str, inspector_id: int | None,
+            grid_codes: Sequence[str]) -> SupervisionArea:
+    # Through the one function that keeps the area history, so that inspectors' evaluations attribute earlier
+    # cases to whoever was responsible at their time (issue 14), whichever screen made the change.
+    return components_service.assign_supervision_area(session, code=area_code, name=name, inspector_id=inspector_id,
+                                                      grid_codes=grid_codes, at=utcnow())
 
 
 def area_dict(session: Session, area: SupervisionArea) -> dict[str, Any]:
@@ -61,11 +68,7 @@ def create_area(session: Session, *, code: str, name: str, inspector_id: int | N
     if session.scalars(select(SupervisionArea.id).where(SupervisionArea.code == code)).first() is not None:
         raise Conflict(f"supervision area {code} exists", code="supervision_area.exists", loc=["code"])
     _check_inspector(session, inspector_id)
-    area = SupervisionArea(code=code, name=name, inspector_id=inspector_id)
-    session.add(area)
-    session.flush()
-    _set_grids(session, area, grid_codes)
-    return area
+    return _assign(session, code, name, inspector_id, _check_grids(session, grid_codes))
 
 
 def update_area(session: Session, area_id: int, *, name: str | None, inspector_id: int | None,
@@ -76,12 +79,10 @@ def update_area(session: Session, area_id: int, *, name: str | None, inspector_i
         raise NotFound(f"supervision area {area_id} not found", code="supervision_area.not_found")
     if inspector_id is not None:
         _check_inspector(session, inspector_id)
-        area.inspector_id = inspector_id
-    elif clear_inspector:
-        area.inspector_id = None
-    if name is not None:
-        area.name = name
-    session.flush()
+    new_inspector = inspector_id if inspector_id is not None else (None if clear_inspector else area.inspector_id)
     if grid_codes is not None:
-        _set_grids(session, area, grid_codes)
-    return area
+        codes = _check_grids(session, grid_codes)
+    else:
+        codes = list(session.scalars(select(SupervisionGrid.grid_code)
+                                     .where(SupervisionGrid.supervision_area_id == area.id)))
+    return _assign(session, area.code, name if name is not None else area.name, new_inspector, codes)

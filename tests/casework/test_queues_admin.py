@@ -148,3 +148,29 @@ def test_admin_manages_users_departments_and_areas(client: Any, orgdata: Org) ->
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "user.not_inspector"
     r = client.patch(f"/api/v1/supervision-areas/{aid}", json={"grid_codes": ["610302001001001"]}, headers=admin)
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "supervision_area.unknown_grid"
+
+
+def test_area_changes_from_the_console_keep_the_area_history(client: Any, orgdata: Org, db: sa.Engine) -> None:
+    """Giving an area to another inspector from the admin screen closes the grid's earlier assignment, so that
+    inspectors' evaluations attribute earlier cases to whoever was responsible then (issue 14)."""
+    from geoalchemy2.shape import from_shape
+    from shapely.geometry import box
+
+    from components.models import Grid, SupervisionHistory
+
+    code = "610302001001001"
+    with make_session_factory(db)() as s, s.begin():
+        s.add(Grid(code=code, community_code=code[:12], area_m2=1e4,
+                   geom=from_shape(box(107.1, 34.3, 107.101, 34.301), srid=4326)))
+    admin = orgdata.headers("admin")
+    r = client.post("/api/v1/supervision-areas", json={"code": "ZR09", "name": "九号责任区", "grid_codes": [code],
+                                                       "inspector_id": orgdata.ids["inspector"]}, headers=admin)
+    assert r.status_code == 201, r.text
+    r = client.patch(f"/api/v1/supervision-areas/{r.json()['id']}", json={"inspector_id": orgdata.ids["inspector2"]},
+                     headers=admin)
+    assert r.status_code == 200, r.text
+    with db.connect() as c:
+        rows = c.execute(sa.select(SupervisionHistory.grid_code, SupervisionHistory.inspector_id)
+                         .order_by(SupervisionHistory.id)).all()
+    # Created (nobody → inspector), then handed over (inspector → inspector2): two closed assignments.
+    assert [tuple(r) for r in rows] == [(code, None), (code, orgdata.ids["inspector"])]
