@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from casework import attachments, lifecycle, service
+from casework import attachments, effects, lifecycle, service
 from casework import export as case_export
 from casework.deps import PipelineDep
 from casework.lifecycle import CaseAction, CaseStatus
@@ -71,11 +71,15 @@ def case_read(session: DbSession, case: Case, user: CurrentUser, rules: CaseRule
     out.clocks = clocks
     out.light = clocks[-1].light if clocks and clocks[-1].ended_at is None else "none"
     out.class_name = _class_name(rules, case.class_code)
-    if user.role in SUPERVISION_CENTRE:
+    # After an action its change already holds the log: the first event says whether a public reporter can
+    # exist, and the last extension asked is in the log's data (no query; G-P1's statement budget).
+    log = change.log if change is not None else None
+    if user.role in SUPERVISION_CENTRE and (log is None or log[0].action is CaseAction.PUBLIC_REPORT):
         rep = session.get(PublicReporter, case.id)
         if rep is not None:
             out.reporter = ReporterIn(name=rep.name, phone=rep.phone, email=rep.email)
-    out.requested_extension = service.last_requested_extension(session, case.id)
+    out.requested_extension = (effects.last_requested_extension(log) if log is not None
+                               else service.last_requested_extension(session, case.id))
     out.extension_units = service.extension_units(rules, case)
     return out
 

@@ -147,16 +147,17 @@ def _order_events(session: Session) -> None:
 
 
 def _check_attachments(session: Session, ids: Sequence[int], actor: Actor) -> None:
-    """Evidence belongs to its author: each photo was uploaded by the acting user and is not yet attached.
-
-    Runs before anything is written, so a refusal leaves nothing half stored. Another user's photo answers
-    like a missing one (``attachment.unknown``), so ids cannot be probed.
-    """
-    if not ids:
-        return
+    """The attachment list names each photo once. That each photo is the actor's own and not yet evidence of
+    another action is checked when the photos are linked, in the same statement (:func:`_link_attachments`)."""
     if len(set(ids)) != len(ids):
         raise InvalidInput("an attachment is listed twice", code="attachment.duplicate", loc=["attachment_ids"])
-    # One statement: each photo's uploader and whether an event already holds it.
+
+
+def _refuse_attachments(session: Session, ids: Sequence[int], actor: Actor) -> None:
+    """Why photos could not be linked (only on that path): evidence belongs to its author and is used once.
+
+    Another user's photo answers like a missing one (``attachment.unknown``), so ids cannot be probed.
+    """
     rows = session.execute(
         select(Attachment.id, Attachment.uploaded_by, EventAttachment.attachment_id)
         .outerjoin(EventAttachment, EventAttachment.attachment_id == Attachment.id)
@@ -171,6 +172,7 @@ def _check_attachments(session: Session, ids: Sequence[int], actor: Actor) -> No
         if aid in used:
             raise AttachmentNotUsable(f"attachment {aid} is already evidence of another action; take a new photo",
                                       code="attachment.already_used", loc=["attachment_ids", i])
+    raise AttachmentNotUsable("an attachment could not be linked", loc=["attachment_ids"])
 
 
 #: Results that can only be given on site (信息核实, 案件核查): a position within the radius, and photos.
@@ -239,19 +241,25 @@ def _new_event(
     )
 
 
-def _link_attachments(session: Session, ev: CaseEvent, ids: Sequence[int], role: str) -> None:
-    """Link the photos to the event, refusing unknown ones (the caller's transaction then stores nothing)."""
+def _link_attachments(session: Session, ev: CaseEvent, ids: Sequence[int], role: str, actor: Actor) -> None:
+    """Link the actor's own, still unused photos to the event in one statement; anything else refuses the action
+    (the caller's transaction then stores nothing)."""
     if not ids:
         return
+    owner = Attachment.uploaded_by == actor.user_id
+    if actor.user_id == 0:
+        owner = sa.or_(owner, Attachment.uploaded_by.is_(None))
+    earlier = aliased(EventAttachment)
     linked = set(session.scalars(
         sa.insert(EventAttachment)
         .from_select(["event_id", "attachment_id", "role"],
-                     select(sa.literal(ev.id), Attachment.id, sa.literal(role)).where(Attachment.id.in_(ids)))
+                     select(sa.literal(ev.id), Attachment.id, sa.literal(role))
+                     .where(Attachment.id.in_(ids), owner,
+                            ~select(earlier.attachment_id).where(earlier.attachment_id == Attachment.id).exists()))
         .returning(EventAttachment.attachment_id)
     ))
-    for i, aid in enumerate(ids):
-        if aid not in linked:
-            raise InvalidInput(f"unknown attachment {aid}", code="attachment.unknown", loc=["attachment_ids", i])
+    if len(linked) != len(ids):
+        _refuse_attachments(session, ids, actor)
 
 
 def event_facts(session: Session, case_id: int) -> list[EventFact]:
@@ -441,7 +449,7 @@ def open_case(
                     at=at, inp=inp, data=data)
     session.add(ev)
     session.flush()
-    _link_attachments(session, ev, inp.attachment_ids,
+    _link_attachments(session, ev, inp.attachment_ids, actor=actor, role=
                       "before" if action is not CaseAction.SELF_HANDLE else "evidence")
     return CaseChange(case, ev, rules, log, runs, version=case.version)
 
@@ -576,7 +584,7 @@ def perform_action(
         session.flush()
     except StaleDataError as exc:
         raise StaleCase(f"case {case_id} was changed by someone else", loc=["version"]) from exc
-    _link_attachments(session, ev, inp.attachment_ids,
+    _link_attachments(session, ev, inp.attachment_ids, actor=actor, role=
                       "after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE) else "evidence")
     if action is CaseAction.MERGE:
         _note_merge_on_target(session, case, ev, actor, at)

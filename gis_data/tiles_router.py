@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Path, Query, Request, Response, UploadFile
 
 from casework import service as casework_service
 from gis_data import glyphs, loader, readers, tiles
@@ -18,7 +18,7 @@ from gridcity.deps import DbSession, SettingsDep, oauth2_scheme, require_roles, 
 from gridcity.errors import BadRequest, PayloadTooLarge
 from gridcity.roles import Role
 from gridcity.settings import Settings
-from gridcity.types import utcnow
+from gridcity.types import MAX_ID, utcnow
 
 router = APIRouter(tags=["tiles"])
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
@@ -53,6 +53,10 @@ def external_basemap(settings: Settings) -> dict[str, Any] | None:
         return {"tiles": [settings.basemap_url], "attribution": "城市底图"}
     return None
 
+
+# Bounded like every integer a client sends (422 beyond); the tile's own range (z ≤ 22, x/y < 2^z) answers
+# tile.out_of_range.
+TileInt = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 @router.get("/tiles/style.json", summary="MapLibre style of the live map")
 def style_document(request: Request, session: DbSession, settings: SettingsDep,
@@ -100,8 +104,8 @@ def tilejson_document(request: Request, session: DbSession, settings: SettingsDe
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="A Mapbox Vector Tile",
             response_class=Response, responses={200: {"content": {MVT_TYPE: {}}}, 304: {"description": "unchanged"}})
-def tile(request: Request, session: DbSession, settings: SettingsDep, token: Token, layer: str, z: int, x: int,
-         y: int, crs: Annotated[Literal["wgs84", "gcj02"], Query()] = "wgs84",
+def tile(request: Request, session: DbSession, settings: SettingsDep, token: Token, layer: str, z: TileInt,
+         x: TileInt, y: TileInt, crs: Annotated[Literal["wgs84", "gcj02"], Query()] = "wgs84",
          if_none_match: Annotated[str | None, Header()] = None) -> Response:
     """One tile (empty body for an empty tile). Needs a login except for the base map; cases and hot spots
     hold only the cases the user may see."""

@@ -3,8 +3,9 @@
 The app never logs a token, a password or a phone number itself, and SQL parameters are hidden from the
 engine's log (``hide_parameters``). What remains is the server stack: at DEBUG the websocket library logs
 every handshake header (``Authorization``, ``Sec-WebSocket-Protocol: bearer.<token>``) and every frame (the
-``auth`` frame), and the access log records query strings. :func:`install` puts :class:`RedactSecrets` on
-those loggers (filters on a logger see the records logged through it; logging configuration added later,
+``auth`` frame), and the access log records query strings; at DEBUG the SQL engine also logs every result row
+(``hide_parameters`` covers bound values only), which would print a caller's contact row as the case file reads
+it. :func:`install` puts :class:`RedactSecrets` on those loggers and :class:`NoResultRows` on the engine's (filters on a logger see the records logged through it; logging configuration added later,
 e.g. by uvicorn, keeps them).
 """
 
@@ -53,7 +54,20 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class NoResultRows(logging.Filter):
+    """Drops the SQL engine's DEBUG records of result rows (``Row (...)``, ``Col (...)``): rows hold personal
+    data (callers' names and phone numbers) and password hashes; the statements themselves are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but a result row's."""
+        return not (record.levelno <= logging.DEBUG and isinstance(record.msg, str)
+                    and record.msg.startswith(("Row ", "Col ")))
+
+
 _FILTER = RedactSecrets()
+_NO_ROWS = NoResultRows()
+#: SQLAlchemy logs rows through the engine class's logger, or an instance's child logger when echo is set.
+ENGINE_LOGGERS: Final = ("sqlalchemy.engine", "sqlalchemy.engine.Engine")
 
 
 def install() -> None:
@@ -62,3 +76,7 @@ def install() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    for name in ENGINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _NO_ROWS not in logger.filters:
+            logger.addFilter(_NO_ROWS)

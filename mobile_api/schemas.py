@@ -332,7 +332,7 @@ class PhoneActionIn(BaseModel):
     action: Literal["accept", "request_extension", "request_sendback"]
     note: str | None = Field(default=None, max_length=4000)
     extension: dict[str, Any] | None = Field(default=None, description="{value, unit} for request_extension.")
-    version: int | None = Field(default=None, ge=1, description="The case version the phone saw.")
+    version: Version | None = Field(default=None, description="The case version the phone saw.")
 
 
 class FieldConfigOut(BaseModel):

@@ -28,6 +28,9 @@ from gridcity.settings import Settings
 PG_ADMIN_URL = os.environ.get("GRIDCITY_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+pytest_plugins = ["tests.browser_fixtures"]  # server, browser, artifacts: one Chromium for every folder
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--db", default=os.environ.get("GRIDCITY_TEST_DB", "spatialite"),
                      choices=["spatialite", "postgis"], help="database back end for the tests")

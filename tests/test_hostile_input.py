@@ -349,7 +349,7 @@ def test_every_operation_documents_400_413_415_and_open311_its_real_content_type
             if path.startswith("/open311/"):
                 for status in ("400", "403", "404"):
                     assert set(op["responses"][status]["content"]) == {"text/xml", "application/json"}
-    media = doc["paths"]["/open311/v2/media/{attachment_id}.jpg"]["get"]["responses"]
+    media = doc["paths"]["/open311/v2/media/{token}.jpg"]["get"]["responses"]
     assert set(media["200"]["content"]) == {"image/jpeg"}
     services = doc["paths"]["/open311/v2/services.{fmt}"]["get"]["responses"]
     assert set(services["200"]["content"]) == {"text/xml", "application/json"}

@@ -23,8 +23,9 @@ from tests.dispatch.conftest import GRID_W, add_grid
 MAX_STATEMENTS = 8
 # Actions that need more, each by the statements it cannot share: creating a case also numbers it, stores the
 # case row and links its photos (and takes the event-order lock on PostgreSQL in its own statement); a
-# feedback links its photos; dispatch and send_check check the department or inspector they name.
-OVER = {"report": 10, "feedback": 9}
+# feedback and check_pass link their photos (a check needs its on-site photo on every route); dispatch and
+# send_check check the department or inspector they name.
+OVER = {"report": 10, "feedback": 9, "check_pass": 9}
 
 
 @contextmanager
@@ -49,7 +50,7 @@ STEPS = [
     ("water", "accept", {}),
     ("water", "feedback", {"note": "修复", "photos": True}),
     ("acceptor", "send_check", {"inspector_id": "inspector"}),
-    ("inspector", "check_pass", {}),
+    ("inspector", "check_pass", {"photos": True, "on_site": True}),  # the one on-site rule: photo and position
     ("shiftlead", "close", {}),
 ]
 
@@ -75,8 +76,10 @@ def test_every_action_of_the_main_path_costs_at_most_eight_statements(orgdata: O
             body["inspector_id"] = orgdata.ids[extra["inspector_id"]]
         if "note" in extra:
             body["note"] = extra["note"]
-        if extra.get("photos"):
-            body["attachment_ids"] = upload(client, orgdata, user, seed=2)
+        if extra.get("photos"):  # evidence belongs to its author and is used once: a new photo each time
+            body["attachment_ids"] = upload(client, orgdata, user, seed=10 + len(counts))
+        if extra.get("on_site"):
+            body["lon"], body["lat"] = case["lon"], case["lat"]
         with counting(engine) as seen:
             r = client.post(f"/api/v1/cases/{case['id']}/actions", json=body, headers=orgdata.headers(user))
         assert r.status_code == 200, r.text

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from components.models import Component
 from gridcity import security, spatial
-from tests.console.conftest import artifacts, browser, server  # noqa: F401 - shared fixtures
 from tests.mobile_api.conftest import CELL, DISTRICT, LAT, LON, city, photo  # noqa: F401
 
 HERE = (LON + CELL / 2, LAT + CELL / 2)  # inside grid (0, 0) of the test city
@@ -36,7 +35,7 @@ def jpeg(seed: int, lonlat: tuple[float, float] = HERE) -> dict[str, Any]:
 
 
 @pytest.fixture
-def phone(browser: Any, server: Any) -> Iterator[Any]:  # noqa: F811
+def phone(browser: Any, server: Any) -> Iterator[Any]:
     """A phone-sized, touch, geolocated browser context on the test server (service workers allowed)."""
     ctx = browser.new_context(**PIXEL_7, locale="zh-CN", timezone_id="Asia/Shanghai",
                               geolocation={"longitude": HERE[0], "latitude": HERE[1], "accuracy": 8},
@@ -46,7 +45,7 @@ def phone(browser: Any, server: Any) -> Iterator[Any]:  # noqa: F811
 
 
 @pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:  # noqa: F811
+def api(server: Any) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
 

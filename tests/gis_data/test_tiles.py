@@ -189,10 +189,10 @@ def test_case_tiles_change_when_cases_change_and_answer_304_otherwise(client: Te
 
 @pytest.mark.parametrize(("path", "status", "code"), [
     ("/tiles/base/23/0/0.mvt", 422, "tile.out_of_range"),
-    ("/tiles/base/-1/0/0.mvt", 422, "tile.out_of_range"),
+    ("/tiles/base/-1/0/0.mvt", 422, "greater_than_equal"),
     ("/tiles/base/3/8/0.mvt", 422, "tile.out_of_range"),
-    ("/tiles/base/3/0/-1.mvt", 422, "tile.out_of_range"),
-    ("/tiles/base/3/0/99999999999999999999999.mvt", 422, "tile.out_of_range"),
+    ("/tiles/base/3/0/-1.mvt", 422, "greater_than_equal"),
+    ("/tiles/base/3/0/99999999999999999999999.mvt", 422, "less_than_equal"),
     ("/tiles/base/3/x/0.mvt", 422, "int_parsing"),
     ("/tiles/nope/3/0/0.mvt", 404, "tile.unknown_layer"),
     ("/tiles/nope.json", 404, "tile.unknown_layer"),

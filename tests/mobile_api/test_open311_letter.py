@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from casework.models import Case, EventAttachment
 from gridcity.app import create_app
 from gridcity.settings import Settings
-from tests.casework.helpers import LAT, LON, act
+from tests.casework.helpers import LAT, LON, act, on_site
 from tests.conftest import Org, make_jpeg
 from tests.mobile_api.test_open311 import BASE, KEY, post
 
@@ -43,8 +43,9 @@ def requests_of(client: TestClient, fmt: str, **params: Any) -> list[dict[str, A
 # ---- "characters XML 1.0 forbids" -------------------------------------------------------------------------
 
 
-def test_xml_stays_well_formed_whatever_was_stored(client: TestClient, orgdata: Org) -> None:
+def test_xml_stays_well_formed_whatever_was_stored(client: TestClient, orgdata: Org, settings: Any) -> None:
     # XML 1.0 §2.2: Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
+    settings.open311_publish_notes = True  # the city publishes inspectors' descriptions too (off by default)
     nasty = "井盖\x0b缺失\x01，\x1f危险\x08"
     r = post(client, description=nasty, address_string="经二路\x0c口")
     assert r.status_code == 200, r.text
@@ -129,7 +130,8 @@ def test_repeated_filter_parameters_mean_the_comma_list(client: TestClient, orgd
     ids = [str(post(client, service_code=c).json()[0]["service_request_id"]) for c in ("C0101", "C0102", "C0103")]
     case = client.get("/api/v1/cases", params={"number": ids[2]}, headers=orgdata.headers("acceptor")).json()
     case = act(client, orgdata, case["items"][0], "acceptor", "send_verify", inspector_id=orgdata.ids["inspector"])
-    act(client, orgdata, case, "inspector", "verify_false", note="现场井盖完好")  # closed
+    act(client, orgdata, case, "inspector", "verify_false", note="现场井盖完好",  # closed
+        **on_site(client, orgdata))
 
     def ids_of(query: str) -> list[str]:
         r = client.get(f"{BASE}/requests.{fmt}?{query}")

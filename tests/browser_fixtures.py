@@ -1,4 +1,8 @@
-"""Fixtures for the browser tests: a real server, Debian's Chromium driven by Playwright, artifacts."""
+"""Browser-test fixtures for every folder: a real server, Debian's Chromium driven by Playwright, artifacts.
+
+Loaded once through ``pytest_plugins`` in ``tests/conftest.py``: a fixture imported into two conftests would be
+two session fixtures, and two sync Playwright instances cannot run at once.
+"""
 
 from __future__ import annotations
 
