@@ -5,7 +5,8 @@ engine's log (``hide_parameters``). What remains is the server stack: at DEBUG t
 every handshake header (``Authorization``, ``Sec-WebSocket-Protocol: bearer.<token>``) and every frame (the
 ``auth`` frame), and the access log records query strings; at DEBUG the SQL engine also logs every result row
 (``hide_parameters`` covers bound values only), which would print a caller's contact row as the case file reads
-it. :func:`install` puts :class:`RedactSecrets` on those loggers and :class:`NoResultRows` on the engine's (filters on a logger see the records logged through it; logging configuration added later,
+it. :func:`install` puts :class:`RedactSecrets` on those loggers and :class:`NoResultRows` on the engine's
+(filters on a logger see the records logged through it; logging configuration added later,
 e.g. by uvicorn, keeps them).
 """
 
