@@ -26,7 +26,10 @@ def server(app: Any) -> Iterator[ThreadServer]:
         yield srv
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API runs, an asyncio loop is marked running in the main
+# thread, so tests after the browser modules that call asyncio.run() (raw-ASGI and burst tests) would fail,
+# and modules first imported under its greenlets can trip CPython 3.11's AST recursion check.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
