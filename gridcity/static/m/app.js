@@ -71,7 +71,9 @@ function position(timeout = 15000) {
     if (!navigator.geolocation) return resolve(null);
     navigator.geolocation.getCurrentPosition(
       (p) => { S.here = { lon: p.coords.longitude, lat: p.coords.latitude, accuracy: p.coords.accuracy }; resolve(S.here); },
-      () => resolve(null), { enableHighAccuracy: true, timeout, maximumAge: 10000 });
+      // A fresh fix every time (maximumAge 0): a report or an on-site answer must carry where the phone is now,
+      // not where it was up to seconds ago (a cached fix made a report from outside the city look inside).
+      () => resolve(null), { enableHighAccuracy: true, timeout, maximumAge: 0 });
   });
 }
 
