@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Path, Query
 
 from casework import service as casework_service
 from gis_data import glyphs, loader, readers, tiles
-from gis_data.map_router import legend
+from gis_data.map_router import legend, read_layer_upload
 from gridcity import coords
 from gridcity.deps import DbSession, SettingsDep, oauth2_scheme, require_roles, user_from_token
-from gridcity.errors import BadRequest, PayloadTooLarge
+from gridcity.errors import BadRequest
 from gridcity.roles import Role
 from gridcity.settings import Settings
 from gridcity.types import MAX_ID, utcnow
@@ -137,18 +137,8 @@ def import_base(
     crs: Annotated[str, Form(description="EPSG code of the coordinates (a Shapefile's .prj wins)")] = readers.WGS84,
 ) -> dict[str, Any]:
     """Replace the layer's features from this file; 422 ``gis.load_rejected`` with the report when any is bad."""
-    data = file.file.read(settings.max_upload_bytes * 10 + 1)
-    if len(data) > settings.max_upload_bytes * 10:
-        raise PayloadTooLarge("the file is too large", code="gis.too_large", loc=["body", "file"])
-    name = (file.filename or "").lower()
-    readers.parse_crs(crs)
-    if name.endswith(".zip"):
-        rows = readers.read_shapefile(data, crs=crs)
-    elif name.endswith((".geojson", ".json")):
-        rows = readers.read_geojson(data, crs=crs)
-    else:
-        raise BadRequest("upload a .geojson, .json or a zipped Shapefile (.zip)", code="gis.bad_file_type",
-                         loc=["body", "file"])
+    rows = read_layer_upload(file, settings=settings, crs=crs, readers_by_suffix={
+        ".zip": readers.read_shapefile, ".geojson": readers.read_geojson, ".json": readers.read_geojson})
     report = loader.load_base_features(session, rows, layer=layer, source=f"import:{file.filename}"[:100], crs=crs)
     session.flush()
     tiles.forget_versions()
