@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 from PIL import Image
 
 from bench.bench_ingest import TAG, _dms, free_port, pct, prepare_database

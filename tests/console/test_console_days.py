@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
