@@ -171,7 +171,7 @@ def _ensure_users(session: Session, city: _City) -> None:
     """One user per needed centre role and one staff user per department (created only when missing).
 
     New users get the password of the demo inspectors (their stored hash is copied, so no hashing and no
-    import of ``gridcity.demo``, which sits above this package).
+    import of ``gridcity.root.demo``, which sits above this package).
     """
     pw_hash = session.scalar(select(org.User.password_hash).where(
         org.User.id == min(city.inspector_of_grid.values())))
