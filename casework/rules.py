@@ -13,14 +13,15 @@ from importlib import resources
 from pathlib import Path
 
 from casework import deadlines
-from components import codes
+from components import catalog as class_catalog
+from components import catalog_loader
 
 
 @dataclass(frozen=True)
 class CaseRules:
     """Everything data-driven that the case pipeline consults."""
 
-    catalog: codes.ClassCatalog
+    catalog: class_catalog.ClassCatalog
     calendar: deadlines.WorkCalendar
     standards: deadlines.StandardsTable
     #: The city's override folder these rules were read with; packages above casework read their own
@@ -47,8 +48,8 @@ def load_rules(city_dir: Path | None = None) -> CaseRules:
     if override:
         standards = deadlines.merge(standards, deadlines.load_handling_standards(override))
     class_override = _read_override(city_dir, "classes.csv")
-    catalog = codes.default_catalog() if class_override is None else codes.load_catalog(
-        codes.shipped_csv_texts(), class_override
+    catalog = catalog_loader.default_catalog() if class_override is None else catalog_loader.load_catalog(
+        catalog_loader.shipped_csv_texts(), class_override
     )
     return CaseRules(catalog=catalog, calendar=deadlines.load_calendar(calendar_text), standards=standards,
                      city_dir=city_dir)

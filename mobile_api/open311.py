@@ -84,6 +84,7 @@ from casework.models import Attachment, Case, CaseEvent, EventAttachment
 from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import addresses, codes
+from components import catalog as class_catalog
 from components.models import Address
 from gridcity import photos
 from gridcity.deps import DbSession, SettingsDep, Store
@@ -332,11 +333,11 @@ def _respond(fmt: str, doc: Any, root: str, item: str | None = None, status: int
 # --------------------------------------------------------------------------------------------------------
 
 
-def _group(info: codes.ClassInfo) -> str:
+def _group(info: class_catalog.ClassInfo) -> str:
     return f"{KIND_ZH[info.kind]}/{info.major_name_zh}"
 
 
-def service_doc(info: codes.ClassInfo) -> dict[str, Any]:
+def service_doc(info: class_catalog.ClassInfo) -> dict[str, Any]:
     """One entry of the service list."""
     keywords = [*info.aliases_zh, info.name_en] if info.name_en else list(info.aliases_zh)
     return {
@@ -351,7 +352,7 @@ def service_doc(info: codes.ClassInfo) -> dict[str, Any]:
     }
 
 
-def visible_services(rules: CaseRules, settings: Settings) -> list[codes.ClassInfo]:
+def visible_services(rules: CaseRules, settings: Settings) -> list[class_catalog.ClassInfo]:
     """The services Open311 lists: the enabled classes of the city's code generation
     (``GRIDCITY_OPEN311_GENERATION``), one per name, so no name appears twice."""
     seen: set[str] = set()
@@ -363,7 +364,7 @@ def visible_services(rules: CaseRules, settings: Settings) -> list[codes.ClassIn
     return out
 
 
-def _service_or_404(rules: CaseRules, settings: Settings, service_code: str) -> codes.ClassInfo:
+def _service_or_404(rules: CaseRules, settings: Settings, service_code: str) -> class_catalog.ClassInfo:
     """A listed service; 404 for any other code ("404 - service_code ... was not found")."""
     for info in visible_services(rules, settings):
         if info.key == service_code:
@@ -371,7 +372,7 @@ def _service_or_404(rules: CaseRules, settings: Settings, service_code: str) -> 
     raise Open311Error(404, f"service_code {service_code!r} not found")
 
 
-def definition_doc(rules: CaseRules, info: codes.ClassInfo) -> dict[str, Any]:
+def definition_doc(rules: CaseRules, info: class_catalog.ClassInfo) -> dict[str, Any]:
     """The service definition: an optional component id, and the handling time limit as information."""
     attributes: list[dict[str, Any]] = []
     if info.kind is codes.ClassKind.COMPONENT:
@@ -534,7 +535,7 @@ def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: 
     """One ``request`` of GET requests (spec field order; ``None`` → null / empty element)."""
     tz = _tz(rules)
     try:
-        info: codes.ClassInfo | None = rules.catalog.get(case.class_code, include_disabled=True)
+        info: class_catalog.ClassInfo | None = rules.catalog.get(case.class_code, include_disabled=True)
     except GridCityError:
         info = None
     dept_name = facts.dept_names.get(case.department_id) if case.department_id is not None else None
@@ -696,7 +697,7 @@ def check_api_key(settings: Settings, key: str | None) -> None:
 class PostedRequest:
     """A POST requests body, validated."""
 
-    info: codes.ClassInfo
+    info: class_catalog.ClassInfo
     lon: float | None  # None: located from address_id / address_string by create_request
     lat: float | None
     address: str | None
@@ -723,7 +724,7 @@ def parse_post(form: FormData, rules: CaseRules, settings: Settings) -> PostedRe
     """
     problems: list[str] = []
     get = lambda name: _opt(form.get(name))  # noqa: E731
-    info: codes.ClassInfo | None = None
+    info: class_catalog.ClassInfo | None = None
     code = get("service_code")
     if code is None:
         problems.append("service_code: required")
