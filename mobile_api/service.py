@@ -37,7 +37,7 @@ from gridcity.roles import Role
 from gridcity.settings import Settings
 from gridcity.storage import MediaStore, remove_new_files
 from gridcity.types import utcnow
-from mobile_api import fieldapp, idempotency
+from mobile_api import fieldapp, idempotency, photo_claims
 from mobile_api.idempotency import Outcome
 from mobile_api.schemas import (
     BatchItemIn,
@@ -248,8 +248,8 @@ def flag_photos(atts: Sequence[Attachment], *, lon: float, lat: float, claimed_a
     out: dict[int, list[dict[str, Any]]] = {}
     for att in atts:
         flags = [{"code": f.code, "msg": f.message, "value": f.value}
-                 for f in photos.compare_claim(_info_of(att), claimed_lon=lon, claimed_lat=lat,
-                                               claimed_at=claimed_at, max_distance_m=max_distance_m)]
+                 for f in photo_claims.compare_claim(_info_of(att), claimed_lon=lon, claimed_lat=lat,
+                                                     claimed_at=claimed_at, max_distance_m=max_distance_m)]
         out[att.id] = flags
         merged = list(att.flags or [])
         merged.extend(f for f in flags if f not in merged)
