@@ -1,5 +1,8 @@
 """The city's standard tables for casework: class catalogue, working calendar, handling standards.
 
+This is where they are read from files; the modules that parse and use them (:mod:`casework.deadlines`,
+:mod:`components.catalog`) are pure and read no files.
+
 Shipped defaults live in ``casework/data`` and ``components/data``; a city overrides them with files of the
 same names in its ``city_dir`` (settings ``GRIDCITY_CITY_DIR``): ``calendar.toml`` replaces the calendar,
 ``handling_standards.csv`` rows override shipped rows, ``classes.csv`` adds or disables classes.
@@ -29,6 +32,26 @@ class CaseRules:
     city_dir: Path | None = None
     #: How near (metres) a verify/check result must be sent from (settings ``GRIDCITY_ONSITE_RADIUS_M``).
     onsite_radius_m: float = 200.0
+
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+"""The shipped tables of casework (``calendar.toml``, ``handling_standards.csv``)."""
+
+
+def _shipped(name: str) -> str:
+    return (resources.files("casework") / "data" / name).read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def default_calendar() -> deadlines.WorkCalendar:
+    """The shipped default calendar (``casework/data/calendar.toml``, cached); cities override it."""
+    return deadlines.load_calendar(_shipped("calendar.toml"))
+
+
+@lru_cache(maxsize=1)
+def default_handling_standards() -> deadlines.StandardsTable:
+    """The shipped default handling standards (``casework/data/handling_standards.csv``, cached)."""
+    return deadlines.load_handling_standards(_shipped("handling_standards.csv"))
 
 
 def _read_override(city_dir: Path | None, name: str) -> str | None:
