@@ -39,6 +39,7 @@ from components import service as components_service
 from components.models import Area, Grid, SupervisionArea, SupervisionGrid, SupervisionHistory
 from evaluation import indicator_loader, indicators, primitives, scoring
 from evaluation.models import Publication, PublishedResult, RollupCount, RollupDirty, RollupState, StageFact
+from gridcity import spatial
 from gridcity.database import is_read_only, write_unit_beside
 from gridcity.errors import Conflict, InvalidInput, NotFound
 from gridcity.org import Department, User
@@ -489,8 +490,7 @@ _SLOTS = ("n1", "n2", "n3", "n4", "n5", "n6")
 
 
 def _lock_rollup(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROLLUP_LOCK_KEY})
+    spatial.transaction_lock(session, _ROLLUP_LOCK_KEY)
 
 
 def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
@@ -499,10 +499,7 @@ def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
 
 def _day_expr(session: Session, col: Any, offset_s: int) -> Any:
     """The local date of a UTC timestamp column under a fixed UTC offset, in SQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        shifted = sa.func.timezone("UTC", col) + sa.literal_column(f"interval '{int(offset_s)} seconds'")
-        return sa.cast(shifted, sa.Date)
-    return sa.func.date(col, f"{int(offset_s):+d} seconds")
+    return spatial.local_date(session, col, offset_s)
 
 
 _ROLLUP_STATEMENTS: dict[tuple[str, str], tuple[Any, Any]] = {}

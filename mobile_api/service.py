@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from casework import attachments as casework_attachments
@@ -30,7 +29,7 @@ from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import service as components_service
 from components.models import PatrolPoint, SupervisionArea, SupervisionGrid
-from gridcity import coords, photos, security
+from gridcity import coords, photos, security, spatial
 from gridcity.errors import GridCityError, InvalidInput, PermissionDenied
 from gridcity.org import User
 from gridcity.roles import Role
@@ -575,7 +574,7 @@ def _record_track(session: Session, *, user: User, track_in: TrackIn, tz: str, n
     inserted = 0
     if rows:
         table = PatrolPoint.__table__
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        insert = spatial.insert_for(session)
         stmt = insert(table).values(rows).on_conflict_do_nothing(index_elements=["inspector_id", "at"]) \
             .returning(table.c.id)
         inserted = len(session.execute(stmt).all())
