@@ -47,7 +47,7 @@ SECRET = "bench-secret-" + "x" * 32
 
 APP_SERVER = """
 import sys, uvicorn
-from gridcity.app import create_app
+from gridcity.root.app import create_app
 from gridcity.settings import Settings
 app = create_app(Settings(database_url=sys.argv[2], data_dir=sys.argv[3], secret_key=sys.argv[4]))
 app.state.live_config.queue_size = 10000

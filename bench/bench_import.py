@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from shapely.geometry import mapping
 
 from bench.scratch import recreate_postgis_database
-from components import codes
+from components import catalog_loader
 from components.models import Component
 from gis_data import demo_city, loader, readers
 from gridcity import migrate, org
@@ -69,7 +69,7 @@ def _drop_pg(pg_url: str) -> None:
 
 def _city(engine: sa.Engine, scale: float) -> list[readers.RawRow]:
     """Load the demo city's areas and departments; return its component rows (not loaded)."""
-    catalog = codes.default_catalog()
+    catalog = catalog_loader.default_catalog()
     with make_session_factory(engine)() as s, s.begin():
         area_rows, cells, to_wgs = demo_city.build_areas(scale)
         loader.load_areas(s, area_rows, source="bench", projected_crs=demo_city.PROJECTED_CRS)

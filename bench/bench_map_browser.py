@@ -25,7 +25,7 @@ from bench.perfdoc import write_section
 from gis_data import demo_city, tiles
 from gridcity import migrate
 from gridcity.database import make_engine, make_session_factory
-from gridcity.demo import load_demo_org
+from gridcity.root.demo import load_demo_org
 from gridcity.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -59,7 +59,7 @@ def main() -> None:
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
-    from gridcity.app import create_app  # noqa: PLC0415
+    from gridcity.root.app import create_app  # noqa: PLC0415
 
     tmp = Path(tempfile.mkdtemp())
     url = f"sqlite:///{tmp / 'map.sqlite'}"

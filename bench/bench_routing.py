@@ -39,7 +39,7 @@ import sqlalchemy as sa
 
 from bench.scratch import recreate_postgis_database
 from casework.rules import load_rules as load_case_rules
-from components import codes
+from components import catalog_loader, codes
 from components.models import Component, Grid
 from dispatch import service
 from gridcity import migrate, org, spatial
@@ -86,7 +86,8 @@ def build_city(engine: sa.Engine, n: int, rnd: random.Random) -> dict[str, Any]:
     """Departments, grids, components (Zipf-like class mix) and routing rules; returns what the probes need."""
     side = max(10, math.ceil(math.sqrt(max(100, n // 10))))
     extent = side * GRID_M
-    classes = [c.key for c in codes.default_catalog() if c.kind is codes.ClassKind.COMPONENT and len(c.code) == 4]
+    classes = [c.key for c in catalog_loader.default_catalog()
+               if c.kind is codes.ClassKind.COMPONENT and len(c.code) == 4]
     weights = [1 / (i + 1) for i in range(len(classes))]
     factory = make_session_factory(engine)
     with factory() as s, s.begin():

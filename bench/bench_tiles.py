@@ -44,8 +44,8 @@ from casework.models import Case
 from gis_data import demo_city, tiles
 from gridcity import migrate, security, spatial
 from gridcity.database import make_engine, make_session_factory
-from gridcity.demo import load_demo_org
 from gridcity.roles import Role
+from gridcity.root.demo import load_demo_org
 from gridcity.settings import Settings
 from gridcity.types import utcnow
 
@@ -269,7 +269,7 @@ def scale_components(scale: float) -> int:
 
 def warm_serving(url: str, factory: Any, bounds: tuple[float, float, float, float]) -> dict[str, float]:
     """A cached tile over HTTP from the app against a static file of the same bytes from the same app."""
-    from gridcity.app import create_app  # noqa: PLC0415
+    from gridcity.root.app import create_app  # noqa: PLC0415
 
     tmp = Path(tempfile.mkdtemp())
     settings = Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40,

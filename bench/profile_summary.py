@@ -16,7 +16,7 @@ from pathlib import Path
 
 # (bucket, pattern on the "function (file:line)" frames of a stack) — first match per frame wins.
 BUCKETS: list[tuple[str, str]] = [
-    ("start-up (imports, app factory)", r"Config\.load_app|create_app \(gridcity/app\.py"),
+    ("start-up (imports, app factory)", r"Config\.load_app|create_app \(gridcity/root/app\.py"),
     ("photo work: prepare_photo (limit)", r"prepare_photo \(gridcity/photos\.py"),
     ("  of it: SHA-256 inside prepare_photo", r"inspect_photo \(gridcity/photos\.py"),
     ("photo files written (fsync'd)", r"write_files \(casework/attachments\.py"),

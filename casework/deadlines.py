@@ -31,8 +31,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,7 +38,6 @@ from gridcity.errors import InvalidInput, NotFound
 
 __all__ = [
     "ANY",
-    "DATA_DIR",
     "STAGES",
     "STANDARDS_COLUMNS",
     "URGENCIES",
@@ -56,8 +53,6 @@ __all__ = [
     "add_measured_seconds",
     "add_work_seconds",
     "convert_extension",
-    "default_calendar",
-    "default_handling_standards",
     "limit_elapsed",
     "limit_seconds",
     "load_calendar",
@@ -68,7 +63,6 @@ __all__ = [
     "work_seconds_between",
 ]
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
 """Directory of the shipped default data files (``calendar.toml``, ``handling_standards.csv``)."""
 
 _ZERO = timedelta(0)
@@ -440,16 +434,6 @@ def load_calendar(text: str) -> WorkCalendar:
         makeup.update(_parse_dates(h.get("makeup_workdays", []), [*loc, "makeup_workdays"]))
 
     return WorkCalendar(holidays=frozenset(holidays), makeup_workdays=frozenset(makeup), **kwargs)
-
-
-@lru_cache(maxsize=1)
-def default_calendar() -> WorkCalendar:
-    """The shipped default calendar (``casework/data/calendar.toml``); cities override it.
-
-    Returns:
-        The parsed calendar (cached).
-    """
-    return load_calendar((DATA_DIR / "calendar.toml").read_text(encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1212,13 +1196,3 @@ def merge(base: StandardsTable, override: StandardsTable) -> StandardsTable:
     rows = {row.key: row for row in base}
     rows.update((row.key, row) for row in override)
     return StandardsTable(rows.values())
-
-
-@lru_cache(maxsize=1)
-def default_handling_standards() -> StandardsTable:
-    """The shipped default handling standards (``casework/data/handling_standards.csv``).
-
-    Returns:
-        The parsed table (cached).
-    """
-    return load_handling_standards((DATA_DIR / "handling_standards.csv").read_text(encoding="utf-8"))

@@ -52,6 +52,7 @@ from casework.alerts import CaseAlert
 from casework.lifecycle import Actor, CaseAction, CaseStatus
 from casework.models import Case, CaseEvent
 from casework.service import CaseChange
+from gridcity import spatial
 from gridcity.org import User
 from gridcity.roles import CITYWIDE_ROLES, Role
 from gridcity.types import utcnow
@@ -473,7 +474,7 @@ class LiveHub:
     @property
     def is_postgres(self) -> bool:
         """Whether the workers share a PostgreSQL database (then LISTEN/NOTIFY links them)."""
-        return self.database_url.startswith("postgresql")
+        return spatial.is_postgres_url(self.database_url)
 
     async def ensure_started(self) -> None:
         """Start the pump (and listener) on the running loop, once."""
@@ -776,9 +777,8 @@ def on_change(session: Session, change: CaseChange, pipeline: object) -> None:
     case, ev = change.case, change.event
     # We only mark the session here; the pump reads the row once the transaction has committed.
     session.info[DIRTY_KEY] = True
-    if session.get_bind().dialect.name == "postgresql":
-        # Delivered by PostgreSQL to every listening worker at commit, never for a rolled-back action.
-        session.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": notify_payload(case, ev)})
+    # Delivered by PostgreSQL to every listening worker at commit, never for a rolled-back action.
+    spatial.notify(session, CHANNEL, notify_payload(case, ev))
 
 
 def _after_commit(session: Session) -> None:

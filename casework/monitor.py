@@ -27,6 +27,7 @@ from casework.lifecycle import TERMINAL
 from casework.models import Case
 from casework.rules import CaseRules, load_rules
 from casework.timeline import stage_runs
+from gridcity import spatial
 
 # Advisory lock that orders alert commits on PostgreSQL, so that alert ids become visible in increasing
 # order (the live stream resumes alerts by id, like events).
@@ -47,10 +48,7 @@ def _has_alert(level: str) -> sa.ColumnElement[bool]:
 
 
 def _insert_ignore(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # noqa: PLC0415
+    insert = spatial.insert_for(session)
     ids: list[int] = []
     for row in rows:  # one by one: yellow gets the smaller id than red, in the order found
         stmt = insert(CaseAlert).values(**row).on_conflict_do_nothing().returning(CaseAlert.id)
@@ -78,8 +76,7 @@ def due_levels(session: Session, case: Case, rules: CaseRules, now: dt.datetime)
 def monitor_once(session: Session, *, now: dt.datetime, rules: CaseRules | None = None) -> list[CaseAlert]:
     """Raise the warnings due at ``now`` that were not raised before; return the new ones (flushed)."""
     rules = rules or load_rules()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ALERT_ORDER_LOCK})
+    spatial.transaction_lock(session, ALERT_ORDER_LOCK)
     candidates = session.scalars(
         select(Case)
         .where(
@@ -111,6 +108,5 @@ def monitor_once(session: Session, *, now: dt.datetime, rules: CaseRules | None 
     if not ids:
         return []
     session.info["gridcity_live_dirty"] = True  # wake the live stream after commit
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_notify('gridcity_events', :p)"), {"p": f"a{ids[-1]}"})
+    spatial.notify(session, "gridcity_events", f"a{ids[-1]}")
     return list(session.scalars(select(CaseAlert).where(CaseAlert.id.in_(ids)).order_by(CaseAlert.id)))

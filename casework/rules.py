@@ -1,5 +1,8 @@
 """The city's standard tables for casework: class catalogue, working calendar, handling standards.
 
+This is where they are read from files; the modules that parse and use them (:mod:`casework.deadlines`,
+:mod:`components.catalog`) are pure and read no files.
+
 Shipped defaults live in ``casework/data`` and ``components/data``; a city overrides them with files of the
 same names in its ``city_dir`` (settings ``GRIDCITY_CITY_DIR``): ``calendar.toml`` replaces the calendar,
 ``handling_standards.csv`` rows override shipped rows, ``classes.csv`` adds or disables classes.
@@ -13,14 +16,15 @@ from importlib import resources
 from pathlib import Path
 
 from casework import deadlines
-from components import codes
+from components import catalog as class_catalog
+from components import catalog_loader
 
 
 @dataclass(frozen=True)
 class CaseRules:
     """Everything data-driven that the case pipeline consults."""
 
-    catalog: codes.ClassCatalog
+    catalog: class_catalog.ClassCatalog
     calendar: deadlines.WorkCalendar
     standards: deadlines.StandardsTable
     #: The city's override folder these rules were read with; packages above casework read their own
@@ -28,6 +32,26 @@ class CaseRules:
     city_dir: Path | None = None
     #: How near (metres) a verify/check result must be sent from (settings ``GRIDCITY_ONSITE_RADIUS_M``).
     onsite_radius_m: float = 200.0
+
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+"""The shipped tables of casework (``calendar.toml``, ``handling_standards.csv``)."""
+
+
+def _shipped(name: str) -> str:
+    return (resources.files("casework") / "data" / name).read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def default_calendar() -> deadlines.WorkCalendar:
+    """The shipped default calendar (``casework/data/calendar.toml``, cached); cities override it."""
+    return deadlines.load_calendar(_shipped("calendar.toml"))
+
+
+@lru_cache(maxsize=1)
+def default_handling_standards() -> deadlines.StandardsTable:
+    """The shipped default handling standards (``casework/data/handling_standards.csv``, cached)."""
+    return deadlines.load_handling_standards(_shipped("handling_standards.csv"))
 
 
 def _read_override(city_dir: Path | None, name: str) -> str | None:
@@ -47,8 +71,8 @@ def load_rules(city_dir: Path | None = None) -> CaseRules:
     if override:
         standards = deadlines.merge(standards, deadlines.load_handling_standards(override))
     class_override = _read_override(city_dir, "classes.csv")
-    catalog = codes.default_catalog() if class_override is None else codes.load_catalog(
-        codes.shipped_csv_texts(), class_override
+    catalog = catalog_loader.default_catalog() if class_override is None else catalog_loader.load_catalog(
+        catalog_loader.shipped_csv_texts(), class_override
     )
     return CaseRules(catalog=catalog, calendar=deadlines.load_calendar(calendar_text), standards=standards,
                      city_dir=city_dir)

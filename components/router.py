@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from components import addresses, service, supervision
 from components.schemas import (
@@ -19,7 +19,7 @@ from components.schemas import (
 )
 from gridcity.deps import CurrentUser, DbSession, require_roles
 from gridcity.roles import Role
-from gridcity.types import OffsetQuery
+from gridcity.types import IdPath, OffsetQuery
 
 router = APIRouter(tags=["map"])
 
@@ -78,7 +78,7 @@ def find_addresses(session: DbSession, user: CurrentUser,
 
 
 @router.get("/addresses/{address_id}", response_model=AddressRead, tags=["addresses"], summary="One standard address")
-def get_address(address_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: DbSession,
+def get_address(address_id: IdPath, session: DbSession,
                 user: CurrentUser) -> AddressRead:
     """A standard address by id."""
     addr = addresses.read_address(session, address_id)
@@ -106,7 +106,7 @@ def create_supervision_area(body: SupervisionAreaCreate, session: DbSession) -> 
 
 @router.patch("/supervision-areas/{area_id}", response_model=SupervisionAreaRead, tags=["organisation"],
               dependencies=[require_roles(Role.ADMIN)], summary="Change a supervision area")
-def update_supervision_area(area_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: SupervisionAreaUpdate,
+def update_supervision_area(area_id: IdPath, body: SupervisionAreaUpdate,
                             session: DbSession) -> dict[str, Any]:
     """Give an area to another inspector, rename it or change its grids (admin)."""
     area = supervision.update_area(session, area_id, **body.model_dump())

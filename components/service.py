@@ -13,7 +13,7 @@ from shapely.geometry import mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from components import codes
+from components import catalog_loader, codes
 from components.models import (
     Area,
     Component,
@@ -112,7 +112,7 @@ def _canonical_class(key: str) -> str:
     """A CJ/T 214 key mapped to the GB/T 47678 key that replaces it (when the catalog knows one)."""
     try:
         if codes.parse_class_key(key).generation is codes.Generation.CJT214:
-            return codes.default_catalog().mapping_old_to_new(key) or key
+            return catalog_loader.default_catalog().mapping_old_to_new(key) or key
     except InvalidInput:
         pass
     return key

@@ -28,12 +28,8 @@ Which runs exist (see :class:`evaluation.models.StageFact`):
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,11 +44,10 @@ from casework.models import Case, CaseEvent
 from casework.rules import CaseRules
 from evaluation import service as evaluation_service
 from evaluation.models import StageFact
-from gridcity.errors import InvalidInput
+from evaluation.step_limits import StepLimits, load_step_limits
 from gridcity.types import utcnow
 
 A = CaseAction
-STEP_NAMES = ("send_verify", "send_check", "close")
 _RESTARTS = frozenset({A.DISPATCH, A.CHECK_FAIL})  # as in casework.timeline (checked by zipping below)
 _COMPLETES: Mapping[Stage, frozenset[CaseAction]] = {
     Stage.VERIFY: frozenset({A.VERIFY_TRUE, A.VERIFY_FALSE}),
@@ -63,62 +58,6 @@ _COMPLETES: Mapping[Stage, frozenset[CaseAction]] = {
 }
 _STEP_START = {A.PUBLIC_REPORT: "send_verify", A.FEEDBACK: "send_check", A.CHECK_PASS: "close"}
 _STEP_DONE = {"send_verify": A.SEND_VERIFY, "send_check": A.SEND_CHECK, "close": A.CLOSE}
-
-
-# --------------------------------------------------------------------------------------------------------
-# Step limits (data)
-
-
-@dataclass(frozen=True)
-class StepLimits:
-    """Limits of the untimed steps, per family (``working`` or ``elapsed``)."""
-
-    working: Mapping[str, casework_deadlines.Limit]
-    elapsed: Mapping[str, casework_deadlines.Limit]
-
-    def family(self, working: bool) -> Mapping[str, casework_deadlines.Limit]:
-        """The limits of one family."""
-        return self.working if working else self.elapsed
-
-
-def _parse_limits(doc: Mapping[str, Any], base: StepLimits | None) -> StepLimits:
-    out: dict[str, dict[str, casework_deadlines.Limit]] = {}
-    for fam in ("working", "elapsed"):
-        table = doc.get(fam, {})
-        if not isinstance(table, dict):
-            raise InvalidInput(f"[{fam}] must be a table", code="evaluation.invalid_step_limits", loc=[fam])
-        limits = dict(base.family(fam == "working")) if base else {}
-        for name, raw in table.items():
-            if name not in STEP_NAMES:
-                raise InvalidInput(f"unknown step {name!r}", code="evaluation.invalid_step_limits",
-                                   loc=[fam, name])
-            try:
-                value = float(raw["value"])
-                unit = casework_deadlines.LimitUnit(raw["unit"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise InvalidInput(f"{fam}.{name} must be {{value, unit}}", code="evaluation.invalid_step_limits",
-                                   loc=[fam, name]) from exc
-            if value < 0 or unit.counts_working_time != (fam == "working"):
-                raise InvalidInput(f"{fam}.{name}: a non-negative {fam} limit is needed",
-                                   code="evaluation.invalid_step_limits", loc=[fam, name])
-            limits[name] = casework_deadlines.Limit(value, unit)
-        missing = [n for n in STEP_NAMES if n not in limits]
-        if missing:
-            raise InvalidInput(f"[{fam}] lacks {', '.join(missing)}", code="evaluation.invalid_step_limits",
-                               loc=[fam])
-        out[fam] = limits
-    return StepLimits(out["working"], out["elapsed"])
-
-
-@lru_cache(maxsize=8)
-@lru_cache(maxsize=8)
-def load_step_limits(city_dir: Path | None = None) -> StepLimits:
-    """The shipped step limits, overridden key by key by ``<city_dir>/step_limits.toml`` if present."""
-    text = (resources.files("evaluation") / "data" / "step_limits.toml").read_text("utf-8")
-    limits = _parse_limits(tomllib.loads(text), None)
-    if city_dir is not None and (city_dir / "step_limits.toml").exists():
-        limits = _parse_limits(tomllib.loads((city_dir / "step_limits.toml").read_text("utf-8")), limits)
-    return limits
 
 
 # --------------------------------------------------------------------------------------------------------

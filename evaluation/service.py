@@ -1,6 +1,6 @@
 """Evaluation services: periods, counting primitives as SQL aggregates, rankings, evidence, publications.
 
-Every primitive of :data:`evaluation.scoring.PRIMITIVES` is counted inside the database: each *family* of
+Every primitive of :data:`evaluation.primitives.PRIMITIVES` is counted inside the database: each *family* of
 primitives is one select over ``stage_fact`` (or ``case_event``) that yields one row per counted item with a
 0/1 column per primitive and a ``subject`` column (the attribution); the counts are ``SUM`` of those columns
 ``GROUP BY subject``, and the drill-down evidence is the same select filtered on one subject and one
@@ -37,8 +37,9 @@ from sqlalchemy.orm import Session, aliased
 from casework.models import Case, CaseEvent
 from components import service as components_service
 from components.models import Area, Grid, SupervisionArea, SupervisionGrid, SupervisionHistory
-from evaluation import scoring
+from evaluation import indicator_loader, indicators, primitives, scoring
 from evaluation.models import Publication, PublishedResult, RollupCount, RollupDirty, RollupState, StageFact
+from gridcity import spatial
 from gridcity.database import is_read_only, write_unit_beside
 from gridcity.errors import Conflict, InvalidInput, NotFound
 from gridcity.org import Department, User
@@ -149,30 +150,30 @@ def parse_period(text: str, *, tz: str = DEFAULT_TZ) -> Period:
 # Subject types
 
 
-def check_subject_type(subject_type: str) -> scoring.SubjectType:
+def check_subject_type(subject_type: str) -> primitives.SubjectType:
     """The scoring subject type of an API subject type.
 
     Raises:
         InvalidInput: ``evaluation.unknown_subject_type``.
     """
     if subject_type in REGION_LEVELS:
-        return scoring.SubjectType.REGION
+        return primitives.SubjectType.REGION
     if subject_type == "department":
-        return scoring.SubjectType.DEPARTMENT
+        return primitives.SubjectType.DEPARTMENT
     if subject_type in POSITION_TYPES:
-        return scoring.SubjectType(subject_type)
+        return primitives.SubjectType(subject_type)
     raise InvalidInput(f"未知的评价对象类型 {subject_type!r}（可用：{', '.join(SUBJECT_TYPES)}）",
                        code="evaluation.unknown_subject_type", loc=["subject_type"])
 
 
-def indicator_set_for(period: Period, version: str | None, city_dir: Path | None = None) -> scoring.IndicatorSet:
+def indicator_set_for(period: Period, version: str | None, city_dir: Path | None = None) -> indicators.IndicatorSet:
     """The requested indicator set, or the one in effect at the period's start (with the city's own sets
-    from ``city_dir``, see :func:`evaluation.scoring.city_registry`).
+    from ``city_dir``, see :func:`evaluation.indicator_loader.city_registry`).
 
     Raises:
         InvalidInput: ``evaluation.unknown_version`` / ``evaluation.no_version_in_effect``.
     """
-    registry = scoring.city_registry(city_dir)
+    registry = indicator_loader.city_registry(city_dir)
     return registry.get(version) if version else registry.in_effect(period.first_day)
 
 
@@ -489,8 +490,7 @@ _SLOTS = ("n1", "n2", "n3", "n4", "n5", "n6")
 
 
 def _lock_rollup(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ROLLUP_LOCK_KEY})
+    spatial.transaction_lock(session, _ROLLUP_LOCK_KEY)
 
 
 def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
@@ -499,10 +499,7 @@ def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
 
 def _day_expr(session: Session, col: Any, offset_s: int) -> Any:
     """The local date of a UTC timestamp column under a fixed UTC offset, in SQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        shifted = sa.func.timezone("UTC", col) + sa.literal_column(f"interval '{int(offset_s)} seconds'")
-        return sa.cast(shifted, sa.Date)
-    return sa.func.date(col, f"{int(offset_s):+d} seconds")
+    return spatial.local_date(session, col, offset_s)
 
 
 _ROLLUP_STATEMENTS: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -788,7 +785,7 @@ class Ranking:
     period: Period
     subject_type: str
     version: str
-    indicator_set: scoring.IndicatorSet
+    indicator_set: indicators.IndicatorSet
     rows: list[SubjectResult] = field(default_factory=list)
     source: str = "raw"  # where the counts came from: "raw" (facts) or "rollup" (daily rollup)
 
@@ -839,7 +836,7 @@ def compute(
             counts["patrol_coverage"] = round(100.0 * seen / total, 2) if total else 0
             flags = () if total else (FLAG_NO_PATROL_DATA,)
         region_class = None
-        if st is scoring.SubjectType.REGION:
+        if st is primitives.SubjectType.REGION:
             region_class = subj.region_class or iset.region_classes[0].key
         # Scoring is exact (Fraction) Python, ~1 ms a subject: many subjects (grids) share the same counts.
         key = (region_class, tuple(sorted(counts.items())))

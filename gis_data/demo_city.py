@@ -29,7 +29,8 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from components import codes
+from components import catalog as class_catalog
+from components import catalog_loader, codes
 from components.models import Area, SupervisionArea, SupervisionGrid
 from gis_data import demo_history, loader
 from gis_data.readers import WGS84, RawRow, transformer
@@ -144,8 +145,8 @@ def build_areas(scale: float) -> tuple[list[RawRow], dict[str, tuple[int, int]],
                                                              origin[1] - (row + dy) * CELL_M)
 
 
-def _departments(session: Session, catalog: codes.ClassCatalog) -> tuple[dict[str, int], dict[tuple[str, str], int],
-                                                                        dict[str, int]]:
+def _departments(session: Session, catalog: class_catalog.ClassCatalog
+                 ) -> tuple[dict[str, int], dict[tuple[str, str], int], dict[str, int]]:
     """City units per owner kind, district branches, and street offices (existing ones are reused)."""
     kinds = sorted({c.owner_kind for c in catalog.all("component", generation="cjt214")})
     existing = session.scalars(select(org.Department).where(org.Department.parent_id.is_(None))).all()
@@ -175,7 +176,7 @@ def _departments(session: Session, catalog: codes.ClassCatalog) -> tuple[dict[st
 
 
 def build_components(scale: float, cells: dict[str, tuple[int, int]], to_wgs: Callable[..., Any],
-                     catalog: codes.ClassCatalog, dept_codes: dict[int, str], city: dict[str, int],
+                     catalog: class_catalog.ClassCatalog, dept_codes: dict[int, str], city: dict[str, int],
                      branches: dict[tuple[str, str], int], streets: dict[str, int]) -> list[RawRow]:
     """The component rows: classes by weight, uniformly over the grids, owners by the class's owner kind."""
     rng = random.Random(SEED)
@@ -254,7 +255,7 @@ def load(session: Session, *, scale: float = 1.0, echo: Callable[[str], object] 
     if session.scalars(select(Area.id).where(Area.code == DISTRICTS[0][0])).first() is not None:
         echo("the demo city exists already; nothing loaded")
         return login
-    catalog = codes.default_catalog()
+    catalog = catalog_loader.default_catalog()
     area_rows, cells, to_wgs = build_areas(scale)
     rep = loader.load_areas(session, area_rows, source="demo", projected_crs=PROJECTED_CRS)
     echo(f"areas and grids: {rep.counts['created']} created ({len(cells)} unit grids)")

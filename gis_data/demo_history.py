@@ -48,7 +48,7 @@ from casework import deadlines, legacy_import, lifecycle
 from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need, Stage
 from casework.models import Case
 from casework.rules import CaseRules, load_rules
-from components import codes
+from components import catalog as class_catalog
 from components.models import Component, Grid, SupervisionArea, SupervisionGrid
 from gridcity import org
 from gridcity.roles import Role
@@ -171,7 +171,7 @@ def _ensure_users(session: Session, city: _City) -> None:
     """One user per needed centre role and one staff user per department (created only when missing).
 
     New users get the password of the demo inspectors (their stored hash is copied, so no hashing and no
-    import of ``gridcity.demo``, which sits above this package).
+    import of ``gridcity.root.demo``, which sits above this package).
     """
     pw_hash = session.scalar(select(org.User.password_hash).where(
         org.User.id == min(city.inspector_of_grid.values())))
@@ -442,7 +442,7 @@ def _on(geom: BaseGeometry) -> tuple[float, float]:
     return round(pt.x, 7), round(pt.y, 7)
 
 
-def _sites(city: _City, catalog: codes.ClassCatalog, rng: random.Random, n: int) -> list[_Site]:
+def _sites(city: _City, catalog: class_catalog.ClassCatalog, rng: random.Random, n: int) -> list[_Site]:
     events = [c for c in catalog.all("event", generation="cjt214") if c.enabled]
     event_w = [rng.uniform(0.2, 3.0) for _ in events]
     out: list[_Site] = []

@@ -23,7 +23,8 @@ from shapely.validation import explain_validity
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from components import codes
+from components import catalog as class_catalog
+from components import catalog_loader, codes
 from components import service as components_service
 from components.models import COMPONENT_STATES, Area, Component, ComponentHistory, Grid
 from gis_data.readers import WGS84, RawRow, reproject, reproject_many, transformer
@@ -500,7 +501,7 @@ def load_components(
     *,
     source: str = "upload",
     crs: str = WGS84,
-    catalog: codes.ClassCatalog | None = None,
+    catalog: class_catalog.ClassCatalog | None = None,
     history: bool = True,
     at: dt.datetime | None = None,
 ) -> LoadReport:
@@ -510,7 +511,7 @@ def load_components(
         LoadRejected: any row is invalid (malformed or inconsistent ID, unknown class, unknown department,
             bad state or date, a point outside the city, a duplicate ID); nothing is written.
     """
-    catalog = catalog or codes.default_catalog()
+    catalog = catalog or catalog_loader.default_catalog()
     at = at or utcnow()
     report = LoadReport(kind="components", source=source, crs=crs, rows=[])
     depts = dict(session.execute(select(Department.code, Department.id)).all())
@@ -596,7 +597,7 @@ def load_components(
     return report
 
 
-def _class_problem(catalog: codes.ClassCatalog, key: str) -> tuple[str, str] | None:
+def _class_problem(catalog: class_catalog.ClassCatalog, key: str) -> tuple[str, str] | None:
     try:
         info = catalog.get(key)
     except InvalidInput as exc:

@@ -1,5 +1,6 @@
-"""ASGI entry point for uvicorn workers: ``uvicorn gridcity.asgi:app``."""
+"""ASGI entry point for uvicorn workers: ``uvicorn gridcity.asgi:app`` (the app itself is built in
+:mod:`gridcity.root.app`)."""
 
-from gridcity.app import create_app
+from gridcity.root.app import create_app
 
 app = create_app()

@@ -51,14 +51,6 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def is_sqlite(bind: Engine | sa.Connection | Session) -> bool:
-    """Whether the bind talks to SQLite/SpatiaLite."""
-    if isinstance(bind, Session):
-        b = bind.get_bind()
-        return b.dialect.name == "sqlite"
-    return bind.dialect.name == "sqlite"
-
-
 READ_ONLY = "gridcity_read_only"  # execution option of the engine behind read units
 _QUERY_ONLY = "gridcity_query_only"  # per DBAPI connection: the PRAGMA query_only value last set
 

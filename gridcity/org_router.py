@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from gridcity import org, security
 from gridcity.deps import CurrentUser, DbSession, SettingsDep, password_login, require_roles
 from gridcity.roles import Role
-from gridcity.types import Name, PositiveId
+from gridcity.types import IdPath, Name, PositiveId
 
 router = APIRouter(tags=["organisation"])
 
@@ -102,7 +102,6 @@ class DepartmentUpdate(BaseModel):
 
 
 Token.model_rebuild()
-UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 ADMIN_ONLY = [require_roles(Role.ADMIN)]
 
 
@@ -159,34 +158,34 @@ def create_user(body: UserCreate, session: DbSession) -> UserRead:
 
 @router.patch("/departments/{department_id}", response_model=DepartmentRead, dependencies=ADMIN_ONLY,
               summary="Change a department")
-def update_department(department_id: UserId, body: DepartmentUpdate, session: DbSession) -> DepartmentRead:
+def update_department(department_id: IdPath, body: DepartmentUpdate, session: DbSession) -> DepartmentRead:
     """Rename, move in the tree or (de)activate a department (admin)."""
     dept = org.get_department(session, department_id)
     return DepartmentRead.model_validate(org.update_department(session, dept, **body.model_dump()))
 
 
 @router.patch("/users/{user_id}", response_model=UserRead, dependencies=ADMIN_ONLY, summary="Change a user")
-def update_user(user_id: UserId, body: UserUpdate, session: DbSession) -> UserRead:
+def update_user(user_id: IdPath, body: UserUpdate, session: DbSession) -> UserRead:
     """Change a user's display name, role or department (admin)."""
     user = org.get_user(session, user_id)
     return UserRead.model_validate(org.update_user(session, user, **body.model_dump()))
 
 
 @router.post("/users/{user_id}/password", status_code=204, dependencies=ADMIN_ONLY, summary="Reset a password")
-def reset_password(user_id: UserId, body: PasswordReset, session: DbSession) -> None:
+def reset_password(user_id: IdPath, body: PasswordReset, session: DbSession) -> None:
     """Set a new password for a user (admin)."""
     org.set_password(session, org.get_user(session, user_id), body.password)
 
 
 @router.post("/users/{user_id}/deactivate", response_model=UserRead, summary="Deactivate a user",
              dependencies=ADMIN_ONLY)
-def deactivate_user(user_id: UserId, session: DbSession, admin: CurrentUser) -> UserRead:
+def deactivate_user(user_id: IdPath, session: DbSession, admin: CurrentUser) -> UserRead:
     """Deactivate a login (admin): every later request with its tokens is refused (401 auth.user_inactive)."""
     return UserRead.model_validate(org.set_active(session, org.get_user(session, user_id), False, by=admin))
 
 
 @router.post("/users/{user_id}/activate", response_model=UserRead, summary="Reactivate a user",
              dependencies=ADMIN_ONLY)
-def activate_user(user_id: UserId, session: DbSession, admin: CurrentUser) -> UserRead:
+def activate_user(user_id: IdPath, session: DbSession, admin: CurrentUser) -> UserRead:
     """Reactivate a login (admin)."""
     return UserRead.model_validate(org.set_active(session, org.get_user(session, user_id), True, by=admin))

@@ -2,7 +2,7 @@
 
 Its files are plain JavaScript modules in ``gridcity/static/m`` (no bundler): the page, the service worker
 that keeps the app shell for offline use, the web app manifest and its icons. The libraries it uses (idb,
-MapLibre GL JS) come from ``/vendor/`` (see :mod:`gridcity.console`). Everything is sent with
+MapLibre GL JS) come from ``/vendor/`` (see :mod:`gridcity.root.console`). Everything is sent with
 ``Cache-Control: no-cache`` so a phone revalidates (cheaply, by ETag) and the service worker sees updates.
 """
 

@@ -1,7 +1,7 @@
 """Photo pipeline: validate an upload, read trusted capture metadata, render clean public JPEGs.
 
 The module is pure: it takes the uploaded bytes (or a path) and returns bytes plus metadata. It knows
-nothing about the database or the file store. The three steps are:
+nothing about the database or the file store. The two steps are:
 
 1. :func:`inspect_photo` identifies the real format from the content (the file name and declared
    content type are ignored), enforces the size and pixel budgets *before anything is decoded*,
@@ -12,8 +12,8 @@ nothing about the database or the file store. The three steps are:
    decoded with DCT-domain scaling (:meth:`PIL.Image.Image.draft`), so a 12 MP photo is never decoded
    at full resolution just to be shrunk, and the thumbnail is made from the already-reduced display
    image (performance goal G-I1; the full-resolution path is ~3× slower).
-3. :func:`compare_claim` compares the EXIF capture time and position with what the reporter claims
-   and returns advisory :class:`Flag` objects; it never rejects.
+The comparison of the capture time and position with what the reporter claims (the claim-vs-EXIF policy)
+is not a photo matter but a report's: it lives in :mod:`mobile_api.photo_claims`.
 
 :func:`process_photo` runs steps 1 and 2 on one read of the input. :func:`prepare_photo` is what ingest
 runs: step 1 and the thumbnail only (a 1/8-scale DCT decode for a 12 MP JPEG); the display rendition is
@@ -41,18 +41,15 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from gridcity.coords import check_lonlat, haversine_m
 from gridcity.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 
 __all__ = [
-    "CHINA_STANDARD_TIME",
     "DEFAULT_LIMITS",
-    "Flag",
     "GeoPoint",
     "PhotoInfo",
     "PhotoLimits",
@@ -60,7 +57,6 @@ __all__ = [
     "ProcessedPhoto",
     "Rendition",
     "Renditions",
-    "compare_claim",
     "heif_supported",
     "inspect_photo",
     "prepare_photo",
@@ -71,8 +67,6 @@ __all__ = [
     "render_thumbnail",
 ]
 
-#: Fixed UTC+8 (China has no daylight saving time); the default zone for naive EXIF times.
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 PhotoSource = bytes | bytearray | memoryview | str | os.PathLike[str]
 """Raw image bytes, or a path to a file holding them."""
@@ -280,23 +274,6 @@ class PreparedPhoto:
     info: PhotoInfo
     data: bytes
     thumbnail: Rendition
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """An advisory finding about a photo versus the report it is attached to.
-
-    Attributes:
-        code: ``photo.far_from_claim``, ``photo.old``, ``photo.taken_after_claim``,
-            ``photo.no_exif_gps`` or ``photo.no_exif_time``.
-        message: Human-readable explanation including the distance or the time difference.
-        value: Distance in metres (``far_from_claim``) or time difference in seconds (``old``,
-            ``taken_after_claim``); None for the ``no_exif_*`` flags.
-    """
-
-    code: str
-    message: str
-    value: float | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -847,89 +824,3 @@ def prepare_photo(
     info = inspect_photo(data, limits, loc=loc)
     thumb, _ = render_thumbnail(data, info, thumb_side=thumb_side, quality=quality, loc=loc)
     return PreparedPhoto(info=info, data=data, thumbnail=thumb)
-
-
-def _format_duration(delta: timedelta) -> str:
-    minutes = int(abs(delta).total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
-
-
-def compare_claim(
-    info: PhotoInfo,
-    *,
-    claimed_lon: float,
-    claimed_lat: float,
-    claimed_at: datetime,
-    max_distance_m: float = 200.0,
-    max_age: timedelta = timedelta(hours=24),
-    clock_skew: timedelta = timedelta(minutes=5),
-    naive_tz: tzinfo = CHINA_STANDARD_TIME,
-) -> list[Flag]:
-    """Compare the photo's EXIF time and position with the report it is attached to.
-
-    The result is advisory (for the dispatcher or inspector); nothing is rejected. EXIF can be
-    forged, so the absence of flags is no proof either.
-
-    Args:
-        info: Result of :func:`inspect_photo`.
-        claimed_lon: Reported longitude, **WGS-84** (convert GCJ-02 client positions first with
-            :func:`gridcity.coords.to_wgs84`).
-        claimed_lat: Reported latitude, WGS-84.
-        claimed_at: When the report says the problem was observed (or when it was submitted).
-        max_distance_m: Largest tolerated distance between EXIF GPS and the claim.
-        max_age: Largest tolerated time between capture and ``claimed_at``.
-        clock_skew: Capture times up to this much after ``claimed_at`` are tolerated.
-        naive_tz: Zone assumed for a naive ``taken_at`` (cameras write local time without an
-            offset) and a naive ``claimed_at``; China Standard Time by default.
-
-    Returns:
-        Flags, in the order position then time; empty when everything is consistent.
-
-    Raises:
-        InvalidInput: ``geo.invalid_coordinates`` for an invalid claimed position.
-    """
-    claimed_lon, claimed_lat = check_lonlat(claimed_lon, claimed_lat)
-    flags: list[Flag] = []
-    if info.gps is None:
-        flags.append(Flag("photo.no_exif_gps", "the photo has no GPS position in its EXIF data"))
-    else:
-        distance = haversine_m(info.gps.lon, info.gps.lat, claimed_lon, claimed_lat)
-        if distance > max_distance_m:
-            flags.append(
-                Flag(
-                    "photo.far_from_claim",
-                    f"the photo was taken {distance:,.0f} m from the reported location "
-                    f"(more than {max_distance_m:,.0f} m)",
-                    distance,
-                )
-            )
-    if info.taken_at is None:
-        flags.append(Flag("photo.no_exif_time", "the photo has no capture time in its EXIF data"))
-    else:
-        taken = info.taken_at if info.taken_at.tzinfo else info.taken_at.replace(tzinfo=naive_tz)
-        claimed = claimed_at if claimed_at.tzinfo else claimed_at.replace(tzinfo=naive_tz)
-        age = claimed - taken
-        if age > max_age:
-            flags.append(
-                Flag(
-                    "photo.old",
-                    f"the photo was taken {_format_duration(age)} before the report "
-                    f"(more than {_format_duration(max_age)})",
-                    age.total_seconds(),
-                )
-            )
-        elif -age > clock_skew:
-            flags.append(
-                Flag(
-                    "photo.taken_after_claim",
-                    f"the photo was taken {_format_duration(age)} after the reported time",
-                    (-age).total_seconds(),
-                )
-            )
-    return flags

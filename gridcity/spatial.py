@@ -1,4 +1,7 @@
-"""Spatial SQL that differs between PostGIS and SpatiaLite. Dialect branches live here and only here."""
+"""SQL that differs between PostGIS and SpatiaLite: spatial functions, and the rest (advisory locks, NOTIFY,
+upserts, lock timeouts, local dates). Dialect branches live here and only here (the engine's own set-up, its
+connection hooks and transaction modes, aside: :mod:`gridcity.database`); ``tests/test_dialect_branches.py``
+holds every other module to that."""
 
 from __future__ import annotations
 
@@ -647,3 +650,81 @@ def xact_lock(session: Session | sa.Connection, key: int) -> sa.ColumnElement[An
     if dialect(session) != "postgresql":
         return None
     return sa.func.pg_advisory_xact_lock(key)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Non-spatial differences between the back ends (locks, notifications, upserts, date arithmetic)
+
+
+def is_postgres_url(database_url: str) -> bool:
+    """Whether a database URL names PostgreSQL (then workers can share LISTEN/NOTIFY)."""
+    return database_url.startswith("postgresql")
+
+
+def insert_for(session: Session | sa.Connection) -> Any:
+    """The back end's ``insert`` construct, which has ``on_conflict_do_nothing`` and ``returning``."""
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
+
+    return postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+
+
+def transaction_lock(session: Session, key: int) -> None:
+    """Serialise this transaction with every other one taking the same ``key`` (held until it ends).
+
+    PostgreSQL: ``pg_advisory_xact_lock``. SQLite: nothing to do, since a write unit already holds the
+    database's one write lock (``BEGIN IMMEDIATE``).
+    """
+    if dialect(session) == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def notify(session: Session, channel: str, payload: str) -> None:
+    """Tell every listening worker at commit (PostgreSQL ``pg_notify``; never for a rolled-back transaction).
+
+    SQLite has no such channel: its one process wakes its own listeners after commit, so nothing is sent.
+    """
+    if dialect(session) == "postgresql":
+        session.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+
+
+def local_date(session: Session, col: Any, offset_s: int) -> Any:
+    """The local date of a UTC timestamp column under a fixed UTC offset of ``offset_s`` seconds, in SQL."""
+    if dialect(session) == "postgresql":
+        shifted = sa.func.timezone("UTC", col) + sa.literal_column(f"interval '{int(offset_s)} seconds'")
+        return sa.cast(shifted, sa.Date)
+    return sa.func.date(col, f"{int(offset_s):+d} seconds")
+
+
+class LockTimeout(Exception):
+    """A statement waited longer than its bound for a row lock held by another transaction."""
+
+
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_not_available (lock_timeout expired)
+
+
+def scalar_with_lock_timeout(session: Session, stmt: Any, wait_seconds: float) -> Any:
+    """Run ``stmt`` and return its scalar (or None), waiting at most ``wait_seconds`` for another transaction's
+    row lock; :class:`LockTimeout` when that expires.
+
+    PostgreSQL: a transaction-local ``lock_timeout`` inside a savepoint, so that a timeout leaves the outer
+    transaction usable. SQLite: a write unit already holds the one write lock, so the statement never waits on
+    another transaction's row; it simply runs.
+    """
+    if dialect(session) != "postgresql":
+        return session.execute(stmt).scalar_one_or_none()
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    savepoint = session.begin_nested()
+    try:
+        previous = session.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+        session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"),
+                        {"v": f"{max(1, int(wait_seconds * 1000))}ms"})
+        value = session.execute(stmt).scalar_one_or_none()
+        session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
+    except OperationalError as exc:
+        savepoint.rollback()
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise LockTimeout(str(exc.orig)) from exc
+        raise
+    savepoint.commit()
+    return value

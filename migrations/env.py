@@ -6,7 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 
 from gridcity.database import make_engine
-from gridcity.metadata import all_metadata
+from gridcity.root.metadata import all_metadata
 from gridcity.settings import get_settings
 
 target_metadata = all_metadata()

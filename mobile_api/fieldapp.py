@@ -21,6 +21,7 @@ from casework.lifecycle import CaseAction, CaseStatus, Stage, allowed_actions
 from casework.models import Case
 from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
+from components import catalog as class_catalog
 from components import codes
 from components import service as components_service
 from components.models import Area, Component
@@ -84,7 +85,7 @@ def list_classes(session: Session, *, rules: CaseRules, user: User) -> ClassList
     return ClassList(items=items, recent=recent)
 
 
-def component_classes(catalog: codes.ClassCatalog, key: str) -> list[str]:
+def component_classes(catalog: class_catalog.ClassCatalog, key: str) -> list[str]:
     """The component classes whose components a report of ``key`` may be about: the class, its counterpart
     in the other generation, and for a GB/T 47678 "<部件>异常" matter (E01xxx–E05xxx) that component class."""
     try:
@@ -111,7 +112,7 @@ def component_classes(catalog: codes.ClassCatalog, key: str) -> list[str]:
     return out
 
 
-def _near_rows(session: Session, catalog: codes.ClassCatalog, *, lon: float, lat: float, class_code: str,
+def _near_rows(session: Session, catalog: class_catalog.ClassCatalog, *, lon: float, lat: float, class_code: str,
                radius_m: float, limit: int) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for key in component_classes(catalog, class_code):
@@ -123,7 +124,7 @@ def _near_rows(session: Session, catalog: codes.ClassCatalog, *, lon: float, lat
     return rows[:limit]
 
 
-def snapped_component(session: Session, catalog: codes.ClassCatalog, *, lon: float, lat: float, class_code: str,
+def snapped_component(session: Session, catalog: class_catalog.ClassCatalog, *, lon: float, lat: float, class_code: str,
                       radius_m: float) -> str | None:
     """The component a report without one is about: the nearest of its class within the tolerance, unless
     another is as near (within :data:`dispatch.service.TIE_M`), which the dispatcher must then decide."""

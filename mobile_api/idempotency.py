@@ -32,17 +32,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from gridcity import spatial
 from gridcity.errors import BadRequest, Conflict
 from mobile_api.models import PENDING, IdempotencyRecord
 
 KEY_HEADER = "Idempotency-Key"
 _KEY_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 DEFAULT_WAIT_SECONDS = 20.0
-_LOCK_NOT_AVAILABLE = "55P03"
 
 
 class MissingKey(BadRequest):
@@ -98,38 +96,24 @@ def request_hash(kind: str, payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _claim(session: Session, *, user_id: int, key: str, kind: str, req_hash: str,
            wait_seconds: float) -> int | None:
-    """Insert the pending record; its id, or None when the key is already taken (committed or ours)."""
+    """Insert the pending record; its id, or None when the key is already taken (committed or ours).
+
+    The INSERT waits for a concurrent transaction holding the same key (PostgreSQL); the wait is bounded.
+    """
     table = IdempotencyRecord.__table__
     stmt = (
-        _insert(session)(table)
+        spatial.insert_for(session)(table)
         .values(user_id=user_id, key=key, kind=kind, request_hash=req_hash, status_code=PENDING)
         .on_conflict_do_nothing(index_elements=["user_id", "key"])
         .returning(table.c.id)
     )
-    if session.get_bind().dialect.name != "postgresql":
-        return session.execute(stmt).scalar_one_or_none()
-    # PostgreSQL: the INSERT waits for a concurrent transaction holding the same key. We bound the wait with a
-    # transaction-local lock_timeout inside a savepoint, so that a timeout leaves the outer transaction usable.
-    savepoint = session.begin_nested()
     try:
-        previous = session.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
-        session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"),
-                        {"v": f"{max(1, int(wait_seconds * 1000))}ms"})
-        record_id = session.execute(stmt).scalar_one_or_none()
-        session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
-    except OperationalError as exc:
-        savepoint.rollback()
-        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
-            raise InProgress("a submission with this key is still being processed; retry shortly",
-                             loc=["header", KEY_HEADER]) from exc
-        raise
-    savepoint.commit()
+        record_id: int | None = spatial.scalar_with_lock_timeout(session, stmt, wait_seconds)
+    except spatial.LockTimeout as exc:
+        raise InProgress("a submission with this key is still being processed; retry shortly",
+                         loc=["header", KEY_HEADER]) from exc
     return record_id
 
 

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from casework import attachments as casework_attachments
@@ -30,14 +29,14 @@ from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import service as components_service
 from components.models import PatrolPoint, SupervisionArea, SupervisionGrid
-from gridcity import coords, photos, security
+from gridcity import coords, photos, security, spatial
 from gridcity.errors import GridCityError, InvalidInput, PermissionDenied
 from gridcity.org import User
 from gridcity.roles import Role
 from gridcity.settings import Settings
 from gridcity.storage import MediaStore, remove_new_files
 from gridcity.types import utcnow
-from mobile_api import fieldapp, idempotency
+from mobile_api import fieldapp, idempotency, photo_claims
 from mobile_api.idempotency import Outcome
 from mobile_api.schemas import (
     BatchItemIn,
@@ -248,8 +247,8 @@ def flag_photos(atts: Sequence[Attachment], *, lon: float, lat: float, claimed_a
     out: dict[int, list[dict[str, Any]]] = {}
     for att in atts:
         flags = [{"code": f.code, "msg": f.message, "value": f.value}
-                 for f in photos.compare_claim(_info_of(att), claimed_lon=lon, claimed_lat=lat,
-                                               claimed_at=claimed_at, max_distance_m=max_distance_m)]
+                 for f in photo_claims.compare_claim(_info_of(att), claimed_lon=lon, claimed_lat=lat,
+                                                     claimed_at=claimed_at, max_distance_m=max_distance_m)]
         out[att.id] = flags
         merged = list(att.flags or [])
         merged.extend(f for f in flags if f not in merged)
@@ -575,7 +574,7 @@ def _record_track(session: Session, *, user: User, track_in: TrackIn, tz: str, n
     inserted = 0
     if rows:
         table = PatrolPoint.__table__
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        insert = spatial.insert_for(session)
         stmt = insert(table).values(rows).on_conflict_do_nothing(index_elements=["inspector_id", "at"]) \
             .returning(table.c.id)
         inserted = len(session.execute(stmt).all())

@@ -21,8 +21,8 @@ from PIL import Image
 
 from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
-from gridcity.metadata import all_metadata
 from gridcity.roles import Role
+from gridcity.root.metadata import all_metadata
 from gridcity.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("GRIDCITY_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -112,7 +112,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(db: sa.Engine, settings: Settings):  # type: ignore[no-untyped-def]
-    from gridcity.app import create_app
+    from gridcity.root.app import create_app
 
     application = create_app(settings)
     yield application

@@ -155,7 +155,7 @@ def test_no_transaction_is_open_while_a_password_is_checked(app, orgdata, db, pa
 
 
 def _limited_app(settings, **limits):  # type: ignore[no-untyped-def]
-    from gridcity.app import create_app  # noqa: PLC0415
+    from gridcity.root.app import create_app  # noqa: PLC0415
 
     return create_app(settings.model_copy(update=limits))
 
@@ -240,7 +240,7 @@ def _key_exists(db: sa.Engine, rid: int) -> bool:
 
 
 def test_the_server_runs_housekeeping_on_its_schedule(db, settings, orgdata):
-    from gridcity.app import create_app  # noqa: PLC0415
+    from gridcity.root.app import create_app  # noqa: PLC0415
     from gridcity.storage import MediaStore  # noqa: PLC0415
 
     orphan, rid = _old_orphan_and_old_key(db, MediaStore(settings.media_dir), orgdata)
@@ -256,7 +256,7 @@ def test_the_server_runs_housekeeping_on_its_schedule(db, settings, orgdata):
 
 
 def test_housekeeping_is_off_when_its_interval_is_zero(db, settings, orgdata):
-    from gridcity.app import create_app  # noqa: PLC0415
+    from gridcity.root.app import create_app  # noqa: PLC0415
 
     app = create_app(settings.model_copy(update={"maintenance_interval_seconds": 0}))
     with TestClient(app):

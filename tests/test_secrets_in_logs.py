@@ -25,7 +25,7 @@ SERVER = """
 import logging, os, sys, uvicorn
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
 logging.getLogger("sqlalchemy").setLevel(logging.DEBUG)  # SQLAlchemy sets its own root logger to WARN
-from gridcity.app import create_app
+from gridcity.root.app import create_app
 from gridcity.settings import Settings
 settings = Settings(database_url=os.environ["T_DB"], data_dir=os.environ["T_DATA"], secret_key=os.environ["T_SECRET"],
                     monitor_interval_seconds=0)

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from casework.deadlines import (
     ANY,
-    DATA_DIR,
     STANDARDS_COLUMNS,
     Clock,
     HandlingStandard,
@@ -29,8 +28,6 @@ from casework.deadlines import (
     add_measured_seconds,
     add_work_seconds,
     convert_extension,
-    default_calendar,
-    default_handling_standards,
     limit_elapsed,
     limit_seconds,
     load_calendar,
@@ -40,6 +37,7 @@ from casework.deadlines import (
     stage_clock,
     work_seconds_between,
 )
+from casework.rules import DATA_DIR, default_calendar, default_handling_standards
 from gridcity.errors import InvalidInput, NotFound
 
 SH = ZoneInfo("Asia/Shanghai")

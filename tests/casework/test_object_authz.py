@@ -149,7 +149,7 @@ def test_the_radius_is_the_settings_on_the_console_route(db, orgdata, settings):
     # as on the phone.
     from fastapi.testclient import TestClient
 
-    from gridcity.app import create_app
+    from gridcity.root.app import create_app
 
     wide = create_app(settings.model_copy(update={"onsite_radius_m": 1000.0}))
     with TestClient(wide) as client:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components import codes
+from components import catalog_loader, codes
+from components.catalog_loader import default_catalog, load_catalog
 from components.codes import (
     AreaLevel,
     ClassKind,
@@ -17,10 +18,8 @@ from components.codes import (
     Geometry,
     check_component_id,
     child_area_code,
-    default_catalog,
     format_component_id,
     format_matter_code,
-    load_catalog,
     make_class_key,
     parent_code,
     parse_area_code,
@@ -239,10 +238,10 @@ def test_shipped_catalog_has_every_class_of_the_doc() -> None:
 def test_shipped_csv_headers_start_with_the_agreed_columns() -> None:
     agreed = ["kind", "code", "major_code", "major_name_zh", "name_zh", "name_en", "owner_kind", "geometry",
               "auto_dispatch", "enabled"]  # fmt: skip
-    for text in codes.shipped_csv_texts():
+    for text in catalog_loader.shipped_csv_texts():
         header = next(csv.reader(io.StringIO(text)))
         assert header[: len(agreed)] == agreed
-    gbt_header = next(csv.reader(io.StringIO(codes.shipped_csv_texts()[1])))
+    gbt_header = next(csv.reader(io.StringIO(catalog_loader.shipped_csv_texts()[1])))
     assert "cjt214_code" in gbt_header
 
 
@@ -340,7 +339,7 @@ component,0101,,,,,water_affairs,,1,
 
 
 def test_override_adds_local_classes_disables_and_reassigns() -> None:
-    cat = load_catalog(list(codes.shipped_csv_texts()), OVERRIDE)
+    cat = load_catalog(list(catalog_loader.shipped_csv_texts()), OVERRIDE)
     local = cat.get("E2101")
     assert (local.major_name_zh, local.name_zh) == ("扩展事件", "垃圾满溢")
     assert local.local and local.auto_dispatch
@@ -366,13 +365,13 @@ def test_override_adds_local_classes_disables_and_reassigns() -> None:
 
 def test_override_with_a_partial_header_and_a_bom() -> None:
     text = "\ufeffkind,code,enabled\r\nevent,0505,0\r\n"
-    cat = codes.city_catalog(text, override_name="baoji.csv")
+    cat = catalog_loader.city_catalog(text, override_name="baoji.csv")
     assert not cat.get("E0505", include_disabled=True).enabled
 
 
 def test_override_can_set_and_clear_mappings() -> None:
     text = "kind,code,cjt214_code\ncomponent,01030,0117\nevent,06036,-\n"
-    cat = codes.city_catalog(text)
+    cat = catalog_loader.city_catalog(text)
     assert cat.mapping_old_to_new("C0117") == "C01030"
     assert cat.get("C01030").mapping_basis == "city"
     assert cat.mapping_new_to_old("E06036") is None
@@ -412,7 +411,7 @@ def test_invalid_override_rows_are_reported_with_their_line(
     override: str, line: int, column: str | None
 ) -> None:
     with pytest.raises(InvalidInput) as exc_info:
-        codes.city_catalog(override, override_name="city.csv")
+        catalog_loader.city_catalog(override, override_name="city.csv")
     err = exc_info.value
     assert_code(exc_info, "class.invalid_data")
     assert err.loc == ["city.csv", line]
@@ -424,7 +423,7 @@ def test_invalid_override_rows_are_reported_with_their_line(
 def test_base_files_may_not_define_a_class_twice() -> None:
     extra = HEADER + "component,0101,01,公用设施,上水井盖,x,water_supply,point,0,1\n"
     with pytest.raises(InvalidInput) as exc_info:
-        load_catalog([codes.shipped_csv_texts()[0], extra], base_names=["classes_cjt214.csv", "extra.csv"])
+        load_catalog([catalog_loader.shipped_csv_texts()[0], extra], base_names=["classes_cjt214.csv", "extra.csv"])
     assert_code(exc_info, "class.invalid_data")
     assert exc_info.value.loc == ["extra.csv", 2]
     assert "classes_cjt214.csv line 2" in exc_info.value.message
@@ -439,7 +438,7 @@ def test_base_files_need_every_required_column() -> None:
 
 def test_empty_file_is_rejected() -> None:
     with pytest.raises(InvalidInput) as exc_info:
-        codes.city_catalog("\n# nothing\n")
+        catalog_loader.city_catalog("\n# nothing\n")
     assert_code(exc_info, "class.invalid_data")
 
 

@@ -62,7 +62,7 @@ class ThreadServer:
 
 WORKER_CODE = """
 import os, sys, uvicorn
-from gridcity.app import create_app
+from gridcity.root.app import create_app
 from gridcity.settings import Settings
 settings = Settings(database_url=os.environ["T_DB"], data_dir=os.environ["T_DATA"], secret_key=os.environ["T_SECRET"])
 app = create_app(settings)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gridcity.console import NODE_MODULES, VENDOR_DIRS
+from gridcity.root.console import NODE_MODULES, VENDOR_DIRS
 from tests.console import ROOT
 
 LOCK = json.loads((ROOT / "package-lock.json").read_text(encoding="utf-8"))

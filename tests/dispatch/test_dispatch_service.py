@@ -301,7 +301,7 @@ def test_auto_dispatch_leaves_the_case_filed_when_not_allowed_or_not_sure(grids:
 def test_two_apps_with_different_settings_do_not_affect_each_other(grids: sa.Engine, orgdata: Org,
                                                                    settings: Settings) -> None:
     # One street lamp 45 m from the reported point: within a 60 m snap tolerance, beyond a 30 m one.
-    from gridcity.app import create_app
+    from gridcity.root.app import create_app
 
     _seed(grids, lambda s: add_component(s, "C0118", 1, 45.0, 0.0, main=orgdata.depts["LD"]))
     narrow = create_app(settings.model_copy(update={"snap_tolerance_m": 30.0}))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from casework.deadlines import Limit
 from casework.rules import load_rules
-from evaluation import facts, scoring
+from evaluation import facts, indicator_loader
 from evaluation import service as evaluation_service
 from evaluation.models import StageFact
 from gridcity.errors import InvalidInput
@@ -57,20 +57,20 @@ def test_city_indicator_set_replaces_a_shipped_version_and_adds_new_ones(tmp_pat
     (tmp_path / "indicators_v2.toml").write_text(
         text.replace('version = "v1"', 'version = "v2"').replace("effective_from = 2026-01-01",
                                                                 "effective_from = 2026-07-01"), "utf-8")
-    registry = scoring.city_registry(tmp_path)
+    registry = indicator_loader.city_registry(tmp_path)
     assert set(registry.versions) == {"v1", "v2"}
     assert registry.get("v1").title == "宝鸡市本地版"
-    assert registry.get("v1").sha256 != scoring.default_registry().get("v1").sha256
+    assert registry.get("v1").sha256 != indicator_loader.default_registry().get("v1").sha256
     may = evaluation_service.parse_period("2026-05")
     october = evaluation_service.parse_period("2026-10")
     assert evaluation_service.indicator_set_for(may, None, tmp_path).version == "v1"
     assert evaluation_service.indicator_set_for(october, None, tmp_path).version == "v2"
     assert evaluation_service.indicator_set_for(october, None, None).version == "v1"  # shipped only
-    assert scoring.city_registry(None) is scoring.default_registry()
+    assert indicator_loader.city_registry(None) is indicator_loader.default_registry()
 
 
 def test_a_broken_city_indicator_set_is_refused(tmp_path: Path) -> None:
     (tmp_path / "indicators_v9.toml").write_text("version = 'v9'\n", "utf-8")
     with pytest.raises(InvalidInput) as err:
-        scoring.city_registry(tmp_path)
+        indicator_loader.city_registry(tmp_path)
     assert err.value.code == "evaluation.invalid_indicator_set"

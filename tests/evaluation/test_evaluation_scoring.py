@@ -1,4 +1,5 @@
-"""Tests of the pure 综合评价 scoring core (evaluation/scoring.py) and the shipped v1 indicator set."""
+"""Tests of the pure 综合评价 core (evaluation/primitives.py, indicators.py, scoring.py), its loader
+(evaluation/indicator_loader.py) and the shipped v1 indicator set."""
 
 from __future__ import annotations
 
@@ -13,27 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation.scoring import (
-    PRIMITIVES,
-    Band,
-    BandIndicator,
-    Direction,
-    IndicatorSet,
-    RateIndicator,
-    ScoreFlag,
-    SubjectScore,
-    SubjectType,
-    default_indicator_set,
-    default_registry,
-    grade,
-    load_indicator_set,
-    load_indicator_sets,
-    lookup_band,
-    rank,
-    rate,
-    round_half_up,
-    score_subject,
-)
+from evaluation.indicator_loader import default_indicator_set, default_registry, load_indicator_set, load_indicator_sets
+from evaluation.indicators import Band, BandIndicator, IndicatorSet, RateIndicator
+from evaluation.primitives import PRIMITIVES, Direction, ScoreFlag, SubjectType
+from evaluation.scoring import SubjectScore, grade, lookup_band, rank, rate, round_half_up, score_subject
 from gridcity.errors import InvalidInput
 
 V1_PATH = Path(__file__).resolve().parents[2] / "evaluation" / "data" / "indicators_v1.toml"

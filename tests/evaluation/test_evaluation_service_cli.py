@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from evaluation.models import Publication, StageFact
-from gridcity import cli
 from gridcity.database import make_session_factory
+from gridcity.root import cli
 from gridcity.settings import Settings, get_settings
 from tests.conftest import Org
 from tests.evaluation.conftest import Driver

@@ -1,6 +1,6 @@
 """Property test: random case histories through the real pipeline; every primitive counted by the system
 (SQL over the fact table) equals a plain Python count written straight from the definitions in
-``evaluation.scoring.PRIMITIVES`` over the same event log.
+``evaluation.primitives.PRIMITIVES`` over the same event log.
 
 The oracle reads only the log (``case_event``) and the SLA engine (``casework.deadlines`` and the handling
 standards, through ``casework.timeline.stage_runs`` / ``casework.service.run_clock``); it shares no code with

@@ -18,7 +18,7 @@ from casework.rules import load_rules
 from components.models import Grid
 from evaluation import facts, service
 from evaluation.models import StageFact
-from gridcity.metadata import all_metadata
+from gridcity.root.metadata import all_metadata
 from tests.conftest import Org
 from tests.evaluation.conftest import GRID, Driver, local
 from tests.evaluation.test_evaluation_service import scenario

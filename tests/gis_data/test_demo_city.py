@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from components import codes
+from components import catalog_loader, codes
 from components import service as components_service
 from components.models import Area, Component, ComponentHistory, Grid, SupervisionArea, SupervisionGrid
 from gis_data import demo_city
@@ -40,7 +40,7 @@ def test_demo_city_small_scale(db: sa.Engine) -> None:
         assert n == round(demo_city.BASE_COMPONENTS * SCALE)
         assert _count(s, ComponentHistory) == n
         # every component: valid ID for its class and district, in a grid, with departments
-        catalog = codes.default_catalog()
+        catalog = catalog_loader.default_catalog()
         rows = s.execute(select(Component.code, Component.class_code, Component.grid_code,
                                 Component.main_department_id, Component.maintainer_department_id)).all()
         for code, cls, grid, main, maint in rows:

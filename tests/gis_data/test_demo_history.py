@@ -19,7 +19,7 @@ from components.models import Component
 from gis_data import demo_city, demo_history
 from gridcity import org
 from gridcity.database import make_session_factory
-from gridcity.metadata import all_metadata
+from gridcity.root.metadata import all_metadata
 from gridcity.storage import MediaStore
 
 SCALE = 0.05

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from casework.models import Case, EventAttachment
-from gridcity.app import create_app
+from gridcity.root.app import create_app
 from gridcity.settings import Settings
 from tests.casework.helpers import LAT, LON, act, on_site
 from tests.conftest import Org, make_jpeg

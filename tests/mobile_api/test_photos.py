@@ -18,16 +18,15 @@ from PIL import Image, ImageFile, ImageOps
 
 from gridcity.errors import GridCityError, InvalidInput, PayloadTooLarge, UnsupportedMedia
 from gridcity.photos import (
-    CHINA_STANDARD_TIME,
     GeoPoint,
     PhotoInfo,
     PhotoLimits,
     _parse_gps,
-    compare_claim,
     inspect_photo,
     process_photo,
     render_photo,
 )
+from mobile_api.photo_claims import CHINA_STANDARD_TIME, compare_claim
 from tests.mobile_api.conftest import make_exif
 
 CST = timezone(timedelta(hours=8))

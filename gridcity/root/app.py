@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,13 +14,23 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridcity import guard, logredact
+from casework import live_router
+from casework import router as casework_router
+from casework.rules import load_rules
+from components import router as components_router
+from dispatch import router as dispatch_router
+from evaluation import router as evaluation_router
+from gis_data import map_router, tiles_router
+from gridcity import guard, logredact, org_router, phoneapp
 from gridcity.database import make_engine, make_read_session_factory, make_session_factory, refuse_nul_parameters
 from gridcity.deps import DbGate
 from gridcity.errors import GridCityError
+from gridcity.root import console, wiring
 from gridcity.security import LoginThrottle
 from gridcity.settings import Settings, get_settings
 from gridcity.storage import MediaStore
+from mobile_api import open311
+from mobile_api import router as mobile_router
 
 log = logging.getLogger("gridcity")
 
@@ -80,31 +91,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", "internal error")
 
 
-# Routers of the packages built on the spine: (module, prefix). Each module exposes ``router`` and may
-# expose ``setup(app)`` for startup work (e.g. registering hooks, background tasks).
-OPTIONAL_ROUTERS: list[tuple[str, str]] = [
-    ("components.router", "/api/v1"),
-    ("gis_data.map_router", "/api/v1"),
-    ("gis_data.tiles_router", ""),
-    ("dispatch.router", "/api/v1"),
-    ("evaluation.router", "/api/v1"),
-    ("mobile_api.router", "/mobile/v1"),
-    ("mobile_api.open311", "/open311/v2"),
-    ("casework.live_router", ""),
-    ("gridcity.console", ""),
-    ("gridcity.phoneapp", ""),  # the field app 城管通 at /m/
-]
+# Routers of the packages built on the spine, in mounting order: (module, prefix). Each module exposes
+# ``router`` and may expose ``setup(app)`` for startup work (e.g. background tasks, exception handlers). Plain
+# imports: a router that is missing fails the app's import, it is never skipped.
+ROUTERS: tuple[tuple[ModuleType, str], ...] = (
+    (components_router, "/api/v1"),
+    (map_router, "/api/v1"),
+    (tiles_router, ""),
+    (dispatch_router, "/api/v1"),
+    (evaluation_router, "/api/v1"),
+    (mobile_router, "/mobile/v1"),
+    (open311, "/open311/v2"),
+    (live_router, ""),
+    (console, ""),
+    (phoneapp, ""),  # the field app 城管通 at /m/
+)
 
 
-def _include_optional(app: FastAPI, module_name: str, prefix: str) -> None:
-    import importlib  # noqa: PLC0415
-
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return
+def _include(app: FastAPI, module: ModuleType, prefix: str) -> None:
     setup = getattr(module, "setup", None)
     if setup is not None:
         setup(app)
@@ -113,10 +117,6 @@ def _include_optional(app: FastAPI, module_name: str, prefix: str) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
-    from casework import router as casework_router  # noqa: PLC0415
-    from casework.rules import load_rules  # noqa: PLC0415
-    from gridcity import org_router, wiring  # noqa: PLC0415
-
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url(), echo=settings.sql_echo, pool_size=settings.db_pool_size)
@@ -150,8 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(casework_router.router, prefix=api)
     app.include_router(casework_router.attachments_router, prefix=api)
     app.include_router(casework_router.classes_router, prefix=api)
-    for module_name, prefix in OPTIONAL_ROUTERS:
-        _include_optional(app, module_name, prefix)
+    for module, prefix in ROUTERS:
+        _include(app, module, prefix)
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:

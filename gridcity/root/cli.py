@@ -70,7 +70,7 @@ def users_create(username: str, role: str, password: str, display_name: str | No
 @click.option("--small", is_flag=True, help="Only the demo organisation (departments and logins).")
 def demo(scale: float | None, small: bool) -> None:
     """Load the demo city and one login per role (idempotent; migrates the database first)."""
-    from gridcity import demo as demo_mod  # noqa: PLC0415
+    from gridcity.root import demo as demo_mod  # noqa: PLC0415
 
     click.get_current_context().invoke(db_upgrade)
     with _session() as session:
@@ -104,7 +104,7 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
 def case_pipeline():  # type: ignore[no-untyped-def]
     """The case pipeline of CLI commands that act on cases: the app's subscribers, with the configured settings."""
     from casework.rules import load_rules  # noqa: PLC0415
-    from gridcity import wiring  # noqa: PLC0415
+    from gridcity.root import wiring  # noqa: PLC0415
     from gridcity.settings import get_settings  # noqa: PLC0415
 
     settings = get_settings()
@@ -116,7 +116,7 @@ class _session:  # noqa: N801
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         from gridcity.database import make_engine, make_session_factory  # noqa: PLC0415
-        from gridcity.metadata import all_metadata  # noqa: PLC0415
+        from gridcity.root.metadata import all_metadata  # noqa: PLC0415
         from gridcity.settings import get_settings  # noqa: PLC0415
 
         all_metadata()
@@ -195,7 +195,7 @@ def maintenance() -> None:
 
 def _maintenance(tasks: tuple[str, ...], **kw: object) -> None:
     from gridcity.database import make_engine, make_session_factory  # noqa: PLC0415
-    from gridcity.metadata import all_metadata  # noqa: PLC0415
+    from gridcity.root.metadata import all_metadata  # noqa: PLC0415
     from gridcity.settings import get_settings  # noqa: PLC0415
     from gridcity.storage import MediaStore  # noqa: PLC0415
     from mobile_api.maintenance import run_maintenance  # noqa: PLC0415

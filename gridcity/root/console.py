@@ -14,8 +14,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 
 # URL name -> folder inside node_modules that holds the package's built files. Only these are served.
 VENDOR_DIRS: dict[str, str] = {

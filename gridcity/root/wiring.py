@@ -1,6 +1,6 @@
 """How an app (or a CLI command) wires its case pipeline: which subscribers, with which settings.
 
-Called where the app and the CLI are assembled (:func:`gridcity.app.create_app`, :mod:`gridcity.cli`); each
+Called where the app and the CLI are assembled (:func:`gridcity.root.app.create_app`, :mod:`gridcity.root.cli`); each
 call builds a new pipeline, so two apps with different settings never affect each other.
 """
 
