@@ -60,6 +60,8 @@ class WorkCalendar:
     _cache: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
+    # The calendar's working-minute index (casework.deadlines.worktime.WorkIndex), built on first use.
+    _index: list[Any] = field(default_factory=list, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         try:
