@@ -62,6 +62,7 @@ class WorkCalendar:
     )
     # The calendar's working-minute index (casework.deadlines.worktime.WorkIndex), built on first use.
     _index: list[Any] = field(default_factory=list, init=False, repr=False, compare=False, hash=False)
+    _per_day: list[float] = field(default_factory=list, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         try:
@@ -125,10 +126,13 @@ class WorkCalendar:
     @property
     def work_seconds_per_day(self) -> float:
         """Working seconds of one full working day (the measure of ``1 work_day``)."""
-        return sum(
-            (datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()
-            for a, b in self.periods
-        )
+        if not self._per_day:  # computed once: limit_seconds asks for every work_day limit
+            self._per_day.append(sum(
+                (datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()
+                for a, b in self.periods
+            ))
+        per_day: float = self._per_day[0]
+        return per_day
 
     def is_working_day(self, day: date) -> bool:
         """Tell whether ``day`` is a working day.

@@ -138,6 +138,9 @@ class StandardsTable:
                 raise _standards_error(f"duplicate row for {row.key}")
             table[row.key] = row
         self._rows = table
+        # lookup() answers by arguments (the table never changes): replaying a history asks the same few
+        # questions for every stage of every case.
+        self._found: dict[tuple[str, str, str], HandlingStandard] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -185,6 +188,15 @@ class StandardsTable:
             InvalidInput: ``standards.invalid_urgency`` for an unknown urgency.
             NotFound: ``standards.not_found`` when not even a global default row exists.
         """
+        found = self._found.get((class_code, urgency, region_class))
+        if found is not None:
+            return found
+        row = self._lookup(class_code, urgency, region_class)
+        if len(self._found) < 10_000:
+            self._found[(class_code, urgency, region_class)] = row
+        return row
+
+    def _lookup(self, class_code: str, urgency: str, region_class: str) -> HandlingStandard:
         code = class_code.strip().upper()
         urg = urgency.strip().lower()
         region = region_class.strip()
