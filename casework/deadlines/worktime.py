@@ -6,11 +6,14 @@ Pure: standard library and :mod:`gridcity.errors` only. UTC internally, exact mi
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import NamedTuple
 
 from casework.deadlines.calendar import WorkCalendar
-from casework.deadlines.units import _ZERO, LimitUnit, _amount, _aware_utc, _unit
+from casework.deadlines.units import _ONE_DAY, _ZERO, LimitUnit, _amount, _aware_utc, _unit
 from gridcity.errors import InvalidInput
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -25,57 +28,19 @@ def _us(t: datetime) -> int:
     return (t - _EPOCH) // _US
 
 
-class WorkIndex:
-    """Prefix sums of the calendar's working time, one entry per local day, for O(log n) arithmetic.
+class _Span(NamedTuple):
+    """An immutable stretch of the index: the day ordinals ``first .. first + len(periods) - 1``."""
 
-    ``cum[k]`` is the working time (integer microseconds) of the days ``first .. first + k - 1``, so the working
-    time before an instant ``t`` of day ``d`` is ``cum[d - first]`` plus the part of ``d``'s periods before ``t``
-    (:meth:`before`), and the working time in ``[s, e)`` is ``before(e) - before(s)``: exactly the sum the
-    day-by-day stepping computes, without visiting the days in between. The inverse (:meth:`reach`) finds the
-    day by bisection. The index covers a range of days that grows on demand (a year of margin each time).
-    """
+    first: int
+    periods: Sequence[tuple[tuple[int, int], ...]]  # per day: its working periods in epoch microseconds
+    cum: Sequence[int]  # cum[k]: working microseconds of the days first .. first + k - 1
 
-    __slots__ = ("cal", "cum", "first", "periods")
+    def covers(self, lo: int, hi: int) -> bool:
+        return bool(self.periods) and self.first <= lo and hi < self.first + len(self.periods)
 
-    def __init__(self, cal: WorkCalendar) -> None:
-        self.cal = cal
-        self.first = 0
-        self.cum: list[int] = [0]
-        self.periods: list[tuple[tuple[int, int], ...]] = []
-
-    def _cover(self, lo: int, hi: int) -> None:
-        """Make the index cover the day ordinals ``lo .. hi`` (inclusive).
-
-        Growing forwards appends days and keeps the values of :meth:`before` (the origin stays); growing
-        backwards moves the origin, so callers cover every day they need before comparing values."""
-        last = self.first + len(self.periods) - 1
-        if self.periods and self.first <= lo and hi <= last:
-            return
-        if self.periods and lo >= self.first:  # forwards only
-            self._append(last + 1, min(_INDEX_MAX, hi + _INDEX_MARGIN_DAYS))
-            return
-        if self.periods:
-            hi = max(hi, last)
-        self.first = max(_INDEX_MIN, lo - _INDEX_MARGIN_DAYS)
-        self.periods, self.cum = [], [0]
-        self._append(self.first, min(_INDEX_MAX, hi + _INDEX_MARGIN_DAYS))
-
-    def _append(self, lo: int, hi: int) -> None:
-        total = self.cum[-1]
-        for o in range(lo, hi + 1):
-            # A period that a DST change makes empty or negative (02:01-03:00 on the spring-forward night) holds
-            # no working time, as in the day-by-day definition.
-            ps = tuple((_us(a), _us(b)) for a, b in self.cal._utc_periods(date.fromordinal(o)) if b > a)
-            for a, b in ps:
-                total += b - a
-            self.periods.append(ps)
-            self.cum.append(total)
-
-    def before(self, t: datetime, t_us: int) -> int:
-        """Working microseconds from the start of the index to ``t`` (UTC, with ``t_us = _us(t)``)."""
-        o = t.astimezone(self.cal.tz).toordinal()
-        self._cover(o, o)
-        k = o - self.first
+    def before(self, tz: tzinfo, t: datetime, t_us: int) -> int:
+        """Working microseconds from the span's first day to ``t`` (covered; ``t_us = _us(t)``)."""
+        k = t.astimezone(tz).toordinal() - self.first
         total = self.cum[k]
         for a, b in self.periods[k]:
             if t_us <= a:
@@ -83,17 +48,68 @@ class WorkIndex:
             total += (b if b < t_us else t_us) - a
         return total
 
-    def reach(self, target: int) -> int:
-        """The earliest instant (epoch microseconds) at which :meth:`before` reaches ``target`` (> 0)."""
-        while self.cum[-1] < target:  # extend forwards: a limit can run past the indexed range
-            last = self.first + len(self.periods) - 1
+
+class WorkIndex:
+    """Prefix sums of the calendar's working time, one entry per local day, for O(log n) arithmetic.
+
+    The working time before an instant ``t`` of day ``d`` is ``cum[d - first]`` plus the part of ``d``'s
+    periods before ``t`` (:meth:`_Span.before`), and the working time in ``[s, e)`` is the difference of two
+    such values: exactly the sum the day-by-day stepping computes, without visiting the days in between. The
+    inverse finds the day by bisection. The index covers a range of days that grows on demand (a year of margin
+    each time); a growth builds a new immutable span and swaps it in under a lock, so requests in other threads
+    keep computing on the span they started with.
+    """
+
+    __slots__ = ("cal", "lock", "span")
+
+    def __init__(self, cal: WorkCalendar) -> None:
+        self.cal = cal
+        self.lock = threading.Lock()
+        self.span = _Span(0, (), (0,))
+
+    def covering(self, lo: int, hi: int) -> _Span:
+        """A span that covers the day ordinals ``lo .. hi`` (inclusive)."""
+        span = self.span
+        if span.covers(lo, hi):
+            return span
+        with self.lock:
+            span = self.span
+            if span.covers(lo, hi):
+                return span
+            if span.periods:
+                hi = max(hi, span.first + len(span.periods) - 1)
+            last = min(_INDEX_MAX, hi + _INDEX_MARGIN_DAYS)
+            if span.periods and lo >= span.first:  # forwards only: keep the origin and the days computed
+                first = span.first
+                periods, cum = list(span.periods), list(span.cum)
+                start = span.first + len(span.periods)
+            else:
+                first = max(_INDEX_MIN, lo - _INDEX_MARGIN_DAYS)
+                periods, cum, start = [], [0], first
+            total = cum[-1]
+            for o in range(start, last + 1):
+                # A period that a DST change makes empty or negative (02:01-03:00 on the spring-forward night)
+                # holds no working time, as in the day-by-day definition.
+                ps = tuple((_us(a), _us(b)) for a, b in self.cal._utc_periods(date.fromordinal(o)) if b > a)
+                for a, b in ps:
+                    total += b - a
+                periods.append(ps)
+                cum.append(total)
+            self.span = _Span(first, periods, cum)
+            return self.span
+
+    def reach(self, span: _Span, target: int) -> int | None:
+        """The earliest instant (epoch microseconds) at which ``span.before`` reaches ``target`` (> 0)."""
+        while span.cum[-1] < target:  # extend forwards: a limit can run past the indexed range
+            last = span.first + len(span.periods) - 1
             if last >= _INDEX_MAX:
-                raise InvalidInput("deadline beyond the supported calendar range", code="deadline.invalid_amount",
-                                   loc=["seconds"])
-            self._cover(last + 1, last + 1)
-        k = bisect_left(self.cum, target) - 1  # the first day whose end reaches the target
-        remaining = target - self.cum[k]
-        for a, b in self.periods[k]:
+                return None  # beyond the indexed years: the caller steps day by day
+            grown = self.covering(span.first, last + 1)
+            target += grown.cum[span.first - grown.first]  # the same instant, counted from the new origin
+            span = grown
+        k = bisect_left(span.cum, target) - 1  # the first day whose end reaches the target
+        remaining = target - span.cum[k]
+        for a, b in span.periods[k]:
             if remaining <= b - a:
                 return a + remaining
             remaining -= b - a
@@ -103,27 +119,70 @@ class WorkIndex:
 def _index(cal: WorkCalendar) -> WorkIndex:
     if not cal._index:
         cal._index.append(WorkIndex(cal))
-    index: WorkIndex = cal._index[0]
+    index: WorkIndex = cal._index[0]  # two threads may both append: every caller uses the first
     return index
+
+
+def _in_index(day: int) -> bool:
+    return _INDEX_MIN <= day <= _INDEX_MAX - _INDEX_MARGIN_DAYS
 
 
 def _work_between(cal: WorkCalendar, start: datetime, end: datetime) -> timedelta:
     """Working time in [start, end); both UTC."""
     if end <= start:
         return _ZERO
-    ix = _index(cal)
     tz = cal.tz
-    ix._cover(start.astimezone(tz).toordinal(), end.astimezone(tz).toordinal())  # both days: one origin
-    return timedelta(microseconds=ix.before(end, _us(end)) - ix.before(start, _us(start)))
+    lo, hi = start.astimezone(tz).toordinal(), end.astimezone(tz).toordinal()
+    if not (_in_index(lo) and _in_index(hi)):
+        return _step_between(cal, start, end)
+    span = _index(cal).covering(lo, hi)
+    return timedelta(microseconds=span.before(tz, end, _us(end)) - span.before(tz, start, _us(start)))
 
 
 def _add_work(cal: WorkCalendar, start: datetime, amount: timedelta) -> datetime:
     """Earliest UTC instant t >= start with working time in [start, t) >= amount."""
     if amount <= _ZERO:
         return start
-    ix = _index(cal)
-    target = ix.before(start, _us(start)) + amount // _US  # reach() only grows forwards: same origin
-    return _EPOCH + timedelta(microseconds=ix.reach(target))
+    tz = cal.tz
+    o = start.astimezone(tz).toordinal()
+    if _in_index(o):
+        ix = _index(cal)
+        span = ix.covering(o, o)
+        reached = ix.reach(span, span.before(tz, start, _us(start)) + amount // _US)
+        if reached is not None:
+            return _EPOCH + timedelta(microseconds=reached)
+    return _step_add(cal, start, amount)
+
+
+# Day-by-day stepping: the definition, used outside the indexed years (1900 to 2400).
+
+
+def _step_between(cal: WorkCalendar, start: datetime, end: datetime) -> timedelta:
+    tz = cal.tz
+    day, last = start.astimezone(tz).date(), end.astimezone(tz).date()
+    total = _ZERO
+    while day <= last:
+        for a, b in cal._utc_periods(day):
+            lo = a if a > start else start
+            hi = b if b < end else end
+            if hi > lo:
+                total += hi - lo
+        day += _ONE_DAY
+    return total
+
+
+def _step_add(cal: WorkCalendar, start: datetime, amount: timedelta) -> datetime:
+    day = start.astimezone(cal.tz).date()
+    remaining = amount
+    while True:
+        for a, b in cal._utc_periods(day):
+            lo = a if a > start else start
+            if b > lo:
+                available = b - lo
+                if remaining <= available:
+                    return lo + remaining
+                remaining -= available
+        day += _ONE_DAY
 
 
 def work_seconds_between(cal: WorkCalendar, start: datetime, end: datetime) -> float:

@@ -9,6 +9,7 @@ midnight) and every pair of instants, including ones years apart, which grow the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -110,3 +111,29 @@ def test_adding_working_time_equals_stepping_the_periods(cal: WorkCalendar, a: d
     want = ref_add(cal, a, timedelta(seconds=amount.total_seconds()))
     assert got == want
     assert ref_between(cal, a, got) >= timedelta(seconds=amount.total_seconds())
+
+
+def test_instants_outside_the_indexed_years_are_stepped_with_the_same_results() -> None:
+    for a, b in [(datetime(1899, 12, 20, tzinfo=UTC), datetime(1900, 1, 20, tzinfo=UTC)),
+                 (datetime(2399, 6, 1, tzinfo=UTC), datetime(2401, 1, 3, tzinfo=UTC))]:
+        assert timedelta(seconds=work_seconds_between(SHANGHAI, a, b)) == ref_between(SHANGHAI, a, b)
+        assert add_work_seconds(SHANGHAI, a, 40 * 27000.0) == ref_add(SHANGHAI, a, timedelta(seconds=40 * 27000))
+
+
+def test_threads_growing_one_calendars_index_in_both_directions_agree_with_the_definition() -> None:
+    # Requests run in a thread pool and share the city's calendar: one thread growing the index backwards
+    # (which moves its origin) must not change what another computes on the span it started with.
+    cal = _calendar("Asia/Shanghai", [(510, 720), (840, 1080)], {5, 6}, {date(2025, 10, 1)}, set())
+    starts = [datetime(2025, 6, 1, tzinfo=UTC) + timedelta(days=k * 97 * (-1) ** k, hours=k) for k in range(24)]
+    amounts = [timedelta(hours=3 + 7 * k) for k in range(24)]
+    want = [(ref_between(cal, s, s + timedelta(days=40)), ref_add(cal, s, a))
+            for s, a in zip(starts, amounts, strict=True)]
+
+    def work(k: int) -> tuple[timedelta, datetime]:
+        s = starts[k]
+        return (timedelta(seconds=work_seconds_between(cal, s, s + timedelta(days=40))),
+                add_work_seconds(cal, s, amounts[k].total_seconds()))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(work, range(24)))
+    assert got == want
