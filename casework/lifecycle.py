@@ -218,6 +218,12 @@ def allowed_actions(actor: Actor, case: CaseFacts) -> list[CaseAction]:
     return out
 
 
+_ROWS_BY_ACTION: Final[dict[CaseAction, tuple[Transition, ...]]] = {
+    a: tuple(t for t in TRANSITIONS if t.action is a) for a in CaseAction
+}
+"""The table's rows per action, in table order (a replay judges every event: no scan of the whole table)."""
+
+
 def check_transition(
     actor: Actor, case: CaseFacts, action: CaseAction, given: frozenset[Need] = frozenset()
 ) -> Transition:
@@ -228,7 +234,7 @@ def check_transition(
         InvalidTransition: the action is not possible from the current status (409; names the allowed actions).
         MissingActionInput: the action needs input that was not ``given`` (422).
     """
-    rows = [t for t in TRANSITIONS if t.action is action]
+    rows = _ROWS_BY_ACTION.get(action, ())
     if not any(actor.role in t.roles for t in rows):
         raise ActionForbidden(
             f"role {actor.role} may not {action}", code="case.role_forbidden", loc=["action"]

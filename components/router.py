@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from components import addresses, service, supervision
 from components.schemas import (
@@ -15,11 +15,12 @@ from components.schemas import (
     FeatureCollection,
     SupervisionAreaCreate,
     SupervisionAreaRead,
+    SupervisionAreaReassign,
     SupervisionAreaUpdate,
 )
 from gridcity.deps import CurrentUser, DbSession, require_roles
 from gridcity.roles import Role
-from gridcity.types import IdPath, OffsetQuery
+from gridcity.types import IdPath, OffsetQuery, localize, utcnow
 
 router = APIRouter(tags=["map"])
 
@@ -110,4 +111,26 @@ def update_supervision_area(area_id: IdPath, body: SupervisionAreaUpdate,
                             session: DbSession) -> dict[str, Any]:
     """Give an area to another inspector, rename it or change its grids (admin)."""
     area = supervision.update_area(session, area_id, **body.model_dump())
+    return supervision.area_dict(session, area)
+
+
+@router.post("/supervision-areas/{area_id}/reassign", response_model=SupervisionAreaRead, tags=["organisation"],
+             dependencies=[require_roles(Role.ADMIN, Role.SHIFT_LEADER)],
+             summary="Give a supervision area to another inspector from a given time on",
+             responses={404: {"description": "supervision_area.not_found"},
+                        409: {"description": "supervision_area.effective_before_last_change"},
+                        422: {"description": "supervision_area.effective_in_future, user.not_inspector"}})
+def reassign_supervision_area(area_id: IdPath, body: SupervisionAreaReassign,
+                              session: DbSession, request: Request) -> dict[str, Any]:
+    """Reassign an area (监督员责任区调整) as of ``effective_at`` (admin or shift leader).
+
+    The area history records the change: cases, inspections and patrol coverage before ``effective_at`` stay
+    with the previous inspector, later ones go to the new one. ``effective_at`` may be in the past (a change
+    entered late) but not before the area's last recorded change, and not in the future.
+    """
+    tz = request.app.state.rules.calendar.timezone
+    effective_at = localize(body.effective_at, tz)
+    assert effective_at is not None
+    area = service.reassign_supervision_area(session, area_id=area_id, inspector_id=body.inspector_id,
+                                             effective_at=effective_at, now=utcnow())
     return supervision.area_dict(session, area)

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridcity.types import BoundedDatetime
+
 
 class FeatureCollection(BaseModel):
     """A GeoJSON FeatureCollection (WGS84 lon/lat) with OGC API paging counts."""
@@ -78,6 +80,18 @@ class SupervisionAreaCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     inspector_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     grid_codes: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class SupervisionAreaReassign(BaseModel):
+    """Give a supervision area (all its grids) to another inspector, or to nobody, from a given time on."""
+
+    model_config = ConfigDict(extra="forbid")
+    inspector_id: int | None = Field(
+        ge=1, le=2**31 - 1, description="the new inspector; null: nobody is responsible from then on")
+    effective_at: BoundedDatetime = Field(
+        description="when the change takes effect: not in the future, not before the area's last recorded change; "
+                    "without a zone it is read in the city's time zone",
+        examples=["2026-11-02T08:30:00+08:00"])
 
 
 class SupervisionAreaUpdate(BaseModel):

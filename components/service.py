@@ -25,7 +25,10 @@ from components.models import (
     SupervisionHistory,
 )
 from gridcity import spatial
-from gridcity.errors import InvalidInput, NotFound
+from gridcity.errors import Conflict, InvalidInput, NotFound
+from gridcity.org import User
+from gridcity.roles import Role
+from gridcity.types import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -309,37 +312,111 @@ def export_components(session: Session, *, bbox: tuple[float, float, float, floa
     return {"type": "FeatureCollection", "features": features}
 
 
+def assignment_intervals(start: dt.datetime, end: dt.datetime, *, inspector_id: int | None = None) -> Any:
+    """Who was responsible for which grid during ``[start, end)``: a subquery of ``grid_code, inspector_id,
+    lo, hi``, one row per stretch ``[lo, hi)`` (clipped to the window) during which ``inspector_id`` held the grid.
+
+    The stretches come from ``supervision_history`` (closed assignments) and the current assignment, which
+    holds since the grid's last recorded change (``valid_from`` None: since always). So a grid moved from one
+    inspector to another in the middle of the window appears twice, once for each, each with its own part.
+    """
+    h = SupervisionHistory
+    since = select(h.grid_code, sa.func.max(h.valid_to).label("since")).group_by(h.grid_code).subquery("since")
+    current = (
+        select(SupervisionGrid.grid_code.label("grid_code"), SupervisionArea.inspector_id.label("inspector_id"),
+               since.c.since.label("valid_from"), sa.cast(sa.null(), UTCDateTime()).label("valid_to"))
+        .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+        .outerjoin(since, since.c.grid_code == SupervisionGrid.grid_code)
+    )
+    past = select(h.grid_code, h.inspector_id, h.valid_from, h.valid_to)
+    u = sa.union_all(current, past).subquery("held")
+    t0, t1 = sa.literal(start, UTCDateTime()), sa.literal(end, UTCDateTime())
+    lo = sa.case((sa.or_(u.c.valid_from.is_(None), u.c.valid_from < start), t0), else_=u.c.valid_from)
+    hi = sa.case((sa.or_(u.c.valid_to.is_(None), u.c.valid_to > end), t1), else_=u.c.valid_to)
+    q = select(u.c.grid_code, u.c.inspector_id, lo.label("lo"), hi.label("hi")).where(
+        u.c.inspector_id.is_not(None),
+        sa.or_(u.c.valid_from.is_(None), u.c.valid_from < end),
+        sa.or_(u.c.valid_to.is_(None), u.c.valid_to > start),
+        sa.or_(u.c.valid_from.is_(None), u.c.valid_to.is_(None), u.c.valid_from < u.c.valid_to),
+    )
+    if inspector_id is not None:
+        q = q.where(u.c.inspector_id == inspector_id)
+    return q.subquery("held_in_window")
+
+
+def _visited_while_held(iv: Any) -> sa.ColumnElement[bool]:
+    """A breadcrumb of the stretch's inspector in the stretch's grid during the stretch."""
+    return sa.exists().where(PatrolPoint.inspector_id == iv.c.inspector_id, PatrolPoint.grid_code == iv.c.grid_code,
+                             PatrolPoint.at >= iv.c.lo, PatrolPoint.at < iv.c.hi)
+
+
 def coverage_by_inspector(session: Session, *, start: dt.datetime, end: dt.datetime,
                           inspector_id: int | None = None) -> dict[int, tuple[int, int]]:
-    """Per inspector: (grids in their supervision areas, of those visited between start and end).
+    """Per inspector: (grids they were responsible for during ``[start, end)``, of those visited while held).
 
-    One grouped SQL statement (usable for all inspectors at once, e.g. by evaluation): the area's grids
-    left-joined to the distinct grid codes of the inspector's breadcrumbs in the window, which the
-    ``(inspector_id, at)`` index finds.
+    Areas as they were at the time (issue 14): a grid counts for the inspectors who held it at some time in
+    the window (:func:`assignment_intervals`), and as visited for one of them only by that inspector's own
+    breadcrumb while they held it. One grouped SQL statement (usable for all inspectors at once, e.g. by
+    evaluation); the visit test is an ``EXISTS`` on the ``(inspector_id, at)`` index.
     """
-    visited = (
-        select(PatrolPoint.inspector_id, PatrolPoint.grid_code)
-        .where(PatrolPoint.at >= start, PatrolPoint.at < end, PatrolPoint.grid_code.is_not(None))
-        .distinct()
-    )
-    if inspector_id is not None:
-        visited = visited.where(PatrolPoint.inspector_id == inspector_id)
-    v = visited.subquery()
+    iv = assignment_intervals(start, end, inspector_id=inspector_id)
     q = (
-        select(
-            SupervisionArea.inspector_id,
-            sa.func.count(sa.distinct(SupervisionGrid.grid_code)),
-            sa.func.count(sa.distinct(v.c.grid_code)),
-        )
-        .join(SupervisionGrid, SupervisionGrid.supervision_area_id == SupervisionArea.id)
-        .outerjoin(v, sa.and_(v.c.inspector_id == SupervisionArea.inspector_id,
-                              v.c.grid_code == SupervisionGrid.grid_code))
-        .where(SupervisionArea.inspector_id.is_not(None))
-        .group_by(SupervisionArea.inspector_id)
+        select(iv.c.inspector_id, sa.func.count(sa.distinct(iv.c.grid_code)),
+               sa.func.count(sa.distinct(sa.case((_visited_while_held(iv), iv.c.grid_code)))))
+        .group_by(iv.c.inspector_id)
     )
-    if inspector_id is not None:
-        q = q.where(SupervisionArea.inspector_id == inspector_id)
     return {int(i): (int(total), int(seen)) for i, total, seen in session.execute(q)}
+
+
+def missed_grids(session: Session, *, inspector_id: int, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """The grids the inspector held during ``[start, end)`` but did not visit while holding them, sorted."""
+    iv = assignment_intervals(start, end, inspector_id=inspector_id)
+    held = set(session.scalars(select(iv.c.grid_code)))
+    seen = set(session.scalars(select(iv.c.grid_code).where(_visited_while_held(iv))))
+    return sorted(held - seen)
+
+
+def reassign_supervision_area(session: Session, *, area_id: int, inspector_id: int | None,
+                              effective_at: dt.datetime, now: dt.datetime) -> SupervisionArea:
+    """Give a supervision area (all its grids) to another inspector, or to nobody, as of ``effective_at``.
+
+    The previous holder keeps the grids up to ``effective_at`` in the area history, the new one holds them
+    from then on (:func:`assign_supervision_area`). ``effective_at`` may lie in the past (a change recorded
+    late), but not before the last recorded change of any of the area's grids (the history is append-only:
+    rewriting it would change evaluations already published) and not in the future (no scheduled changes).
+
+    Raises:
+        NotFound: ``supervision_area.not_found``.
+        InvalidInput: ``supervision_area.effective_in_future``, ``supervision_area.naive_time``,
+            ``user.not_inspector``.
+        Conflict: ``supervision_area.effective_before_last_change``.
+    """
+    area = session.get(SupervisionArea, area_id)
+    if area is None:
+        raise NotFound(f"supervision area {area_id} not found", code="supervision_area.not_found",
+                       loc=["area_id"])
+    if effective_at.tzinfo is None:
+        raise InvalidInput("effective_at needs a time zone", code="supervision_area.naive_time",
+                           loc=["body", "effective_at"])
+    if effective_at > now:
+        raise InvalidInput(f"effective_at {effective_at.isoformat()} is in the future",
+                           code="supervision_area.effective_in_future", loc=["body", "effective_at"])
+    if inspector_id is not None:
+        user = session.get(User, inspector_id)
+        if user is None or user.role is not Role.INSPECTOR or not user.active:
+            raise InvalidInput(f"user {inspector_id} is not an active inspector", code="user.not_inspector",
+                               loc=["body", "inspector_id"])
+    codes = list(session.scalars(select(SupervisionGrid.grid_code)
+                                 .where(SupervisionGrid.supervision_area_id == area.id)
+                                 .order_by(SupervisionGrid.grid_code)))
+    last = session.scalar(select(sa.func.max(SupervisionHistory.valid_to))
+                          .where(SupervisionHistory.grid_code.in_(codes or [""])))
+    if last is not None and effective_at < last:
+        raise Conflict(f"effective_at is before the last recorded change of this area's grids "
+                       f"({last.isoformat()})", code="supervision_area.effective_before_last_change",
+                       loc=["body", "effective_at"], extra={"last_change_at": last.isoformat()})
+    return assign_supervision_area(session, code=area.code, name=area.name, inspector_id=inspector_id,
+                                   grid_codes=codes, at=effective_at)
 
 
 def assign_supervision_area(session: Session, *, code: str, name: str, inspector_id: int | None,

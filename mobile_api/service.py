@@ -28,7 +28,7 @@ from casework.models import Attachment, Case, CaseEvent, EventAttachment
 from casework.pipeline import CasePipeline
 from casework.rules import CaseRules
 from components import service as components_service
-from components.models import PatrolPoint, SupervisionArea, SupervisionGrid
+from components.models import PatrolPoint
 from gridcity import coords, photos, security, spatial
 from gridcity.errors import GridCityError, InvalidInput, PermissionDenied
 from gridcity.org import User
@@ -613,18 +613,9 @@ def coverage(session: Session, *, viewer: User, inspector_id: int, day: dt.date,
     total, seen = by_inspector.get(inspector_id, (0, 0))
     points = session.scalar(select(sa.func.count()).select_from(PatrolPoint).where(
         PatrolPoint.inspector_id == inspector_id, PatrolPoint.at >= start, PatrolPoint.at < end)) or 0
-    visited_codes = (
-        select(PatrolPoint.grid_code)
-        .where(PatrolPoint.inspector_id == inspector_id, PatrolPoint.at >= start, PatrolPoint.at < end)
-    )
-    missed = session.scalars(
-        select(SupervisionGrid.grid_code)
-        .join(SupervisionArea, SupervisionGrid.supervision_area_id == SupervisionArea.id)
-        .where(SupervisionArea.inspector_id == inspector_id,
-               SupervisionGrid.grid_code.not_in(visited_codes.where(PatrolPoint.grid_code.is_not(None))))
-        .distinct()
-        .order_by(SupervisionGrid.grid_code)
-    ).all()
+    # The grids the inspector held that day, as assigned at the time (a reassignment in the middle of the day
+    # splits the grid between the two inspectors), not as assigned today.
+    missed = components_service.missed_grids(session, inspector_id=inspector_id, start=start, end=end)
     return CoverageOut(inspector_id=inspector_id, date=day, grids_total=total, grids_visited=seen,
                        coverage=round(seen / total, 4) if total else None, points=points, missed=list(missed))
 
