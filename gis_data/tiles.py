@@ -6,9 +6,10 @@ of tile are built once (:class:`gridcity.spatial.PreparedTile`) and turned into 
 the mapbox-vector-tile encoder on SpatiaLite. The case and hot-spot layers start from
 :func:`casework.service.visible_cases`, so a tile shows exactly what the API would show the same user.
 
-Tiles are cached in memory by (layer, z, x, y, audience, data version). The data version is one cheap query
-per request (the newest case event for cases, the newest component change for components ...), so a tile
-changes as soon as its data does, and an unchanged tile answers 304 to ``If-None-Match`` without being built.
+Tiles are cached in memory by (layer, z, x, y, audience, data version), so a tile changes as soon as its data
+does, and an unchanged tile answers 304 to ``If-None-Match`` without being built. The case layers' version is
+the newest case event: on PostGIS it is read in the tile's own statement (one round trip per tile, cold or
+warm, see :func:`get_tile`); the rarely changing layers reuse theirs for ``STATIC_VERSION_TTL_S``.
 """
 
 from __future__ import annotations
@@ -272,12 +273,36 @@ def gcj02_shift(z: int, x: int, y: int) -> tuple[float, float]:
     return glon - lon, glat - lat
 
 
-_PREPARED: OrderedDict[tuple[Any, ...], spatial.PreparedTile] = OrderedDict()
+@dataclass(frozen=True)
+class _Kind:
+    """The statements of a kind of tile, and (PostGIS case layers) the one statement that also reads the version."""
+
+    tile: spatial.PreparedTile
+    versioned: Any | None
+
+
+_PREPARED: OrderedDict[tuple[Any, ...], _Kind] = OrderedDict()
 _PREPARED_LOCK = threading.Lock()
 
 
+def _versioned_statement(tile: spatial.PreparedTile) -> Any | None:
+    """``SELECT last, same, CASE WHEN same THEN NULL ELSE <tile> END`` from the newest case event.
+
+    ``last`` is the case layers' data version and ``same`` says whether it equals the bind ``known`` (the
+    version of the tile the caller already holds); PostgreSQL evaluates the tile's sub-select only in the
+    ELSE branch, so a warm tile costs the index look-up of the version alone. Version and tile come from one
+    snapshot, so a tile is never filed under a version it does not show. None when the tile is not one
+    ST_AsMVT statement (SpatiaLite, or several MVT layers)."""
+    if tile.mode != "mvt" or len(tile.statements) != 1:
+        return None
+    v = sa.select(sa.func.coalesce(sa.func.max(CaseEvent.id), 0).label("last")).subquery("v")
+    same = v.c.last == sa.bindparam("known", type_=sa.BigInteger())
+    body = sa.case((same, sa.null()), else_=tile.statements[0][1].scalar_subquery())
+    return sa.select(v.c.last, same.label("same"), body.label("mvt")).select_from(v)
+
+
 def prepared(dialect_name: str, info: LayerInfo, var: tuple[Any, ...], actor: casework_service.Actor | None, *,
-             shift: bool, encoder: bool) -> spatial.PreparedTile:
+             shift: bool, encoder: bool) -> _Kind:
     """The statements of a kind of tile, built once (an LRU of a few hundred kinds: layers × audiences)."""
     key = (dialect_name, info.name, var, shift, encoder)
     with _PREPARED_LOCK:
@@ -285,8 +310,9 @@ def prepared(dialect_name: str, info: LayerInfo, var: tuple[Any, ...], actor: ca
         if found is not None:
             _PREPARED.move_to_end(key)
             return found
-    built = spatial.PreparedTile(dialect_name, layer_selects(dialect_name, info, var, actor), shift=shift,
-                                 encoder=encoder)
+    tile = spatial.PreparedTile(dialect_name, layer_selects(dialect_name, info, var, actor), shift=shift,
+                                encoder=encoder)
+    built = _Kind(tile, _versioned_statement(tile) if info.per_user else None)
     with _PREPARED_LOCK:
         _PREPARED[key] = built
         while len(_PREPARED) > 512:
@@ -302,11 +328,30 @@ def build_tile(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
     if var is None:
         return b""
     shift = gcj02 and z >= 6
-    stmts = prepared(spatial.dialect(session), info, var, actor, shift=shift, encoder=encoder)
+    kind = prepared(spatial.dialect(session), info, var, actor, shift=shift, encoder=encoder)
     params = layer_params(info, z, x, y, now)
     if shift:
         params["_sdx"], params["_sdy"] = gcj02_shift(z, x, y)
-    return stmts.run(session, z, x, y, params)
+    return kind.tile.run(session, z, x, y, params)
+
+
+def _build_versioned(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
+                     actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool,
+                     known: int) -> tuple[int, bytes | None] | None:
+    """(newest case event, tile bytes) in one statement; bytes None when the newest event is ``known``.
+
+    None when this kind of tile has no such statement (the caller asks for the version on its own)."""
+    var = variant(info, z, actor)
+    if var is None:
+        return None
+    shift = gcj02 and z >= 6
+    kind = prepared(spatial.dialect(session), info, var, actor, shift=shift, encoder=False)
+    if kind.versioned is None:
+        return None
+    p = layer_params(info, z, x, y, now)
+    p.update(spatial.tile_params(z, x, y, gcj02_shift(z, x, y) if shift else None), known=known)
+    last, same, mvt = session.execute(kind.versioned, p).one()
+    return int(last), None if same else bytes(mvt or b"")
 
 
 class TileCache:
@@ -352,6 +397,11 @@ def get_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int
              actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool = False,
              if_none_match: str | None = None) -> tuple[bytes | None, str]:
     """(tile bytes, ETag); bytes None when ``if_none_match`` already names the current tile (304)."""
+    if info.per_user and spatial.dialect(session) == "postgresql":
+        found = _get_case_tile(session, cache, info, z, x, y, actor=actor, now=now, gcj02=gcj02,
+                               if_none_match=if_none_match)
+        if found is not None:
+            return found
     who = audience(actor) if info.per_user else "all"
     key = tile_key(info.name, z, x, y, who, data_version(session, info.name, now)) + (":gcj02" if gcj02 else "")
     etag = etag_of(key)
@@ -362,6 +412,59 @@ def get_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int
         data = build_tile(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02)
         cache.put(key, data)
     return data, etag
+
+
+_last_seen: dict[tuple[int, str], int] = {}
+"""Per database and case layer: the newest case event this process last read, the candidate version of a warm
+tile. Only a guess that saves building the tile: the database confirms it in the tile's own statement, so a
+change made through another worker process is seen by the next tile here just the same."""
+
+
+def _bucket(layer: str, now: dt.datetime) -> str:
+    """The clock part of a case layer's version: lights change with the minute, hot spots with the day."""
+    return now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
+
+
+def _get_case_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int, y: int, *,
+                   actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool,
+                   if_none_match: str | None) -> tuple[bytes | None, str] | None:
+    """:func:`get_tile` of a case layer on PostGIS: the version and (unless the tile held is current) the tile
+    in one statement. None when the tile has no such statement."""
+    who = audience(actor)
+    bucket = _bucket(info.name, now)
+    suffix = ":gcj02" if gcj02 else ""
+    wanted = {t.strip() for t in if_none_match.split(",")} if if_none_match else set()
+
+    def key_of(last: int) -> str:
+        return tile_key(info.name, z, x, y, who, f"{last}:{bucket}") + suffix
+
+    seen = (id(session.get_bind()), info.name)
+    guess = _last_seen.get(seen)
+    known, held = -1, None
+    if guess is not None:
+        key = key_of(guess)
+        if etag_of(key) in wanted:
+            known = guess
+        else:
+            held = cache.get(key)
+            known = guess if held is not None else -1
+    built = _build_versioned(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02, known=known)
+    if built is None:
+        return None
+    last, data = built
+    etag = etag_of(key_of(last))
+    if data is None:  # the tile the client or the cache holds is current
+        if held is not None or etag in wanted:
+            return (None if etag in wanted else held), etag
+        # the cache dropped it since we looked: build it for real
+        built = _build_versioned(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02, known=-1)
+        assert built is not None
+        last, data = built
+        etag = etag_of(key_of(last))
+    assert data is not None
+    _last_seen[seen] = last
+    cache.put(key_of(last), data)
+    return (None if etag in wanted else data), etag
 
 
 def city_bounds(session: Session) -> Bbox | None:
