@@ -350,7 +350,8 @@ def _build_versioned(session: Session, info: LayerInfo, z: int, x: int, y: int, 
         return None
     p = layer_params(info, z, x, y, now)
     p.update(spatial.tile_params(z, x, y, gcj02_shift(z, x, y) if shift else None), known=known)
-    last, same, mvt = session.execute(kind.versioned, p).one()
+    # on the session's connection: Session.execute's ORM layer costs a tenth of a millisecond, a quarter of a tile
+    last, same, mvt = session.connection().execute(kind.versioned, p).one()
     return int(last), None if same else bytes(mvt or b"")
 
 
