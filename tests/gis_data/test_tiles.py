@@ -456,11 +456,22 @@ def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(c
     info = tiles.LAYERS["cases"]
     kind = tiles.prepared("postgresql", info, tiles.variant(info, 16, actor) or (), actor, shift=False,
                           encoder=False)
-    assert kind.versioned is not None
+    assert kind.versioned is not None and kind.versioned_sql is not None  # compiled by the tiles served above
+    assert "'closed'" in kind.versioned_sql and "%(tx0)s" in kind.versioned_sql  # fixed values written in
     now = utcnow()
     params = {**tiles.layer_params(info, 16, x, y, now), **spatial.tile_params(16, x, y)}
+    # the driver SQL gives the same tile as the statement it was compiled from (cases, clusters, hot spots)
+    with db.begin() as c:
+        c.execute(sa.update(Case).values(grid_code="610302001001001"))
+    with make_session_factory(db)() as s:
+        for layer, z in (("cases", 16), ("cases", 11), ("hotspots", 14)):
+            tx, ty = tile_of(LON, LAT, z)
+            built = tiles._build_versioned(s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now, gcj02=False,
+                                           known=-1)
+            assert built is not None and built[1]
+            assert built[1] == tiles.build_tile(s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now)
     with db.connect() as c:
-        last = c.execute(kind.versioned, {**params, "known": -1}).one().last
+        last = c.exec_driver_sql(kind.versioned_sql, {**params, "known": -1}).one().last
 
         def explain(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> tuple[str, Any]:
             return "EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters
@@ -468,7 +479,8 @@ def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(c
         sa.event.listen(c, "before_cursor_execute", explain, retval=True)
 
         def plan(known: int) -> str:
-            return "\n".join(r[0] for r in c.execute(kind.versioned, {**params, "known": known}))
+            assert kind.versioned_sql is not None
+            return "\n".join(r[0] for r in c.exec_driver_sql(kind.versioned_sql, {**params, "known": known}))
 
         current, other = plan(last), plan(-1)
         assert "never executed" in current and "st_asmvt" in current.lower(), current
