@@ -298,14 +298,15 @@ def _driver_sql(stmt: Any, dialect: sa.Dialect) -> str | None:
     A case tile statement holds some fifty fixed values (SRIDs, extents, the light names, the closed statuses,
     the audience's department); sent as parameters, binding and planning them cost more than running the
     statement on a near-empty tile (0.27 ms against 0.13 ms written in, the raw query 0.09 ms)."""
-    def swap(el: Any) -> Any:
+    def swap(el: Any, **_kw: Any) -> Any:
         if isinstance(el, sa.BindParameter) and el.key in TILE_PARAMS:
             return sa.literal_column(f"%({el.key})s::{el.type.compile(dialect=dialect)}")
         return None
 
+    opts: dict[str, Any] = {}
     try:
-        sql = str(visitors.replacement_traverse(stmt, {}, swap)
-                  .compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        swapped: Any = visitors.replacement_traverse(stmt, opts, swap)
+        sql = str(swapped.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     except (sa.exc.CompileError, NotImplementedError):
         return None
     for key in TILE_PARAMS:  # the compiler escaped our placeholders' % for the driver's paramstyle
