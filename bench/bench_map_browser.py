@@ -4,13 +4,16 @@ renderer's own floor on this machine (headless Chromium renders WebGL in softwar
 
     .venv/bin/python -m bench.bench_map_browser --scale 1 --write
 
-The demo city is loaded into a scratch SpatiaLite file (``--scale``), with ``--cases`` open cases.
+The demo city is loaded into a scratch SpatiaLite file (``--scale``), with ``--cases`` open cases; ``--reuse``
+takes the one ``bench.bench_tiles`` loaded (same scale and cases) instead of loading it again. A breakdown
+pass hides one group of style layers at a time (the same script), so the cost of each group shows.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import statistics
 import tempfile
@@ -20,12 +23,10 @@ from pathlib import Path
 
 import uvicorn
 
-from bench.bench_tiles import add_cases, pct
+from bench.bench_tiles import load_backend, pct
 from bench.perfdoc import write_section
 from gis_data import demo_city, tiles
-from gridcity import migrate
 from gridcity.database import make_engine, make_session_factory
-from gridcity.root.demo import load_demo_org
 from gridcity.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -51,28 +52,32 @@ RUN_JS = """async ([script, bounds]) => {
 }"""
 
 
+# Groups of style layers (by id), hidden one at a time in the breakdown.
+GROUPS = [("labels", "label|count$"), ("heat map", "^heat$"), ("components", "^components"),
+          ("base map", "^base-"), ("grids and areas", "^(grids|admin)-"), ("cases", "^(live-)?cases")]
+HIDE_JS = """(hidden) => { const m = App.map, re = hidden ? new RegExp(hidden) : null;
+  for (const l of m.getStyle().layers)
+    m.setLayoutProperty(l.id, 'visibility', re && l.id !== 'background' && re.test(l.id) ? 'none' : 'visible'); }"""
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="the SpatiaLite city bench.bench_tiles loaded, if any")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     from gridcity.root.app import create_app  # noqa: PLC0415
 
     tmp = Path(tempfile.mkdtemp())
-    url = f"sqlite:///{tmp / 'map.sqlite'}"
+    url, _, _ = load_backend("spatialite", a.scale, a.cases, "", reuse=a.reuse)
     engine = make_engine(url)
-    migrate.upgrade(engine)
-    with make_session_factory(engine)() as s, s.begin():
-        load_demo_org(s)
-        demo_city.load(s, scale=a.scale, history=False, echo=lambda _m: None)
     with make_session_factory(engine)() as s:
         bounds = tiles.city_bounds(s)
     assert bounds is not None
-    add_cases(engine, a.cases, bounds)
     engine.dispose()
+    load_start = os.getloadavg()[0]
     app = create_app(Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40,
                               monitor_interval_seconds=0))
     port = 18700
@@ -100,8 +105,10 @@ def main() -> None:
             # one warm-up pass fills the tile caches (server and browser); the second pass is measured
             page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
             results["all layers"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
-            page.evaluate("() => { const m = App.map; for (const l of m.getStyle().layers) "
-                          "if (l.id !== 'background') m.setLayoutProperty(l.id, 'visibility', 'none'); }")
+            for name, pattern in GROUPS:
+                page.evaluate(HIDE_JS, pattern)
+                results[f"without {name}"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
+            page.evaluate(HIDE_JS, ".")
             results["empty style (floor)"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
             browser.close()
     finally:
@@ -109,11 +116,14 @@ def main() -> None:
         thread.join(timeout=30)
         app.state.engine.dispose()
     lines = [f"## Live map in Chromium: frame times of a scripted pan and zoom (demo city × {a.scale:g})", "",
-             f"`.venv/bin/python -m bench.bench_map_browser --scale {a.scale:g} --write` — "
+             f"`.venv/bin/python -m bench.bench_map_browser --scale {a.scale:g}{' --reuse' if a.reuse else ''} "
+             "--write` — "
              f"{platform.processor() or platform.machine()}, {dt.date.today().isoformat()}, headless Debian Chromium "
              "(WebGL in software: SwiftShader), 1400×900. Eight `flyTo`s across the city from zoom 12.5 to 17 with "
              f"every layer on ({a.cases:,} open cases), measured on the second pass (tiles cached); the floor is the "
-             "same script with every layer hidden (background only), in the same page.", "",
+             "same script with every layer hidden (background only), in the same page; each \"without\" row hides "
+             "one group of style layers. 1-min load average of the machine (2 CPUs, shared) "
+             f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.", "",
              "| run | frames | p50 ms | p95 ms | p99 ms | max ms | mean fps |", "|---|---|---|---|---|---|---|"]
     for name, frames in results.items():
         lines.append(f"| {name} | {len(frames)} | {pct(frames, .5):.1f} | {pct(frames, .95):.1f} | "

@@ -102,7 +102,7 @@ def test_console_map_renders_the_city_and_its_cases_from_tiles(server: ThreadSer
     done(page)
 
 
-def test_a_drawn_rectangle_lists_the_open_cases_inside_it(server: ThreadServer, browser: Any, orgdata: Org,
+def test_a_drawn_rectangle_or_polygon_lists_the_open_cases_inside_it(server: ThreadServer, browser: Any, orgdata: Org,
                                                            db: sa.Engine, artifacts: Path) -> None:
     _city(db)
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -129,4 +129,18 @@ def test_a_drawn_rectangle_lists_the_open_cases_inside_it(server: ThreadServer, 
     page.wait_for_selector(f"#detail[data-case-id='{b['id']}']:not([hidden])")
     page.click("button[data-draw=clear]")
     assert page.is_hidden("#map-area")
+    # a polygon (a triangle around the first case only, though its bounding box holds the second one too)
+    corners = [(LON - 0.0006, LAT + 0.0005), (LON + 0.0015, LAT + 0.0005), (LON - 0.0006, LAT - 0.0010)]
+    pts = [page.evaluate("([lon, lat]) => App.map.project([lon, lat])", [lon, lat]) for lon, lat in corners]
+    inside_b = page.evaluate("([lon, lat]) => App.map.project([lon, lat])", [LON + 0.0008, LAT - 0.0004])
+    assert inside_b["x"] > pts[0]["x"] and inside_b["y"] < pts[2]["y"]  # b is inside the triangle's box
+    page.click("button[data-draw=polygon]")
+    for pt in [*pts, pts[0]]:  # clicking the first corner again closes the ring
+        page.mouse.move(box["x"] + pt["x"], box["y"] + pt["y"], steps=4)
+        page.mouse.click(box["x"] + pt["x"], box["y"] + pt["y"])
+    page.wait_for_selector("#map-area[data-count='1']", timeout=30_000)  # the rectangle's list said 2
+    ids = {int(v) for v in page.eval_on_selector_all("#map-area-table tbody tr", "rs => rs.map(r => r.dataset.caseId)")}
+    assert ids == {a["id"]}
+    page.screenshot(path=str(artifacts / "drawn-polygon.png"))
+    page.click("button[data-draw=clear]")
     done(page)

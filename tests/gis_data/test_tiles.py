@@ -323,6 +323,32 @@ def test_st_asmvt_and_the_python_encoder_give_the_same_features(client: TestClie
     assert total > 500
 
 
+def _same_open_cases(engine: sa.Engine, now: Any) -> None:
+    """The same 24 open cases (ids, places, grids, stages, departments by code) in a demo city's database."""
+    import datetime as dt  # noqa: PLC0415
+
+    from casework.lifecycle import CaseStatus  # noqa: PLC0415
+    from gridcity.org import Department  # noqa: PLC0415
+
+    with engine.begin() as c:
+        depts = [c.scalar(sa.select(Department.id).where(Department.code == code))
+                 for code in sorted(c.scalars(sa.select(Department.code)))[:3]]
+        grids = sorted(c.scalars(sa.select(Grid.code).where(
+            spatial.bbox_filter(c, Grid.geom, spatial.tile_bbox_wgs84(14, *tile_of(LON + 0.004, LAT - 0.003, 14))))))
+        rows = []
+        for i in range(24):
+            lon, lat = LON + 0.004 + (i % 6) * 0.0003, LAT - 0.003 + (i // 6) * 0.0002
+            deadline = now + dt.timedelta(hours=(-5, 2, 40)[i % 3])
+            rows.append({"id": 900_001 + i, "number": f"2099-{i:06d}", "source": "inspector",
+                         "class_code": ("C0101", "C0402", "E0101")[i % 3], "kind": "component",
+                         "urgency": "normal", "status": (CaseStatus.FILED, CaseStatus.DISPATCHED)[i % 2],
+                         "version": 1, "lon": lon, "lat": lat, "geom": f"SRID=4326;POINT({lon} {lat})",
+                         "grid_code": grids[i % 3], "department_id": depts[i % 3] if i % 4 else None,
+                         "created_at": now - dt.timedelta(days=i), "updated_at": now, "stage": "handling",
+                         "deadline_at": deadline, "warn_at": deadline - dt.timedelta(hours=8)})
+        c.execute(sa.insert(Case), rows)
+
+
 @pytest.mark.postgis
 def test_postgis_and_spatialite_give_the_same_tiles(city: sa.Engine, backend: str, tmp_path: Path) -> None:
     """The same demo city in both databases: every sampled tile decodes to the same features."""
@@ -335,15 +361,20 @@ def test_postgis_and_spatialite_give_the_same_tiles(city: sa.Engine, backend: st
         with lite_factory() as s, s.begin():
             demo_city.load(s, scale=SCALE, history=False, echo=lambda _m: None)
         now = utcnow()
+        for engine in (city, lite):
+            _same_open_cases(engine, now)
         actor = casework_service.Actor(user_id=1, role=Role.LEADER, department_id=None)
         pg = _tiles_of(make_session_factory(city), actor, now, encoder=False)
         sl = _tiles_of(lite_factory, actor, now, encoder=False)
         total = 0
         for key in pg:
-            if key[0] in ("cases", "hotspots"):
-                continue  # no cases in either city here: those layers are compared above
             total += _same_features(decode(pg[key]), decode(sl[key]))
         assert total > 500
+        # the case layers too: single cases with light and department, clusters, hot spots
+        counts = {key: sum(len(v["features"]) for v in decode(pg[key]).values()) for key in pg}
+        assert counts[("cases", 16)] >= 10 and counts[("cases", 12)] >= 1 and counts[("hotspots", 14)] >= 2
+        lights = {f["properties"].get("light") for f in decode(pg[("cases", 16)])["cases"]["features"]}
+        assert {"red", "yellow", "green"} <= lights
     finally:
         lite.dispose()
 
@@ -355,3 +386,102 @@ def test_department_users_get_a_per_department_cache_entry(client: TestClient, o
     for user, want in (("water", {a}), ("lighting", {b}), ("water", {a})):
         _, t = _tile(client, "cases", 16, headers=orgdata.headers(user))
         assert {f["id"] for f in t["cases"]["features"]} == want
+
+
+def test_a_case_change_through_another_worker_reaches_this_workers_tiles(client: TestClient, orgdata: Org,
+                                                                        db: sa.Engine, settings: Any) -> None:
+    """Two server processes (two apps, each with its own tile cache and remembered version) on one database: a
+    case changed through one is on the other's next tile, and both give the same tile the same ETag."""
+    from gridcity.root.app import create_app  # noqa: PLC0415
+
+    other_app = create_app(settings)
+    try:
+        with TestClient(other_app) as other:
+            case = report(client, orgdata, user="inspector", lon=LON, lat=LAT)
+            h = orgdata.headers("leader")
+            x, y = tile_of(LON, LAT, 16)
+            path = f"/tiles/cases/16/{x}/{y}.mvt"
+            first = client.get(path, headers=h)
+            assert client.get(path, headers=h).content == first.content  # warm: from this worker's cache
+            assert other.get(path, headers=h).headers["etag"] == first.headers["etag"]
+            act(other, orgdata, case, "shiftlead", "file")
+            # this worker's cache and remembered version are stale now; its next tile is not
+            for headers in (h, {**h, "If-None-Match": first.headers["etag"]}):
+                r = client.get(path, headers=headers)
+                assert r.status_code == 200 and r.headers["etag"] != first.headers["etag"]
+                (f,) = decode(r.content)["cases"]["features"]
+                assert f["properties"]["status"] == "filed"
+            again = other.get(path, headers={**h, "If-None-Match": r.headers["etag"]})
+            assert again.status_code == 304
+            # a department's tile changes with the case too (it is dispatched to them)
+            _, t = _tile(other, "cases", 16, headers=orgdata.headers("water"))
+            assert t == {}
+            with db.begin() as c:
+                c.execute(sa.update(Case).where(Case.id == case["id"]).values(department_id=orgdata.depts["SZ"]))
+            act(client, orgdata, case, "shiftlead", "void", note="重复")
+            assert decode(other.get(path, headers=h).content) == {}
+    finally:
+        other_app.state.engine.dispose()
+
+
+@pytest.mark.postgis
+def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(client: TestClient, app: Any,
+                                                                             orgdata: Org, db: sa.Engine,
+                                                                             backend: str) -> None:
+    """The version (newest case event) is read in the tile's own statement, and when it equals the version of
+    the tile the cache or the client holds, PostgreSQL never runs the tile's sub-select."""
+    if backend != "postgis":
+        pytest.skip("the one-statement case tile is PostGIS's")
+    report(client, orgdata, user="inspector", lon=LON, lat=LAT)
+    statements: list[str] = []
+    engine = app.state.engine
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        x, y = tile_of(LON, LAT, 16)
+        h = orgdata.headers("leader")
+        for layer in ("cases", "hotspots"):
+            path = f"/tiles/{layer}/16/{x}/{y}.mvt"
+            for headers in (h, h, {**h, "If-None-Match": client.get(path, headers=h).headers["etag"]}):
+                statements.clear()
+                assert client.get(path, headers=headers).status_code in (200, 304)
+                tile_statements = [s for s in statements if "FROM app_user" not in s]
+                assert len(tile_statements) == 1 and "case_event" in tile_statements[0], statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    actor = casework_service.Actor(user_id=orgdata.ids["leader"], role=Role.LEADER, department_id=None)
+    info = tiles.LAYERS["cases"]
+    kind = tiles.prepared("postgresql", info, tiles.variant(info, 16, actor) or (), actor, shift=False,
+                          encoder=False)
+    assert kind.versioned is not None and kind.versioned_sql is not None  # compiled by the tiles served above
+    assert "'closed'" in kind.versioned_sql and "%(tx0)s" in kind.versioned_sql  # fixed values written in
+    now = utcnow()
+    params = {**tiles.layer_params(info, 16, x, y, now), **spatial.tile_params(16, x, y)}
+    # the driver SQL gives the same tile as the statement it was compiled from (cases, clusters, hot spots)
+    with db.begin() as c:
+        c.execute(sa.update(Case).values(grid_code="610302001001001"))
+    with make_session_factory(db)() as s:
+        for layer, z in (("cases", 16), ("cases", 11), ("hotspots", 14)):
+            tx, ty = tile_of(LON, LAT, z)
+            built = tiles._build_versioned(s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now, gcj02=False,
+                                           known=-1)
+            assert built is not None and built[1]
+            assert built[1] == tiles.build_tile(s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now)
+    with db.connect() as c:
+        last = c.exec_driver_sql(kind.versioned_sql, {**params, "known": -1}).one().last
+
+        def explain(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> tuple[str, Any]:
+            return "EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters
+
+        sa.event.listen(c, "before_cursor_execute", explain, retval=True)
+
+        def plan(known: int) -> str:
+            assert kind.versioned_sql is not None
+            return "\n".join(r[0] for r in c.exec_driver_sql(kind.versioned_sql, {**params, "known": known}))
+
+        current, other = plan(last), plan(-1)
+        assert "never executed" in current and "st_asmvt" in current.lower(), current
+        assert "never executed" not in other, other
