@@ -402,6 +402,11 @@ class TileCache:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self.last_seen: dict[tuple[int, str], int] = {}
+        """Per database and case layer: the newest case event this app last read, the candidate version of a
+        warm tile. Only a guess that saves building the tile: the database confirms it in the tile's own
+        statement, so a change made through another worker process is seen by the next tile here just the
+        same."""
 
     def get(self, key: str) -> bytes | None:
         """The cached tile, refreshed as most recently used."""
@@ -437,7 +442,7 @@ def get_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int
              actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool = False,
              if_none_match: str | None = None) -> tuple[bytes | None, str]:
     """(tile bytes, ETag); bytes None when ``if_none_match`` already names the current tile (304)."""
-    if info.per_user and spatial.dialect(session) == "postgresql":
+    if info.per_user and spatial.builds_tiles_in_sql(session):
         found = _get_case_tile(session, cache, info, z, x, y, actor=actor, now=now, gcj02=gcj02,
                                if_none_match=if_none_match)
         if found is not None:
@@ -452,12 +457,6 @@ def get_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int
         data = build_tile(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02)
         cache.put(key, data)
     return data, etag
-
-
-_last_seen: dict[tuple[int, str], int] = {}
-"""Per database and case layer: the newest case event this process last read, the candidate version of a warm
-tile. Only a guess that saves building the tile: the database confirms it in the tile's own statement, so a
-change made through another worker process is seen by the next tile here just the same."""
 
 
 def _bucket(layer: str, now: dt.datetime) -> str:
@@ -479,7 +478,7 @@ def _get_case_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, 
         return tile_key(info.name, z, x, y, who, f"{last}:{bucket}") + suffix
 
     seen = (id(session.get_bind()), info.name)
-    guess = _last_seen.get(seen)
+    guess = cache.last_seen.get(seen)
     known, held = -1, None
     if guess is not None:
         key = key_of(guess)
@@ -502,7 +501,7 @@ def _get_case_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, 
         last, data = built
         etag = etag_of(key_of(last))
     assert data is not None
-    _last_seen[seen] = last
+    cache.last_seen[seen] = last
     cache.put(key_of(last), data)
     return (None if etag in wanted else data), etag
 

@@ -25,6 +25,12 @@ def dialect(session: Session | sa.Connection) -> str:
     return bind.dialect.name
 
 
+def builds_tiles_in_sql(session: Session | sa.Connection) -> bool:
+    """Whether the database builds vector tiles itself (PostGIS ``ST_AsMVT``; SpatiaLite's rows are encoded in
+    Python)."""
+    return dialect(session) == "postgresql"
+
+
 def try_singleton_lock(session: Session, key: int) -> bool:
     """Whether this transaction may run a job that one worker at a time must run (held until it ends).
 
