@@ -21,7 +21,7 @@ from gridcity.errors import PayloadTooLarge
 from gridcity.settings import Settings
 from gridcity.types import BoundedDate, IdPath, IdQuery, OffsetQuery
 from mobile_api import fieldapp, idempotency, maintenance, service
-from mobile_api.forms import OffLoopFormRoute
+from mobile_api.forms import OffLoopFormRoute, SpooledUpload
 from mobile_api.idempotency import KEY_HEADER, Outcome
 from mobile_api.schemas import (
     BatchIn,
@@ -85,13 +85,18 @@ def _parse(model: type[M], text: str, field: str) -> M:
 
 
 def _read(files: list[UploadFile] | None, field: str, settings: Settings) -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     for i, f in enumerate(files or []):
+        if f.size is not None and f.size > settings.max_upload_bytes:
+            raise PayloadTooLarge(f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large",
+                                  loc=["body", field, i])
         data = f.file.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise PayloadTooLarge(f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large",
                                   loc=["body", field, i])
-        out.append(data)
+        # Spooled under the photo store and hashed while it arrived (mobile_api.forms): stored by linking.
+        out.append(service.SpooledBytes(data, sha256=f.sha256, spool=f.path) if isinstance(f, SpooledUpload)
+                   else data)
     return out
 
 

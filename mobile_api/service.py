@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -77,6 +78,23 @@ DEPARTMENT_QUEUE = (CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SENDB
 #: A photo is uploaded bytes (stored now), the same already validated and written (:func:`prepare_uploads`),
 #: or the id of an attachment stored earlier (POST /photos).
 PhotoInput = bytes | int | photos.PreparedPhoto
+
+
+class SpooledBytes(bytes):
+    """An uploaded photo's bytes that also sit in a temp file under the photo store, hashed as they arrived.
+
+    Made by the router from a :class:`mobile_api.forms.SpooledUpload`: the service takes the hash from here
+    (no second pass over the bytes) and stores the original by linking ``spool`` into the store
+    (:meth:`gridcity.storage.MediaStore.put_file`) instead of writing the bytes again.
+    """
+
+    sha256: str
+    spool: Path
+
+    def __new__(cls, data: bytes, *, sha256: str, spool: Path) -> SpooledBytes:  # noqa: D102
+        self = super().__new__(cls, data)
+        self.sha256, self.spool = sha256, spool
+        return self
 
 
 class MobileRoleForbidden(PermissionDenied):
@@ -160,6 +178,8 @@ def _resolve_photos(session: Session, store: MediaStore, settings: Settings, use
 
 def _sha_of(data: bytes, cache: dict[int, str] | None) -> str:
     """The SHA-256 of uploaded bytes, computed once per request (a 4 MB photo costs ~10 ms per hash)."""
+    if isinstance(data, SpooledBytes):
+        return data.sha256
     if cache is None:
         return hashlib.sha256(data).hexdigest()
     sha = cache.get(id(data))
@@ -187,6 +207,7 @@ def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
     casework_attachments.end_read_transaction(session)
     limits = photo_limits(settings)
     done: dict[str, photos.PreparedPhoto] = {}
+    spools: dict[str, Path] = {}
     out: dict[str, list[PhotoInput]] = {}
     for name, items in groups.items():
         out[name] = []
@@ -196,11 +217,17 @@ def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
                 if sha not in known:
                     if sha not in done:
                         done[sha] = casework_attachments.prepare(item, limits, ["body", name, i])
+                        if isinstance(item, SpooledBytes) and done[sha].info.sha256 == sha:
+                            spools[sha] = item.spool
                     item = done[sha]
             out[name].append(item)
     try:
-        for prepared in done.values():
-            casework_attachments.write_files(store, prepared, session=session)
+        for sha, prepared in done.items():
+            if sha in spools:  # the upload's own temp file becomes the original: linked, not written again
+                store.put_file(spools[sha], sha, casework_attachments.ORIGINAL, session=session)
+                store.put(prepared.thumbnail.data, casework_attachments.THUMB, session=session, key=sha)
+            else:
+                casework_attachments.write_files(store, prepared, session=session)
     except BaseException:
         remove_new_files(session)
         raise
