@@ -116,6 +116,12 @@ def timed_map(fn: Any, items: list[bytes], threads: int) -> float:
     return len(items) / (time.perf_counter() - t0)
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of ``values`` (nearest rank)."""
     s = sorted(values)
@@ -192,10 +198,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sample = pics[: min(len(pics), 40)]
     timed_map(photos.prepare_photo, sample[:4], 1)  # warm-up
     timed_map(draft_pipeline, sample[:4], 1)
-    prep_t = draft_t = 0.0
+    prep_t = draft_t = prep_cpu = 0.0
     for rnd in range(args.rounds):
         part = sample[rnd::args.rounds] or sample
+        c0 = time.process_time()
         prep_t += len(part) / timed_map(photos.prepare_photo, part, 1)
+        prep_cpu += time.process_time() - c0
         draft_t += len(part) / timed_map(draft_pipeline, part, 1)
     prep_1 = len(sample) / prep_t
     draft_1 = len(sample) / draft_t
@@ -273,8 +281,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 t.join()
             return args.n / (time.perf_counter() - t0), latencies
 
-        # G-I2: ingest alone (no pinger: each ping is a request the same worker serves).
+        # G-I2: ingest alone (no pinger: each ping is a request the same worker serves). CPU time of the
+        # server and of the clients (this process) is counted too: unlike rates it barely depends on the
+        # machine's other load.
+        server_pid = server.pid if not args.profile else None
+        cpu0 = (proc_cpu(server_pid) if server_pid else 0.0, time.process_time())
         rate, latencies = ingest(args.warmup)
+        server_cpu = (proc_cpu(server_pid) - cpu0[0]) / args.n if server_pid else None
+        client_cpu = (time.process_time() - cpu0[1]) / args.n
 
         # Idle /healthz.
         p, stop, q = ping_window(base_url)
@@ -307,6 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ping_idle_p50": pct(idle, 0.5) * 1e3, "ping_idle_p99": pct(idle, 0.99) * 1e3, "ping_idle_n": len(idle),
         "ping_busy_p50": pct(busy, 0.5) * 1e3, "ping_busy_p99": pct(busy, 0.99) * 1e3, "ping_busy_n": len(busy),
         "mean_ms": statistics.mean(latencies) * 1e3, "load": (load_before, os.getloadavg()[0]),
+        "prep_cpu": prep_cpu / len(sample), "server_cpu": server_cpu, "client_cpu": client_cpu,
     }
 
 
@@ -323,6 +338,13 @@ def section(r: dict[str, Any], cmd: str) -> str:
     ping_ratio = r["ping_busy_p99"] / r["ping_idle_p99"]
     draft = f"{r['draft_1']:.1f} photos/s ({1000 / r['draft_1']:.0f} ms/photo)"
     ref = f"{r['proc_1']:.1f} photos/s; {1000 / r['display_1']:.0f} ms"
+    if r["server_cpu"] is not None:
+        cpu = (f"| CPU per report: server / HTTP clients; `prepare_photo` alone per photo | "
+               f"{r['server_cpu'] * 1e3:.0f} / {r['client_cpu'] * 1e3:.0f} ms; {r['prep_cpu'] * 1e3:.0f} ms |\n"
+               f"| `prepare_photo` CPU / server CPU per report (how much of the server's work is the limit's) | "
+               f"**{r['prep_cpu'] / r['server_cpu']:.2f}** |\n")
+    else:
+        cpu = ""
     return f"""## Photo-report ingest over HTTP ({r['backend']})
 
 `{cmd}`
@@ -345,7 +367,7 @@ on its first `GET …/display` and kept. The limit is `prepare_photo` alone on t
 | **G-I1** `prepare_photo` time / B3 time (goal ≤ 1.25) | **{gi1:.2f}** ({_verdict(gi1, 1.25, "lower")}) |
 | for reference: `process_photo` (thumbnail + display), 1 thread; display alone (first GET) | {ref} |
 | **G-I2** ingest / `prepare_photo` ({r['clients']} threads) (goal ≥ 0.8) | **{ratio:.2f}** ({gi2}) |
-| `GET /healthz` idle: p50 / p99 (n={r['ping_idle_n']}) | {r['ping_idle_p50']:.2f} / {r['ping_idle_p99']:.2f} ms |
+{cpu}| `GET /healthz` idle: p50 / p99 (n={r['ping_idle_n']}) | {r['ping_idle_p50']:.2f} / {r['ping_idle_p99']:.2f} ms |
 | `GET /healthz` in ingest: p50 / p99 (n={r['ping_busy_n']}) | {r['ping_busy_p50']:.2f} / {r['ping_busy_p99']:.2f} ms |
 | **G-I3** ratio busy p99 / idle p99 (goal ≤ 2) | **{ping_ratio:.1f}** ({_verdict(ping_ratio, 2.0, "lower")}) |
 
