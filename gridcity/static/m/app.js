@@ -366,7 +366,8 @@ async function renderReport(item) {
     if (p && !F.pinMoved) setPos(p.lon, p.lat, p.accuracy, false); else showPos();
   }
   if (F.lon !== null && S.form === F) {
-    createMiniMap(mapBox, { lon: F.lon, lat: F.lat, onMove: (lon, lat) => setPos(lon, lat, null, true) }).then((m) => {
+    createMiniMap(mapBox, { lon: F.lon, lat: F.lat, onMove: (lon, lat) => setPos(lon, lat, null, true),
+      token: S.session?.token, lang: getLang() }).then((m) => {
       if (S.form === F && S.view === "report") { F.map = m; m?.setComponents(F.comps || []); } else m?.remove();
     });
   }
@@ -452,6 +453,10 @@ async function renderDetail(caseId) {
     h("b", {}, actionName(e.action)), " → ", statusName(e.to_status), " ", h("span", { class: "muted" }, fmtTime(e.at)),
     e.note ? h("div", {}, e.note) : null)));
   const back = h("button", { class: "link", onclick: () => go(d.task ? "tasks" : "mine") }, "← ", t("back"));
+  const caseMap = h("div", { class: "minimap", testid: "case-map" });
+  createMiniMap(caseMap, { lon: d.lon, lat: d.lat, token: S.session?.token, lang: getLang() }).then((m) => {
+    if (S.view !== "detail" || S.detail !== d) m?.remove();
+  });
   main.replaceChildren(back,
     h("h2", {}, d.task ? h("span", { class: `tag ${d.task}` }, t(`task.${d.task}`)) : null, " ", d.number),
     h("p", {}, h("b", {}, d.class_name || d.class_code), " · ", h("span", { testid: "case-status" }, statusName(d.status)),
@@ -459,6 +464,7 @@ async function renderDetail(caseId) {
     d.description ? h("p", {}, d.description) : null,
     d.address ? h("p", { class: "muted" }, d.address) : null,
     h("p", { class: "muted" }, `${d.lat.toFixed(6)}, ${d.lon.toFixed(6)}`, d.deadline_at ? ` · ${t("tasks.deadline")} ${fmtTime(d.deadline_at)}` : ""),
+    caseMap,
     d.task ? rule : null,
     d.task ? answerPanel(d, dist) : null,
     h("h3", {}, t("task.photos_case")), photos,
