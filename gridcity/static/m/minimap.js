@@ -9,9 +9,10 @@ let lib = null;
 async function maplibre() {
   if (!lib) {
     const ml = await import("/vendor/maplibre-gl/maplibre-gl.mjs");
-    // MapLibre starts its worker from maplibre-gl-worker.mjs?v=…; Chromium does not send a dedicated worker's
-    // script request through the page's service worker when offline, so the worker is started from the copy
-    // the page itself fetched (from the service worker's cache when offline; the worker has no imports).
+    // MapLibre starts its worker from maplibre-gl-worker.mjs?v=…; offline, in Debian's Chromium, that request
+    // failed although the service worker holds the file (seen in tests/fieldapp/test_fieldapp_map.py), so the
+    // worker is started from the copy the page fetched itself (from the service worker's cache when offline;
+    // the worker script has no imports).
     const r = await fetch("/vendor/maplibre-gl/maplibre-gl-worker.mjs");
     if (!r.ok) throw new Error("maplibre worker");
     ml.setWorkerUrl(URL.createObjectURL(new Blob([await r.text()], { type: "text/javascript" })));
