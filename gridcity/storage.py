@@ -90,6 +90,49 @@ class MediaStore:
             session.info.setdefault(_NEW_FILES, {})[path] = stamp
         return sha, path
 
+    def put_file(self, src: Path, sha256: str, suffix: str, *, session: Session | None = None) -> Path:
+        """Store the finished file ``src`` (whose content hashes to ``sha256``) by hard-linking it; return the path.
+
+        For an upload already spooled to disk under this store's root: its bytes are made durable
+        (``fsync``), linked under their final name (atomically; an existing file is never replaced, only
+        its time refreshed, as in :meth:`put`), and the folder is ``fsync``'d; nothing is copied. ``src``
+        keeps its own name (the caller removes it). Where a link is impossible (another file system, a
+        file system without hard links), the bytes are copied through :meth:`put`.
+        """
+        path = self.path_for(sha256, suffix)
+        try:
+            self.touch(path, session=session)
+        except FileNotFoundError:
+            pass
+        else:
+            return path
+        folder = path.parent
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(folder.parent)
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(src, path)
+        except FileExistsError:  # a concurrent request stored the same content meanwhile
+            self.touch(path, session=session)
+            return path
+        except OSError:
+            return self.put(Path(src).read_bytes(), suffix, session=session, key=sha256)[1]
+        _fsync_dir(folder)
+        stamp = _stamp(path)
+        if session is not None:
+            session.info.setdefault(_NEW_FILES, {})[path] = stamp
+        return path
+
+    def spool_dir(self) -> Path:
+        """Where uploads are spooled while they arrive (on the store's file system, so they can be linked)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root
+
     def touch(self, path: Path, *, session: Session | None = None) -> None:
         """Refresh a file's time (``FileNotFoundError`` if it is missing).
 

@@ -21,7 +21,7 @@ from gridcity.errors import PayloadTooLarge
 from gridcity.settings import Settings
 from gridcity.types import BoundedDate, IdPath, IdQuery, OffsetQuery
 from mobile_api import fieldapp, idempotency, maintenance, service
-from mobile_api.forms import OffLoopFormRoute
+from mobile_api.forms import OffLoopFormRoute, SpooledUpload
 from mobile_api.idempotency import KEY_HEADER, Outcome
 from mobile_api.schemas import (
     BatchIn,
@@ -84,13 +84,18 @@ def _parse(model: type[M], text: str, field: str) -> M:
         ) from None
 
 
-def _read(files: list[UploadFile] | None, field: str, settings: Settings) -> list[bytes]:
-    out = []
+def _read(files: list[UploadFile] | None, field: str, settings: Settings, spools: service.Spools) -> list[bytes]:
+    out: list[bytes] = []
     for i, f in enumerate(files or []):
+        if f.size is not None and f.size > settings.max_upload_bytes:
+            raise PayloadTooLarge(f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large",
+                                  loc=["body", field, i])
         data = f.file.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise PayloadTooLarge(f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large",
                                   loc=["body", field, i])
+        if isinstance(f, SpooledUpload):  # under the photo store, hashed as it arrived: stored by linking
+            spools[id(data)] = service.Spooled(sha256=f.sha256, path=f.path)
         out.append(data)
     return out
 
@@ -135,10 +140,12 @@ def post_report(
     after: PhotoFiles = None,
 ) -> Any:
     """A report with 1–9 photos, or a self-handled (自处理) one with before and after photos."""
+    spools: service.Spools = {}
     return _respond(service.submit_report(
         session, store=store, settings=settings, pipeline=pipeline, user=user, key=key,
-        report_in=_parse(ReportIn, report, "report"), photo_items=_read(photos, "photos", settings),
-        before=_read(before, "before", settings), after=_read(after, "after", settings),
+        report_in=_parse(ReportIn, report, "report"), photo_items=_read(photos, "photos", settings, spools),
+        before=_read(before, "before", settings, spools), after=_read(after, "after", settings, spools),
+        spools=spools,
     ))
 
 
@@ -155,9 +162,11 @@ def post_result(
     photos: PhotoFiles = None,
 ) -> Any:
     """Verify (核实) or check (核查) outcome, or a department's on-site feedback; refused when not on site."""
+    spools: service.Spools = {}
     return _respond(service.submit_result(
         session, store=store, settings=settings, pipeline=pipeline, user=user, key=key, case_id=case_id,
-        result_in=_parse(ResultIn, result, "result"), photo_items=_read(photos, "photos", settings),
+        result_in=_parse(ResultIn, result, "result"), photo_items=_read(photos, "photos", settings, spools),
+        spools=spools,
     ))
 
 
@@ -177,8 +186,10 @@ def post_photos(
     session: DbSession, user: CurrentUser, store: Store, settings: SettingsDep, key: IdemKey, photos: PhotoFiles = None
 ) -> Any:
     """Store 1–9 photos; batch items reference them by id."""
+    spools: service.Spools = {}
+    files = _read(photos, "photos", settings, spools)
     return _respond(service.upload_photos(session, store=store, settings=settings, user=user, key=key,
-                                          files=_read(photos, "photos", settings)))
+                                          files=files, spools=spools))
 
 
 @router.post("/batch", response_model=BatchOut, summary="Upload the offline queue")

@@ -13,6 +13,8 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -76,6 +78,24 @@ DEPARTMENT_QUEUE = (CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SENDB
 #: A photo is uploaded bytes (stored now), the same already validated and written (:func:`prepare_uploads`),
 #: or the id of an attachment stored earlier (POST /photos).
 PhotoInput = bytes | int | photos.PreparedPhoto
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """Where an uploaded photo's bytes also sit (a temp file under the photo store) and their SHA-256.
+
+    Made by the multipart parser (:class:`mobile_api.forms.SpooledUpload`), which hashes a file part while
+    writing it: the service takes the hash from here (no second pass over the bytes) and stores the original
+    by linking the file into the store (:meth:`gridcity.storage.MediaStore.put_file`), not by writing it again.
+    """
+
+    sha256: str
+    path: Path
+
+
+#: The spooled files of one request's uploads, by ``id()`` of the bytes read from each (they live as long
+#: as the request's lists of photos).
+Spools = dict[int, Spooled]
 
 
 class MobileRoleForbidden(PermissionDenied):
@@ -169,7 +189,8 @@ def _sha_of(data: bytes, cache: dict[int, str] | None) -> str:
 
 def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
                     groups: dict[str, Sequence[PhotoInput]],
-                    shas: dict[int, str] | None = None) -> dict[str, list[PhotoInput]]:
+                    shas: dict[int, str] | None = None, spools: Spools | None = None,
+                    ) -> dict[str, list[PhotoInput]]:
     """Do the photo work of a submission before its write transaction (goal G-I3).
 
     Ends the session's transaction (it has only read so far), so that on SQLite no write lock is held during
@@ -186,6 +207,7 @@ def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
     casework_attachments.end_read_transaction(session)
     limits = photo_limits(settings)
     done: dict[str, photos.PreparedPhoto] = {}
+    linkable: dict[str, Path] = {}
     out: dict[str, list[PhotoInput]] = {}
     for name, items in groups.items():
         out[name] = []
@@ -195,11 +217,18 @@ def prepare_uploads(session: Session, *, store: MediaStore, settings: Settings,
                 if sha not in known:
                     if sha not in done:
                         done[sha] = casework_attachments.prepare(item, limits, ["body", name, i])
+                        spooled = (spools or {}).get(id(item))
+                        if spooled is not None and spooled.sha256 == done[sha].info.sha256:
+                            linkable[sha] = spooled.path
                     item = done[sha]
             out[name].append(item)
     try:
-        for prepared in done.values():
-            casework_attachments.write_files(store, prepared, session=session)
+        for sha, prepared in done.items():
+            if sha in linkable:  # the upload's own temp file becomes the original: linked, not written again
+                store.put_file(linkable[sha], sha, casework_attachments.ORIGINAL, session=session)
+                store.put(prepared.thumbnail.data, casework_attachments.THUMB, session=session, key=sha)
+            else:
+                casework_attachments.write_files(store, prepared, session=session)
     except BaseException:
         remove_new_files(session)
         raise
@@ -267,16 +296,17 @@ def _flags_data(flags: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def upload_photos(session: Session, *, store: MediaStore, settings: Settings, user: User, key: str,
-                  files: Sequence[bytes]) -> Outcome:
+                  files: Sequence[bytes], spools: Spools | None = None) -> Outcome:
     """Store 1–9 photos for later use by batch items (idempotent)."""
     _require_role(user, MOBILE_ROLES, "uploading photos")
     _check_count(files, "photos", required=True)
-    shas: dict[int, str] = {}
+    shas: dict[int, str] = {k: v.sha256 for k, v in (spools or {}).items()}
     req_hash = idempotency.request_hash("photos", [_sha_of(f, shas) for f in files])
     replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
     if replay is not None:
         return replay
-    items = prepare_uploads(session, store=store, settings=settings, groups={"photos": files}, shas=shas)["photos"]
+    items = prepare_uploads(session, store=store, settings=settings, groups={"photos": files}, shas=shas,
+                            spools=spools)["photos"]
 
     def work() -> tuple[int, Any]:
         atts = _resolve_photos(session, store, settings, user, items, "photos")
@@ -376,13 +406,14 @@ def _mark_before_after(session: Session, case_id: int, before_ids: set[int], aft
 def submit_report(session: Session, *, store: MediaStore, settings: Settings,
                   pipeline: CasePipeline, user: User,
                   key: str, report_in: ReportIn, photo_items: Sequence[PhotoInput] = (),
-                  before: Sequence[PhotoInput] = (), after: Sequence[PhotoInput] = ()) -> Outcome:
+                  before: Sequence[PhotoInput] = (), after: Sequence[PhotoInput] = (),
+                  spools: Spools | None = None) -> Outcome:
     """Report a problem (or a self-handled one with before/after photos), once per idempotency key."""
     _require_role(user, frozenset({Role.INSPECTOR}), "reporting")
     _check_count(photo_items, "photos", required=not report_in.self_handled)
     _check_count(before, "before", required=report_in.self_handled)
     _check_count(after, "after", required=report_in.self_handled)
-    shas: dict[int, str] = {}
+    shas: dict[int, str] = {k: v.sha256 for k, v in (spools or {}).items()}
     req_hash = report_hash(report_in, {
         "photos": photo_shas(session, user, photo_items, "photos", shas),
         "before": photo_shas(session, user, before, "before", shas),
@@ -394,7 +425,8 @@ def submit_report(session: Session, *, store: MediaStore, settings: Settings,
     if any(isinstance(p, bytes) for p in (*photo_items, *before, *after)):
         _precheck_report(session, pipeline.rules, report_in)  # a doomed report costs no photo work
         prepared = prepare_uploads(session, store=store, settings=settings,
-                                   groups={"photos": photo_items, "before": before, "after": after}, shas=shas)
+                                   groups={"photos": photo_items, "before": before, "after": after}, shas=shas,
+                                   spools=spools)
         photo_items, before, after = prepared["photos"], prepared["before"], prepared["after"]
 
     def work() -> tuple[int, Any]:
@@ -472,11 +504,12 @@ def _submit_result(session: Session, *, store: MediaStore, settings: Settings,
 
 def submit_result(session: Session, *, store: MediaStore, settings: Settings,
                   pipeline: CasePipeline, user: User,
-                  key: str, case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput]) -> Outcome:
+                  key: str, case_id: int, result_in: ResultIn, photo_items: Sequence[PhotoInput],
+                  spools: Spools | None = None) -> Outcome:
     """Send a verify/check outcome (inspector) or a handled-on-site feedback (department), on site, once."""
     _require_role(user, MOBILE_ROLES, "task results")
     _check_count(photo_items, "photos", required=True)
-    shas: dict[int, str] = {}
+    shas: dict[int, str] = {k: v.sha256 for k, v in (spools or {}).items()}
     req_hash = idempotency.request_hash("result", {
         "case_id": case_id, "result": result_in.model_dump(mode="json"),
         "photos": photo_shas(session, user, photo_items, "photos", shas),
@@ -488,7 +521,7 @@ def submit_result(session: Session, *, store: MediaStore, settings: Settings,
         _result_context(session, radius_m=pipeline.rules.onsite_radius_m, user=user, case_id=case_id,
                         result_in=result_in)
         photo_items = prepare_uploads(session, store=store, settings=settings,
-                                      groups={"photos": photo_items}, shas=shas)["photos"]
+                                      groups={"photos": photo_items}, shas=shas, spools=spools)["photos"]
 
     def work() -> tuple[int, Any]:
         return _submit_result(session, store=store, settings=settings, pipeline=pipeline, user=user, case_id=case_id,

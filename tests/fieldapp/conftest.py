@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
@@ -14,6 +16,9 @@ from components.models import Component
 from gridcity import security, spatial
 from tests.mobile_api.conftest import CELL, DISTRICT, LAT, LON, city, photo  # noqa: F401
 
+#: The one error catalogue (console and phone): code -> {"zh": …, "en": …}.
+CATALOGUE: dict[str, dict[str, str]] = json.loads(
+    (Path(__file__).resolve().parents[2] / "gridcity" / "static" / "errors.json").read_text(encoding="utf-8"))
 HERE = (LON + CELL / 2, LAT + CELL / 2)  # inside grid (0, 0) of the test city
 M = 1 / 111_000
 PASSWORD = "password-123"

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from PIL import Image
 
-from tests.fieldapp.conftest import HERE, compose_report, expired_token, jpeg, login
+from tests.fieldapp.conftest import CATALOGUE, HERE, compose_report, expired_token, jpeg, login
 from tests.mobile_api.conftest import bomb_png
 
 OUTBOX_STATES = "() => [...document.querySelectorAll('[data-testid=outbox-item]')].map(e => e.dataset.state)"
@@ -144,13 +144,13 @@ def test_a_refused_report_keeps_its_reason_and_can_be_sent_again(phone, app, org
     try:
         compose_report(page, seeds=[300], description="被拒上报")
         wait_states(page, "refused", 1)
-        assert page.get_by_test_id("outbox-reason").inner_text() == "照片太大"
+        assert page.get_by_test_id("outbox-reason").inner_text() == CATALOGUE["photo.too_large"]["zh"]
         assert cases(db, "被拒上报%") == []
     finally:
         app.state.settings.max_upload_bytes = limit
     page.reload()  # kept across a restart with its reason, and not sent again by itself
     page.get_by_test_id("outbox").click()
-    assert page.get_by_test_id("outbox-reason").inner_text() == "照片太大"
+    assert page.get_by_test_id("outbox-reason").inner_text() == CATALOGUE["photo.too_large"]["zh"]
     page.wait_for_timeout(1000)
     assert page.evaluate(OUTBOX_STATES) == ["refused"] and cases(db, "被拒上报%") == []
     page.get_by_test_id("outbox-retry").click()
@@ -212,7 +212,10 @@ def test_bad_photos_and_a_position_outside_the_city_are_explained_before_queuein
     err = page.get_by_test_id("photo-input-error")
     err.filter(has_text="huge.jpg").wait_for()
     text = err.inner_text()
-    assert "“notes.jpg”不是图片" in text and "“bomb.png”像素过多" in text and "“huge.jpg”太大" in text
+    # The phone's refusals are the server's codes in the one catalogue's words, with the file's name.
+    assert f"“notes.jpg”：{CATALOGUE['photo.unsupported_type']['zh']}" in text
+    assert f"“bomb.png”：{CATALOGUE['photo.too_many_pixels']['zh']}（" in text
+    assert f"“huge.jpg”：{CATALOGUE['photo.too_large']['zh']}（" in text
     assert page.locator(".thumbs img").count() == 0
     page.get_by_test_id("submit-report").click()
     assert page.get_by_test_id("report-error").inner_text() == "请至少拍一张照片"
@@ -232,3 +235,28 @@ def test_bad_photos_and_a_position_outside_the_city_are_explained_before_queuein
     page.get_by_test_id("outbox-empty").wait_for()
     assert json.loads(json.dumps(cases(db))) == []
     phone.set_geolocation({"longitude": HERE[0], "latitude": HERE[1], "accuracy": 8})
+
+
+def test_the_language_switch_changes_the_labels_and_the_refusal_from_the_one_catalogue(phone, orgdata, city, db, app):
+    page = phone.new_page()
+    login(page)
+    limit = app.state.settings.max_upload_bytes
+    app.state.settings.max_upload_bytes = 2_000
+    try:
+        compose_report(page, seeds=[500], description="语言切换")
+        wait_states(page, "refused", 1)
+    finally:
+        app.state.settings.max_upload_bytes = limit
+    reason = page.get_by_test_id("outbox-reason")
+    assert reason.inner_text() == CATALOGUE["photo.too_large"]["zh"]
+    assert page.locator("main h2").inner_text() == "待发送"
+    page.get_by_test_id("lang-switch").click()
+    page.locator("main h2").filter(has_text="Outbox").wait_for()
+    assert page.get_by_test_id("outbox-reason").inner_text() == CATALOGUE["photo.too_large"]["en"]
+    assert page.get_by_test_id("outbox-state").inner_text() == "Refused"
+    page.reload()  # the choice is kept
+    page.get_by_test_id("outbox").click()
+    assert page.get_by_test_id("outbox-reason").inner_text() == CATALOGUE["photo.too_large"]["en"]
+    page.get_by_test_id("lang-switch").click()
+    page.locator("main h2").filter(has_text="待发送").wait_for()
+    assert page.get_by_test_id("outbox-reason").inner_text() == CATALOGUE["photo.too_large"]["zh"]

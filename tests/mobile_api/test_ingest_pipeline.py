@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import io
+import os
 from typing import Any
 
 import pytest
@@ -254,3 +256,69 @@ def test_a_released_savepoint_does_not_keep_files_of_a_transaction_that_rolls_ba
             s.execute(sa.text("SELECT 1"))
         s.rollback()
     assert not path.exists()
+
+
+# ---- the upload's spooled file becomes the stored original (G-I2) ----------------------------------------
+
+
+def test_an_upload_is_hashed_as_it_arrives_and_its_spooled_file_is_linked_as_the_original(
+        client, orgdata, settings, monkeypatch):
+    linked: list[tuple[str, str]] = []
+    written: list[str] = []
+    real_put_file, real_put = MediaStore.put_file, MediaStore.put
+
+    def put_file(self: MediaStore, src: Any, sha256: str, suffix: str, **kw: Any) -> Any:
+        assert src.name.startswith(".tmp-upload-") and src.parent == self.root
+        linked.append((sha256, suffix))
+        return real_put_file(self, src, sha256, suffix, **kw)
+
+    def put(self: MediaStore, data: bytes, suffix: str, **kw: Any) -> Any:
+        sha = kw.get("key")
+        if sha is None or not self.path_for(sha, suffix).exists():
+            written.append(suffix)
+        return real_put(self, data, suffix, **kw)
+
+    monkeypatch.setattr(MediaStore, "put_file", put_file)
+    monkeypatch.setattr(MediaStore, "put", put)
+    pics = [photo(120, size=(1600, 1200), taken=EXIF_NOW, lonlat=HERE), photo(121, taken=EXIF_NOW, lonlat=HERE)]
+    r = post_report(client, orgdata.headers("inspector"), "k-link", a_report(), photos=pics)
+    assert r.status_code == 201, r.text
+    shas = [p["sha256"] for p in r.json()["photos"]]
+    assert shas == [hashlib.sha256(p).hexdigest() for p in pics]
+    assert sorted(linked) == sorted((s, ".orig") for s in shas)
+    assert written == [".thumb.jpg", ".thumb.jpg"]  # the originals were not written a second time
+    store = MediaStore(settings.media_dir)
+    for sha, pic in zip(shas, pics, strict=True):
+        orig = store.path_for(sha, ".orig")
+        assert orig.read_bytes() == pic and orig.stat().st_nlink == 1  # the temp name is gone
+    assert not [p for p in media_files(settings.media_dir) if p.name.startswith(".tmp-")]
+    # The EXIF check still reads the photo as sent: taken now, here, so no flags.
+    assert [p["flags"] for p in r.json()["photos"]] == [[], []]
+
+
+def test_a_refused_upload_leaves_no_spooled_file(client, orgdata, settings, db):
+    r = post_report(client, orgdata.headers("inspector"), "k-notimg", a_report(),
+                    photos=[photo(122), b"this is not an image" * 100])
+    assert r.status_code == 415, r.text
+    assert media_files(settings.media_dir) == []
+    assert count(db, "case") == 0
+
+
+def test_put_file_links_durably_never_replaces_and_a_rollback_removes_only_the_link(db, tmp_path):
+    store = MediaStore(tmp_path / "media")
+    src = store.spool_dir() / ".tmp-upload-a"
+    src.write_bytes(b"spooled bytes")
+    sha = hashlib.sha256(b"spooled bytes").hexdigest()
+    with Session(db) as s:
+        s.begin()
+        path = store.put_file(src, sha, ".orig", session=s)
+        assert path == store.path_for(sha, ".orig") and path.read_bytes() == b"spooled bytes"
+        assert os.path.samefile(src, path)
+        s.rollback()
+    assert not path.exists() and src.exists()  # the caller's temp name is the caller's to remove
+
+    _, kept = store.put(b"spooled bytes", ".orig", key=sha)  # stored meanwhile by someone else
+    other = store.spool_dir() / ".tmp-upload-b"
+    other.write_bytes(b"spooled bytes")
+    assert store.put_file(other, sha, ".orig") == kept
+    assert not os.path.samefile(other, kept)  # an existing file is only touched, never replaced

@@ -1,7 +1,7 @@
 // 城管通: the field app of gridcity for inspectors (监督员) and department field staff (专业部门).
 // Plain ES modules, no bundler. Every submission goes through the outbox (outbox.js) so nothing made on the
 // phone is lost or sent twice; reads are cached in IndexedDB so the lists still show without a network.
-import { actionName, errorText, getLang, setLang, statusName, t } from "./i18n.js";
+import { actionName, errorMessage, errorText, getLang, loadErrors, setLang, statusName, t } from "./i18n.js";
 import * as store from "./store.js";
 import * as outbox from "./outbox.js";
 import * as patrol from "./patrol.js";
@@ -39,6 +39,9 @@ function haversine(a, b) {
   const x = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * r) * Math.cos(b.lat * r) * Math.sin(dLon / 2) ** 2;
   return 2 * R * Math.asin(Math.sqrt(x));
 }
+
+/** Why a position outside the city cannot be reported: the catalogue's message and what to do. */
+function outsideText() { return `${errorMessage("geo.outside_city") || ""}。${t("report.outside")}`.replace(/^。/, ""); }
 
 class ApiError extends Error { constructor(detail) { super(detail.type); this.detail = detail; } }
 
@@ -98,7 +101,7 @@ async function renderLogin(message) {
     try {
       const r = await fetch("/mobile/v1/auth/token", { method: "POST", body: new URLSearchParams({ username: user.value.trim(), password: pass.value }) });
       const data = await r.json().catch(() => null);
-      if (!r.ok) { err.textContent = r.status === 403 ? t("login.role") : t("login.failed"); return; }
+      if (!r.ok) { err.textContent = errorText({ ...(data?.detail?.[0] || { type: `http.${r.status}` }), status: r.status }); return; }
       S.session = { token: data.access_token, user: data.user };
       await store.setMeta("session", S.session);
       start();
@@ -251,7 +254,7 @@ async function renderReport(item) {
     posText.textContent = `${F.lat.toFixed(6)}, ${F.lon.toFixed(6)}` + (F.accuracy != null ? ` · ${t("report.accuracy", { m: Math.round(F.accuracy) })}` : "") +
       (F.pinMoved ? ` · ${t("report.pin_moved")}` : "");
     F.inside = insideBbox(F.lon, F.lat);
-    outside.textContent = F.inside ? "" : t("report.outside");
+    outside.textContent = F.inside ? "" : outsideText();
   };
 
   const loadComponents = async () => {
@@ -260,7 +263,7 @@ async function renderReport(item) {
     const tol = S.config?.snap_tolerance_m ?? 30;
     try {
       const r = await api(`/mobile/v1/components/nearest?class_code=${encodeURIComponent(F.class_code)}&lon=${F.lon}&lat=${F.lat}`);
-      if (!r.inside_city) { F.inside = false; outside.textContent = t("report.outside"); F.comps = []; }
+      if (!r.inside_city) { F.inside = false; outside.textContent = outsideText(); F.comps = []; }
       else { F.inside = true; outside.textContent = ""; F.comps = r.items; }
       if (F.component_id && !F.comps.some((c) => c.code === F.component_id)) F.component_id = null;
       if (!F.component_id && F.comps.length && !F.componentTouched) F.component_id = F.comps[0].code;
@@ -323,7 +326,7 @@ async function renderReport(item) {
     if (F.self ? !(F.before.length && F.after.length) : !F.photos.length) { msg.textContent = F.self ? t("report.need_before_after") : t("report.need_photo"); return; }
     if (!F.class_code) { msg.textContent = t("report.need_class"); return; }
     if (F.lon === null) { msg.textContent = t("report.no_position"); return; }
-    if (!F.inside) { msg.textContent = t("report.outside"); return; }
+    if (!F.inside) { msg.textContent = outsideText(); return; }
     const payload = { class_code: F.class_code, lon: Math.round(F.lon * 1e7) / 1e7, lat: Math.round(F.lat * 1e7) / 1e7, coord_system: "wgs84",
       description: F.description || null, urgency: F.urgency, captured_at: new Date().toISOString(), self_handled: F.self,
       component_id: F.component_id || null, note: F.self ? (F.note || null) : null };
@@ -363,7 +366,8 @@ async function renderReport(item) {
     if (p && !F.pinMoved) setPos(p.lon, p.lat, p.accuracy, false); else showPos();
   }
   if (F.lon !== null && S.form === F) {
-    createMiniMap(mapBox, { lon: F.lon, lat: F.lat, onMove: (lon, lat) => setPos(lon, lat, null, true) }).then((m) => {
+    createMiniMap(mapBox, { lon: F.lon, lat: F.lat, onMove: (lon, lat) => setPos(lon, lat, null, true),
+      token: S.session?.token, lang: getLang() }).then((m) => {
       if (S.form === F && S.view === "report") { F.map = m; m?.setComponents(F.comps || []); } else m?.remove();
     });
   }
@@ -449,6 +453,10 @@ async function renderDetail(caseId) {
     h("b", {}, actionName(e.action)), " → ", statusName(e.to_status), " ", h("span", { class: "muted" }, fmtTime(e.at)),
     e.note ? h("div", {}, e.note) : null)));
   const back = h("button", { class: "link", onclick: () => go(d.task ? "tasks" : "mine") }, "← ", t("back"));
+  const caseMap = h("div", { class: "minimap", testid: "case-map" });
+  createMiniMap(caseMap, { lon: d.lon, lat: d.lat, token: S.session?.token, lang: getLang() }).then((m) => {
+    if (S.view !== "detail" || S.detail !== d) m?.remove();
+  });
   main.replaceChildren(back,
     h("h2", {}, d.task ? h("span", { class: `tag ${d.task}` }, t(`task.${d.task}`)) : null, " ", d.number),
     h("p", {}, h("b", {}, d.class_name || d.class_code), " · ", h("span", { testid: "case-status" }, statusName(d.status)),
@@ -456,6 +464,7 @@ async function renderDetail(caseId) {
     d.description ? h("p", {}, d.description) : null,
     d.address ? h("p", { class: "muted" }, d.address) : null,
     h("p", { class: "muted" }, `${d.lat.toFixed(6)}, ${d.lon.toFixed(6)}`, d.deadline_at ? ` · ${t("tasks.deadline")} ${fmtTime(d.deadline_at)}` : ""),
+    caseMap,
     d.task ? rule : null,
     d.task ? answerPanel(d, dist) : null,
     h("h3", {}, t("task.photos_case")), photos,
@@ -549,6 +558,7 @@ async function renderPatrol() {
 
 async function boot() {
   setLang(getLang());
+  await loadErrors();
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/m/sw.js", { scope: "/m/" }).catch(() => {});
   if (navigator.storage?.persist) navigator.storage.persist().catch(() => {});
   S.session = (await store.meta("session")) || null;

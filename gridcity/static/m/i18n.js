@@ -1,16 +1,17 @@
-// Chinese first, English on request. Error messages are keyed by the API's stable error codes.
+// Chinese first, English on request. Only UI labels live here: every error message comes from the one
+// catalogue the console uses too (gridcity/static/errors.json, keyed by the API's error codes), loaded at start
+// and kept by the service worker for offline use.
 const zh = {
   "app": "城管通", "lang": "EN", "logout": "退出", "online": "在线", "offline": "离线",
   "login.title": "登录", "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
   "login.expired": "登录已过期，请重新登录。待发送的内容都还在，登录后继续发送。",
-  "login.failed": "用户名或密码错误", "login.role": "城管通仅供监督员和专业部门人员使用",
   "login.offline": "无网络，无法登录", "login.other": "待发送内容属于 {u}，需 {u} 登录后发送",
   "nav.report": "上报", "nav.tasks": "任务", "nav.mine": "我的上报", "nav.outbox": "待发送", "nav.patrol": "巡查",
   "report.title": "问题上报", "report.photos": "照片（1–9 张）", "report.camera": "拍照", "report.gallery": "相册",
   "report.self": "自处理（现场已处理）", "report.before": "处理前照片", "report.after": "处理后照片",
   "report.position": "位置", "report.locating": "正在定位…", "report.accuracy": "精度 ±{m} 米",
   "report.pin_moved": "已手动调整位置", "report.no_position": "未获得位置：请允许定位或在地图上放置图钉",
-  "report.outside": "该位置不在本市范围内，无法上报。请确认定位或移动图钉。",
+  "report.outside": "无法上报，请确认定位或移动图钉。",
   "report.class": "问题类别", "report.class_ph": "输入类别名称搜索，如：井盖", "report.recent": "最近使用",
   "report.components": "附近部件（{m} 米内）", "report.no_component": "不指定部件（由系统匹配）",
   "report.components_none": "{m} 米内没有该类部件", "report.components_offline": "离线：发送时由系统匹配最近部件",
@@ -18,9 +19,9 @@ const zh = {
   "report.note": "处理说明", "report.submit": "提交", "report.queued": "已保存到待发送，联网后自动发送",
   "report.need_photo": "请至少拍一张照片", "report.need_class": "请选择问题类别",
   "report.need_before_after": "自处理需要处理前和处理后照片", "report.too_many": "最多 9 张照片",
-  "photo.not_image": "“{n}”不是图片", "photo.too_big": "“{n}”太大（{s} MB，上限 {l} MB）",
-  "photo.too_many_px": "“{n}”像素过多（{p} 万像素，上限 {l} 万），可能是异常图片",
-  "photo.remove": "删除",
+  "photo.remove": "删除", "photo.file": "“{n}”：{m}", "photo.size": "（{s} MB，上限 {l} MB）",
+  "photo.pixels": "（{p} 万像素，上限 {l} 万）", "ctx.distance": "（距案件 {distance_m} 米，须在 {radius_m} 米内）",
+  "net.down": "网络中断，稍后自动重试",
   "outbox.title": "待发送", "outbox.empty": "没有待发送的内容",
   "state.queued": "等待发送", "state.sending": "发送中", "state.sent": "已发送", "state.refused": "被拒收",
   "state.login": "等待登录", "state.retry": "稍后重试",
@@ -58,44 +59,27 @@ const zh = {
   "action.reject_suspension": "驳回挂账", "action.resume": "恢复", "action.feedback": "处置反馈",
   "action.send_check": "发核查", "action.check_pass": "核查通过", "action.check_fail": "核查不通过",
   "action.close": "结案", "action.approve_self_handled": "自处理审核通过",
-  // error codes of the API
-  "err.geo.outside_city": "位置不在本市范围内", "err.geo.bad_coordinates": "坐标无效",
-  "err.mobile.not_on_site": "不在现场：您距案件 {distance_m} 米，须在 {radius_m} 米内提交",
-  "err.mobile.no_task": "该案卷当前没有这项任务（可能已被处理）", "err.mobile.photo_count": "照片数量须为 1–9 张",
-  "err.mobile.unexpected_photos": "此处不需要这些照片", "err.mobile.role_forbidden": "您的角色不能进行此操作",
-  "err.photo.corrupt": "照片已损坏，无法读取", "err.photo.empty": "照片是空文件", "err.photo.too_large": "照片太大",
-  "err.photo.too_many_pixels": "照片像素过多（可能是异常图片）", "err.photo.unsupported_type": "不是支持的图片格式",
-  "err.class.unknown": "类别不存在或已停用", "err.class.malformed": "类别编码有误",
-  "err.component.unknown": "部件不存在", "err.component.class_mismatch": "部件与问题类别不符",
-  "err.case.invalid_transition": "案卷状态已变化，此操作不再适用", "err.case.stale_version": "案卷已被他人更新",
-  "err.case.missing_input": "缺少必填内容（如说明或照片）", "err.case.not_found": "案卷不存在",
-  "err.case.forbidden": "无权办理此案卷", "err.case.not_yours": "不是您的案卷", "err.case.bad_extension": "延期时长有误",
-  "err.deadline.unit_mismatch": "延期单位与时限单位不符", "err.idempotency.key_reused": "重复的提交编号",
-  "err.attachment.unknown": "照片不存在", "err.payload_too_large": "内容太大", "err.http.413": "内容太大",
-  "err.auth.bad_credentials": "用户名或密码错误", "err.network": "网络中断，稍后自动重试", "err.server": "服务器暂时不可用，稍后自动重试",
-  "err.other": "被服务器拒收",
 };
 const en = {
   "app": "Chengguantong", "lang": "中文", "logout": "Log out", "online": "Online", "offline": "Offline",
   "login.title": "Log in", "login.username": "Username", "login.password": "Password", "login.submit": "Log in",
   "login.expired": "Your login expired. Log in again; nothing waiting to be sent was lost.",
-  "login.failed": "Wrong username or password", "login.role": "The field app is for inspectors and department staff",
   "login.offline": "No network: cannot log in", "login.other": "Items waiting belong to {u}; they are sent when {u} logs in",
   "nav.report": "Report", "nav.tasks": "Tasks", "nav.mine": "My reports", "nav.outbox": "Outbox", "nav.patrol": "Patrol",
   "report.title": "Report a problem", "report.photos": "Photos (1–9)", "report.camera": "Camera", "report.gallery": "Gallery",
   "report.self": "Self-handled (fixed on the spot)", "report.before": "Before", "report.after": "After",
   "report.position": "Position", "report.locating": "Locating…", "report.accuracy": "accuracy ±{m} m",
   "report.pin_moved": "Position moved by hand", "report.no_position": "No position: allow location or place the pin",
-  "report.outside": "This position is outside the city. Check the location or move the pin.",
+  "report.outside": "Check the location or move the pin.",
   "report.class": "Class", "report.class_ph": "Search by name, e.g. 井盖", "report.recent": "Recent",
   "report.components": "Nearby components (within {m} m)", "report.no_component": "No component (the system matches)",
   "report.components_none": "No component of this class within {m} m", "report.components_offline": "Offline: the server matches the nearest component",
   "report.description": "Description", "report.urgency": "Urgency", "urgency.normal": "Normal", "urgency.urgent": "Urgent",
   "report.note": "What was done", "report.submit": "Submit", "report.queued": "Saved to the outbox; sent when online",
   "report.need_photo": "Take at least one photo", "report.need_class": "Choose a class",
-  "report.need_before_after": "Self-handled needs before and after photos", "report.too_many": "At most 9 photos",
-  "photo.not_image": "“{n}” is not an image", "photo.too_big": "“{n}” is too large ({s} MB, limit {l} MB)",
-  "photo.too_many_px": "“{n}” has too many pixels ({p}0k, limit {l}0k)", "photo.remove": "Remove",
+  "report.need_before_after": "Self-handled needs before and after photos", "report.too_many": "At most 9 photos", "photo.remove": "Remove", "photo.file": "“{n}”: {m}", "photo.size": " ({s} MB, limit {l} MB)",
+  "photo.pixels": " ({p}0k pixels, limit {l}0k)", "ctx.distance": " ({distance_m} m from the case, must be within {radius_m} m)",
+  "net.down": "Network dropped; retrying",
   "outbox.title": "Outbox", "outbox.empty": "Nothing waiting",
   "state.queued": "Waiting", "state.sending": "Sending", "state.sent": "Sent", "state.refused": "Refused",
   "state.login": "Needs login", "state.retry": "Retrying later",
@@ -118,14 +102,6 @@ const en = {
   "patrol.no_area": "No supervision area",
   "unit.work_hour": "work hours", "unit.work_day": "work days", "unit.hour": "hours", "unit.day": "days", "unit.minute": "minutes",
   "back": "Back", "save": "Save", "cancel": "Cancel", "loading": "Loading…", "meters": "m",
-  "err.geo.outside_city": "Outside the city", "err.mobile.not_on_site": "Not on site: {distance_m} m away, must be within {radius_m} m",
-  "err.mobile.no_task": "No such task on this case any more", "err.photo.corrupt": "Photo is corrupt",
-  "err.photo.too_large": "Photo too large", "err.photo.too_many_pixels": "Photo has too many pixels",
-  "err.photo.unsupported_type": "Not a supported image", "err.class.unknown": "Unknown or disabled class",
-  "err.case.invalid_transition": "The case has moved on; this action no longer applies",
-  "err.case.missing_input": "Something required is missing (note or photos)",
-  "err.deadline.unit_mismatch": "Extension unit does not fit the limit", "err.network": "Network dropped; retrying",
-  "err.server": "Server unavailable; retrying", "err.other": "Refused by the server",
   "status.public_reported": "Public report", "status.verifying": "Verifying", "status.reported": "To file",
   "status.filed": "To dispatch", "status.dispatched": "To accept", "status.handling": "Handling",
   "status.sendback_requested": "Send-back asked", "status.extension_requested": "Extension asked",
@@ -151,13 +127,28 @@ export function t(key, vars) {
   if (vars) for (const [k, v] of Object.entries(vars)) s = s.split(`{${k}}`).join(String(v));
   return s;
 }
-/** A refusal in words: the catalogue message for its code (with its context), else the server's message. */
+export const ERRORS_URL = "/console/static/errors.json";
+let catalogue = {};
+/** Load the error catalogue (from the network, or the service worker's copy when offline). */
+export async function loadErrors() {
+  try {
+    const r = await fetch(ERRORS_URL);
+    if (r.ok) catalogue = await r.json();
+  } catch { /* offline before the first load: the generic label is shown */ }
+}
+/** The catalogue's message for an error code (null when the code is not in it). */
+export function errorMessage(code) {
+  const e = catalogue[code];
+  return e ? (e[lang] || e.zh) : null;
+}
+/** A refusal in words: the catalogue message for its code (else for its HTTP status), with its context. */
 export function errorText(err) {
   if (!err) return "";
-  const key = "err." + err.type;
-  const msg = (lang === "en" ? en[key] : undefined) ?? zh[key];
-  if (msg) return t(key, err.ctx || {});
-  return err.msg ? `${t("err.other")}：${err.msg}` : t("err.other");
+  if (err.type === "network") return t("net.down"); // not a refusal: the phone's own state
+  const status = err.status || (err.type === "server" ? 503 : null);
+  const msg = errorMessage(err.type) || (status ? errorMessage(`http.${status}`) : null) || errorMessage("error") || "⚠";
+  const ctx = err.ctx && err.ctx.distance_m != null && err.ctx.radius_m != null ? t("ctx.distance", err.ctx) : "";
+  return msg + ctx;
 }
 export function statusName(s) { return t("status." + s); }
 export function actionName(a) { return t("action." + a); }

@@ -2,7 +2,7 @@
 // within the upload size, and does its header declare more pixels than the server accepts (a decompression bomb
 // is refused here without decoding it). Photos are sent as taken (originals), so the server's EXIF check of
 // capture time and place stays meaningful.
-import { t } from "./i18n.js";
+import { errorMessage, t } from "./i18n.js";
 
 const HEAD = 512 * 1024;
 
@@ -47,14 +47,16 @@ export async function checkPhoto(file, config) {
   const name = file.name || "photo";
   const maxBytes = config?.max_upload_bytes ?? 15 * 1024 * 1024;
   const maxPx = config?.max_photo_pixels ?? 50_000_000;
+  // The same codes and catalogue messages the server would answer with, plus the file's name and numbers.
+  const refuse = (code, extra) => t("photo.file", { n: name, m: errorMessage(code) + extra });
   if (file.size > maxBytes) {
-    return t("photo.too_big", { n: name, s: (file.size / 1048576).toFixed(1), l: (maxBytes / 1048576).toFixed(0) });
+    return refuse("photo.too_large", t("photo.size", { s: (file.size / 1048576).toFixed(1), l: (maxBytes / 1048576).toFixed(0) }));
   }
   const head = new Uint8Array(await file.slice(0, HEAD).arrayBuffer());
   const info = sniff(head);
-  if (!info) return t("photo.not_image", { n: name });
+  if (!info) return refuse("photo.unsupported_type", "");
   if (info.width * info.height > maxPx) {
-    return t("photo.too_many_px", { n: name, p: Math.round(info.width * info.height / 1e4), l: Math.round(maxPx / 1e4) });
+    return refuse("photo.too_many_pixels", t("photo.pixels", { p: Math.round(info.width * info.height / 1e4), l: Math.round(maxPx / 1e4) }));
   }
   return null;
 }

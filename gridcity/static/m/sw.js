@@ -1,12 +1,13 @@
 // The service worker of 城管通: keeps the app shell (page, modules, styles, icons, the idb and MapLibre modules)
 // so the app opens and works with no network. Shell files are answered from the cache at once and refreshed
 // in the background; API calls are not touched (the outbox in IndexedDB handles being offline).
-const VERSION = "cgt-shell-v1";
+const VERSION = "cgt-shell-v2";
+const ERRORS = "/console/static/errors.json"; // the one error catalogue, shared with the console
 const SHELL = [
   "/m/", "/m/app.js", "/m/i18n.js", "/m/store.js", "/m/outbox.js", "/m/photos.js", "/m/patrol.js", "/m/minimap.js",
   "/m/style.css", "/m/manifest.webmanifest", "/m/icon-192.png", "/m/icon-512.png",
   "/vendor/idb/index.js", "/vendor/maplibre-gl/maplibre-gl.mjs", "/vendor/maplibre-gl/maplibre-gl-worker.mjs",
-  "/vendor/maplibre-gl/maplibre-gl.css",
+  "/vendor/maplibre-gl/maplibre-gl.css", ERRORS,
 ];
 
 self.addEventListener("install", (event) => {
@@ -20,7 +21,8 @@ self.addEventListener("activate", (event) => {
 });
 
 function isShell(url) {
-  return url.origin === self.location.origin && (url.pathname.startsWith("/m/") || url.pathname.startsWith("/vendor/"));
+  return url.origin === self.location.origin &&
+    (url.pathname.startsWith("/m/") || url.pathname.startsWith("/vendor/") || url.pathname === ERRORS);
 }
 
 self.addEventListener("fetch", (event) => {
