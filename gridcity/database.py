@@ -165,6 +165,19 @@ def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=read_only_engine(engine), expire_on_commit=False)
 
 
+def make_single_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for a read of one statement (the user of a bearer token, on every request).
+
+    On PostgreSQL they run in autocommit, without ``BEGIN``/``ROLLBACK`` round trips around the one
+    statement (a single statement is atomic and sees one snapshot anyway). On SQLite they are read units: its
+    transaction control costs no round trip, and its ``BEGIN`` hook must not run outside a transaction.
+    Write nothing with them.
+    """
+    if engine.dialect.name == "postgresql":
+        return sessionmaker(bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    return make_read_session_factory(engine)
+
+
 def is_read_only(session: Session) -> bool:
     """Whether ``session`` is a read unit."""
     return bool(session.get_bind().get_execution_options().get(READ_ONLY))
