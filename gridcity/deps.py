@@ -164,7 +164,7 @@ def get_current_user(
     the request waits for its next thread); the user object is detached.
 
     One statement needs no transaction around it: on PostgreSQL it runs in autocommit, one round trip
-    instead of four (``BEGIN``, the read, ``ROLLBACK``); see :func:`make_single_read_session_factory`.
+    instead of three (``BEGIN``, the read, ``ROLLBACK``); see :func:`make_single_read_session_factory`.
     """
     with _user_reader(request)() as session:
         return user_from_token(session, settings, token)
