@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from casework.pipeline import CasePipeline
 
 
-def get_pipeline(request: Request) -> CasePipeline:
-    """This app's case pipeline."""
+async def get_pipeline(request: Request) -> CasePipeline:
+    """This app's case pipeline (async: no I/O, so no hop to a worker thread)."""
     pipeline: CasePipeline = request.app.state.pipeline
     return pipeline
 

@@ -469,6 +469,9 @@ class LiveHub:
         self._listening: asyncio.Event | None = None
         self._start_lock: asyncio.Lock | None = None
         self._drain_lock: asyncio.Lock | None = None
+        # True while nobody is subscribed and rows may have committed above the marks: nobody needs those
+        # rows, so the pump reads none of them; the first subscriber brings the marks up to date (one read).
+        self._marks_stale = False
         _HUBS.add(self)
 
     @property
@@ -511,6 +514,17 @@ class LiveHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._loop = None
+
+    def committed_threadsafe(self) -> None:
+        """A session of this process committed live rows (callable from any thread).
+
+        While this worker listens on PostgreSQL, the commit's own ``NOTIFY`` reaches the listener (which
+        delivers the event without a read), so the pump is not woken twice for it.
+        """
+        listening = self._listening
+        if self.is_postgres and self.config.listen_postgres and listening is not None and listening.is_set():
+            return
+        self.wake_threadsafe()
 
     def wake_threadsafe(self) -> None:
         """Ask the pump to read new rows (callable from any thread)."""
@@ -562,7 +576,17 @@ class LiveHub:
                 log.exception("live pump could not read new rows")
                 await asyncio.sleep(1)
 
-    async def _drain(self) -> None:
+    async def _drain(self, *, subscribing: bool = False) -> None:
+        if not self.subscribers and not subscribing:
+            # Nobody to offer anything to (the common case of a server without open consoles): no read.
+            self._marks_stale = True
+            return
+        if self._marks_stale:
+            # The first subscriber after a quiet spell: skip what nobody was there to receive (one cheap read
+            # of the largest ids instead of every row since); a resuming client gets its gap from the log.
+            hw_event, hw_alert = await asyncio.to_thread(self._read_high_water)
+            self.hw_event, self.hw_alert = max(self.hw_event, hw_event), max(self.hw_alert, hw_alert)
+            self._marks_stale = False
         while True:
             # A worker thread, not an async driver on the loop: measured, the loop busy writing to sockets
             # delayed an async read's round trips far more than the thread's GIL hand-offs.
@@ -655,18 +679,22 @@ class LiveHub:
 
         url = sa.engine.make_url(self.database_url).set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
-        assert self._listening is not None
+        listening = self._listening  # this start's (a restart on another loop makes a new one)
+        assert listening is not None
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
+                    listening.set()
                     self.wake_threadsafe()  # catch up with whatever committed while we were not listening
                     async for note in conn.notifies():
                         self.on_notify(note.payload)
             except asyncio.CancelledError:
+                listening.clear()
                 raise
             except Exception:
+                # Until we listen again, this process's commits wake the pump themselves.
+                listening.clear()
                 log.exception("live listener lost its PostgreSQL connection; reconnecting")
                 await asyncio.sleep(1)
 
@@ -694,7 +722,7 @@ class LiveHub:
         await self.ensure_started()
         assert self._drain_lock is not None
         async with self._drain_lock:
-            await self._drain()
+            await self._drain(subscribing=True)
             return self._register(actor, since=since, since_alert=since_alert)
 
     def _register(self, actor: Actor, *, since: int | None, since_alert: int | None) -> Subscriber:
@@ -784,7 +812,7 @@ def on_change(session: Session, change: CaseChange, pipeline: object) -> None:
 def _after_commit(session: Session) -> None:
     if session.info.pop(DIRTY_KEY, False):
         for hub in list(_HUBS):
-            hub.wake_threadsafe()
+            hub.committed_threadsafe()
 
 
 def _after_rollback(session: Session) -> None:

@@ -7,6 +7,7 @@ command) owns the transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,15 +202,22 @@ def on_site_distance(case: Case, *, lon: float | None, lat: float | None, radius
     return distance
 
 
-def _references(action: CaseAction, inp: ActionInput) -> dict[str, Any]:
-    """Scalar subqueries that find the rows the action names (read with the case, in the same statement)."""
+def _reference(action: CaseAction, inp: ActionInput) -> tuple[str, int] | None:
+    """The row the action names, read with the case in the same statement: (kind, id) or None."""
     if action is CaseAction.DISPATCH and inp.department_id is not None:
-        return {"department": select(Department.id).where(Department.id == inp.department_id,
-                                                           Department.active.is_(True)).scalar_subquery()}
+        return "department", inp.department_id
     if action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK) and inp.inspector_id is not None:
-        return {"inspector": select(User.id).where(User.id == inp.inspector_id, User.role == Role.INSPECTOR,
-                                                   User.active.is_(True)).scalar_subquery()}
-    return {}
+        return "inspector", inp.inspector_id
+    return None
+
+
+def _reference_query(kind: str) -> sa.ScalarSelect[Any]:
+    """A scalar subquery that finds the referenced row (its id, bound as ``ref_id``), or NULL."""
+    if kind == "department":
+        return select(Department.id).where(Department.id == sa.bindparam("ref_id"),
+                                           Department.active.is_(True)).scalar_subquery()
+    return select(User.id).where(User.id == sa.bindparam("ref_id"), User.role == Role.INSPECTOR,
+                                 User.active.is_(True)).scalar_subquery()
 
 
 def _new_event(
@@ -241,23 +249,35 @@ def _new_event(
     )
 
 
+@functools.cache
+def _link_statement(system: bool) -> sa.Insert:
+    """Link the actor's own, still unused photos to an event (built once: building it cost more than running it).
+
+    Bound: ``event_id``, ``role``, ``owner`` and ``ids`` (expanding). ``system``: the system actor (user id 0,
+    Open311 intake) also owns the photos stored with no uploader.
+    """
+    att, links = Attachment.__table__, EventAttachment.__table__
+    earlier = links.alias("earlier")
+    owner = att.c.uploaded_by == sa.bindparam("owner")
+    if system:
+        owner = sa.or_(owner, att.c.uploaded_by.is_(None))
+    return (links.insert()
+            .from_select(["event_id", "attachment_id", "role"],
+                         select(sa.bindparam("event_id", type_=sa.Integer), att.c.id,
+                                sa.bindparam("role", type_=sa.String))
+                         .where(att.c.id.in_(sa.bindparam("ids", expanding=True)), owner,
+                                ~select(earlier.c.attachment_id)
+                                .where(earlier.c.attachment_id == att.c.id).exists()))
+            .returning(links.c.attachment_id))
+
+
 def _link_attachments(session: Session, ev: CaseEvent, ids: Sequence[int], role: str, actor: Actor) -> None:
     """Link the actor's own, still unused photos to the event in one statement; anything else refuses the action
     (the caller's transaction then stores nothing)."""
     if not ids:
         return
-    owner = Attachment.uploaded_by == actor.user_id
-    if actor.user_id == 0:
-        owner = sa.or_(owner, Attachment.uploaded_by.is_(None))
-    earlier = aliased(EventAttachment)
-    linked = set(session.scalars(
-        sa.insert(EventAttachment)
-        .from_select(["event_id", "attachment_id", "role"],
-                     select(sa.literal(ev.id), Attachment.id, sa.literal(role))
-                     .where(Attachment.id.in_(ids), owner,
-                            ~select(earlier.attachment_id).where(earlier.attachment_id == Attachment.id).exists()))
-        .returning(EventAttachment.attachment_id)
-    ))
+    linked = set(session.scalars(_link_statement(actor.user_id == 0),
+                                 {"event_id": ev.id, "role": role, "owner": actor.user_id, "ids": list(ids)}))
     if len(linked) != len(ids):
         _refuse_attachments(session, ids, actor)
 
@@ -281,25 +301,39 @@ def _log_facts(session: Session, case_id: int) -> tuple[list[EventFact], int]:
     return [_fact_of(r) for r in rows], (rows[-1].seq if rows else 0)
 
 
+@functools.cache
+def _case_with_log_statement(ref: str | None, dialect: str) -> sa.Select[Any]:
+    """The statement of :func:`_case_with_log` (built once per reference kind and dialect; bound: ``case_id``
+    and, with a reference, ``ref_id``)."""
+    lock = _LOCK_EXPRESSIONS[dialect]
+    q = (select(Case, *_LOG_COLUMNS, *((_reference_query(ref).label("ref"),) if ref else ()))
+         .outerjoin(CaseEvent, CaseEvent.case_id == Case.id).where(Case.id == sa.bindparam("case_id"))
+         .order_by(CaseEvent.seq))
+    return q if lock is None else q.add_columns(lock)
+
+
+_LOCK_EXPRESSIONS: dict[str, sa.ColumnElement[Any] | None] = {}
+
+
 def _case_with_log(
-    session: Session, case_id: int, refs: dict[str, Any] | None = None
-) -> tuple[Case | None, list[EventFact], int, dict[str, Any]]:
-    """The case, its log's timing facts, its last sequence number and the values of ``refs`` (named scalar
-    subqueries), in one statement.
+    session: Session, case_id: int, ref: tuple[str, int] | None = None
+) -> tuple[Case | None, list[EventFact], int, int | None]:
+    """The case, its log's timing facts, its last sequence number and the id of the row ``ref`` names (None
+    when there is none, or no such active row), in one statement.
 
     On PostgreSQL the same statement takes the advisory lock that orders event commits (see ``_order_events``).
     """
-    refs = refs or {}
-    q = (select(Case, *_LOG_COLUMNS, *(v.label(k) for k, v in refs.items()))
-         .outerjoin(CaseEvent, CaseEvent.case_id == Case.id).where(Case.id == case_id).order_by(CaseEvent.seq))
-    lock = spatial.xact_lock(session, _EVENT_ORDER_LOCK)
-    if lock is not None:
-        q = q.add_columns(lock)
-    rows = session.execute(q).all()
+    dialect = spatial.dialect(session)
+    if dialect not in _LOCK_EXPRESSIONS:
+        _LOCK_EXPRESSIONS[dialect] = spatial.xact_lock(session, _EVENT_ORDER_LOCK)
+    params: dict[str, Any] = {"case_id": case_id}
+    if ref is not None:
+        params["ref_id"] = ref[1]
+    rows = session.execute(_case_with_log_statement(ref[0] if ref else None, dialect), params).all()
     if not rows:
-        return None, [], 0, {}
+        return None, [], 0, None
     facts = [_fact_of(r) for r in rows if r.seq is not None]
-    return rows[0][0], facts, (rows[-1].seq or 0), {k: rows[0]._mapping[k] for k in refs}
+    return rows[0][0], facts, (rows[-1].seq or 0), (rows[0].ref if ref is not None else None)
 
 
 def _limit(rules: CaseRules, case: Case, stage: Stage) -> tuple[float, str] | None:
@@ -532,7 +566,8 @@ def perform_action(
     if action in lifecycle.CREATING_ACTIONS and action is not CaseAction.SELF_HANDLE:
         raise InvalidInput(f"{action} creates a case; POST /cases instead", code="case.not_an_action",
                            loc=["action"])
-    loaded, facts, last_seq, found = _case_with_log(session, case_id, _references(action, inp))
+    ref = _reference(action, inp)
+    loaded, facts, last_seq, found = _case_with_log(session, case_id, ref)
     case = _visible(session, loaded, case_id, actor)
     if inp.expected_version is not None and inp.expected_version != case.version:
         raise StaleCase(
@@ -548,10 +583,10 @@ def perform_action(
     # The references the action names must exist; what it then does is data (casework.effects).
     extension: dict[str, Any] | None = None
     target_id: int | None = None
-    if action is CaseAction.DISPATCH and found.get("department") is None:
+    if action is CaseAction.DISPATCH and (ref is None or found is None):
         raise InvalidInput(f"unknown department {inp.department_id}", code="department.unknown",
                            loc=["department_id"])
-    if action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK) and found.get("inspector") is None:
+    if action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK) and (ref is None or found is None):
         raise InvalidInput(f"user {inp.inspector_id} is not an active inspector", code="user.not_inspector",
                            loc=["inspector_id"])
     if action is CaseAction.REQUEST_EXTENSION:

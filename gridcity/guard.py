@@ -85,13 +85,17 @@ class RequestGuard:
     def __init__(self, app: Callable[..., Awaitable[None]], *, fastapi_app: FastAPI) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
-        self._auth_routes: list[tuple[str, re.Pattern[str]]] | None = None
+        self._auth_routes: dict[str, re.Pattern[str]] | None = None
 
     def _needs_auth(self, scope: Scope) -> bool:
         if self._auth_routes is None:
-            self._auth_routes = authenticated_operations(self.fastapi_app.openapi())
-        method, path = scope["method"].upper(), scope["path"]
-        return any(m == method and pattern.fullmatch(path) for m, pattern in self._auth_routes)
+            # One alternation per method, matched in C, instead of a Python loop over every operation.
+            by_method: dict[str, list[str]] = {}
+            for m, pattern in authenticated_operations(self.fastapi_app.openapi()):
+                by_method.setdefault(m, []).append(f"(?:{pattern.pattern})")
+            self._auth_routes = {m: re.compile("|".join(ps)) for m, ps in by_method.items()}
+        pattern = self._auth_routes.get(scope["method"].upper())
+        return pattern is not None and pattern.fullmatch(scope["path"]) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,7 @@ class Settings(BaseSettings):
     """Every knob a deployment may turn. Nothing else reads the environment."""
 
     model_config = SettingsConfigDict(env_prefix="GRIDCITY_", env_file=".env", extra="ignore")
+    _generated_secret: tuple[Path, str] | None = PrivateAttr(default=None)  # (its file, the key) once read
 
     data_dir: Path = Field(default=Path("data"), description="Local data: SpatiaLite file, media, secret.")
     database_url: str | None = Field(
@@ -104,11 +105,16 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret.key"
+        cached = self._generated_secret
+        if cached is not None and cached[0] == path:  # every request checks a token: no file read each time
+            return cached[1]
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        self._generated_secret = (path, key)
+        return key
 
 
 @lru_cache

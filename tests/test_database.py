@@ -23,3 +23,37 @@ def test_a_process_using_spatialite_and_pyproj_exits_cleanly(tmp_path):
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr[-500:]
     assert r.stdout.strip() == "ok"
+
+
+def _backend_pid(engine):
+    with engine.connect() as c:
+        return c.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_after_an_idle_spell(backend, database_url):
+    """Pings only after idleness (G-P1), yet a connection the server closed while idle never reaches a request."""
+    import time
+
+    import pytest
+    import sqlalchemy as sa
+
+    from gridcity.database import make_engine
+
+    if backend != "postgis":
+        pytest.skip("only a server can drop a pooled connection")
+    engine = make_engine(database_url, pool_size=1)
+    pings: list[int] = []
+    dialect_ping = engine.dialect.do_ping
+    engine.dialect.do_ping = lambda conn: pings.append(1) or dialect_ping(conn)  # type: ignore[method-assign]
+    try:
+        first = _backend_pid(engine)
+        assert _backend_pid(engine) == first and pings == []  # used just now: no ping, same connection
+        admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            assert c.exec_driver_sql("SELECT pg_terminate_backend(%(p)s)", {"p": first}).scalar()
+        admin.dispose()
+        time.sleep(2.2)  # longer than PING_AFTER_IDLE_SECONDS
+        second = _backend_pid(engine)  # pinged, found dead, replaced: the statement itself succeeds
+        assert pings == [1] and second != first
+    finally:
+        engine.dispose()

@@ -543,3 +543,53 @@ def test_notify_delivers_only_the_next_event_and_otherwise_wakes_the_pump() -> N
     delivered, woken = asyncio.run(run())
     assert delivered == [6, 7, 8]
     assert woken == [False, True, True, True, False]
+
+
+def test_the_pump_reads_nothing_while_nobody_is_subscribed_and_the_first_subscriber_gets_the_marks() -> None:
+    """G-P1: a server without open consoles does not read the log after every commit."""
+    hub = live.LiveHub(None, "sqlite://", live.LiveConfig())  # type: ignore[arg-type]
+    reads: list[str] = []
+
+    def read_new(after_event: int, after_alert: int) -> tuple[list[live.LiveItem], list[live.LiveItem]]:
+        reads.append("items")
+        return [_item(i) for i in range(after_event + 1, 43)], []
+
+    def read_high_water() -> tuple[int, int]:
+        reads.append("marks")
+        return 40, 7
+
+    hub._read_new = read_new  # type: ignore[method-assign]
+    hub._read_high_water = read_high_water  # type: ignore[method-assign]
+
+    async def run() -> live.Subscriber:
+        hub._drain_lock = asyncio.Lock()
+        await hub._drain()  # a commit woke the pump: nobody to offer anything to
+        await hub._drain()
+        assert reads == [] and hub._marks_stale
+        # What subscribe() does once the pump runs: bring the marks up to date, then register at them.
+        await hub._drain(subscribing=True)
+        sub = hub._register(Actor(1, Role.DISPATCHER), since=None, since_alert=None)
+        await hub._drain()  # the next commit: read, as there is a subscriber now
+        return sub
+
+    sub = asyncio.run(run())
+    # The marks were brought up to date once (not every row since), then rows above them were read.
+    assert reads == ["marks", "items", "items"]
+    assert (sub.pos_event, sub.pos_alert) == (42, 7) and not hub._marks_stale
+
+
+def test_a_local_commit_wakes_the_pump_only_when_no_postgresql_listener_will() -> None:
+    async def run() -> list[bool]:
+        woken = []
+        for url, listening in (("sqlite://", True), ("postgresql://x/y", True), ("postgresql://x/y", False)):
+            hub = live.LiveHub(None, url, live.LiveConfig())  # type: ignore[arg-type]
+            hub._loop, hub._wake, hub._listening = asyncio.get_running_loop(), asyncio.Event(), asyncio.Event()
+            if listening:
+                hub._listening.set()
+            hub.committed_threadsafe()
+            await asyncio.sleep(0)
+            woken.append(hub._wake.is_set())
+        return woken
+
+    # The listener delivers the commit's NOTIFY itself; without one (or on SQLite) the commit wakes the pump.
+    assert asyncio.run(run()) == [True, False, True]
