@@ -1,16 +1,14 @@
 """The working calendar (工作日历): working periods of a day, weekend days, public holidays and 调休 make-up
-working days, loaded from TOML with :func:`load_calendar`.
+working days. Its TOML file is read and checked by :func:`casework.tables.load_calendar`.
 
-Pure: standard library and :mod:`gridcity.errors` only.
+Pure: standard library and :mod:`gridcity.errors` only; reads no files.
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,7 +24,9 @@ _PERIOD_CACHE_MAX = 20_000
 
 
 def _calendar_error(message: str, loc: Sequence[str | int] = ()) -> InvalidInput:
-    return InvalidInput(message, code="calendar.invalid", loc=["calendar", *loc])
+    path = ".".join(map(str, loc))
+    return InvalidInput(f"工作日历 {path}: {message}" if path else f"工作日历: {message}", code="calendar.invalid",
+                        loc=["calendar", *loc])
 
 
 @dataclass(frozen=True)
@@ -187,147 +187,3 @@ class WorkCalendar:
             self._cache.clear()
         self._cache[day] = result
         return result
-
-
-_WEEKDAY_NAMES = {
-    **{n: i for i, n in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
-    **{
-        n: i
-        for i, n in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
-    },
-}
-_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_CALENDAR_KEYS = frozenset({"timezone", "weekend", "working_periods", "holidays", "makeup_workdays"})
-_HOLIDAY_KEYS = frozenset({"name", "start", "end", "makeup_workdays"})
-
-
-def _parse_time(value: Any, loc: list[str | int]) -> time:
-    if isinstance(value, time) and value.tzinfo is None:
-        return value
-    if isinstance(value, str):
-        m = _TIME_RE.match(value.strip())
-        if m:
-            try:
-                return time(int(m[1]), int(m[2]), int(m[3] or 0))
-            except ValueError:
-                pass
-    raise _calendar_error(f"bad time {value!r} (expected 'HH:MM')", loc)
-
-
-def _parse_date(value: Any, loc: list[str | int]) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise _calendar_error(f"bad date {value!r} (expected YYYY-MM-DD)", loc)
-
-
-def _parse_dates(value: Any, loc: list[str | int]) -> list[date]:
-    if not isinstance(value, list):
-        raise _calendar_error(f"expected a list of dates, got {value!r}", loc)
-    return [_parse_date(v, [*loc, i]) for i, v in enumerate(value)]
-
-
-def _check_keys(table: Mapping[str, Any], allowed: frozenset[str], loc: list[str | int]) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise _calendar_error(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})", loc)
-
-
-def load_calendar(text: str) -> WorkCalendar:
-    """Parse a working calendar from TOML.
-
-    The format (see ``casework/data/calendar.toml``)::
-
-        timezone = "Asia/Shanghai"                              # optional, default Asia/Shanghai
-        weekend = ["sat", "sun"]                                # names or ISO numbers 1-7; optional
-        working_periods = [["08:30", "12:00"], ["14:00", "18:00"]]  # optional, this is the default
-        makeup_workdays = ["2025-01-26"]                        # optional, loose 调休 days
-
-        [[holidays]]
-        name = "2025 春节"
-        start = 2025-01-28                                      # TOML dates or "YYYY-MM-DD" strings
-        end = 2025-02-04                                        # inclusive; optional (one day)
-        makeup_workdays = [2025-01-26, 2025-02-08]              # optional
-
-    Args:
-        text: The TOML document.
-
-    Returns:
-        The calendar.
-
-    Raises:
-        InvalidInput: ``calendar.invalid`` for malformed TOML, unknown keys, bad times or dates, overlapping
-            periods, a period with ``end <= start``, a holiday range ending before it starts, or a date that
-            is both a holiday and a make-up day.
-    """
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _calendar_error(f"calendar is not valid TOML: {exc}") from None
-    _check_keys(doc, _CALENDAR_KEYS, [])
-
-    kwargs: dict[str, Any] = {}
-    if "timezone" in doc:
-        if not isinstance(doc["timezone"], str):
-            raise _calendar_error("timezone must be a string", ["timezone"])
-        kwargs["timezone"] = doc["timezone"]
-
-    if "working_periods" in doc:
-        raw = doc["working_periods"]
-        if not isinstance(raw, list):
-            raise _calendar_error("working_periods must be a list of [start, end] pairs", ["working_periods"])
-        periods = []
-        for i, pair in enumerate(raw):
-            if not isinstance(pair, list) or len(pair) != 2:
-                raise _calendar_error(
-                    f"working period {pair!r} is not a [start, end] pair", ["working_periods", i]
-                )
-            periods.append(
-                (
-                    _parse_time(pair[0], ["working_periods", i, 0]),
-                    _parse_time(pair[1], ["working_periods", i, 1]),
-                )
-            )
-        kwargs["periods"] = tuple(periods)
-
-    if "weekend" in doc:
-        raw = doc["weekend"]
-        if not isinstance(raw, list):
-            raise _calendar_error("weekend must be a list of weekday names or ISO numbers", ["weekend"])
-        weekend = set()
-        for i, v in enumerate(raw):
-            if isinstance(v, str) and v.strip().lower() in _WEEKDAY_NAMES:
-                weekend.add(_WEEKDAY_NAMES[v.strip().lower()])
-            elif isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 7:
-                weekend.add(v - 1)
-            else:
-                raise _calendar_error(f"bad weekday {v!r} (use mon..sun or 1..7)", ["weekend", i])
-        kwargs["weekend"] = frozenset(weekend)
-
-    holidays: set[date] = set()
-    makeup: set[date] = set(_parse_dates(doc.get("makeup_workdays", []), ["makeup_workdays"]))
-    raw_holidays = doc.get("holidays", [])
-    if not isinstance(raw_holidays, list):
-        raise _calendar_error("holidays must be an array of tables ([[holidays]])", ["holidays"])
-    for i, h in enumerate(raw_holidays):
-        loc: list[str | int] = ["holidays", i]
-        if not isinstance(h, dict):
-            raise _calendar_error("each holiday must be a table with start/end", loc)
-        _check_keys(h, _HOLIDAY_KEYS, loc)
-        if "start" not in h:
-            raise _calendar_error("holiday has no start date", loc)
-        first = _parse_date(h["start"], [*loc, "start"])
-        last = _parse_date(h.get("end", first), [*loc, "end"])
-        if last < first:
-            raise _calendar_error(f"holiday {h.get('name', '')!r} ends before it starts", [*loc, "end"])
-        if (last - first).days > 366:
-            raise _calendar_error(f"holiday {h.get('name', '')!r} is longer than a year", [*loc, "end"])
-        holidays.update(first + timedelta(days=k) for k in range((last - first).days + 1))
-        makeup.update(_parse_dates(h.get("makeup_workdays", []), [*loc, "makeup_workdays"]))
-
-    return WorkCalendar(holidays=frozenset(holidays), makeup_workdays=frozenset(makeup), **kwargs)
-
