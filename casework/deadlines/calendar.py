@@ -63,26 +63,26 @@ class WorkCalendar:
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise _calendar_error(f"unknown time zone {self.timezone!r}", ["timezone"]) from None
+            raise _calendar_error(f"未知的时区 {self.timezone!r}", ["timezone"]) from None
 
         raw = [tuple(p) for p in self.periods]
         for i, p in enumerate(raw):
             if len(p) != 2 or not all(isinstance(t, time) and t.tzinfo is None for t in p):
                 raise _calendar_error(
-                    f"working period {p!r} is not a pair of naive times", ["working_periods", i]
+                    f"工作时段 {p!r} 应为两个不带时区的时间", ["working_periods", i]
                 )
         periods = tuple(sorted(raw))
         if not periods:
-            raise _calendar_error("a calendar needs at least one working period", ["working_periods"])
+            raise _calendar_error("至少需要一个工作时段", ["working_periods"])
         for i, p in enumerate(periods):
             if p[1] <= p[0]:
                 raise _calendar_error(
-                    f"working period {p[0]:%H:%M}-{p[1]:%H:%M} ends before it starts", ["working_periods", i]
+                    f"工作时段 {p[0]:%H:%M}-{p[1]:%H:%M} 的结束时间不晚于开始时间", ["working_periods", i]
                 )
             if i and periods[i - 1][1] > p[0]:
                 q = periods[i - 1]
                 raise _calendar_error(
-                    f"working periods {q[0]:%H:%M}-{q[1]:%H:%M} and {p[0]:%H:%M}-{p[1]:%H:%M} overlap",
+                    f"工作时段 {q[0]:%H:%M}-{q[1]:%H:%M} 与 {p[0]:%H:%M}-{p[1]:%H:%M} 重叠",
                     ["working_periods", i],
                 )
         object.__setattr__(self, "periods", periods)
@@ -90,27 +90,27 @@ class WorkCalendar:
         weekend = frozenset(self.weekend)
         if any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6 for d in weekend):
             raise _calendar_error(
-                f"weekend days must be weekday numbers 0-6, got {sorted(weekend)}", ["weekend"]
+                f"周末应为 0-6 的星期序号，实为 {sorted(weekend)}", ["weekend"]
             )
         if len(weekend) == 7:
-            raise _calendar_error("every day of the week is a weekend day", ["weekend"])
+            raise _calendar_error("一周七天不能都是周末", ["weekend"])
         object.__setattr__(self, "weekend", weekend)
 
         for name in ("holidays", "makeup_workdays"):
             days = frozenset(getattr(self, name))
             bad = [d for d in days if isinstance(d, datetime) or not isinstance(d, date)]
             if bad:
-                raise _calendar_error(f"{name} must hold dates, got {bad[0]!r}", [name])
+                raise _calendar_error(f"{name} 应只含日期，实有 {bad[0]!r}", [name])
             object.__setattr__(self, name, days)
         both = self.holidays & self.makeup_workdays
         if both:
             raise _calendar_error(
-                f"{min(both).isoformat()} is both a holiday and a make-up working day", ["makeup_workdays"]
+                f"{min(both).isoformat()} 既是假日又是调休补班日", ["makeup_workdays"]
             )
         not_weekend = sorted(d for d in self.makeup_workdays if d.weekday() not in weekend)
         if not_weekend:
             raise _calendar_error(
-                f"make-up working day {not_weekend[0].isoformat()} is not a weekend day", ["makeup_workdays"]
+                f"调休补班日 {not_weekend[0].isoformat()} 不是周末", ["makeup_workdays"]
             )
 
     @property
