@@ -1,6 +1,7 @@
 """The city's standard tables for casework: class catalogue, working calendar, handling standards.
 
-This is where they are read from files; the modules that parse and use them (:mod:`casework.deadlines`,
+This is where they are read from files and handed to their loaders (:mod:`casework.tables`,
+:mod:`components.catalog_loader`); the modules that use them (:mod:`casework.deadlines`,
 :mod:`components.catalog`) are pure and read no files.
 
 Shipped defaults live in ``casework/data`` and ``components/data``; a city overrides them with files of the
@@ -15,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from casework import deadlines
+from casework import deadlines, tables
 from components import catalog as class_catalog
 from components import catalog_loader
 
@@ -45,13 +46,13 @@ def _shipped(name: str) -> str:
 @lru_cache(maxsize=1)
 def default_calendar() -> deadlines.WorkCalendar:
     """The shipped default calendar (``casework/data/calendar.toml``, cached); cities override it."""
-    return deadlines.load_calendar(_shipped("calendar.toml"))
+    return tables.load_calendar(_shipped("calendar.toml"))
 
 
 @lru_cache(maxsize=1)
 def default_handling_standards() -> deadlines.StandardsTable:
     """The shipped default handling standards (``casework/data/handling_standards.csv``, cached)."""
-    return deadlines.load_handling_standards(_shipped("handling_standards.csv"))
+    return tables.load_handling_standards(_shipped("handling_standards.csv"))
 
 
 def _read_override(city_dir: Path | None, name: str) -> str | None:
@@ -66,13 +67,13 @@ def load_rules(city_dir: Path | None = None) -> CaseRules:
     """Load the shipped tables, with the city's overrides applied."""
     data = resources.files("casework") / "data"
     calendar_text = _read_override(city_dir, "calendar.toml") or (data / "calendar.toml").read_text("utf-8")
-    standards = deadlines.load_handling_standards((data / "handling_standards.csv").read_text("utf-8"))
+    standards = tables.load_handling_standards((data / "handling_standards.csv").read_text("utf-8"))
     override = _read_override(city_dir, "handling_standards.csv")
     if override:
-        standards = deadlines.merge(standards, deadlines.load_handling_standards(override))
+        standards = deadlines.merge(standards, tables.load_handling_standards(override))
     class_override = _read_override(city_dir, "classes.csv")
     catalog = catalog_loader.default_catalog() if class_override is None else catalog_loader.load_catalog(
         catalog_loader.shipped_csv_texts(), class_override
     )
-    return CaseRules(catalog=catalog, calendar=deadlines.load_calendar(calendar_text), standards=standards,
+    return CaseRules(catalog=catalog, calendar=tables.load_calendar(calendar_text), standards=standards,
                      city_dir=city_dir)

@@ -1,6 +1,7 @@
 """Loading the class catalog: the shipped CSV files (``components/data``) plus an optional per-city override
-file, validated row by row (see ``components/data/README.md``); failures raise ``class.invalid_data`` naming
-the file, line and column.
+file, each row's cells checked by a pydantic model (:class:`ClassRow`, see ``components/data/README.md``) and
+the rules between rows and files by hand; failures raise ``class.invalid_data`` naming the file, line and
+column.
 """
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import io
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from importlib import resources
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 from components.catalog import ClassCatalog, ClassInfo
 from components.codes import (
@@ -99,59 +103,105 @@ def _read_rows(text: str, source: str, *, override: bool) -> Iterator[tuple[int,
         raise _invalid(source, 1, "no header row")
 
 
-def _flag(cells: Mapping[str, str], column: str) -> bool:
-    value = cells[column]
-    if value not in ("0", "1"):
-        raise _DataError(f"must be 0 or 1, not {value!r}", column)
-    return value == "1"
+def _cell_rule(value: str, info: ValidationInfo) -> str:
+    """Check one cell (empty: keep the base value; ``-``: clear an optional column)."""
+    column = info.field_name or ""
+    if value == "":
+        return value
+    if value == _CLEAR:
+        if column not in _CLEARABLE:
+            raise PydanticCustomError("class_cell", "{column} cannot be cleared", {"column": column})
+        return value
+    problem: str | None = None
+    if column in ("auto_dispatch", "enabled") and value not in ("0", "1"):
+        problem = f"must be 0 or 1, not {value!r}"
+    elif column == "owner_kind" and value not in OWNER_KINDS:
+        problem = f"unknown owner_kind {value!r} (see OWNER_KINDS)"
+    elif column == "geometry" and value not in {g.value for g in Geometry}:
+        problem = f"geometry must be point, line or polygon, not {value!r}"
+    elif column == "confidence" and value not in CONFIDENCE_MARKERS:
+        problem = f"confidence must be C, P or U, not {value!r}"
+    elif column == "mapping_basis" and value not in MAPPING_BASES:
+        problem = f"unknown mapping_basis {value!r}"
+    elif column == "cjt214_code" and (not is_digits(value, 4) or class_code_problem(value)):
+        problem = f"cjt214_code must be a 4-digit CJ/T 214 class code, not {value!r}"
+    if problem:
+        raise PydanticCustomError("class_cell", problem)
+    return value
 
 
-def _check_value(column: str, value: str) -> None:
-    """Validate one non-empty cell of an optional or free column."""
-    if column == "owner_kind" and value not in OWNER_KINDS:
-        raise _DataError(f"unknown owner_kind {value!r} (see OWNER_KINDS)", column)
-    if column == "confidence" and value not in CONFIDENCE_MARKERS:
-        raise _DataError(f"confidence must be C, P or U, not {value!r}", column)
-    if column == "mapping_basis" and value not in MAPPING_BASES:
-        raise _DataError(f"unknown mapping_basis {value!r}", column)
-    if column == "cjt214_code" and (not is_digits(value, 4) or class_code_problem(value)):
-        raise _DataError(f"cjt214_code must be a 4-digit CJ/T 214 class code, not {value!r}", column)
+def _kind(value: str) -> ClassKind:
+    try:
+        return ClassKind(value)
+    except ValueError:
+        raise PydanticCustomError("class_kind", "kind must be component or event, not {value}",
+                                  {"value": repr(value)}) from None
+
+
+def _code(value: str) -> str:
+    problem = class_code_problem(value)
+    if problem:
+        raise PydanticCustomError("class_code", "bad class code {value}: {problem}",
+                                  {"value": repr(value), "problem": problem})
+    return value
+
+
+def _major_code(value: str, info: ValidationInfo) -> str:
+    code = info.data.get("code")
+    if value and code is not None and value != code[:2]:
+        raise PydanticCustomError("class_major", "major_code {value} does not match code {code}",
+                                  {"value": repr(value), "code": code})
+    return value
+
+
+Cell = Annotated[str, AfterValidator(_cell_rule)]
+
+
+class ClassRow(BaseModel):
+    """One data row of a class CSV (cells stripped). Every column but ``kind`` and ``code`` may be absent
+    (override files) or empty (keep the base value); ``-`` clears an optional column."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Annotated[ClassKind, BeforeValidator(_kind)]
+    code: Annotated[str, AfterValidator(_code)]
+    major_code: Annotated[str, AfterValidator(_major_code)] = ""
+    major_name_zh: Cell = ""
+    name_zh: Cell = ""
+    name_en: Cell = ""
+    owner_kind: Cell = ""
+    geometry: Cell = ""
+    auto_dispatch: Cell = ""
+    enabled: Cell = ""
+    confidence: Cell = ""
+    aliases_zh: Cell = ""
+    cjt214_code: Cell = ""
+    mapping_basis: Cell = ""
 
 
 def _row_key(cells: Mapping[str, str]) -> tuple[ClassKind, str]:
+    """Check every cell of a row (:class:`ClassRow`); the row's class key."""
     try:
-        kind = ClassKind(cells["kind"])
-    except ValueError:
-        raise _DataError(f"kind must be component or event, not {cells['kind']!r}", "kind") from None
-    code = cells["code"]
-    problem = class_code_problem(code)
-    if problem:
-        raise _DataError(f"bad class code {code!r}: {problem}", "code")
-    if cells.get("major_code") and cells["major_code"] != code[:2]:
-        raise _DataError(f"major_code {cells['major_code']!r} does not match code {code}", "major_code")
-    return kind, code
+        row = ClassRow.model_validate(cells)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        column = str(err["loc"][0]) if err["loc"] else None
+        raise _DataError(err["msg"], column) from None
+    return row.kind, row.code
 
 
 def _apply(cells: Mapping[str, str], base: ClassInfo) -> ClassInfo:
-    """Return ``base`` with every non-empty cell of ``cells`` applied (``-`` clears optional columns)."""
+    """Return ``base`` with every non-empty cell of ``cells`` (checked by :func:`_row_key`) applied (``-``
+    clears optional columns)."""
     changes: dict[str, object] = {}
     for column, value in cells.items():
         if column in ("kind", "code", "major_code") or value == "":
             continue
         if value == _CLEAR:
-            if column not in _CLEARABLE:
-                raise _DataError(f"{column} cannot be cleared", column)
             changes[column] = {"aliases_zh": (), "cjt214_code": None}.get(column, "")
-            continue
-        if column in ("auto_dispatch", "enabled"):
-            changes[column] = _flag(cells, column)
-            continue
-        _check_value(column, value)
-        if column == "geometry":
-            try:
-                changes[column] = Geometry(value)
-            except ValueError:
-                raise _DataError(f"geometry must be point, line or polygon, not {value!r}", column) from None
+        elif column in ("auto_dispatch", "enabled"):
+            changes[column] = value == "1"
+        elif column == "geometry":
+            changes[column] = Geometry(value)
         elif column == "aliases_zh":
             changes[column] = tuple(a.strip() for a in value.split(_ALIAS_SEPARATOR) if a.strip())
         else:

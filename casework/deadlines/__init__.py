@@ -3,13 +3,15 @@
 This package is pure: it imports only the standard library and :mod:`gridcity.errors`. It holds
 
 * the working calendar (:class:`WorkCalendar`): working periods of a day, weekend days, public holidays and
-  调休 make-up working days, loaded from TOML with :func:`load_calendar`;
+  调休 make-up working days;
 * working-time arithmetic: :func:`work_seconds_between` and its inverse :func:`add_work_seconds`;
 * limits in the five units of the limit tables (:class:`LimitUnit`): 工作时, 工作日, 小时, 天, 分钟;
 * the clock of one stage of a case (:func:`stage_clock`), with suspensions (挂账, the clock stops),
   approved extensions (延期) and a traffic light;
-* the handling-standards table (立案条件 / 处置时限 / 结案条件) loaded from CSV with
-  :func:`load_handling_standards`, and its most-specific-row lookup.
+* the handling-standards table (立案条件 / 处置时限 / 结案条件) and its most-specific-row lookup.
+
+It reads no files: the TOML calendar and the CSV standards are read and checked (pydantic) by
+:mod:`casework.tables`.
 
 Measures. A limit in a *working* unit (``work_hour``, ``work_day``) is measured in working seconds: only
 time inside a working period of a working day counts. ``N work_day`` means N full working days of working
@@ -24,7 +26,7 @@ arithmetic), :mod:`.clock` (stage clocks) and :mod:`.standards` (handling standa
 their public names, the package's API.
 """
 
-from casework.deadlines.calendar import WorkCalendar, load_calendar
+from casework.deadlines.calendar import WorkCalendar
 from casework.deadlines.clock import Clock, Light, Pause, merge_pauses, stage_clock
 from casework.deadlines.standards import (
     ANY,
@@ -34,7 +36,6 @@ from casework.deadlines.standards import (
     HandlingStandard,
     Limit,
     StandardsTable,
-    load_handling_standards,
     merge,
 )
 from casework.deadlines.units import LimitUnit
@@ -67,8 +68,6 @@ __all__ = [
     "convert_extension",
     "limit_elapsed",
     "limit_seconds",
-    "load_calendar",
-    "load_handling_standards",
     "merge",
     "merge_pauses",
     "stage_clock",

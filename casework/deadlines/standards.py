@@ -1,16 +1,13 @@
-"""The handling-standards table (立案条件 / 处置时限 / 结案条件), loaded from CSV with
-:func:`load_handling_standards`, and its most-specific-row lookup.
+"""The handling-standards table (立案条件 / 处置时限 / 结案条件) and its most-specific-row lookup. Its CSV file is
+read and checked by :func:`casework.tables.load_handling_standards`.
 
-Pure: standard library and :mod:`gridcity.errors` only.
+Pure: standard library and :mod:`gridcity.errors` only; reads no files.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,9 +32,7 @@ STANDARDS_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the handling-standards CSV, in the shipped order."""
 
-_CLASS_RE = re.compile(r"^(?:\*|[CE]\d{2}\*|[CE]\d{4,5})$")
 _MAJOR_RE = re.compile(r"^([CE]\d{2})")
-_REGION_RE = re.compile(r"^[A-Za-z0-9_-]{0,16}$")
 
 
 class Limit(NamedTuple):
@@ -224,113 +219,6 @@ class StandardsTable:
             code="standards.not_found",
             loc=["class_code"],
         )
-
-
-def _parse_limit(data: Mapping[str, str], stage: str, line: int) -> Limit | None:
-    raw_value, raw_unit = data[f"{stage}_value"], data[f"{stage}_unit"]
-    if not raw_value and not raw_unit:
-        return None
-    if not raw_value or not raw_unit:
-        raise _standards_error(
-            f"{stage}_value and {stage}_unit must both be given or both empty", line, stage
-        )
-    try:
-        value = float(raw_value)
-    except ValueError:
-        raise _standards_error(
-            f"{stage}_value {raw_value!r} is not a number", line, f"{stage}_value"
-        ) from None
-    if not math.isfinite(value) or value < 0:
-        raise _standards_error(f"{stage}_value {raw_value!r} must be >= 0", line, f"{stage}_value")
-    try:
-        unit = LimitUnit(raw_unit.lower())
-    except ValueError:
-        allowed = ", ".join(u.value for u in LimitUnit)
-        raise _standards_error(
-            f"unknown unit {raw_unit!r} in {stage}_unit (allowed: {allowed})", line, f"{stage}_unit"
-        ) from None
-    return Limit(value, unit)
-
-
-def _parse_standard(data: Mapping[str, str], line: int) -> HandlingStandard:
-    code = data["class_code"].upper()
-    if not _CLASS_RE.match(code):
-        raise _standards_error(
-            f"bad class_code {data['class_code']!r} (expected '*', 'C01*', 'C0101', 'E0102' …)",
-            line,
-            "class_code",
-        )
-    urgency = data["urgency"].lower()
-    if urgency not in (*URGENCIES, ANY):
-        raise _standards_error(f"bad urgency {data['urgency']!r} (normal, urgent or *)", line, "urgency")
-    region = "" if data["region_class"] == ANY else data["region_class"]
-    if not _REGION_RE.match(region):
-        raise _standards_error(f"bad region_class {region!r}", line, "region_class")
-    limits = {stage: _parse_limit(data, stage, line) for stage in STAGES}
-    return HandlingStandard(
-        class_code=code,
-        urgency=urgency,
-        region_class=region,
-        filing_condition=data["filing_condition"],
-        close_condition=data["close_condition"],
-        **limits,
-    )
-
-
-def load_handling_standards(csv_text: str) -> StandardsTable:
-    """Parse a handling-standards CSV (columns :data:`STANDARDS_COLUMNS`, header first, any column order).
-
-    Blank lines and lines whose first cell starts with ``#`` are ignored. Empty ``<stage>_value`` and
-    ``<stage>_unit`` mean "no limit for this stage". ``region_class`` empty or ``*`` means any region.
-
-    Args:
-        csv_text: The CSV text (a leading UTF-8 BOM is accepted).
-
-    Returns:
-        The table.
-
-    Raises:
-        InvalidInput: ``standards.invalid`` naming the CSV line for a missing/unknown column, a bad class
-            code, urgency or region, a non-numeric or negative value, an unknown unit, or a duplicate key.
-    """
-    reader = csv.reader(io.StringIO(csv_text.removeprefix("\ufeff")))
-    header: list[str] | None = None
-    rows: list[HandlingStandard] = []
-    seen: dict[tuple[str, str, str], int] = {}
-    try:
-        for record in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in record) or record[0].lstrip().startswith("#"):
-                continue
-            cells = [cell.strip() for cell in record]
-            if header is None:
-                missing = [c for c in STANDARDS_COLUMNS if c not in cells]
-                unknown = [c for c in cells if c not in STANDARDS_COLUMNS]
-                if missing or unknown or len(set(cells)) != len(cells):
-                    problem = (
-                        f"missing column {missing[0]!r}"
-                        if missing
-                        else f"unknown column {unknown[0]!r}"
-                        if unknown
-                        else "duplicate column"
-                    )
-                    raise _standards_error(f"bad header: {problem}", line)
-                header = cells
-                continue
-            if len(cells) != len(header):
-                raise _standards_error(f"expected {len(header)} cells, got {len(cells)}", line)
-            standard = _parse_standard(dict(zip(header, cells, strict=True)), line)
-            if standard.key in seen:
-                raise _standards_error(
-                    f"duplicate row for {standard.key} (first on line {seen[standard.key]})", line
-                )
-            seen[standard.key] = line
-            rows.append(standard)
-    except csv.Error as exc:
-        raise _standards_error(f"malformed CSV: {exc}", reader.line_num) from None
-    if header is None:
-        raise _standards_error("no header line")
-    return StandardsTable(rows)
 
 
 def merge(base: StandardsTable, override: StandardsTable) -> StandardsTable:

@@ -30,14 +30,13 @@ from casework.deadlines import (
     convert_extension,
     limit_elapsed,
     limit_seconds,
-    load_calendar,
-    load_handling_standards,
     merge,
     merge_pauses,
     stage_clock,
     work_seconds_between,
 )
 from casework.rules import DATA_DIR, default_calendar, default_handling_standards
+from casework.tables import load_calendar, load_handling_standards
 from gridcity.errors import InvalidInput, NotFound
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -464,6 +463,29 @@ def test_load_calendar_rejects(text: str) -> None:
         load_calendar(text)
     assert err.value.code == "calendar.invalid"
     assert err.value.loc[0] == "calendar"
+
+
+@pytest.mark.parametrize(
+    ("text", "loc"),
+    [
+        ('[[holidays]]\nstart = "2025-02-30"', ["calendar", "holidays", 0, "start"]),
+        ("[[holidays]]\nend = 2025-03-03", ["calendar", "holidays", 0, "start"]),
+        ("[[holidays]]\nstart = 2025-03-05\nend = 2025-03-04", ["calendar", "holidays", 0, "end"]),
+        ("[[holidays]]\nstart = 2025-03-03\nlength = 2", ["calendar", "holidays", 0, "length"]),
+        ('working_periods = [["08:30", "12:00"], ["8h30", "9:00"]]', ["calendar", "working_periods", 1, 0]),
+        ('working_periods = [["08:30"]]', ["calendar", "working_periods", 0, 1]),  # the missing end
+        ('weekend = ["sat", "funday"]', ["calendar", "weekend", 1]),
+        ("timezone = 8", ["calendar", "timezone"]),
+        ('timezone = "Mars/Olympus"', ["calendar", "timezone"]),
+        ("holiday = []", ["calendar", "holiday"]),
+        ("timezone = ", ["calendar"]),
+    ],
+)
+def test_load_calendar_error_names_the_key(text: str, loc: list[str | int]) -> None:
+    with pytest.raises(InvalidInput) as err:
+        load_calendar(text)
+    assert err.value.loc == loc
+    assert "工作日历" in err.value.message
 
 
 # ----- standards

@@ -405,6 +405,9 @@ HEADER = "kind,code,major_code,major_name_zh,name_zh,name_en,owner_kind,geometry
         ("kind,code,mapping_basis\nevent,06002,same_name\n", 2, "mapping_basis"),  # basis without mapping
         ("kind,code,name_zh\nevent,0102,-\n", 2, "name_zh"),  # name cannot be cleared
         ("kind,code,confidence\nevent,0102,Z\n", 2, "confidence"),
+        ("kind,code,enabled\nevent,0102,-\n", 2, "enabled"),  # a flag cannot be cleared
+        ("kind,code,geometry\nevent,0102,-\n", 2, "geometry"),
+        ("kind,code,cjt214_code\nevent,06002,12\n", 2, "cjt214_code"),  # not a 4-digit code
     ],
 )  # fmt: skip
 def test_invalid_override_rows_are_reported_with_their_line(
