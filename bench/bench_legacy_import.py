@@ -100,7 +100,7 @@ def run(kind: str, cases: int) -> dict[str, Any]:
         ids = legacy_import.write(s, replays, rules=rules)
         s.flush()
         t2 = time.perf_counter()
-        evaluation_facts.after_import(s, ids, rules=rules)
+        evaluation_facts.after_import(s, legacy_import.imported_cases(replays), rules=rules)
         s.flush()
         t3 = time.perf_counter()
     out.update(events=sum(len(r.events) for r in replays), cases=len(ids), validate_s=t1 - t0, write_s=t2 - t1,

@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework import deadlines as casework_deadlines
+from casework import legacy_import
 from casework import service as casework_service
 from casework import timeline as casework_timeline
 from casework.lifecycle import CaseAction, CaseStatus, Stage, stage_of
@@ -510,15 +511,28 @@ def overdue_as_of(session: Session, *, fact_ids: Sequence[int], as_of: dt.dateti
     return out
 
 
-def after_import(session: Session, case_ids: Sequence[int], *, rules: CaseRules, batch: int = 2000,
-                 echo: Any = None) -> int:
-    """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built."""
+def after_import(session: Session, cases: Sequence[legacy_import.ImportedCase], *, rules: CaseRules,
+                 batch: int = 2000, echo: Any = None) -> int:
+    """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built.
+
+    The logs come from the import's replay (``cases``), as written, instead of being read back: the same
+    rows as :func:`refresh_cases` derives from the stored log (the import tests compare both)."""
     steps = load_step_limits(rules.city_dir)
+    f = {name: i for i, name in enumerate(legacy_import.EVENT_FIELDS)}
+    ia, i_from, i_to, i_at, i_actor, i_dept, i_data = (f[k] for k in (
+        "action", "from_status", "to_status", "at", "actor_id", "department_id", "data"))
     total = 0
-    for k in range(0, len(case_ids), batch):
-        total += refresh_cases(session, case_ids=case_ids[k:k + batch], rules=rules, steps=steps, mark_rollup=False)
+    for k in range(0, len(cases), batch):
+        part = cases[k:k + batch]
+        rows: list[dict[str, Any]] = []
+        for c in part:
+            events = [LoggedEvent(e[ia], e[i_from], e[i_to], e[i_at].astimezone(dt.UTC), e[i_actor], e[i_dept],
+                                  e[i_data] or {}) for e in c.events]
+            case_now = events[-1].at if events else utcnow()
+            rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), events, rules, steps, case_now)
+        total += _write(session, [c.id for c in part], rows)
         if echo:
-            echo(f"evaluation facts: {min(k + batch, len(case_ids))}/{len(case_ids)} cases")
+            echo(f"evaluation facts: {min(k + batch, len(cases))}/{len(cases)} cases")
     if session.get(evaluation_service.RollupState, 1) is not None:
         state = session.get(evaluation_service.RollupState, 1)
         evaluation_service.rebuild_rollup(session, tz=state.tz if state else evaluation_service.DEFAULT_TZ)
