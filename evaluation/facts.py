@@ -234,7 +234,12 @@ def build_facts(
         s, e = events[start], events[end] if end is not None else None
         completed_at = e.at if (e is not None and completed) else None
         deadline = _utc(clock.deadline) if clock is not None else None
-        determined, on_time = _outcome(_utc(completed_at), clock, late_after(cal, deadline, working))
+        done = _utc(completed_at)
+        # late_after(deadline) >= deadline, so a run completed by its deadline is determined at completion
+        # whatever it is: only the others pay for the working-time step.
+        late = None if done is not None and deadline is not None and done <= deadline else late_after(
+            cal, deadline, working)
+        determined, on_time = _outcome(done, clock, late)
         horizon = completed_at or (e.at if e is not None else now)
         overdue = 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, all_pauses)
         rows.append({
@@ -306,10 +311,10 @@ def build_facts(
         deadline = _utc(clock.deadline) if clock is not None else None
         on_time = fix is not None and (clock is None or clock.overdue_seconds == 0)
         accepted_at = events[accepted].at if accepted is not None else None
-        late = late_after(cal, deadline, working)
         if on_time:
             determined = accepted_at
         else:
+            late = late_after(cal, deadline, working)
             determined = min((t for t in (_utc(accepted_at), late) if t is not None), default=None)
         horizon = end_at if end_at is not None else now
         run_no["task"] = run_no.get("task", 0) + 1
