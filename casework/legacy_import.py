@@ -99,6 +99,31 @@ class _Replay:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     facts: list[timeline.EventFact] = field(default_factory=list)
     links: list[tuple[int, int, str]] = field(default_factory=list)  # (seq, attachment id, role)
+    case_id: int | None = None  # once written
+
+
+@dataclass(frozen=True)
+class ImportedCase:
+    """A written case as the replay knows it, for the ``after`` callback (the facts) without re-reading it.
+
+    ``events`` are the rows written to ``case_event`` in ``seq`` order, as tuples in ``EVENT_FIELDS`` order.
+    """
+
+    id: int
+    class_code: str
+    urgency: str
+    grid_code: str | None
+    events: Sequence[tuple[Any, ...]]
+
+
+EVENT_FIELDS = _EVENT_COLUMNS[1:]  # an ImportedCase's event tuples (without case_id)
+
+
+def imported_cases(replays: Sequence[_Replay]) -> list[ImportedCase]:
+    """The written cases (after :func:`write`) in the order they were written."""
+    done = sorted((rp for rp in replays if rp.case_id is not None), key=lambda rp: rp.case_id or 0)
+    return [ImportedCase(rp.case_id or 0, rp.row["class_code"], rp.row["urgency"], rp.row["grid_code"], rp.events)
+            for rp in done]
 
 
 @dataclass(frozen=True)
@@ -455,6 +480,7 @@ def write(session: Session, replays: Sequence[_Replay], *, rules: CaseRules, ech
         rows = []
         for rp in part:
             cid = got[rp.row["number"]]
+            rp.case_id = cid
             ids.append(cid)
             rows += [(cid, *ev) for ev in rp.events]
         spatial.bulk_append(session, CaseEvent.__table__, _EVENT_COLUMNS, rows)
@@ -479,12 +505,13 @@ def write(session: Session, replays: Sequence[_Replay], *, rules: CaseRules, ech
 
 def import_records(
     session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], *, rules: CaseRules | None = None,
-    echo: Echo | None = None, after: Callable[[Session, Sequence[int]], Any] | None = None,
+    echo: Echo | None = None, after: Callable[[Session, Sequence[ImportedCase]], Any] | None = None,
 ) -> ImportResult:
     """Validate everything, then write it all (the caller owns the transaction: a refusal writes nothing).
 
-    ``records`` are ``(line number, JSON text or already-parsed object)``; ``after(session, case_ids)`` runs
-    once the cases are written (e.g. the evaluation facts).
+    ``records`` are ``(line number, JSON text or already-parsed object)``; ``after(session, cases)`` runs
+    once the cases are written (e.g. the evaluation facts), with what the replay knows of each
+    (:class:`ImportedCase`), so it need not read the log back.
 
     Raises:
         ImportRefused: ``import.refused`` with the line-numbered errors.
@@ -495,7 +522,7 @@ def import_records(
     ids = write(session, replays, rules=rules, echo=echo)
     session.flush()
     if after is not None and ids:
-        after(session, ids)
+        after(session, imported_cases(replays))
     n_events = sum(len(r.events) for r in replays)
     return ImportResult(len(ids), n_events, skipped, tuple(ids), time.perf_counter() - t0)
 

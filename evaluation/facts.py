@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework import deadlines as casework_deadlines
+from casework import legacy_import
 from casework import service as casework_service
 from casework import timeline as casework_timeline
 from casework.lifecycle import CaseAction, CaseStatus, Stage, stage_of
@@ -233,7 +234,12 @@ def build_facts(
         s, e = events[start], events[end] if end is not None else None
         completed_at = e.at if (e is not None and completed) else None
         deadline = _utc(clock.deadline) if clock is not None else None
-        determined, on_time = _outcome(_utc(completed_at), clock, late_after(cal, deadline, working))
+        done = _utc(completed_at)
+        # late_after(deadline) >= deadline, so a run completed by its deadline is determined at completion
+        # whatever it is: only the others pay for the working-time step.
+        late = None if done is not None and deadline is not None and done <= deadline else late_after(
+            cal, deadline, working)
+        determined, on_time = _outcome(done, clock, late)
         horizon = completed_at or (e.at if e is not None else now)
         overdue = 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, all_pauses)
         rows.append({
@@ -305,10 +311,10 @@ def build_facts(
         deadline = _utc(clock.deadline) if clock is not None else None
         on_time = fix is not None and (clock is None or clock.overdue_seconds == 0)
         accepted_at = events[accepted].at if accepted is not None else None
-        late = late_after(cal, deadline, working)
         if on_time:
             determined = accepted_at
         else:
+            late = late_after(cal, deadline, working)
             determined = min((t for t in (_utc(accepted_at), late) if t is not None), default=None)
         horizon = end_at if end_at is not None else now
         run_no["task"] = run_no.get("task", 0) + 1
@@ -517,15 +523,28 @@ def overdue_as_of(session: Session, *, fact_ids: Sequence[int], as_of: dt.dateti
     return out
 
 
-def after_import(session: Session, case_ids: Sequence[int], *, rules: CaseRules, batch: int = 2000,
-                 echo: Any = None) -> int:
-    """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built."""
+def after_import(session: Session, cases: Sequence[legacy_import.ImportedCase], *, rules: CaseRules,
+                 batch: int = 2000, echo: Any = None) -> int:
+    """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built.
+
+    The logs come from the import's replay (``cases``), as written, instead of being read back: the same
+    rows as :func:`refresh_cases` derives from the stored log (the import tests compare both)."""
     steps = load_step_limits(rules.city_dir)
+    f = {name: i for i, name in enumerate(legacy_import.EVENT_FIELDS)}
+    ia, i_from, i_to, i_at, i_actor, i_dept, i_data = (f[k] for k in (
+        "action", "from_status", "to_status", "at", "actor_id", "department_id", "data"))
     total = 0
-    for k in range(0, len(case_ids), batch):
-        total += refresh_cases(session, case_ids=case_ids[k:k + batch], rules=rules, steps=steps, mark_rollup=False)
+    for k in range(0, len(cases), batch):
+        part = cases[k:k + batch]
+        rows: list[dict[str, Any]] = []
+        for c in part:
+            events = [LoggedEvent(e[ia], e[i_from], e[i_to], e[i_at].astimezone(dt.UTC), e[i_actor], e[i_dept],
+                                  e[i_data] or {}) for e in c.events]
+            case_now = events[-1].at if events else utcnow()
+            rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), events, rules, steps, case_now)
+        total += _write(session, [c.id for c in part], rows)
         if echo:
-            echo(f"evaluation facts: {min(k + batch, len(case_ids))}/{len(case_ids)} cases")
+            echo(f"evaluation facts: {min(k + batch, len(cases))}/{len(cases)} cases")
     if session.get(evaluation_service.RollupState, 1) is not None:
         state = session.get(evaluation_service.RollupState, 1)
         evaluation_service.rebuild_rollup(session, tz=state.tz if state else evaluation_service.DEFAULT_TZ)

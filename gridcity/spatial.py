@@ -416,7 +416,11 @@ def bulk_append(
         return
     dialect_obj = session.get_bind().dialect
     postgres = dialect_obj.name == "postgresql"
-    procs: list[tuple[int, Any]] = []
+    # (column index, bind processor, its cache): columns of one type share a cache keyed by the value's
+    # identity (a fact row's start, end and completion are often the very same datetime object), so each
+    # object is converted once; identity, not equality, so the stored values are exactly the processor's.
+    procs: list[tuple[int, Any, dict[int, tuple[Any, Any]]]] = []
+    caches: dict[tuple[type, str], dict[int, tuple[Any, Any]]] = {}
     for i, c in enumerate(columns):
         ctype = table.c[c].type
         proc: Any
@@ -425,21 +429,20 @@ def bulk_append(
         else:
             proc = ctype.dialect_impl(dialect_obj).bind_processor(dialect_obj)
         if proc is not None:
-            procs.append((i, proc))
+            procs.append((i, proc, caches.setdefault((type(ctype), repr(ctype)), {})))
     if procs:
         processed: list[Sequence[Any]] = []
-        last: dict[int, tuple[Any, Any]] = {}  # a column often repeats one value (a load's timestamp)
         for r in rows:
             r = list(r)
-            for i, p in procs:
+            for i, p, cache in procs:
                 v = r[i]
                 if v is not None:
-                    prev = last.get(i)
-                    if prev is not None and prev[0] is v:
-                        r[i] = prev[1]
+                    hit = cache.get(id(v))
+                    if hit is not None and hit[0] is v:
+                        r[i] = hit[1]
                     else:
-                        r[i] = p(v)
-                        last[i] = (v, r[i])
+                        r[i] = out = p(v)
+                        cache[id(v)] = (v, out)  # holds v, so its id is not reused during the load
             processed.append(r)
         rows = processed
     names = list(columns)

@@ -269,7 +269,7 @@ def cases_import(file: str) -> None:
             try:
                 result = legacy_import.import_records(
                     session, legacy_import.read_lines(stream), rules=rules, echo=click.echo,
-                    after=lambda s, ids: evaluation_facts.after_import(s, ids, rules=rules, echo=click.echo))
+                    after=lambda s, cases: evaluation_facts.after_import(s, cases, rules=rules, echo=click.echo))
             except legacy_import.ImportRefused as exc:
                 for err in exc.errors:
                     click.echo(f"line {err['line']}: {err['type']}: {err['msg']}", err=True)

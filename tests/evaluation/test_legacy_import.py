@@ -67,7 +67,7 @@ def _rankings(session: Session) -> dict[str, list[tuple[Any, ...]]]:
 def _import(session: Session, lines: list[str]) -> legacy_import.ImportResult:
     rules = load_rules()
     return legacy_import.import_records(session, legacy_import.read_lines(lines), rules=rules,
-                                        after=lambda s, ids: facts.after_import(s, ids, rules=rules))
+                                        after=lambda s, cases: facts.after_import(s, cases, rules=rules))
 
 
 def test_export_then_import_gives_identical_facts_and_rankings(session: Session, driver: Driver,

@@ -215,7 +215,7 @@ def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings
     rules = load_rules()
     with factory() as s, s.begin():
         result = legacy_import.import_records(s, enumerate(lines, start=1), rules=rules,
-                                              after=lambda ss, ids: facts.after_import(ss, ids, rules=rules))
+                                              after=lambda ss, cases: facts.after_import(ss, cases, rules=rules))
         assert result.cases == 120 and result.events == len(lines)
     with factory() as s:
         assert snapshot(s) == before
