@@ -47,17 +47,109 @@ from gridcity.database import make_engine, make_session_factory
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/gc_bench_addresses"
 DISTRICTS = ("渭滨区", "金台区", "陈仓区")
-STREETS = ("经二路街道", "清姜街道", "神农镇", "桥南街道", "马营镇", "东风路街道", "西关街道", "中山东路街道",
-           "群众路街道", "卧龙寺街道", "虢镇街道", "东关街道", "千渭街道", "阳平镇", "周原镇")
-STEMS = ("文化", "和平", "团结", "长青", "建设", "人民", "石鼓", "太白", "秦岭", "青铜", "炎帝", "西岐", "凤鸣",
-         "陈仓", "姜城", "斗鸡", "卧龙", "渭阳", "蟠龙", "高庙", "马营", "金陵", "益门", "峪泉", "福临", "东岭",
-         "西堡", "南坡", "北辰", "钟楼", "玉涧", "桃园", "杏林", "槐荫", "梧桐", "银杏", "枫林", "芙蓉", "兴隆",
-         "永安", "广元", "承平", "盛世", "安乐", "惠民", "丰收", "群英", "友谊", "经一", "经二", "中山", "红旗",
-         "宝光", "新华", "胜利", "火炬", "清姜", "公园", "金台", "大庆", "滨河", "宝平", "东风", "西关")
+STREETS = (
+    "经二路街道",
+    "清姜街道",
+    "神农镇",
+    "桥南街道",
+    "马营镇",
+    "东风路街道",
+    "西关街道",
+    "中山东路街道",
+    "群众路街道",
+    "卧龙寺街道",
+    "虢镇街道",
+    "东关街道",
+    "千渭街道",
+    "阳平镇",
+    "周原镇",
+)
+STEMS = (
+    "文化",
+    "和平",
+    "团结",
+    "长青",
+    "建设",
+    "人民",
+    "石鼓",
+    "太白",
+    "秦岭",
+    "青铜",
+    "炎帝",
+    "西岐",
+    "凤鸣",
+    "陈仓",
+    "姜城",
+    "斗鸡",
+    "卧龙",
+    "渭阳",
+    "蟠龙",
+    "高庙",
+    "马营",
+    "金陵",
+    "益门",
+    "峪泉",
+    "福临",
+    "东岭",
+    "西堡",
+    "南坡",
+    "北辰",
+    "钟楼",
+    "玉涧",
+    "桃园",
+    "杏林",
+    "槐荫",
+    "梧桐",
+    "银杏",
+    "枫林",
+    "芙蓉",
+    "兴隆",
+    "永安",
+    "广元",
+    "承平",
+    "盛世",
+    "安乐",
+    "惠民",
+    "丰收",
+    "群英",
+    "友谊",
+    "经一",
+    "经二",
+    "中山",
+    "红旗",
+    "宝光",
+    "新华",
+    "胜利",
+    "火炬",
+    "清姜",
+    "公园",
+    "金台",
+    "大庆",
+    "滨河",
+    "宝平",
+    "东风",
+    "西关",
+)
 SUFFIXES = ("路", "街", "巷", "大道", "东路", "西路", "南路", "北路")
 NUMERALS = ("", "一", "二", "三", "四")
-PLACES = ("小区", "花园", "家属院", "中学", "小学", "幼儿园", "医院", "卫生院", "超市", "商场", "公园", "广场",
-          "派出所", "社区居委会", "宾馆", "菜市场")
+PLACES = (
+    "小区",
+    "花园",
+    "家属院",
+    "中学",
+    "小学",
+    "幼儿园",
+    "医院",
+    "卫生院",
+    "超市",
+    "商场",
+    "公园",
+    "广场",
+    "派出所",
+    "社区居委会",
+    "宾馆",
+    "菜市场",
+)
 
 
 def synthetic_rows(n: int, seed: int = 7) -> tuple[list[RawRow], list[str]]:
@@ -75,16 +167,37 @@ def synthetic_rows(n: int, seed: int = 7) -> tuple[list[RawRow], list[str]]:
         for num in range(1, per_road + 1):
             if i >= plates:
                 break
-            rows.append(RawRow(i + 1, {"code": f"P{i:07d}", "kind": "door_plate", "name": f"{road}{num}号",
-                                       "road": road, "number": str(num), "aliases": f"{district};{street}"},
-                               Point(lon0 + num * 2e-5, lat0)))
+            rows.append(
+                RawRow(
+                    i + 1,
+                    {
+                        "code": f"P{i:07d}",
+                        "kind": "door_plate",
+                        "name": f"{road}{num}号",
+                        "road": road,
+                        "number": str(num),
+                        "aliases": f"{district};{street}",
+                    },
+                    Point(lon0 + num * 2e-5, lat0),
+                )
+            )
             i += 1
     while i < n:
         road = roads[i % len(roads)]
         name = f"{rng.choice(STEMS)}{rng.choice(PLACES)}"
-        rows.append(RawRow(i + 1, {"code": f"P{i:07d}", "kind": "place", "name": f"{name}{i % 97 or ''}",
-                                   "road": road, "aliases": f"{DISTRICTS[i % 3]};{STREETS[i % 15]}"},
-                           Point(107.0 + (i % 300) * 0.001, 34.3 + (i % 200) * 0.001)))
+        rows.append(
+            RawRow(
+                i + 1,
+                {
+                    "code": f"P{i:07d}",
+                    "kind": "place",
+                    "name": f"{name}{i % 97 or ''}",
+                    "road": road,
+                    "aliases": f"{DISTRICTS[i % 3]};{STREETS[i % 15]}",
+                },
+                Point(107.0 + (i % 300) * 0.001, 34.3 + (i % 200) * 0.001),
+            )
+        )
         i += 1
     return rows, roads
 
@@ -155,8 +268,12 @@ def run(backend: str, n: int, k: int, pg_url: str, tmp: Path) -> dict[str, objec
             ms.append((time.perf_counter() - t) * 1000)
         out["probe"] = _stats(ms)
         # the index-free alternative: a LIKE scan of the whole table (fewer inputs: it is slow)
-        scan = (sa.select(Address.id).where(Address.search_text.like(sa.bindparam("p")))
-                .order_by(sa.func.length(Address.search_text)).limit(10))
+        scan = (
+            sa.select(Address.id)
+            .where(Address.search_text.like(sa.bindparam("p")))
+            .order_by(sa.func.length(Address.search_text))
+            .limit(10)
+        )
         ms = []
         for q in qs["plate"][: max(5, k // 10)]:
             t = time.perf_counter()
@@ -190,28 +307,39 @@ def report(results: dict[str, dict[str, object]], n: int, k: int) -> str:
         hits = r["hits"]
         assert isinstance(kinds, dict) and isinstance(hits, dict)
         for kind, st in kinds.items():
-            lines.append(f"| {backend} | {kind} | {st['p50']:.2f} | {st['p95']:.2f} | {st['max']:.2f} | "
-                         f"{hits[kind]:.0%} |")
+            lines.append(
+                f"| {backend} | {kind} | {st['p50']:.2f} | {st['p95']:.2f} | {st['max']:.2f} | {hits[kind]:.0%} |"
+            )
         probe, scan = r["probe"], r["scan"]
         assert isinstance(probe, dict) and isinstance(scan, dict)
-        lines.append(f"| {backend} | *limit: one indexed probe* | {probe['p50']:.3f} | {probe['p95']:.3f} | "
-                     f"{probe['max']:.3f} | |")
-        lines.append(f"| {backend} | *no index: LIKE scan* | {scan['p50']:.1f} | {scan['p95']:.1f} | "
-                     f"{scan['max']:.1f} | |")
+        lines.append(
+            f"| {backend} | *limit: one indexed probe* | {probe['p50']:.3f} | {probe['p95']:.3f} | "
+            f"{probe['max']:.3f} | |"
+        )
+        lines.append(
+            f"| {backend} | *no index: LIKE scan* | {scan['p50']:.1f} | {scan['p95']:.1f} | {scan['max']:.1f} | |"
+        )
     lines.append("")
     for backend, r in results.items():
         kinds = r["kinds"]
         probe, scan = r["probe"], r["scan"]
         assert isinstance(kinds, dict) and isinstance(probe, dict) and isinstance(scan, dict)
         plate = kinds["plate"]
-        lines.append(f"- {backend}: import {r['load_s']:.1f} s for {r['addresses']:,} addresses "
-                     f"({r['grams']:,} bigram rows); a plate look-up (p50 {plate['p50']:.2f} ms) costs "
-                     f"{plate['p50'] / probe['p50']:.0f}× one indexed probe and is "
-                     f"{scan['p50'] / plate['p50']:.0f}× faster than the index-free scan.")
-    lines.append("- Target p95 ≤ 50 ms for plate, road and place inputs: " + ", ".join(
-        f"{b} {'met' if all(r['kinds'][x]['p95'] <= 50 for x in ('plate', 'road', 'place')) else 'NOT met'}"  # type: ignore[index]
-        for b, r in results.items()) + ". `broad` (a district's name, matching a third of the city) is the "
-        "worst case: every candidate is ranked before the best 10 are known.")
+        lines.append(
+            f"- {backend}: import {r['load_s']:.1f} s for {r['addresses']:,} addresses "
+            f"({r['grams']:,} bigram rows); a plate look-up (p50 {plate['p50']:.2f} ms) costs "
+            f"{plate['p50'] / probe['p50']:.0f}× one indexed probe and is "
+            f"{scan['p50'] / plate['p50']:.0f}× faster than the index-free scan."
+        )
+    lines.append(
+        "- Target p95 ≤ 50 ms for plate, road and place inputs: "
+        + ", ".join(
+            f"{b} {'met' if all(r['kinds'][x]['p95'] <= 50 for x in ('plate', 'road', 'place')) else 'NOT met'}"  # type: ignore[index]
+            for b, r in results.items()
+        )
+        + ". `broad` (a district's name, matching a third of the city) is the "
+        "worst case: every candidate is ranked before the best 10 are known."
+    )
     return "\n".join(lines)
 
 

@@ -48,14 +48,17 @@ GRIDCITY = str(Path(sys.executable).parent / "gridcity")
 
 def prepare(backend: str, data_dir: Path, pg_url: str) -> tuple[str, dict[str, str]]:
     """A migrated database with a leader, an admin and an inspector; its URL and bearer headers per user."""
-    url = (f"sqlite:///{data_dir / 'bench_burst.sqlite'}" if backend == "spatialite"
-           else recreate_postgis_database(pg_url))
+    url = (
+        f"sqlite:///{data_dir / 'bench_burst.sqlite'}" if backend == "spatialite" else recreate_postgis_database(pg_url)
+    )
     engine = make_engine(url)
     migrate.upgrade(engine)
     pw = security.hash_password("bench-password")
     with make_session_factory(engine)() as s, s.begin():
-        ids = {name: org.create_user(s, username=name, password="", password_hash=pw, role=role).id
-               for name, role in [("leader", Role.LEADER), ("admin", Role.ADMIN), ("inspector", Role.INSPECTOR)]}
+        ids = {
+            name: org.create_user(s, username=name, password="", password_hash=pw, role=role).id
+            for name, role in [("leader", Role.LEADER), ("admin", Role.ADMIN), ("inspector", Role.INSPECTOR)]
+        }
     engine.dispose()
     headers = {}
     for name, uid in ids.items():
@@ -68,11 +71,16 @@ def start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str
     from tests.console import free_port  # noqa: PLC0415
 
     port = free_port()
-    env = {**os.environ, "GRIDCITY_DATABASE_URL": url, "GRIDCITY_DATA_DIR": str(data_dir),
-           "GRIDCITY_SECRET_KEY": SECRET}
+    env = {
+        **os.environ,
+        "GRIDCITY_DATABASE_URL": url,
+        "GRIDCITY_DATA_DIR": str(data_dir),
+        "GRIDCITY_SECRET_KEY": SECRET,
+    }
     env.pop("GRIDCITY_DB_POOL_SIZE", None)
-    proc = subprocess.Popen([GRIDCITY, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [GRIDCITY, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -87,8 +95,9 @@ def start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str
         time.sleep(0.2)
 
 
-async def burst(base: str, plan: list[tuple[str, str, dict[str, Any] | None, str | None]], clients: int,
-                headers: dict[str, str]) -> dict[str, Any]:
+async def burst(
+    base: str, plan: list[tuple[str, str, dict[str, Any] | None, str | None]], clients: int, headers: dict[str, str]
+) -> dict[str, Any]:
     """``clients`` clients released at once, each running ``plan`` (method, path, json, user) in order."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     lat: list[float] = []
@@ -124,8 +133,16 @@ async def burst(base: str, plan: list[tuple[str, str, dict[str, Any] | None, str
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 
     bad = sum(v for k, v in codes.items() if not (isinstance(k, int) and 200 <= k < 300))
-    return {"n": len(lat), "wall": wall, "rps": len(lat) / wall, "p50": q(0.5), "p99": q(0.99),
-            "max": lat[-1] * 1000, "bad": bad, "codes": dict(codes)}
+    return {
+        "n": len(lat),
+        "wall": wall,
+        "rps": len(lat) / wall,
+        "p50": q(0.5),
+        "p99": q(0.99),
+        "max": lat[-1] * 1000,
+        "bad": bad,
+        "codes": dict(codes),
+    }
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -140,16 +157,21 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             "`GET /api/v1/auth/me`": [("GET", "/api/v1/auth/me", None, "leader")] * r,
             "`GET /api/v1/cases?limit=20`": [("GET", "/api/v1/cases?limit=20", None, "leader")] * r,
             "mix: 3 reads + `POST /api/v1/departments`": [
-                ("GET", "/api/v1/auth/me", None, "leader"), ("GET", "/api/v1/cases?limit=20", None, "leader"),
+                ("GET", "/api/v1/auth/me", None, "leader"),
+                ("GET", "/api/v1/cases?limit=20", None, "leader"),
                 ("GET", "/api/v1/departments", None, "leader"),
-                ("POST", "/api/v1/departments", {"code": "D{t}", "name": "部门{i}"}, "admin")],
+                ("POST", "/api/v1/departments", {"code": "D{t}", "name": "部门{i}"}, "admin"),
+            ],
         }
         for name, plan in scenarios.items():
             asyncio.run(burst(base, plan[:1], 20, headers))  # warm-up
             rows[name] = asyncio.run(burst(base, plan, args.clients, headers))
             x = rows[name]
-            print(f"{backend:10} {name:45} {x['n']:5} req {x['wall']:6.2f} s {x['rps']:7.0f}/s p50 {x['p50']:7.1f} "
-                  f"p99 {x['p99']:7.1f} max {x['max']:7.1f} ms  not 2xx: {x['bad']} {x['codes']}", flush=True)
+            print(
+                f"{backend:10} {name:45} {x['n']:5} req {x['wall']:6.2f} s {x['rps']:7.0f}/s p50 {x['p50']:7.1f} "
+                f"p99 {x['p99']:7.1f} max {x['max']:7.1f} ms  not 2xx: {x['bad']} {x['codes']}",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -173,13 +195,18 @@ def section(backend: str, rows: dict[str, Any], args: argparse.Namespace, cmd: s
         "|---|---|---|---|---|---|---|",
     ]
     if os.getloadavg()[0] > 2 * (os.cpu_count() or 1):
-        lines[5:5] = ["", "The machine was saturated by other work during this run (load average far above its "
-                      "CPUs): the absolute figures measure that, not the server. What this run shows is the last "
-                      "column (no answer other than 2xx, nothing stalled) and that the authenticated database routes "
-                      "keep pace with the bare endpoint (ratio ≈ 1). Rerun on a quiet machine for latency figures."]
+        lines[5:5] = [
+            "",
+            "The machine was saturated by other work during this run (load average far above its "
+            "CPUs): the absolute figures measure that, not the server. What this run shows is the last "
+            "column (no answer other than 2xx, nothing stalled) and that the authenticated database routes "
+            "keep pace with the bare endpoint (ratio ≈ 1). Rerun on a quiet machine for latency figures.",
+        ]
     for name, x in rows.items():
-        lines.append(f"| {name} | {x['n']:,} | {x['wall']:.2f} | {x['rps']:,.0f} | {x['p50']:.1f} / {x['p99']:.1f} / "
-                     f"{x['max']:.1f} | {x['rps'] / limit['rps']:.2f} | {x['bad']} |")
+        lines.append(
+            f"| {name} | {x['n']:,} | {x['wall']:.2f} | {x['rps']:,.0f} | {x['p50']:.1f} / {x['p99']:.1f} / "
+            f"{x['max']:.1f} | {x['rps'] / limit['rps']:.2f} | {x['bad']} |"
+        )
     return "\n".join(lines)
 
 

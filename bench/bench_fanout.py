@@ -114,8 +114,10 @@ def _prepare(url: str, operators: int) -> tuple[list[str], int]:
     migrate.upgrade(engine)
     pw = security.hash_password("bench-password")
     with make_session_factory(engine)() as s, s.begin():
-        ops = [org.create_user(s, username=f"op{i:04d}", password="x", role=Role.DISPATCHER, password_hash=pw).id
-               for i in range(operators)]
+        ops = [
+            org.create_user(s, username=f"op{i:04d}", password="x", role=Role.DISPATCHER, password_hash=pw).id
+            for i in range(operators)
+        ]
         insp = org.create_user(s, username="inspector", password="x", role=Role.INSPECTOR, password_hash=pw).id
     engine.dispose()
     ttl = dt.timedelta(hours=2)
@@ -148,8 +150,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-async def _clients(urls: list[str], stamp: str, expect: int, max_seconds: float,
-                   ready: Any) -> tuple[list[Any], list[int]]:
+async def _clients(
+    urls: list[str], stamp: str, expect: int, max_seconds: float, ready: Any
+) -> tuple[list[Any], list[int]]:
     """Connect every url, report ready, then read until each client has ``expect`` events (or time is up).
 
     Clients read from the moment they are connected (nothing is sent before the run starts), with no timer
@@ -160,8 +163,9 @@ async def _clients(urls: list[str], stamp: str, expect: int, max_seconds: float,
     connected = [0]
 
     async def one(url: str, first: bool) -> None:
-        async with connect(url, max_queue=None, open_timeout=120, compression=None, ping_interval=None,
-                           close_timeout=1) as ws:
+        async with connect(
+            url, max_queue=None, open_timeout=120, compression=None, ping_interval=None, close_timeout=1
+        ) as ws:
             if stamp != "t":  # the app's stream is live once it says "synced"
                 while json.loads(await ws.recv()).get("type") != "synced":
                     pass
@@ -189,30 +193,36 @@ async def _clients(urls: list[str], stamp: str, expect: int, max_seconds: float,
     return out, sizes
 
 
-def _client_proc(urls: list[str], stamp: str, expect: int, max_seconds: float, cpus: set[int] | None,
-                 ready: Any, results: Any) -> None:
+def _client_proc(
+    urls: list[str], stamp: str, expect: int, max_seconds: float, cpus: set[int] | None, ready: Any, results: Any
+) -> None:
     """One client process: its share of the sockets in one asyncio loop."""
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     results.put(asyncio.run(_clients(urls, stamp, expect, max_seconds, ready)))
 
 
-def _generator_proc(url: str, inspector_id: int, rate: float, count: int, cpus: set[int] | None,
-                    results: Any) -> None:
+def _generator_proc(url: str, inspector_id: int, rate: float, count: int, cpus: set[int] | None, results: Any) -> None:
     """The event generator in its own process (as another app worker would be)."""
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     results.put(_drive_events(url, inspector_id, rate, count))
 
 
-def _run(urls: list[str], procs: int, stamp: str, expect: int, max_seconds: float, cpus: set[int] | None,
-         start: Any) -> tuple[list[Any], list[int], float]:
+def _run(
+    urls: list[str], procs: int, stamp: str, expect: int, max_seconds: float, cpus: set[int] | None, start: Any
+) -> tuple[list[Any], list[int], float]:
     """Spread the clients over ``procs`` processes, wait until all are connected, run ``start()``."""
     ctx = mp.get_context("spawn")
     ready, results = ctx.Queue(), ctx.Queue()
     shares = [urls[i::procs] for i in range(procs)]
-    children = [ctx.Process(target=_client_proc, args=(share, stamp, expect, max_seconds + 120, cpus, ready,
-                                                       results), daemon=True) for share in shares if share]
+    children = [
+        ctx.Process(
+            target=_client_proc, args=(share, stamp, expect, max_seconds + 120, cpus, ready, results), daemon=True
+        )
+        for share in shares
+        if share
+    ]
     for c in children:
         c.start()
     for _ in children:
@@ -267,8 +277,15 @@ def _drive_events(url: str, inspector_id: int, rate: float, count: int) -> dict[
     return commits
 
 
-def _one_rate(args: argparse.Namespace, url: str, tokens: list[str], inspector: int, rate: float,
-              pad: int | None, cpus: set[int] | None) -> dict[str, Any]:
+def _one_rate(
+    args: argparse.Namespace,
+    url: str,
+    tokens: list[str],
+    inspector: int,
+    rate: float,
+    pad: int | None,
+    cpus: set[int] | None,
+) -> dict[str, Any]:
     count = int(rate * args.seconds)
     expect = count
     poll = 0.01 if url.startswith("sqlite") else 5.0
@@ -286,8 +303,9 @@ def _one_rate(args: argparse.Namespace, url: str, tokens: list[str], inspector: 
             p.start()
             gen.append(p)
 
-        receipts, sizes, t_app = _run([ws_base + t for t in tokens], args.client_procs, "at", expect,
-                                      args.seconds + 60, cpus, start_app)
+        receipts, sizes, t_app = _run(
+            [ws_base + t for t in tokens], args.client_procs, "at", expect, args.seconds + 60, cpus, start_app
+        )
         commits: dict[int, float] = commits_q.get(timeout=120)
         gen[0].join(timeout=30)
     finally:
@@ -298,11 +316,19 @@ def _one_rate(args: argparse.Namespace, url: str, tokens: list[str], inspector: 
 
     bare_proc, bare_url = _spawn(BARE_SERVER)
     try:
+
         def start_bare() -> None:
             httpx.get(f"{bare_url}/start", params={"rate": rate, "count": count, "pad": pad}, timeout=30)
 
-        lat_bare, _, t_bare = _run([bare_url.replace("http://", "ws://") + "/ws"] * args.clients,
-                                   args.client_procs, "t", expect, args.seconds + 60, cpus, start_bare)
+        lat_bare, _, t_bare = _run(
+            [bare_url.replace("http://", "ws://") + "/ws"] * args.clients,
+            args.client_procs,
+            "t",
+            expect,
+            args.seconds + 60,
+            cpus,
+            start_bare,
+        )
     finally:
         _stop(bare_proc)
     return {"rate": rate, "count": count, "pad": pad, "app": (lat_app, t_app), "bare": (lat_bare, t_bare)}
@@ -334,8 +360,11 @@ def main() -> None:
             pad = r["pad"]
             runs.append(r)
             a, b = r["app"][0], r["bare"][0]
-            print(f"rate {rate:g}: app p50 {_pct(a, .5):.1f} p99 {_pct(a, .99):.1f} ms ({len(a):,}); "
-                  f"bare p50 {_pct(b, .5):.1f} p99 {_pct(b, .99):.1f} ms ({len(b):,})", flush=True)
+            print(
+                f"rate {rate:g}: app p50 {_pct(a, 0.5):.1f} p99 {_pct(a, 0.99):.1f} ms ({len(a):,}); "
+                f"bare p50 {_pct(b, 0.5):.1f} p99 {_pct(b, 0.99):.1f} ms ({len(b):,})",
+                flush=True,
+            )
 
     def median(xs: list[float]) -> float:
         s = sorted(xs)
@@ -349,12 +378,13 @@ def main() -> None:
             exp = r["count"] * args.clients
             for name, key in (("event → operator (app)", "app"), ("bare push (anchor)", "bare")):
                 lat, el = r[key]
-                rows.append(f"| {rate:g} | {k} | {name} | {len(lat):,} of {exp:,} | {_pct(lat, .5):.1f} | "
-                            f"{_pct(lat, .99):.1f} | {max(lat, default=0) * 1000:.1f} | {len(lat) / el:,.0f} |")
-            r50.append(_pct(r["app"][0], .5) / max(_pct(r["bare"][0], .5), 1e-9))
-            r99.append(_pct(r["app"][0], .99) / max(_pct(r["bare"][0], .99), 1e-9))
-        summary.append(f"| {rate:g} | {median(r50):.1f}× | {median(r99):.1f}× | "
-                       f"{', '.join(f'{x:.1f}' for x in r99)} |")
+                rows.append(
+                    f"| {rate:g} | {k} | {name} | {len(lat):,} of {exp:,} | {_pct(lat, 0.5):.1f} | "
+                    f"{_pct(lat, 0.99):.1f} | {max(lat, default=0) * 1000:.1f} | {len(lat) / el:,.0f} |"
+                )
+            r50.append(_pct(r["app"][0], 0.5) / max(_pct(r["bare"][0], 0.5), 1e-9))
+            r99.append(_pct(r["app"][0], 0.99) / max(_pct(r["bare"][0], 0.99), 1e-9))
+        summary.append(f"| {rate:g} | {median(r50):.1f}× | {median(r99):.1f}× | {', '.join(f'{x:.1f}' for x in r99)} |")
 
     backend = "PostgreSQL/PostGIS" if url.startswith("postgresql") else "SpatiaLite"
     wake = "LISTEN/NOTIFY" if url.startswith("postgresql") else "10 ms poll"
@@ -363,7 +393,7 @@ def main() -> None:
     body = f"""## Live stream fan-out (`bench/bench_fanout.py`)
 
 {args.clients} operator websockets (dispatchers: they see every event), {args.seconds:g} s per run at
-{' and '.join(f'{r:g}' for r in rates)} case events/s, one uvicorn worker ({backend}, wake-up: {wake});
+{" and ".join(f"{r:g}" for r in rates)} case events/s, one uvicorn worker ({backend}, wake-up: {wake});
 {platform.machine()}, {os.cpu_count()} CPUs (shared with other work while measuring), Python
 {platform.python_version()}. The server is pinned to CPU 0; the clients ({args.client_procs} processes) and
 the event generator (its own process, committing real case reports through the service layer, as another
@@ -397,7 +427,7 @@ step (a write that would wait moves to that client's own task); heartbeats and t
 watchdog task per worker instead of two timers per message. A client whose queue fills is told to
 resync and is closed, without delaying the others.
 
-Reproduce: `.venv/bin/python -m bench.bench_fanout{' --db ' + args.db if args.db else ''} --write`
+Reproduce: `.venv/bin/python -m bench.bench_fanout{" --db " + args.db if args.db else ""} --write`
 """
     print(body)
     if args.write:

@@ -46,8 +46,10 @@ LON, LAT = 107.1448, 34.3693
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/gc_bench_fieldapp"
 SECRET = "bench-secret-" + "y" * 40
 CHROMIUM = "/usr/bin/chromium"
-UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
-      "Mobile Safari/537.36")
+UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+    "Mobile Safari/537.36"
+)
 
 
 def phone_photo(size: tuple[int, int]) -> bytes:
@@ -77,9 +79,14 @@ def count_cases(url: str, like: str) -> int:
 
     engine = _ENGINES.get(url) or _ENGINES.setdefault(url, make_engine(url))
     with engine.connect() as c:
-        return int(c.exec_driver_sql('SELECT count(*) FROM "case" WHERE description LIKE ?'
-                                     if url.startswith("sqlite") else
-                                     'SELECT count(*) FROM "case" WHERE description LIKE %s', (like,)).scalar_one())
+        return int(
+            c.exec_driver_sql(
+                'SELECT count(*) FROM "case" WHERE description LIKE ?'
+                if url.startswith("sqlite")
+                else 'SELECT count(*) FROM "case" WHERE description LIKE %s',
+                (like,),
+            ).scalar_one()
+        )
 
 
 def api_rate(base_url: str, headers: dict[str, str], pics: list[bytes], tag: str, clients: int) -> float:
@@ -94,11 +101,19 @@ def api_rate(base_url: str, headers: dict[str, str], pics: list[bytes], tag: str
                     if not todo:
                         return
                     i, pic = todo.pop()
-                report = {"class_code": "C0101", "lon": LON, "lat": LAT, "description": f"{tag}{i}",
-                          "captured_at": dt.datetime.now(dt.UTC).isoformat()}
-                r = c.post("/mobile/v1/reports", data={"report": json.dumps(report)},
-                           files=[("photos", ("p.jpg", pic, "image/jpeg"))],
-                           headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+                report = {
+                    "class_code": "C0101",
+                    "lon": LON,
+                    "lat": LAT,
+                    "description": f"{tag}{i}",
+                    "captured_at": dt.datetime.now(dt.UTC).isoformat(),
+                }
+                r = c.post(
+                    "/mobile/v1/reports",
+                    data={"report": json.dumps(report)},
+                    files=[("photos", ("p.jpg", pic, "image/jpeg"))],
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
                 assert r.status_code == 201, r.text[:300]
 
     t0 = time.perf_counter()
@@ -119,14 +134,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     size = tuple(int(x) for x in args.photo.split("x"))
     base = phone_photo(size)  # type: ignore[arg-type]
     port = free_port()
-    env = {**os.environ, "GRIDCITY_DATA_DIR": str(data_dir), "GRIDCITY_DATABASE_URL": url,
-           "GRIDCITY_SECRET_KEY": SECRET}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "gridcity.asgi:app", "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"],
-                              env=env)
+    env = {
+        **os.environ,
+        "GRIDCITY_DATA_DIR": str(data_dir),
+        "GRIDCITY_DATABASE_URL": url,
+        "GRIDCITY_SECRET_KEY": SECRET,
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gridcity.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
     base_url = f"http://127.0.0.1:{port}"
-    out: dict[str, Any] = {"backend": args.backend, "n": args.n, "submits": args.submits, "photo": args.photo,
-                           "photo_mb": len(base) / 1e6}
+    out: dict[str, Any] = {
+        "backend": args.backend,
+        "n": args.n,
+        "submits": args.submits,
+        "photo": args.photo,
+        "photo_mb": len(base) / 1e6,
+    }
     try:
         deadline = time.time() + 60
         while True:
@@ -148,24 +187,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         single = []
         with httpx.Client(base_url=base_url, timeout=120) as c:
             for _ in range(args.submits):
-                report = {"class_code": "C0101", "lon": LON, "lat": LAT, "description": "api-single",
-                          "captured_at": dt.datetime.now(dt.UTC).isoformat()}
+                report = {
+                    "class_code": "C0101",
+                    "lon": LON,
+                    "lat": LAT,
+                    "description": "api-single",
+                    "captured_at": dt.datetime.now(dt.UTC).isoformat(),
+                }
                 t0 = time.perf_counter()
-                r = c.post("/mobile/v1/reports", data={"report": json.dumps(report)},
-                           files=[("photos", ("p.jpg", variant(base, next(seq)), "image/jpeg"))],
-                           headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+                r = c.post(
+                    "/mobile/v1/reports",
+                    data={"report": json.dumps(report)},
+                    files=[("photos", ("p.jpg", variant(base, next(seq)), "image/jpeg"))],
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
                 single.append(time.perf_counter() - t0)
                 assert r.status_code == 201
         api_1 = api_rate(base_url, headers, [variant(base, next(seq)) for _ in range(args.n)], "api1-", 1)
         api_2 = api_rate(base_url, headers, [variant(base, next(seq)) for _ in range(args.n)], "api2-", 2)
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-            ctx = browser.new_context(viewport={"width": 412, "height": 839}, device_scale_factor=2.625,
-                                      is_mobile=True, has_touch=True, user_agent=UA, locale="zh-CN",
-                                      geolocation={"longitude": LON, "latitude": LAT, "accuracy": 8},
-                                      permissions=["geolocation"], base_url=base_url)
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+            )
+            ctx = browser.new_context(
+                viewport={"width": 412, "height": 839},
+                device_scale_factor=2.625,
+                is_mobile=True,
+                has_touch=True,
+                user_agent=UA,
+                locale="zh-CN",
+                geolocation={"longitude": LON, "latitude": LAT, "accuracy": 8},
+                permissions=["geolocation"],
+                base_url=base_url,
+            )
             page = ctx.new_page()
             page.goto("/m/")
             page.get_by_test_id("login-username").fill("bench-inspector")
@@ -194,7 +249,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             # --- a 100-report outbox drained after the network returns ---
             ctx.set_offline(True)
-            page.evaluate("""async (args) => {
+            page.evaluate(
+                """async (args) => {
                 const outbox = await import('/m/outbox.js');
                 const store = await import('/m/store.js');
                 const [n, b64, lon, lat] = args;
@@ -212,7 +268,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     files: { photos: [new File([copy], 'IMG_' + i + '.jpg', { type: 'image/jpeg' })] },
                     summary: 'bench ' + i });
                 }
-            }""", [args.n, base64.b64encode(base).decode(), LON, LAT])
+            }""",
+                [args.n, base64.b64encode(base).decode(), LON, LAT],
+            )
             page.get_by_test_id("outbox").click()
             t0 = time.perf_counter()
             ctx.set_offline(False)
@@ -228,12 +286,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server.wait(timeout=30)
         for engine in _ENGINES.values():
             engine.dispose()
-    out.update({
-        "single_p50": pct(single, 0.5) * 1e3, "single_mean": statistics.mean(single) * 1e3,
-        "submit_p50": pct(submit_times, 0.5) * 1e3, "submit_mean": statistics.mean(submit_times) * 1e3,
-        "submit_max": max(submit_times) * 1e3, "api_1": api_1, "api_2": api_2, "drain_rate": args.n / drain,
-        "drain_s": drain, "load": (load_before, os.getloadavg()[0]),
-    })
+    out.update(
+        {
+            "single_p50": pct(single, 0.5) * 1e3,
+            "single_mean": statistics.mean(single) * 1e3,
+            "submit_p50": pct(submit_times, 0.5) * 1e3,
+            "submit_mean": statistics.mean(submit_times) * 1e3,
+            "submit_max": max(submit_times) * 1e3,
+            "api_1": api_1,
+            "api_2": api_2,
+            "drain_rate": args.n / drain,
+            "drain_s": drain,
+            "load": (load_before, os.getloadavg()[0]),
+        }
+    )
     return out
 
 
@@ -244,20 +310,20 @@ def section(r: dict[str, Any], cmd: str) -> str:
     drain = f"**{r['drain_rate']:.1f} reports/s** ({r['drain_s']:.1f} s)"
     api = f"{r['api_1']:.1f} / {r['api_2']:.1f} reports/s"
     ratio = r["drain_rate"] / r["api_1"]
-    return f"""## Field app 城管通: submit → stored case, outbox drain ({r['backend']})
+    return f"""## Field app 城管通: submit → stored case, outbox drain ({r["backend"]})
 
 `{cmd}`
 — {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()};
-1-min load average {r['load'][0]:.1f} before / {r['load'][1]:.1f} after. Debian's Chromium as a phone
-(412×839, touch, geolocation) on `/m/`, uvicorn (1 worker) on 127.0.0.1, {r['backend']} database; one
-{r['photo']} JPEG ({r['photo_mb']:.2f} MB, EXIF time + GPS) per report, sent as taken. Browser, HTTP clients and
+1-min load average {r["load"][0]:.1f} before / {r["load"][1]:.1f} after. Debian's Chromium as a phone
+(412×839, touch, geolocation) on `/m/`, uvicorn (1 worker) on 127.0.0.1, {r["backend"]} database; one
+{r["photo"]} JPEG ({r["photo_mb"]:.2f} MB, EXIF time + GPS) per report, sent as taken. Browser, HTTP clients and
 server share the machine.
 
 | what | figure |
 |---|---|
-| tap on 提交 → case row stored, online ({r['submits']} reports) | {submit} |
+| tap on 提交 → case row stored, online ({r["submits"]} reports) | {submit} |
 | limit: one `POST /mobile/v1/reports` of the same photo from a plain HTTP client | {single} |
-| outbox of {r['n']} reports drained after the network returns | {drain} |
+| outbox of {r["n"]} reports drained after the network returns | {drain} |
 | limit: the phone API's own ingest, 1 sequential client / 2 clients | {api} |
 | **ratio** drain / API ingest (1 client; the outbox sends one item at a time) | **{ratio:.2f}** |
 
@@ -278,8 +344,10 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="write the section into docs/performance.md")
     args = ap.parse_args()
     r = run(args)
-    cmd = (f".venv/bin/python -m bench.bench_fieldapp --backend {args.backend} --n {args.n} "
-           f"--submits {args.submits} --photo {args.photo} --write")
+    cmd = (
+        f".venv/bin/python -m bench.bench_fieldapp --backend {args.backend} --n {args.n} "
+        f"--submits {args.submits} --photo {args.photo} --write"
+    )
     text = section(r, cmd)
     print(text)
     if args.write:

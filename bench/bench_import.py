@@ -45,8 +45,15 @@ from gridcity import migrate, org
 from gridcity.database import make_engine, make_session_factory
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/gc_bench_import"
-RAW_COLUMNS = ("code", "class_code", "grid_code", "main_department_id", "owner_department_id",
-               "maintainer_department_id", "state")
+RAW_COLUMNS = (
+    "code",
+    "class_code",
+    "grid_code",
+    "main_department_id",
+    "owner_department_id",
+    "maintainer_department_id",
+    "state",
+)
 
 
 def _fresh_engine(backend: str, pg_url: str, tmp: Path) -> sa.Engine:
@@ -79,9 +86,11 @@ def _city(engine: sa.Engine, scale: float) -> list[readers.RawRow]:
 
 
 def _raw_table(conn: sa.Connection, backend: str) -> None:
-    cols = ("id integer primary key, code varchar(17) unique, class_code varchar(12), grid_code varchar(15), "
-            "main_department_id integer, owner_department_id integer, maintainer_department_id integer, "
-            "state varchar(8)")
+    cols = (
+        "id integer primary key, code varchar(17) unique, class_code varchar(12), grid_code varchar(15), "
+        "main_department_id integer, owner_department_id integer, maintainer_department_id integer, "
+        "state varchar(8)"
+    )
     if backend == "postgis":
         pg_cols = cols.replace("integer primary key", "serial primary key")
         conn.exec_driver_sql(f"CREATE TABLE raw_component ({pg_cols}, geom geometry(Geometry, 4326))")
@@ -108,8 +117,10 @@ def _raw_load(engine: sa.Engine, backend: str, rows: list[tuple[Any, ...]]) -> f
         else:
             cur.execute("BEGIN")  # the engine's connections are in autocommit mode outside SQLAlchemy's begin
             marks = ", ".join("?" for _ in RAW_COLUMNS)
-            cur.executemany(f"INSERT INTO raw_component ({', '.join(RAW_COLUMNS)}, geom) "
-                            f"VALUES ({marks}, GeomFromText(?, 4326))", rows)
+            cur.executemany(
+                f"INSERT INTO raw_component ({', '.join(RAW_COLUMNS)}, geom) VALUES ({marks}, GeomFromText(?, 4326))",
+                rows,
+            )
         raw.commit()
         return time.perf_counter() - t0
     finally:
@@ -126,10 +137,15 @@ def _floor_load(engine: sa.Engine, backend: str) -> float:
     geom = "encode(ST_AsEWKB(geom), 'hex')" if pg else "AsBinary(geom)"
     changes = "changes::text" if pg else "changes"
     with engine.connect() as conn:
-        comps = [tuple(r) for r in conn.exec_driver_sql(
-            f"SELECT {', '.join(comp_cols)}, {geom} FROM component ORDER BY id")]
-        hist = [tuple(r) for r in conn.exec_driver_sql(
-            f"SELECT {', '.join(hist_cols[:3])}, {changes}, source FROM component_history ORDER BY id")]
+        comps = [
+            tuple(r) for r in conn.exec_driver_sql(f"SELECT {', '.join(comp_cols)}, {geom} FROM component ORDER BY id")
+        ]
+        hist = [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                f"SELECT {', '.join(hist_cols[:3])}, {changes}, source FROM component_history ORDER BY id"
+            )
+        ]
     with engine.begin() as conn:
         if pg:
             conn.exec_driver_sql("TRUNCATE component, component_history")
@@ -151,8 +167,10 @@ def _floor_load(engine: sa.Engine, backend: str) -> float:
         t0 = time.perf_counter()
         if not pg:
             cur.execute("BEGIN")  # one transaction (the engine's sqlite3 connections are in autocommit mode)
-        for table, cols, rows, has_geom in (("component", comp_cols, comps, True),
-                                            ("component_history", hist_cols, hist, False)):
+        for table, cols, rows, has_geom in (
+            ("component", comp_cols, comps, True),
+            ("component_history", hist_cols, hist, False),
+        ):
             names = ", ".join([*cols, "geom"] if has_geom else cols)
             if pg:
                 with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
@@ -174,9 +192,18 @@ def run(backend: str, n: int, pg_url: str) -> dict[str, Any]:
         scale = n / demo_city.BASE_COMPONENTS
         comp_rows = _city(engine, scale)
         path = tmp / "components.geojson"
-        path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-            {"type": "Feature", "geometry": mapping(r.geom), "properties": r.properties} for r in comp_rows]},
-            ensure_ascii=False), encoding="utf-8")
+        path.write_text(
+            json.dumps(
+                {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {"type": "Feature", "geometry": mapping(r.geom), "properties": r.properties} for r in comp_rows
+                    ],
+                },
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
         size_mb = path.stat().st_size / 1e6
 
         factory = make_session_factory(engine)
@@ -191,10 +218,10 @@ def run(backend: str, n: int, pg_url: str) -> dict[str, Any]:
 
         # The raw rows: what the loader stored, minus the validation (IDs, departments, grids precomputed).
         with engine.connect() as conn:
-            stored = conn.execute(sa.text(
-                f"SELECT {', '.join(RAW_COLUMNS)}, ST_AsBinary(geom) FROM component ORDER BY id")).all()
-        raw_rows = [(*r[:-1], shapely.to_wkt(shapely.from_wkb(bytes(r[-1])), rounding_precision=-1))
-                    for r in stored]
+            stored = conn.execute(
+                sa.text(f"SELECT {', '.join(RAW_COLUMNS)}, ST_AsBinary(geom) FROM component ORDER BY id")
+            ).all()
+        raw_rows = [(*r[:-1], shapely.to_wkt(shapely.from_wkb(bytes(r[-1])), rounding_precision=-1)) for r in stored]
         c1 = time.process_time()
         raw = _raw_load(engine, backend, raw_rows)
         raw_cpu = time.process_time() - c1
@@ -203,8 +230,17 @@ def run(backend: str, n: int, pg_url: str) -> dict[str, Any]:
         floor = _floor_load(engine, backend)
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM component").scalar() == len(comp_rows)
-        return {"backend": backend, "n": len(comp_rows), "size_mb": size_mb, "read_s": t_read, "ours_s": ours,
-                "ours_cpu": ours_cpu, "raw_s": raw, "raw_cpu": raw_cpu, "floor_s": floor}
+        return {
+            "backend": backend,
+            "n": len(comp_rows),
+            "size_mb": size_mb,
+            "read_s": t_read,
+            "ours_s": ours,
+            "ours_cpu": ours_cpu,
+            "raw_s": raw,
+            "raw_cpu": raw_cpu,
+            "floor_s": floor,
+        }
     finally:
         engine.dispose()
         if backend == "postgis":
@@ -236,10 +272,12 @@ explicit transaction."""
 
 def _row(r: dict[str, Any]) -> str:
     load_only = r["ours_s"] - r["read_s"]
-    return (f"| {r['backend']} | {r['n']:,} | {r['ours_s']:.1f} s ({r['n'] / r['ours_s']:,.0f}/s; read "
-            f"{r['read_s']:.1f} s, CPU {r['ours_cpu']:.1f} s) | {r['raw_s']:.1f} s ({r['n'] / r['raw_s']:,.0f}/s) | "
-            f"{r['ours_s'] / r['raw_s']:.1f}× ({load_only / r['raw_s']:.1f}× without reading the file) | "
-            f"{r['floor_s']:.1f} s ({r['floor_s'] / r['raw_s']:.1f}× raw) | {load_only / r['floor_s']:.1f}× |")
+    return (
+        f"| {r['backend']} | {r['n']:,} | {r['ours_s']:.1f} s ({r['n'] / r['ours_s']:,.0f}/s; read "
+        f"{r['read_s']:.1f} s, CPU {r['ours_cpu']:.1f} s) | {r['raw_s']:.1f} s ({r['n'] / r['raw_s']:,.0f}/s) | "
+        f"{r['ours_s'] / r['raw_s']:.1f}× ({load_only / r['raw_s']:.1f}× without reading the file) | "
+        f"{r['floor_s']:.1f} s ({r['floor_s'] / r['raw_s']:.1f}× raw) | {load_only / r['floor_s']:.1f}× |"
+    )
 
 
 def main() -> None:
@@ -262,11 +300,13 @@ def main() -> None:
 
         cmd = f".venv/bin/python -m bench.bench_import --n {args.n} --backends {args.backends} --write"
         verdict = "; ".join(f"{r['backend']} {r['ours_s'] / r['raw_s']:.1f}×" for r in results)
-        write_section("bench_import", f"""## Component import: gis_data.loader vs raw bulk load
+        write_section(
+            "bench_import",
+            f"""## Component import: gis_data.loader vs raw bulk load
 
 `{cmd}`
 — {dt.date.today()}, {platform.machine()}, Python {platform.python_version()}; the demo city scaled to
-{args.n:,} components (GeoJSON of {results[0]['size_mb']:.0f} MB), imported into an empty component table with
+{args.n:,} components (GeoJSON of {results[0]["size_mb"]:.0f} MB), imported into an empty component table with
 its spatial index; {load} (other work on the machine inflates both columns; compare the ratios). "Ours" is
 `readers.read_geojson` + `loader.load_components` end to end (validation of every row, point-in-city and grid
 assignment from the loaded unit grids, upsert by ID, one history row per component, commit); "raw" is the same
@@ -279,7 +319,8 @@ ours ≤ 3× raw — measured {verdict}.
 {chr(10).join(_row(r) for r in results)}
 
 {NOTE}
-""")
+""",
+        )
         print(f"written to {DOC}")
 
 

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     timed_map(draft_pipeline, sample[:4], 1)
     prep_t = draft_t = prep_cpu = 0.0
     for rnd in range(args.rounds):
-        part = sample[rnd::args.rounds] or sample
+        part = sample[rnd :: args.rounds] or sample
         c0 = time.process_time()
         prep_t += len(part) / timed_map(photos.prepare_photo, part, 1)
         prep_cpu += time.process_time() - c0
@@ -225,20 +225,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     proc_1 = timed_map(photos.process_photo, sample[:10], 1)
     info = photos.inspect_photo(sample[0])
     display_1 = timed_map(lambda d: photos.render_display(d, info), [sample[0]] * 10, 1)
-    print(f"prepare_photo: {prep_1:.1f}/s (1 thread), {prep_n:.1f}/s ({args.clients} threads); "
-          f"B3 draft pipeline {draft_1:.1f}/s; G-I1 ratio {draft_1 / prep_1:.2f}; "
-          f"process_photo (with display) {proc_1:.1f}/s; display alone {display_1:.1f}/s", flush=True)
+    print(
+        f"prepare_photo: {prep_1:.1f}/s (1 thread), {prep_n:.1f}/s ({args.clients} threads); "
+        f"B3 draft pipeline {draft_1:.1f}/s; G-I1 ratio {draft_1 / prep_1:.2f}; "
+        f"process_photo (with display) {proc_1:.1f}/s; display alone {display_1:.1f}/s",
+        flush=True,
+    )
 
     # --- the server ---
     port = free_port()
-    env = {**os.environ, "GRIDCITY_DATA_DIR": str(data_dir), "GRIDCITY_DATABASE_URL": url,
-           "GRIDCITY_SECRET_KEY": SECRET}
-    cmd = [sys.executable, "-m", "uvicorn", "gridcity.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    env = {
+        **os.environ,
+        "GRIDCITY_DATA_DIR": str(data_dir),
+        "GRIDCITY_DATABASE_URL": url,
+        "GRIDCITY_SECRET_KEY": SECRET,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "gridcity.asgi:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     if args.profile:
         # py-spy samples the server from outside (no instrumentation inside the process being measured).
-        cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "50",
-               "--nonblocking", "--threads", "--output", args.profile, "--", *cmd]
+        cmd = [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "50",
+            "--nonblocking",
+            "--threads",
+            "--output",
+            args.profile,
+            "--",
+            *cmd,
+        ]
     server = subprocess.Popen(cmd, env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -254,14 +286,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.2)
         token = security.create_token(user_id=uid, role="inspector", secret=SECRET, ttl=dt.timedelta(hours=2))
         headers = {"Authorization": f"Bearer {token}"}
-        report = {"class_code": "C0101", "lon": LON, "lat": LAT, "description": "bench",
-                  "captured_at": dt.datetime.now(dt.UTC).isoformat()}
+        report = {
+            "class_code": "C0101",
+            "lon": LON,
+            "lat": LAT,
+            "description": "bench",
+            "captured_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
 
         def post(c: httpx.Client, pic: bytes) -> float:
             t0 = time.perf_counter()
-            r = c.post("/mobile/v1/reports", data={"report": json.dumps(report)},
-                       files=[("photos", ("p.jpg", pic, "image/jpeg"))],
-                       headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+            r = c.post(
+                "/mobile/v1/reports",
+                data={"report": json.dumps(report)},
+                files=[("photos", ("p.jpg", pic, "image/jpeg"))],
+                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+            )
             if r.status_code != 201:
                 raise RuntimeError(f"ingest failed: {r.status_code} {r.text[:300]}")
             return time.perf_counter() - t0
@@ -340,14 +380,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sent = 2 * args.n + args.warmup + 1 + args.tiny
     assert stored == sent, f"{stored} cases stored, {sent} sent"
     return {
-        "backend": args.backend, "n": args.n, "clients": args.clients, "photo_mb": len(base) / 1e6,
-        "rate": rate, "rate_pinged": rate_pinged, "p50": pct(latencies, 0.5) * 1e3, "p99": pct(latencies, 0.99) * 1e3,
-        "prep_1": prep_1, "prep_n": prep_n, "draft_1": draft_1, "proc_1": proc_1, "display_1": display_1,
-        "ping_idle_p50": pct(idle, 0.5) * 1e3, "ping_idle_p99": pct(idle, 0.99) * 1e3, "ping_idle_n": len(idle),
-        "ping_busy_p50": pct(busy, 0.5) * 1e3, "ping_busy_p99": pct(busy, 0.99) * 1e3, "ping_busy_n": len(busy),
-        "mean_ms": statistics.mean(latencies) * 1e3, "load": (load_before, os.getloadavg()[0]),
-        "prep_cpu": prep_cpu / len(sample), "server_cpu": server_cpu, "client_cpu": client_cpu,
-        "tiny_cpu": tiny_cpu, "tiny_n": args.tiny,
+        "backend": args.backend,
+        "n": args.n,
+        "clients": args.clients,
+        "photo_mb": len(base) / 1e6,
+        "rate": rate,
+        "rate_pinged": rate_pinged,
+        "p50": pct(latencies, 0.5) * 1e3,
+        "p99": pct(latencies, 0.99) * 1e3,
+        "prep_1": prep_1,
+        "prep_n": prep_n,
+        "draft_1": draft_1,
+        "proc_1": proc_1,
+        "display_1": display_1,
+        "ping_idle_p50": pct(idle, 0.5) * 1e3,
+        "ping_idle_p99": pct(idle, 0.99) * 1e3,
+        "ping_idle_n": len(idle),
+        "ping_busy_p50": pct(busy, 0.5) * 1e3,
+        "ping_busy_p99": pct(busy, 0.99) * 1e3,
+        "ping_busy_n": len(busy),
+        "mean_ms": statistics.mean(latencies) * 1e3,
+        "load": (load_before, os.getloadavg()[0]),
+        "prep_cpu": prep_cpu / len(sample),
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "tiny_cpu": tiny_cpu,
+        "tiny_n": args.tiny,
     }
 
 
@@ -364,36 +422,38 @@ def section(r: dict[str, Any], cmd: str) -> str:
     ping_ratio = r["ping_busy_p99"] / r["ping_idle_p99"]
     draft = f"{r['draft_1']:.1f} photos/s ({1000 / r['draft_1']:.0f} ms/photo)"
     ref = f"{r['proc_1']:.1f} photos/s; {1000 / r['display_1']:.0f} ms"
-    cpu = (f"| CPU per report: server / HTTP clients; `prepare_photo` alone, per photo | "
-           f"{r['server_cpu'] * 1e3:.0f} / {r['client_cpu'] * 1e3:.0f} ms; {r['prep_cpu'] * 1e3:.0f} ms |\n"
-           f"| `prepare_photo` CPU / server CPU per report (the ceiling of G-I2 when the CPUs are the limit) | "
-           f"**{r['prep_cpu'] / r['server_cpu']:.2f}** |\n"
-           f"| server CPU per report with a 64×48 photo ({r['tiny_n']} sequential: the fixed cost of a report) | "
-           f"{r['tiny_cpu'] * 1e3:.0f} ms |\n")
-    return f"""## Photo-report ingest over HTTP ({r['backend']})
+    cpu = (
+        f"| CPU per report: server / HTTP clients; `prepare_photo` alone, per photo | "
+        f"{r['server_cpu'] * 1e3:.0f} / {r['client_cpu'] * 1e3:.0f} ms; {r['prep_cpu'] * 1e3:.0f} ms |\n"
+        f"| `prepare_photo` CPU / server CPU per report (the ceiling of G-I2 when the CPUs are the limit) | "
+        f"**{r['prep_cpu'] / r['server_cpu']:.2f}** |\n"
+        f"| server CPU per report with a 64×48 photo ({r['tiny_n']} sequential: the fixed cost of a report) | "
+        f"{r['tiny_cpu'] * 1e3:.0f} ms |\n"
+    )
+    return f"""## Photo-report ingest over HTTP ({r["backend"]})
 
 `{cmd}`
 — {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()};
-1-min load average {r['load'][0]:.1f} before / {r['load'][1]:.1f} after the run (other work on the machine
+1-min load average {r["load"][0]:.1f} before / {r["load"][1]:.1f} after the run (other work on the machine
 inflates absolute figures; the ratios are taken within the run).
-`POST /mobile/v1/reports` (multipart: JSON + one {r['photo_mb']:.2f} MB 4000×3000 JPEG with EXIF GPS/time,
-Orientation=6; idempotency key; EXIF-vs-claim flags; case created with its event) from {r['clients']} concurrent
-clients against uvicorn (1 worker) on 127.0.0.1, {r['backend']} database; clients share the machine with the
+`POST /mobile/v1/reports` (multipart: JSON + one {r["photo_mb"]:.2f} MB 4000×3000 JPEG with EXIF GPS/time,
+Orientation=6; idempotency key; EXIF-vs-claim flags; case created with its event) from {r["clients"]} concurrent
+clients against uvicorn (1 worker) on 127.0.0.1, {r["backend"]} database; clients share the machine with the
 server. Per photo, ingest runs `gridcity.photos.prepare_photo` (validate, EXIF, 320 px thumbnail from a
 1/8-scale DCT decode, store original + thumbnail); the 2048 px display rendition is rendered from the original
 on its first `GET …/display` and kept. The limit is `prepare_photo` alone on the same photos in the same run.
 
 | what | figure |
 |---|---|
-| ingest, sustained ({r['n']} reports) | **{r['rate']:.1f} reports/s**; p50 {r['p50']:.0f}, p99 {r['p99']:.0f} ms |
-| the same while `/healthz` is pinged every 5 ms (the G-I3 window) | {r['rate_pinged']:.1f} reports/s |
-| limit: `prepare_photo` alone, 1 thread / {r['clients']} threads | {r['prep_1']:.1f} / {r['prep_n']:.1f} photos/s |
+| ingest, sustained ({r["n"]} reports) | **{r["rate"]:.1f} reports/s**; p50 {r["p50"]:.0f}, p99 {r["p99"]:.0f} ms |
+| the same while `/healthz` is pinged every 5 ms (the G-I3 window) | {r["rate_pinged"]:.1f} reports/s |
+| limit: `prepare_photo` alone, 1 thread / {r["clients"]} threads | {r["prep_1"]:.1f} / {r["prep_n"]:.1f} photos/s |
 | B3-style draft pipeline alone, 1 thread (interleaved with the line above) | {draft} |
 | **G-I1** `prepare_photo` time / B3 time (goal ≤ 1.25) | **{gi1:.2f}** ({_verdict(gi1, 1.25, "lower")}) |
 | for reference: `process_photo` (thumbnail + display), 1 thread; display alone (first GET) | {ref} |
-| **G-I2** ingest / `prepare_photo` ({r['clients']} threads) (goal ≥ 0.8) | **{ratio:.2f}** ({gi2}) |
-{cpu}| `GET /healthz` idle: p50 / p99 (n={r['ping_idle_n']}) | {r['ping_idle_p50']:.2f} / {r['ping_idle_p99']:.2f} ms |
-| `GET /healthz` in ingest: p50 / p99 (n={r['ping_busy_n']}) | {r['ping_busy_p50']:.2f} / {r['ping_busy_p99']:.2f} ms |
+| **G-I2** ingest / `prepare_photo` ({r["clients"]} threads) (goal ≥ 0.8) | **{ratio:.2f}** ({gi2}) |
+{cpu}| `GET /healthz` idle: p50 / p99 (n={r["ping_idle_n"]}) | {r["ping_idle_p50"]:.2f} / {r["ping_idle_p99"]:.2f} ms |
+| `GET /healthz` in ingest: p50 / p99 (n={r["ping_busy_n"]}) | {r["ping_busy_p50"]:.2f} / {r["ping_busy_p99"]:.2f} ms |
 | **G-I3** ratio busy p99 / idle p99 (goal ≤ 2) | **{ping_ratio:.1f}** ({_verdict(ping_ratio, 2.0, "lower")}) |
 
 Reading: the endpoint is sync (`def`), so photo work runs in the threadpool, off the event loop. The
@@ -410,8 +470,8 @@ other's photo processing; files written before a transaction that then rolls bac
 G-I3 is still not met here. What remains on the loop is HTTP parsing of the body (uvicorn/httptools) and
 the chunk batching; `/healthz` is itself a sync endpoint, so each ping also waits for a threadpool thread
 and the GIL while photo threads run Python code (EXIF, hashing set-up, multipart parsing). How much of the
-tail is that and how much is the machine (the {r['clients']} clients, the pinger and the server share
-{os.cpu_count()} CPUs with other work, load {r['load'][0]:.1f}) was not separated in this run.
+tail is that and how much is the machine (the {r["clients"]} clients, the pinger and the server share
+{os.cpu_count()} CPUs with other work, load {r["load"][0]:.1f}) was not separated in this run.
 """
 
 
@@ -435,12 +495,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the G-I1 comparison")
     ap.add_argument("--pg-url", default=DEFAULT_PG)
     ap.add_argument("--write", action="store_true", help="write the section into docs/performance.md")
-    ap.add_argument("--profile", metavar="RAW", help="run the server under py-spy and write its raw samples here "
-                                                      "(summarise with bench.profile_summary)")
+    ap.add_argument(
+        "--profile",
+        metavar="RAW",
+        help="run the server under py-spy and write its raw samples here (summarise with bench.profile_summary)",
+    )
     args = ap.parse_args()
     r = run(args)
-    cmd = "   ".join([".venv/bin/python -m bench.bench_ingest", f"--backend {args.backend}", f"--n {args.n}",
-                      f"--clients {args.clients}", "--write"]).replace("   ", " ")
+    cmd = "   ".join(
+        [
+            ".venv/bin/python -m bench.bench_ingest",
+            f"--backend {args.backend}",
+            f"--n {args.n}",
+            f"--clients {args.clients}",
+            "--write",
+        ]
+    ).replace("   ", " ")
     text = section(r, cmd)
     if args.profile:
         from bench.profile_summary import summarise  # noqa: PLC0415

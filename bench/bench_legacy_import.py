@@ -40,13 +40,29 @@ from gridcity.database import make_engine, make_session_factory
 from gridcity.storage import MediaStore
 
 END = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
-COLUMNS = ("case_id", "seq", "action", "from_status", "to_status", "actor_id", "actor_role", "department_id",
-           "at", "lon", "lat", "note", "data")
+COLUMNS = (
+    "case_id",
+    "seq",
+    "action",
+    "from_status",
+    "to_status",
+    "actor_id",
+    "actor_role",
+    "department_id",
+    "at",
+    "lon",
+    "lat",
+    "note",
+    "data",
+)
 
 
 def fresh(kind: str, name: str) -> sa.Engine:
-    url = (f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite'}" if kind == "sqlite"
-           else recreate_postgis_database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
+    url = (
+        f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite'}"
+        if kind == "sqlite"
+        else recreate_postgis_database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    )
     engine = make_engine(url)
     migrate.upgrade(engine)
     return engine
@@ -78,9 +94,11 @@ def run(kind: str, cases: int) -> dict[str, Any]:
         demo_history.load_history(s, cases=cases, end=END, store=media, echo=lambda _m: None, rules=rules)
     with make_session_factory(src)() as s:
         lines = [json.dumps(r, ensure_ascii=False) for r in legacy_import.export_records(s, rules=rules)]
-        users = s.execute(select(org.User.username, org.User.display_name, org.User.role, org.Department.code,
-                                 org.User.password_hash)
-                          .outerjoin(org.Department, org.Department.id == org.User.department_id)).all()
+        users = s.execute(
+            select(
+                org.User.username, org.User.display_name, org.User.role, org.Department.code, org.User.password_hash
+            ).outerjoin(org.Department, org.Department.id == org.User.department_id)
+        ).all()
     src.dispose()
 
     dst = fresh(kind, "gc_bench_import_dst")
@@ -90,8 +108,15 @@ def run(kind: str, cases: int) -> dict[str, Any]:
         depts = dict(s.execute(select(org.Department.code, org.Department.id)).all())
         for u in users:
             if u.username not in have:
-                org.create_user(s, username=u.username, password="", role=u.role, display_name=u.display_name,
-                                department_id=depts.get(u.code), password_hash=u.password_hash)
+                org.create_user(
+                    s,
+                    username=u.username,
+                    password="",
+                    role=u.role,
+                    display_name=u.display_name,
+                    department_id=depts.get(u.code),
+                    password_hash=u.password_hash,
+                )
     out: dict[str, Any] = {"lines": len(lines)}
     with make_session_factory(dst)() as s, s.begin():
         t0 = time.perf_counter()
@@ -103,8 +128,9 @@ def run(kind: str, cases: int) -> dict[str, Any]:
         evaluation_facts.after_import(s, legacy_import.imported_cases(replays), rules=rules)
         s.flush()
         t3 = time.perf_counter()
-    out.update(events=sum(len(r.events) for r in replays), cases=len(ids), validate_s=t1 - t0, write_s=t2 - t1,
-               facts_s=t3 - t2)
+    out.update(
+        events=sum(len(r.events) for r in replays), cases=len(ids), validate_s=t1 - t0, write_s=t2 - t1, facts_s=t3 - t2
+    )
     # The physical limit: the same event rows, bulk-loaded into a table of the same shape.
     md = sa.MetaData()
     bt = bulk_table(md)
@@ -162,32 +188,37 @@ def report(results: dict[str, dict[str, Any]], cases: int, load: tuple[float, fl
         lines.append(
             f"| {kind} | {n:,} | {r['validate_s']:.2f} s | {r['write_s']:.2f} s | {imp:,.0f} | {bulk:,.0f} | "
             f"{imp / bulk:.2f}× | {full:,.0f} | {full / bulk:.2f}× | {r['rollup_build_s']:.2f} s | "
-            f"{r['refresh_day_s'] * 1000:.1f} ms |")
+            f"{r['refresh_day_s'] * 1000:.1f} ms |"
+        )
     per_s = {k: r["events"] / (r["validate_s"] + r["write_s"] + r["facts_s"]) for k, r in results.items()}
-    lines += ["", "Ten years of a big city (~10 M events) at the 'with facts' rate: "
-              + "; ".join(f"{k} {10_000_000 / v / 60:.0f} min" for k, v in per_s.items()) + ".",
-              "",
-              "Reading. Before these changes the same bench (1,000 cases, 2026-12-02) gave 414 (SQLite) / 337 "
-              "(PostGIS) events/s with facts and a 65 / 74 ms one-day refresh. Where the time went and what "
-              "changed (issue 14): the facts were written through the ORM's "
-              "bulk insert, which splits rows by their NULL columns into thousands of statements (400 µs a row on "
-              "SQLite); they are now one bulk append like the events. Working-time arithmetic reads a per-calendar "
-              "index of working microseconds per day (prefix sums, bisection) instead of stepping day by day, and "
-              "the length of a working day and the standards lookups are computed once. The one-day refresh was 26 "
-              "INSERT .. SELECTs (one per family and subject type) and a DELETE that scanned the whole rollup; it "
-              "is now one cached INSERT .. SELECT .. UNION ALL and a DELETE through the rollup's index. What is "
-              "left between the import and the bulk load is per-event Python that the bulk load does not do: "
-              "parsing and judging every line through the transition table, and deriving about one fact row per "
-              "event (each stage's clock); COPY on PostgreSQL is fast enough that 0.2× of it would leave ~135 µs "
-              "of Python per event for all of that. Second round (issue 14; the same bench gave 3,082 / 3,553 "
-              "events/s with facts, 0.10× / 0.08×, at load ~10): the facts are derived from what the replay "
-              "already holds (the after-import hook gets each written case's class, urgency, grid and event rows) "
-              "instead of reading the imported log back; `spatial.bulk_append` converts each value object once "
-              "across the columns of one type (a fact row's start, end, completion and determination are often "
-              "the same datetime); and the working-time step that finds the last on-time instant runs only for "
-              "runs not completed by their deadline (about a fifth of them). The PostGIS ratio is the thinner "
-              "one (0.18× to 0.21× over three runs at load 2.4 to 3.4; 0.19× in the table): the rest is "
-              "per-event Python in the replay (parsing, judging each line) and in the stage clocks."]
+    lines += [
+        "",
+        "Ten years of a big city (~10 M events) at the 'with facts' rate: "
+        + "; ".join(f"{k} {10_000_000 / v / 60:.0f} min" for k, v in per_s.items())
+        + ".",
+        "",
+        "Reading. Before these changes the same bench (1,000 cases, 2026-12-02) gave 414 (SQLite) / 337 "
+        "(PostGIS) events/s with facts and a 65 / 74 ms one-day refresh. Where the time went and what "
+        "changed (issue 14): the facts were written through the ORM's "
+        "bulk insert, which splits rows by their NULL columns into thousands of statements (400 µs a row on "
+        "SQLite); they are now one bulk append like the events. Working-time arithmetic reads a per-calendar "
+        "index of working microseconds per day (prefix sums, bisection) instead of stepping day by day, and "
+        "the length of a working day and the standards lookups are computed once. The one-day refresh was 26 "
+        "INSERT .. SELECTs (one per family and subject type) and a DELETE that scanned the whole rollup; it "
+        "is now one cached INSERT .. SELECT .. UNION ALL and a DELETE through the rollup's index. What is "
+        "left between the import and the bulk load is per-event Python that the bulk load does not do: "
+        "parsing and judging every line through the transition table, and deriving about one fact row per "
+        "event (each stage's clock); COPY on PostgreSQL is fast enough that 0.2× of it would leave ~135 µs "
+        "of Python per event for all of that. Second round (issue 14; the same bench gave 3,082 / 3,553 "
+        "events/s with facts, 0.10× / 0.08×, at load ~10): the facts are derived from what the replay "
+        "already holds (the after-import hook gets each written case's class, urgency, grid and event rows) "
+        "instead of reading the imported log back; `spatial.bulk_append` converts each value object once "
+        "across the columns of one type (a fact row's start, end, completion and determination are often "
+        "the same datetime); and the working-time step that finds the last on-time instant runs only for "
+        "runs not completed by their deadline (about a fifth of them). The PostGIS ratio is the thinner "
+        "one (0.18× to 0.21× over three runs at load 2.4 to 3.4; 0.19× in the table): the rest is "
+        "per-event Python in the replay (parsing, judging each line) and in the stage clocks.",
+    ]
     return "\n".join(lines)
 
 

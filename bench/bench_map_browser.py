@@ -33,8 +33,16 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 # A camera script over the city: (lon fraction, lat fraction, zoom, duration ms), flown one after the other.
-SCRIPT = [(0.5, 0.5, 12.5, 800), (0.2, 0.8, 14, 1500), (0.8, 0.8, 15, 1500), (0.8, 0.2, 16, 1500),
-          (0.3, 0.3, 17, 1500), (0.5, 0.5, 13, 1500), (0.1, 0.1, 15.5, 1500), (0.9, 0.9, 16.5, 2000)]
+SCRIPT = [
+    (0.5, 0.5, 12.5, 800),
+    (0.2, 0.8, 14, 1500),
+    (0.8, 0.8, 15, 1500),
+    (0.8, 0.2, 16, 1500),
+    (0.3, 0.3, 17, 1500),
+    (0.5, 0.5, 13, 1500),
+    (0.1, 0.1, 15.5, 1500),
+    (0.9, 0.9, 16.5, 2000),
+]
 
 RUN_JS = """async ([script, bounds]) => {
   const m = App.map;
@@ -53,11 +61,18 @@ RUN_JS = """async ([script, bounds]) => {
 
 
 # Groups of style layers (by id), hidden one at a time in the breakdown.
-GROUPS = [("labels", "label|count$"), ("heat map", "^heat$"), ("components", "^components"),
-          ("base map", "^base-"), ("grids and areas", "^(grids|admin)-"), ("cases", "^(live-)?cases")]
+GROUPS = [
+    ("labels", "label|count$"),
+    ("heat map", "^heat$"),
+    ("components", "^components"),
+    ("base map", "^base-"),
+    ("grids and areas", "^(grids|admin)-"),
+    ("cases", "^(live-)?cases"),
+]
 HIDE_JS = """(hidden) => { const m = App.map, re = hidden ? new RegExp(hidden) : null;
   for (const l of m.getStyle().layers)
     m.setLayoutProperty(l.id, 'visibility', re && l.id !== 'background' && re.test(l.id) ? 'none' : 'visible'); }"""
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -78,11 +93,13 @@ def main() -> None:
     assert bounds is not None
     engine.dispose()
     load_start = os.getloadavg()[0]
-    app = create_app(Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40,
-                              monitor_interval_seconds=0))
+    app = create_app(
+        Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40, monitor_interval_seconds=0)
+    )
     port = 18700
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                           ws="websockets-sansio"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="websockets-sansio")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -115,21 +132,28 @@ def main() -> None:
         server.should_exit = True
         thread.join(timeout=30)
         app.state.engine.dispose()
-    lines = [f"## Live map in Chromium: frame times of a scripted pan and zoom (demo city × {a.scale:g})", "",
-             f"`.venv/bin/python -m bench.bench_map_browser --scale {a.scale:g}{' --reuse' if a.reuse else ''} "
-             "--write` — "
-             f"{platform.processor() or platform.machine()}, {dt.date.today().isoformat()}, headless Debian Chromium "
-             "(WebGL in software: SwiftShader), 1400×900. Eight `flyTo`s across the city from zoom 12.5 to 17 with "
-             f"every layer on ({a.cases:,} open cases), measured on the second pass (tiles cached); the floor is the "
-             "same script with every layer hidden (background only), in the same page; each \"without\" row hides "
-             "one group of style layers. 1-min load average of the machine (2 CPUs, shared) "
-             f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.", "",
-             "| run | frames | p50 ms | p95 ms | p99 ms | max ms | mean fps |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## Live map in Chromium: frame times of a scripted pan and zoom (demo city × {a.scale:g})",
+        "",
+        f"`.venv/bin/python -m bench.bench_map_browser --scale {a.scale:g}{' --reuse' if a.reuse else ''} "
+        "--write` — "
+        f"{platform.processor() or platform.machine()}, {dt.date.today().isoformat()}, headless Debian Chromium "
+        "(WebGL in software: SwiftShader), 1400×900. Eight `flyTo`s across the city from zoom 12.5 to 17 with "
+        f"every layer on ({a.cases:,} open cases), measured on the second pass (tiles cached); the floor is the "
+        'same script with every layer hidden (background only), in the same page; each "without" row hides '
+        "one group of style layers. 1-min load average of the machine (2 CPUs, shared) "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
+        "",
+        "| run | frames | p50 ms | p95 ms | p99 ms | max ms | mean fps |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, frames in results.items():
-        lines.append(f"| {name} | {len(frames)} | {pct(frames, .5):.1f} | {pct(frames, .95):.1f} | "
-                     f"{pct(frames, .99):.1f} | {max(frames):.1f} | {1000 / statistics.mean(frames):.1f} |")
-    a_p50 = pct(results["all layers"], .5)
-    f_p50 = pct(results["empty style (floor)"], .5)
+        lines.append(
+            f"| {name} | {len(frames)} | {pct(frames, 0.5):.1f} | {pct(frames, 0.95):.1f} | "
+            f"{pct(frames, 0.99):.1f} | {max(frames):.1f} | {1000 / statistics.mean(frames):.1f} |"
+        )
+    a_p50 = pct(results["all layers"], 0.5)
+    f_p50 = pct(results["empty style (floor)"], 0.5)
     lines += ["", f"Median frame with every layer on / floor: {a_p50 / f_p50:.2f}×.", ""]
     text = "\n".join(lines)
     print(text)

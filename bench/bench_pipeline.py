@@ -60,8 +60,14 @@ def _seed(engine: sa.Engine) -> tuple[dict[Role, int], int, int]:
     with make_session_factory(engine)() as s, s.begin():
         dept = org.create_department(s, code="SZ", name="市自来水公司")
         users = {
-            r: org.create_user(s, username=r.value, password="x", role=r, password_hash="bench",
-                               department_id=dept.id if r is Role.DEPARTMENT else None).id
+            r: org.create_user(
+                s,
+                username=r.value,
+                password="x",
+                role=r,
+                password_hash="bench",
+                department_id=dept.id if r is Role.DEPARTMENT else None,
+            ).id
             for r in ROLES
         }
         return users, dept.id
@@ -73,9 +79,15 @@ def _seed_photos(engine: sa.Engine, users: dict[Role, int], cases: range) -> dic
     with make_session_factory(engine)() as s, s.begin():
         for i in cases:
             for role, use in ((Role.INSPECTOR, "report"), (Role.DEPARTMENT, "feedback"), (Role.INSPECTOR, "check")):
-                att = Attachment(sha256=hashlib.sha256(f"{i}-{role}-{use}".encode()).hexdigest(),
-                                 media_type="image/jpeg", size=1, width=1, height=1, flags=[],
-                                 uploaded_by=users[role])
+                att = Attachment(
+                    sha256=hashlib.sha256(f"{i}-{role}-{use}".encode()).hexdigest(),
+                    media_type="image/jpeg",
+                    size=1,
+                    width=1,
+                    height=1,
+                    flags=[],
+                    uploaded_by=users[role],
+                )
                 s.add(att)
                 s.flush()
                 ids[(i, role, use)] = att.id
@@ -84,11 +96,30 @@ def _seed_photos(engine: sa.Engine, users: dict[Role, int], cases: range) -> dic
 
 def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    env = {**os.environ, "GRIDCITY_DATA_DIR": str(data_dir), "GRIDCITY_DATABASE_URL": url,
-           "GRIDCITY_SECRET_KEY": SECRET}
+    env = {
+        **os.environ,
+        "GRIDCITY_DATA_DIR": str(data_dir),
+        "GRIDCITY_DATABASE_URL": url,
+        "GRIDCITY_SECRET_KEY": SECRET,
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gridcity.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--log-level", "warning", "--no-access-log"], env=env)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gridcity.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
@@ -116,8 +147,10 @@ def run(n: int, url: str | None) -> dict[str, Any]:
     users, dept_id = _seed(engine)
     photos = _seed_photos(engine, users, range(-5, n))
     headers = {
-        r: {"Authorization": "Bearer " + security.create_token(user_id=uid, role=r.value, secret=SECRET,
-                                                                ttl=dt.timedelta(hours=4))}
+        r: {
+            "Authorization": "Bearer "
+            + security.create_token(user_id=uid, role=r.value, secret=SECRET, ttl=dt.timedelta(hours=4))
+        }
         for r, uid in users.items()
     }
     steps: list[tuple[Role, dict[str, Any]]] = [
@@ -143,16 +176,34 @@ def run(n: int, url: str | None) -> dict[str, Any]:
                 return dict(r.json())
 
             def one(i: int) -> None:
-                case = send("/api/v1/cases", Role.INSPECTOR, {
-                    "action": "report", "class_code": "C0101", "lon": 107.14 + (i % 100) * 1e-4,
-                    "lat": 34.36 + (i // 100) * 1e-5, "description": "bench",
-                    "attachment_ids": [photos[(i, Role.INSPECTOR, "report")]]}, 201)
-                extra = {"feedback": {"attachment_ids": [photos[(i, Role.DEPARTMENT, "feedback")]]},
-                         "check_pass": {"attachment_ids": [photos[(i, Role.INSPECTOR, "check")]],
-                                        "lon": case["lon"], "lat": case["lat"]}}  # on site
+                case = send(
+                    "/api/v1/cases",
+                    Role.INSPECTOR,
+                    {
+                        "action": "report",
+                        "class_code": "C0101",
+                        "lon": 107.14 + (i % 100) * 1e-4,
+                        "lat": 34.36 + (i // 100) * 1e-5,
+                        "description": "bench",
+                        "attachment_ids": [photos[(i, Role.INSPECTOR, "report")]],
+                    },
+                    201,
+                )
+                extra = {
+                    "feedback": {"attachment_ids": [photos[(i, Role.DEPARTMENT, "feedback")]]},
+                    "check_pass": {
+                        "attachment_ids": [photos[(i, Role.INSPECTOR, "check")]],
+                        "lon": case["lon"],
+                        "lat": case["lat"],
+                    },
+                }  # on site
                 for role, body in steps:
-                    case = send(f"/api/v1/cases/{case['id']}/actions", role,
-                                {**body, **extra.get(body["action"], {}), "version": case["version"]}, 200)
+                    case = send(
+                        f"/api/v1/cases/{case['id']}/actions",
+                        role,
+                        {**body, **extra.get(body["action"], {}), "version": case["version"]},
+                        200,
+                    )
                 assert case["status"] == "closed"
 
             for i in range(min(5, n)):  # warm-up (not timed)
@@ -172,12 +223,24 @@ def run(n: int, url: str | None) -> dict[str, Any]:
     # The limit: as many bare one-row INSERTs as there were transitions, one transaction each, same database.
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE bench_event AS SELECT * FROM case_event WHERE 1 = 0")
-    row = {"case_id": 1, "seq": 1, "action": "file", "from_status": "reported", "to_status": "filed",
-           "actor_id": None, "actor_role": "shift_leader", "department_id": None,
-           "at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "note": None, "data": "{}"}
-    ins = sa.text("INSERT INTO bench_event (case_id, seq, action, from_status, to_status, actor_id, actor_role, "
-                  "department_id, at, note, data) VALUES (:case_id, :seq, :action, :from_status, :to_status, "
-                  ":actor_id, :actor_role, :department_id, :at, :note, :data)")
+    row = {
+        "case_id": 1,
+        "seq": 1,
+        "action": "file",
+        "from_status": "reported",
+        "to_status": "filed",
+        "actor_id": None,
+        "actor_role": "shift_leader",
+        "department_id": None,
+        "at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "note": None,
+        "data": "{}",
+    }
+    ins = sa.text(
+        "INSERT INTO bench_event (case_id, seq, action, from_status, to_status, actor_id, actor_role, "
+        "department_id, at, note, data) VALUES (:case_id, :seq, :action, :from_status, :to_status, "
+        ":actor_id, :actor_role, :department_id, :at, :note, :data)"
+    )
     t0 = time.perf_counter()
     for i in range(transitions):
         with engine.begin() as conn:
@@ -185,16 +248,24 @@ def run(n: int, url: str | None) -> dict[str, Any]:
     raw_s = time.perf_counter() - t0
     engine.dispose()
     return {
-        "n": n, "transitions": transitions, "pipeline_s": pipeline_s, "raw_s": raw_s,
-        "tps": transitions / pipeline_s, "raw_tps": transitions / raw_s,
-        "p50_ms": statistics.median(lat_ms), "p99_ms": statistics.quantiles(lat_ms, n=100)[98],
-        "server_cpu_ms": 1000 * server_cpu_s / transitions, "load": os.getloadavg()[0],
+        "n": n,
+        "transitions": transitions,
+        "pipeline_s": pipeline_s,
+        "raw_s": raw_s,
+        "tps": transitions / pipeline_s,
+        "raw_tps": transitions / raw_s,
+        "p50_ms": statistics.median(lat_ms),
+        "p99_ms": statistics.quantiles(lat_ms, n=100)[98],
+        "server_cpu_ms": 1000 * server_cpu_s / transitions,
+        "load": os.getloadavg()[0],
         "backend": "postgis" if url.startswith("postgresql") else "spatialite",
     }
 
 
-HEADER = ("| back end | cases | transitions | transitions/s | per-transition p50 / p99 ms | server CPU ms per "
-          "transition | bare insert rows/s | ratio |\n|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| back end | cases | transitions | transitions/s | per-transition p50 / p99 ms | server CPU ms per "
+    "transition | bare insert rows/s | ratio |\n|---|---|---|---|---|---|---|---|"
+)
 
 #: The reading of the figures, kept with the code that writes them (updated by hand with each change).
 READ = {
@@ -234,8 +305,10 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="write the figures into docs/performance.md")
     args = ap.parse_args()
     r = run(args.n, args.db)
-    line = (f"| {r['backend']} | {r['n']:,} | {r['transitions']:,} | {r['tps']:.0f} | {r['p50_ms']:.2f} / "
-            f"{r['p99_ms']:.2f} | {r['server_cpu_ms']:.2f} | {r['raw_tps']:.0f} | {r['tps'] / r['raw_tps']:.2f} |")
+    line = (
+        f"| {r['backend']} | {r['n']:,} | {r['transitions']:,} | {r['tps']:.0f} | {r['p50_ms']:.2f} / "
+        f"{r['p99_ms']:.2f} | {r['server_cpu_ms']:.2f} | {r['raw_tps']:.0f} | {r['tps'] / r['raw_tps']:.2f} |"
+    )
     print(line)
     if args.write:
         from bench.perfdoc import DOC, write_section
@@ -243,11 +316,13 @@ def main() -> None:
         name = f"bench_pipeline_{r['backend']}"
         cmd = f".venv/bin/python -m bench.bench_pipeline --n {args.n}"
         cmd += " --db <scratch PostgreSQL URL>" if args.db else ""
-        write_section(name, f"""## Case pipeline through the HTTP API, G-P1 ({r['backend']})
+        write_section(
+            name,
+            f"""## Case pipeline through the HTTP API, G-P1 ({r["backend"]})
 
 `{cmd} --write`
 — {dt.date.today()}, {platform.machine()}, {platform.python_version()}, {os.cpu_count()} CPUs shared (1-min load
-{r['load']:.1f} at the end of the run: wall-clock figures are a floor and noisy; the server's CPU per transition,
+{r["load"]:.1f} at the end of the run: wall-clock figures are a floor and noisy; the server's CPU per transition,
 user + system time of the uvicorn process over the timed part, moves far less with the machine's load).
 Each case: report, file, dispatch, accept, feedback, send_check, check_pass, close, each one HTTP request
 (one transaction) from one client to `uvicorn gridcity.asgi:app` (1 worker), so every subscriber of the app's
@@ -257,7 +332,9 @@ asks for a ratio ≥ 0.5; `tests/casework/test_statement_counts.py` holds each a
 
 {HEADER}
 {line}
-""" + READ.get(r["backend"], ""))
+"""
+            + READ.get(r["backend"], ""),
+        )
         print(f"written to {DOC}")
 
 

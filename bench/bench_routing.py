@@ -86,8 +86,9 @@ def build_city(engine: sa.Engine, n: int, rnd: random.Random) -> dict[str, Any]:
     """Departments, grids, components (Zipf-like class mix) and routing rules; returns what the probes need."""
     side = max(10, math.ceil(math.sqrt(max(100, n // 10))))
     extent = side * GRID_M
-    classes = [c.key for c in catalog_loader.default_catalog()
-               if c.kind is codes.ClassKind.COMPONENT and len(c.code) == 4]
+    classes = [
+        c.key for c in catalog_loader.default_catalog() if c.kind is codes.ClassKind.COMPONENT and len(c.code) == 4
+    ]
     weights = [1 / (i + 1) for i in range(len(classes))]
     factory = make_session_factory(engine)
     with factory() as s, s.begin():
@@ -99,11 +100,18 @@ def build_city(engine: sa.Engine, n: int, rnd: random.Random) -> dict[str, Any]:
             for gy in range(side):
                 (a, b), (cc, d) = _xy(gx * GRID_M, gy * GRID_M), _xy((gx + 1) * GRID_M, (gy + 1) * GRID_M)
                 code = _grid_code(gx, gy)
-                rows.append({"code": code, "community_code": code[:12], "name": None, "region_class": "class1",
-                             "area_m2": GRID_M * GRID_M,
-                             "geom": spatial.ewkt(f"POLYGON(({a} {b}, {cc} {b}, {cc} {d}, {a} {d}, {a} {b}))")})
+                rows.append(
+                    {
+                        "code": code,
+                        "community_code": code[:12],
+                        "name": None,
+                        "region_class": "class1",
+                        "area_m2": GRID_M * GRID_M,
+                        "geom": spatial.ewkt(f"POLYGON(({a} {b}, {cc} {b}, {cc} {d}, {a} {d}, {a} {b}))"),
+                    }
+                )
         for i in range(0, len(rows), 20_000):
-            c.execute(sa.insert(Grid), rows[i:i + 20_000])
+            c.execute(sa.insert(Grid), rows[i : i + 20_000])
     comps: list[tuple[str, float, float]] = []
     with engine.begin() as c:
         batch = []
@@ -112,10 +120,17 @@ def build_city(engine: sa.Engine, n: int, rnd: random.Random) -> dict[str, Any]:
             x, y = rnd.uniform(0, extent), rnd.uniform(0, extent)
             lon, lat = _xy(x, y)
             comps.append((cls, x, y))
-            batch.append({"code": f"610302{cls[1:]}{i:06d}", "class_code": cls, "name": None,
-                          "geom": spatial.ewkt(f"POINT({lon} {lat})"), "state": "完好",
-                          "main_department_id": depts[i % len(depts)] if i % 10 else None,
-                          "maintainer_department_id": depts[(i * 7) % len(depts)]})
+            batch.append(
+                {
+                    "code": f"610302{cls[1:]}{i:06d}",
+                    "class_code": cls,
+                    "name": None,
+                    "geom": spatial.ewkt(f"POINT({lon} {lat})"),
+                    "state": "完好",
+                    "main_department_id": depts[i % len(depts)] if i % 10 else None,
+                    "maintainer_department_id": depts[(i * 7) % len(depts)],
+                }
+            )
             if len(batch) == 20_000:
                 c.execute(sa.insert(Component), batch)
                 batch = []
@@ -123,15 +138,46 @@ def build_city(engine: sa.Engine, n: int, rnd: random.Random) -> dict[str, Any]:
             c.execute(sa.insert(Component), batch)
     load_s = time.perf_counter() - t0
     with factory() as s, s.begin():
-        rules = [{"class_code": "*", "scope_level": "city", "scope_code": "", "department_id": depts[0],
-                  "valid_from": "2020-01-01"}]
-        rules += [{"class_code": f"E{m:02d}*", "scope_level": "district", "scope_code": "610302",
-                   "department_id": depts[m], "valid_from": "2020-01-01"} for m in range(1, 9)]
+        rules = [
+            {
+                "class_code": "*",
+                "scope_level": "city",
+                "scope_code": "",
+                "department_id": depts[0],
+                "valid_from": "2020-01-01",
+            }
+        ]
+        rules += [
+            {
+                "class_code": f"E{m:02d}*",
+                "scope_level": "district",
+                "scope_code": "610302",
+                "department_id": depts[m],
+                "valid_from": "2020-01-01",
+            }
+            for m in range(1, 9)
+        ]
         streets = sorted({_grid_code(gx, 0)[:9] for gx in range(0, side, 20)})
-        rules += [{"class_code": "E0102", "scope_level": "street", "scope_code": st,
-                   "department_id": depts[10 + k % 30], "valid_from": "2020-01-01"} for k, st in enumerate(streets)]
-        rules += [{"class_code": "E0102", "scope_level": "grid", "scope_code": _grid_code(gx, gx), "department_id":
-                   depts[40], "valid_from": "2020-01-01"} for gx in range(0, side, 3)]
+        rules += [
+            {
+                "class_code": "E0102",
+                "scope_level": "street",
+                "scope_code": st,
+                "department_id": depts[10 + k % 30],
+                "valid_from": "2020-01-01",
+            }
+            for k, st in enumerate(streets)
+        ]
+        rules += [
+            {
+                "class_code": "E0102",
+                "scope_level": "grid",
+                "scope_code": _grid_code(gx, gx),
+                "department_id": depts[40],
+                "valid_from": "2020-01-01",
+            }
+            for gx in range(0, side, 3)
+        ]
         service.load_rules(s, rows=rules)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.exec_driver_sql("ANALYZE")
@@ -190,21 +236,29 @@ def run(backend: str, n: int, q: int, pg_url: str) -> dict[str, Any]:
         raw = engine.raw_connection()
         cur = raw.cursor()
         if backend == "postgis":
-            knn = ("SELECT id, main_department_id FROM component WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) "
-                   "AND class_code = %s ORDER BY geom <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326) LIMIT 1")
+            knn = (
+                "SELECT id, main_department_id FROM component WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) "
+                "AND class_code = %s ORDER BY geom <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326) LIMIT 1"
+            )
             pip = "SELECT code FROM grid WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) LIMIT 1"
             # the A3 anchor's form: grid + nearest component of the class + its department, one round trip
-            route = ("SELECT g.code, c.id, d.name FROM (SELECT code FROM grid WHERE ST_Intersects(geom, "
-                     "ST_SetSRID(ST_MakePoint(%s, %s), 4326)) LIMIT 1) g LEFT JOIN LATERAL (SELECT id, "
-                     "main_department_id FROM component WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "
-                     "class_code = %s ORDER BY geom <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326) LIMIT 1) c ON true "
-                     "LEFT JOIN department d ON d.id = c.main_department_id")
+            route = (
+                "SELECT g.code, c.id, d.name FROM (SELECT code FROM grid WHERE ST_Intersects(geom, "
+                "ST_SetSRID(ST_MakePoint(%s, %s), 4326)) LIMIT 1) g LEFT JOIN LATERAL (SELECT id, "
+                "main_department_id FROM component WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "
+                "class_code = %s ORDER BY geom <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326) LIMIT 1) c ON true "
+                "LEFT JOIN department d ON d.id = c.main_department_id"
+            )
         else:
-            knn = ("SELECT id, main_department_id FROM component WHERE ROWID IN (SELECT pkid FROM idx_component_geom "
-                   "WHERE xmin <= ? AND xmax >= ? AND ymin <= ? AND ymax >= ?) AND +class_code = ? "
-                   "ORDER BY ST_Distance(geom, MakePoint(?, ?, 4326)) LIMIT 1")
-            pip = ("SELECT code FROM grid WHERE ROWID IN (SELECT pkid FROM idx_grid_geom WHERE xmin <= ? AND xmax >= ? "
-                   "AND ymin <= ? AND ymax >= ?) AND ST_Intersects(geom, MakePoint(?, ?, 4326)) = 1 LIMIT 1")
+            knn = (
+                "SELECT id, main_department_id FROM component WHERE ROWID IN (SELECT pkid FROM idx_component_geom "
+                "WHERE xmin <= ? AND xmax >= ? AND ymin <= ? AND ymax >= ?) AND +class_code = ? "
+                "ORDER BY ST_Distance(geom, MakePoint(?, ?, 4326)) LIMIT 1"
+            )
+            pip = (
+                "SELECT code FROM grid WHERE ROWID IN (SELECT pkid FROM idx_grid_geom WHERE xmin <= ? AND xmax >= ? "
+                "AND ymin <= ? AND ymax >= ?) AND ST_Intersects(geom, MakePoint(?, ?, 4326)) = 1 LIMIT 1"
+            )
             # the A6c anchor's form: grid, component, department as three statements
             dept = "SELECT name FROM department WHERE id = ?"
 
@@ -240,23 +294,33 @@ def run(backend: str, n: int, q: int, pg_url: str) -> dict[str, Any]:
         t.update(_time({"ours_event": ours_event, "raw_pip": raw_pip}, q))
         raw.close()
     engine.dispose()
-    return {"backend": backend, "n": n, "q": q, **{k: city[k] for k in ("load_s", "grids", "rules")},
-            **{k: _pct(v) for k, v in t.items()}, "snap_hit": found["snap"] / (q + 200),
-            "event_hit": found["event"] / (q + 200)}
+    return {
+        "backend": backend,
+        "n": n,
+        "q": q,
+        **{k: city[k] for k in ("load_s", "grids", "rules")},
+        **{k: _pct(v) for k, v in t.items()},
+        "snap_hit": found["snap"] / (q + 200),
+        "event_hit": found["event"] / (q + 200),
+    }
 
 
 def _rows(r: dict[str, Any]) -> list[str]:
     def row(label: str, ours: tuple[float, float], raw: tuple[float, float], raw_label: str) -> str:
-        return (f"| {r['backend']} | {label} | {ours[0]:.3f} / {ours[1]:.3f} | {raw_label} | {raw[0]:.3f} / "
-                f"{raw[1]:.3f} | {ours[0] / raw[0]:.1f}× / {ours[1] / raw[1]:.1f}× |")
+        return (
+            f"| {r['backend']} | {label} | {ours[0]:.3f} / {ours[1]:.3f} | {raw_label} | {raw[0]:.3f} / "
+            f"{raw[1]:.3f} | {ours[0] / raw[0]:.1f}× / {ours[1] / raw[1]:.1f}× |"
+        )
 
     combined = "raw A3 form: one statement" if r["backend"] == "postgis" else "raw A6c form: 3 statements"
-    return [row("component snap: `recommend()`", r["ours_snap"], r["raw_snap"], "raw bounded KNN"),
-            row("event: grid + rules `recommend()`", r["ours_event"], r["raw_pip"], "raw point-in-polygon"),
-            row("component snap: `recommend()`", r["ours_snap"], r["raw_route"],
-                f"{combined} grid + KNN + department"),
-            row("event: grid + rules `recommend()`", r["ours_event"], r["raw_route"],
-                f"{combined} grid + KNN + department")]
+    return [
+        row("component snap: `recommend()`", r["ours_snap"], r["raw_snap"], "raw bounded KNN"),
+        row("event: grid + rules `recommend()`", r["ours_event"], r["raw_pip"], "raw point-in-polygon"),
+        row("component snap: `recommend()`", r["ours_snap"], r["raw_route"], f"{combined} grid + KNN + department"),
+        row(
+            "event: grid + rules `recommend()`", r["ours_event"], r["raw_route"], f"{combined} grid + KNN + department"
+        ),
+    ]
 
 
 def main() -> None:
@@ -266,9 +330,12 @@ def main() -> None:
     ap.add_argument("--backends", default="spatialite,postgis")
     ap.add_argument("--pg-url", default=DEFAULT_PG, help="scratch PostgreSQL database (dropped and recreated)")
     ap.add_argument("--write", action="store_true", help="write the section into docs/performance.md")
-    ap.add_argument("--section", default=None,
-                    help="docs/performance.md section to write (default: bench_routing for 100k components, "
-                         "bench_routing_<n/1000>k otherwise, so the 10x run does not replace the demo-scale one)")
+    ap.add_argument(
+        "--section",
+        default=None,
+        help="docs/performance.md section to write (default: bench_routing for 100k components, "
+        "bench_routing_<n/1000>k otherwise, so the 10x run does not replace the demo-scale one)",
+    )
     args = ap.parse_args()
     section = args.section or ("bench_routing" if args.n == 100_000 else f"bench_routing_{args.n // 1000}k")
     load_before = os.getloadavg()[0]
@@ -277,19 +344,27 @@ def main() -> None:
     print(load)
     lines = [line for r in results for line in _rows(r)]
     for r in results:
-        print(f"{r['backend']}: {r['n']:,} components, {r['grids']:,} grids, {r['rules']} rules, loaded in "
-              f"{r['load_s']:.1f} s; snaps that found a component {r['snap_hit']:.0%}, events routed "
-              f"{r['event_hit']:.0%}")
+        print(
+            f"{r['backend']}: {r['n']:,} components, {r['grids']:,} grids, {r['rules']} rules, loaded in "
+            f"{r['load_s']:.1f} s; snaps that found a component {r['snap_hit']:.0%}, events routed "
+            f"{r['event_hit']:.0%}"
+        )
     print("\n".join(lines))
     if args.write:
         from bench.perfdoc import DOC, write_section
 
-        cmd = (f".venv/bin/python -m bench.bench_routing --n {args.n} --q {args.q} --backends {args.backends} --write"
-               + (f" --section {args.section}" if args.section else ""))
+        cmd = (
+            f".venv/bin/python -m bench.bench_routing --n {args.n} --q {args.q} --backends {args.backends} --write"
+            + (f" --section {args.section}" if args.section else "")
+        )
         title = "" if section == "bench_routing" else f" at {args.n:,} components"
-        facts = "; ".join(f"{r['backend']}: {r['grids']:,} grids, {r['rules']} rules, {r['snap_hit']:.0%} of snaps "
-                          f"found a component" for r in results)
-        write_section(section, f"""## Routing: recommendation vs raw index lookups{title}
+        facts = "; ".join(
+            f"{r['backend']}: {r['grids']:,} grids, {r['rules']} rules, {r['snap_hit']:.0%} of snaps found a component"
+            for r in results
+        )
+        write_section(
+            section,
+            f"""## Routing: recommendation vs raw index lookups{title}
 
 `{cmd}`
 — {dt.date.today()}, {platform.machine()}, Python {platform.python_version()}; {args.n:,} synthetic components
@@ -307,7 +382,8 @@ component + department query), G-R4 (SpatiaLite ≤ 3× A6c, the same as three s
 | back end | path | ours p50 / p99 ms | limit | raw p50 / p99 ms | ratio p50 / p99 |
 |---|---|---|---|---|---|
 {chr(10).join(lines)}
-""")
+""",
+        )
         print(f"written to {DOC} (section {section})")
 
 

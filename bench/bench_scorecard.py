@@ -86,47 +86,59 @@ def main() -> None:
     args = ap.parse_args()
     r = run(args.n, args.pg_url, args.repeat)
     load = os.getloadavg()[0]
-    lines = ["| index | department scorecard s | raw event scan s | ratio | how the effective dispatch is read |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| index | department scorecard s | raw event scan s | ratio | how the effective dispatch is read |",
+        "|---|---|---|---|---|",
+    ]
     for label, m in r["rows"]:
-        lines.append(f"| {label} | {m['department_s']:.3f} | {m['raw_s']:.3f} | "
-                     f"{m['department_s'] / m['raw_s']:.2f} | `{m['plan']}` |")
+        lines.append(
+            f"| {label} | {m['department_s']:.3f} | {m['raw_s']:.3f} | "
+            f"{m['department_s'] / m['raw_s']:.2f} | `{m['plan']}` |"
+        )
     print("\n".join(lines))
     if args.write:
         from bench.perfdoc import write_section  # noqa: PLC0415
 
-        write_section("bench_scorecard", "\n".join([
-            "## Department scorecard from the raw facts, G-S2 (postgis)",
-            "",
-            f"`.venv/bin/python -m bench.bench_scorecard --n {args.n} --write`",
-            f"— {dt.date.today().isoformat()}, {platform.machine()}, {platform.python_version()}, "
-            f"{os.cpu_count()} CPUs shared (1-min load {load:.1f} at the end: the figures are noisy).",
-            f"{r['n']:,} synthetic cases ({r['events']:,} events, {r['facts']:,} fact rows; "
-            "`bench.bench_evaluation.seed`). The scorecard is `evaluation.service.compute(department, 2026, "
-            "source=\"raw\")` (every family one `GROUP BY` over the facts, then exact scoring and ranking); the "
-            "limit is one raw `GROUP BY actor_id, action` scan of the year's `case_event` rows, in the same "
-            "session. Best of the repeats after a warm-up, with the index of migration 0005, without it, and "
-            "with it again, on the same data. G-S2 asks for ≤ 1.5×.",
-            "",
-            *lines,
-            "",
-            f"The index: `{r['indexdef']}`. A department is judged only on a case's effective dispatch (its "
-            "`handle` run started by `dispatch`, not undone by an approved send-back); the 立案 and 结案 families "
-            "join every fact of the year to it. Without the index PostgreSQL reads those runs through a bitmap "
-            "scan of `ix_stage_fact_ended` plus the heap; with it, an index-only scan of an index that holds "
-            "only them.",
-            "",
-            READ,
-        ]))
+        write_section(
+            "bench_scorecard",
+            "\n".join(
+                [
+                    "## Department scorecard from the raw facts, G-S2 (postgis)",
+                    "",
+                    f"`.venv/bin/python -m bench.bench_scorecard --n {args.n} --write`",
+                    f"— {dt.date.today().isoformat()}, {platform.machine()}, {platform.python_version()}, "
+                    f"{os.cpu_count()} CPUs shared (1-min load {load:.1f} at the end: the figures are noisy).",
+                    f"{r['n']:,} synthetic cases ({r['events']:,} events, {r['facts']:,} fact rows; "
+                    "`bench.bench_evaluation.seed`). The scorecard is `evaluation.service.compute(department, 2026, "
+                    'source="raw")` (every family one `GROUP BY` over the facts, then exact scoring and ranking); the '
+                    "limit is one raw `GROUP BY actor_id, action` scan of the year's `case_event` rows, in the same "
+                    "session. Best of the repeats after a warm-up, with the index of migration 0005, without it, and "
+                    "with it again, on the same data. G-S2 asks for ≤ 1.5×.",
+                    "",
+                    *lines,
+                    "",
+                    f"The index: `{r['indexdef']}`. A department is judged only on a case's effective dispatch (its "
+                    "`handle` run started by `dispatch`, not undone by an approved send-back); "
+                    "the 立案 and 结案 families "
+                    "join every fact of the year to it. Without the index PostgreSQL reads those runs through a bitmap "
+                    "scan of `ix_stage_fact_ended` plus the heap; with it, an index-only scan of an index that holds "
+                    "only them.",
+                    "",
+                    READ,
+                ]
+            ),
+        )
 
 
-READ = ("Read: the index takes the effective-dispatch side of the join from a bitmap heap scan to an index-only "
-        "scan, and the scorecard from ~1.8-2.8x to ~1.5-2.2x one raw scan in same-run comparisons on this "
-        "loaded machine (2026-12-02, load 6-9; a first run: 2.82 without, 2.22 and 1.71 with). G-S2 (<= 1.5x) is "
-        "touched, not reliably met: the rest is the two families' parallel hash join over the year's 100,000 case "
-        "rows (each ~0.1 s, each building its own hash of the effective runs) and ~0.07 s of scoring in Python "
-        "(`evaluation.service.compute` minus `count_primitives`). Both are in `evaluation.service`, not in the "
-        "schema: one statement for the two case-level families would build that hash once.")
+READ = (
+    "Read: the index takes the effective-dispatch side of the join from a bitmap heap scan to an index-only "
+    "scan, and the scorecard from ~1.8-2.8x to ~1.5-2.2x one raw scan in same-run comparisons on this "
+    "loaded machine (2026-12-02, load 6-9; a first run: 2.82 without, 2.22 and 1.71 with). G-S2 (<= 1.5x) is "
+    "touched, not reliably met: the rest is the two families' parallel hash join over the year's 100,000 case "
+    "rows (each ~0.1 s, each building its own hash of the effective runs) and ~0.07 s of scoring in Python "
+    "(`evaluation.service.compute` minus `count_primitives`). Both are in `evaluation.service`, not in the "
+    "schema: one statement for the two case-level families would build that hash once."
+)
 
 
 if __name__ == "__main__":

@@ -59,8 +59,14 @@ from gridcity.settings import Settings
 from gridcity.types import utcnow
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/gc_bench_tiles_{scale}"
-SAMPLE = {"base": [13, 15, 16], "admin": [11, 12, 13, 14], "grids": [14, 15], "components": [15, 16, 17],
-          "cases": [12, 15], "hotspots": [13, 15]}
+SAMPLE = {
+    "base": [13, 15, 16],
+    "admin": [11, 12, 13, 14],
+    "grids": [14, 15],
+    "components": [15, 16, 17],
+    "cases": [12, 15],
+    "hotspots": [13, 15],
+}
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -85,20 +91,36 @@ def add_cases(engine: sa.Engine, n: int, bounds: tuple[float, float, float, floa
     rnd = random.Random(7)
     now = utcnow()
     with engine.connect() as c:
-        grids = [(code, shapely.from_wkb(bytes(w)).centroid) for code, w in
-                 c.execute(sa.select(Grid.code, sa.func.ST_AsBinary(Grid.geom)))]
+        grids = [
+            (code, shapely.from_wkb(bytes(w)).centroid)
+            for code, w in c.execute(sa.select(Grid.code, sa.func.ST_AsBinary(Grid.geom)))
+        ]
     rows = []
     for i in range(n):
         code, centre = grids[rnd.randrange(len(grids))]
         lon = min(max(centre.x + rnd.uniform(-0.0004, 0.0004), bounds[0]), bounds[2])
         lat = min(max(centre.y + rnd.uniform(-0.0003, 0.0003), bounds[1]), bounds[3])
         deadline = now + dt.timedelta(hours=rnd.uniform(-24, 72))
-        rows.append({"number": f"2099-{i:06d}", "source": "inspector",
-                     "class_code": rnd.choice(["C0101", "C0402", "E0101"]),
-                     "kind": "component", "urgency": "normal", "status": rnd.choice(list(CaseStatus)[1:-3]),
-                     "version": 1, "lon": lon, "lat": lat, "geom": f"SRID=4326;POINT({lon} {lat})",
-                     "grid_code": code, "created_at": now - dt.timedelta(days=rnd.uniform(0, 80)), "updated_at": now,
-                     "stage": "handling", "deadline_at": deadline, "warn_at": deadline - dt.timedelta(hours=8)})
+        rows.append(
+            {
+                "number": f"2099-{i:06d}",
+                "source": "inspector",
+                "class_code": rnd.choice(["C0101", "C0402", "E0101"]),
+                "kind": "component",
+                "urgency": "normal",
+                "status": rnd.choice(list(CaseStatus)[1:-3]),
+                "version": 1,
+                "lon": lon,
+                "lat": lat,
+                "geom": f"SRID=4326;POINT({lon} {lat})",
+                "grid_code": code,
+                "created_at": now - dt.timedelta(days=rnd.uniform(0, 80)),
+                "updated_at": now,
+                "stage": "handling",
+                "deadline_at": deadline,
+                "warn_at": deadline - dt.timedelta(hours=8),
+            }
+        )
     with engine.begin() as c:
         c.execute(sa.insert(Case), rows)
         if engine.dialect.name == "postgresql":
@@ -125,45 +147,62 @@ def raw_pg_tile(cur: Any, layer: str, z: int, x: int, y: int, now: dt.datetime) 
         for sub in ("road", "building", "water", "green"):
             if sub == "building" and z < 14:
                 continue
-            cur.execute(f"SELECT ST_AsMVT(q, '{sub}', 4096, 'mvtgeom', 'fid') FROM (SELECT {mvt.format(g='geom')}, "
-                        f"id AS fid, name, kind FROM base_feature WHERE geom && {box} AND layer = '{sub}') q "
-                        "WHERE mvtgeom IS NOT NULL", p)
+            cur.execute(
+                f"SELECT ST_AsMVT(q, '{sub}', 4096, 'mvtgeom', 'fid') FROM (SELECT {mvt.format(g='geom')}, "
+                f"id AS fid, name, kind FROM base_feature WHERE geom && {box} AND layer = '{sub}') q "
+                "WHERE mvtgeom IS NOT NULL",
+                p,
+            )
             out += bytes(cur.fetchone()[0] or b"")
         return out
     if layer in _PG_COLUMNS:
         table, cols, where = _PG_COLUMNS[layer]
         levels = "'district'" if z < 11 else "'district','street'" if z < 13 else "'district','street','community'"
         where = where.format(levels=levels)
-        cur.execute(f"SELECT ST_AsMVT(q, '{layer}', 4096, 'mvtgeom', 'fid') FROM (SELECT {mvt.format(g='geom')}, "
-                    f"{cols} FROM {table} WHERE geom && {box} AND {where}) q WHERE mvtgeom IS NOT NULL", p)
+        cur.execute(
+            f"SELECT ST_AsMVT(q, '{layer}', 4096, 'mvtgeom', 'fid') FROM (SELECT {mvt.format(g='geom')}, "
+            f"{cols} FROM {table} WHERE geom && {box} AND {where}) q WHERE mvtgeom IS NOT NULL",
+            p,
+        )
         return bytes(cur.fetchone()[0] or b"")
     if layer == "hotspots":
-        cur.execute(f"SELECT ST_AsMVT(q, 'hotspots', 4096, 'mvtgeom', 'fid') FROM (SELECT "
-                    f"{mvt.format(g='ST_SetSRID(ST_MakePoint(avg(lon), avg(lat)), 4326)')}, min(id) AS fid, grid_code, "
-                    f"count(*) AS count FROM \"case\" WHERE geom && {box} AND merged_into_id IS NULL AND "
-                    "created_at >= %(now)s - interval '90 days' AND grid_code IS NOT NULL GROUP BY grid_code) q "
-                    "WHERE mvtgeom IS NOT NULL", p)
+        cur.execute(
+            f"SELECT ST_AsMVT(q, 'hotspots', 4096, 'mvtgeom', 'fid') FROM (SELECT "
+            f"{mvt.format(g='ST_SetSRID(ST_MakePoint(avg(lon), avg(lat)), 4326)')}, min(id) AS fid, grid_code, "
+            f'count(*) AS count FROM "case" WHERE geom && {box} AND merged_into_id IS NULL AND '
+            "created_at >= %(now)s - interval '90 days' AND grid_code IS NOT NULL GROUP BY grid_code) q "
+            "WHERE mvtgeom IS NOT NULL",
+            p,
+        )
         return bytes(cur.fetchone()[0] or b"")
-    light = ("CASE WHEN stage IS NULL THEN 'none' WHEN deadline_at IS NULL THEN 'none' WHEN deadline_at < %(now)s "
-             "THEN 'red' WHEN warn_at <= %(now)s THEN 'yellow' ELSE 'green' END")
+    light = (
+        "CASE WHEN stage IS NULL THEN 'none' WHEN deadline_at IS NULL THEN 'none' WHEN deadline_at < %(now)s "
+        "THEN 'red' WHEN warn_at <= %(now)s THEN 'yellow' ELSE 'green' END"
+    )
     terminal = "status NOT IN ('closed', 'voided', 'merged')"
     if z < tiles.CLUSTER_BELOW_ZOOM:
         x0, y0, x1, y1 = spatial.tile_bbox_wgs84(z, x, y, buffer=0)
         cw, chh = (x1 - x0) / tiles.CLUSTER_CELLS, (y1 - y0) / tiles.CLUSTER_CELLS
         rank = light.replace("'none'", "0").replace("'red'", "3").replace("'yellow'", "2").replace("'green'", "1")
-        cur.execute(f"SELECT ST_AsMVT(q, 'cases', 4096, 'mvtgeom', 'fid') FROM (SELECT "
-                    f"{mvt.format(g='ST_SetSRID(ST_MakePoint(avg(lon), avg(lat)), 4326)')}, min(id) AS fid, "
-                    "count(*) AS count, (ARRAY['none','green','yellow','red'])[max(r) + 1] AS light, 1 AS cluster "
-                    f"FROM (SELECT id, lon, lat, {rank} AS r, floor((lon - {x0}) / {cw}) AS cx, "
-                    f"floor(({y1} - lat) / {chh}) AS cy FROM \"case\" WHERE geom && {box} AND "
-                    f"merged_into_id IS NULL AND {terminal}) s GROUP BY cx, cy) q WHERE mvtgeom IS NOT NULL", p)
+        cur.execute(
+            f"SELECT ST_AsMVT(q, 'cases', 4096, 'mvtgeom', 'fid') FROM (SELECT "
+            f"{mvt.format(g='ST_SetSRID(ST_MakePoint(avg(lon), avg(lat)), 4326)')}, min(id) AS fid, "
+            "count(*) AS count, (ARRAY['none','green','yellow','red'])[max(r) + 1] AS light, 1 AS cluster "
+            f"FROM (SELECT id, lon, lat, {rank} AS r, floor((lon - {x0}) / {cw}) AS cx, "
+            f'floor(({y1} - lat) / {chh}) AS cy FROM "case" WHERE geom && {box} AND '
+            f"merged_into_id IS NULL AND {terminal}) s GROUP BY cx, cy) q WHERE mvtgeom IS NOT NULL",
+            p,
+        )
         return bytes(cur.fetchone()[0] or b"")
-    cur.execute(f"SELECT ST_AsMVT(q, 'cases', 4096, 'mvtgeom', 'fid') FROM (SELECT "
-                f"{mvt.format(g='c.geom')}, c.id AS fid, c.number, c.class_code, substr(c.class_code, 1, 3) AS major, "
-                f"c.status, {light} AS light, d.name AS department, c.department_id "
-                "FROM \"case\" c LEFT JOIN department d "
-                f"ON d.id = c.department_id WHERE c.geom && {box} AND c.merged_into_id IS NULL AND c.{terminal}) q "
-                "WHERE mvtgeom IS NOT NULL", p)
+    cur.execute(
+        f"SELECT ST_AsMVT(q, 'cases', 4096, 'mvtgeom', 'fid') FROM (SELECT "
+        f"{mvt.format(g='c.geom')}, c.id AS fid, c.number, c.class_code, substr(c.class_code, 1, 3) AS major, "
+        f"c.status, {light} AS light, d.name AS department, c.department_id "
+        'FROM "case" c LEFT JOIN department d '
+        f"ON d.id = c.department_id WHERE c.geom && {box} AND c.merged_into_id IS NULL AND c.{terminal}) q "
+        "WHERE mvtgeom IS NOT NULL",
+        p,
+    )
     return bytes(cur.fetchone()[0] or b"")
 
 
@@ -172,7 +211,7 @@ _SL_SELECT = {
     "admin": "SELECT id, code, name, level, AsBinary(geom) FROM area WHERE ROWID IN ({rtree}) AND level IN ({levels})",
     "grids": "SELECT id, code, community_code, AsBinary(geom) FROM grid WHERE ROWID IN ({rtree})",
     "components": "SELECT id, code, class_code, substr(class_code, 1, 3), name, state, AsBinary(geom) FROM component "
-                  "WHERE ROWID IN ({rtree})",
+    "WHERE ROWID IN ({rtree})",
 }
 
 
@@ -187,20 +226,30 @@ def raw_sl_tile(cur: Any, layer: str, z: int, x: int, y: int) -> bytes | None:
     rtree = f"SELECT pkid FROM idx_{table}_geom WHERE xmin <= ? AND xmax >= ? AND ymin <= ? AND ymax >= ?"
     levels = "'district'" if z < 11 else "'district','street'" if z < 13 else "'district','street','community'"
     sql = _SL_SELECT[layer].format(rtree=rtree, levels=levels)
-    subs = [s for s in ("road", "building", "water", "green") if s != "building" or z >= 14] if layer == "base" \
+    subs = (
+        [s for s in ("road", "building", "water", "green") if s != "building" or z >= 14]
+        if layer == "base"
         else [layer]
+    )
     out = []
     for sub in subs:
         params: list[Any] = [box[2], box[0], box[3], box[1]] + ([sub] if layer == "base" else [])
         rows = cur.execute(sql, params).fetchall()
-        feats = [{"geometry": bytes(r[-1]), "properties": {f"a{i}": v for i, v in enumerate(r[1:-1]) if v is not None},
-                  "id": r[0]} for r in rows]
+        feats = [
+            {
+                "geometry": bytes(r[-1]),
+                "properties": {f"a{i}": v for i, v in enumerate(r[1:-1]) if v is not None},
+                "id": r[0],
+            }
+            for r in rows
+        ]
         if feats:
             out.append({"name": sub, "features": feats})
     if not out:
         return b""
-    return bytes(mapbox_vector_tile.encode(out, default_options={"quantize_bounds": (tx0, ty0, tx1, ty1),
-                                                                 "extents": 4096}))
+    return bytes(
+        mapbox_vector_tile.encode(out, default_options={"quantize_bounds": (tx0, ty0, tx1, ty1), "extents": 4096})
+    )
 
 
 # ---- the run ----------------------------------------------------------------------------------------------
@@ -215,8 +264,7 @@ def _meta_path(backend: str, scale: float) -> Path:
     return Path(tempfile.gettempdir()) / f"gc_bench_tiles_{backend}_{scale:g}.json"
 
 
-def load_backend(backend: str, scale: float, n_cases: int, pg_url: str, *,
-                 reuse: bool) -> tuple[str, float, bool]:
+def load_backend(backend: str, scale: float, n_cases: int, pg_url: str, *, reuse: bool) -> tuple[str, float, bool]:
     """The scratch database with the demo city at ``scale`` and its open cases: (URL, load seconds, reused).
 
     With ``reuse``, a database this bench loaded before at the same scale and case count is kept (its load
@@ -253,8 +301,9 @@ def load_backend(backend: str, scale: float, n_cases: int, pg_url: str, *,
     return url, load_s, False
 
 
-def run_backend(backend: str, scale: float, n_cases: int, pg_url: str, per_zoom: int, *,
-                reuse: bool = False) -> dict[str, Any]:
+def run_backend(
+    backend: str, scale: float, n_cases: int, pg_url: str, per_zoom: int, *, reuse: bool = False
+) -> dict[str, Any]:
     url, load_s, reused = load_backend(backend, scale, n_cases, pg_url, reuse=reuse)
     engine = make_engine(url)
     factory = make_session_factory(engine)
@@ -293,15 +342,30 @@ def run_backend(backend: str, scale: float, n_cases: int, pg_url: str, per_zoom:
                 raw.append(statistics.median(theirs))
                 sizes.append(len(data or b""))
         raw = [v for v in raw if not math.isnan(v)]
-        rows.append({"layer": layer, "zooms": zooms, "n": len(ours),
-                     "ours_p50": pct(ours, .5), "ours_p99": pct(ours, .99),
-                     "raw_p50": pct(raw, .5) if raw else math.nan, "raw_p99": pct(raw, .99) if raw else math.nan,
-                     "bytes_p50": pct([float(v) for v in sizes], .5)})
+        rows.append(
+            {
+                "layer": layer,
+                "zooms": zooms,
+                "n": len(ours),
+                "ours_p50": pct(ours, 0.5),
+                "ours_p99": pct(ours, 0.99),
+                "raw_p50": pct(raw, 0.5) if raw else math.nan,
+                "raw_p99": pct(raw, 0.99) if raw else math.nan,
+                "bytes_p50": pct([float(v) for v in sizes], 0.5),
+            }
+        )
     warm = warm_serving(url, factory, bounds)
     engine.dispose()
-    return {"backend": backend, "load_s": load_s, "reused": reused, "rows": rows, "warm": warm,
-            "loadavg": (load_start, os.getloadavg()[0]),
-            "components": scale_components(scale), "cases": n_cases}
+    return {
+        "backend": backend,
+        "load_s": load_s,
+        "reused": reused,
+        "rows": rows,
+        "warm": warm,
+        "loadavg": (load_start, os.getloadavg()[0]),
+        "components": scale_components(scale),
+        "cases": n_cases,
+    }
 
 
 def scale_components(scale: float) -> int:
@@ -313,12 +377,14 @@ def warm_serving(url: str, factory: Any, bounds: tuple[float, float, float, floa
     from gridcity.root.app import create_app  # noqa: PLC0415
 
     tmp = Path(tempfile.mkdtemp())
-    settings = Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40,
-                        monitor_interval_seconds=0)
+    settings = Settings(
+        database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40, monitor_interval_seconds=0
+    )
     app = create_app(settings)
     static = tmp / "static"
     static.mkdir()
     app.mount("/bench-static", StaticFiles(directory=static), name="bench-static")
+
     def file_behind_login(session: DbSession, st: SettingsDep, token: tiles_router.Token, name: str) -> Response:
         user_from_token(session, st, token)
         return Response((static / f"{Path(name).name}.mvt").read_bytes(), media_type=tiles_router.MVT_TYPE)
@@ -353,7 +419,7 @@ def warm_serving(url: str, factory: Any, bounds: tuple[float, float, float, floa
                 out[f"{layer}_tile_p50"] = statistics.median(times["tile"])
                 out[f"{layer}_file_p50"] = statistics.median(times["file"])
                 out[f"{layer}_login_p50"] = statistics.median(times["login"]) if auth else math.nan
-                out[f"{layer}_tile_p99"] = pct(times["tile"], .99)
+                out[f"{layer}_tile_p99"] = pct(times["tile"], 0.99)
                 out[f"{layer}_bytes"] = float(len(data))
     finally:
         server.should_exit = True
@@ -367,50 +433,66 @@ def ms(v: float) -> str:
 
 
 def report(results: list[dict[str, Any]], scale: float, cmd: str) -> str:
-    lines = [f"## Vector tiles: our tile path vs the raw tile query (demo city × {scale:g})", "",
-             f"`{cmd}` — {platform.processor() or platform.machine()}, {dt.date.today().isoformat()}. Cold tiles "
-             "(empty cache) of each layer at the zooms where it is drawn, over the whole city, each timed three "
-             "times both ways alternately (median kept: the machine is shared); raw = the same tile "
-             "from one hand-written `ST_AsMVT(ST_AsMVTGeom(…))` on the bare cursor (PostGIS) or the bare R*Tree "
-             "query + `mapbox_vector_tile.encode` (SpatiaLite; no raw figure for the case layers, which are SQL "
-             "aggregates). Goals: ≤ 1.5× raw on PostGIS, ≤ 3× on SpatiaLite. 1-min load average of the machine "
-             "(2 CPUs, shared with other work) at the start and end of each back end's timing.", ""]
+    lines = [
+        f"## Vector tiles: our tile path vs the raw tile query (demo city × {scale:g})",
+        "",
+        f"`{cmd}` — {platform.processor() or platform.machine()}, {dt.date.today().isoformat()}. Cold tiles "
+        "(empty cache) of each layer at the zooms where it is drawn, over the whole city, each timed three "
+        "times both ways alternately (median kept: the machine is shared); raw = the same tile "
+        "from one hand-written `ST_AsMVT(ST_AsMVTGeom(…))` on the bare cursor (PostGIS) or the bare R*Tree "
+        "query + `mapbox_vector_tile.encode` (SpatiaLite; no raw figure for the case layers, which are SQL "
+        "aggregates). Goals: ≤ 1.5× raw on PostGIS, ≤ 3× on SpatiaLite. 1-min load average of the machine "
+        "(2 CPUs, shared with other work) at the start and end of each back end's timing.",
+        "",
+    ]
     for res in results:
-        lines += [f"### {res['backend']}: {res['components']:,} components, {res['cases']:,} open cases "
-                  f"(load {res['load_s']:.0f} s through the demo city's own loader"
-                  f"{', in an earlier --load-only run' if res['reused'] else ''}; "
-                  f"load average {res['loadavg'][0]:.1f} → {res['loadavg'][1]:.1f})",
-                  "",
-                  "| layer | zooms | tiles | ours p50 ms | ours p99 ms | raw p50 ms | raw p99 ms | p50 ratio "
-                  "| bytes p50 |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {res['backend']}: {res['components']:,} components, {res['cases']:,} open cases "
+            f"(load {res['load_s']:.0f} s through the demo city's own loader"
+            f"{', in an earlier --load-only run' if res['reused'] else ''}; "
+            f"load average {res['loadavg'][0]:.1f} → {res['loadavg'][1]:.1f})",
+            "",
+            "| layer | zooms | tiles | ours p50 ms | ours p99 ms | raw p50 ms | raw p99 ms | p50 ratio | bytes p50 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in res["rows"]:
             ratio = r["ours_p50"] / r["raw_p50"] if r["raw_p50"] == r["raw_p50"] and r["raw_p50"] > 0 else math.nan
-            lines.append(f"| {r['layer']} | {','.join(map(str, r['zooms']))} | {r['n']} | {ms(r['ours_p50'])} | "
-                         f"{ms(r['ours_p99'])} | {ms(r['raw_p50'])} | {ms(r['raw_p99'])} | "
-                         f"{'—' if ratio != ratio else f'{ratio:.2f}×'} | {r['bytes_p50']:.0f} |")
+            lines.append(
+                f"| {r['layer']} | {','.join(map(str, r['zooms']))} | {r['n']} | {ms(r['ours_p50'])} | "
+                f"{ms(r['ours_p99'])} | {ms(r['raw_p50'])} | {ms(r['raw_p99'])} | "
+                f"{'—' if ratio != ratio else f'{ratio:.2f}×'} | {r['bytes_p50']:.0f} |"
+            )
         w = res["warm"]
-        lines += ["", "Warm (cached) tile over HTTP vs a static file of the same bytes from the same app "
-                  "(uvicorn, keep-alive, 300 requests each):", "",
-                  "| tile | bytes | tile p50 ms | tile p99 ms | static file p50 ms | ratio | file behind the login "
-                  "p50 ms | ratio |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Warm (cached) tile over HTTP vs a static file of the same bytes from the same app "
+            "(uvicorn, keep-alive, 300 requests each):",
+            "",
+            "| tile | bytes | tile p50 ms | tile p99 ms | static file p50 ms | ratio | file behind the login "
+            "p50 ms | ratio |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for layer in ("base", "components"):
             login, tile_p50 = w[layer + "_login_p50"], w[layer + "_tile_p50"]
-            lines.append(f"| {layer} z{15 if layer == 'base' else 16} | {w[layer + '_bytes']:.0f} | "
-                         f"{ms(w[layer + '_tile_p50'])} | {ms(w[layer + '_tile_p99'])} | "
-                         f"{ms(w[layer + '_file_p50'])} | "
-                         f"{w[layer + '_tile_p50'] / w[layer + '_file_p50']:.2f}× | {ms(login)} | "
-                         f"{'—' if login != login else f'{tile_p50 / login:.2f}×'} |")
+            lines.append(
+                f"| {layer} z{15 if layer == 'base' else 16} | {w[layer + '_bytes']:.0f} | "
+                f"{ms(w[layer + '_tile_p50'])} | {ms(w[layer + '_tile_p99'])} | "
+                f"{ms(w[layer + '_file_p50'])} | "
+                f"{w[layer + '_tile_p50'] / w[layer + '_file_p50']:.2f}× | {ms(login)} | "
+                f"{'—' if login != login else f'{tile_p50 / login:.2f}×'} |"
+            )
         lines.append("")
-    lines += ["Where ours costs more than raw: the rarely changing layers read their data version (the cache key "
-              "and ETag) at most every 2 s, one more round trip than the raw statement then; on PostGIS the case "
-              "layers read theirs (the newest case event) inside the tile's own statement, so a cold case tile is "
-              "one statement like the raw one, and a warm one the same statement without the tile part (PostgreSQL "
-              "skips it when the version equals the one of the tile held). A warm tile of a logged-in layer still "
-              "looks its user up (the bearer token's account must be active: one read unit, which on PostgreSQL is "
-              "BEGIN READ ONLY, the SELECT and COMMIT), which the static file does not; the file behind the same "
-              "login check is the yardstick for those.", ""]
+    lines += [
+        "Where ours costs more than raw: the rarely changing layers read their data version (the cache key "
+        "and ETag) at most every 2 s, one more round trip than the raw statement then; on PostGIS the case "
+        "layers read theirs (the newest case event) inside the tile's own statement, so a cold case tile is "
+        "one statement like the raw one, and a warm one the same statement without the tile part (PostgreSQL "
+        "skips it when the version equals the one of the tile held). A warm tile of a logged-in layer still "
+        "looks its user up (the bearer token's account must be active: one read unit, which on PostgreSQL is "
+        "BEGIN READ ONLY, the SELECT and COMMIT), which the static file does not; the file behind the same "
+        "login check is the yardstick for those.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -422,8 +504,11 @@ def main() -> None:
     ap.add_argument("--per-zoom", type=int, default=40)
     ap.add_argument("--pg-url", default=None, help="scratch database (default: gc_bench_tiles_<scale>)")
     ap.add_argument("--write", action="store_true")
-    ap.add_argument("--reuse", action="store_true",
-                    help="keep a scratch database this bench loaded before at the same scale (long loads)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a scratch database this bench loaded before at the same scale (long loads)",
+    )
     ap.add_argument("--load-only", action="store_true", help="load the scratch databases and stop")
     a = ap.parse_args()
     a.pg_url = a.pg_url or DEFAULT_PG.format(scale=f"{a.scale:g}".replace(".", "_"))
@@ -432,8 +517,10 @@ def main() -> None:
             print(b, f"loaded in {load_backend(b, a.scale, a.cases, a.pg_url, reuse=a.reuse)[1]:.0f} s")
         return
     results = [run_backend(b, a.scale, a.cases, a.pg_url, a.per_zoom, reuse=a.reuse) for b in a.backends]
-    cmd = (f".venv/bin/python -m bench.bench_tiles --backends {' '.join(a.backends)} --scale {a.scale:g}"
-           f"{' --reuse' if a.reuse else ''} --write")
+    cmd = (
+        f".venv/bin/python -m bench.bench_tiles --backends {' '.join(a.backends)} --scale {a.scale:g}"
+        f"{' --reuse' if a.reuse else ''} --write"
+    )
     text = report(results, a.scale, cmd)
     print(text)
     if a.write:

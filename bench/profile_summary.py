@@ -19,8 +19,10 @@ BUCKETS: list[tuple[str, str]] = [
     ("start-up (imports, app factory)", r"Config\.load_app|create_app \(gridcity/root/app\.py"),
     ("photo work: prepare_photo (limit)", r"prepare_photo \(gridcity/photos\.py"),
     ("  of it: SHA-256 inside prepare_photo", r"inspect_photo \(gridcity/photos\.py"),
-    ("photo files written or linked (fsync'd)",
-     r"write_files \(casework/attachments\.py|MediaStore\.put(_file)? \(gridcity/storage\.py"),
+    (
+        "photo files written or linked (fsync'd)",
+        r"write_files \(casework/attachments\.py|MediaStore\.put(_file)? \(gridcity/storage\.py",
+    ),
     ("SHA-256 outside prepare_photo (leaf: the service's own hashing)", r"LEAF:(_sha_of|photo_shas|prepare_uploads)"),
     ("multipart parsing (worker thread)", r"mobile_api/forms\.py"),
     ("reading the upload into bytes (_read)", r"_read \(mobile_api/router\.py"),
@@ -47,8 +49,12 @@ def summarise(path: Path, top: int = 15) -> str:
     total = sum(n for _, n in samples)
     startup = sum(n for f, n in samples if any(re.search(BUCKETS[0][1], x) for x in f))
     busy = total - startup
-    lines = [f"busy samples after start-up: {busy} (start-up {startup})", "", "| where | share of busy samples |",
-             "|---|---|"]
+    lines = [
+        f"busy samples after start-up: {busy} (start-up {startup})",
+        "",
+        "| where | share of busy samples |",
+        "|---|---|",
+    ]
     work = [(f, c) for f, c in samples if not any(re.search(BUCKETS[0][1], x) for x in f)]
     for name, pat in BUCKETS[1:]:
         if pat.startswith("LEAF:"):

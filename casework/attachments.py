@@ -31,8 +31,9 @@ DISPLAY = ".display.jpg"
 REQUIRED_SUFFIXES = (ORIGINAL, THUMB)
 
 
-def prepare(data: bytes, limits: photos.PhotoLimits = photos.DEFAULT_LIMITS,
-            loc: list[str | int] | None = None) -> photos.PreparedPhoto:
+def prepare(
+    data: bytes, limits: photos.PhotoLimits = photos.DEFAULT_LIMITS, loc: list[str | int] | None = None
+) -> photos.PreparedPhoto:
     """Validate a photo and render its thumbnail (pure CPU; no session, no files)."""
     return photos.prepare_photo(data, limits, loc=loc)
 
@@ -115,8 +116,10 @@ def end_read_transaction(session: Session) -> None:
     the transaction has written nothing yet (it is not done inside a savepoint: a batch item's work stays in
     its batch's transaction). Loaded objects stay usable (the session factory does not expire on commit).
     """
-    if session.in_transaction() and not session.in_nested_transaction() and not (
-        session.new or session.dirty or session.deleted
+    if (
+        session.in_transaction()
+        and not session.in_nested_transaction()
+        and not (session.new or session.dirty or session.deleted)
     ):
         session.commit()
 

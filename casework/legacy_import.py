@@ -57,11 +57,43 @@ Echo = Callable[[str], Any]
 MAX_ERRORS = 200
 BATCH_LOCATE = 100  # from this many new cases on, locate their points in memory (one read of the grids)
 KEY_MAX = 64
-_FIELDS = frozenset({"case", "action", "actor", "role", "at", "department", "inspector", "class", "location",
-                     "urgency", "address", "description", "component", "note", "extension", "evidence",
-                     "attachments", "source"})
-_EVENT_COLUMNS = ("case_id", "seq", "action", "from_status", "to_status", "actor_id", "actor_role",
-                  "department_id", "at", "lon", "lat", "note", "data")
+_FIELDS = frozenset(
+    {
+        "case",
+        "action",
+        "actor",
+        "role",
+        "at",
+        "department",
+        "inspector",
+        "class",
+        "location",
+        "urgency",
+        "address",
+        "description",
+        "component",
+        "note",
+        "extension",
+        "evidence",
+        "attachments",
+        "source",
+    }
+)
+_EVENT_COLUMNS = (
+    "case_id",
+    "seq",
+    "action",
+    "from_status",
+    "to_status",
+    "actor_id",
+    "actor_role",
+    "department_id",
+    "at",
+    "lon",
+    "lat",
+    "note",
+    "data",
+)
 
 
 class ImportRefused(InvalidInput):
@@ -69,8 +101,12 @@ class ImportRefused(InvalidInput):
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         first = errors[0]
-        super().__init__(f"line {first['line']}: {first['msg']} ({len(errors)} error(s); nothing imported)",
-                         code="import.refused", loc=["file"], extra={"errors": errors})
+        super().__init__(
+            f"line {first['line']}: {first['msg']} ({len(errors)} error(s); nothing imported)",
+            code="import.refused",
+            loc=["file"],
+            extra={"errors": errors},
+        )
         self.errors = errors
 
 
@@ -122,8 +158,10 @@ EVENT_FIELDS = _EVENT_COLUMNS[1:]  # an ImportedCase's event tuples (without cas
 def imported_cases(replays: Sequence[_Replay]) -> list[ImportedCase]:
     """The written cases (after :func:`write`) in the order they were written."""
     done = sorted((rp for rp in replays if rp.case_id is not None), key=lambda rp: rp.case_id or 0)
-    return [ImportedCase(rp.case_id or 0, rp.row["class_code"], rp.row["urgency"], rp.row["grid_code"], rp.events)
-            for rp in done]
+    return [
+        ImportedCase(rp.case_id or 0, rp.row["class_code"], rp.row["urgency"], rp.row["grid_code"], rp.events)
+        for rp in done
+    ]
 
 
 @dataclass(frozen=True)
@@ -209,7 +247,7 @@ def _lookup(session: Session, lines: Sequence[Line]) -> tuple[dict[str, User], d
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), n):
-        yield seq[i:i + n]
+        yield seq[i : i + n]
 
 
 class _LineError(Exception):
@@ -225,14 +263,21 @@ def _location(raw: Any, *, required: bool) -> tuple[float | None, float | None]:
         raise _LineError("import.bad_location", "location must be {lon, lat}", "location")
     lon, lat = raw.get("lon"), raw.get("lat")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lon, lat)) or not (
-            -180 <= lon <= 180 and -90 <= lat <= 90):  # type: ignore[operator]
+        -180 <= lon <= 180 and -90 <= lat <= 90
+    ):  # type: ignore[operator]
         raise _LineError("import.bad_location", "location needs numeric lon (±180) and lat (±90)", "location")
     return float(lon), float(lat)  # type: ignore[arg-type]
 
 
 class _Importer:
-    def __init__(self, session: Session, rules: CaseRules, users: Mapping[str, User],
-                 depts: Mapping[str, Department], attachments: set[int]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        rules: CaseRules,
+        users: Mapping[str, User],
+        depts: Mapping[str, Department],
+        attachments: set[int],
+    ) -> None:
         self.session = session
         self.rules = rules
         self.users = users
@@ -246,8 +291,9 @@ class _Importer:
             try:
                 role = Role(ln.raw.get("role"))
             except ValueError:
-                raise _LineError("import.unknown_actor", "actor is missing (null needs a role: the system)",
-                                 "actor") from None
+                raise _LineError(
+                    "import.unknown_actor", "actor is missing (null needs a role: the system)", "actor"
+                ) from None
             return Actor(user_id=0, role=role)
         user = self.users.get(login) if isinstance(login, str) else None
         if user is None:
@@ -258,8 +304,11 @@ class _Importer:
         """The case row of a creating event (validated)."""
         raw = ln.raw
         if ln.action not in lifecycle.CREATING_ACTIONS:
-            raise _LineError("import.no_creating_event",
-                             f"a case starts with report, public_report or self_handle, not {ln.action}", "action")
+            raise _LineError(
+                "import.no_creating_event",
+                f"a case starts with report, public_report or self_handle, not {ln.action}",
+                "action",
+            )
         try:
             cls = self.rules.catalog.get(str(raw.get("class") or ""), loc=["class"])
         except InvalidInput as exc:
@@ -283,10 +332,21 @@ class _Importer:
             if v is not None and (not isinstance(v, str) or len(v) > limit):
                 raise _LineError("import.bad_field", f"{name} must be text of at most {limit} characters", name)
         source = raw.get("source") or ("public" if ln.action is A.PUBLIC_REPORT else "inspector")
-        row = {"source": source, "class_code": cls.key, "kind": cls.kind, "urgency": urgency, "lon": lon,
-               "lat": lat, "g_wkt": f"POINT({lon} {lat})", "address": raw.get("address"),
-               "description": raw.get("description"), "grid_code": grid, "component_id": raw.get("component"),
-               "merged_into_id": None, "created_at": ln.at}
+        row = {
+            "source": source,
+            "class_code": cls.key,
+            "kind": cls.kind,
+            "urgency": urgency,
+            "lon": lon,
+            "lat": lat,
+            "g_wkt": f"POINT({lon} {lat})",
+            "address": raw.get("address"),
+            "description": raw.get("description"),
+            "grid_code": grid,
+            "component_id": raw.get("component"),
+            "merged_into_id": None,
+            "created_at": ln.at,
+        }
         return _Replay(ln.key, row)
 
     def step(self, rp: _Replay, ln: Line) -> None:
@@ -322,12 +382,21 @@ class _Importer:
             if insp is None or insp.role is not Role.INSPECTOR:
                 raise _LineError("user.not_inspector", f"{insp_login!r} is not an inspector", "inspector")
         ext = raw.get("extension")
-        given = {n for n, ok in ((Need.DEPARTMENT, dept is not None), (Need.INSPECTOR, insp is not None),
-                                 (Need.ATTACHMENT, bool(evidence or atts)),
-                                 (Need.NOTE, bool(note and note.strip())), (Need.EXTENSION, ext is not None),
-                                 (Need.TARGET_CASE, False)) if ok}
-        facts = CaseFacts(status=rp.status, department_id=rp.dept, reporter_id=rp.reporter,
-                          assigned_inspector_id=rp.assigned)
+        given = {
+            n
+            for n, ok in (
+                (Need.DEPARTMENT, dept is not None),
+                (Need.INSPECTOR, insp is not None),
+                (Need.ATTACHMENT, bool(evidence or atts)),
+                (Need.NOTE, bool(note and note.strip())),
+                (Need.EXTENSION, ext is not None),
+                (Need.TARGET_CASE, False),
+            )
+            if ok
+        }
+        facts = CaseFacts(
+            status=rp.status, department_id=rp.dept, reporter_id=rp.reporter, assigned_inspector_id=rp.assigned
+        )
         try:
             row = lifecycle.check_transition(actor, facts, ln.action, frozenset(given))
         except GridCityError as exc:
@@ -358,11 +427,30 @@ class _Importer:
         if not rp.events and ln.action is A.PUBLIC_REPORT:
             lon, lat = None, None  # as create_case: the centre's registration has no position of its own
         seq = len(rp.events) + 1
-        rp.events.append((seq, ln.action, rp.status, row.target, actor.user_id or None, actor.role, rp.dept,
-                          ln.at, lon, lat, note, data))
+        rp.events.append(
+            (
+                seq,
+                ln.action,
+                rp.status,
+                row.target,
+                actor.user_id or None,
+                actor.role,
+                rp.dept,
+                ln.at,
+                lon,
+                lat,
+                note,
+                data,
+            )
+        )
         rp.facts.append(timeline.EventFact(ln.action, rp.status, row.target, ln.at, data))
-        role = ("before" if seq == 1 and ln.action is not A.SELF_HANDLE else
-                "after" if ln.action in (A.FEEDBACK, A.SELF_HANDLE) else "evidence")
+        role = (
+            "before"
+            if seq == 1 and ln.action is not A.SELF_HANDLE
+            else "after"
+            if ln.action in (A.FEEDBACK, A.SELF_HANDLE)
+            else "evidence"
+        )
         rp.links += [(seq, a, role) for a in atts]
         rp.status = row.target
 
@@ -386,23 +474,40 @@ def _finish(rules: CaseRules, rp: _Replay) -> None:
     """The cached columns of the case after its last event (as apply_action's cache)."""
     last = rp.events[-1]
     row = rp.row
-    row.update(status=rp.status, version=len(rp.events), department_id=rp.dept, reporter_id=rp.reporter,
-               assigned_inspector_id=rp.assigned, updated_at=last[7],
-               closed_at=last[7] if rp.status is S.CLOSED else None,
-               stage=None, stage_started_at=None, deadline_at=None, warn_at=None)
+    row.update(
+        status=rp.status,
+        version=len(rp.events),
+        department_id=rp.dept,
+        reporter_id=rp.reporter,
+        assigned_inspector_id=rp.assigned,
+        updated_at=last[7],
+        closed_at=last[7] if rp.status is S.CLOSED else None,
+        stage=None,
+        stage_started_at=None,
+        deadline_at=None,
+        warn_at=None,
+    )
     runs = timeline.stage_runs(rp.facts)
     if runs and runs[-1].ended_at is None:
         run = runs[-1]
         probe = Case(class_code=row["class_code"], urgency=row["urgency"])
         clock = casework_service.run_clock(rules, probe, run, last[7])
         warn = casework_service.run_clock(rules, probe, run, last[7], share=casework_service.YELLOW_AT)
-        row.update(stage=run.stage.value, stage_started_at=run.started_at,
-                   deadline_at=clock.deadline.astimezone(dt.UTC) if clock and clock.deadline else None,
-                   warn_at=warn.deadline.astimezone(dt.UTC) if warn and warn.deadline else None)
+        row.update(
+            stage=run.stage.value,
+            stage_started_at=run.started_at,
+            deadline_at=clock.deadline.astimezone(dt.UTC) if clock and clock.deadline else None,
+            warn_at=warn.deadline.astimezone(dt.UTC) if warn and warn.deadline else None,
+        )
 
 
-def validate(session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], *, rules: CaseRules,
-             echo: Echo | None = None) -> tuple[list[_Replay], int]:
+def validate(
+    session: Session,
+    records: Iterable[tuple[int, str | Mapping[str, Any]]],
+    *,
+    rules: CaseRules,
+    echo: Echo | None = None,
+) -> tuple[list[_Replay], int]:
     """Parse and replay every case in memory; returns (the new cases, cases skipped as already imported).
 
     Raises:
@@ -421,10 +526,14 @@ def validate(session: Session, records: Iterable[tuple[int, str | Mapping[str, A
         existing.update(session.scalars(select(CaseLegacyKey.key).where(CaseLegacyKey.key.in_(chunk))))
     imp = _Importer(session, rules, users, depts, atts)
     firsts = [evs[0] for key, evs in by_case.items() if key not in existing]
-    points = sorted({(float(loc["lon"]), float(loc["lat"])) for ln in firsts
-                     if isinstance(loc := ln.raw.get("location"), dict)
-                     and all(isinstance(loc.get(k), int | float) and not isinstance(loc.get(k), bool)
-                             for k in ("lon", "lat"))})
+    points = sorted(
+        {
+            (float(loc["lon"]), float(loc["lat"]))
+            for ln in firsts
+            if isinstance(loc := ln.raw.get("location"), dict)
+            and all(isinstance(loc.get(k), int | float) and not isinstance(loc.get(k), bool) for k in ("lon", "lat"))
+        }
+    )
     if len(firsts) >= BATCH_LOCATE:  # many cases: read the grids once instead of one spatial query a case
         imp.located = dict(zip(points, components_service.locate_points(session, points), strict=True))
     replays: list[_Replay] = []
@@ -436,9 +545,11 @@ def validate(session: Session, records: Iterable[tuple[int, str | Mapping[str, A
         for ln in evs:
             try:
                 if prev is not None and ln.at < prev:
-                    raise _LineError("import.time_backwards",
-                                     f"{ln.at.isoformat()} is before the case's previous event ({prev.isoformat()})",
-                                     "at")
+                    raise _LineError(
+                        "import.time_backwards",
+                        f"{ln.at.isoformat()} is before the case's previous event ({prev.isoformat()})",
+                        "at",
+                    )
                 prev = ln.at
                 if rp is None:
                     rp = imp.start(ln)
@@ -457,8 +568,9 @@ def validate(session: Session, records: Iterable[tuple[int, str | Mapping[str, A
     return replays, len(existing)
 
 
-def write(session: Session, replays: Sequence[_Replay], *, rules: CaseRules, echo: Echo | None = None,
-          batch: int = 5000) -> list[int]:
+def write(
+    session: Session, replays: Sequence[_Replay], *, rules: CaseRules, echo: Echo | None = None, batch: int = 5000
+) -> list[int]:
     """Write validated cases in bulk (numbers of the year of their first event); returns their ids."""
     tz = ZoneInfo(rules.calendar.timezone)
     ordered = sorted(replays, key=lambda r: (r.row["created_at"], r.key))
@@ -473,7 +585,7 @@ def write(session: Session, replays: Sequence[_Replay], *, rules: CaseRules, ech
     ids: list[int] = []
     done_events = 0
     for k in range(0, len(ordered), batch):
-        part = ordered[k:k + batch]
+        part = ordered[k : k + batch]
         conn.execute(table.insert().values(geom=spatial.geom_from_wkt(session, "g_wkt")), [r.row for r in part])
         numbers = [r.row["number"] for r in part]
         got = dict(conn.execute(select(table.c.number, table.c.id).where(table.c.number.in_(numbers))).all())
@@ -488,10 +600,16 @@ def write(session: Session, replays: Sequence[_Replay], *, rules: CaseRules, ech
         linked = [(got[rp.row["number"]], seq, a, role) for rp in part for seq, a, role in rp.links]
         if linked:
             cids = sorted({x[0] for x in linked})
-            ev_ids = {(c, s): i for i, c, s in conn.execute(
-                select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq).where(CaseEvent.case_id.in_(cids)))}
-            conn.execute(sa.insert(EventAttachment), [{"event_id": ev_ids[(c, s)], "attachment_id": a, "role": r}
-                                                      for c, s, a, r in linked])
+            ev_ids = {
+                (c, s): i
+                for i, c, s in conn.execute(
+                    select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq).where(CaseEvent.case_id.in_(cids))
+                )
+            }
+            conn.execute(
+                sa.insert(EventAttachment),
+                [{"event_id": ev_ids[(c, s)], "attachment_id": a, "role": r} for c, s, a, r in linked],
+            )
         done_events += len(rows)
         if echo:
             echo(f"imported {min(k + batch, len(ordered))}/{len(ordered)} cases ({done_events} events)")
@@ -504,8 +622,12 @@ def write(session: Session, replays: Sequence[_Replay], *, rules: CaseRules, ech
 
 
 def import_records(
-    session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], *, rules: CaseRules | None = None,
-    echo: Echo | None = None, after: Callable[[Session, Sequence[ImportedCase]], Any] | None = None,
+    session: Session,
+    records: Iterable[tuple[int, str | Mapping[str, Any]]],
+    *,
+    rules: CaseRules | None = None,
+    echo: Echo | None = None,
+    after: Callable[[Session, Sequence[ImportedCase]], Any] | None = None,
 ) -> ImportResult:
     """Validate everything, then write it all (the caller owns the transaction: a refusal writes nothing).
 
@@ -527,8 +649,9 @@ def import_records(
     return ImportResult(len(ids), n_events, skipped, tuple(ids), time.perf_counter() - t0)
 
 
-def export_records(session: Session, *, rules: CaseRules | None = None, case_ids: Sequence[int] | None = None
-                   ) -> Iterator[dict[str, Any]]:
+def export_records(
+    session: Session, *, rules: CaseRules | None = None, case_ids: Sequence[int] | None = None
+) -> Iterator[dict[str, Any]]:
     """The case history in the import format (one dict per event, in case and sequence order).
 
     A case's key is its legacy key if it was imported, else its number. Photos become ``evidence``
@@ -544,24 +667,39 @@ def export_records(session: Session, *, rules: CaseRules | None = None, case_ids
         q = q.where(Case.id.in_(case_ids))
     for case in session.scalars(q):
         events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
-        shas = dict(session.execute(
-            select(EventAttachment.event_id, Attachment.sha256)
-            .join(Attachment, Attachment.id == EventAttachment.attachment_id)
-            .where(EventAttachment.event_id.in_([e.id for e in events]))).all())
+        shas = dict(
+            session.execute(
+                select(EventAttachment.event_id, Attachment.sha256)
+                .join(Attachment, Attachment.id == EventAttachment.attachment_id)
+                .where(EventAttachment.event_id.in_([e.id for e in events]))
+            ).all()
+        )
         if any(e.action is A.MERGE for e in events):
             continue
         for i, e in enumerate(events):
-            rec: dict[str, Any] = {"case": keys.get(case.id, case.number), "action": e.action.value,
-                                   "actor": logins.get(e.actor_id) if e.actor_id else None,
-                                   "at": e.at.astimezone(tz).isoformat()}
+            rec: dict[str, Any] = {
+                "case": keys.get(case.id, case.number),
+                "action": e.action.value,
+                "actor": logins.get(e.actor_id) if e.actor_id else None,
+                "at": e.at.astimezone(tz).isoformat(),
+            }
             if e.actor_id is None:
                 rec["role"] = e.actor_role.value if e.actor_role else None
             data = e.data or {}
             if i == 0:
-                rec.update({"class": case.class_code, "urgency": case.urgency, "source": case.source,
-                            "location": {"lon": case.lon, "lat": case.lat}})
-                for name, v in (("address", case.address), ("description", case.description),
-                                ("component", case.component_id)):
+                rec.update(
+                    {
+                        "class": case.class_code,
+                        "urgency": case.urgency,
+                        "source": case.source,
+                        "location": {"lon": case.lon, "lat": case.lat},
+                    }
+                )
+                for name, v in (
+                    ("address", case.address),
+                    ("description", case.description),
+                    ("component", case.component_id),
+                ):
                     if v is not None:
                         rec[name] = v
             elif e.lon is not None and e.lat is not None:

@@ -139,22 +139,25 @@ TRANSITIONS: Final[tuple[Transition, ...]] = (
     # error, with a note, while the case waits for 派遣 (also after an approved 回退 brought it back there).
     # Once a department holds the case it can only leave through 回退 / 挂账 / 结案. Counted as 作废数.
     _t(A.VOID, {S.FILED}, S.VOIDED, {R.SHIFT_LEADER}, needs={Need.NOTE}),
-    _t(A.MERGE, {S.REPORTED, S.PUBLIC_REPORTED}, S.MERGED, {R.SHIFT_LEADER, R.ACCEPTOR},
-       needs={Need.TARGET_CASE}),
+    _t(A.MERGE, {S.REPORTED, S.PUBLIC_REPORTED}, S.MERGED, {R.SHIFT_LEADER, R.ACCEPTOR}, needs={Need.TARGET_CASE}),
     # 任务派遣
     _t(A.DISPATCH, {S.FILED}, S.DISPATCHED, {R.DISPATCHER}, needs={Need.DEPARTMENT}),
     # 任务处理 and the requests a department may make
     _t(A.ACCEPT, {S.DISPATCHED}, S.HANDLING, {R.DEPARTMENT}, Scope.OWN_DEPARTMENT),
-    _t(A.REQUEST_SENDBACK, _OPEN_WORK, S.SENDBACK_REQUESTED, {R.DEPARTMENT}, Scope.OWN_DEPARTMENT,
-       {Need.NOTE}),
+    _t(A.REQUEST_SENDBACK, _OPEN_WORK, S.SENDBACK_REQUESTED, {R.DEPARTMENT}, Scope.OWN_DEPARTMENT, {Need.NOTE}),
     _t(A.APPROVE_SENDBACK, {S.SENDBACK_REQUESTED}, S.FILED, {R.DISPATCHER}),
     _t(A.REJECT_SENDBACK, {S.SENDBACK_REQUESTED}, S.HANDLING, {R.DISPATCHER}, needs={Need.NOTE}),
-    _t(A.REQUEST_EXTENSION, {S.HANDLING}, S.EXTENSION_REQUESTED, {R.DEPARTMENT}, Scope.OWN_DEPARTMENT,
-       {Need.EXTENSION, Need.NOTE}),
+    _t(
+        A.REQUEST_EXTENSION,
+        {S.HANDLING},
+        S.EXTENSION_REQUESTED,
+        {R.DEPARTMENT},
+        Scope.OWN_DEPARTMENT,
+        {Need.EXTENSION, Need.NOTE},
+    ),
     _t(A.APPROVE_EXTENSION, {S.EXTENSION_REQUESTED}, S.HANDLING, {R.DISPATCHER}),
     _t(A.REJECT_EXTENSION, {S.EXTENSION_REQUESTED}, S.HANDLING, {R.DISPATCHER}, needs={Need.NOTE}),
-    _t(A.REQUEST_SUSPENSION, {S.HANDLING}, S.SUSPENSION_REQUESTED, {R.DEPARTMENT}, Scope.OWN_DEPARTMENT,
-       {Need.NOTE}),
+    _t(A.REQUEST_SUSPENSION, {S.HANDLING}, S.SUSPENSION_REQUESTED, {R.DEPARTMENT}, Scope.OWN_DEPARTMENT, {Need.NOTE}),
     _t(A.APPROVE_SUSPENSION, {S.SUSPENSION_REQUESTED}, S.SUSPENDED, {R.DISPATCHER}),
     _t(A.REJECT_SUSPENSION, {S.SUSPENSION_REQUESTED}, S.HANDLING, {R.DISPATCHER}, needs={Need.NOTE}),
     _t(A.RESUME, {S.SUSPENDED}, S.HANDLING, {R.DISPATCHER}),
@@ -208,12 +211,7 @@ def allowed_actions(actor: Actor, case: CaseFacts) -> list[CaseAction]:
     """The actions this user may take on this case now, in table order."""
     out: list[CaseAction] = []
     for t in TRANSITIONS:
-        if (
-            case.status in t.sources
-            and actor.role in t.roles
-            and _in_scope(t, actor, case)
-            and t.action not in out
-        ):
+        if case.status in t.sources and actor.role in t.roles and _in_scope(t, actor, case) and t.action not in out:
             out.append(t.action)
     return out
 
@@ -236,9 +234,7 @@ def check_transition(
     """
     rows = _ROWS_BY_ACTION.get(action, ())
     if not any(actor.role in t.roles for t in rows):
-        raise ActionForbidden(
-            f"role {actor.role} may not {action}", code="case.role_forbidden", loc=["action"]
-        )
+        raise ActionForbidden(f"role {actor.role} may not {action}", code="case.role_forbidden", loc=["action"])
     from_here = [t for t in rows if case.status in t.sources and actor.role in t.roles]
     if not from_here:
         allowed = allowed_actions(actor, case)
@@ -256,14 +252,20 @@ def check_transition(
     missing = sorted(row.needs - given)
     if missing:
         raise MissingActionInput(
-            f"{action} needs {', '.join(missing)}", loc=[str(missing[0])],
+            f"{action} needs {', '.join(missing)}",
+            loc=[str(missing[0])],
             extra={"missing": [str(m) for m in missing]},
         )
     return row
 
 
-def can_view(actor: Actor, case: CaseFacts, *, involved_department_ids: frozenset[int] = frozenset(),
-             has_merged_report: bool = False) -> bool:
+def can_view(
+    actor: Actor,
+    case: CaseFacts,
+    *,
+    involved_department_ids: frozenset[int] = frozenset(),
+    has_merged_report: bool = False,
+) -> bool:
     """Whether the actor may see the case at all.
 
     The centres, leaders and admins see every case; department staff see the cases currently with their

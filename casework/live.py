@@ -116,19 +116,40 @@ def _dumps(payload: dict[str, Any]) -> str:
 
 
 _CASE_COLS = (
-    Case.number, Case.status.label("case_status"), Case.version, Case.class_code, Case.urgency, Case.lon,
-    Case.lat, Case.grid_code, Case.department_id.label("case_department_id"), Case.reporter_id,
-    Case.assigned_inspector_id, Case.stage, Case.stage_started_at, Case.deadline_at, Case.warn_at,
+    Case.number,
+    Case.status.label("case_status"),
+    Case.version,
+    Case.class_code,
+    Case.urgency,
+    Case.lon,
+    Case.lat,
+    Case.grid_code,
+    Case.department_id.label("case_department_id"),
+    Case.reporter_id,
+    Case.assigned_inspector_id,
+    Case.stage,
+    Case.stage_started_at,
+    Case.deadline_at,
+    Case.warn_at,
 )
 
 
 def _case_part(r: Any, now: dt.datetime) -> dict[str, Any]:
     return {
-        "number": r.number, "status": str(r.case_status), "version": r.version, "class_code": r.class_code,
-        "urgency": r.urgency, "lon": r.lon, "lat": r.lat, "grid_code": r.grid_code,
-        "department_id": r.case_department_id, "stage": r.stage, "deadline_at": _iso(r.deadline_at),
-        "light": casework_service.light_from(stage=r.stage, status=CaseStatus(r.case_status),
-                                             deadline_at=r.deadline_at, warn_at=r.warn_at, now=now),
+        "number": r.number,
+        "status": str(r.case_status),
+        "version": r.version,
+        "class_code": r.class_code,
+        "urgency": r.urgency,
+        "lon": r.lon,
+        "lat": r.lat,
+        "grid_code": r.grid_code,
+        "department_id": r.case_department_id,
+        "stage": r.stage,
+        "deadline_at": _iso(r.deadline_at),
+        "light": casework_service.light_from(
+            stage=r.stage, status=CaseStatus(r.case_status), deadline_at=r.deadline_at, warn_at=r.warn_at, now=now
+        ),
     }
 
 
@@ -136,13 +157,24 @@ def _inspectors(r: Any) -> frozenset[int]:
     return frozenset(i for i in (r.reporter_id, r.assigned_inspector_id) if i is not None)
 
 
-def event_query(*, after: int, upto: int | None = None, limit: int = 500,
-                actor: Actor | None = None) -> sa.Select[Any]:
+def event_query(*, after: int, upto: int | None = None, limit: int = 500, actor: Actor | None = None) -> sa.Select[Any]:
     """The statement behind :func:`event_items`."""
     q = (
-        select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq, CaseEvent.action, CaseEvent.from_status,
-               CaseEvent.to_status, CaseEvent.actor_id, CaseEvent.actor_role, CaseEvent.department_id,
-               CaseEvent.at, CaseEvent.note, CaseEvent.data, *_CASE_COLS)
+        select(
+            CaseEvent.id,
+            CaseEvent.case_id,
+            CaseEvent.seq,
+            CaseEvent.action,
+            CaseEvent.from_status,
+            CaseEvent.to_status,
+            CaseEvent.actor_id,
+            CaseEvent.actor_role,
+            CaseEvent.department_id,
+            CaseEvent.at,
+            CaseEvent.note,
+            CaseEvent.data,
+            *_CASE_COLS,
+        )
         .join(Case, Case.id == CaseEvent.case_id)
         .where(CaseEvent.id > after)
         .order_by(CaseEvent.id)
@@ -151,15 +183,17 @@ def event_query(*, after: int, upto: int | None = None, limit: int = 500,
     if upto is not None:
         q = q.where(CaseEvent.id <= upto)
     if actor is not None and actor.role is Role.DEPARTMENT:
-        q = q.where(sa.or_(CaseEvent.department_id == actor.department_id,
-                           CaseEvent.action == CaseAction.APPROVE_SENDBACK))
+        q = q.where(
+            sa.or_(CaseEvent.department_id == actor.department_id, CaseEvent.action == CaseAction.APPROVE_SENDBACK)
+        )
     elif actor is not None and actor.role is Role.INSPECTOR:
         q = q.where(sa.or_(Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id))
     return q
 
 
-def event_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
-                actor: Actor | None = None) -> list[LiveItem]:
+def event_items(
+    session: Session, *, after: int, upto: int | None = None, limit: int = 500, actor: Actor | None = None
+) -> list[LiveItem]:
     """Events with ``after < id <= upto`` in id order, as messages (prefiltered in SQL for ``actor``)."""
     return events_from_rows(session.execute(event_query(after=after, upto=upto, limit=limit, actor=actor)))
 
@@ -172,23 +206,41 @@ def events_from_rows(rows: Any) -> list[LiveItem]:
         data = r.data or {}
         depts = {r.department_id, data.get("from_department_id")}
         payload = {
-            "type": "event", "id": r.id, "case_id": r.case_id, "seq": r.seq, "action": str(r.action),
-            "from_status": str(r.from_status), "to_status": str(r.to_status), "actor_id": r.actor_id,
-            "actor_role": None if r.actor_role is None else str(r.actor_role), "department_id": r.department_id,
-            "at": _iso(r.at), "note": r.note, "data": data, "case": _case_part(r, now),
+            "type": "event",
+            "id": r.id,
+            "case_id": r.case_id,
+            "seq": r.seq,
+            "action": str(r.action),
+            "from_status": str(r.from_status),
+            "to_status": str(r.to_status),
+            "actor_id": r.actor_id,
+            "actor_role": None if r.actor_role is None else str(r.actor_role),
+            "department_id": r.department_id,
+            "at": _iso(r.at),
+            "note": r.note,
+            "data": data,
+            "case": _case_part(r, now),
         }
-        out.append(LiveItem("event", r.id, _dumps(payload),
-                            frozenset(d for d in depts if isinstance(d, int)), _inspectors(r)))
+        out.append(
+            LiveItem("event", r.id, _dumps(payload), frozenset(d for d in depts if isinstance(d, int)), _inspectors(r))
+        )
     return out
 
 
-def alert_query(*, after: int, upto: int | None = None, limit: int = 500,
-                actor: Actor | None = None) -> sa.Select[Any]:
+def alert_query(*, after: int, upto: int | None = None, limit: int = 500, actor: Actor | None = None) -> sa.Select[Any]:
     """The statement behind :func:`alert_items`."""
     q = (
-        select(CaseAlert.id, CaseAlert.case_id, CaseAlert.stage, CaseAlert.level, CaseAlert.run_started_at,
-               CaseAlert.deadline_at.label("alert_deadline_at"), CaseAlert.department_id,
-               CaseAlert.created_at, *_CASE_COLS)
+        select(
+            CaseAlert.id,
+            CaseAlert.case_id,
+            CaseAlert.stage,
+            CaseAlert.level,
+            CaseAlert.run_started_at,
+            CaseAlert.deadline_at.label("alert_deadline_at"),
+            CaseAlert.department_id,
+            CaseAlert.created_at,
+            *_CASE_COLS,
+        )
         .join(Case, Case.id == CaseAlert.case_id)
         .where(CaseAlert.id > after)
         .order_by(CaseAlert.id)
@@ -201,8 +253,9 @@ def alert_query(*, after: int, upto: int | None = None, limit: int = 500,
     return q
 
 
-def alert_items(session: Session, *, after: int, upto: int | None = None, limit: int = 500,
-                actor: Actor | None = None) -> list[LiveItem]:
+def alert_items(
+    session: Session, *, after: int, upto: int | None = None, limit: int = 500, actor: Actor | None = None
+) -> list[LiveItem]:
     """Deadline warnings with ``after < id <= upto`` in id order, as messages."""
     return alerts_from_rows(session.execute(alert_query(after=after, upto=upto, limit=limit, actor=actor)))
 
@@ -213,9 +266,16 @@ def alerts_from_rows(rows: Any) -> list[LiveItem]:
     out = []
     for r in rows:
         payload = {
-            "type": "alert", "alert_id": r.id, "case_id": r.case_id, "stage": r.stage, "level": r.level,
-            "run_started_at": _iso(r.run_started_at), "deadline_at": _iso(r.alert_deadline_at),
-            "department_id": r.department_id, "at": _iso(r.created_at), "case": _case_part(r, now),
+            "type": "alert",
+            "alert_id": r.id,
+            "case_id": r.case_id,
+            "stage": r.stage,
+            "level": r.level,
+            "run_started_at": _iso(r.run_started_at),
+            "deadline_at": _iso(r.alert_deadline_at),
+            "department_id": r.department_id,
+            "at": _iso(r.created_at),
+            "case": _case_part(r, now),
         }
         depts = frozenset({r.department_id} if r.department_id is not None else ())
         insp = frozenset({r.assigned_inspector_id} if r.assigned_inspector_id is not None else ())
@@ -301,8 +361,9 @@ class Subscriber:
         """Spend one ``resume`` from the allowance: 0 when allowed, else the seconds to wait."""
         if self.resume_tokens < 0:
             self.resume_tokens, self.resume_refilled = float(cfg.resume_burst), now
-        self.resume_tokens = min(float(cfg.resume_burst),
-                                 self.resume_tokens + (now - self.resume_refilled) * cfg.resume_per_second)
+        self.resume_tokens = min(
+            float(cfg.resume_burst), self.resume_tokens + (now - self.resume_refilled) * cfg.resume_per_second
+        )
         self.resume_refilled = now
         if self.resume_tokens >= 1:
             self.resume_tokens -= 1
@@ -359,8 +420,11 @@ class Subscriber:
             self.reason = reason
         self.done.set()
 
-    def go_live(self, send: Callable[[str], Coroutine[Any, Any, Any]],
-                on_resume: Callable[[str], Coroutine[Any, Any, Any]] | None = None) -> None:
+    def go_live(
+        self,
+        send: Callable[[str], Coroutine[Any, Any, Any]],
+        on_resume: Callable[[str], Coroutine[Any, Any, Any]] | None = None,
+    ) -> None:
         """Start writing: from now on queued frames go out as soon as they are queued."""
         self.send, self.on_resume = send, on_resume
         self.last_sent = asyncio.get_running_loop().time()
@@ -372,10 +436,10 @@ class Subscriber:
         if kind == "alert":
             return None if item_id <= self.skip_alert else text
         if kind == PING:
-            ev, al = self.hub.marks_for(self) if self.hub is not None else (self.delivered_event,
-                                                                           self.delivered_alert)
-            return _dumps({"type": "ping", "last_id": max(ev, self.skip_event),
-                           "last_alert_id": max(al, self.skip_alert)})
+            ev, al = self.hub.marks_for(self) if self.hub is not None else (self.delivered_event, self.delivered_alert)
+            return _dumps(
+                {"type": "ping", "last_id": max(ev, self.skip_event), "last_alert_id": max(al, self.skip_alert)}
+            )
         return text
 
     def _sent(self, kind: str, item_id: int) -> None:
@@ -497,8 +561,10 @@ class LiveHub:
             self._listening = asyncio.Event()
             self._drain_lock = asyncio.Lock()
             self.hw_event, self.hw_alert = await asyncio.to_thread(self._read_high_water)
-            self._tasks = [asyncio.create_task(self._pump(), name="gridcity-live-pump"),
-                           asyncio.create_task(self._watch(), name="gridcity-live-watchdog")]
+            self._tasks = [
+                asyncio.create_task(self._pump(), name="gridcity-live-pump"),
+                asyncio.create_task(self._watch(), name="gridcity-live-watchdog"),
+            ]
             if self.is_postgres and self.config.listen_postgres:
                 self._tasks.append(asyncio.create_task(self._listen(), name="gridcity-live-listen"))
                 with contextlib.suppress(TimeoutError):
@@ -631,8 +697,9 @@ class LiveHub:
         loop = asyncio.get_running_loop()
         next_user_check = loop.time() + cfg.user_check_seconds
         while True:
-            await asyncio.sleep(max(0.05, min(1.0, cfg.heartbeat_seconds / 4, cfg.send_timeout_seconds / 4,
-                                              cfg.user_check_seconds)))
+            await asyncio.sleep(
+                max(0.05, min(1.0, cfg.heartbeat_seconds / 4, cfg.send_timeout_seconds / 4, cfg.user_check_seconds))
+            )
             self.watch_once(loop.time())
             if loop.time() >= next_user_check and self.subscribers:
                 next_user_check = loop.time() + cfg.user_check_seconds
@@ -669,8 +736,9 @@ class LiveHub:
                 sub.end("send_timeout")
                 if sub.task is not None:
                     sub.task.cancel()
-            elif (sub.send is not None and not sub.busy and not sub.queue
-                  and now - sub.last_sent >= cfg.heartbeat_seconds):
+            elif (
+                sub.send is not None and not sub.busy and not sub.queue and now - sub.last_sent >= cfg.heartbeat_seconds
+            ):
                 sub.last_sent = now
                 sub.marker(PING)
 
@@ -728,8 +796,7 @@ class LiveHub:
     def _register(self, actor: Actor, *, since: int | None, since_alert: int | None) -> Subscriber:
         # A resume point beyond the newest item is not trusted (it would silently skip what comes next): the
         # subscriber starts at the marks and the caller tells the client to reset (see ``ahead``).
-        sub = Subscriber(actor=actor, limit=self.config.queue_size, pos_event=self.hw_event,
-                         pos_alert=self.hw_alert)
+        sub = Subscriber(actor=actor, limit=self.config.queue_size, pos_event=self.hw_event, pos_alert=self.hw_alert)
         sub.delivered_event = min(since, self.hw_event) if since is not None else self.hw_event
         sub.delivered_alert = min(since_alert, self.hw_alert) if since_alert is not None else self.hw_alert
         self.add(sub)
@@ -758,8 +825,10 @@ class LiveHub:
         if sub.queue:
             return sub.delivered_event, sub.delivered_alert
         # Nothing waits in the queue, and the pump offered this subscriber everything up to the hub's marks.
-        return (max(sub.delivered_event, sub.pos_event, self.hw_event),
-                max(sub.delivered_alert, sub.pos_alert, self.hw_alert))
+        return (
+            max(sub.delivered_event, sub.pos_event, self.hw_event),
+            max(sub.delivered_alert, sub.pos_alert, self.hw_alert),
+        )
 
 
 # ---- hooks that wake the pump -------------------------------------------------------------------------
@@ -774,17 +843,40 @@ def notify_payload(case: Case, ev: CaseEvent) -> str:
     its audience, so listening workers can deliver it without a database read; or the bare event id when
     the message is too large for a NOTIFY payload (the listener then reads it from the log)."""
     row = SimpleNamespace(
-        id=ev.id, case_id=ev.case_id, seq=ev.seq, action=ev.action, from_status=ev.from_status,
-        to_status=ev.to_status, actor_id=ev.actor_id, actor_role=ev.actor_role, department_id=ev.department_id,
-        at=ev.at, note=ev.note, data=ev.data, number=case.number, case_status=case.status, version=case.version,
-        class_code=case.class_code, urgency=case.urgency, lon=case.lon, lat=case.lat, grid_code=case.grid_code,
-        case_department_id=case.department_id, reporter_id=case.reporter_id,
-        assigned_inspector_id=case.assigned_inspector_id, stage=case.stage, stage_started_at=case.stage_started_at,
-        deadline_at=case.deadline_at, warn_at=case.warn_at,
+        id=ev.id,
+        case_id=ev.case_id,
+        seq=ev.seq,
+        action=ev.action,
+        from_status=ev.from_status,
+        to_status=ev.to_status,
+        actor_id=ev.actor_id,
+        actor_role=ev.actor_role,
+        department_id=ev.department_id,
+        at=ev.at,
+        note=ev.note,
+        data=ev.data,
+        number=case.number,
+        case_status=case.status,
+        version=case.version,
+        class_code=case.class_code,
+        urgency=case.urgency,
+        lon=case.lon,
+        lat=case.lat,
+        grid_code=case.grid_code,
+        case_department_id=case.department_id,
+        reporter_id=case.reporter_id,
+        assigned_inspector_id=case.assigned_inspector_id,
+        stage=case.stage,
+        stage_started_at=case.stage_started_at,
+        deadline_at=case.deadline_at,
+        warn_at=case.warn_at,
     )
     (item,) = events_from_rows([row])
-    payload = json.dumps({"id": item.id, "d": sorted(item.department_ids), "i": sorted(item.inspector_ids),
-                          "m": item.text}, ensure_ascii=False, separators=(",", ":"))
+    payload = json.dumps(
+        {"id": item.id, "d": sorted(item.department_ids), "i": sorted(item.inspector_ids), "m": item.text},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return payload if len(payload.encode()) <= MAX_NOTIFY_BYTES else str(ev.id)
 
 
@@ -794,8 +886,13 @@ def item_from_payload(payload: str) -> LiveItem | None:
         return None
     try:
         doc = json.loads(payload)
-        return LiveItem("event", int(doc["id"]), str(doc["m"]), frozenset(int(d) for d in doc["d"]),
-                        frozenset(int(i) for i in doc["i"]))
+        return LiveItem(
+            "event",
+            int(doc["id"]),
+            str(doc["m"]),
+            frozenset(int(d) for d in doc["d"]),
+            frozenset(int(i) for i in doc["i"]),
+        )
     except (ValueError, KeyError, TypeError):
         return None
 

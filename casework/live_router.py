@@ -67,8 +67,9 @@ def setup(app: FastAPI) -> None:
     settings = app.state.settings
     live.install_hooks()
     app.state.live_config = live.LiveConfig()
-    app.state.live_hub = live.LiveHub(app.state.read_session_factory, settings.resolved_database_url(),
-                                      app.state.live_config)
+    app.state.live_hub = live.LiveHub(
+        app.state.read_session_factory, settings.resolved_database_url(), app.state.live_config
+    )
     # Seconds between deadline-monitor runs; 0 or less disables the task (monitor_once stays callable).
     app.state.monitor_interval = float(settings.monitor_interval_seconds)
     previous = app.router.lifespan_context
@@ -128,7 +129,7 @@ def _authenticate(app: Any, token: str | None) -> tuple[Actor, float | None]:
 def _handshake_token(ws: WebSocket) -> tuple[str | None, str | None]:
     """The token offered in the handshake (subprotocol or header) and the subprotocol to select."""
     offered = list(ws.scope.get("subprotocols") or [])
-    token = next((p[len(BEARER_PREFIX):] for p in offered if p.startswith(BEARER_PREFIX)), None)
+    token = next((p[len(BEARER_PREFIX) :] for p in offered if p.startswith(BEARER_PREFIX)), None)
     auth = ws.headers.get("authorization", "")
     if not token and auth.lower().startswith("bearer "):
         token = auth[7:].strip()
@@ -181,8 +182,12 @@ async def live_stream(ws: WebSocket) -> None:
     token, subprotocol = _handshake_token(ws)
     await ws.accept(subprotocol=subprotocol)
     if "token" in ws.query_params:
-        await _refuse(ws, "ws.token_in_url", "never put the token in the URL; send it as the first frame "
-                      '{"type": "auth", "token": ...} or as the subprotocol bearer.<token>')
+        await _refuse(
+            ws,
+            "ws.token_in_url",
+            "never put the token in the URL; send it as the first frame "
+            '{"type": "auth", "token": ...} or as the subprotocol bearer.<token>',
+        )
         return
     hub: live.LiveHub = ws.app.state.live_hub
     cfg: live.LiveConfig = hub.config
@@ -199,8 +204,11 @@ async def live_stream(ws: WebSocket) -> None:
     try:
         since, since_alert = _int_param(ws, "since"), _int_param(ws, "since_alert")
     except ValueError:
-        await ws.send_text(live._dumps({"type": "error", "code": "ws.bad_since",
-                                        "msg": "since and since_alert must be non-negative integers"}))
+        await ws.send_text(
+            live._dumps(
+                {"type": "error", "code": "ws.bad_since", "msg": "since and since_alert must be non-negative integers"}
+            )
+        )
         await ws.close(code=CLOSE_POLICY, reason="ws.bad_since")
         return
 
@@ -208,19 +216,43 @@ async def live_stream(ws: WebSocket) -> None:
     sub.expires_at = expires_at
     tasks: list[asyncio.Task[Any]] = []
     try:
-        await _send(ws, live._dumps({
-            "type": "hello", "user_id": actor.user_id, "role": str(actor.role),
-            "department_id": actor.department_id, "last_id": hub.hw_event, "last_alert_id": hub.hw_alert,
-            "heartbeat": cfg.heartbeat_seconds,
-        }), cfg.send_timeout_seconds)
+        await _send(
+            ws,
+            live._dumps(
+                {
+                    "type": "hello",
+                    "user_id": actor.user_id,
+                    "role": str(actor.role),
+                    "department_id": actor.department_id,
+                    "last_id": hub.hw_event,
+                    "last_alert_id": hub.hw_alert,
+                    "heartbeat": cfg.heartbeat_seconds,
+                }
+            ),
+            cfg.send_timeout_seconds,
+        )
         if (since is not None and since > sub.delivered_event) or (
-                since_alert is not None and since_alert > sub.delivered_alert):
+            since_alert is not None and since_alert > sub.delivered_alert
+        ):
             # The client claims ids beyond the newest: never silence, it is told to reload from the marks.
-            await _send(ws, live._dumps({"type": "reset", "reason": "since_ahead", "last_id": sub.delivered_event,
-                                         "last_alert_id": sub.delivered_alert}), cfg.send_timeout_seconds)
+            await _send(
+                ws,
+                live._dumps(
+                    {
+                        "type": "reset",
+                        "reason": "since_ahead",
+                        "last_id": sub.delivered_event,
+                        "last_alert_id": sub.delivered_alert,
+                    }
+                ),
+                cfg.send_timeout_seconds,
+            )
         await _replay_gap(ws, hub, sub, since=since, since_alert=since_alert)
-        await _send(ws, live._dumps({"type": "synced", "last_id": sub.delivered_event,
-                                     "last_alert_id": sub.delivered_alert}), cfg.send_timeout_seconds)
+        await _send(
+            ws,
+            live._dumps({"type": "synced", "last_id": sub.delivered_event, "last_alert_id": sub.delivered_alert}),
+            cfg.send_timeout_seconds,
+        )
         sub.go_live(ws.send_text, lambda text: _resume(ws, hub, sub, text))
         tasks = [
             asyncio.create_task(_receive_loop(ws, sub, cfg)),
@@ -232,9 +264,18 @@ async def live_stream(ws: WebSocket) -> None:
                 sub.task.cancel()
             # We tell the client where to resume and let go of it; its gap is filled from the log.
             with contextlib.suppress(Exception):
-                await _send(ws, live._dumps({"type": "resync", "reason": "slow_client",
-                                             "since": sub.delivered_event, "since_alert": sub.delivered_alert}),
-                            cfg.send_timeout_seconds)
+                await _send(
+                    ws,
+                    live._dumps(
+                        {
+                            "type": "resync",
+                            "reason": "slow_client",
+                            "since": sub.delivered_event,
+                            "since_alert": sub.delivered_alert,
+                        }
+                    ),
+                    cfg.send_timeout_seconds,
+                )
                 async with asyncio.timeout(cfg.send_timeout_seconds):
                     await ws.close(code=CLOSE_TRY_AGAIN, reason="resync")
         elif tasks[1] in done and sub.reason.startswith("auth."):
@@ -261,20 +302,27 @@ async def live_stream(ws: WebSocket) -> None:
                 await ws.close()
 
 
-async def _replay_gap(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, *, since: int | None,
-                      since_alert: int | None) -> None:
+async def _replay_gap(
+    ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, *, since: int | None, since_alert: int | None
+) -> None:
     upto_event, upto_alert = sub.pos_event, sub.pos_alert
     await _replay(ws, hub, sub, [("event", since, upto_event), ("alert", since_alert, upto_alert)])
 
 
-async def _replay(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber,
-                  gaps: list[tuple[str, int | None, int]]) -> None:
+async def _replay(
+    ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, gaps: list[tuple[str, int | None, int]]
+) -> None:
     """Send the visible items of each gap ``(after, upto]`` from the log (or ``reset`` if too large)."""
     cfg = hub.config
     if any(after is not None and upto - after > cfg.max_gap_ids for _, after, upto in gaps):
         marks = {kind: upto for kind, _, upto in gaps}
-        await _send(ws, live._dumps({"type": "reset", "reason": "gap_too_large", "last_id": marks["event"],
-                                     "last_alert_id": marks["alert"]}), cfg.send_timeout_seconds)
+        await _send(
+            ws,
+            live._dumps(
+                {"type": "reset", "reason": "gap_too_large", "last_id": marks["event"], "last_alert_id": marks["alert"]}
+            ),
+            cfg.send_timeout_seconds,
+        )
         sub.delivered_event, sub.delivered_alert = marks["event"], marks["alert"]
         return
     for kind, after, upto in gaps:
@@ -302,15 +350,26 @@ async def _resume(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, text: 
     """
     req = json.loads(text)
     gaps: list[tuple[str, int | None, int]] = []
-    for kind, key, delivered in (("event", "last_id", sub.delivered_event),
-                                 ("alert", "last_alert_id", sub.delivered_alert)):
+    for kind, key, delivered in (
+        ("event", "last_id", sub.delivered_event),
+        ("alert", "last_alert_id", sub.delivered_alert),
+    ):
         after = req.get(key)
         newest = max(delivered, hub.hw_event if kind == "event" else hub.hw_alert)
         if after is not None and after > newest:
             # Beyond the newest item: an error naming where the stream is, never silence.
-            await _send(ws, live._dumps({"type": "error", "code": "ws.resume_ahead", key: newest,
-                                         "msg": f"{key} {after} is beyond the newest ({newest})"}),
-                        hub.config.send_timeout_seconds)
+            await _send(
+                ws,
+                live._dumps(
+                    {
+                        "type": "error",
+                        "code": "ws.resume_ahead",
+                        key: newest,
+                        "msg": f"{key} {after} is beyond the newest ({newest})",
+                    }
+                ),
+                hub.config.send_timeout_seconds,
+            )
             after = None
         elif after is not None and after > delivered:
             # The client claims more than it was sent here (another connection): we skip up to its id.
@@ -321,9 +380,17 @@ async def _resume(ws: WebSocket, hub: live.LiveHub, sub: live.Subscriber, text: 
             after = None
         gaps.append((kind, after, delivered))
     await _replay(ws, hub, sub, gaps)
-    await _send(ws, live._dumps({"type": "synced", "last_id": max(sub.delivered_event, sub.skip_event),
-                                 "last_alert_id": max(sub.delivered_alert, sub.skip_alert)}),
-                hub.config.send_timeout_seconds)
+    await _send(
+        ws,
+        live._dumps(
+            {
+                "type": "synced",
+                "last_id": max(sub.delivered_event, sub.skip_event),
+                "last_alert_id": max(sub.delivered_alert, sub.skip_alert),
+            }
+        ),
+        hub.config.send_timeout_seconds,
+    )
 
 
 def _bad(sub: live.Subscriber, msg: str) -> None:
@@ -358,8 +425,14 @@ async def _receive_loop(ws: WebSocket, sub: live.Subscriber, cfg: live.LiveConfi
                 continue
             wait = sub.take_resume(loop.time(), cfg)
             if wait > 0:
-                sub.control({"type": "error", "code": "ws.rate_limited", "retry_after": round(wait, 1),
-                             "msg": "too many resumes; try again later"})
+                sub.control(
+                    {
+                        "type": "error",
+                        "code": "ws.rate_limited",
+                        "retry_after": round(wait, 1),
+                        "msg": "too many resumes; try again later",
+                    }
+                )
                 continue
             sub.marker(live.RESUME, 0, live._dumps(ids))
         else:

@@ -40,8 +40,14 @@ class CasePipeline:
         self.subscribers: tuple[Subscriber, ...] = tuple(subscribers)
 
     def create_case(
-        self, session: Session, *, actor: Actor, action: CaseAction, new: NewCase,
-        inp: ActionInput = ActionInput(), at: dt.datetime | None = None,
+        self,
+        session: Session,
+        *,
+        actor: Actor,
+        action: CaseAction,
+        new: NewCase,
+        inp: ActionInput = ActionInput(),
+        at: dt.datetime | None = None,
     ) -> CaseChange:
         """Take in a report as a new case (:func:`casework.service.open_case`), then tell the subscribers."""
         change = service.open_case(session, actor=actor, action=action, new=new, inp=inp, rules=self.rules, at=at)
@@ -49,12 +55,19 @@ class CasePipeline:
         return change
 
     def apply_action(
-        self, session: Session, *, case_id: int, actor: Actor, action: CaseAction,
-        inp: ActionInput = ActionInput(), at: dt.datetime | None = None,
+        self,
+        session: Session,
+        *,
+        case_id: int,
+        actor: Actor,
+        action: CaseAction,
+        inp: ActionInput = ActionInput(),
+        at: dt.datetime | None = None,
     ) -> CaseChange:
         """Perform one action (:func:`casework.service.perform_action`), then tell the subscribers."""
-        change = service.perform_action(session, case_id=case_id, actor=actor, action=action, inp=inp,
-                                        rules=self.rules, at=at)
+        change = service.perform_action(
+            session, case_id=case_id, actor=actor, action=action, inp=inp, rules=self.rules, at=at
+        )
         self._publish(session, change)
         return change
 

@@ -44,8 +44,9 @@ def _rules(request: Request) -> CaseRules:
     return rules
 
 
-def case_read(session: DbSession, case: Case, user: CurrentUser, rules: CaseRules,
-              change: service.CaseChange | None = None) -> CaseRead:
+def case_read(
+    session: DbSession, case: Case, user: CurrentUser, rules: CaseRules, change: service.CaseChange | None = None
+) -> CaseRead:
     """Shape a case for the current user, with its clocks and allowed actions (from ``change``'s stage runs
     when the case is still as that change left it, else derived from the log)."""
     now = dt.datetime.now(dt.UTC)
@@ -78,8 +79,9 @@ def case_read(session: DbSession, case: Case, user: CurrentUser, rules: CaseRule
         rep = session.get(PublicReporter, case.id)
         if rep is not None:
             out.reporter = ReporterIn(name=rep.name, phone=rep.phone, email=rep.email)
-    out.requested_extension = (effects.last_requested_extension(log) if log is not None
-                               else service.last_requested_extension(session, case.id))
+    out.requested_extension = (
+        effects.last_requested_extension(log) if log is not None else service.last_requested_extension(session, case.id)
+    )
     out.extension_units = service.extension_units(rules, case)
     return out
 
@@ -118,9 +120,15 @@ def create_case(body: CaseCreate, session: DbSession, user: CurrentUser, pipelin
         actor=service.actor_of(user),
         action=CaseAction(body.action),
         new=service.NewCase(
-            class_code=body.class_code, lon=lon, lat=lat, urgency=body.urgency, address=address,
-            description=body.description, component_id=body.component_id,
-            reporter_name=rep.name if rep else None, reporter_phone=rep.phone if rep else None,
+            class_code=body.class_code,
+            lon=lon,
+            lat=lat,
+            urgency=body.urgency,
+            address=address,
+            description=body.description,
+            component_id=body.component_id,
+            reporter_name=rep.name if rep else None,
+            reporter_phone=rep.phone if rep else None,
             reporter_email=rep.email if rep else None,
             source=(body.channel or "hotline") if body.action == "public_report" else None,
         ),
@@ -135,8 +143,10 @@ def case_filter(
     department_id: OptionalIdQuery = None,
     class_code: Annotated[list[str] | None, Query(max_length=12)] = None,
     grid_code: Annotated[str | None, Query(max_length=15)] = None,
-    area_code: Annotated[str | None, Query(max_length=15, pattern=r"^[0-9]{6,15}$",
-                                           description="district/street/community/grid code prefix")] = None,
+    area_code: Annotated[
+        str | None,
+        Query(max_length=15, pattern=r"^[0-9]{6,15}$", description="district/street/community/grid code prefix"),
+    ] = None,
     number: Annotated[str | None, Query(max_length=20)] = None,
     overdue: bool | None = None,
     light: Annotated[list[Literal["red", "yellow", "green", "paused", "none"]] | None, Query()] = None,
@@ -149,17 +159,26 @@ def case_filter(
     tz = _rules(request).calendar.timezone
     codes = tuple(class_code or ())
     return service.CaseFilter(
-        status=tuple(status or ()), department_id=department_id, class_codes=codes, grid_code=grid_code,
-        area_code=area_code, overdue=overdue, light=tuple(light or ()), q=q,
-        created_from=localize(created_from, tz), created_to=localize(created_to, tz),
-        bbox=components_service.parse_bbox(bbox), number=number,
+        status=tuple(status or ()),
+        department_id=department_id,
+        class_codes=codes,
+        grid_code=grid_code,
+        area_code=area_code,
+        overdue=overdue,
+        light=tuple(light or ()),
+        q=q,
+        created_from=localize(created_from, tz),
+        created_to=localize(created_to, tz),
+        bbox=components_service.parse_bbox(bbox),
+        number=number,
     )
 
 
 CaseFilterDep = Annotated[service.CaseFilter, Depends(case_filter)]
-SortQ = Annotated[Literal["overdue", "deadline", "-deadline", "created", "-created"] | None,
-                  Query(description="overdue (most overdue first) | deadline | -deadline | created | -created; "
-                                    "default newest first")]
+SortQ = Annotated[
+    Literal["overdue", "deadline", "-deadline", "created", "-created"] | None,
+    Query(description="overdue (most overdue first) | deadline | -deadline | created | -created; default newest first"),
+]
 
 
 def _list_item(c: Case, rules: CaseRules, now: dt.datetime) -> CaseListItem:
@@ -181,8 +200,9 @@ def list_cases(
 ) -> CasePage:
     """Cases the user may see, filtered, sorted and paged on the server, with the total count."""
     now = dt.datetime.now(dt.UTC)
-    rows, total = service.list_cases(session, actor=service.actor_of(user), flt=flt, offset=offset, limit=limit,
-                                     sort=sort, now=now)
+    rows, total = service.list_cases(
+        session, actor=service.actor_of(user), flt=flt, offset=offset, limit=limit, sort=sort, now=now
+    )
     rules = _rules(request)
     return CasePage(items=[_list_item(c, rules, now) for c in rows], total=total, offset=offset, limit=limit)
 
@@ -193,16 +213,24 @@ classes_router = APIRouter(tags=["cases"])
 @classes_router.get("/case-classes", summary="The class catalogue (for forms and filters)")
 def case_classes(request: Request, user: CurrentUser) -> list[dict[str, str]]:
     """Every enabled class with its Chinese and English names (the console shows names, not codes)."""
-    return [{"key": c.key, "kind": str(c.kind.value), "major": c.major_code, "major_name": c.major_name_zh,
-             "name": c.name_zh, "name_en": c.name_en, "generation": str(c.generation.value)}
-            for c in _rules(request).catalog.all()]
+    return [
+        {
+            "key": c.key,
+            "kind": str(c.kind.value),
+            "major": c.major_code,
+            "major_name": c.major_name_zh,
+            "name": c.name_zh,
+            "name_en": c.name_en,
+            "generation": str(c.generation.value),
+        }
+        for c in _rules(request).catalog.all()
+    ]
 
 
 EXPORT_MAX = 100_000
 
 
-@router.get("/export.{ext}", summary="The case list as CSV or xlsx (same filters as the list)",
-            response_class=Response)
+@router.get("/export.{ext}", summary="The case list as CSV or xlsx (same filters as the list)", response_class=Response)
 def export_cases(
     ext: Literal["csv", "xlsx"],
     session: DbSession,
@@ -213,11 +241,15 @@ def export_cases(
 ) -> Response:
     """Every matching case (up to 100,000; more is refused, never cut) with Chinese headers."""
     now = dt.datetime.now(dt.UTC)
-    rows, total = service.list_cases(session, actor=service.actor_of(user), flt=flt, offset=0, limit=EXPORT_MAX,
-                                     sort=sort or "overdue", now=now)
+    rows, total = service.list_cases(
+        session, actor=service.actor_of(user), flt=flt, offset=0, limit=EXPORT_MAX, sort=sort or "overdue", now=now
+    )
     if total > EXPORT_MAX:
-        raise InvalidInput(f"{total} cases match; narrow the filter to at most {EXPORT_MAX}",
-                           code="case.export_too_large", loc=["query"])
+        raise InvalidInput(
+            f"{total} cases match; narrow the filter to at most {EXPORT_MAX}",
+            code="case.export_too_large",
+            loc=["query"],
+        )
     rules = _rules(request)
     items = [_list_item(c, rules, now) for c in rows]
     dept_names = dict(session.execute(select(Department.id, Department.name)).all())
@@ -244,10 +276,15 @@ def act(case_id: IdPath, body: ActionIn, session: DbSession, user: CurrentUser, 
         actor=service.actor_of(user),
         action=body.action,
         inp=service.ActionInput(
-            expected_version=body.version, department_id=body.department_id, inspector_id=body.inspector_id,
-            note=body.note, attachment_ids=tuple(body.attachment_ids),
+            expected_version=body.version,
+            department_id=body.department_id,
+            inspector_id=body.inspector_id,
+            note=body.note,
+            attachment_ids=tuple(body.attachment_ids),
             extension=body.extension.model_dump() if body.extension else None,
-            target_case_id=body.target_case_id, lon=body.lon, lat=body.lat,
+            target_case_id=body.target_case_id,
+            lon=body.lon,
+            lat=body.lat,
         ),
     )
     return case_read(session, change.case, user, rules, change)
@@ -261,12 +298,29 @@ def events(case_id: IdPath, session: DbSession, user: CurrentUser) -> list[Event
     info = service.attachment_info(session, [aid for _, atts in log for aid, _ in atts])
     return [
         EventRead(
-            id=e.id, seq=e.seq, action=e.action, from_status=e.from_status, to_status=e.to_status,
-            actor_id=e.actor_id, actor_role=e.actor_role, department_id=e.department_id, at=e.at, lon=e.lon,
-            lat=e.lat, note=e.note, data=e.data or {},
-            attachments=[{"id": aid, "role": role, "thumb_url": f"/api/v1/attachments/{aid}/thumb",
-                          "display_url": f"/api/v1/attachments/{aid}/display", **info.get(aid, {})}
-                         for aid, role in atts],
+            id=e.id,
+            seq=e.seq,
+            action=e.action,
+            from_status=e.from_status,
+            to_status=e.to_status,
+            actor_id=e.actor_id,
+            actor_role=e.actor_role,
+            department_id=e.department_id,
+            at=e.at,
+            lon=e.lon,
+            lat=e.lat,
+            note=e.note,
+            data=e.data or {},
+            attachments=[
+                {
+                    "id": aid,
+                    "role": role,
+                    "thumb_url": f"/api/v1/attachments/{aid}/thumb",
+                    "display_url": f"/api/v1/attachments/{aid}/display",
+                    **info.get(aid, {}),
+                }
+                for aid, role in atts
+            ],
         )
         for e, atts in log
     ]
@@ -300,7 +354,12 @@ async def upload(
         if len(data) > settings.max_upload_bytes:
             raise PayloadTooLarge("photo too large", code="photo.too_large", loc=["body", "files", i])
         att = await run_in_threadpool(
-            attachments.store_photo, session, store, data, uploaded_by=user.id, limits=limits,
+            attachments.store_photo,
+            session,
+            store,
+            data,
+            uploaded_by=user.id,
+            limits=limits,
             loc=["body", "files", i],
         )
         out.append(attachment_read(att))

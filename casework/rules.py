@@ -72,8 +72,11 @@ def load_rules(city_dir: Path | None = None) -> CaseRules:
     if override:
         standards = deadlines.merge(standards, tables.load_handling_standards(override))
     class_override = _read_override(city_dir, "classes.csv")
-    catalog = catalog_loader.default_catalog() if class_override is None else catalog_loader.load_catalog(
-        catalog_loader.shipped_csv_texts(), class_override
+    catalog = (
+        catalog_loader.default_catalog()
+        if class_override is None
+        else catalog_loader.load_catalog(catalog_loader.shipped_csv_texts(), class_override)
     )
-    return CaseRules(catalog=catalog, calendar=tables.load_calendar(calendar_text), standards=standards,
-                     city_dir=city_dir)
+    return CaseRules(
+        catalog=catalog, calendar=tables.load_calendar(calendar_text), standards=standards, city_dir=city_dir
+    )

@@ -42,8 +42,11 @@ class CaseCreate(BaseModel):
     class_code: str = Field(min_length=2, max_length=12, description="C0101 (component) / E0101 (event) ...")
     lon: Lon | None = Field(default=None, description="Required unless address_id names a standard address.")
     lat: Lat | None = None
-    address_id: PositiveId | None = Field(default=None, description="A standard address (门牌) from /addresses; "
-                                          "gives the position and the address text when lon/lat are absent.")
+    address_id: PositiveId | None = Field(
+        default=None,
+        description="A standard address (门牌) from /addresses; "
+        "gives the position and the address text when lon/lat are absent.",
+    )
     channel: Literal["hotline_12319", "hotline_12345", "walk_in", "letter", "other"] | None = Field(
         default=None, description="How a public report reached the centre (受理渠道)."
     )
@@ -73,8 +76,12 @@ class ActionIn(BaseModel):
             "examples": [
                 {"action": "dispatch", "version": 3, "department_id": 12},
                 {"action": "feedback", "version": 5, "note": "已更换井盖", "attachment_ids": [7]},
-                {"action": "request_extension", "version": 4, "note": "需采购配件",
-                 "extension": {"value": 2, "unit": "work_day"}},
+                {
+                    "action": "request_extension",
+                    "version": 4,
+                    "note": "需采购配件",
+                    "extension": {"value": 2, "unit": "work_day"},
+                },
             ]
         },
     )
@@ -138,8 +145,9 @@ class CaseRead(BaseModel):
     clocks: list[ClockRead] = Field(default_factory=list)
     reporter: ReporterIn | None = Field(default=None, description="The caller (supervision centre roles only).")
     requested_extension: dict[str, Any] | None = Field(default=None, description="The extension asked for.")
-    extension_units: list[str] = Field(default_factory=list,
-                                       description="Units valid for extending this case's handling limit.")
+    extension_units: list[str] = Field(
+        default_factory=list, description="Units valid for extending this case's handling limit."
+    )
 
 
 class CaseListItem(BaseModel):

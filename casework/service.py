@@ -171,18 +171,23 @@ def _refuse_attachments(session: Session, ids: Sequence[int], actor: Actor) -> N
         if aid not in owners or (owners[aid] or 0) != actor.user_id:
             raise AttachmentNotUsable(f"unknown attachment {aid}", loc=["attachment_ids", i])
         if aid in used:
-            raise AttachmentNotUsable(f"attachment {aid} is already evidence of another action; take a new photo",
-                                      code="attachment.already_used", loc=["attachment_ids", i])
+            raise AttachmentNotUsable(
+                f"attachment {aid} is already evidence of another action; take a new photo",
+                code="attachment.already_used",
+                loc=["attachment_ids", i],
+            )
     raise AttachmentNotUsable("an attachment could not be linked", loc=["attachment_ids"])
 
 
 #: Results that can only be given on site (信息核实, 案件核查): a position within the radius, and photos.
-ON_SITE_ACTIONS = frozenset({CaseAction.VERIFY_TRUE, CaseAction.VERIFY_FALSE, CaseAction.CHECK_PASS,
-                             CaseAction.CHECK_FAIL})
+ON_SITE_ACTIONS = frozenset(
+    {CaseAction.VERIFY_TRUE, CaseAction.VERIFY_FALSE, CaseAction.CHECK_PASS, CaseAction.CHECK_FAIL}
+)
 
 
-def on_site_distance(case: Case, *, lon: float | None, lat: float | None, radius_m: float,
-                     loc: Sequence[str | int] = ("lon",)) -> float:
+def on_site_distance(
+    case: Case, *, lon: float | None, lat: float | None, radius_m: float, loc: Sequence[str | int] = ("lon",)
+) -> float:
     """The on-site rule, the one place it lives: the position must be given and within ``radius_m``.
 
     Returns the distance in metres; raises :class:`NotOnSite` (422 ``mobile.not_on_site``) otherwise. The
@@ -190,13 +195,16 @@ def on_site_distance(case: Case, *, lon: float | None, lat: float | None, radius
     verify/check result, whichever route the result came through.
     """
     if lon is None or lat is None:
-        raise NotOnSite(f"a result for case {case.number} needs the position it was sent from (lon, lat)",
-                        loc=list(loc), extra={"radius_m": radius_m})
+        raise NotOnSite(
+            f"a result for case {case.number} needs the position it was sent from (lon, lat)",
+            loc=list(loc),
+            extra={"radius_m": radius_m},
+        )
     distance = haversine_m(lon, lat, case.lon, case.lat)
     if distance > radius_m:
         raise NotOnSite(
-            f"you are {distance:,.0f} m from case {case.number}; results must be sent from within "
-            f"{radius_m:,.0f} m", loc=list(loc),
+            f"you are {distance:,.0f} m from case {case.number}; results must be sent from within {radius_m:,.0f} m",
+            loc=list(loc),
             extra={"distance_m": round(distance, 1), "radius_m": radius_m},
         )
     return distance
@@ -214,10 +222,16 @@ def _reference(action: CaseAction, inp: ActionInput) -> tuple[str, int] | None:
 def _reference_query(kind: str) -> sa.ScalarSelect[Any]:
     """A scalar subquery that finds the referenced row (its id, bound as ``ref_id``), or NULL."""
     if kind == "department":
-        return select(Department.id).where(Department.id == sa.bindparam("ref_id"),
-                                           Department.active.is_(True)).scalar_subquery()
-    return select(User.id).where(User.id == sa.bindparam("ref_id"), User.role == Role.INSPECTOR,
-                                 User.active.is_(True)).scalar_subquery()
+        return (
+            select(Department.id)
+            .where(Department.id == sa.bindparam("ref_id"), Department.active.is_(True))
+            .scalar_subquery()
+        )
+    return (
+        select(User.id)
+        .where(User.id == sa.bindparam("ref_id"), User.role == Role.INSPECTOR, User.active.is_(True))
+        .scalar_subquery()
+    )
 
 
 def _new_event(
@@ -261,14 +275,18 @@ def _link_statement(system: bool) -> sa.Insert:
     owner = att.c.uploaded_by == sa.bindparam("owner")
     if system:
         owner = sa.or_(owner, att.c.uploaded_by.is_(None))
-    return (links.insert()
-            .from_select(["event_id", "attachment_id", "role"],
-                         select(sa.bindparam("event_id", type_=sa.Integer), att.c.id,
-                                sa.bindparam("role", type_=sa.String))
-                         .where(att.c.id.in_(sa.bindparam("ids", expanding=True)), owner,
-                                ~select(earlier.c.attachment_id)
-                                .where(earlier.c.attachment_id == att.c.id).exists()))
-            .returning(links.c.attachment_id))
+    return (
+        links.insert()
+        .from_select(
+            ["event_id", "attachment_id", "role"],
+            select(sa.bindparam("event_id", type_=sa.Integer), att.c.id, sa.bindparam("role", type_=sa.String)).where(
+                att.c.id.in_(sa.bindparam("ids", expanding=True)),
+                owner,
+                ~select(earlier.c.attachment_id).where(earlier.c.attachment_id == att.c.id).exists(),
+            ),
+        )
+        .returning(links.c.attachment_id)
+    )
 
 
 def _link_attachments(session: Session, ev: CaseEvent, ids: Sequence[int], role: str, actor: Actor) -> None:
@@ -276,8 +294,12 @@ def _link_attachments(session: Session, ev: CaseEvent, ids: Sequence[int], role:
     (the caller's transaction then stores nothing)."""
     if not ids:
         return
-    linked = set(session.scalars(_link_statement(actor.user_id == 0),
-                                 {"event_id": ev.id, "role": role, "owner": actor.user_id, "ids": list(ids)}))
+    linked = set(
+        session.scalars(
+            _link_statement(actor.user_id == 0),
+            {"event_id": ev.id, "role": role, "owner": actor.user_id, "ids": list(ids)},
+        )
+    )
     if len(linked) != len(ids):
         _refuse_attachments(session, ids, actor)
 
@@ -287,8 +309,16 @@ def event_facts(session: Session, case_id: int) -> list[EventFact]:
     return _log_facts(session, case_id)[0]
 
 
-_LOG_COLUMNS = (CaseEvent.seq, CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at,
-                CaseEvent.data, CaseEvent.actor_id, CaseEvent.department_id)
+_LOG_COLUMNS = (
+    CaseEvent.seq,
+    CaseEvent.action,
+    CaseEvent.from_status,
+    CaseEvent.to_status,
+    CaseEvent.at,
+    CaseEvent.data,
+    CaseEvent.actor_id,
+    CaseEvent.department_id,
+)
 
 
 def _fact_of(r: Any) -> EventFact:
@@ -306,9 +336,12 @@ def _case_with_log_statement(ref: str | None, dialect: str) -> sa.Select[Any]:
     """The statement of :func:`_case_with_log` (built once per reference kind and dialect; bound: ``case_id``
     and, with a reference, ``ref_id``)."""
     lock = _LOCK_EXPRESSIONS[dialect]
-    q = (select(Case, *_LOG_COLUMNS, *((_reference_query(ref).label("ref"),) if ref else ()))
-         .outerjoin(CaseEvent, CaseEvent.case_id == Case.id).where(Case.id == sa.bindparam("case_id"))
-         .order_by(CaseEvent.seq))
+    q = (
+        select(Case, *_LOG_COLUMNS, *((_reference_query(ref).label("ref"),) if ref else ()))
+        .outerjoin(CaseEvent, CaseEvent.case_id == Case.id)
+        .where(Case.id == sa.bindparam("case_id"))
+        .order_by(CaseEvent.seq)
+    )
     return q if lock is None else q.add_columns(lock)
 
 
@@ -387,12 +420,17 @@ def _set_cache(case: Case, rules: CaseRules, runs: Sequence[StageRun], now: dt.d
 
 def light_of(case: Case, now: dt.datetime) -> str:
     """The traffic light of the case's current stage from its cached clock (exact in working time)."""
-    return light_from(stage=case.stage, status=case.status, deadline_at=case.deadline_at, warn_at=case.warn_at,
-                      now=now)
+    return light_from(stage=case.stage, status=case.status, deadline_at=case.deadline_at, warn_at=case.warn_at, now=now)
 
 
-def light_from(*, stage: str | None, status: CaseStatus, deadline_at: dt.datetime | None,
-               warn_at: dt.datetime | None, now: dt.datetime) -> str:
+def light_from(
+    *,
+    stage: str | None,
+    status: CaseStatus,
+    deadline_at: dt.datetime | None,
+    warn_at: dt.datetime | None,
+    now: dt.datetime,
+) -> str:
     """The traffic light from a case's cached clock columns (for callers holding rows, not entities)."""
     if stage is None:
         return "none"
@@ -445,8 +483,7 @@ def open_case(
         raise InvalidInput("urgency must be normal or urgent", code="case.bad_urgency", loc=["urgency"])
     grid_code = components_service.check_point_in_city(session, lon=new.lon, lat=new.lat)
     if new.component_id:
-        components_service.check_component_for_case(session, component_id=new.component_id,
-                                                    class_code=cls.key)
+        components_service.check_component_for_case(session, component_id=new.component_id, class_code=cls.key)
     _check_attachments(session, inp.attachment_ids, actor)
     _order_events(session)
     case = Case(
@@ -468,8 +505,7 @@ def open_case(
         updated_at=at,
     )
     data = dict(inp.data)
-    log = (EventFact(action, CaseStatus.NEW, row.target, at, data,
-                     actor.user_id if actor.user_id > 0 else None, None),)
+    log = (EventFact(action, CaseStatus.NEW, row.target, at, data, actor.user_id if actor.user_id > 0 else None, None),)
     runs = tuple(stage_runs(log))
     _set_cache(case, rules, runs, at)
     session.add(case)
@@ -477,14 +513,35 @@ def open_case(
     if action is CaseAction.PUBLIC_REPORT and any(
         (new.reporter_name, new.reporter_phone, new.reporter_email, new.reporter_device_id)
     ):
-        session.add(PublicReporter(case_id=case.id, name=new.reporter_name, phone=new.reporter_phone,
-                                   email=new.reporter_email, device_id=new.reporter_device_id))
-    ev = _new_event(case, seq=1, actor=actor, action=action, from_status=CaseStatus.NEW, to_status=row.target,
-                    at=at, inp=inp, data=data)
+        session.add(
+            PublicReporter(
+                case_id=case.id,
+                name=new.reporter_name,
+                phone=new.reporter_phone,
+                email=new.reporter_email,
+                device_id=new.reporter_device_id,
+            )
+        )
+    ev = _new_event(
+        case,
+        seq=1,
+        actor=actor,
+        action=action,
+        from_status=CaseStatus.NEW,
+        to_status=row.target,
+        at=at,
+        inp=inp,
+        data=data,
+    )
     session.add(ev)
     session.flush()
-    _link_attachments(session, ev, inp.attachment_ids, actor=actor, role=
-                      "before" if action is not CaseAction.SELF_HANDLE else "evidence")
+    _link_attachments(
+        session,
+        ev,
+        inp.attachment_ids,
+        actor=actor,
+        role="before" if action is not CaseAction.SELF_HANDLE else "evidence",
+    )
     return CaseChange(case, ev, rules, log, runs, version=case.version)
 
 
@@ -530,9 +587,12 @@ def _has_merged_report(session: Session, actor: Actor, case: Case) -> bool:
     """Whether an inspector reported a case that was merged into ``case`` (they see its outcome)."""
     if actor.role is not Role.INSPECTOR or actor.user_id in (case.reporter_id, case.assigned_inspector_id):
         return False
-    return session.scalar(
-        select(Case.id).where(Case.merged_into_id == case.id, Case.reporter_id == actor.user_id).limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            select(Case.id).where(Case.merged_into_id == case.id, Case.reporter_id == actor.user_id).limit(1)
+        )
+        is not None
+    )
 
 
 def apply_action(
@@ -564,15 +624,15 @@ def perform_action(
     rules = rules or load_rules()
     at = at or utcnow()
     if action in lifecycle.CREATING_ACTIONS and action is not CaseAction.SELF_HANDLE:
-        raise InvalidInput(f"{action} creates a case; POST /cases instead", code="case.not_an_action",
-                           loc=["action"])
+        raise InvalidInput(f"{action} creates a case; POST /cases instead", code="case.not_an_action", loc=["action"])
     ref = _reference(action, inp)
     loaded, facts, last_seq, found = _case_with_log(session, case_id, ref)
     case = _visible(session, loaded, case_id, actor)
     if inp.expected_version is not None and inp.expected_version != case.version:
         raise StaleCase(
             f"case {case.number} is at version {case.version}, not {inp.expected_version}",
-            loc=["version"], extra={"current_version": case.version},
+            loc=["version"],
+            extra={"current_version": case.version},
         )
     row = lifecycle.check_transition(actor, facts_of(case), action, inp.given())
     if action in ON_SITE_ACTIONS:
@@ -584,11 +644,11 @@ def perform_action(
     extension: dict[str, Any] | None = None
     target_id: int | None = None
     if action is CaseAction.DISPATCH and (ref is None or found is None):
-        raise InvalidInput(f"unknown department {inp.department_id}", code="department.unknown",
-                           loc=["department_id"])
+        raise InvalidInput(f"unknown department {inp.department_id}", code="department.unknown", loc=["department_id"])
     if action in (CaseAction.SEND_VERIFY, CaseAction.SEND_CHECK) and (ref is None or found is None):
-        raise InvalidInput(f"user {inp.inspector_id} is not an active inspector", code="user.not_inspector",
-                           loc=["inspector_id"])
+        raise InvalidInput(
+            f"user {inp.inspector_id} is not an active inspector", code="user.not_inspector", loc=["inspector_id"]
+        )
     if action is CaseAction.REQUEST_EXTENSION:
         extension = _valid_extension(inp.extension, rules, case)
     elif action is CaseAction.APPROVE_EXTENSION:
@@ -597,9 +657,18 @@ def perform_action(
     elif action is CaseAction.MERGE:
         assert inp.target_case_id is not None
         target_id = _merge_target(session, case, inp.target_case_id, actor).id
-    effect = effects.effect_of(facts_of(case), action, row.target, effects.EffectInput(
-        department_id=inp.department_id, inspector_id=inp.inspector_id, target_case_id=target_id,
-        extension=extension, data=inp.data))
+    effect = effects.effect_of(
+        facts_of(case),
+        action,
+        row.target,
+        effects.EffectInput(
+            department_id=inp.department_id,
+            inspector_id=inp.inspector_id,
+            target_case_id=target_id,
+            extension=extension,
+            data=inp.data,
+        ),
+    )
     for attr, value in effect.changes.items():
         setattr(case, attr, value)
     data = dict(effect.data)
@@ -608,8 +677,17 @@ def perform_action(
     case.updated_at = at
     if effect.closes:
         case.closed_at = at
-    ev = _new_event(case, seq=last_seq + 1, actor=actor, action=action, from_status=from_status,
-                    to_status=effect.target, at=at, inp=inp, data=data)
+    ev = _new_event(
+        case,
+        seq=last_seq + 1,
+        actor=actor,
+        action=action,
+        from_status=from_status,
+        to_status=effect.target,
+        at=at,
+        inp=inp,
+        data=data,
+    )
     log = (*facts, EventFact(action, from_status, effect.target, at, data, ev.actor_id, case.department_id))
     runs = tuple(stage_runs(log))
     _set_cache(case, rules, runs, at)
@@ -619,8 +697,13 @@ def perform_action(
         session.flush()
     except StaleDataError as exc:
         raise StaleCase(f"case {case_id} was changed by someone else", loc=["version"]) from exc
-    _link_attachments(session, ev, inp.attachment_ids, actor=actor, role=
-                      "after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE) else "evidence")
+    _link_attachments(
+        session,
+        ev,
+        inp.attachment_ids,
+        actor=actor,
+        role="after" if action in (CaseAction.FEEDBACK, CaseAction.SELF_HANDLE) else "evidence",
+    )
     if action is CaseAction.MERGE:
         _note_merge_on_target(session, case, ev, actor, at)
     return CaseChange(case, ev, rules, log, runs, previous_runs=tuple(stage_runs(facts)), version=case.version)
@@ -633,8 +716,7 @@ def _valid_extension(ext: dict[str, Any] | None, rules: CaseRules, case: Case) -
         value = float(ext["value"])
         unit = deadlines.LimitUnit(ext["unit"])
     except (KeyError, ValueError, TypeError) as exc:
-        raise InvalidInput("extension must be {value, unit}", code="case.bad_extension",
-                           loc=["extension"]) from exc
+        raise InvalidInput("extension must be {value, unit}", code="case.bad_extension", loc=["extension"]) from exc
     if not 0 < value <= 10_000:
         raise InvalidInput("extension must be positive", code="case.bad_extension", loc=["extension", "value"])
     lim = _limit(rules, case, Stage.HANDLE)
@@ -664,11 +746,19 @@ def attachment_info(session: Session, ids: Sequence[int]) -> dict[int, dict[str,
     if not ids:
         return {}
     rows = session.execute(
-        select(Attachment.id, Attachment.flags, Attachment.taken_at, Attachment.exif_lon, Attachment.exif_lat)
-        .where(Attachment.id.in_(set(ids)))
+        select(Attachment.id, Attachment.flags, Attachment.taken_at, Attachment.exif_lon, Attachment.exif_lat).where(
+            Attachment.id.in_(set(ids))
+        )
     ).all()
-    return {r.id: {"flags": list(r.flags or []), "taken_at": r.taken_at.isoformat() if r.taken_at else None,
-                   "exif_lon": r.exif_lon, "exif_lat": r.exif_lat} for r in rows}
+    return {
+        r.id: {
+            "flags": list(r.flags or []),
+            "taken_at": r.taken_at.isoformat() if r.taken_at else None,
+            "exif_lon": r.exif_lon,
+            "exif_lat": r.exif_lat,
+        }
+        for r in rows
+    }
 
 
 def _last_requested_extension(session: Session, case_id: int) -> dict[str, Any] | None:
@@ -687,8 +777,9 @@ def _merge_target(session: Session, case: Case, target_id: int, actor: Actor) ->
     if target is None:
         raise InvalidInput(f"unknown case {target_id}", code="case.merge_unknown_target", loc=["target_case_id"])
     if target.status in lifecycle.TERMINAL and target.status is not CaseStatus.CLOSED:
-        raise InvalidInput("cannot merge into a voided or merged case", code="case.merge_target_ended",
-                           loc=["target_case_id"])
+        raise InvalidInput(
+            "cannot merge into a voided or merged case", code="case.merge_target_ended", loc=["target_case_id"]
+        )
     return target
 
 
@@ -697,10 +788,20 @@ def _note_merge_on_target(session: Session, merged: Case, ev: CaseEvent, actor: 
     target = session.get(Case, merged.merged_into_id)
     assert target is not None
     seq = (session.scalar(select(sa.func.max(CaseEvent.seq)).where(CaseEvent.case_id == target.id)) or 0) + 1
-    session.add(CaseEvent(case_id=target.id, seq=seq, action=CaseAction.MERGE, from_status=target.status,
-                          to_status=target.status, actor_id=actor.user_id, actor_role=actor.role,
-                          department_id=target.department_id, at=at,
-                          data={"merged_case_id": merged.id, "merged_case_number": merged.number}))
+    session.add(
+        CaseEvent(
+            case_id=target.id,
+            seq=seq,
+            action=CaseAction.MERGE,
+            from_status=target.status,
+            to_status=target.status,
+            actor_id=actor.user_id,
+            actor_role=actor.role,
+            department_id=target.department_id,
+            at=at,
+            data={"merged_case_id": merged.id, "merged_case_number": merged.number},
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -743,8 +844,7 @@ def _light_clause(light: str, now: dt.datetime) -> sa.ColumnElement[bool]:
     if light == "paused":
         return sa.and_(Case.stage.is_not(None), Case.deadline_at.is_(None), Case.status == CaseStatus.SUSPENDED)
     if light == "none":
-        return sa.or_(Case.stage.is_(None),
-                      sa.and_(Case.deadline_at.is_(None), Case.status != CaseStatus.SUSPENDED))
+        return sa.or_(Case.stage.is_(None), sa.and_(Case.deadline_at.is_(None), Case.status != CaseStatus.SUSPENDED))
     raise InvalidInput(f"unknown light {light}", code="case.bad_light", loc=["query", "light"])
 
 
@@ -766,8 +866,9 @@ def _order(sort: str, now: dt.datetime) -> list[Any]:
         return [Case.created_at.asc(), Case.id.asc()]
     if sort == "-created":
         return [Case.created_at.desc(), Case.id.desc()]
-    raise InvalidInput(f"unknown sort {sort}; use one of {', '.join(CASE_SORTS)}", code="case.bad_sort",
-                       loc=["query", "sort"])
+    raise InvalidInput(
+        f"unknown sort {sort}; use one of {', '.join(CASE_SORTS)}", code="case.bad_sort", loc=["query", "sort"]
+    )
 
 
 def visible_cases(actor: Actor) -> sa.Select[tuple[Case]]:
@@ -780,8 +881,11 @@ def visible_cases(actor: Actor) -> sa.Select[tuple[Case]]:
         merged_into = select(report.merged_into_id).where(
             report.reporter_id == actor.user_id, report.merged_into_id.is_not(None)
         )
-        q = q.where(sa.or_(Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id,
-                           Case.id.in_(merged_into)))
+        q = q.where(
+            sa.or_(
+                Case.reporter_id == actor.user_id, Case.assigned_inspector_id == actor.user_id, Case.id.in_(merged_into)
+            )
+        )
     return q
 
 
@@ -815,14 +919,25 @@ def filtered_cases(actor: Actor, flt: CaseFilter, *, session: Session, now: dt.d
         q = q.where(components_service.bbox_clause(session, Case.geom, flt.bbox))
     if flt.q and flt.q.strip():
         pattern = "%" + _like_escape(flt.q.strip()) + "%"
-        q = q.where(sa.or_(Case.number.ilike(pattern, escape="\\"), Case.description.ilike(pattern, escape="\\"),
-                           Case.address.ilike(pattern, escape="\\")))
+        q = q.where(
+            sa.or_(
+                Case.number.ilike(pattern, escape="\\"),
+                Case.description.ilike(pattern, escape="\\"),
+                Case.address.ilike(pattern, escape="\\"),
+            )
+        )
     return q
 
 
 def list_cases(
-    session: Session, *, actor: Actor, flt: CaseFilter, offset: int = 0, limit: int = 50,
-    now: dt.datetime | None = None, sort: str | None = None,
+    session: Session,
+    *,
+    actor: Actor,
+    flt: CaseFilter,
+    offset: int = 0,
+    limit: int = 50,
+    now: dt.datetime | None = None,
+    sort: str | None = None,
 ) -> tuple[list[Case], int]:
     """A page of visible cases matching the filter and the total count.
 
@@ -859,8 +974,14 @@ class StageClockView:
     clock: deadlines.Clock | None
 
 
-def case_clocks(session: Session, case: Case, *, rules: CaseRules | None = None,
-                now: dt.datetime | None = None, runs: Sequence[StageRun] | None = None) -> list[StageClockView]:
+def case_clocks(
+    session: Session,
+    case: Case,
+    *,
+    rules: CaseRules | None = None,
+    now: dt.datetime | None = None,
+    runs: Sequence[StageRun] | None = None,
+) -> list[StageClockView]:
     """Every stage run of the case with its deadline and traffic light (``runs``: already derived, e.g. by
     the change that was just made; else derived from the log)."""
     rules = rules or load_rules()

@@ -124,8 +124,11 @@ class CalendarFile(BaseModel):
 
 def _calendar_error(message: str, loc: Sequence[str | int] = ()) -> InvalidInput:
     path = ".".join(map(str, loc))
-    return InvalidInput(f"工作日历 {path}: {message}" if path else f"工作日历: {message}",
-                        code="calendar.invalid", loc=["calendar", *loc])
+    return InvalidInput(
+        f"工作日历 {path}: {message}" if path else f"工作日历: {message}",
+        code="calendar.invalid",
+        loc=["calendar", *loc],
+    )
 
 
 def load_calendar(text: str) -> deadlines.WorkCalendar:
@@ -192,8 +195,9 @@ _REGION_RE = re.compile(r"^[A-Za-z0-9_-]{0,16}$")
 def _class_code(value: str) -> str:
     code = value.upper()
     if not _CLASS_RE.match(code):
-        raise _bad("standards_class", "bad class_code {value} (expected '*', 'C01*', 'C0101', 'E0102' …)",
-                   value=repr(value))
+        raise _bad(
+            "standards_class", "bad class_code {value} (expected '*', 'C01*', 'C0101', 'E0102' …)", value=repr(value)
+        )
     return code
 
 
@@ -229,8 +233,9 @@ def _unit(value: str) -> LimitUnit | None:
         return LimitUnit(value.lower())
     except ValueError:
         allowed = ", ".join(u.value for u in LimitUnit)
-        raise _bad("standards_unit", "unknown unit {value} (allowed: {allowed})",
-                   value=repr(value), allowed=allowed) from None
+        raise _bad(
+            "standards_unit", "unknown unit {value} (allowed: {allowed})", value=repr(value), allowed=allowed
+        ) from None
 
 
 Value = Annotated[float | None, BeforeValidator(_value)]
@@ -284,8 +289,12 @@ def _standard(cells: dict[str, str], line: int) -> deadlines.HandlingStandard:
             raise _standards_error(f"{stage}_value and {stage}_unit must both be given or both empty", line, stage)
         limits[stage] = None if unit is None else deadlines.Limit(value, unit)
     return deadlines.HandlingStandard(
-        class_code=row.class_code, urgency=row.urgency, region_class=row.region_class,
-        filing_condition=row.filing_condition, close_condition=row.close_condition, **limits,
+        class_code=row.class_code,
+        urgency=row.urgency,
+        region_class=row.region_class,
+        filing_condition=row.filing_condition,
+        close_condition=row.close_condition,
+        **limits,
     )
 
 
@@ -314,8 +323,13 @@ def load_handling_standards(csv_text: str) -> deadlines.StandardsTable:
                 missing = [c for c in STANDARDS_COLUMNS if c not in cells]
                 unknown = [c for c in cells if c not in STANDARDS_COLUMNS]
                 if missing or unknown or len(set(cells)) != len(cells):
-                    problem = (f"missing column {missing[0]!r}" if missing
-                               else f"unknown column {unknown[0]!r}" if unknown else "duplicate column")
+                    problem = (
+                        f"missing column {missing[0]!r}"
+                        if missing
+                        else f"unknown column {unknown[0]!r}"
+                        if unknown
+                        else "duplicate column"
+                    )
                     raise _standards_error(f"bad header: {problem}", line)
                 header = cells
                 continue
@@ -323,8 +337,7 @@ def load_handling_standards(csv_text: str) -> deadlines.StandardsTable:
                 raise _standards_error(f"expected {len(header)} cells, got {len(cells)}", line)
             standard = _standard(dict(zip(header, cells, strict=True)), line)
             if standard.key in seen:
-                raise _standards_error(f"duplicate row for {standard.key} (first on line {seen[standard.key]})",
-                                       line)
+                raise _standards_error(f"duplicate row for {standard.key} (first on line {seen[standard.key]})", line)
             seen[standard.key] = line
             rows.append(standard)
     except csv.Error as exc:

@@ -52,9 +52,7 @@ def stage_runs(events: Iterable[EventFact]) -> list[StageRun]:
         nonlocal current
         if current is None:
             return
-        pauses = tuple(
-            (s, e if e is not None else at) for s, e in current["pauses"]
-        )
+        pauses = tuple((s, e if e is not None else at) for s, e in current["pauses"])
         runs.append(StageRun(current["stage"], current["start"], at, pauses, tuple(current["ext"]), action))
         current = None
 
@@ -74,7 +72,5 @@ def stage_runs(events: Iterable[EventFact]) -> list[StageRun]:
         if current is None and new_stage is not None:
             current = {"stage": new_stage, "start": ev.at, "pauses": [], "ext": []}
     if current is not None:
-        runs.append(
-            StageRun(current["stage"], current["start"], None, tuple(current["pauses"]), tuple(current["ext"]))
-        )
+        runs.append(StageRun(current["stage"], current["start"], None, tuple(current["pauses"]), tuple(current["ext"])))
     return runs

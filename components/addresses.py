@@ -56,7 +56,7 @@ def bigrams(norm: str) -> list[str]:
         return [norm] if norm else []
     seen: dict[str, None] = {}
     for i in range(len(norm) - 1):
-        seen.setdefault(norm[i:i + 2], None)
+        seen.setdefault(norm[i : i + 2], None)
     return list(seen)
 
 
@@ -97,15 +97,19 @@ def _escape(text: str) -> str:
 
 
 _COLUMNS = "a.id, a.code, a.kind, a.name, a.road, a.number, a.full_name, a.lon, a.lat, a.grid_code, a.community_code"
-_RANK = ("CASE WHEN a.name_key = :q THEN 0 WHEN a.name_key LIKE :prefix ESCAPE '\\' THEN 1 "
-         "WHEN a.search_text LIKE :inner ESCAPE '\\' THEN 2 ELSE 3 END")
+_RANK = (
+    "CASE WHEN a.name_key = :q THEN 0 WHEN a.name_key LIKE :prefix ESCAPE '\\' THEN 1 "
+    "WHEN a.search_text LIKE :inner ESCAPE '\\' THEN 2 ELSE 3 END"
+)
 
 
 @lru_cache(maxsize=64)
 def _counts_sql(n: int) -> sa.TextClause:
     # The posting count of each of n bigrams, each capped (a bounded range scan of the primary key).
-    parts = [f"(SELECT count(*) FROM (SELECT 1 FROM address_gram WHERE gram = :g{i} LIMIT {DF_CAP}) AS t{i})"
-             for i in range(n)]
+    parts = [
+        f"(SELECT count(*) FROM (SELECT 1 FROM address_gram WHERE gram = :g{i} LIMIT {DF_CAP}) AS t{i})"
+        for i in range(n)
+    ]
     return sa.text("SELECT " + ", ".join(parts))
 
 
@@ -123,8 +127,10 @@ def _lookup_sql(n_other: int) -> sa.TextClause:
 def _prefix_sql(dialect_name: str) -> sa.TextClause:
     # Names that begin with the input (ranks 0 and 1): a B-tree range on the normalised name.
     where = spatial.prefix_range_sql(dialect_name, "a.name_key", "lo", "hi")
-    return sa.text(f"SELECT {_COLUMNS}, CASE WHEN a.name_key = :q THEN 0 ELSE 1 END AS rank FROM address a "
-                   f"WHERE {where} ORDER BY rank, length(a.search_text), a.id LIMIT :limit")
+    return sa.text(
+        f"SELECT {_COLUMNS}, CASE WHEN a.name_key = :q THEN 0 ELSE 1 END AS rank FROM address a "
+        f"WHERE {where} ORDER BY rank, length(a.search_text), a.id LIMIT :limit"
+    )
 
 
 def _next_prefix(norm: str) -> str:
@@ -139,8 +145,14 @@ def lookup(session: Session, q: str, *, limit: int = 10) -> list[Hit]:
         raise InvalidInput("type part of an address", code="address.empty_query", loc=["query", "q"])
     norm = norm[:MAX_QUERY]
     grams = bigrams(norm)
-    params: dict[str, Any] = {"q": norm, "prefix": _escape(norm) + "%", "inner": "%" + _escape(norm) + "%",
-                              "limit": limit, "lo": norm, "hi": _next_prefix(norm)}
+    params: dict[str, Any] = {
+        "q": norm,
+        "prefix": _escape(norm) + "%",
+        "inner": "%" + _escape(norm) + "%",
+        "limit": limit,
+        "lo": norm,
+        "hi": _next_prefix(norm),
+    }
     # Names beginning with the input rank before everything else: when there are enough of them (the usual
     # 经二路12 → 经二路12号, 经二路120号 …) the index range answers alone and the bigrams are not needed.
     rows = session.execute(_prefix_sql(spatial.dialect(session)), params).all()
@@ -155,8 +167,7 @@ def lookup(session: Session, q: str, *, limit: int = 10) -> list[Hit]:
             rows = session.execute(_lookup_sql(len(others)), params).all()
     found = [(AddressRow(*r[:11]), int(r[11])) for r in rows]
     names = _area_names(session, [a.community_code for a, _ in found])
-    return [Hit(a, rk, names.get(a.community_code or ""), names.get((a.community_code or "")[:9]))
-            for a, rk in found]
+    return [Hit(a, rk, names.get(a.community_code or ""), names.get((a.community_code or "")[:9])) for a, rk in found]
 
 
 def _area_names(session: Session, community_codes: Iterable[str | None]) -> dict[str, str]:
@@ -195,7 +206,19 @@ def best_match(session: Session, text: str) -> AddressRow | Address | None:
 def hit_dict(hit: Hit) -> dict[str, Any]:
     """The API's shape of a hit."""
     a = hit.address
-    return {"id": a.id, "code": a.code, "kind": a.kind, "name": a.name, "full_name": a.full_name,
-            "road": a.road, "number": a.number, "lon": a.lon, "lat": a.lat, "grid_code": a.grid_code,
-            "community_code": a.community_code, "community_name": hit.community_name,
-            "street_name": hit.street_name, "rank": hit.rank}
+    return {
+        "id": a.id,
+        "code": a.code,
+        "kind": a.kind,
+        "name": a.name,
+        "full_name": a.full_name,
+        "road": a.road,
+        "number": a.number,
+        "lon": a.lon,
+        "lat": a.lat,
+        "grid_code": a.grid_code,
+        "community_code": a.community_code,
+        "community_name": hit.community_name,
+        "street_name": hit.street_name,
+        "rank": hit.rank,
+    }

@@ -3,6 +3,7 @@
 Pure data and look-ups (``class.unknown`` for a key it does not hold); it is built from the shipped CSV files
 plus an optional per-city override by :mod:`components.catalog_loader`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,8 +15,6 @@ from components.codes import KIND_PREFIX, ClassKind, Generation, Geometry, parse
 from gridcity.errors import InvalidInput
 
 Loc = Sequence[str | int]
-
-
 
 
 _GENERATION_ORDER: Final = {Generation.CJT214: 0, Generation.GBT47678: 1}
@@ -135,9 +134,7 @@ class ClassCatalog:
         return [
             c
             for c in self._by_key.values()
-            if (k is None or c.kind is k)
-            and (g is None or c.generation is g)
-            and (c.enabled or not enabled_only)
+            if (k is None or c.kind is k) and (g is None or c.generation is g) and (c.enabled or not enabled_only)
         ]
 
     def majors(
@@ -192,7 +189,5 @@ class ClassCatalog:
 
     def _known(self, key: str, generation: Generation, loc: Loc) -> None:
         if parse_class_key(key, loc=loc).generation is not generation:
-            raise InvalidInput(
-                f"{key} is not a {generation.value} class key", code="class.malformed", loc=loc
-            )
+            raise InvalidInput(f"{key} is not a {generation.value} class key", code="class.malformed", loc=loc)
         self.get(key, include_disabled=True, loc=loc)

@@ -3,6 +3,7 @@ file, each row's cells checked by a pydantic model (:class:`ClassRow`, see ``com
 the rules between rows and files by hand; failures raise ``class.invalid_data`` naming the file, line and
 column.
 """
+
 from __future__ import annotations
 
 import csv
@@ -134,23 +135,26 @@ def _kind(value: str) -> ClassKind:
     try:
         return ClassKind(value)
     except ValueError:
-        raise PydanticCustomError("class_kind", "kind must be component or event, not {value}",
-                                  {"value": repr(value)}) from None
+        raise PydanticCustomError(
+            "class_kind", "kind must be component or event, not {value}", {"value": repr(value)}
+        ) from None
 
 
 def _code(value: str) -> str:
     problem = class_code_problem(value)
     if problem:
-        raise PydanticCustomError("class_code", "bad class code {value}: {problem}",
-                                  {"value": repr(value), "problem": problem})
+        raise PydanticCustomError(
+            "class_code", "bad class code {value}: {problem}", {"value": repr(value), "problem": problem}
+        )
     return value
 
 
 def _major_code(value: str, info: ValidationInfo) -> str:
     code = info.data.get("code")
     if value and code is not None and value != code[:2]:
-        raise PydanticCustomError("class_major", "major_code {value} does not match code {code}",
-                                  {"value": repr(value), "code": code})
+        raise PydanticCustomError(
+            "class_major", "major_code {value} does not match code {code}", {"value": repr(value), "code": code}
+        )
     return value
 
 
@@ -271,9 +275,7 @@ def load_catalog(
         InvalidInput: ``class.invalid_data``; the message, ``loc`` (``[file, line]``) and ``ctx`` name the
             file and line (and the column when known).
     """
-    names = (
-        list(base_names) if base_names is not None else [f"base{i + 1}" for i in range(len(base_csv_texts))]
-    )
+    names = list(base_names) if base_names is not None else [f"base{i + 1}" for i in range(len(base_csv_texts))]
     if len(names) != len(base_csv_texts):
         raise ValueError("base_names must name every base text")
     classes: dict[str, ClassInfo] = {}
@@ -349,21 +351,16 @@ def _check_catalog(classes: Sequence[ClassInfo], origin: Mapping[str, tuple[str,
             raise _invalid(
                 source,
                 line,
-                f"major {info.major_code} is named {info.major_name_zh!r} here"
-                f" but {other_name!r} for {other_key}",
+                f"major {info.major_code} is named {info.major_name_zh!r} here but {other_name!r} for {other_key}",
                 "major_name_zh",
             )
         major_names.setdefault(group, (info.major_name_zh, key))
         if info.cjt214_code is not None:
             old_key = KIND_PREFIX[info.kind] + info.cjt214_code
             if old_key not in keys:
-                raise _invalid(
-                    source, line, f"cjt214_code {info.cjt214_code}: no class {old_key}", "cjt214_code"
-                )
+                raise _invalid(source, line, f"cjt214_code {info.cjt214_code}: no class {old_key}", "cjt214_code")
             if old_key in mapped_from:
-                raise _invalid(
-                    source, line, f"{old_key} is already mapped to {mapped_from[old_key]}", "cjt214_code"
-                )
+                raise _invalid(source, line, f"{old_key} is already mapped to {mapped_from[old_key]}", "cjt214_code")
             mapped_from[old_key] = key
 
 
@@ -391,6 +388,4 @@ def city_catalog(override_csv_text: str, *, override_name: str = "override") -> 
     Raises:
         InvalidInput: ``class.invalid_data`` naming the override file's line.
     """
-    return load_catalog(
-        shipped_csv_texts(), override_csv_text, base_names=SHIPPED_FILES, override_name=override_name
-    )
+    return load_catalog(shipped_csv_texts(), override_csv_text, base_names=SHIPPED_FILES, override_name=override_name)

@@ -80,13 +80,9 @@ class AreaLevel(StrEnum):
     GRID = "grid"
 
 
-KIND_PREFIX: Final[Mapping[ClassKind, str]] = MappingProxyType(
-    {ClassKind.COMPONENT: "C", ClassKind.EVENT: "E"}
-)
+KIND_PREFIX: Final[Mapping[ClassKind, str]] = MappingProxyType({ClassKind.COMPONENT: "C", ClassKind.EVENT: "E"})
 _PREFIX_KIND: Final[Mapping[str, ClassKind]] = MappingProxyType({v: k for k, v in KIND_PREFIX.items()})
-CODE_LENGTH: Final[Mapping[int, Generation]] = MappingProxyType(
-    {4: Generation.CJT214, 5: Generation.GBT47678}
-)
+CODE_LENGTH: Final[Mapping[int, Generation]] = MappingProxyType({4: Generation.CJT214, 5: Generation.GBT47678})
 
 OWNER_KINDS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -133,8 +129,7 @@ MAPPING_BASES: Final = frozenset({"same_name", "same_name_other_major", "alias",
 """Why a GB/T 47678 class carries a ``cjt214_code`` (see ``components/data/README.md``)."""
 
 PROVINCE_PREFIXES: Final = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
-    "50 51 52 53 54 61 62 63 64 65 71 81 82".split()
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
 )
 """First two digits of every GB/T 2260 province-level code."""
 
@@ -324,9 +319,7 @@ def child_area_code(parent: str, sequence: int, *, loc: Loc = ()) -> str:
     if area.level is AreaLevel.GRID:
         raise InvalidInput(f"a unit grid ({parent}) has no children", code="area.malformed_code", loc=loc)
     if isinstance(sequence, bool) or not isinstance(sequence, int) or not 1 <= sequence <= 999:
-        raise InvalidInput(
-            f"area sequence must be 1–999, got {sequence!r}", code="area.malformed_code", loc=loc
-        )
+        raise InvalidInput(f"area sequence must be 1–999, got {sequence!r}", code="area.malformed_code", loc=loc)
     return f"{parent}{sequence:03d}"
 
 

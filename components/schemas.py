@@ -87,11 +87,13 @@ class SupervisionAreaReassign(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     inspector_id: int | None = Field(
-        ge=1, le=2**31 - 1, description="the new inspector; null: nobody is responsible from then on")
+        ge=1, le=2**31 - 1, description="the new inspector; null: nobody is responsible from then on"
+    )
     effective_at: BoundedDatetime = Field(
         description="when the change takes effect: not in the future, not before the area's last recorded change; "
-                    "without a zone it is read in the city's time zone",
-        examples=["2026-11-02T08:30:00+08:00"])
+        "without a zone it is read in the city's time zone",
+        examples=["2026-11-02T08:30:00+08:00"],
+    )
 
 
 class SupervisionAreaUpdate(BaseModel):

@@ -155,8 +155,19 @@ def _json_value(v: Any) -> Any:
 
 
 COMPONENT_PROPERTIES = (
-    "code", "class_code", "name", "grid_code", "main_department_id", "owner_department_id",
-    "maintainer_department_id", "state", "initial_date", "change_date", "data_source", "address", "note",
+    "code",
+    "class_code",
+    "name",
+    "grid_code",
+    "main_department_id",
+    "owner_department_id",
+    "maintainer_department_id",
+    "state",
+    "initial_date",
+    "change_date",
+    "data_source",
+    "address",
+    "note",
 )
 
 
@@ -220,8 +231,13 @@ def area_feature(a: Area) -> dict[str, Any]:
         "type": "Feature",
         "id": a.code,
         "geometry": mapping(to_shape(a.geom)),
-        "properties": {"code": a.code, "level": a.level, "name": a.name, "parent_code": a.parent_code,
-                       "region_class": a.region_class},
+        "properties": {
+            "code": a.code,
+            "level": a.level,
+            "name": a.name,
+            "parent_code": a.parent_code,
+            "region_class": a.region_class,
+        },
     }
 
 
@@ -231,39 +247,53 @@ def grid_feature(g: Grid) -> dict[str, Any]:
         "type": "Feature",
         "id": g.code,
         "geometry": mapping(to_shape(g.geom)),
-        "properties": {"code": g.code, "community_code": g.community_code, "name": g.name,
-                       "region_class": g.region_class, "area_m2": round(g.area_m2, 1),
-                       "start_date": _json_value(g.start_date), "end_date": _json_value(g.end_date)},
+        "properties": {
+            "code": g.code,
+            "community_code": g.community_code,
+            "name": g.name,
+            "region_class": g.region_class,
+            "area_m2": round(g.area_m2, 1),
+            "start_date": _json_value(g.start_date),
+            "end_date": _json_value(g.end_date),
+        },
     }
 
 
-def areas_layer(session: Session, *, bbox: tuple[float, float, float, float] | None, level: str | None,
-                offset: int, limit: int) -> dict[str, Any]:
+def areas_layer(
+    session: Session, *, bbox: tuple[float, float, float, float] | None, level: str | None, offset: int, limit: int
+) -> dict[str, Any]:
     """The areas layer (optionally one level)."""
     if level is not None and level not in ("district", "street", "community"):
-        raise InvalidInput("level must be district, street or community", code="area.bad_level",
-                           loc=["query", "level"])
+        raise InvalidInput("level must be district, street or community", code="area.bad_level", loc=["query", "level"])
     where = [Area.level == level] if level else []
     rows, total = layer_page(session, Area, bbox=bbox, where=where, order=Area.code, offset=offset, limit=limit)
     return feature_collection([area_feature(a) for a in rows], total=total)
 
 
-def grids_layer(session: Session, *, bbox: tuple[float, float, float, float] | None,
-                community_code: str | None, offset: int, limit: int) -> dict[str, Any]:
+def grids_layer(
+    session: Session,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    community_code: str | None,
+    offset: int,
+    limit: int,
+) -> dict[str, Any]:
     """The unit-grid layer."""
     where = [Grid.community_code == community_code] if community_code else []
     rows, total = layer_page(session, Grid, bbox=bbox, where=where, order=Grid.code, offset=offset, limit=limit)
     return feature_collection([grid_feature(g) for g in rows], total=total)
 
 
-def components_layer(session: Session, *, bbox: tuple[float, float, float, float] | None,
-                     class_codes: list[str], offset: int, limit: int) -> dict[str, Any]:
+def components_layer(
+    session: Session, *, bbox: tuple[float, float, float, float] | None, class_codes: list[str], offset: int, limit: int
+) -> dict[str, Any]:
     """The component layer (optionally some classes)."""
     for i, key in enumerate(class_codes):
         codes.parse_class_key(key, loc=["query", "class_code", i])
     where = [Component.class_code.in_(class_codes)] if class_codes else []
-    rows, total = layer_page(session, Component, bbox=bbox, where=where, order=Component.code, offset=offset,
-                             limit=limit)
+    rows, total = layer_page(
+        session, Component, bbox=bbox, where=where, order=Component.code, offset=offset, limit=limit
+    )
     return feature_collection([component_feature(c) for c in rows], total=total)
 
 
@@ -274,15 +304,17 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     try:
         x0, y0, x1, y1 = (float(v) for v in text.split(","))
     except ValueError as exc:
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat", code="bbox.malformed",
-                           loc=["query", "bbox"]) from exc
+        raise InvalidInput(
+            "bbox must be minlon,minlat,maxlon,maxlat", code="bbox.malformed", loc=["query", "bbox"]
+        ) from exc
     if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
         raise InvalidInput("bbox corners out of order or range", code="bbox.invalid", loc=["query", "bbox"])
     return x0, y0, x1, y1
 
 
-def export_components(session: Session, *, bbox: tuple[float, float, float, float] | None = None,
-                      class_codes: list[str] | None = None) -> dict[str, Any]:
+def export_components(
+    session: Session, *, bbox: tuple[float, float, float, float] | None = None, class_codes: list[str] | None = None
+) -> dict[str, Any]:
     """Every component (optionally in a bbox / of some classes) as GeoJSON that the importer reads back.
 
     Departments are named by code (``main_department`` etc.), so the file can be loaded into another city
@@ -299,16 +331,21 @@ def export_components(session: Session, *, bbox: tuple[float, float, float, floa
     features = []
     for c in session.scalars(select(Component).where(*conds).order_by(Component.code)).yield_per(2000):
         props = {
-            "code": c.code, "class_code": c.class_code, "name": c.name, "grid_code": c.grid_code,
+            "code": c.code,
+            "class_code": c.class_code,
+            "name": c.name,
+            "grid_code": c.grid_code,
             "state": c.state,
             "main_department": dept_codes.get(c.main_department_id),  # type: ignore[arg-type]
             "owner_department": dept_codes.get(c.owner_department_id),  # type: ignore[arg-type]
             "maintainer_department": dept_codes.get(c.maintainer_department_id),  # type: ignore[arg-type]
-            "initial_date": _json_value(c.initial_date), "change_date": _json_value(c.change_date),
-            "data_source": c.data_source, "address": c.address, "note": c.note,
+            "initial_date": _json_value(c.initial_date),
+            "change_date": _json_value(c.change_date),
+            "data_source": c.data_source,
+            "address": c.address,
+            "note": c.note,
         }
-        features.append({"type": "Feature", "id": c.code, "geometry": mapping(to_shape(c.geom)),
-                         "properties": props})
+        features.append({"type": "Feature", "id": c.code, "geometry": mapping(to_shape(c.geom)), "properties": props})
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -323,8 +360,12 @@ def assignment_intervals(start: dt.datetime, end: dt.datetime, *, inspector_id: 
     h = SupervisionHistory
     since = select(h.grid_code, sa.func.max(h.valid_to).label("since")).group_by(h.grid_code).subquery("since")
     current = (
-        select(SupervisionGrid.grid_code.label("grid_code"), SupervisionArea.inspector_id.label("inspector_id"),
-               since.c.since.label("valid_from"), sa.cast(sa.null(), UTCDateTime()).label("valid_to"))
+        select(
+            SupervisionGrid.grid_code.label("grid_code"),
+            SupervisionArea.inspector_id.label("inspector_id"),
+            since.c.since.label("valid_from"),
+            sa.cast(sa.null(), UTCDateTime()).label("valid_to"),
+        )
         .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
         .outerjoin(since, since.c.grid_code == SupervisionGrid.grid_code)
     )
@@ -346,12 +387,17 @@ def assignment_intervals(start: dt.datetime, end: dt.datetime, *, inspector_id: 
 
 def _visited_while_held(iv: Any) -> sa.ColumnElement[bool]:
     """A breadcrumb of the stretch's inspector in the stretch's grid during the stretch."""
-    return sa.exists().where(PatrolPoint.inspector_id == iv.c.inspector_id, PatrolPoint.grid_code == iv.c.grid_code,
-                             PatrolPoint.at >= iv.c.lo, PatrolPoint.at < iv.c.hi)
+    return sa.exists().where(
+        PatrolPoint.inspector_id == iv.c.inspector_id,
+        PatrolPoint.grid_code == iv.c.grid_code,
+        PatrolPoint.at >= iv.c.lo,
+        PatrolPoint.at < iv.c.hi,
+    )
 
 
-def coverage_by_inspector(session: Session, *, start: dt.datetime, end: dt.datetime,
-                          inspector_id: int | None = None) -> dict[int, tuple[int, int]]:
+def coverage_by_inspector(
+    session: Session, *, start: dt.datetime, end: dt.datetime, inspector_id: int | None = None
+) -> dict[int, tuple[int, int]]:
     """Per inspector: (grids they were responsible for during ``[start, end)``, of those visited while held).
 
     Areas as they were at the time (issue 14): a grid counts for the inspectors who held it at some time in
@@ -360,11 +406,11 @@ def coverage_by_inspector(session: Session, *, start: dt.datetime, end: dt.datet
     evaluation); the visit test is an ``EXISTS`` on the ``(inspector_id, at)`` index.
     """
     iv = assignment_intervals(start, end, inspector_id=inspector_id)
-    q = (
-        select(iv.c.inspector_id, sa.func.count(sa.distinct(iv.c.grid_code)),
-               sa.func.count(sa.distinct(sa.case((_visited_while_held(iv), iv.c.grid_code)))))
-        .group_by(iv.c.inspector_id)
-    )
+    q = select(
+        iv.c.inspector_id,
+        sa.func.count(sa.distinct(iv.c.grid_code)),
+        sa.func.count(sa.distinct(sa.case((_visited_while_held(iv), iv.c.grid_code)))),
+    ).group_by(iv.c.inspector_id)
     return {int(i): (int(total), int(seen)) for i, total, seen in session.execute(q)}
 
 
@@ -376,8 +422,9 @@ def missed_grids(session: Session, *, inspector_id: int, start: dt.datetime, end
     return sorted(held - seen)
 
 
-def reassign_supervision_area(session: Session, *, area_id: int, inspector_id: int | None,
-                              effective_at: dt.datetime, now: dt.datetime) -> SupervisionArea:
+def reassign_supervision_area(
+    session: Session, *, area_id: int, inspector_id: int | None, effective_at: dt.datetime, now: dt.datetime
+) -> SupervisionArea:
     """Give a supervision area (all its grids) to another inspector, or to nobody, as of ``effective_at``.
 
     The previous holder keeps the grids up to ``effective_at`` in the area history, the new one holds them
@@ -393,34 +440,50 @@ def reassign_supervision_area(session: Session, *, area_id: int, inspector_id: i
     """
     area = session.get(SupervisionArea, area_id)
     if area is None:
-        raise NotFound(f"supervision area {area_id} not found", code="supervision_area.not_found",
-                       loc=["area_id"])
+        raise NotFound(f"supervision area {area_id} not found", code="supervision_area.not_found", loc=["area_id"])
     if effective_at.tzinfo is None:
-        raise InvalidInput("effective_at needs a time zone", code="supervision_area.naive_time",
-                           loc=["body", "effective_at"])
+        raise InvalidInput(
+            "effective_at needs a time zone", code="supervision_area.naive_time", loc=["body", "effective_at"]
+        )
     if effective_at > now:
-        raise InvalidInput(f"effective_at {effective_at.isoformat()} is in the future",
-                           code="supervision_area.effective_in_future", loc=["body", "effective_at"])
+        raise InvalidInput(
+            f"effective_at {effective_at.isoformat()} is in the future",
+            code="supervision_area.effective_in_future",
+            loc=["body", "effective_at"],
+        )
     if inspector_id is not None:
         user = session.get(User, inspector_id)
         if user is None or user.role is not Role.INSPECTOR or not user.active:
-            raise InvalidInput(f"user {inspector_id} is not an active inspector", code="user.not_inspector",
-                               loc=["body", "inspector_id"])
-    codes = list(session.scalars(select(SupervisionGrid.grid_code)
-                                 .where(SupervisionGrid.supervision_area_id == area.id)
-                                 .order_by(SupervisionGrid.grid_code)))
-    last = session.scalar(select(sa.func.max(SupervisionHistory.valid_to))
-                          .where(SupervisionHistory.grid_code.in_(codes or [""])))
+            raise InvalidInput(
+                f"user {inspector_id} is not an active inspector",
+                code="user.not_inspector",
+                loc=["body", "inspector_id"],
+            )
+    codes = list(
+        session.scalars(
+            select(SupervisionGrid.grid_code)
+            .where(SupervisionGrid.supervision_area_id == area.id)
+            .order_by(SupervisionGrid.grid_code)
+        )
+    )
+    last = session.scalar(
+        select(sa.func.max(SupervisionHistory.valid_to)).where(SupervisionHistory.grid_code.in_(codes or [""]))
+    )
     if last is not None and effective_at < last:
-        raise Conflict(f"effective_at is before the last recorded change of this area's grids "
-                       f"({last.isoformat()})", code="supervision_area.effective_before_last_change",
-                       loc=["body", "effective_at"], extra={"last_change_at": last.isoformat()})
-    return assign_supervision_area(session, code=area.code, name=area.name, inspector_id=inspector_id,
-                                   grid_codes=codes, at=effective_at)
+        raise Conflict(
+            f"effective_at is before the last recorded change of this area's grids ({last.isoformat()})",
+            code="supervision_area.effective_before_last_change",
+            loc=["body", "effective_at"],
+            extra={"last_change_at": last.isoformat()},
+        )
+    return assign_supervision_area(
+        session, code=area.code, name=area.name, inspector_id=inspector_id, grid_codes=codes, at=effective_at
+    )
 
 
-def assign_supervision_area(session: Session, *, code: str, name: str, inspector_id: int | None,
-                            grid_codes: Sequence[str], at: dt.datetime) -> SupervisionArea:
+def assign_supervision_area(
+    session: Session, *, code: str, name: str, inspector_id: int | None, grid_codes: Sequence[str], at: dt.datetime
+) -> SupervisionArea:
     """Create or change an inspector's supervision area (责任区) as of ``at``, keeping its history.
 
     Every grid whose responsible inspector changes (it joins or leaves the area, or the area changes hands)
@@ -434,32 +497,53 @@ def assign_supervision_area(session: Session, *, code: str, name: str, inspector
         session.add(area)
         session.flush()
     else:
-        old_grids = set(session.scalars(select(SupervisionGrid.grid_code)
-                                        .where(SupervisionGrid.supervision_area_id == area.id)))
+        old_grids = set(
+            session.scalars(select(SupervisionGrid.grid_code).where(SupervisionGrid.supervision_area_id == area.id))
+        )
     new_grids = set(grid_codes)
     touched = sorted(old_grids | new_grids)
     before: dict[str, int | None] = {}
-    for chunk in (touched[i:i + 900] for i in range(0, len(touched), 900)):
-        before.update(dict(session.execute(
-            select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
-            .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
-            .where(SupervisionGrid.grid_code.in_(chunk))).all()))
-    since = dict(session.execute(
-        select(SupervisionHistory.grid_code, sa.func.max(SupervisionHistory.valid_to))
-        .where(SupervisionHistory.grid_code.in_(touched or [""])).group_by(SupervisionHistory.grid_code)).all())
+    for chunk in (touched[i : i + 900] for i in range(0, len(touched), 900)):
+        before.update(
+            dict(
+                session.execute(
+                    select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
+                    .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+                    .where(SupervisionGrid.grid_code.in_(chunk))
+                ).all()
+            )
+        )
+    since = dict(
+        session.execute(
+            select(SupervisionHistory.grid_code, sa.func.max(SupervisionHistory.valid_to))
+            .where(SupervisionHistory.grid_code.in_(touched or [""]))
+            .group_by(SupervisionHistory.grid_code)
+        ).all()
+    )
     for g in touched:
         was = before.get(g)
         now = inspector_id if g in new_grids else (None if g in old_grids else was)
         if was != now:
-            session.add(SupervisionHistory(grid_code=g, supervision_area_id=area.id if g in old_grids else None,
-                                           inspector_id=was, valid_from=since.get(g), valid_to=at))
+            session.add(
+                SupervisionHistory(
+                    grid_code=g,
+                    supervision_area_id=area.id if g in old_grids else None,
+                    inspector_id=was,
+                    valid_from=since.get(g),
+                    valid_to=at,
+                )
+            )
     area.name, area.inspector_id = name, inspector_id
     session.execute(sa.delete(SupervisionGrid).where(SupervisionGrid.supervision_area_id == area.id))
     if new_grids:
-        session.execute(sa.insert(SupervisionGrid),
-                        [{"supervision_area_id": area.id, "grid_code": g} for g in sorted(new_grids)])
+        session.execute(
+            sa.insert(SupervisionGrid), [{"supervision_area_id": area.id, "grid_code": g} for g in sorted(new_grids)]
+        )
     # A grid belongs to one area: moving it here takes it out of any other.
-    session.execute(sa.delete(SupervisionGrid).where(SupervisionGrid.grid_code.in_(sorted(new_grids)),
-                                                     SupervisionGrid.supervision_area_id != area.id))
+    session.execute(
+        sa.delete(SupervisionGrid).where(
+            SupervisionGrid.grid_code.in_(sorted(new_grids)), SupervisionGrid.supervision_area_id != area.id
+        )
+    )
     session.flush()
     return area

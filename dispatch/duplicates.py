@@ -41,9 +41,15 @@ class DuplicateProposal:
 def duplicates_statement(session: Session, case: Case, cfg: RoutingSettings, now: dt.datetime) -> spatial.Statement:
     """The bounded lookup of open cases near ``case`` (the plan test EXPLAINs this very statement)."""
     return spatial.cases_near_statement(
-        spatial.dialect(session), lon=case.lon, lat=case.lat, radius_m=cfg.duplicate_radius_m,
-        since=now - dt.timedelta(days=cfg.duplicate_days), class_code=case.class_code,
-        component_code=case.component_id, exclude_id=case.id, exclude_statuses=OPEN_EXCLUDED,
+        spatial.dialect(session),
+        lon=case.lon,
+        lat=case.lat,
+        radius_m=cfg.duplicate_radius_m,
+        since=now - dt.timedelta(days=cfg.duplicate_days),
+        class_code=case.class_code,
+        component_code=case.component_id,
+        exclude_id=case.id,
+        exclude_statuses=OPEN_EXCLUDED,
     )
 
 
@@ -57,8 +63,13 @@ def find_duplicates(
     rows = session.execute(duplicates_statement(session, case, cfg, now).clause()).all()
     return [
         DuplicateProposal(
-            case_id=r.id, number=r.number, class_code=r.class_code, component_id=r.component_id,
-            status=str(r.status), created_at=r.created_at, distance_m=round(float(r.distance_m), 1),
+            case_id=r.id,
+            number=r.number,
+            class_code=r.class_code,
+            component_id=r.component_id,
+            status=str(r.status),
+            created_at=r.created_at,
+            distance_m=round(float(r.distance_m), 1),
             age_hours=round((now - r.created_at).total_seconds() / 3600, 1),
             same="component" if case.component_id and r.component_id == case.component_id else "class",
         )

@@ -25,27 +25,38 @@ def _rules(request: Request) -> CaseRules:
     return rules
 
 
-@router.get("/cases/{case_id}/recommendation", response_model=RecommendationRead,
-            summary="Which department should handle the case, and why")
+@router.get(
+    "/cases/{case_id}/recommendation",
+    response_model=RecommendationRead,
+    summary="Which department should handle the case, and why",
+)
 def recommendation(
-    case_id: IdPath, session: DbSession, settings: SettingsDep, request: Request,
+    case_id: IdPath,
+    session: DbSession,
+    settings: SettingsDep,
+    request: Request,
     user: Annotated[User, require_roles(*ADVISED_ROLES)],
 ) -> RecommendationRead:
     """The responsible department by component ownership or routing rule, with a readable explanation."""
-    rec = service.recommend_for_case(session, case_id=case_id, actor=casework_service.actor_of(user),
-                                     rules=_rules(request), settings=settings)
+    rec = service.recommend_for_case(
+        session, case_id=case_id, actor=casework_service.actor_of(user), rules=_rules(request), settings=settings
+    )
     return RecommendationRead.model_validate(rec)
 
 
-@router.get("/cases/{case_id}/duplicates", response_model=list[DuplicateRead],
-            summary="Open cases that may be the same problem")
+@router.get(
+    "/cases/{case_id}/duplicates", response_model=list[DuplicateRead], summary="Open cases that may be the same problem"
+)
 def case_duplicates(
-    case_id: IdPath, session: DbSession, settings: SettingsDep,
+    case_id: IdPath,
+    session: DbSession,
+    settings: SettingsDep,
     user: Annotated[User, require_roles(*sorted(CITYWIDE_ROLES))],
 ) -> list[DuplicateRead]:
     """Open cases of the same class or component nearby and recent, nearest first (merge with `merge`)."""
-    found = duplicates.duplicates_for_case(session, case_id=case_id, actor=casework_service.actor_of(user),
-                                           settings=settings)
+    found = duplicates.duplicates_for_case(
+        session, case_id=case_id, actor=casework_service.actor_of(user), settings=settings
+    )
     return [DuplicateRead.model_validate(d) for d in found]
 
 
@@ -55,10 +66,16 @@ def list_routing_rules(session: DbSession, user: Annotated[User, require_roles(R
     return [RoutingRuleRead.model_validate(r) for r in service.list_rules(session)]
 
 
-@router.post("/routing-rules", response_model=list[RoutingRuleRead], status_code=201,
-             summary="Load routing rules (all or nothing)")
+@router.post(
+    "/routing-rules",
+    response_model=list[RoutingRuleRead],
+    status_code=201,
+    summary="Load routing rules (all or nothing)",
+)
 def load_routing_rules(
-    body: list[RoutingRuleIn], session: DbSession, user: Annotated[User, require_roles(Role.ADMIN)],
+    body: list[RoutingRuleIn],
+    session: DbSession,
+    user: Annotated[User, require_roles(Role.ADMIN)],
     replace: Annotated[bool, Query(description="replace the whole table instead of adding")] = False,
 ) -> list[RoutingRuleRead]:
     """Add rules (or replace the table); a conflict or bad row refuses the whole batch with 422."""

@@ -120,15 +120,25 @@ class CaseFacts:
         """Facts whose community/street/district codes are the prefixes of the 15-digit grid code."""
         if grid_code is None or len(grid_code) != 15:
             return cls(class_code=class_code, on=on)
-        return cls(class_code=class_code, grid_code=grid_code, community_code=grid_code[:12],
-                   street_code=grid_code[:9], district_code=grid_code[:6], on=on)
+        return cls(
+            class_code=class_code,
+            grid_code=grid_code,
+            community_code=grid_code[:12],
+            street_code=grid_code[:9],
+            district_code=grid_code[:6],
+            on=on,
+        )
 
     def code_at(self, level: str) -> str | None:
         """The case's area code at a scope level ("" for the city)."""
         if level == "city":
             return ""
-        return {"grid": self.grid_code, "community": self.community_code, "street": self.street_code,
-                "district": self.district_code}[level]
+        return {
+            "grid": self.grid_code,
+            "community": self.community_code,
+            "street": self.street_code,
+            "district": self.district_code,
+        }[level]
 
 
 @dataclass(frozen=True)
@@ -195,9 +205,15 @@ def parse_rule(row: Mapping[str, Any] | RoutingRule, *, loc: Sequence[str | int]
     """
     base = list(loc)
     if isinstance(row, RoutingRule):
-        row = {"class_code": row.class_code, "scope_level": row.scope_level, "scope_code": row.scope_code,
-               "department_id": row.department_id, "valid_from": row.valid_from, "valid_to": row.valid_to,
-               "id": row.id}
+        row = {
+            "class_code": row.class_code,
+            "scope_level": row.scope_level,
+            "scope_code": row.scope_code,
+            "department_id": row.department_id,
+            "valid_from": row.valid_from,
+            "valid_to": row.valid_to,
+            "id": row.id,
+        }
     pattern = row.get("class_code")
     if not isinstance(pattern, str):
         raise InvalidInput("class_code is required", code="routing.bad_class", loc=[*base, "class_code"])
@@ -206,35 +222,54 @@ def parse_rule(row: Mapping[str, Any] | RoutingRule, *, loc: Sequence[str | int]
     except ValueError:
         raise InvalidInput(
             f"class_code {pattern!r} must be a class key (C0101, E06010), a major wildcard (C01*, E01*) or *",
-            code="routing.bad_class", loc=[*base, "class_code"],
+            code="routing.bad_class",
+            loc=[*base, "class_code"],
         ) from None
     level = row.get("scope_level")
     if level not in SCOPE_LEVELS:
-        raise InvalidInput(f"scope_level must be one of {', '.join(SCOPE_LEVELS)}", code="routing.bad_scope",
-                           loc=[*base, "scope_level"])
+        raise InvalidInput(
+            f"scope_level must be one of {', '.join(SCOPE_LEVELS)}",
+            code="routing.bad_scope",
+            loc=[*base, "scope_level"],
+        )
     code = row.get("scope_code") or ""
     if not isinstance(code, str):
         raise InvalidInput("scope_code must be a string", code="routing.bad_scope", loc=[*base, "scope_code"])
     if level == "city":
         if code:
-            raise InvalidInput("a city-wide rule has no scope_code", code="routing.bad_scope",
-                               loc=[*base, "scope_code"])
+            raise InvalidInput(
+                "a city-wide rule has no scope_code", code="routing.bad_scope", loc=[*base, "scope_code"]
+            )
     elif not (code.isascii() and code.isdigit() and len(code) == SCOPE_CODE_LENGTH[level]):
-        raise InvalidInput(f"a {level} scope_code has {SCOPE_CODE_LENGTH[level]} digits, not {code!r}",
-                           code="routing.bad_scope", loc=[*base, "scope_code"])
+        raise InvalidInput(
+            f"a {level} scope_code has {SCOPE_CODE_LENGTH[level]} digits, not {code!r}",
+            code="routing.bad_scope",
+            loc=[*base, "scope_code"],
+        )
     dept = row.get("department_id")
     if not isinstance(dept, int) or isinstance(dept, bool) or dept <= 0:
-        raise InvalidInput("department_id must be a positive integer", code="routing.bad_department",
-                           loc=[*base, "department_id"])
+        raise InvalidInput(
+            "department_id must be a positive integer", code="routing.bad_department", loc=[*base, "department_id"]
+        )
     valid_from = _parse_date(row.get("valid_from"), [*base, "valid_from"])
     raw_to = row.get("valid_to")
     valid_to = None if raw_to is None else _parse_date(raw_to, [*base, "valid_to"])
     if valid_to is not None and valid_to <= valid_from:
-        raise InvalidInput("valid_to must be after valid_from (validity is [valid_from, valid_to))",
-                           code="routing.bad_validity", loc=[*base, "valid_to"])
+        raise InvalidInput(
+            "valid_to must be after valid_from (validity is [valid_from, valid_to))",
+            code="routing.bad_validity",
+            loc=[*base, "valid_to"],
+        )
     rid = row.get("id")
-    return RoutingRule(class_code=pattern, scope_level=level, scope_code=code, department_id=dept,
-                       valid_from=valid_from, valid_to=valid_to, id=rid if isinstance(rid, int) else None)
+    return RoutingRule(
+        class_code=pattern,
+        scope_level=level,
+        scope_code=code,
+        department_id=dept,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        id=rid if isinstance(rid, int) else None,
+    )
 
 
 def load_rules(rows: Iterable[Mapping[str, Any] | RoutingRule]) -> RuleSet:
@@ -256,7 +291,8 @@ def load_rules(rows: Iterable[Mapping[str, Any] | RoutingRule]) -> RuleSet:
         raise InvalidInput(
             f"conflicting routing rules: row {a} {ra.label()} → 部门 {ra.department_id} and "
             f"row {b} {rb.label()} → 部门 {rb.department_id} overlap in time",
-            code="routing.conflicting_rules", loc=[b],
+            code="routing.conflicting_rules",
+            loc=[b],
             extra={"rows": [a, b], "departments": [ra.department_id, rb.department_id]},
         )
     return RuleSet(rules)
@@ -270,7 +306,7 @@ def find_conflict(rules: Sequence[RoutingRule]) -> tuple[int, int] | None:
     found: list[tuple[int, int]] = []
     for idxs in groups.values():
         for pos, a in enumerate(idxs):
-            for b in idxs[pos + 1:]:
+            for b in idxs[pos + 1 :]:
                 if rules[a].department_id != rules[b].department_id and rules[a].overlaps(rules[b]):
                     found.append((a, b))
                     break
@@ -302,22 +338,26 @@ def choose(facts: CaseFacts, rules: Iterable[RoutingRule] | RuleSet) -> Choice:
     """
     matching = _matching(facts, rules)
     if not matching:
-        return Choice(None, None, [], f"没有适用于 {facts.class_code}（{_where(facts)}，{facts.on.isoformat()}）"
-                      "的派遣规则", Status.NONE)
+        return Choice(
+            None,
+            None,
+            [],
+            f"没有适用于 {facts.class_code}（{_where(facts)}，{facts.on.isoformat()}）的派遣规则",
+            Status.NONE,
+        )
     best = min(r.specificity for r in matching)
-    top = sorted((r for r in matching if r.specificity == best),
-                 key=lambda r: (r.department_id, r.valid_from, r.id or 0))
+    top = sorted(
+        (r for r in matching if r.specificity == best), key=lambda r: (r.department_id, r.valid_from, r.id or 0)
+    )
     by_dept: dict[int, RoutingRule] = {}
     for r in top:
         by_dept.setdefault(r.department_id, r)
     candidates = [Candidate(d, r) for d, r in by_dept.items()]
     if len(candidates) == 1:
         rule = candidates[0].rule
-        return Choice(rule.department_id, rule, candidates, f"{rule.label()} 适用于 {facts.class_code}",
-                      Status.UNIQUE)
+        return Choice(rule.department_id, rule, candidates, f"{rule.label()} 适用于 {facts.class_code}", Status.UNIQUE)
     labels = "；".join(c.rule.label() for c in candidates)
-    return Choice(None, None, candidates, f"{len(candidates)} 条同等具体的规则指向不同部门：{labels}",
-                  Status.AMBIGUOUS)
+    return Choice(None, None, candidates, f"{len(candidates)} 条同等具体的规则指向不同部门：{labels}", Status.AMBIGUOUS)
 
 
 # ---- component ownership --------------------------------------------------------------------------------

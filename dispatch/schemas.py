@@ -55,8 +55,18 @@ class RoutingRuleIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"class_code": "C01*", "scope_level": "street", "scope_code": "610302001",
-                                         "department_id": 3, "valid_from": "2026-01-01", "valid_to": None}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "class_code": "C01*",
+                    "scope_level": "street",
+                    "scope_code": "610302001",
+                    "department_id": 3,
+                    "valid_from": "2026-01-01",
+                    "valid_to": None,
+                }
+            ]
+        },
     )
     class_code: str = Field(max_length=8, description="C0101 | C01* | E01* | *")
     scope_level: Literal["grid", "community", "street", "district", "city"]

@@ -114,31 +114,49 @@ def city_today(rules: CaseRules, now: dt.datetime | None = None) -> dt.date:
 def component_statement(session: Session, case: RoutableCase, cfg: RoutingSettings) -> spatial.Statement:
     """The component lookup for a component case: by its ID if it has one, else the bounded snap."""
     if case.component_id:
-        return spatial.component_by_code_statement(spatial.dialect(session), code=case.component_id,
-                                                   lon=case.lon, lat=case.lat)
+        return spatial.component_by_code_statement(
+            spatial.dialect(session), code=case.component_id, lon=case.lon, lat=case.lat
+        )
     return snap_statement(session, case, cfg)
 
 
 def snap_statement(session: Session, case: RoutableCase, cfg: RoutingSettings) -> spatial.Statement:
     """Components of the case's class within the snap tolerance, nearest first."""
     return spatial.nearest_components_statement(
-        spatial.dialect(session), lon=case.lon, lat=case.lat, class_code=case.class_code,
-        radius_m=cfg.snap_tolerance_m, exclude_states=GONE_STATES, limit=SNAP_LIMIT,
+        spatial.dialect(session),
+        lon=case.lon,
+        lat=case.lat,
+        class_code=case.class_code,
+        radius_m=cfg.snap_tolerance_m,
+        exclude_states=GONE_STATES,
+        limit=SNAP_LIMIT,
     )
 
 
 def grid_statement(session: Session, case: RoutableCase, on: dt.date) -> spatial.Statement:
     """The unit grids in force that contain the case's point (or its stored grid), with the routing rules that
     could apply there (one statement; rows as :func:`gridcity.spatial.grid_rules_statement`)."""
-    return spatial.grid_rules_statement(spatial.dialect(session), lon=case.lon, lat=case.lat, on=on,
-                                        class_code=case.class_code, grid_code=case.grid_code or None)
+    return spatial.grid_rules_statement(
+        spatial.dialect(session),
+        lon=case.lon,
+        lat=case.lat,
+        on=on,
+        class_code=case.class_code,
+        grid_code=case.grid_code or None,
+    )
 
 
 def to_rule(row: Any) -> routing.RoutingRule:
     """The pure rule of a stored row (an ORM row or a Core row with the same columns)."""
-    return routing.RoutingRule(class_code=row.class_code, scope_level=row.scope_level,
-                               scope_code=row.scope_code or "", department_id=row.department_id,
-                               valid_from=row.valid_from, valid_to=row.valid_to, id=row.id)
+    return routing.RoutingRule(
+        class_code=row.class_code,
+        scope_level=row.scope_level,
+        scope_code=row.scope_code or "",
+        department_id=row.department_id,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        id=row.id,
+    )
 
 
 # ---- recommendation -------------------------------------------------------------------------------------
@@ -174,9 +192,15 @@ def _components(
     facts = []
     names: dict[int, str | None] = {}
     for _id, code, class_code, name, main, maint, owner, _state, distance_m, dept_name in rows:
-        fact = routing.ComponentFact(code=code, class_code=class_code, distance_m=float(distance_m),
-                                     main_department_id=main, maintainer_department_id=maint,
-                                     owner_department_id=owner, name=name)
+        fact = routing.ComponentFact(
+            code=code,
+            class_code=class_code,
+            distance_m=float(distance_m),
+            main_department_id=main,
+            maintainer_department_id=maint,
+            owner_department_id=owner,
+            name=name,
+        )
         resp = fact.responsible()
         if resp is not None:
             names[resp[0]] = dept_name
@@ -203,21 +227,35 @@ def _by_component(
         return None, prefix + f"{cfg.snap_tolerance_m:g} 米内没有{class_name}部件；"
     names = {c.department_id: _dept_name(c.department_id, found.get(c.department_id)) for c in choice.candidates}
     cands = [
-        CandidateView(c.department_id, names[c.department_id],
-                      f"{_component_text(class_name, c.component, by_id)}，"
-                      f"{routing.RESPONSIBILITY_NAMES_ZH[c.responsibility]} {names[c.department_id]}")
+        CandidateView(
+            c.department_id,
+            names[c.department_id],
+            f"{_component_text(class_name, c.component, by_id)}，"
+            f"{routing.RESPONSIBILITY_NAMES_ZH[c.responsibility]} {names[c.department_id]}",
+        )
         for c in choice.candidates
     ]
     comp = choice.component
     assert comp is not None
     if choice.status is routing.Status.AMBIGUOUS:
-        text = (prefix + f"{len(cands)} 个{class_name}部件距离相近（相差不到 {TIE_M:g} 米）但责任单位不同，"
-                "请派遣员选择：" + "；".join(c.reason for c in cands))
-        return Recommendation(None, None, "component", text, cands, comp.code, comp.distance_m,
-                              case.grid_code, None, ambiguous=True), ""
+        text = (
+            prefix + f"{len(cands)} 个{class_name}部件距离相近（相差不到 {TIE_M:g} 米）但责任单位不同，"
+            "请派遣员选择：" + "；".join(c.reason for c in cands)
+        )
+        return Recommendation(
+            None, None, "component", text, cands, comp.code, comp.distance_m, case.grid_code, None, ambiguous=True
+        ), ""
     assert choice.department_id is not None and choice.responsibility is not None
-    return Recommendation(choice.department_id, names[choice.department_id], "component", prefix + cands[0].reason,
-                          cands, comp.code, comp.distance_m, case.grid_code), ""
+    return Recommendation(
+        choice.department_id,
+        names[choice.department_id],
+        "component",
+        prefix + cands[0].reason,
+        cands,
+        comp.code,
+        comp.distance_m,
+        case.grid_code,
+    ), ""
 
 
 def _grid_and_rules(
@@ -229,15 +267,23 @@ def _grid_and_rules(
     found: list[str] = []
     rules: list[routing.RoutingRule] = []
     names: dict[int, str | None] = {}
-    for kind, code, rule_id, pattern, level, dept_id, valid_from, valid_to, dept_name in (
-        grid_statement(session, case, on).run(session)
-    ):
+    for kind, code, rule_id, pattern, level, dept_id, valid_from, valid_to, dept_name in grid_statement(
+        session, case, on
+    ).run(session):
         if kind == "g":
             found.append(code)
             continue
-        rules.append(routing.RoutingRule(class_code=pattern, scope_level=level, scope_code=code or "",
-                                         department_id=dept_id, valid_from=_date(valid_from),  # type: ignore[arg-type]
-                                         valid_to=_date(valid_to), id=rule_id))
+        rules.append(
+            routing.RoutingRule(
+                class_code=pattern,
+                scope_level=level,
+                scope_code=code or "",
+                department_id=dept_id,
+                valid_from=_date(valid_from),  # type: ignore[arg-type]
+                valid_to=_date(valid_to),
+                id=rule_id,
+            )
+        )
         names[dept_id] = dept_name
     found.sort()
     grid_code = case.grid_code or (found[0] if found else None)
@@ -253,22 +299,46 @@ def _by_rule(session: Session, case: RoutableCase, on: dt.date, class_name: str,
     choice = routing.choose(facts, rules)
     subject = f"{class_name}（{case.class_code}）{where}"
     if choice.status is routing.Status.NONE:
-        return Recommendation(None, None, "none",
-                              prefix + f"{subject}，没有适用的派遣规则，请派遣员人工选择部门", [], None, None,
-                              grid_code)
-    names = {c.department_id: _dept_name(c.department_id, found_names.get(c.department_id))
-             for c in choice.candidates}
-    cands = [CandidateView(c.department_id, names[c.department_id], f"{c.rule.label()} → {names[c.department_id]}")
-             for c in choice.candidates]
+        return Recommendation(
+            None,
+            None,
+            "none",
+            prefix + f"{subject}，没有适用的派遣规则，请派遣员人工选择部门",
+            [],
+            None,
+            None,
+            grid_code,
+        )
+    names = {c.department_id: _dept_name(c.department_id, found_names.get(c.department_id)) for c in choice.candidates}
+    cands = [
+        CandidateView(c.department_id, names[c.department_id], f"{c.rule.label()} → {names[c.department_id]}")
+        for c in choice.candidates
+    ]
     if choice.status is routing.Status.AMBIGUOUS:
-        return Recommendation(None, None, "rule",
-                              prefix + f"{subject}，同等具体的规则指向不同部门，请派遣员选择："
-                              + "；".join(c.reason for c in cands), cands, None, None, grid_code, ambiguous=True)
+        return Recommendation(
+            None,
+            None,
+            "rule",
+            prefix + f"{subject}，同等具体的规则指向不同部门，请派遣员选择：" + "；".join(c.reason for c in cands),
+            cands,
+            None,
+            None,
+            grid_code,
+            ambiguous=True,
+        )
     rule = choice.rule
     assert rule is not None and choice.department_id is not None
-    return Recommendation(choice.department_id, names[choice.department_id], "rule",
-                          prefix + f"{subject}，{rule.label()} → {names[choice.department_id]}", cands, None,
-                          None, grid_code, rule.id)
+    return Recommendation(
+        choice.department_id,
+        names[choice.department_id],
+        "rule",
+        prefix + f"{subject}，{rule.label()} → {names[choice.department_id]}",
+        cands,
+        None,
+        None,
+        grid_code,
+        rule.id,
+    )
 
 
 def recommend(
@@ -341,7 +411,10 @@ class AutoDispatcher:
             # filing intact for a human dispatcher.
             with session.begin_nested():
                 pipeline.apply_action(
-                    session, case_id=case.id, actor=SYSTEM_DISPATCHER, action=CaseAction.DISPATCH,
+                    session,
+                    case_id=case.id,
+                    actor=SYSTEM_DISPATCHER,
+                    action=CaseAction.DISPATCH,
                     inp=casework_service.ActionInput(
                         department_id=rec.department_id,
                         data={"auto": True, "method": rec.method, "explanation": rec.explanation},
@@ -349,7 +422,6 @@ class AutoDispatcher:
                 )
         except GridCityError as exc:
             log.warning("auto-dispatch of case %s refused: %s", case.id, exc.message)
-
 
 
 # ---- routing rules --------------------------------------------------------------------------------------
@@ -374,8 +446,9 @@ def load_rules(session: Session, *, rows: Sequence[dict[str, Any]], replace: boo
     known = set(session.scalars(select(Department.id).where(Department.active.is_(True))))
     for i, r in enumerate(new_rules):
         if r.department_id not in known:
-            raise InvalidInput(f"unknown department {r.department_id}", code="department.unknown",
-                               loc=[i, "department_id"])
+            raise InvalidInput(
+                f"unknown department {r.department_id}", code="department.unknown", loc=[i, "department_id"]
+            )
     existing = [] if replace else [to_rule(r) for r in list_rules(session)]
     conflict = routing.find_conflict([*new_rules, *existing])
     if conflict is not None:
@@ -389,16 +462,27 @@ def load_rules(session: Session, *, rows: Sequence[dict[str, Any]], replace: boo
         raise InvalidInput(
             f"conflicting routing rules: {name(a)} → 部门 {both[a].department_id} and {name(b)} → 部门 "
             f"{both[b].department_id} overlap in time",
-            code="routing.conflicting_rules", loc=[a],
-            extra={"rows": [x if x < n else None for x in (a, b)],
-                   "stored_rule_ids": [both[x].id for x in (a, b) if x >= n],
-                   "departments": [both[a].department_id, both[b].department_id]},
+            code="routing.conflicting_rules",
+            loc=[a],
+            extra={
+                "rows": [x if x < n else None for x in (a, b)],
+                "stored_rule_ids": [both[x].id for x in (a, b) if x >= n],
+                "departments": [both[a].department_id, both[b].department_id],
+            },
         )
     if replace:
         session.execute(sa.delete(RoutingRuleRow))
-    stored = [RoutingRuleRow(class_code=r.class_code, scope_level=r.scope_level, scope_code=r.scope_code,
-                             department_id=r.department_id, valid_from=r.valid_from, valid_to=r.valid_to)
-              for r in new_rules]
+    stored = [
+        RoutingRuleRow(
+            class_code=r.class_code,
+            scope_level=r.scope_level,
+            scope_code=r.scope_code,
+            department_id=r.department_id,
+            valid_from=r.valid_from,
+            valid_to=r.valid_to,
+        )
+        for r in new_rules
+    ]
     session.add_all(stored)
     session.flush()
     return stored

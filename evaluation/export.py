@@ -28,12 +28,19 @@ def _table(ranking: service.Ranking) -> tuple[list[str], list[list[Any]]]:
     headers = [*base, *(zh for _, zh in indicators), "案件数", "备注"]
     rows: list[list[Any]] = []
     for r in ranking.rows:
-        values = {c.key: round(c.score if c.name_zh.endswith("分值") else c.input_value, 2)
-                  for c in r.score.components}
+        values = {c.key: round(c.score if c.name_zh.endswith("分值") else c.input_value, 2) for c in r.score.components}
         notes = "；".join(service.FLAG_NAMES_ZH.get(f, f) for f in r.flags)
         head = [r.rank, r.subject_id, r.name] if coded else [r.rank, r.name]
-        rows.append([*head, float(r.score.composite), r.score.grade,
-                     *(values.get(k, "") for k, _ in indicators), case_count(ranking, r), notes])
+        rows.append(
+            [
+                *head,
+                float(r.score.composite),
+                r.score.grade,
+                *(values.get(k, "") for k, _ in indicators),
+                case_count(ranking, r),
+                notes,
+            ]
+        )
     return headers, rows
 
 

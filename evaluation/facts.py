@@ -98,8 +98,7 @@ def _utc(t: dt.datetime | None) -> dt.datetime | None:
     return None if t is None else t.astimezone(dt.UTC)
 
 
-def late_after(cal: casework_deadlines.WorkCalendar, deadline: dt.datetime | None, working: bool
-               ) -> dt.datetime | None:
+def late_after(cal: casework_deadlines.WorkCalendar, deadline: dt.datetime | None, working: bool) -> dt.datetime | None:
     """The last instant at which completing is still on time: the deadline itself for an elapsed-time limit;
     for a working-time limit the start of the next working period when the deadline falls at the end of
     one (12:00, 18:00, the evening before a weekend or holiday), since no working time elapses in the break.
@@ -110,8 +109,9 @@ def late_after(cal: casework_deadlines.WorkCalendar, deadline: dt.datetime | Non
     return _utc(one - dt.timedelta(microseconds=1))
 
 
-def _outcome(completed: dt.datetime | None, clock: casework_deadlines.Clock | None, late: dt.datetime | None
-             ) -> tuple[dt.datetime | None, bool]:
+def _outcome(
+    completed: dt.datetime | None, clock: casework_deadlines.Clock | None, late: dt.datetime | None
+) -> tuple[dt.datetime | None, bool]:
     """(determination time, on time) of a run.
 
     On time means the *elapsed time in the limit's measure* (working time for a working-time limit,
@@ -125,14 +125,19 @@ def _outcome(completed: dt.datetime | None, clock: casework_deadlines.Clock | No
     return determined, on_time
 
 
-def overdue_working_seconds(cal: casework_deadlines.WorkCalendar, deadline: dt.datetime | None,
-                            end: dt.datetime, pauses: Sequence[casework_deadlines.Pause] = ()) -> float:
+def overdue_working_seconds(
+    cal: casework_deadlines.WorkCalendar,
+    deadline: dt.datetime | None,
+    end: dt.datetime,
+    pauses: Sequence[casework_deadlines.Pause] = (),
+) -> float:
     """How far past ``deadline`` ``end`` is, in *working* seconds (suspensions excluded), whatever the unit
     of the limit: the one unit of every "overdue by" (drill-down, exports)."""
     if deadline is None or end <= deadline:
         return 0.0
-    clock = casework_deadlines.stage_clock(cal, start=deadline, value=0, unit=casework_deadlines.LimitUnit.WORK_HOUR,
-                                           now=end, pauses=pauses, end=end)
+    clock = casework_deadlines.stage_clock(
+        cal, start=deadline, value=0, unit=casework_deadlines.LimitUnit.WORK_HOUR, now=end, pauses=pauses, end=end
+    )
     return clock.overdue_seconds
 
 
@@ -157,8 +162,13 @@ def _family_is_working(rules: CaseRules, case: CaseInfo) -> bool:
 
 
 def _overall_clock(
-    rules: CaseRules, steps: StepLimits, case: CaseInfo, events: Sequence[LoggedEvent], start: dt.datetime,
-    end: dt.datetime | None, now: dt.datetime,
+    rules: CaseRules,
+    steps: StepLimits,
+    case: CaseInfo,
+    events: Sequence[LoggedEvent],
+    start: dt.datetime,
+    end: dt.datetime | None,
+    now: dt.datetime,
 ) -> casework_deadlines.Clock:
     cal = rules.calendar
     std = rules.standards.lookup(case.class_code, case.urgency)
@@ -171,10 +181,12 @@ def _overall_clock(
     for ev in events:
         if ev.action is A.APPROVE_EXTENSION:
             e = ev.data.get("extension") or {}
-            ext += casework_deadlines.convert_extension(cal, float(e.get("value", 0)), str(e.get("unit", "work_hour")),
-                                                        stage_unit=unit)
-    return casework_deadlines.stage_clock(cal, start=start, value=total / 3600, unit=unit, now=now,
-                                          pauses=_pauses(events), extension_seconds=ext, end=end)
+            ext += casework_deadlines.convert_extension(
+                cal, float(e.get("value", 0)), str(e.get("unit", "work_hour")), stage_unit=unit
+            )
+    return casework_deadlines.stage_clock(
+        cal, start=start, value=total / 3600, unit=unit, now=now, pauses=_pauses(events), extension_seconds=ext, end=end
+    )
 
 
 def _pauses(events: Sequence[LoggedEvent]) -> list[casework_deadlines.Pause]:
@@ -228,8 +240,16 @@ def build_facts(
     base = {"case_id": case.id, "grid_code": case.grid_code, "class_code": case.class_code}
     all_pauses = _pauses(events)
 
-    def add(stage: str, start: int, end: int | None, *, clock: casework_deadlines.Clock | None,
-            working: bool, completed: bool = False, **extra: Any) -> None:
+    def add(
+        stage: str,
+        start: int,
+        end: int | None,
+        *,
+        clock: casework_deadlines.Clock | None,
+        working: bool,
+        completed: bool = False,
+        **extra: Any,
+    ) -> None:
         run_no[stage] = run_no.get(stage, 0) + 1
         s, e = events[start], events[end] if end is not None else None
         completed_at = e.at if (e is not None and completed) else None
@@ -237,27 +257,46 @@ def build_facts(
         done = _utc(completed_at)
         # late_after(deadline) >= deadline, so a run completed by its deadline is determined at completion
         # whatever it is: only the others pay for the working-time step.
-        late = None if done is not None and deadline is not None and done <= deadline else late_after(
-            cal, deadline, working)
+        late = (
+            None
+            if done is not None and deadline is not None and done <= deadline
+            else late_after(cal, deadline, working)
+        )
         determined, on_time = _outcome(done, clock, late)
         horizon = completed_at or (e.at if e is not None else now)
         overdue = 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, all_pauses)
-        rows.append({
-            **base, "stage": stage, "run_no": run_no[stage], "started_at": s.at,
-            "start_action": s.action.value, "start_actor_id": s.actor_id,
-            "ended_at": e.at if e else None, "end_action": e.action.value if e else None,
-            "end_actor_id": e.actor_id if e else None, "completed_at": completed_at,
-            "deadline_at": deadline, "determined_at": determined, "on_time": on_time,
-            "overdue_seconds": overdue, "department_id": None, "assignee_id": None, "undone_at": None,
-            "first_extension_at": None, "voided_at": None, "rework_at": None, "public_verified": False,
-            **extra,
-        })
+        rows.append(
+            {
+                **base,
+                "stage": stage,
+                "run_no": run_no[stage],
+                "started_at": s.at,
+                "start_action": s.action.value,
+                "start_actor_id": s.actor_id,
+                "ended_at": e.at if e else None,
+                "end_action": e.action.value if e else None,
+                "end_actor_id": e.actor_id if e else None,
+                "completed_at": completed_at,
+                "deadline_at": deadline,
+                "determined_at": determined,
+                "on_time": on_time,
+                "overdue_seconds": overdue,
+                "department_id": None,
+                "assignee_id": None,
+                "undone_at": None,
+                "first_extension_at": None,
+                "voided_at": None,
+                "rework_at": None,
+                "public_verified": False,
+                **extra,
+            }
+        )
 
     # When each dispatch was undone by an approved send-back (the first approve_sendback after it).
     undone: dict[int, dt.datetime] = {}
     for i, ev in enumerate(events):
         if ev.action is A.DISPATCH:
-            nxt = next((x for x in events[i + 1:] if x.action is A.APPROVE_SENDBACK), None)
+            nxt = next((x for x in events[i + 1 :] if x.action is A.APPROVE_SENDBACK), None)
             if nxt is not None:
                 undone[i] = nxt.at
 
@@ -288,25 +327,44 @@ def build_facts(
             extra["undone_at"] = undone.get(b)
             extra["department_id"] = events[b].department_id
         completed = b is not None and events[b].action in _COMPLETES[stage]
-        add(stage.value, a, b, clock=clock, working=lim is None or lim.unit.counts_working_time,
-            completed=completed, **extra)
+        add(
+            stage.value,
+            a,
+            b,
+            clock=clock,
+            working=lim is None or lim.unit.counts_working_time,
+            completed=completed,
+            **extra,
+        )
 
     # Department handling tasks (处置 as the department is judged on it; see _handling_tasks).
     handle_lim = std.limit("handle")
     for d, fix, accepted, stop in _handling_tasks(events):
         end = fix if fix is not None else stop
         end_at = events[end].at if end is not None else None
-        chain = events[d:(accepted if accepted is not None else (stop if stop is not None else len(events)))]
+        chain = events[d : (accepted if accepted is not None else (stop if stop is not None else len(events)))]
         clock = None
         if handle_lim is not None:
             ext = sum(
-                casework_deadlines.convert_extension(cal, float((x.data.get("extension") or {}).get("value", 0)),
-                                                     str((x.data.get("extension") or {}).get("unit", "work_hour")),
-                                                     stage_unit=handle_lim.unit)
-                for x in chain if x.action is A.APPROVE_EXTENSION)
+                casework_deadlines.convert_extension(
+                    cal,
+                    float((x.data.get("extension") or {}).get("value", 0)),
+                    str((x.data.get("extension") or {}).get("unit", "work_hour")),
+                    stage_unit=handle_lim.unit,
+                )
+                for x in chain
+                if x.action is A.APPROVE_EXTENSION
+            )
             clock = casework_deadlines.stage_clock(
-                cal, start=events[d].at, value=handle_lim.value, unit=handle_lim.unit, now=now,
-                pauses=_pauses(chain), extension_seconds=ext, end=end_at)
+                cal,
+                start=events[d].at,
+                value=handle_lim.value,
+                unit=handle_lim.unit,
+                now=now,
+                pauses=_pauses(chain),
+                extension_seconds=ext,
+                end=end_at,
+            )
         working = handle_lim is None or handle_lim.unit.counts_working_time
         deadline = _utc(clock.deadline) if clock is not None else None
         on_time = fix is not None and (clock is None or clock.overdue_seconds == 0)
@@ -318,22 +376,32 @@ def build_facts(
             determined = min((t for t in (_utc(accepted_at), late) if t is not None), default=None)
         horizon = end_at if end_at is not None else now
         run_no["task"] = run_no.get("task", 0) + 1
-        rows.append({
-            **base, "stage": "task", "run_no": run_no["task"], "started_at": events[d].at,
-            "start_action": A.DISPATCH.value, "start_actor_id": events[d].actor_id,
-            "ended_at": end_at, "end_action": events[end].action.value if end is not None else None,
-            "end_actor_id": events[end].actor_id if end is not None else None,
-            # completed = the fix was accepted by a passing check (at that check's time)
-            "completed_at": accepted_at, "deadline_at": deadline, "determined_at": determined,
-            "on_time": on_time,
-            "overdue_seconds": 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, _pauses(chain)),
-            "department_id": events[d].department_id, "assignee_id": None,
-            "undone_at": events[stop].at if stop is not None else None,
-            "first_extension_at": next((x.at for x in chain if x.action is A.APPROVE_EXTENSION), None),
-            "voided_at": None,
-            "rework_at": next((x.at for x in chain if x.action is A.CHECK_FAIL), None),
-            "public_verified": False,
-        })
+        rows.append(
+            {
+                **base,
+                "stage": "task",
+                "run_no": run_no["task"],
+                "started_at": events[d].at,
+                "start_action": A.DISPATCH.value,
+                "start_actor_id": events[d].actor_id,
+                "ended_at": end_at,
+                "end_action": events[end].action.value if end is not None else None,
+                "end_actor_id": events[end].actor_id if end is not None else None,
+                # completed = the fix was accepted by a passing check (at that check's time)
+                "completed_at": accepted_at,
+                "deadline_at": deadline,
+                "determined_at": determined,
+                "on_time": on_time,
+                "overdue_seconds": 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, _pauses(chain)),
+                "department_id": events[d].department_id,
+                "assignee_id": None,
+                "undone_at": events[stop].at if stop is not None else None,
+                "first_extension_at": next((x.at for x in chain if x.action is A.APPROVE_EXTENSION), None),
+                "voided_at": None,
+                "rework_at": next((x.at for x in chain if x.action is A.CHECK_FAIL), None),
+                "public_verified": False,
+            }
+        )
 
     # Pseudo-stages for the untimed steps.
     working = _family_is_working(rules, case)
@@ -344,16 +412,28 @@ def build_facts(
         lim = steps.family(working)[step]
         end = i + 1 if i + 1 < len(events) else None
         ended_at = events[end].at if end is not None else None
-        clock = casework_deadlines.stage_clock(cal, start=ev.at, value=lim.value, unit=lim.unit,
-                                               now=now, end=ended_at)
-        add(step, i, end, clock=clock, working=lim.unit.counts_working_time,
-            completed=end is not None and events[end].action is _STEP_DONE[step])
+        clock = casework_deadlines.stage_clock(cal, start=ev.at, value=lim.value, unit=lim.unit, now=now, end=ended_at)
+        add(
+            step,
+            i,
+            end,
+            clock=clock,
+            working=lim.unit.counts_working_time,
+            completed=end is not None and events[end].action is _STEP_DONE[step],
+        )
 
     # The inspector's report, from creation to its filing decision (untimed).
     if events and events[0].action in (A.REPORT, A.SELF_HANDLE):
         d = next((i for i, x in enumerate(events) if x.action in (A.FILE, A.VOID, A.APPROVE_SELF_HANDLED)), None)
-        add("report", 0, d, clock=None, working=True, completed=d is not None and events[d].action is not A.VOID,
-            voided_at=next((x.at for x in events if x.action is A.VOID), None))
+        add(
+            "report",
+            0,
+            d,
+            clock=None,
+            working=True,
+            completed=d is not None and events[d].action is not A.VOID,
+            voided_at=next((x.at for x in events if x.action is A.VOID), None),
+        )
         rows[-1]["determined_at"] = rows[-1]["ended_at"]  # counted when decided, whatever the decision
 
     # The whole filed case against its overall deadline.
@@ -361,21 +441,27 @@ def build_facts(
     if first_file is not None:
         close = next((i for i, x in enumerate(events) if x.action is A.CLOSE), None)
         start = events[first_file].at
-        clock = _overall_clock(rules, steps, case, events, start, events[close].at if close is not None else None,
-                               now)
-        later = events[first_file + 1:]
+        clock = _overall_clock(rules, steps, case, events, start, events[close].at if close is not None else None, now)
+        later = events[first_file + 1 :]
         effective = None
         for x in events:
             if x.action is A.DISPATCH:
                 effective = x.department_id
             elif x.action is A.APPROVE_SENDBACK:
                 effective = None
-        add("case", first_file, close, clock=clock, working=_family_is_working(rules, case),
-            completed=close is not None, department_id=effective,
+        add(
+            "case",
+            first_file,
+            close,
+            clock=clock,
+            working=_family_is_working(rules, case),
+            completed=close is not None,
+            department_id=effective,
             voided_at=next((x.at for x in later if x.action is A.VOID), None),
             rework_at=next((x.at for x in events if x.action is A.CHECK_FAIL), None),
             public_verified=events[0].action is A.PUBLIC_REPORT
-            and any(x.action is A.VERIFY_TRUE for x in events[:first_file]))
+            and any(x.action is A.VERIFY_TRUE for x in events[:first_file]),
+        )
     return rows
 
 
@@ -386,27 +472,43 @@ def build_facts(
 def _load_events(session: Session, case_ids: Sequence[int]) -> dict[int, list[LoggedEvent]]:
     out: dict[int, list[LoggedEvent]] = {cid: [] for cid in case_ids}
     rows = session.execute(
-        select(CaseEvent.case_id, CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at,
-               CaseEvent.actor_id, CaseEvent.department_id, CaseEvent.data)
+        select(
+            CaseEvent.case_id,
+            CaseEvent.action,
+            CaseEvent.from_status,
+            CaseEvent.to_status,
+            CaseEvent.at,
+            CaseEvent.actor_id,
+            CaseEvent.department_id,
+            CaseEvent.data,
+        )
         .where(CaseEvent.case_id.in_(case_ids))
         .order_by(CaseEvent.case_id, CaseEvent.seq)
     ).all()
     for r in rows:
-        out[r.case_id].append(LoggedEvent(r.action, r.from_status, r.to_status, r.at, r.actor_id,
-                                          r.department_id, r.data or {}))
+        out[r.case_id].append(
+            LoggedEvent(r.action, r.from_status, r.to_status, r.at, r.actor_id, r.department_id, r.data or {})
+        )
     return out
 
 
 _REF_TIMES = ("started_at", "determined_at", "ended_at")  # every family's ref_at is one of these
 
 
-def _write(session: Session, case_ids: Sequence[int], rows: Iterable[dict[str, Any]],
-           event_times: Sequence[dt.datetime] | None = None) -> int:
+def _write(
+    session: Session,
+    case_ids: Sequence[int],
+    rows: Iterable[dict[str, Any]],
+    event_times: Sequence[dt.datetime] | None = None,
+) -> int:
     batch = list(rows)
     if event_times is not None:
         # The rollup days these cases touch: where their old and new rows and their events are counted.
-        old = session.execute(select(StageFact.started_at, StageFact.determined_at, StageFact.ended_at)
-                              .where(StageFact.case_id.in_(case_ids))).all()
+        old = session.execute(
+            select(StageFact.started_at, StageFact.determined_at, StageFact.ended_at).where(
+                StageFact.case_id.in_(case_ids)
+            )
+        ).all()
         times = [t for r in old for t in r] + [r[k] for r in batch for k in _REF_TIMES] + list(event_times)
         evaluation_service.mark_rollup_dirty(session, times, max(event_times, default=None))
     session.execute(sa.delete(StageFact).where(StageFact.case_id.in_(case_ids)))
@@ -419,8 +521,13 @@ def _write(session: Session, case_ids: Sequence[int], rows: Iterable[dict[str, A
 
 
 def refresh_cases(
-    session: Session, *, case_ids: Sequence[int], rules: CaseRules, steps: StepLimits | None = None,
-    now: dt.datetime | None = None, mark_rollup: bool = True,
+    session: Session,
+    *,
+    case_ids: Sequence[int],
+    rules: CaseRules,
+    steps: StepLimits | None = None,
+    now: dt.datetime | None = None,
+    mark_rollup: bool = True,
 ) -> int:
     """Recompute the fact rows of these cases from their logs; returns the number of rows written.
 
@@ -436,8 +543,7 @@ def refresh_cases(
         # Without an explicit ``now`` a case's facts are as of its last event, so they depend on the log alone
         # (the after-action hook passes that event's time too): live, rebuilt and imported facts agree.
         case_now = now or (logs[c.id][-1].at if logs[c.id] else utcnow())
-        rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), logs[c.id], rules, steps,
-                            case_now)
+        rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), logs[c.id], rules, steps, case_now)
     times = [e.at for c in cases for e in logs[c.id]] if mark_rollup else None
     return _write(session, list(case_ids), rows, times)
 
@@ -452,8 +558,9 @@ def on_change(session: Session, change: casework_service.CaseChange, pipeline: A
     case, rules = change.case, change.rules
     steps = load_step_limits(rules.city_dir)
     info = CaseInfo(case.id, case.class_code, case.urgency, case.grid_code)
-    events = [LoggedEvent(e.action, e.from_status, e.to_status, e.at, e.actor_id, e.department_id, e.data)
-              for e in change.log]
+    events = [
+        LoggedEvent(e.action, e.from_status, e.to_status, e.at, e.actor_id, e.department_id, e.data) for e in change.log
+    ]
     new = {(r["stage"], r["run_no"]): r for r in build_facts(info, events, rules, steps, change.event.at)}
     old: dict[tuple[str, int], dict[str, Any]] = {}
     if len(events) > 1:  # as written by the previous action, at its time
@@ -469,8 +576,11 @@ def on_change(session: Session, change: casework_service.CaseChange, pipeline: A
     # columns) were pure CPU cost on every action (G-P1).
     t = _FACT_TABLE
     if stale:
-        session.execute(t.delete().where(
-            t.c.case_id == case.id, sa.or_(*(sa.and_(t.c.stage == s, t.c.run_no == n) for s, n in stale))))
+        session.execute(
+            t.delete().where(
+                t.c.case_id == case.id, sa.or_(*(sa.and_(t.c.stage == s, t.c.run_no == n) for s, n in stale))
+            )
+        )
     if changed:
         rows = [new[k] for k in changed]
         cols = list(rows[0])  # every row of build_facts has the same keys: one statement, one executemany
@@ -495,21 +605,24 @@ def rebuild_all(session: Session, *, rules: CaseRules, batch: int = 2000, echo: 
             echo(f"… {last} cases, {total} fact rows")
 
 
-def overdue_as_of(session: Session, *, fact_ids: Sequence[int], as_of: dt.datetime, rules: CaseRules | None = None
-                  ) -> dict[int, float]:
+def overdue_as_of(
+    session: Session, *, fact_ids: Sequence[int], as_of: dt.datetime, rules: CaseRules | None = None
+) -> dict[int, float]:
     """Working seconds past the deadline as of ``as_of`` for these fact rows (from their cases' logs up to
     ``as_of``: what the drill-down shows for items still open then)."""
     from casework.rules import load_rules  # noqa: PLC0415
 
     rules = rules or load_rules()
     steps = load_step_limits(rules.city_dir)
-    wanted = session.execute(select(StageFact.id, StageFact.case_id, StageFact.stage, StageFact.run_no)
-                             .where(StageFact.id.in_(fact_ids))).all()
+    wanted = session.execute(
+        select(StageFact.id, StageFact.case_id, StageFact.stage, StageFact.run_no).where(StageFact.id.in_(fact_ids))
+    ).all()
     by_case: dict[int, list[Any]] = {}
     for w in wanted:
         by_case.setdefault(w.case_id, []).append(w)
-    cases = session.execute(select(Case.id, Case.class_code, Case.urgency, Case.grid_code)
-                            .where(Case.id.in_(list(by_case)))).all()
+    cases = session.execute(
+        select(Case.id, Case.class_code, Case.urgency, Case.grid_code).where(Case.id.in_(list(by_case)))
+    ).all()
     logs = _load_events(session, [c.id for c in cases])
     out: dict[int, float] = {}
     for c in cases:
@@ -523,23 +636,34 @@ def overdue_as_of(session: Session, *, fact_ids: Sequence[int], as_of: dt.dateti
     return out
 
 
-def after_import(session: Session, cases: Sequence[legacy_import.ImportedCase], *, rules: CaseRules,
-                 batch: int = 2000, echo: Any = None) -> int:
+def after_import(
+    session: Session,
+    cases: Sequence[legacy_import.ImportedCase],
+    *,
+    rules: CaseRules,
+    batch: int = 2000,
+    echo: Any = None,
+) -> int:
     """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built.
 
     The logs come from the import's replay (``cases``), as written, instead of being read back: the same
     rows as :func:`refresh_cases` derives from the stored log (the import tests compare both)."""
     steps = load_step_limits(rules.city_dir)
     f = {name: i for i, name in enumerate(legacy_import.EVENT_FIELDS)}
-    ia, i_from, i_to, i_at, i_actor, i_dept, i_data = (f[k] for k in (
-        "action", "from_status", "to_status", "at", "actor_id", "department_id", "data"))
+    ia, i_from, i_to, i_at, i_actor, i_dept, i_data = (
+        f[k] for k in ("action", "from_status", "to_status", "at", "actor_id", "department_id", "data")
+    )
     total = 0
     for k in range(0, len(cases), batch):
-        part = cases[k:k + batch]
+        part = cases[k : k + batch]
         rows: list[dict[str, Any]] = []
         for c in part:
-            events = [LoggedEvent(e[ia], e[i_from], e[i_to], e[i_at].astimezone(dt.UTC), e[i_actor], e[i_dept],
-                                  e[i_data] or {}) for e in c.events]
+            events = [
+                LoggedEvent(
+                    e[ia], e[i_from], e[i_to], e[i_at].astimezone(dt.UTC), e[i_actor], e[i_dept], e[i_data] or {}
+                )
+                for e in c.events
+            ]
             case_now = events[-1].at if events else utcnow()
             rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), events, rules, steps, case_now)
         total += _write(session, [c.id for c in part], rows)

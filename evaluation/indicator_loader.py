@@ -97,9 +97,7 @@ def _expr(value: Any, declared: Mapping[str, Any], *loc: str | int, kind: Primit
         if name not in declared:
             raise _bad(f"primitive {name!r} is not declared in [primitives]", *loc)
         if PRIMITIVES[name].kind is not kind:
-            raise _bad(
-                f"primitive {name!r} is a {PRIMITIVES[name].kind.value}, expected a {kind.value}", *loc
-            )
+            raise _bad(f"primitive {name!r} is a {PRIMITIVES[name].kind.value}, expected a {kind.value}", *loc)
         terms.append((-1 if sign == "-" else 1, name))
     return Expr(tuple(terms))
 
@@ -133,9 +131,7 @@ def _bands(value: Any, *loc: str | int) -> tuple[Band, ...]:
             prev_hi = bands[-1].max_value
             assert prev_hi is not None
             if lo < prev_hi:
-                raise _bad(
-                    f"bands overlap: [{lo}, …) starts before the previous band ends at {prev_hi}", *loc, i
-                )
+                raise _bad(f"bands overlap: [{lo}, …) starts before the previous band ends at {prev_hi}", *loc, i)
             if lo > prev_hi:
                 raise _bad(f"gap between bands: {prev_hi} to {lo} is not covered", *loc, i)
         bands.append(Band(lo, hi, score))
@@ -152,9 +148,7 @@ def _indicator(
     try:
         kind = IndicatorKind(str(kind_raw))
     except ValueError:
-        raise _bad(
-            f"unknown indicator kind {kind_raw!r} (expected rate, band or value)", *loc, "kind"
-        ) from None
+        raise _bad(f"unknown indicator kind {kind_raw!r} (expected rate, band or value)", *loc, "kind") from None
     common = {"kind", "name_zh", "name_en"}
     if kind is IndicatorKind.RATE:
         _check_keys(t, common | {"numerator", "denominator", "direction"}, set(), *loc)
@@ -181,8 +175,7 @@ def _indicator(
                     "bands_by_region_class",
                 )
             tables = tuple(
-                BandTable(rc, _bands(per_class[rc], *loc, "bands_by_region_class", rc))
-                for rc in region_classes
+                BandTable(rc, _bands(per_class[rc], *loc, "bands_by_region_class", rc)) for rc in region_classes
             )
         return BandIndicator(
             key,
@@ -248,9 +241,7 @@ def _subject(
         name_en=_text(t["name_en"], *loc, "name_en"),
         attribution=_text(t["attribution"], *loc, "attribution"),
         applies_to=applies_to,
-        main_denominator=_expr(
-            t["main_denominator"], declared, *loc, "main_denominator", kind=PrimitiveKind.COUNT
-        ),
+        main_denominator=_expr(t["main_denominator"], declared, *loc, "main_denominator", kind=PrimitiveKind.COUNT),
         min_cases=_count_int(t["min_cases"], *loc, "min_cases") if "min_cases" in t else default_min,
         indicators=indicators,
         weights=tuple(weights),
@@ -372,7 +363,6 @@ def load_indicator_set(text: str) -> IndicatorSet:
     )
 
 
-
 def load_indicator_sets(source: str | os.PathLike[str] | Iterable[str]) -> IndicatorSetRegistry:
     """Load several indicator sets into a registry keyed by version.
 
@@ -432,4 +422,3 @@ def default_indicator_set() -> IndicatorSet:
     """The shipped v1 indicator set (cached)."""
     data = resources.files(__name__.rpartition(".")[0]) / "data" / "indicators_v1.toml"
     return load_indicator_set(data.read_text(encoding="utf-8"))
-

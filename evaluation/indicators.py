@@ -255,8 +255,6 @@ class IndicatorSet:
         raise InvalidInput(f"未知的区域类别 {key!r}", code=UNKNOWN_REGION_CLASS, loc=["region_class"])
 
 
-
-
 @dataclass(frozen=True)
 class IndicatorSetRegistry:
     """Indicator sets keyed by version."""
@@ -267,9 +265,7 @@ class IndicatorSetRegistry:
         seen: set[str] = set()
         for s in self.sets:
             if s.version in seen:
-                raise InvalidInput(
-                    f"指标体系版本 {s.version!r} 重复", code=DUPLICATE_VERSION, loc=["version"]
-                )
+                raise InvalidInput(f"指标体系版本 {s.version!r} 重复", code=DUPLICATE_VERSION, loc=["version"])
             seen.add(s.version)
 
     @property
@@ -303,8 +299,5 @@ class IndicatorSetRegistry:
         """
         candidates = [s for s in self.sets if s.effective_from <= on]
         if not candidates:
-            raise InvalidInput(
-                f"{on.isoformat()} 没有生效的指标体系", code=NO_VERSION_IN_EFFECT, loc=["period"]
-            )
+            raise InvalidInput(f"{on.isoformat()} 没有生效的指标体系", code=NO_VERSION_IN_EFFECT, loc=["period"])
         return max(candidates, key=lambda s: (s.effective_from, s.version))
-

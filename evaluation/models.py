@@ -69,22 +69,58 @@ class StageFact(Base):
         # Task families: filter on (stage, determined_at), everything else read from the index.
         Index(
             "ix_stage_fact_task",
-            "stage", "determined_at", "start_action", "end_action", "ended_at", "completed_at", "on_time",
-            "end_actor_id", "assignee_id", "department_id", "undone_at", "first_extension_at", "case_id",
+            "stage",
+            "determined_at",
+            "start_action",
+            "end_action",
+            "ended_at",
+            "completed_at",
+            "on_time",
+            "end_actor_id",
+            "assignee_id",
+            "department_id",
+            "undone_at",
+            "first_extension_at",
+            "case_id",
         ),
         # Closing family (case rows by determination time).
-        Index("ix_stage_fact_closing", "stage", "determined_at", "voided_at", "completed_at", "on_time",
-              "rework_at", "grid_code", "case_id"),
+        Index(
+            "ix_stage_fact_closing",
+            "stage",
+            "determined_at",
+            "voided_at",
+            "completed_at",
+            "on_time",
+            "rework_at",
+            "grid_code",
+            "case_id",
+        ),
         # Filing family (case rows by first 立案) and intake decisions (report rows by ended_at).
         Index(
             "ix_stage_fact_started",
-            "stage", "started_at", "voided_at", "public_verified", "start_actor_id", "grid_code", "case_id",
+            "stage",
+            "started_at",
+            "voided_at",
+            "public_verified",
+            "start_actor_id",
+            "grid_code",
+            "case_id",
         ),
-        Index("ix_stage_fact_ended", "stage", "ended_at", "start_action", "end_action", "completed_at", "on_time",
-              "start_actor_id", "end_actor_id", "voided_at", "case_id"),
+        Index(
+            "ix_stage_fact_ended",
+            "stage",
+            "ended_at",
+            "start_action",
+            "end_action",
+            "completed_at",
+            "on_time",
+            "start_actor_id",
+            "end_actor_id",
+            "voided_at",
+            "case_id",
+        ),
         # The effective-dispatch lookup per case (attribution of case-level primitives to a department).
-        Index("ix_stage_fact_case", "case_id", "stage", "start_action", "started_at", "undone_at",
-              "department_id"),
+        Index("ix_stage_fact_case", "case_id", "stage", "start_action", "started_at", "undone_at", "department_id"),
     )
 
 
@@ -160,8 +196,20 @@ class RollupCount(Base):
 
     __table_args__ = (
         # The dashboard read: one subject type, a range of days, everything else from the index.
-        Index("ix_eval_rollup_read", "subject_type", "day", "family", "subject_id", "since_at",
-              "n1", "n2", "n3", "n4", "n5", "n6"),
+        Index(
+            "ix_eval_rollup_read",
+            "subject_type",
+            "day",
+            "family",
+            "subject_id",
+            "since_at",
+            "n1",
+            "n2",
+            "n3",
+            "n4",
+            "n5",
+            "n6",
+        ),
     )
 
 

@@ -76,7 +76,6 @@ class ScoreFlag(StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
 
 
-
 # --------------------------------------------------------------------------------------------------------
 # Counting primitives (fixed registry; the TOML only labels them)
 
@@ -396,4 +395,3 @@ _PRIMITIVE_LIST: tuple[Primitive, ...] = (
 
 PRIMITIVES: Mapping[str, Primitive] = MappingProxyType({p.name: p for p in _PRIMITIVE_LIST})
 """The fixed registry of counting primitives, keyed by name."""
-

@@ -44,10 +44,11 @@ class EvidenceRow(BaseModel):
     at: dt.datetime | None
     deadline_at: dt.datetime | None
     completed_at: dt.datetime | None
-    overdue_seconds: float = Field(description="How far past the deadline (0 when on time), in working seconds "
-                                   "(the working calendar; suspensions excluded) for every case, open or completed.")
-    overdue_measure: str = Field("working_seconds", description="The unit of overdue_seconds: always "
-                                 "working_seconds.")
+    overdue_seconds: float = Field(
+        description="How far past the deadline (0 when on time), in working seconds "
+        "(the working calendar; suspensions excluded) for every case, open or completed."
+    )
+    overdue_measure: str = Field("working_seconds", description="The unit of overdue_seconds: always working_seconds.")
 
 
 class EvidenceRead(BaseModel):

@@ -375,15 +375,9 @@ def score_subject(
         contribution = score * weight / total_weight if weight else Fraction(0)
         composite += contribution
         if weight:
-            label = (
-                f"(1 − {ind.name_zh})"
-                if getattr(ind, "direction", None) is Direction.LOWER_BETTER
-                else ind.name_zh
-            )
+            label = f"(1 − {ind.name_zh})" if getattr(ind, "direction", None) is Direction.LOWER_BETTER else ind.name_zh
             weighted.append((label, contribution))
-            lines.append(
-                f"{head}，权重 {fmt_decimal(definition.weight_of(ind.key))}%，得分 {_fmt2(contribution)}"
-            )
+            lines.append(f"{head}，权重 {fmt_decimal(definition.weight_of(ind.key))}%，得分 {_fmt2(contribution)}")
         else:
             lines.append(f"{head}（参考指标，不计入综合指标值）")
         components.append(
@@ -493,9 +487,7 @@ def rank(
     """
     items = list(scores)
     if len({(s.subject_type, s.version) for s in items}) > 1:
-        raise InvalidInput(
-            "排名只能在同一评价对象类型、同一指标体系版本内进行", code=INVALID_RANKING, loc=["scores"]
-        )
+        raise InvalidInput("排名只能在同一评价对象类型、同一指标体系版本内进行", code=INVALID_RANKING, loc=["scores"])
     ids = [s.subject_id for s in items]
     if len(set(ids)) != len(ids):
         raise InvalidInput("评价对象 id 重复", code=INVALID_RANKING, loc=["scores"])
@@ -527,4 +519,3 @@ def rank(
             out.append(Ranked(current_rank, s, tied, current_rank if tied else None, s.insufficient_data))
         offset += len(section)
     return out
-

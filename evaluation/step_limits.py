@@ -75,8 +75,7 @@ def parse_step_limits(text: str, base: StepLimits | None = None) -> StepLimits:
         limits = dict(base.family(fam == "working")) if base else {}
         for name, lim in getattr(parsed, fam).items():
             if lim.unit.counts_working_time != (fam == "working"):
-                raise InvalidInput(f"{fam}.{name}: a non-negative {fam} limit is needed", code=INVALID,
-                                   loc=[fam, name])
+                raise InvalidInput(f"{fam}.{name}: a non-negative {fam} limit is needed", code=INVALID, loc=[fam, name])
             limits[name] = casework_deadlines.Limit(lim.value, lim.unit)
         missing = [n for n in STEP_NAMES if n not in limits]
         if missing:

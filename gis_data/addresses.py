@@ -69,8 +69,9 @@ def _check(raw: RawRow, rep: RowReport, grid_codes: set[str] | None) -> _AddrIn 
     if rep.errors or not code or not name:
         return None
     aliases = [a.strip() for a in (_text(p.get("aliases")) or "").split(";") if a.strip()]
-    return _AddrIn(rep, code, kind, name, _text(p.get("road")), _text(p.get("number")), aliases,
-                   float(geom.x), float(geom.y), grid)
+    return _AddrIn(
+        rep, code, kind, name, _text(p.get("road")), _text(p.get("number")), aliases, float(geom.x), float(geom.y), grid
+    )
 
 
 def load_addresses(session: Session, rows: Sequence[RawRow], *, source: str = "upload") -> LoadReport:
@@ -108,12 +109,25 @@ def load_addresses(session: Session, rows: Sequence[RawRow], *, source: str = "u
         street = area_names.get(comm[:9]) if comm else None
         community = area_names.get(comm) if comm else None
         full = " ".join(x for x in (district, street, it.name) if x)
-        search = addresses.normalize("".join(x for x in (it.name, it.road, district, street, community,
-                                                         *it.aliases) if x))[:400]
-        values.append({"code": it.code, "kind": it.kind, "name": it.name, "road": it.road, "number": it.number,
-                       "full_name": full[:300], "lon": it.lon, "lat": it.lat, "grid_code": grid,
-                       "community_code": comm, "search_text": search,
-                       "name_key": addresses.normalize(it.name)[:200]})
+        search = addresses.normalize(
+            "".join(x for x in (it.name, it.road, district, street, community, *it.aliases) if x)
+        )[:400]
+        values.append(
+            {
+                "code": it.code,
+                "kind": it.kind,
+                "name": it.name,
+                "road": it.road,
+                "number": it.number,
+                "full_name": full[:300],
+                "lon": it.lon,
+                "lat": it.lat,
+                "grid_code": grid,
+                "community_code": comm,
+                "search_text": search,
+                "name_key": addresses.normalize(it.name)[:200],
+            }
+        )
         it.rep.outcome = "updated" if it.code in existing else "created"
     for chunk in _chunks(values):
         ids = session.scalars(sa.insert(Address).returning(Address.id, sort_by_parameter_order=True), chunk).all()
@@ -134,7 +148,8 @@ def _grids_of(session: Session, items: Sequence[_AddrIn]) -> dict[int, str | Non
     lats = [i.lat for i in items]
     box = (min(lons), min(lats), max(lons), max(lats))
     stmt = select(Grid.code, sa.func.ST_AsBinary(Grid.geom)).where(
-        components_service.bbox_clause(session, Grid.geom, box))
+        components_service.bbox_clause(session, Grid.geom, box)
+    )
     grids = _geoms_from_db(session, stmt)
     if not grids:
         return {}
@@ -151,4 +166,4 @@ def _grids_of(session: Session, items: Sequence[_AddrIn]) -> dict[int, str | Non
 
 
 def _chunks(seq: Sequence[Any], n: int = CHUNK) -> list[Sequence[Any]]:
-    return [seq[i:i + n] for i in range(0, len(seq), n)]
+    return [seq[i : i + n] for i in range(0, len(seq), n)]

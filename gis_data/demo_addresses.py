@@ -53,12 +53,24 @@ def address_rows(scale: float = 1.0) -> list[RawRow]:
             first = numbers.get(st.name, 0)
             for k in range(len(stations)):
                 n = 2 * (first + k) + (1 if side else 2)
-                add({"code": f"{st.code}-{n:04d}", "kind": "door_plate", "name": f"{st.name}{n}号", "road": st.name,
-                     "number": str(n)}, float(lon[k]), float(lat[k]))
+                add(
+                    {
+                        "code": f"{st.code}-{n:04d}",
+                        "kind": "door_plate",
+                        "name": f"{st.name}{n}号",
+                        "road": st.name,
+                        "number": str(n),
+                    },
+                    float(lon[k]),
+                    float(lat[k]),
+                )
         numbers[st.name] = numbers.get(st.name, 0) + len(stations)
         # the road's own point: its middle door plate (inside the city even for a road on the city edge)
         mid = rows[-(len(stations) // 2 + 1)].geom
         assert mid is not None
-        add({"code": st.code, "kind": "road", "name": st.name, "road": st.name, "aliases": st.kind},
-            float(mid.x), float(mid.y))
+        add(
+            {"code": st.code, "kind": "road", "name": st.name, "road": st.name, "aliases": st.kind},
+            float(mid.x),
+            float(mid.y),
+        )
     return rows

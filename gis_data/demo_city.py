@@ -49,6 +49,7 @@ class DemoLogin:
     role: Role
     name: str
 
+
 SEED = 20040101
 PROJECTED_CRS = "EPSG:4545"
 CENTRE = (107.1448, 34.3693)
@@ -67,11 +68,42 @@ COMMUNITY_BLOCK = (2, 2)  # communities per street: columns × rows
 # Relative frequency of each class in the inventory (others: DEFAULT_WEIGHT). Covers, lamps and street
 # trees dominate real inventories.
 CLASS_WEIGHTS = {
-    "C0101": 6, "C0102": 8, "C0103": 6, "C0104": 9, "C0105": 4, "C0106": 2, "C0107": 5, "C0108": 1.5,
-    "C0109": 1, "C0110": 1.5, "C0111": 3, "C0112": 0.5, "C0113": 1.5, "C0114": 0.5, "C0115": 1,
-    "C0116": 1.5, "C0117": 4, "C0118": 9, "C0136": 1.5, "C0202": 0.5, "C0203": 0.7, "C0209": 3,
-    "C0210": 1, "C0211": 1, "C0212": 1, "C0213": 1, "C0301": 0.4, "C0305": 5, "C0306": 1, "C0307": 4,
-    "C0402": 12, "C0403": 4, "C0405": 1.2, "C0407": 1, "C0408": 0.8, "C0201": 0.3,
+    "C0101": 6,
+    "C0102": 8,
+    "C0103": 6,
+    "C0104": 9,
+    "C0105": 4,
+    "C0106": 2,
+    "C0107": 5,
+    "C0108": 1.5,
+    "C0109": 1,
+    "C0110": 1.5,
+    "C0111": 3,
+    "C0112": 0.5,
+    "C0113": 1.5,
+    "C0114": 0.5,
+    "C0115": 1,
+    "C0116": 1.5,
+    "C0117": 4,
+    "C0118": 9,
+    "C0136": 1.5,
+    "C0202": 0.5,
+    "C0203": 0.7,
+    "C0209": 3,
+    "C0210": 1,
+    "C0211": 1,
+    "C0212": 1,
+    "C0213": 1,
+    "C0301": 0.4,
+    "C0305": 5,
+    "C0306": 1,
+    "C0307": 4,
+    "C0402": 12,
+    "C0403": 4,
+    "C0405": 1.2,
+    "C0407": 1,
+    "C0408": 0.8,
+    "C0201": 0.3,
 }
 DEFAULT_WEIGHT = 0.15
 BRANCH_KINDS = ("sanitation", "landscaping", "roads")
@@ -119,34 +151,58 @@ def build_areas(scale: float) -> tuple[list[RawRow], dict[str, tuple[int, int]],
     cells: dict[str, tuple[int, int]] = {}
     for di, (dcode, dname, street_names) in enumerate(DISTRICTS):
         dc0 = di * bc * cw
-        rows.append(_row(len(rows) + 1, dcode, MultiPolygon([_ring(lon, lat, dc0, 0, dc0 + bc * cw, nrows)]),
-                         name=dname))
+        rows.append(
+            _row(len(rows) + 1, dcode, MultiPolygon([_ring(lon, lat, dc0, 0, dc0 + bc * cw, nrows)]), name=dname)
+        )
         for si in range(STREETS_PER_DISTRICT):
             scode = f"{dcode}{si + 1:03d}"
             sr0 = si * br * ch
             region = "class1" if dcode == "610302" or si in (1, 2) else "class2"
-            rows.append(_row(len(rows) + 1, scode,
-                             MultiPolygon([_ring(lon, lat, dc0, sr0, dc0 + bc * cw, sr0 + br * ch)]),
-                             name=street_names[si], region_class=region))
+            rows.append(
+                _row(
+                    len(rows) + 1,
+                    scode,
+                    MultiPolygon([_ring(lon, lat, dc0, sr0, dc0 + bc * cw, sr0 + br * ch)]),
+                    name=street_names[si],
+                    region_class=region,
+                )
+            )
             for ci in range(bc * br):
                 ccode = f"{scode}{ci + 1:03d}"
                 cc0, cr0 = dc0 + (ci % bc) * cw, sr0 + (ci // bc) * ch
-                rows.append(_row(len(rows) + 1, ccode,
-                                 MultiPolygon([_ring(lon, lat, cc0, cr0, cc0 + cw, cr0 + ch)]),
-                                 name=f"{street_names[si].removesuffix('街道')}第{ci + 1}社区", region_class=region))
+                rows.append(
+                    _row(
+                        len(rows) + 1,
+                        ccode,
+                        MultiPolygon([_ring(lon, lat, cc0, cr0, cc0 + cw, cr0 + ch)]),
+                        name=f"{street_names[si].removesuffix('街道')}第{ci + 1}社区",
+                        region_class=region,
+                    )
+                )
                 for gi in range(cw * ch):  # west → east, north → south
                     c, r = cc0 + gi % cw, cr0 + gi // cw
                     gcode = f"{ccode}{gi + 1:03d}"
                     cells[gcode] = (c, r)
-                    rows.append(_row(len(rows) + 1, gcode, _ring(lon, lat, c, r, c + 1, r + 1),
-                                     region_class=region, start_date="2024-01-01"))
+                    rows.append(
+                        _row(
+                            len(rows) + 1,
+                            gcode,
+                            _ring(lon, lat, c, r, c + 1, r + 1),
+                            region_class=region,
+                            start_date="2024-01-01",
+                        )
+                    )
     origin = (x0, y0)
-    return rows, cells, lambda col, row, dx, dy: project_back(origin[0] + (col + dx) * CELL_M,
-                                                             origin[1] - (row + dy) * CELL_M)
+    return (
+        rows,
+        cells,
+        lambda col, row, dx, dy: project_back(origin[0] + (col + dx) * CELL_M, origin[1] - (row + dy) * CELL_M),
+    )
 
 
-def _departments(session: Session, catalog: class_catalog.ClassCatalog
-                 ) -> tuple[dict[str, int], dict[tuple[str, str], int], dict[str, int]]:
+def _departments(
+    session: Session, catalog: class_catalog.ClassCatalog
+) -> tuple[dict[str, int], dict[tuple[str, str], int], dict[str, int]]:
     """City units per owner kind, district branches, and street offices (existing ones are reused)."""
     kinds = sorted({c.owner_kind for c in catalog.all("component", generation="cjt214")})
     existing = session.scalars(select(org.Department).where(org.Department.parent_id.is_(None))).all()
@@ -157,27 +213,40 @@ def _departments(session: Session, catalog: class_catalog.ClassCatalog
     for kind in kinds:
         if kind not in city:
             label = codes.OWNER_KINDS[kind].split("（")[0]
-            city[kind] = org.create_department(session, code=f"BJ-{kind.upper()}"[:32], name=f"宝鸡市{label}单位",
-                                               owner_kind=kind).id
+            city[kind] = org.create_department(
+                session, code=f"BJ-{kind.upper()}"[:32], name=f"宝鸡市{label}单位", owner_kind=kind
+            ).id
     branches: dict[tuple[str, str], int] = {}
     for dcode, dname, _ in DISTRICTS:
         for kind in BRANCH_KINDS:
             label = codes.OWNER_KINDS[kind].split("（")[0]
             branches[(dcode, kind)] = org.create_department(
-                session, code=f"{dcode}-{kind.upper()}"[:32], name=f"{dname}{label}所", owner_kind=kind,
-                parent_id=city[kind]).id
+                session,
+                code=f"{dcode}-{kind.upper()}"[:32],
+                name=f"{dname}{label}所",
+                owner_kind=kind,
+                parent_id=city[kind],
+            ).id
     streets: dict[str, int] = {}
     for dcode, dname, names in DISTRICTS:
         for si, name in enumerate(names):
             scode = f"{dcode}{si + 1:03d}"
-            streets[scode] = org.create_department(session, code=f"JD{scode}", name=f"{dname}{name}办事处",
-                                                   kind="street", owner_kind="subdistrict").id
+            streets[scode] = org.create_department(
+                session, code=f"JD{scode}", name=f"{dname}{name}办事处", kind="street", owner_kind="subdistrict"
+            ).id
     return city, branches, streets
 
 
-def build_components(scale: float, cells: dict[str, tuple[int, int]], to_wgs: Callable[..., Any],
-                     catalog: class_catalog.ClassCatalog, dept_codes: dict[int, str], city: dict[str, int],
-                     branches: dict[tuple[str, str], int], streets: dict[str, int]) -> list[RawRow]:
+def build_components(
+    scale: float,
+    cells: dict[str, tuple[int, int]],
+    to_wgs: Callable[..., Any],
+    catalog: class_catalog.ClassCatalog,
+    dept_codes: dict[int, str],
+    city: dict[str, int],
+    branches: dict[tuple[str, str], int],
+    streets: dict[str, int],
+) -> list[RawRow]:
     """The component rows: classes by weight, uniformly over the grids, owners by the class's owner kind."""
     rng = random.Random(SEED)
     classes = catalog.all("component", generation="cjt214")
@@ -216,14 +285,23 @@ def build_components(scale: float, cells: dict[str, tuple[int, int]], to_wgs: Ca
         kind = info.owner_kind
         main = streets[gcode[:9]] if kind == "subdistrict" else city[kind]
         maintainer = branches.get((district, kind), main)
-        rows.append(RawRow(row=i + 1, geom=geom, properties={
-            "code": ident, "class_code": info.key, "name": info.name_zh,
-            "state": rng.choices(state_names, weights=state_w)[0],
-            "main_department": dept_codes[main], "owner_department": dept_codes[main],
-            "maintainer_department": dept_codes[maintainer],
-            "initial_date": (day0 + dt.timedelta(days=rng.randrange(3000))).isoformat(),
-            "data_source": rng.choice(["实测", "实测", "地形图", "调绘"]),
-        }))
+        rows.append(
+            RawRow(
+                row=i + 1,
+                geom=geom,
+                properties={
+                    "code": ident,
+                    "class_code": info.key,
+                    "name": info.name_zh,
+                    "state": rng.choices(state_names, weights=state_w)[0],
+                    "main_department": dept_codes[main],
+                    "owner_department": dept_codes[main],
+                    "maintainer_department": dept_codes[maintainer],
+                    "initial_date": (day0 + dt.timedelta(days=rng.randrange(3000))).isoformat(),
+                    "data_source": rng.choice(["实测", "实测", "地形图", "调绘"]),
+                },
+            )
+        )
     return rows
 
 
@@ -233,8 +311,14 @@ def _inspectors(session: Session, grid_codes: list[str]) -> None:
     chunks = np.array_split(np.array(grid_codes), N_INSPECTORS)
     links = []
     for i, chunk in enumerate(chunks, start=1):
-        user = org.create_user(session, username=f"jdy{i:02d}", password=DEMO_PASSWORD, role=Role.INSPECTOR,
-                               display_name=f"监督员{i:02d}", password_hash=pw_hash)
+        user = org.create_user(
+            session,
+            username=f"jdy{i:02d}",
+            password=DEMO_PASSWORD,
+            role=Role.INSPECTOR,
+            display_name=f"监督员{i:02d}",
+            password_hash=pw_hash,
+        )
         area = SupervisionArea(code=f"SA{i:02d}", name=f"第{i}责任区", inspector_id=user.id)
         session.add(area)
         session.flush()
@@ -243,8 +327,9 @@ def _inspectors(session: Session, grid_codes: list[str]) -> None:
         session.execute(SupervisionGrid.__table__.insert(), links)
 
 
-def load(session: Session, *, scale: float = 1.0, echo: Callable[[str], object] = print,
-         history: bool = True) -> list[DemoLogin]:
+def load(
+    session: Session, *, scale: float = 1.0, echo: Callable[[str], object] = print, history: bool = True
+) -> list[DemoLogin]:
     """Load the demo city (skipped when it exists). Returns the extra demo login (the first inspector).
 
     With ``history``, a freshly built city also gets its year of simulated cases (see :mod:`demo_history`).

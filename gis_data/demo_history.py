@@ -126,17 +126,24 @@ class _City:
 
 def _load_city(session: Session) -> _City | None:
     grids = _with_shapes(session, select(Grid.code, sa.func.ST_AsBinary(Grid.geom)).order_by(Grid.code))
-    insp = dict(session.execute(
-        select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
-        .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
-        .where(SupervisionArea.inspector_id.is_not(None))
-        .order_by(SupervisionGrid.grid_code, SupervisionArea.id)
-    ).all())
+    insp = dict(
+        session.execute(
+            select(SupervisionGrid.grid_code, SupervisionArea.inspector_id)
+            .join(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+            .where(SupervisionArea.inspector_id.is_not(None))
+            .order_by(SupervisionGrid.grid_code, SupervisionArea.id)
+        ).all()
+    )
     if not grids or not insp:
         return None
     depts = session.execute(
-        select(org.Department.id, org.Department.code, org.Department.owner_kind, org.Department.parent_id,
-               org.Department.kind).order_by(org.Department.id)
+        select(
+            org.Department.id,
+            org.Department.code,
+            org.Department.owner_kind,
+            org.Department.parent_id,
+            org.Department.kind,
+        ).order_by(org.Department.id)
     ).all()
     dept_of_kind: dict[str, int] = {}
     street_office: dict[str, int] = {}
@@ -145,9 +152,18 @@ def _load_city(session: Session) -> _City | None:
             dept_of_kind[d.owner_kind] = d.id
         if d.kind == "street" and d.code.startswith("JD") and len(d.code) == 11:
             street_office[d.code[2:]] = d.id
-    comps = _with_shapes(session, select(
-        Component.code, Component.class_code, Component.grid_code, Component.main_department_id,
-        sa.func.ST_AsBinary(Component.geom)).where(Component.grid_code.is_not(None)).order_by(Component.code))
+    comps = _with_shapes(
+        session,
+        select(
+            Component.code,
+            Component.class_code,
+            Component.grid_code,
+            Component.main_department_id,
+            sa.func.ST_AsBinary(Component.geom),
+        )
+        .where(Component.grid_code.is_not(None))
+        .order_by(Component.code),
+    )
     return _City(
         grid_codes=[g[0] for g in grids],
         grid_geoms={g[0]: g[1] for g in grids},
@@ -173,18 +189,21 @@ def _ensure_users(session: Session, city: _City) -> None:
     New users get the password of the demo inspectors (their stored hash is copied, so no hashing and no
     import of ``gridcity.root.demo``, which sits above this package).
     """
-    pw_hash = session.scalar(select(org.User.password_hash).where(
-        org.User.id == min(city.inspector_of_grid.values())))
+    pw_hash = session.scalar(select(org.User.password_hash).where(org.User.id == min(city.inspector_of_grid.values())))
     assert pw_hash is not None
     users = session.execute(
-        select(org.User.id, org.User.role, org.User.department_id).where(org.User.active.is_(True))
+        select(org.User.id, org.User.role, org.User.department_id)
+        .where(org.User.active.is_(True))
         .order_by(org.User.id)
     ).all()
     for role, (username, name) in _ROLE_USERS.items():
         ids = [u.id for u in users if u.role is role]
         if not ids:
-            ids = [org.create_user(session, username=username, password="", role=role,
-                                   display_name=name, password_hash=pw_hash).id]
+            ids = [
+                org.create_user(
+                    session, username=username, password="", role=role, display_name=name, password_hash=pw_hash
+                ).id
+            ]
         city.role_users[role] = ids
     for u in users:
         if u.role is Role.DEPARTMENT and u.department_id is not None:
@@ -192,8 +211,14 @@ def _ensure_users(session: Session, city: _City) -> None:
     for dept_id, code in session.execute(select(org.Department.id, org.Department.code).order_by(org.Department.id)):
         if dept_id not in city.dept_staff:
             city.dept_staff[dept_id] = org.create_user(
-                session, username=f"bm-{code.lower()}"[:64], password="", role=Role.DEPARTMENT,
-                display_name=f"{code}值守", department_id=dept_id, password_hash=pw_hash).id
+                session,
+                username=f"bm-{code.lower()}"[:64],
+                password="",
+                role=Role.DEPARTMENT,
+                display_name=f"{code}值守",
+                department_id=dept_id,
+                password_hash=pw_hash,
+            ).id
 
 
 def _photos(session: Session, store: MediaStore, uploaded_by: int) -> list[int]:
@@ -241,14 +266,33 @@ class _Play:
         self.assigned: int | None = None
         self.events: list[_Event] = []
 
-    def act(self, action: CaseAction, actor: Actor, at: dt.datetime, *, department_id: int | None = None,
-            inspector_id: int | None = None, note: str | None = None, extension: dict[str, Any] | None = None,
-            photo: tuple[int, str] | None = None, on_site: bool = False) -> None:
-        given = {n for n, ok in ((Need.DEPARTMENT, department_id is not None),
-                                 (Need.INSPECTOR, inspector_id is not None), (Need.ATTACHMENT, photo is not None),
-                                 (Need.NOTE, bool(note)), (Need.EXTENSION, extension is not None)) if ok}
-        facts = CaseFacts(status=self.status, department_id=self.dept, reporter_id=self.reporter,
-                          assigned_inspector_id=self.assigned)
+    def act(
+        self,
+        action: CaseAction,
+        actor: Actor,
+        at: dt.datetime,
+        *,
+        department_id: int | None = None,
+        inspector_id: int | None = None,
+        note: str | None = None,
+        extension: dict[str, Any] | None = None,
+        photo: tuple[int, str] | None = None,
+        on_site: bool = False,
+    ) -> None:
+        given = {
+            n
+            for n, ok in (
+                (Need.DEPARTMENT, department_id is not None),
+                (Need.INSPECTOR, inspector_id is not None),
+                (Need.ATTACHMENT, photo is not None),
+                (Need.NOTE, bool(note)),
+                (Need.EXTENSION, extension is not None),
+            )
+            if ok
+        }
+        facts = CaseFacts(
+            status=self.status, department_id=self.dept, reporter_id=self.reporter, assigned_inspector_id=self.assigned
+        )
         row = lifecycle.check_transition(actor, facts, action, frozenset(given))
         data: dict[str, Any] = {}
         if action is A.DISPATCH:
@@ -266,12 +310,22 @@ class _Play:
             data["rework"] = True
         if self.status is S.NEW and actor.role is Role.INSPECTOR:
             self.reporter = actor.user_id
-        self.events.append(_Event(
-            action=action, from_status=self.status, to_status=row.target, actor_id=actor.user_id,
-            actor_role=actor.role, department_id=self.dept, at=at,
-            lon=self.site.lon if on_site else None, lat=self.site.lat if on_site else None,
-            note=note, data=data, photo=photo,
-        ))
+        self.events.append(
+            _Event(
+                action=action,
+                from_status=self.status,
+                to_status=row.target,
+                actor_id=actor.user_id,
+                actor_role=actor.role,
+                department_id=self.dept,
+                at=at,
+                lon=self.site.lon if on_site else None,
+                lat=self.site.lat if on_site else None,
+                note=note,
+                data=data,
+                photo=photo,
+            )
+        )
         self.status = row.target
 
 
@@ -335,8 +389,14 @@ class _Simulator:
             p.act(A.SEND_VERIFY, self.actor(Role.ACCEPTOR), t, inspector_id=inspector.user_id)
             t = self.in_stage(t, site, urgency, Stage.VERIFY, self.quick())
             if rng.random() < P_VERIFY_FALSE:
-                p.act(A.VERIFY_FALSE, inspector, t, note=rng.choice(NOTES[A.VERIFY_FALSE]), on_site=True,
-                      photo=(rng.randrange(PHOTOS), "evidence"))
+                p.act(
+                    A.VERIFY_FALSE,
+                    inspector,
+                    t,
+                    note=rng.choice(NOTES[A.VERIFY_FALSE]),
+                    on_site=True,
+                    photo=(rng.randrange(PHOTOS), "evidence"),
+                )
                 return p, source
             p.act(A.VERIFY_TRUE, inspector, t, on_site=True, photo=(rng.randrange(PHOTOS), "evidence"))
         else:
@@ -351,8 +411,11 @@ class _Simulator:
         return p, source
 
     def _wrong_department(self, site: _Site) -> int | None:
-        for d in (self.city.street_office.get(site.grid_code[:9]), self.city.dept_of_kind.get("urban_management"),
-                  self.city.dept_of_kind.get("sanitation")):
+        for d in (
+            self.city.street_office.get(site.grid_code[:9]),
+            self.city.dept_of_kind.get("urban_management"),
+            self.city.dept_of_kind.get("sanitation"),
+        ):
             if d is not None and d != site.department_id and d in self.city.dept_staff:
                 return d
         return None
@@ -411,8 +474,14 @@ class _Simulator:
             p.act(A.SEND_CHECK, self.actor(Role.ACCEPTOR), t, inspector_id=inspector.user_id)
             t = self.in_stage(t, site, urgency, Stage.CHECK, self.quick())
             if round_ == 0 and rework:
-                p.act(A.CHECK_FAIL, inspector, t, note=rng.choice(NOTES[A.CHECK_FAIL]), on_site=True,
-                      photo=(rng.randrange(PHOTOS), "evidence"))
+                p.act(
+                    A.CHECK_FAIL,
+                    inspector,
+                    t,
+                    note=rng.choice(NOTES[A.CHECK_FAIL]),
+                    on_site=True,
+                    photo=(rng.randrange(PHOTOS), "evidence"),
+                )
                 continue
             p.act(A.CHECK_PASS, inspector, t, on_site=True, photo=(rng.randrange(PHOTOS), "evidence"))
             t = self.work_minutes(t, 5, 120)
@@ -436,9 +505,15 @@ def _point_in(geom: BaseGeometry, rng: random.Random) -> tuple[float, float]:
 
 
 def _on(geom: BaseGeometry) -> tuple[float, float]:
-    pt = geom if geom.geom_type == "Point" else (
-        geom.interpolate(0.5, normalized=True) if geom.geom_type in ("LineString", "MultiLineString")
-        else geom.representative_point())
+    pt = (
+        geom
+        if geom.geom_type == "Point"
+        else (
+            geom.interpolate(0.5, normalized=True)
+            if geom.geom_type in ("LineString", "MultiLineString")
+            else geom.representative_point()
+        )
+    )
     return round(pt.x, 7), round(pt.y, 7)
 
 
@@ -469,8 +544,9 @@ def _route(city: _City, owner_kind: str, grid: str) -> int:
     return dept
 
 
-def _creation_times(cal: deadlines.WorkCalendar, start: dt.date, end: dt.date, rng: random.Random,
-                    n: int) -> list[dt.datetime]:
+def _creation_times(
+    cal: deadlines.WorkCalendar, start: dt.date, end: dt.date, rng: random.Random, n: int
+) -> list[dt.datetime]:
     days = [start + dt.timedelta(days=k) for k in range((end - start).days)]
     work_days = [d for d in days if cal.is_working_day(d)]
     tz = ZoneInfo(cal.timezone)
@@ -527,8 +603,9 @@ def load_history(
     photo_ids = _photos(session, store, uploaded_by=next(iter(sorted(city.inspector_of_grid.values()))))
 
     sites = _sites(city, rules.catalog, rng, cases)
-    created = _creation_times(cal, (end - dt.timedelta(days=days)).astimezone(tz).date(),
-                              end.astimezone(tz).date(), rng, cases)
+    created = _creation_times(
+        cal, (end - dt.timedelta(days=days)).astimezone(tz).date(), end.astimezone(tz).date(), rng, cases
+    )
     sim = _Simulator(city, rules, rng)
     logins = dict(session.execute(select(org.User.id, org.User.username)).all())
     dcodes = dict(session.execute(select(org.Department.id, org.Department.code)).all())
@@ -538,7 +615,7 @@ def load_history(
         p, source = sim.play(site, t0, urgency)
         p.events = [e for e in p.events if e.at < end]  # what has not happened yet stays open
         if (end - t0).days < STUCK_DAYS and len(p.events) > 1 and rng.random() < P_STUCK * days / STUCK_DAYS:
-            p.events = p.events[:rng.randrange(1, len(p.events))]  # stuck somewhere on its way
+            p.events = p.events[: rng.randrange(1, len(p.events))]  # stuck somewhere on its way
         records += _records(f"DEMO-{n:06d}", p, site, source, urgency, rules, logins, dcodes, photo_ids, tz)
 
     # The simulated log goes through the same path as a city's legacy history (gridcity cases import).
@@ -548,17 +625,37 @@ def load_history(
     return result.cases
 
 
-def _records(key: str, p: _Play, site: _Site, source: str, urgency: str, rules: CaseRules, logins: dict[int, str],
-             dcodes: dict[int, str], photo_ids: list[int], tz: ZoneInfo) -> list[dict[str, Any]]:
+def _records(
+    key: str,
+    p: _Play,
+    site: _Site,
+    source: str,
+    urgency: str,
+    rules: CaseRules,
+    logins: dict[int, str],
+    dcodes: dict[int, str],
+    photo_ids: list[int],
+    tz: ZoneInfo,
+) -> list[dict[str, Any]]:
     """One simulated case as lines of the import format."""
     out: list[dict[str, Any]] = []
     for i, e in enumerate(p.events):
-        rec: dict[str, Any] = {"case": key, "action": e.action.value, "actor": logins[e.actor_id],
-                               "at": e.at.astimezone(tz).isoformat()}
+        rec: dict[str, Any] = {
+            "case": key,
+            "action": e.action.value,
+            "actor": logins[e.actor_id],
+            "at": e.at.astimezone(tz).isoformat(),
+        }
         if i == 0:
-            rec.update({"class": site.class_code, "urgency": urgency, "source": source,
-                        "location": {"lon": site.lon, "lat": site.lat},
-                        "description": rules.catalog.get(site.class_code).name_zh})
+            rec.update(
+                {
+                    "class": site.class_code,
+                    "urgency": urgency,
+                    "source": source,
+                    "location": {"lon": site.lon, "lat": site.lat},
+                    "description": rules.catalog.get(site.class_code).name_zh,
+                }
+            )
             if site.component_code:
                 rec["component"] = site.component_code
         elif e.lon is not None and e.lat is not None:
@@ -577,8 +674,21 @@ def _records(key: str, p: _Play, site: _Site, source: str, urgency: str, rules: 
     return out
 
 
-_EVENT_COLUMNS = ("case_id", "seq", "action", "from_status", "to_status", "actor_id", "actor_role", "department_id",
-                  "at", "lon", "lat", "note", "data")
+_EVENT_COLUMNS = (
+    "case_id",
+    "seq",
+    "action",
+    "from_status",
+    "to_status",
+    "actor_id",
+    "actor_role",
+    "department_id",
+    "at",
+    "lon",
+    "lat",
+    "note",
+    "data",
+)
 
 
 def _rebuild_facts(session: Session, rules: CaseRules, echo: Echo) -> None:

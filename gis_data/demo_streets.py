@@ -41,10 +41,56 @@ EW_SECONDARY = ["大庆路", "宝光路", "新华路", "胜利路", "火炬路"]
 NS_SECONDARY = ["清姜路", "公园路", "金台大道"]
 
 # Branch roads: local names built from these stems and suffixes (then numbered when a big city runs out).
-_STEMS = ("文化", "和平", "团结", "长青", "建设", "人民", "石鼓", "太白", "秦岭", "青铜", "炎帝", "西岐",
-          "凤鸣", "陈仓", "姜城", "斗鸡", "卧龙", "渭阳", "蟠龙", "高庙", "马营", "金陵", "益门", "峪泉",
-          "福临", "东岭", "西堡", "南坡", "北辰", "钟楼", "玉涧", "桃园", "杏林", "槐荫", "梧桐", "银杏",
-          "枫林", "芙蓉", "兴隆", "永安", "广元", "承平", "盛世", "安乐", "惠民", "丰收", "群英", "友谊")
+_STEMS = (
+    "文化",
+    "和平",
+    "团结",
+    "长青",
+    "建设",
+    "人民",
+    "石鼓",
+    "太白",
+    "秦岭",
+    "青铜",
+    "炎帝",
+    "西岐",
+    "凤鸣",
+    "陈仓",
+    "姜城",
+    "斗鸡",
+    "卧龙",
+    "渭阳",
+    "蟠龙",
+    "高庙",
+    "马营",
+    "金陵",
+    "益门",
+    "峪泉",
+    "福临",
+    "东岭",
+    "西堡",
+    "南坡",
+    "北辰",
+    "钟楼",
+    "玉涧",
+    "桃园",
+    "杏林",
+    "槐荫",
+    "梧桐",
+    "银杏",
+    "枫林",
+    "芙蓉",
+    "兴隆",
+    "永安",
+    "广元",
+    "承平",
+    "盛世",
+    "安乐",
+    "惠民",
+    "丰收",
+    "群英",
+    "友谊",
+)
 _SUFFIXES = ("街", "巷", "路")
 _NUMERALS = "一二三四五六七八九十"
 
@@ -141,8 +187,9 @@ def build_streets(scale: float) -> list[DemoStreet]:
     out: list[DemoStreet] = []
 
     def add(name: str, kind: str, axis: str, index: int, start: int, end: int) -> None:
-        out.append(DemoStreet(f"DL{len(out) + 1:04d}", name, kind, axis, index, start, end,
-                              _line(fr, axis, index, start, end)))
+        out.append(
+            DemoStreet(f"DL{len(out) + 1:04d}", name, kind, axis, index, start, end, _line(fr, axis, index, start, end))
+        )
 
     for k, name in enumerate(EW_ARTERIALS):
         add(name, ARTERIAL, "ew", k * street_h, 0, fr.ncols)
@@ -174,8 +221,10 @@ def build_streets(scale: float) -> list[DemoStreet]:
 
 def street_rows(scale: float) -> list[RawRow]:
     """The streets as loader rows (``code``, ``name``, ``kind``) with their WGS84 lines."""
-    return [RawRow(row=i + 1, properties={"code": s.code, "name": s.name, "kind": s.kind}, geom=s.line)
-            for i, s in enumerate(build_streets(scale))]
+    return [
+        RawRow(row=i + 1, properties={"code": s.code, "name": s.name, "kind": s.kind}, geom=s.line)
+        for i, s in enumerate(build_streets(scale))
+    ]
 
 
 # ---- the rest of the base map: building blocks, parks and the river ---------------------------------------
@@ -209,8 +258,13 @@ def base_rows(scale: float) -> dict[str, list[RawRow]]:
             for k, (a, b) in enumerate(((0.14, 0.46), (0.54, 0.86))):
                 n += 1
                 kind = BUILDING_KINDS[(c * 7 + r * 3 + k) % len(BUILDING_KINDS)]
-                out["building"].append(RawRow(row=n, properties={"code": f"JZ{n:06d}", "kind": kind},
-                                              geom=_rect(fr, c + a, r + 0.14, c + b, r + 0.86)))
+                out["building"].append(
+                    RawRow(
+                        row=n,
+                        properties={"code": f"JZ{n:06d}", "kind": kind},
+                        geom=_rect(fr, c + a, r + 0.14, c + b, r + 0.86),
+                    )
+                )
     parks: set[tuple[int, int]] = set()
     for r in range(0, fr.nrows, fr.ch):
         for c in range(0, fr.ncols, fr.cw):
@@ -221,9 +275,13 @@ def base_rows(scale: float) -> dict[str, list[RawRow]]:
             c0, r0 = min(cells)
             c1, r1 = max(cells)
             idx = len(out["green"])
-            out["green"].append(RawRow(row=idx + 1, properties={"code": f"LD{idx + 1:04d}", "kind": "公园",
-                                                                "name": f"{_STEMS[idx % len(_STEMS)]}公园"},
-                                       geom=_rect(fr, c0 + 0.1, r0 + 0.1, c1 + 0.9, r1 + 0.9)))
+            out["green"].append(
+                RawRow(
+                    row=idx + 1,
+                    properties={"code": f"LD{idx + 1:04d}", "kind": "公园", "name": f"{_STEMS[idx % len(_STEMS)]}公园"},
+                    geom=_rect(fr, c0 + 0.1, r0 + 0.1, c1 + 0.9, r1 + 0.9),
+                )
+            )
     # the Wei River: a 250 m wide band with a gentle meander, 300 m south of the city's southern road
     cols = np.linspace(-10, fr.ncols + 10, 80)
     mid = fr.nrows + 5.5 + 1.5 * np.sin(cols / 9.0)

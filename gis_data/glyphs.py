@@ -18,8 +18,10 @@ SIZE = 24
 BUFFER = 3
 RADIUS = 8.0
 CUTOFF = 0.25
-FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-              "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+FONT_FILES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+)
 
 
 @functools.lru_cache(maxsize=1)

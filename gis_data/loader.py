@@ -82,8 +82,14 @@ class LoadReport:
     @property
     def counts(self) -> dict[str, int]:
         """Rows per outcome, and the number of warnings."""
-        out = {"rows": len(self.rows), "created": 0, "updated": 0, "unchanged": 0, "rejected": 0,
-               "warnings": sum(len(r.warnings) for r in self.rows)}
+        out = {
+            "rows": len(self.rows),
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "rejected": 0,
+            "warnings": sum(len(r.warnings) for r in self.rows),
+        }
         for r in self.rows:
             if r.outcome in out:
                 out[r.outcome] += 1
@@ -91,8 +97,14 @@ class LoadReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form of the report."""
-        return {"kind": self.kind, "source": self.source, "crs": self.crs, "ok": self.ok,
-                "counts": self.counts, "rows": [asdict(r) for r in self.rows]}
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "crs": self.crs,
+            "ok": self.ok,
+            "counts": self.counts,
+            "rows": [asdict(r) for r in self.rows],
+        }
 
 
 class LoadRejected(InvalidInput):
@@ -105,8 +117,12 @@ class LoadRejected(InvalidInput):
             elif r.outcome == "pending":
                 r.outcome = "not_loaded"
         bad = sum(1 for r in report.rows if r.errors)
-        super().__init__(f"{bad} of {len(report.rows)} rows rejected; nothing was loaded",
-                         code="gis.load_rejected", loc=["body"], extra={"report": report.to_dict()})
+        super().__init__(
+            f"{bad} of {len(report.rows)} rows rejected; nothing was loaded",
+            code="gis.load_rejected",
+            loc=["body"],
+            extra={"report": report.to_dict()},
+        )
         self.report = report
 
 
@@ -226,13 +242,23 @@ def _check_area_row(raw: RawRow, rep: RowReport, tr_proj: Any) -> _AreaIn | None
         except ValueError as exc:
             rep.error("area.bad_date", f"{key}: {exc}")
             dates.append(None)
-    return _AreaIn(rep=rep, code=code, level=level, name=_text(props.get("name")) or code, parent=parsed.parent,
-                   region_class=_text(props.get("region_class")) or "class1", geom=geom,
-                   proj=geom, start_date=dates[0], end_date=dates[1])  # proj: reprojected in bulk by the caller
+    return _AreaIn(
+        rep=rep,
+        code=code,
+        level=level,
+        name=_text(props.get("name")) or code,
+        parent=parsed.parent,
+        region_class=_text(props.get("region_class")) or "class1",
+        geom=geom,
+        proj=geom,
+        start_date=dates[0],
+        end_date=dates[1],
+    )  # proj: reprojected in bulk by the caller
 
 
-def load_areas(session: Session, rows: list[RawRow], *, source: str = "upload", crs: str = WGS84,
-               projected_crs: str = "EPSG:4545") -> LoadReport:
+def load_areas(
+    session: Session, rows: list[RawRow], *, source: str = "upload", crs: str = WGS84, projected_crs: str = "EPSG:4545"
+) -> LoadReport:
     """Validate and upsert districts, streets, communities and unit grids (all or nothing).
 
     Raises:
@@ -291,7 +317,8 @@ def _check_grid_topology(session: Session, items: list[_AreaIn], grids: list[_Ar
     if grids:
         x0, y0, x1, y1 = shapely.total_bounds([g.geom for g in grids])
         stmt = select(Grid.code, sa.func.ST_AsBinary(Grid.geom)).where(
-            components_service.bbox_clause(session, Grid.geom, (x0, y0, x1, y1)))
+            components_service.bbox_clause(session, Grid.geom, (x0, y0, x1, y1))
+        )
         for code, geom in _geoms_from_db(session, stmt):
             if code not in file_codes:
                 final.append((code, reproject(geom, tr_proj), None))
@@ -310,8 +337,11 @@ def _check_grid_topology(session: Session, items: list[_AreaIn], grids: list[_Ar
         grid_geoms = np.empty(len(grids), dtype=object)
         grid_geoms[:] = [g.proj for g in grids]
         left, right = tree.query(grid_geoms, predicate="intersects")
-        keep = [k for k, (li, ri) in enumerate(zip(left.tolist(), right.tolist(), strict=True))
-                if not (final[ri][0] == grids[li].code or (final[ri][2] is not None and final[ri][0] < grids[li].code))]
+        keep = [
+            k
+            for k, (li, ri) in enumerate(zip(left.tolist(), right.tolist(), strict=True))
+            if not (final[ri][0] == grids[li].code or (final[ri][2] is not None and final[ri][0] < grids[li].code))
+        ]
         left, right = left[keep], right[keep]  # we report each pair of file grids once, from the lower code
         # neighbours only touch: we measure the overlap only where the interiors meet
         inner = shapely.relate_pattern(grid_geoms[left], final_geoms[right], "T********")
@@ -352,8 +382,11 @@ def _check_grid_topology(session: Session, items: list[_AreaIn], grids: list[_Ar
         gap = comm.difference(covered).area
         if gap > GAP_TOLERANCE_M2:
             msg = f"the unit grids of community {comm_code} leave {gap:,.1f} m² uncovered"
-            target = communities[comm_code].rep if comm_code in communities else next(
-                it.rep for _, _, it in mine if it is not None)
+            target = (
+                communities[comm_code].rep
+                if comm_code in communities
+                else next(it.rep for _, _, it in mine if it is not None)
+            )
             target.error("community.gap", msg)
 
 
@@ -365,8 +398,9 @@ def _write_areas(session: Session, items: list[_AreaIn]) -> None:
         if not batch:
             continue
         existing: dict[str, tuple[Any, ...]] = {}
-        cols = ([model.id, model.name, model.region_class]
-                + ([Area.level, Area.parent_code] if model is Area else [Grid.start_date, Grid.end_date]))
+        cols = [model.id, model.name, model.region_class] + (
+            [Area.level, Area.parent_code] if model is Area else [Grid.start_date, Grid.end_date]
+        )
         for chunk in _chunks([i.code for i in batch]):
             stmt = select(model.code, *cols, sa.func.ST_AsBinary(model.geom)).where(model.code.in_(chunk))
             for row in _geoms_from_db(session, stmt):
@@ -378,8 +412,12 @@ def _write_areas(session: Session, items: list[_AreaIn]) -> None:
                 values |= {"level": i.level, "parent_code": i.parent}
                 new_cmp = (i.name, i.region_class, i.level, i.parent)
             else:
-                values |= {"community_code": i.code[:12], "area_m2": float(i.proj.area),
-                           "start_date": i.start_date, "end_date": i.end_date}
+                values |= {
+                    "community_code": i.code[:12],
+                    "area_m2": float(i.proj.area),
+                    "start_date": i.start_date,
+                    "end_date": i.end_date,
+                }
                 new_cmp = (i.name, i.region_class, i.start_date, i.end_date)
             old = existing.get(i.code)
             if old is None:
@@ -413,8 +451,20 @@ _ALIASES = {
     "address": ("address", "locatedsc", "sfwz"),
     "note": ("note", "bz"),
 }
-_COMPARED = ("class_code", "name", "grid_code", "main_department_id", "owner_department_id",
-             "maintainer_department_id", "state", "initial_date", "change_date", "data_source", "address", "note")
+_COMPARED = (
+    "class_code",
+    "name",
+    "grid_code",
+    "main_department_id",
+    "owner_department_id",
+    "maintainer_department_id",
+    "state",
+    "initial_date",
+    "change_date",
+    "data_source",
+    "address",
+    "note",
+)
 
 
 def _props(raw: dict[str, Any]) -> dict[str, Any]:
@@ -448,8 +498,10 @@ class CityIndex:
         grids = _geoms_from_db(session, select(Grid.code, sa.func.ST_AsBinary(Grid.geom)).order_by(Grid.code))
         self.grid_codes = [c for c, _ in grids]
         self.grid_tree = shapely.STRtree([g for _, g in grids]) if grids else None
-        districts = _geoms_from_db(session, select(Area.code, sa.func.ST_AsBinary(Area.geom))
-                                   .where(Area.level == "district").order_by(Area.code))
+        districts = _geoms_from_db(
+            session,
+            select(Area.code, sa.func.ST_AsBinary(Area.geom)).where(Area.level == "district").order_by(Area.code),
+        )
         self.district_codes = [c for c, _ in districts]
         self.district_tree = shapely.STRtree([g for _, g in districts]) if districts else None
 
@@ -545,10 +597,14 @@ def load_components(
             problem = classes[key]
             if problem is not None:
                 rep.error(*problem)
-        values: dict[str, Any] = {"class_code": key, "name": _text(p["name"]),
-                                  "state": _text(p["state"]) or "完好",
-                                  "data_source": _text(p["data_source"]), "address": _text(p["address"]),
-                                  "note": _text(p["note"])}
+        values: dict[str, Any] = {
+            "class_code": key,
+            "name": _text(p["name"]),
+            "state": _text(p["state"]) or "完好",
+            "data_source": _text(p["data_source"]),
+            "address": _text(p["address"]),
+            "note": _text(p["note"]),
+        }
         if values["state"] not in states:
             rep.error("component.bad_state", f"state must be one of {'/'.join(COMPONENT_STATES)}")
         for role in ("main", "owner", "maintainer"):
@@ -612,15 +668,15 @@ _HISTORY_COLUMNS = ("component_code", "at", "action", "source", "changes")
 _DATE_FIELDS = frozenset({"initial_date", "change_date"})
 
 
-def _write_components(session: Session, items: list[_CompIn], *, source: str, history: bool,
-                      at: dt.datetime) -> None:
+def _write_components(session: Session, items: list[_CompIn], *, source: str, history: bool, at: dt.datetime) -> None:
     """Upsert: new IDs are appended in bulk (COPY / one prepared executemany), changed ones updated."""
     existing: dict[str, tuple[int, dict[str, Any], BaseGeometry]] = {}
     cols = [getattr(Component, c) for c in _COMPARED]
     if items and session.scalar(select(Component.id).limit(1)) is not None:
         for chunk in _chunks([i.code for i in items]):
             stmt = select(Component.code, Component.id, *cols, sa.func.ST_AsBinary(Component.geom)).where(
-                Component.code.in_(chunk))
+                Component.code.in_(chunk)
+            )
             for row in _geoms_from_db(session, stmt):
                 existing[row[0]] = (row[1], dict(zip(_COMPARED, row[2:-1], strict=True)), row[-1])
     inserts: list[tuple[Any, ...]] = []
@@ -664,9 +720,18 @@ def _write_components(session: Session, items: list[_CompIn], *, source: str, hi
 def _bulk_update(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """UPDATE ... WHERE id = :b_id, executemany; every row has the same keys."""
     keys = [k for k in rows[0] if k != "b_id"]
-    stmt = sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
-        {k: spatial.geom_from_wkt(session, "v_g_wkt") if k == "geom" else sa.bindparam(f"v_{k}", type_=table.c[k].type)
-         for k in keys})
+    stmt = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("b_id"))
+        .values(
+            {
+                k: spatial.geom_from_wkt(session, "v_g_wkt")
+                if k == "geom"
+                else sa.bindparam(f"v_{k}", type_=table.c[k].type)
+                for k in keys
+            }
+        )
+    )
     names = {k: "v_g_wkt" if k == "geom" else f"v_{k}" for k in keys}
     session.connection().execute(stmt, [{"b_id": r["b_id"], **{names[k]: r[k] for k in keys}} for r in rows])
 
@@ -677,13 +742,17 @@ def _jsonable(v: Any) -> Any:
 
 # ---- base map (roads, buildings, water, green space) ----------------------------------------------------
 
-_BASE_GEOMETRY = {"road": ("LineString", "MultiLineString"), "building": ("Polygon", "MultiPolygon"),
-                  "water": ("Polygon", "MultiPolygon", "LineString", "MultiLineString"),
-                  "green": ("Polygon", "MultiPolygon")}
+_BASE_GEOMETRY = {
+    "road": ("LineString", "MultiLineString"),
+    "building": ("Polygon", "MultiPolygon"),
+    "water": ("Polygon", "MultiPolygon", "LineString", "MultiLineString"),
+    "green": ("Polygon", "MultiPolygon"),
+}
 
 
-def load_base_features(session: Session, rows: list[RawRow], *, layer: str, source: str = "upload",
-                       crs: str = WGS84, replace: bool = True) -> LoadReport:
+def load_base_features(
+    session: Session, rows: list[RawRow], *, layer: str, source: str = "upload", crs: str = WGS84, replace: bool = True
+) -> LoadReport:
     """Load one base-map layer (``road``/``building``/``water``/``green``), all-or-nothing.
 
     Properties: ``name`` (roads: the street name), ``kind`` (主干路, 住宅, 河流 ...), ``code`` (optional).
@@ -692,8 +761,9 @@ def load_base_features(session: Session, rows: list[RawRow], *, layer: str, sour
     from gis_data.models import BASE_LAYERS, BaseFeature  # noqa: PLC0415
 
     if layer not in BASE_LAYERS:
-        raise InvalidInput(f"layer must be one of {', '.join(BASE_LAYERS)}", code="gis.unknown_base_layer",
-                           loc=["path", "layer"])
+        raise InvalidInput(
+            f"layer must be one of {', '.join(BASE_LAYERS)}", code="gis.unknown_base_layer", loc=["path", "layer"]
+        )
     report = LoadReport(kind=f"base:{layer}", source=source, crs=crs, rows=[])
     good: list[tuple[list[Any], BaseGeometry]] = []
     allowed = _BASE_GEOMETRY[layer]
@@ -728,6 +798,11 @@ def load_base_features(session: Session, rows: list[RawRow], *, layer: str, sour
     table = BaseFeature.__table__
     if replace:
         session.execute(table.delete().where(table.c.layer == layer, table.c.source == source[:100]))
-    spatial.bulk_append(session, table, ["layer", "code", "name", "kind", "source"],  # type: ignore[arg-type]
-                        [r for r, _ in good], [g for _, g in good])
+    spatial.bulk_append(
+        session,
+        table,
+        ["layer", "code", "name", "kind", "source"],  # type: ignore[arg-type]
+        [r for r, _ in good],
+        [g for _, g in good],
+    )
     return report

@@ -30,8 +30,24 @@ router = APIRouter(tags=["map"])
 
 LIGHTS = ("red", "yellow", "green", "paused", "none")
 # Colours of the major classes on the map and the dashboard (by position in the sorted list of majors).
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+)
 MAX_HOTSPOT_CELLS = 20_000
 
 
@@ -62,10 +78,14 @@ def hotspots(
     has the count per major class. Also the totals per major class and per grid, largest first.
     """
     if created_from is not None and created_to is not None and created_from >= created_to:
-        raise InvalidInput("created_from must be before created_to", code="map.bad_period",
-                           loc=["query", "created_from"])
-    visible = casework_service.visible_cases(actor).with_only_columns(
-        Case.grid_code, Case.class_code, Case.lon, Case.lat).where(Case.merged_into_id.is_(None))
+        raise InvalidInput(
+            "created_from must be before created_to", code="map.bad_period", loc=["query", "created_from"]
+        )
+    visible = (
+        casework_service.visible_cases(actor)
+        .with_only_columns(Case.grid_code, Case.class_code, Case.lon, Case.lat)
+        .where(Case.merged_into_id.is_(None))
+    )
     if created_from is not None:
         visible = visible.where(Case.created_at >= created_from)
     if created_to is not None:
@@ -74,9 +94,17 @@ def hotspots(
         visible = visible.where(Case.class_code.like(major.replace("%", "").replace("_", "") + "%"))
     sub = visible.subquery()
     maj = sa.func.substr(sub.c.class_code, 1, 3)
-    q = (select(sub.c.grid_code, maj.label("major"), sa.func.count().label("n"),
-                sa.func.sum(sub.c.lon).label("slon"), sa.func.sum(sub.c.lat).label("slat"))
-         .group_by(sub.c.grid_code, maj).limit(MAX_HOTSPOT_CELLS))
+    q = (
+        select(
+            sub.c.grid_code,
+            maj.label("major"),
+            sa.func.count().label("n"),
+            sa.func.sum(sub.c.lon).label("slon"),
+            sa.func.sum(sub.c.lat).label("slat"),
+        )
+        .group_by(sub.c.grid_code, maj)
+        .limit(MAX_HOTSPOT_CELLS)
+    )
     grids: dict[str, dict[str, Any]] = {}
     by_class: dict[str, int] = {}
     total = 0
@@ -94,8 +122,11 @@ def hotspots(
             "type": "Feature",
             "id": code,
             "geometry": {"type": "Point", "coordinates": [round(g["slon"] / g["n"], 6), round(g["slat"] / g["n"], 6)]},
-            "properties": {"grid_code": code, "count": g["n"],
-                           "classes": dict(sorted(g["classes"].items(), key=lambda kv: (-kv[1], kv[0])))},
+            "properties": {
+                "grid_code": code,
+                "count": g["n"],
+                "classes": dict(sorted(g["classes"].items(), key=lambda kv: (-kv[1], kv[0]))),
+            },
         }
         for code, g in sorted(grids.items(), key=lambda kv: (-kv[1]["n"], kv[0]))
     ]
@@ -105,8 +136,10 @@ def hotspots(
         "total": total,
         "max_count": max((f["properties"]["count"] for f in features), default=0),
         "by_class": [{"major": m, "count": n} for m, n in sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0]))],
-        "period": {"from": created_from.isoformat() if created_from else None,
-                   "to": created_to.isoformat() if created_to else None},
+        "period": {
+            "from": created_from.isoformat() if created_from else None,
+            "to": created_to.isoformat() if created_to else None,
+        },
     }
 
 
@@ -125,8 +158,9 @@ def cases_layer(
     now = now or utcnow()
     for i, light in enumerate(lights):
         if light not in LIGHTS:
-            raise InvalidInput(f"light must be one of {', '.join(LIGHTS)}", code="case.bad_light",
-                               loc=["query", "light", i])
+            raise InvalidInput(
+                f"light must be one of {', '.join(LIGHTS)}", code="case.bad_light", loc=["query", "light", i]
+            )
     q = casework_service.visible_cases(actor)
     if statuses:
         q = q.where(Case.status.in_(statuses))
@@ -149,8 +183,13 @@ def cases_layer(
             "id": c.id,
             "geometry": {"type": "Point", "coordinates": [c.lon, c.lat]},
             "properties": {
-                "id": c.id, "number": c.number, "status": c.status.value, "class_code": c.class_code,
-                "urgency": c.urgency, "grid_code": c.grid_code, "department_id": c.department_id,
+                "id": c.id,
+                "number": c.number,
+                "status": c.status.value,
+                "class_code": c.class_code,
+                "urgency": c.urgency,
+                "grid_code": c.grid_code,
+                "department_id": c.department_id,
                 "deadline_at": c.deadline_at.isoformat() if c.deadline_at else None,
                 "light": casework_service.light_of(c, now),
             },
@@ -171,8 +210,15 @@ def map_cases(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     """The case layer of the live map (only the cases the user may see)."""
-    return cases_layer(session, actor=casework_service.actor_of(user), bbox=components_service.parse_bbox(bbox),
-                       statuses=status or [], lights=light or [], offset=offset, limit=limit)
+    return cases_layer(
+        session,
+        actor=casework_service.actor_of(user),
+        bbox=components_service.parse_bbox(bbox),
+        statuses=status or [],
+        lights=light or [],
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.get("/map/hotspots", summary="Case counts by unit grid and major class for a period (GeoJSON)")
@@ -180,16 +226,19 @@ def map_hotspots(
     request: Request,
     session: DbSession,
     user: CurrentUser,
-    created_from: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")]
-    = None,
-    created_to: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")]
-    = None,
+    created_from: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
+    created_to: Annotated[BoundedDatetime | None, Query(description="date or datetime; no zone: the city's")] = None,
     major: Annotated[str | None, Query(pattern=r"^[CE]\d{2}$", description="one major class, e.g. C01")] = None,
 ) -> dict[str, Any]:
     """The dashboard's hot-spot map, aggregated in the database (only the cases the user may see)."""
     tz = request.app.state.rules.calendar.timezone
-    out = hotspots(session, actor=casework_service.actor_of(user), created_from=localize(created_from, tz),
-                   created_to=localize(created_to, tz), major=major)
+    out = hotspots(
+        session,
+        actor=casework_service.actor_of(user),
+        created_from=localize(created_from, tz),
+        created_to=localize(created_to, tz),
+        major=major,
+    )
     names = {e["major"]: e for e in legend(request.app.state.rules.catalog)}
     for row in out["by_class"]:
         row["name"] = names.get(row["major"], {}).get("name", "")
@@ -203,24 +252,36 @@ def map_legend(request: Request, user: CurrentUser) -> dict[str, Any]:
     return {"majors": legend(request.app.state.rules.catalog)}
 
 
-@router.post("/gis/areas", summary="Import districts, streets, communities and unit grids (GeoJSON)",
-             dependencies=[require_roles(Role.ADMIN)])
+@router.post(
+    "/gis/areas",
+    summary="Import districts, streets, communities and unit grids (GeoJSON)",
+    dependencies=[require_roles(Role.ADMIN)],
+)
 def import_areas(
     session: DbSession,
     settings: SettingsDep,
-    body: Annotated[dict[str, Any], Body(description="a GeoJSON FeatureCollection; properties code, name, "
-                                                     "region_class (grids: start_date, end_date)")],
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            description="a GeoJSON FeatureCollection; properties code, name, region_class (grids: start_date, end_date)"
+        ),
+    ],
     crs: Annotated[str, Query(description="EPSG code of the coordinates")] = readers.WGS84,
 ) -> dict[str, Any]:
     """Validate and load the areas; 422 ``gis.load_rejected`` with the full report when any row is bad."""
-    report = loader.load_areas(session, readers.read_geojson(body, crs=crs), source="import:areas", crs=crs,
-                               projected_crs=settings.projected_crs)
+    report = loader.load_areas(
+        session,
+        readers.read_geojson(body, crs=crs),
+        source="import:areas",
+        crs=crs,
+        projected_crs=settings.projected_crs,
+    )
     return report.to_dict()
 
 
-
-def read_layer_upload(file: UploadFile, *, settings: Settings, crs: str,
-                      readers_by_suffix: dict[str, Callable[..., Any]]) -> Any:
+def read_layer_upload(
+    file: UploadFile, *, settings: Settings, crs: str, readers_by_suffix: dict[str, Callable[..., Any]]
+) -> Any:
     """An admin's GIS upload read (at most 10 × the photo limit) by the reader its file suffix names.
 
     413 ``gis.too_large`` above the limit; 400 ``gis.bad_file_type`` for a suffix no reader takes.
@@ -233,11 +294,14 @@ def read_layer_upload(file: UploadFile, *, settings: Settings, crs: str,
     for suffix, read in readers_by_suffix.items():
         if name.endswith(suffix):
             return read(data, crs=crs)
-    raise BadRequest(f"upload a {', '.join(readers_by_suffix)} file", code="gis.bad_file_type",
-                     loc=["body", "file"])
+    raise BadRequest(f"upload a {', '.join(readers_by_suffix)} file", code="gis.bad_file_type", loc=["body", "file"])
 
-@router.post("/gis/components", summary="Import components (GeoJSON or CSV with x,y / lon,lat)",
-             dependencies=[require_roles(Role.ADMIN)])
+
+@router.post(
+    "/gis/components",
+    summary="Import components (GeoJSON or CSV with x,y / lon,lat)",
+    dependencies=[require_roles(Role.ADMIN)],
+)
 def import_components(
     request: Request,
     session: DbSession,
@@ -246,8 +310,17 @@ def import_components(
     crs: Annotated[str, Form(description="EPSG code of the coordinates, e.g. EPSG:4545")] = readers.WGS84,
 ) -> dict[str, Any]:
     """Validate and upsert components by ID; 422 ``gis.load_rejected`` with the report when any row is bad."""
-    rows = read_layer_upload(file, settings=settings, crs=crs, readers_by_suffix={
-        ".csv": readers.read_csv_points, ".geojson": readers.read_geojson, ".json": readers.read_geojson})
-    report = loader.load_components(session, rows, source=f"import:{file.filename}"[:100], crs=crs,
-                                    catalog=request.app.state.rules.catalog)
+    rows = read_layer_upload(
+        file,
+        settings=settings,
+        crs=crs,
+        readers_by_suffix={
+            ".csv": readers.read_csv_points,
+            ".geojson": readers.read_geojson,
+            ".json": readers.read_geojson,
+        },
+    )
+    report = loader.load_components(
+        session, rows, source=f"import:{file.filename}"[:100], crs=crs, catalog=request.app.state.rules.catalog
+    )
     return report.to_dict()

@@ -47,8 +47,11 @@ def parse_crs(crs: str | None) -> CRS:
     except (CRSError, TypeError, ValueError):
         parsed = None
     if parsed is None or parsed.to_epsg() is None:
-        raise InvalidInput(f"unknown coordinate reference system {crs!r} (give an EPSG code such as EPSG:4545)",
-                           code="geo.unknown_crs", loc=["body", "crs"])
+        raise InvalidInput(
+            f"unknown coordinate reference system {crs!r} (give an EPSG code such as EPSG:4545)",
+            code="geo.unknown_crs",
+            loc=["body", "crs"],
+        )
     return parsed
 
 
@@ -164,8 +167,9 @@ def read_geojson(data: bytes | str | dict[str, Any], *, crs: str | None = None) 
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise BadRequest(f"not valid JSON: {exc.msg} at line {exc.lineno}", code="gis.bad_geojson",
-                             loc=["body"]) from exc
+            raise BadRequest(
+                f"not valid JSON: {exc.msg} at line {exc.lineno}", code="gis.bad_geojson", loc=["body"]
+            ) from exc
     if not isinstance(data, dict):
         raise BadRequest("GeoJSON must be an object", code="gis.bad_geojson", loc=["body"])
     if data.get("type") == "Feature":
@@ -239,15 +243,13 @@ def read_csv_points(data: bytes | str, *, crs: str | None = None) -> list[RawRow
     xi = next((lower.index(n) for n in _X_NAMES if n in lower), None)
     yi = next((lower.index(n) for n in _Y_NAMES if n in lower), None)
     if xi is None or yi is None:
-        raise BadRequest("the CSV needs coordinate columns x,y or lon,lat", code="gis.bad_csv",
-                         loc=["body", "file"])
+        raise BadRequest("the CSV needs coordinate columns x,y or lon,lat", code="gis.bad_csv", loc=["body", "file"])
     rows: list[RawRow] = []
     try:
         for i, cells in enumerate(reader, start=1):
             if not any(c.strip() for c in cells):
                 continue
-            props = {n: (cells[k].strip() if k < len(cells) else "") for k, n in enumerate(names)
-                     if k not in (xi, yi)}
+            props = {n: (cells[k].strip() if k < len(cells) else "") for k, n in enumerate(names) if k not in (xi, yi)}
             try:
                 x, y = float(cells[xi]), float(cells[yi])
                 if not (math.isfinite(x) and math.isfinite(y)):
@@ -272,8 +274,11 @@ def read_shapefile(data: bytes, *, crs: str | None = None) -> list[RawRow]:
         zf = zipfile.ZipFile(io.BytesIO(data))
         names = {n.lower().rsplit(".", 1)[-1]: n for n in zf.namelist() if "." in n and not n.endswith("/")}
     except zipfile.BadZipFile as exc:
-        raise BadRequest("a Shapefile must be uploaded as a .zip of .shp, .shx and .dbf",
-                         code="gis.bad_shapefile", loc=["body", "file"]) from exc
+        raise BadRequest(
+            "a Shapefile must be uploaded as a .zip of .shp, .shx and .dbf",
+            code="gis.bad_shapefile",
+            loc=["body", "file"],
+        ) from exc
     if not {"shp", "dbf"} <= names.keys():
         raise BadRequest("the .zip holds no .shp and .dbf", code="gis.bad_shapefile", loc=["body", "file"])
     if "prj" in names:
@@ -288,13 +293,21 @@ def read_shapefile(data: bytes, *, crs: str | None = None) -> list[RawRow]:
     if "cpg" in names:
         encoding = zf.read(names["cpg"]).decode("ascii", "replace").strip() or "utf-8"
     try:
-        reader = shapefile.Reader(shp=io.BytesIO(zf.read(names["shp"])), dbf=io.BytesIO(zf.read(names["dbf"])),
-                                  shx=io.BytesIO(zf.read(names["shx"])) if "shx" in names else None,
-                                  encoding=encoding, encodingErrors="strict")
+        reader = shapefile.Reader(
+            shp=io.BytesIO(zf.read(names["shp"])),
+            dbf=io.BytesIO(zf.read(names["dbf"])),
+            shx=io.BytesIO(zf.read(names["shx"])) if "shx" in names else None,
+            encoding=encoding,
+            encodingErrors="strict",
+        )
         records = reader.shapeRecords()
     except UnicodeDecodeError:
-        reader = shapefile.Reader(shp=io.BytesIO(zf.read(names["shp"])), dbf=io.BytesIO(zf.read(names["dbf"])),
-                                  encoding="gb18030", encodingErrors="replace")
+        reader = shapefile.Reader(
+            shp=io.BytesIO(zf.read(names["shp"])),
+            dbf=io.BytesIO(zf.read(names["dbf"])),
+            encoding="gb18030",
+            encodingErrors="replace",
+        )
         records = reader.shapeRecords()
     except Exception as exc:  # noqa: BLE001  (pyshp raises several kinds for damaged files)
         raise BadRequest(f"unreadable Shapefile: {exc}", code="gis.bad_shapefile", loc=["body", "file"]) from exc

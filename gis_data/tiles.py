@@ -67,21 +67,50 @@ class LayerInfo:
 
 
 LAYERS: dict[str, LayerInfo] = {
-    "base": LayerInfo("base", "底图", "Base map", 0, {"name": "名称", "kind": "类别"}, public=True,
-                      sublayers=BASE_LAYERS),
-    "admin": LayerInfo("admin", "行政区划", "Admin areas", 0,
-                       {"code": "区划代码", "name": "名称", "level": "district | street | community"}),
+    "base": LayerInfo(
+        "base", "底图", "Base map", 0, {"name": "名称", "kind": "类别"}, public=True, sublayers=BASE_LAYERS
+    ),
+    "admin": LayerInfo(
+        "admin",
+        "行政区划",
+        "Admin areas",
+        0,
+        {"code": "区划代码", "name": "名称", "level": "district | street | community"},
+    ),
     "grids": LayerInfo("grids", "单元网格", "Unit grids", 13, {"code": "网格编码", "community_code": "社区代码"}),
-    "components": LayerInfo("components", "部件", "Components", 15,
-                            {"code": "部件标识码", "class_code": "小类", "major": "大类", "name": "名称",
-                             "state": "状态"}),
-    "cases": LayerInfo("cases", "案件", "Cases", 0,
-                       {"number": "案卷号", "class_code": "小类", "major": "大类", "status": "状态",
-                        "light": "red | yellow | green | paused | none", "department": "处置部门",
-                        "department_id": "部门ID", "count": "聚合数（缩小时）", "cluster": "1 = 聚合点"},
-                       per_user=True),
-    "hotspots": LayerInfo("hotspots", "热点", "Hot spots", 0,
-                          {"grid_code": "网格编码", "count": f"近{HOTSPOT_DAYS}天案件数"}, per_user=True),
+    "components": LayerInfo(
+        "components",
+        "部件",
+        "Components",
+        15,
+        {"code": "部件标识码", "class_code": "小类", "major": "大类", "name": "名称", "state": "状态"},
+    ),
+    "cases": LayerInfo(
+        "cases",
+        "案件",
+        "Cases",
+        0,
+        {
+            "number": "案卷号",
+            "class_code": "小类",
+            "major": "大类",
+            "status": "状态",
+            "light": "red | yellow | green | paused | none",
+            "department": "处置部门",
+            "department_id": "部门ID",
+            "count": "聚合数（缩小时）",
+            "cluster": "1 = 聚合点",
+        },
+        per_user=True,
+    ),
+    "hotspots": LayerInfo(
+        "hotspots",
+        "热点",
+        "Hot spots",
+        0,
+        {"grid_code": "网格编码", "count": f"近{HOTSPOT_DAYS}天案件数"},
+        per_user=True,
+    ),
 }
 
 
@@ -89,17 +118,16 @@ def check_tile(layer: str, z: int, x: int, y: int) -> LayerInfo:
     """The layer's info; 404 ``tile.unknown_layer``, 422 ``tile.out_of_range`` for impossible z/x/y."""
     info = LAYERS.get(layer)
     if info is None:
-        raise NotFound(f"no tile layer {layer!r} (layers: {', '.join(LAYERS)})", code="tile.unknown_layer",
-                       loc=["path", "layer"])
+        raise NotFound(
+            f"no tile layer {layer!r} (layers: {', '.join(LAYERS)})", code="tile.unknown_layer", loc=["path", "layer"]
+        )
     if not 0 <= z <= MAX_ZOOM:
         raise InvalidInput(f"z must be between 0 and {MAX_ZOOM}", code="tile.out_of_range", loc=["path", "z"])
     n = 1 << z
     if not 0 <= x < n:
-        raise InvalidInput(f"x must be between 0 and {n - 1} at zoom {z}", code="tile.out_of_range",
-                           loc=["path", "x"])
+        raise InvalidInput(f"x must be between 0 and {n - 1} at zoom {z}", code="tile.out_of_range", loc=["path", "x"])
     if not 0 <= y < n:
-        raise InvalidInput(f"y must be between 0 and {n - 1} at zoom {z}", code="tile.out_of_range",
-                           loc=["path", "y"])
+        raise InvalidInput(f"y must be between 0 and {n - 1} at zoom {z}", code="tile.out_of_range", loc=["path", "y"])
     return info
 
 
@@ -147,8 +175,12 @@ def _data_version(session: Session, layer: str, now: dt.datetime) -> str:
         bucket = now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
         return f"{last or 0}:{bucket}"
     if layer == "components":
-        a, b = session.execute(sa.select(sa.select(sa.func.max(ComponentHistory.id)).scalar_subquery(),
-                                         sa.select(sa.func.max(Component.id)).scalar_subquery())).one()
+        a, b = session.execute(
+            sa.select(
+                sa.select(sa.func.max(ComponentHistory.id)).scalar_subquery(),
+                sa.select(sa.func.max(Component.id)).scalar_subquery(),
+            )
+        ).one()
         return f"{a or 0}:{b or 0}"
     table = {"admin": Area, "grids": Grid, "base": BaseFeature}[layer]
     n, last = session.execute(sa.select(sa.func.count(), sa.func.max(table.id))).one()
@@ -204,36 +236,72 @@ def variant(info: LayerInfo, z: int, actor: casework_service.Actor | None) -> tu
     return ()
 
 
-def layer_selects(dialect_name: str, info: LayerInfo, var: tuple[Any, ...],
-                  actor: casework_service.Actor | None) -> list[tuple[str, sa.Select[Any]]]:
+def layer_selects(
+    dialect_name: str, info: LayerInfo, var: tuple[Any, ...], actor: casework_service.Actor | None
+) -> list[tuple[str, sa.Select[Any]]]:
     """The (MVT layer name, select) pairs of a kind of tile, with the tile's and layer's values as binds."""
+
     def box(col: Any) -> Any:
         return spatial.tile_box_filter(dialect_name, col)
 
     if info.name == "base":
         t = BaseFeature
-        return [(sub, sa.select(t.id.label("fid"), t.name, t.kind, t.geom).where(box(t.geom), t.layer == sub))
-                for sub in info.mvt_layers if sub != "building" or var[0]]
+        return [
+            (sub, sa.select(t.id.label("fid"), t.name, t.kind, t.geom).where(box(t.geom), t.layer == sub))
+            for sub in info.mvt_layers
+            if sub != "building" or var[0]
+        ]
     if info.name == "admin":
-        return [("admin", sa.select(Area.id.label("fid"), Area.code, Area.name, Area.level, Area.geom)
-                 .where(box(Area.geom), Area.level.in_(var)))]
+        return [
+            (
+                "admin",
+                sa.select(Area.id.label("fid"), Area.code, Area.name, Area.level, Area.geom).where(
+                    box(Area.geom), Area.level.in_(var)
+                ),
+            )
+        ]
     if info.name == "grids":
-        return [("grids", sa.select(Grid.id.label("fid"), Grid.code, Grid.community_code, Grid.geom)
-                 .where(box(Grid.geom)))]
+        return [
+            ("grids", sa.select(Grid.id.label("fid"), Grid.code, Grid.community_code, Grid.geom).where(box(Grid.geom)))
+        ]
     if info.name == "components":
         c = Component
-        return [("components", sa.select(c.id.label("fid"), c.code, c.class_code, _major(c.class_code).label("major"),
-                                         c.name, c.state, c.geom).where(box(c.geom)))]
+        return [
+            (
+                "components",
+                sa.select(
+                    c.id.label("fid"),
+                    c.code,
+                    c.class_code,
+                    _major(c.class_code).label("major"),
+                    c.name,
+                    c.state,
+                    c.geom,
+                ).where(box(c.geom)),
+            )
+        ]
     assert actor is not None
     visible = casework_service.visible_cases(actor).where(Case.merged_into_id.is_(None))
     if info.name == "hotspots":
-        sub = (visible.with_only_columns(Case.id, Case.grid_code, Case.lon, Case.lat)
-               .where(box(Case.geom), Case.created_at >= sa.bindparam("since", type_=Case.created_at.type))
-               .subquery())
-        return [("hotspots", sa.select(sa.func.min(sub.c.id).label("fid"), sub.c.grid_code,
-                                       sa.func.count().label("count"),
-                                       sa.func.avg(sub.c.lon).label("lon"), sa.func.avg(sub.c.lat).label("lat"))
-                 .where(sub.c.grid_code.is_not(None)).group_by(sub.c.grid_code))]
+        sub = (
+            visible.with_only_columns(Case.id, Case.grid_code, Case.lon, Case.lat)
+            .where(box(Case.geom), Case.created_at >= sa.bindparam("since", type_=Case.created_at.type))
+            .subquery()
+        )
+        return [
+            (
+                "hotspots",
+                sa.select(
+                    sa.func.min(sub.c.id).label("fid"),
+                    sub.c.grid_code,
+                    sa.func.count().label("count"),
+                    sa.func.avg(sub.c.lon).label("lon"),
+                    sa.func.avg(sub.c.lat).label("lat"),
+                )
+                .where(sub.c.grid_code.is_not(None))
+                .group_by(sub.c.grid_code),
+            )
+        ]
     open_cases = visible.where(Case.status.not_in(list(TERMINAL)), box(Case.geom))
     if var[0]:  # clusters: cells of the tile by the position of their cases
         f = {k: sa.bindparam(k, type_=sa.Float()) for k in ("cx0", "cy1", "ckx", "cky")}
@@ -241,17 +309,34 @@ def layer_selects(dialect_name: str, info: LayerInfo, var: tuple[Any, ...],
         # turned the cell arithmetic of every case into slow decimal arithmetic on PostgreSQL
         cx = sa.func.floor((Case.lon - f["cx0"]) * f["ckx"])
         cy = sa.func.floor((f["cy1"] - Case.lat) * f["cky"])
-        sub = open_cases.with_only_columns(Case.id, Case.lon, Case.lat, cx.label("cx"), cy.label("cy"),
-                                           _light_rank().label("rank")).subquery()
-        return [("cases", sa.select(sa.func.min(sub.c.id).label("fid"), sa.func.count().label("count"),
-                                    _light_of_rank(sa.func.max(sub.c.rank)).label("light"),
-                                    sa.literal(1).label("cluster"),
-                                    sa.func.avg(sub.c.lon).label("lon"), sa.func.avg(sub.c.lat).label("lat"))
-                 .group_by(sub.c.cx, sub.c.cy))]
-    q = (open_cases.with_only_columns(Case.id.label("fid"), Case.number, Case.class_code,
-                                      _major(Case.class_code).label("major"), Case.status, _light().label("light"),
-                                      Department.name.label("department"), Case.department_id, Case.lon, Case.lat)
-         .outerjoin(Department, Department.id == Case.department_id))
+        sub = open_cases.with_only_columns(
+            Case.id, Case.lon, Case.lat, cx.label("cx"), cy.label("cy"), _light_rank().label("rank")
+        ).subquery()
+        return [
+            (
+                "cases",
+                sa.select(
+                    sa.func.min(sub.c.id).label("fid"),
+                    sa.func.count().label("count"),
+                    _light_of_rank(sa.func.max(sub.c.rank)).label("light"),
+                    sa.literal(1).label("cluster"),
+                    sa.func.avg(sub.c.lon).label("lon"),
+                    sa.func.avg(sub.c.lat).label("lat"),
+                ).group_by(sub.c.cx, sub.c.cy),
+            )
+        ]
+    q = open_cases.with_only_columns(
+        Case.id.label("fid"),
+        Case.number,
+        Case.class_code,
+        _major(Case.class_code).label("major"),
+        Case.status,
+        _light().label("light"),
+        Department.name.label("department"),
+        Case.department_id,
+        Case.lon,
+        Case.lat,
+    ).outerjoin(Department, Department.id == Case.department_id)
     return [("cases", q)]
 
 
@@ -298,6 +383,7 @@ def _driver_sql(stmt: Any, dialect: sa.Dialect) -> str | None:
     A case tile statement holds some fifty fixed values (SRIDs, extents, the light names, the closed statuses,
     the audience's department); sent as parameters, binding and planning them cost more than running the
     statement on a near-empty tile (0.27 ms against 0.13 ms written in, the raw query 0.09 ms)."""
+
     def swap(el: Any, **_kw: Any) -> Any:
         if isinstance(el, sa.BindParameter) and el.key in TILE_PARAMS:
             return sa.literal_column(f"%({el.key})s::{el.type.compile(dialect=dialect)}")
@@ -334,8 +420,15 @@ def _versioned_statement(tile: spatial.PreparedTile) -> Any | None:
     return sa.select(v.c.last, same.label("same"), body.label("mvt")).select_from(v)
 
 
-def prepared(dialect_name: str, info: LayerInfo, var: tuple[Any, ...], actor: casework_service.Actor | None, *,
-             shift: bool, encoder: bool) -> _Kind:
+def prepared(
+    dialect_name: str,
+    info: LayerInfo,
+    var: tuple[Any, ...],
+    actor: casework_service.Actor | None,
+    *,
+    shift: bool,
+    encoder: bool,
+) -> _Kind:
     """The statements of a kind of tile, built once (an LRU of a few hundred kinds: layers × audiences)."""
     key = (dialect_name, info.name, var, shift, encoder)
     with _PREPARED_LOCK:
@@ -343,8 +436,9 @@ def prepared(dialect_name: str, info: LayerInfo, var: tuple[Any, ...], actor: ca
         if found is not None:
             _PREPARED.move_to_end(key)
             return found
-    tile = spatial.PreparedTile(dialect_name, layer_selects(dialect_name, info, var, actor), shift=shift,
-                                encoder=encoder)
+    tile = spatial.PreparedTile(
+        dialect_name, layer_selects(dialect_name, info, var, actor), shift=shift, encoder=encoder
+    )
     built = _Kind(tile, _versioned_statement(tile) if info.per_user else None)
     with _PREPARED_LOCK:
         _PREPARED[key] = built
@@ -353,9 +447,18 @@ def prepared(dialect_name: str, info: LayerInfo, var: tuple[Any, ...], actor: ca
     return built
 
 
-def build_tile(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
-               actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool = False,
-               encoder: bool = False) -> bytes:
+def build_tile(
+    session: Session,
+    info: LayerInfo,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    actor: casework_service.Actor | None,
+    now: dt.datetime,
+    gcj02: bool = False,
+    encoder: bool = False,
+) -> bytes:
     """The MVT bytes of one tile (empty bytes for an empty tile); ``gcj02`` shifts it onto a GCJ-02 basemap."""
     var = variant(info, z, actor)
     if var is None:
@@ -368,9 +471,18 @@ def build_tile(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
     return kind.tile.run(session, z, x, y, params)
 
 
-def _build_versioned(session: Session, info: LayerInfo, z: int, x: int, y: int, *,
-                     actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool,
-                     known: int) -> tuple[int, bytes | None] | None:
+def _build_versioned(
+    session: Session,
+    info: LayerInfo,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    actor: casework_service.Actor | None,
+    now: dt.datetime,
+    gcj02: bool,
+    known: int,
+) -> tuple[int, bytes | None] | None:
     """(newest case event, tile bytes) in one statement; bytes None when the newest event is ``known``.
 
     None when this kind of tile has no such statement (the caller asks for the version on its own)."""
@@ -438,13 +550,24 @@ def etag_of(key: str) -> str:
     return '"' + hashlib.sha1(key.encode()).hexdigest()[:24] + '"'
 
 
-def get_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int, y: int, *,
-             actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool = False,
-             if_none_match: str | None = None) -> tuple[bytes | None, str]:
+def get_tile(
+    session: Session,
+    cache: TileCache,
+    info: LayerInfo,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    actor: casework_service.Actor | None,
+    now: dt.datetime,
+    gcj02: bool = False,
+    if_none_match: str | None = None,
+) -> tuple[bytes | None, str]:
     """(tile bytes, ETag); bytes None when ``if_none_match`` already names the current tile (304)."""
     if info.per_user and spatial.builds_tiles_in_sql(session):
-        found = _get_case_tile(session, cache, info, z, x, y, actor=actor, now=now, gcj02=gcj02,
-                               if_none_match=if_none_match)
+        found = _get_case_tile(
+            session, cache, info, z, x, y, actor=actor, now=now, gcj02=gcj02, if_none_match=if_none_match
+        )
         if found is not None:
             return found
     who = audience(actor) if info.per_user else "all"
@@ -464,9 +587,19 @@ def _bucket(layer: str, now: dt.datetime) -> str:
     return now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
 
 
-def _get_case_tile(session: Session, cache: TileCache, info: LayerInfo, z: int, x: int, y: int, *,
-                   actor: casework_service.Actor | None, now: dt.datetime, gcj02: bool,
-                   if_none_match: str | None) -> tuple[bytes | None, str] | None:
+def _get_case_tile(
+    session: Session,
+    cache: TileCache,
+    info: LayerInfo,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    actor: casework_service.Actor | None,
+    now: dt.datetime,
+    gcj02: bool,
+    if_none_match: str | None,
+) -> tuple[bytes | None, str] | None:
     """:func:`get_tile` of a case layer on PostGIS: the version and (unless the tile held is current) the tile
     in one statement. None when the tile has no such statement."""
     who = audience(actor)
@@ -510,8 +643,10 @@ def city_bounds(session: Session) -> Bbox | None:
     """The WGS84 bounds of the city's districts (else of its grids), or None for an empty city."""
     import shapely  # noqa: PLC0415
 
-    for stmt in (sa.select(sa.func.ST_AsBinary(Area.geom)).where(Area.level == "district"),
-                 sa.select(sa.func.ST_AsBinary(Grid.geom)).limit(100_000)):
+    for stmt in (
+        sa.select(sa.func.ST_AsBinary(Area.geom)).where(Area.level == "district"),
+        sa.select(sa.func.ST_AsBinary(Grid.geom)).limit(100_000),
+    ):
         wkbs = [bytes(w) for w in session.scalars(stmt) if w is not None]
         if wkbs:
             x0, y0, x1, y1 = shapely.total_bounds(shapely.from_wkb(wkbs))
@@ -519,8 +654,9 @@ def city_bounds(session: Session) -> Bbox | None:
     return None
 
 
-def tilejson(info: LayerInfo, *, base_url: str, bounds: Bbox | None, lang: str = "zh",
-             query: str = "") -> dict[str, Any]:
+def tilejson(
+    info: LayerInfo, *, base_url: str, bounds: Bbox | None, lang: str = "zh", query: str = ""
+) -> dict[str, Any]:
     """The TileJSON 3.0 document of a layer."""
     b = bounds or (-180.0, -85.0511, 180.0, 85.0511)
     centre = [round((b[0] + b[2]) / 2, 6), round((b[1] + b[3]) / 2, 6), 13 if bounds else 2]
@@ -533,16 +669,23 @@ def tilejson(info: LayerInfo, *, base_url: str, bounds: Bbox | None, lang: str =
         "maxzoom": MAX_ZOOM,
         "bounds": [round(v, 6) for v in b],
         "center": centre,
-        "vector_layers": [{"id": sub, "fields": info.fields, "minzoom": info.minzoom, "maxzoom": MAX_ZOOM}
-                          for sub in info.mvt_layers],
+        "vector_layers": [
+            {"id": sub, "fields": info.fields, "minzoom": info.minzoom, "maxzoom": MAX_ZOOM} for sub in info.mvt_layers
+        ],
     }
 
 
 LIGHT_COLOURS = {"red": "#d62728", "yellow": "#f2b701", "green": "#2ca02c", "paused": "#7f7f7f", "none": "#1f77b4"}
 
 
-def style(*, base_url: str, legend: list[dict[str, Any]], external: dict[str, Any] | None = None,
-          lang: str = "zh", bounds: Bbox | None = None) -> dict[str, Any]:
+def style(
+    *,
+    base_url: str,
+    legend: list[dict[str, Any]],
+    external: dict[str, Any] | None = None,
+    lang: str = "zh",
+    bounds: Bbox | None = None,
+) -> dict[str, Any]:
     """The MapLibre style of the live map: base map, areas, grids, components, heat, cases (by light)."""
     zh = lang == "zh"
     font = ["Noto Sans Regular"]
@@ -555,82 +698,224 @@ def style(*, base_url: str, legend: list[dict[str, Any]], external: dict[str, An
     for k, v in LIGHT_COLOURS.items():
         light_colour += [k, v]
     light_colour.append("#1f77b4")
-    layers: list[dict[str, Any]] = [{"id": "background", "type": "background",
-                                     "paint": {"background-color": "#f4f1ea"}}]
+    layers: list[dict[str, Any]] = [
+        {"id": "background", "type": "background", "paint": {"background-color": "#f4f1ea"}}
+    ]
     if external:
-        sources["external"] = {"type": "raster", "tiles": external["tiles"], "tileSize": 256,
-                               "attribution": external.get("attribution", "")}
+        sources["external"] = {
+            "type": "raster",
+            "tiles": external["tiles"],
+            "tileSize": 256,
+            "attribution": external.get("attribution", ""),
+        }
         layers.append({"id": "external", "type": "raster", "source": "external"})
     layers += [
-        {"id": "base-green", "type": "fill", "source": "base", "source-layer": "green",
-         "paint": {"fill-color": "#cfe8c0"}},
-        {"id": "base-water", "type": "fill", "source": "base", "source-layer": "water",
-         "filter": ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]],
-         "paint": {"fill-color": "#a9d3f2"}},
-        {"id": "base-building", "type": "fill", "source": "base", "source-layer": "building", "minzoom": 14,
-         "paint": {"fill-color": "#e0d8cc", "fill-outline-color": "#c9bfb0"}},
-        {"id": "base-road-casing", "type": "line", "source": "base", "source-layer": "road",
-         "layout": {"line-cap": "round", "line-join": "round"},
-         "paint": {"line-color": "#c8bca8",
-                   "line-width": ["interpolate", ["linear"], ["zoom"], 11,
-                                  ["match", ["get", "kind"], "主干路", 3, "次干路", 2, 0.5],
-                                  17, ["match", ["get", "kind"], "主干路", 20, "次干路", 14, 8]]}},
-        {"id": "base-road", "type": "line", "source": "base", "source-layer": "road",
-         "layout": {"line-cap": "round", "line-join": "round"},
-         "paint": {"line-color": ["match", ["get", "kind"], "主干路", "#fbd38d", "#ffffff"],
-                   "line-width": ["interpolate", ["linear"], ["zoom"], 11,
-                                  ["match", ["get", "kind"], "主干路", 2, "次干路", 1, 0.3],
-                                  17, ["match", ["get", "kind"], "主干路", 16, "次干路", 11, 6]]}},
-        {"id": "admin-line", "type": "line", "source": "admin", "source-layer": "admin",
-         "paint": {"line-color": ["match", ["get", "level"], "district", "#6a3d9a", "street", "#9e7bb5", "#c2a5cf"],
-                   "line-width": ["match", ["get", "level"], "district", 2.5, "street", 1.5, 1],
-                   "line-dasharray": [3, 2]}},
-        {"id": "grids-line", "type": "line", "source": "grids", "source-layer": "grids", "minzoom": 14,
-         "paint": {"line-color": "#8aa1b1", "line-width": 0.6}},
+        {
+            "id": "base-green",
+            "type": "fill",
+            "source": "base",
+            "source-layer": "green",
+            "paint": {"fill-color": "#cfe8c0"},
+        },
+        {
+            "id": "base-water",
+            "type": "fill",
+            "source": "base",
+            "source-layer": "water",
+            "filter": ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]],
+            "paint": {"fill-color": "#a9d3f2"},
+        },
+        {
+            "id": "base-building",
+            "type": "fill",
+            "source": "base",
+            "source-layer": "building",
+            "minzoom": 14,
+            "paint": {"fill-color": "#e0d8cc", "fill-outline-color": "#c9bfb0"},
+        },
+        {
+            "id": "base-road-casing",
+            "type": "line",
+            "source": "base",
+            "source-layer": "road",
+            "layout": {"line-cap": "round", "line-join": "round"},
+            "paint": {
+                "line-color": "#c8bca8",
+                "line-width": [
+                    "interpolate",
+                    ["linear"],
+                    ["zoom"],
+                    11,
+                    ["match", ["get", "kind"], "主干路", 3, "次干路", 2, 0.5],
+                    17,
+                    ["match", ["get", "kind"], "主干路", 20, "次干路", 14, 8],
+                ],
+            },
+        },
+        {
+            "id": "base-road",
+            "type": "line",
+            "source": "base",
+            "source-layer": "road",
+            "layout": {"line-cap": "round", "line-join": "round"},
+            "paint": {
+                "line-color": ["match", ["get", "kind"], "主干路", "#fbd38d", "#ffffff"],
+                "line-width": [
+                    "interpolate",
+                    ["linear"],
+                    ["zoom"],
+                    11,
+                    ["match", ["get", "kind"], "主干路", 2, "次干路", 1, 0.3],
+                    17,
+                    ["match", ["get", "kind"], "主干路", 16, "次干路", 11, 6],
+                ],
+            },
+        },
+        {
+            "id": "admin-line",
+            "type": "line",
+            "source": "admin",
+            "source-layer": "admin",
+            "paint": {
+                "line-color": ["match", ["get", "level"], "district", "#6a3d9a", "street", "#9e7bb5", "#c2a5cf"],
+                "line-width": ["match", ["get", "level"], "district", 2.5, "street", 1.5, 1],
+                "line-dasharray": [3, 2],
+            },
+        },
+        {
+            "id": "grids-line",
+            "type": "line",
+            "source": "grids",
+            "source-layer": "grids",
+            "minzoom": 14,
+            "paint": {"line-color": "#8aa1b1", "line-width": 0.6},
+        },
         # The heat map is the costliest layer to draw (every point a blurred disc in an off-screen pass: a
         # third of a frame in the browser bench); it is for the city and district view, so it stops at zoom 15,
         # where the cases themselves are drawn one by one, and fades out on the way.
-        {"id": "heat", "type": "heatmap", "source": "hotspots", "source-layer": "hotspots", "maxzoom": 15,
-         "paint": {"heatmap-weight": ["interpolate", ["linear"], ["get", "count"], 0, 0, 20, 1],
-                   "heatmap-radius": ["interpolate", ["linear"], ["zoom"], 10, 12, 14, 28],
-                   "heatmap-opacity": ["interpolate", ["linear"], ["zoom"], 13.5, 0.6, 15, 0]}},
-        {"id": "components", "type": "circle", "source": "components", "source-layer": "components",
-         "minzoom": 15, "filter": ["==", ["geometry-type"], "Point"],
-         "paint": {"circle-color": major_colour, "circle-radius": 3, "circle-stroke-color": "#fff",
-                   "circle-stroke-width": 0.5}},
-        {"id": "components-shape", "type": "line", "source": "components", "source-layer": "components",
-         "minzoom": 15, "filter": ["!=", ["geometry-type"], "Point"],
-         "paint": {"line-color": major_colour, "line-width": 2}},
-        {"id": "cases-cluster", "type": "circle", "source": "cases", "source-layer": "cases",
-         "filter": ["==", ["get", "cluster"], 1],
-         "paint": {"circle-color": light_colour, "circle-opacity": 0.85, "circle-stroke-color": "#fff",
-                   "circle-stroke-width": 1.5,
-                   "circle-radius": ["interpolate", ["linear"], ["get", "count"], 1, 6, 10, 12, 100, 20, 1000, 30]}},
-        {"id": "cases", "type": "circle", "source": "cases", "source-layer": "cases",
-         "filter": ["!", ["has", "cluster"]],
-         "paint": {"circle-color": light_colour, "circle-radius": 6, "circle-stroke-color": "#fff",
-                   "circle-stroke-width": 1.5}},
+        {
+            "id": "heat",
+            "type": "heatmap",
+            "source": "hotspots",
+            "source-layer": "hotspots",
+            "maxzoom": 15,
+            "paint": {
+                "heatmap-weight": ["interpolate", ["linear"], ["get", "count"], 0, 0, 20, 1],
+                "heatmap-radius": ["interpolate", ["linear"], ["zoom"], 10, 12, 14, 28],
+                "heatmap-opacity": ["interpolate", ["linear"], ["zoom"], 13.5, 0.6, 15, 0],
+            },
+        },
+        {
+            "id": "components",
+            "type": "circle",
+            "source": "components",
+            "source-layer": "components",
+            "minzoom": 15,
+            "filter": ["==", ["geometry-type"], "Point"],
+            "paint": {
+                "circle-color": major_colour,
+                "circle-radius": 3,
+                "circle-stroke-color": "#fff",
+                "circle-stroke-width": 0.5,
+            },
+        },
+        {
+            "id": "components-shape",
+            "type": "line",
+            "source": "components",
+            "source-layer": "components",
+            "minzoom": 15,
+            "filter": ["!=", ["geometry-type"], "Point"],
+            "paint": {"line-color": major_colour, "line-width": 2},
+        },
+        {
+            "id": "cases-cluster",
+            "type": "circle",
+            "source": "cases",
+            "source-layer": "cases",
+            "filter": ["==", ["get", "cluster"], 1],
+            "paint": {
+                "circle-color": light_colour,
+                "circle-opacity": 0.85,
+                "circle-stroke-color": "#fff",
+                "circle-stroke-width": 1.5,
+                "circle-radius": ["interpolate", ["linear"], ["get", "count"], 1, 6, 10, 12, 100, 20, 1000, 30],
+            },
+        },
+        {
+            "id": "cases",
+            "type": "circle",
+            "source": "cases",
+            "source-layer": "cases",
+            "filter": ["!", ["has", "cluster"]],
+            "paint": {
+                "circle-color": light_colour,
+                "circle-radius": 6,
+                "circle-stroke-color": "#fff",
+                "circle-stroke-width": 1.5,
+            },
+        },
     ]
     labels: list[dict[str, Any]] = [
-        {"id": "base-road-label", "type": "symbol", "source": "base", "source-layer": "road", "minzoom": 13,
-         "layout": {"symbol-placement": "line", "text-field": ["get", "name"], "text-font": font, "text-size": 12},
-         "paint": {"text-color": "#555", "text-halo-color": "#fff", "text-halo-width": 1.5}},
-        {"id": "admin-label", "type": "symbol", "source": "admin", "source-layer": "admin",
-         "layout": {"text-field": ["get", "name"], "text-font": font,
-                    "text-size": ["match", ["get", "level"], "district", 16, "street", 13, 11]},
-         "paint": {"text-color": "#4a2c6a", "text-halo-color": "#fff", "text-halo-width": 1.5}},
-        {"id": "grids-label", "type": "symbol", "source": "grids", "source-layer": "grids", "minzoom": 16,
-         "layout": {"text-field": ["get", "code"], "text-font": font, "text-size": 10},
-         "paint": {"text-color": "#5b7083", "text-halo-color": "#fff", "text-halo-width": 1}},
-        {"id": "components-label", "type": "symbol", "source": "components", "source-layer": "components",
-         "minzoom": 17, "layout": {"text-field": ["get", "name"], "text-font": font, "text-size": 10,
-                                   "text-offset": [0, 1.1], "text-optional": True},
-         "paint": {"text-color": "#333", "text-halo-color": "#fff", "text-halo-width": 1}},
-        {"id": "cases-cluster-count", "type": "symbol", "source": "cases", "source-layer": "cases",
-         "filter": ["all", ["==", ["get", "cluster"], 1], [">", ["get", "count"], 1]],
-         "layout": {"text-field": ["to-string", ["get", "count"]], "text-font": font, "text-size": 11,
-                    "text-allow-overlap": True},
-         "paint": {"text-color": "#fff"}},
+        {
+            "id": "base-road-label",
+            "type": "symbol",
+            "source": "base",
+            "source-layer": "road",
+            "minzoom": 13,
+            "layout": {"symbol-placement": "line", "text-field": ["get", "name"], "text-font": font, "text-size": 12},
+            "paint": {"text-color": "#555", "text-halo-color": "#fff", "text-halo-width": 1.5},
+        },
+        {
+            "id": "admin-label",
+            "type": "symbol",
+            "source": "admin",
+            "source-layer": "admin",
+            "layout": {
+                "text-field": ["get", "name"],
+                "text-font": font,
+                "text-size": ["match", ["get", "level"], "district", 16, "street", 13, 11],
+            },
+            "paint": {"text-color": "#4a2c6a", "text-halo-color": "#fff", "text-halo-width": 1.5},
+        },
+        {
+            "id": "grids-label",
+            "type": "symbol",
+            "source": "grids",
+            "source-layer": "grids",
+            "minzoom": 16,
+            "layout": {"text-field": ["get", "code"], "text-font": font, "text-size": 10},
+            "paint": {"text-color": "#5b7083", "text-halo-color": "#fff", "text-halo-width": 1},
+        },
+        {
+            "id": "components-label",
+            "type": "symbol",
+            "source": "components",
+            "source-layer": "components",
+            "minzoom": 17,
+            "layout": {
+                "text-field": ["get", "name"],
+                "text-font": font,
+                "text-size": 10,
+                "text-offset": [0, 1.1],
+                "text-optional": True,
+            },
+            "paint": {"text-color": "#333", "text-halo-color": "#fff", "text-halo-width": 1},
+        },
+        {
+            "id": "cases-cluster-count",
+            "type": "symbol",
+            "source": "cases",
+            "source-layer": "cases",
+            "filter": ["all", ["==", ["get", "cluster"], 1], [">", ["get", "count"], 1]],
+            "layout": {
+                "text-field": ["to-string", ["get", "count"]],
+                "text-font": font,
+                "text-size": 11,
+                "text-allow-overlap": True,
+            },
+            "paint": {"text-color": "#fff"},
+        },
     ]
     b = bounds or (107.1, 34.33, 107.19, 34.41)
     return {
@@ -641,7 +926,8 @@ def style(*, base_url: str, legend: list[dict[str, Any]], external: dict[str, An
         "glyphs": f"{base_url}/tiles/fonts/{{fontstack}}/{{range}}.pbf",
         "sources": sources,
         "layers": layers + labels,
-        "metadata": {"gridcity:layers": {name: (i.title_zh if zh else i.title_en) for name, i in LAYERS.items()},
-                     "gridcity:light_colours": LIGHT_COLOURS},
+        "metadata": {
+            "gridcity:layers": {name: (i.title_zh if zh else i.title_en) for name, i in LAYERS.items()},
+            "gridcity:light_colours": LIGHT_COLOURS,
+        },
     }
-

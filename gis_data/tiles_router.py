@@ -42,13 +42,17 @@ def external_basemap(settings: Settings) -> dict[str, Any] | None:
     """The raster source of the configured external basemap, or None (the default: the city's own layers)."""
     if settings.basemap == "tianditu" and settings.basemap_key:
         tk = settings.basemap_key
-        wmts = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
-                "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}"
-                "&TILECOL={{x}}&tk={tk}")
+        wmts = (
+            "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+            "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}"
+            "&TILECOL={{x}}&tk={tk}"
+        )
         # 天地图 is in CGCS2000, which agrees with WGS-84 to centimetres: no shift
-        return {"tiles": [wmts.format(s=s, layer="vec", tk=tk) for s in range(4)],
-                "labels": [wmts.format(s=s, layer="cva", tk=tk) for s in range(4)],
-                "attribution": "天地图"}
+        return {
+            "tiles": [wmts.format(s=s, layer="vec", tk=tk) for s in range(4)],
+            "labels": [wmts.format(s=s, layer="cva", tk=tk) for s in range(4)],
+            "attribution": "天地图",
+        }
     if settings.basemap == "custom" and settings.basemap_url:
         return {"tiles": [settings.basemap_url], "attribution": "城市底图"}
     return None
@@ -58,13 +62,20 @@ def external_basemap(settings: Settings) -> dict[str, Any] | None:
 # tile.out_of_range.
 TileInt = Annotated[int, Path(ge=0, le=MAX_ID)]
 
+
 @router.get("/tiles/style.json", summary="MapLibre style of the live map")
-def style_document(request: Request, session: DbSession, settings: SettingsDep,
-                   lang: Literal["zh", "en"] = "zh") -> dict[str, Any]:
+def style_document(
+    request: Request, session: DbSession, settings: SettingsDep, lang: Literal["zh", "en"] = "zh"
+) -> dict[str, Any]:
     """The style names every tile layer's TileJSON and draws cases by traffic light, components by class."""
     external = external_basemap(settings)
-    doc = tiles.style(base_url=_base_url(request), legend=legend(request.app.state.rules.catalog),
-                      external=external, lang=lang, bounds=tiles.city_bounds(session))
+    doc = tiles.style(
+        base_url=_base_url(request),
+        legend=legend(request.app.state.rules.catalog),
+        external=external,
+        lang=lang,
+        bounds=tiles.city_bounds(session),
+    )
     if external and external.get("labels"):
         doc["sources"]["external-labels"] = {"type": "raster", "tiles": external["labels"], "tileSize": 256}
         doc["layers"].insert(2, {"id": "external-labels", "type": "raster", "source": "external-labels"})
@@ -83,38 +94,68 @@ def glyph_range(fontstack: str, glyph_range: str) -> Response:
     try:
         start, end = (int(v) for v in glyph_range.split("-"))
     except ValueError as exc:
-        raise BadRequest("range must be like 0-255", code="tile.bad_glyph_range", loc=["path", "glyph_range"]) \
-            from exc
+        raise BadRequest("range must be like 0-255", code="tile.bad_glyph_range", loc=["path", "glyph_range"]) from exc
     if start % 256 or end != start + 255 or not 0 <= start <= 65280:
-        raise BadRequest("range must be a block of 256 code points, like 0-255", code="tile.bad_glyph_range",
-                         loc=["path", "glyph_range"])
+        raise BadRequest(
+            "range must be a block of 256 code points, like 0-255",
+            code="tile.bad_glyph_range",
+            loc=["path", "glyph_range"],
+        )
     data = glyphs.glyph_pbf(fontstack.split(",")[0][:64], start)
-    return Response(data, media_type="application/x-protobuf",
-                    headers={"Cache-Control": "public, max-age=86400"})
+    return Response(data, media_type="application/x-protobuf", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/tiles/{layer}.json", summary="TileJSON of a tile layer")
-def tilejson_document(request: Request, session: DbSession, settings: SettingsDep, layer: str,
-                      lang: Literal["zh", "en"] = "zh") -> dict[str, Any]:
+def tilejson_document(
+    request: Request, session: DbSession, settings: SettingsDep, layer: str, lang: Literal["zh", "en"] = "zh"
+) -> dict[str, Any]:
     """TileJSON 3.0: tile URL template, zoom range, bounds and the attributes of each MVT layer."""
     info = tiles.check_tile(layer, 0, 0, 0)
-    return tiles.tilejson(info, base_url=_base_url(request), bounds=tiles.city_bounds(session), lang=lang,
-                          query="?crs=gcj02" if _gcj02(settings) else "")
+    return tiles.tilejson(
+        info,
+        base_url=_base_url(request),
+        bounds=tiles.city_bounds(session),
+        lang=lang,
+        query="?crs=gcj02" if _gcj02(settings) else "",
+    )
 
 
-@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="A Mapbox Vector Tile",
-            response_class=Response, responses={200: {"content": {MVT_TYPE: {}}}, 304: {"description": "unchanged"}})
-def tile(request: Request, session: DbSession, settings: SettingsDep, token: Token, layer: str, z: TileInt,
-         x: TileInt, y: TileInt, crs: Annotated[Literal["wgs84", "gcj02"], Query()] = "wgs84",
-         if_none_match: Annotated[str | None, Header()] = None) -> Response:
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.mvt",
+    summary="A Mapbox Vector Tile",
+    response_class=Response,
+    responses={200: {"content": {MVT_TYPE: {}}}, 304: {"description": "unchanged"}},
+)
+def tile(
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    token: Token,
+    layer: str,
+    z: TileInt,
+    x: TileInt,
+    y: TileInt,
+    crs: Annotated[Literal["wgs84", "gcj02"], Query()] = "wgs84",
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
     """One tile (empty body for an empty tile). Needs a login except for the base map; cases and hot spots
     hold only the cases the user may see."""
     info = tiles.check_tile(layer, z, x, y)
     actor = None
     if not info.public:
         actor = casework_service.actor_of(user_from_token(session, settings, token))
-    data, etag = tiles.get_tile(session, request.app.state.tile_cache, info, z, x, y, actor=actor, now=utcnow(),
-                                gcj02=crs == "gcj02", if_none_match=if_none_match)
+    data, etag = tiles.get_tile(
+        session,
+        request.app.state.tile_cache,
+        info,
+        z,
+        x,
+        y,
+        actor=actor,
+        now=utcnow(),
+        gcj02=crs == "gcj02",
+        if_none_match=if_none_match,
+    )
     if info.public:
         cache_control = "public, max-age=300"
     elif info.per_user:
@@ -127,8 +168,11 @@ def tile(request: Request, session: DbSession, settings: SettingsDep, token: Tok
     return Response(data, media_type=MVT_TYPE, headers=headers)
 
 
-@router.post("/api/v1/gis/base/{layer}", summary="Import a base-map layer (GeoJSON or zipped Shapefile)",
-             dependencies=[require_roles(Role.ADMIN)])
+@router.post(
+    "/api/v1/gis/base/{layer}",
+    summary="Import a base-map layer (GeoJSON or zipped Shapefile)",
+    dependencies=[require_roles(Role.ADMIN)],
+)
 def import_base(
     session: DbSession,
     settings: SettingsDep,
@@ -137,8 +181,16 @@ def import_base(
     crs: Annotated[str, Form(description="EPSG code of the coordinates (a Shapefile's .prj wins)")] = readers.WGS84,
 ) -> dict[str, Any]:
     """Replace the layer's features from this file; 422 ``gis.load_rejected`` with the report when any is bad."""
-    rows = read_layer_upload(file, settings=settings, crs=crs, readers_by_suffix={
-        ".zip": readers.read_shapefile, ".geojson": readers.read_geojson, ".json": readers.read_geojson})
+    rows = read_layer_upload(
+        file,
+        settings=settings,
+        crs=crs,
+        readers_by_suffix={
+            ".zip": readers.read_shapefile,
+            ".geojson": readers.read_geojson,
+            ".json": readers.read_geojson,
+        },
+    )
     report = loader.load_base_features(session, rows, layer=layer, source=f"import:{file.filename}"[:100], crs=crs)
     session.flush()
     tiles.forget_versions()

@@ -123,8 +123,9 @@ def refuse_nul_parameters(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _no_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if parameters and _has_nul(parameters):
-            raise InvalidInput("text may not contain the NUL character (U+0000)", code="input.nul_character",
-                               loc=["body"])
+            raise InvalidInput(
+                "text may not contain the NUL character (U+0000)", code="input.nul_character", loc=["body"]
+            )
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -136,8 +137,9 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         return _sqlite_engine(url, echo, pool_size)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    engine = sa.create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
-                              hide_parameters=True)  # bound values (phones, hashes) never reach a log line
+    engine = sa.create_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+    )  # bound values (phones, hashes) never reach a log line
     ping_idle_connections(engine)
     return engine
 

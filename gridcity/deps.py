@@ -112,8 +112,9 @@ async def get_session(request: Request, _slot: DbSlot) -> AsyncIterator[Session]
     two. That hop runs to its end even if the request is cancelled meanwhile (anyio does not abandon it),
     so a session is always closed and its connection given back.
     """
-    factory = (request.app.state.read_session_factory if request.method in READ_METHODS
-               else request.app.state.session_factory)
+    factory = (
+        request.app.state.read_session_factory if request.method in READ_METHODS else request.app.state.session_factory
+    )
     session: Session = factory()
     try:
         yield session
@@ -178,9 +179,7 @@ def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
 
     def _dep(user: CurrentUser) -> User:
         if user.role not in roles:
-            raise PermissionDenied(
-                f"this needs one of the roles {', '.join(roles)}", code="auth.role_forbidden"
-            )
+            raise PermissionDenied(f"this needs one of the roles {', '.join(roles)}", code="auth.role_forbidden")
         return user
 
     return Depends(_dep)
@@ -220,8 +219,9 @@ async def password_login(request: Request, username: str, password: str) -> User
     throttle.check(username, address)
     async with request.app.state.db_gate.semaphore():
         user = await anyio.to_thread.run_sync(_read_login, request, username)
-    ok = await anyio.to_thread.run_sync(security.verify_password, password, user.password_hash if user else None,
-                                        limiter=_password_threads())
+    ok = await anyio.to_thread.run_sync(
+        security.verify_password, password, user.password_hash if user else None, limiter=_password_threads()
+    )
     if user is None or not ok or not user.active:
         throttle.failed(username, address)
         raise NotAuthenticated("wrong username or password", code="auth.bad_credentials")

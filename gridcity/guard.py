@@ -49,8 +49,9 @@ class BodyTooLarge(StarletteHTTPException):
         self.limit = limit
 
 
-def _answer(status: int, code: str, msg: str, loc: list[Any], headers: dict[str, str] | None = None
-            ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def _answer(
+    status: int, code: str, msg: str, loc: list[Any], headers: dict[str, str] | None = None
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     body = json.dumps({"detail": [{"type": code, "loc": loc, "msg": msg}]}, ensure_ascii=False).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
@@ -62,8 +63,9 @@ def authenticated_operations(openapi: dict[str, Any]) -> list[tuple[str, re.Patt
     (FastAPI marks each operation that depends on the OAuth2 scheme with a ``security`` requirement)."""
     out = []
     for path, item in openapi.get("paths", {}).items():
-        pattern = re.compile("".join(
-            "[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path)))
+        pattern = re.compile(
+            "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path))
+        )
         for method, op in item.items():
             if isinstance(op, dict) and op.get("security"):
                 out.append((method.upper(), pattern))
@@ -114,8 +116,15 @@ class RequestGuard:
         length_text = headers.get("content-length")
         if length_text is not None:
             if not length_text.isdigit():
-                await _send(send, *_answer(400, "request.bad_content_length", "Content-Length is not a number",
-                                           ["header", "content-length"]))
+                await _send(
+                    send,
+                    *_answer(
+                        400,
+                        "request.bad_content_length",
+                        "Content-Length is not a number",
+                        ["header", "content-length"],
+                    ),
+                )
                 return
             if int(length_text) == 0:
                 await self.app(scope, receive, send)
@@ -128,8 +137,10 @@ class RequestGuard:
                 token = _bearer(headers.get("authorization"))
                 security.decode_token(token, secret=settings.resolved_secret_key())
             except NotAuthenticated as exc:
-                await _send(send, *_answer(401, exc.code, exc.message, ["header", "Authorization"],
-                                           {"WWW-Authenticate": "Bearer"}))
+                await _send(
+                    send,
+                    *_answer(401, exc.code, exc.message, ["header", "Authorization"], {"WWW-Authenticate": "Bearer"}),
+                )
                 return
         received = 0
 

@@ -18,8 +18,16 @@ from typing import Final
 
 #: Loggers that carry request data: uvicorn's (its websocket protocol logs through ``uvicorn.error``) and
 #: the websockets library's own.
-LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "websockets", "websockets.server",
-                  "websockets.protocol", "gridcity")
+LOGGERS: Final = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "uvicorn.asgi",
+    "websockets",
+    "websockets.server",
+    "websockets.protocol",
+    "gridcity",
+)
 
 _PATTERNS: Final = [
     # A JWT, whole or as its head (every token we issue starts with the base64 of '{"').
@@ -61,8 +69,9 @@ class NoResultRows(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep every record but a result row's."""
-        return not (record.levelno <= logging.DEBUG and isinstance(record.msg, str)
-                    and record.msg.startswith(("Row ", "Col ")))
+        return not (
+            record.levelno <= logging.DEBUG and isinstance(record.msg, str) and record.msg.startswith(("Row ", "Col "))
+        )
 
 
 _FILTER = RedactSecrets()

@@ -100,8 +100,7 @@ def create_user(
     from gridcity import security  # noqa: PLC0415
 
     if role is Role.DEPARTMENT and department_id is None:
-        raise InvalidInput("department staff need a department", code="user.department_required",
-                           loc=["department_id"])
+        raise InvalidInput("department staff need a department", code="user.department_required", loc=["department_id"])
     if department_id is not None:
         get_department_or_raise(session, department_id, loc=["department_id"])
     if get_user_by_username(session, username) is not None:
@@ -131,8 +130,7 @@ def update_user(
     new_role = role or user.role
     new_dept = None if clear_department else (department_id if department_id is not None else user.department_id)
     if new_role is Role.DEPARTMENT and new_dept is None:
-        raise InvalidInput("department staff need a department", code="user.department_required",
-                           loc=["department_id"])
+        raise InvalidInput("department staff need a department", code="user.department_required", loc=["department_id"])
     if department_id is not None:
         get_department_or_raise(session, department_id, loc=["department_id"])
     if display_name is not None:
@@ -178,8 +176,9 @@ def update_department(
         node: Department | None = parent
         while node is not None and node.id not in seen:
             if node.id == dept.id:
-                raise InvalidInput("a department cannot be below itself", code="department.parent_cycle",
-                                   loc=["parent_id"])
+                raise InvalidInput(
+                    "a department cannot be below itself", code="department.parent_cycle", loc=["parent_id"]
+                )
             seen.add(node.id)
             node = session.get(Department, node.parent_id) if node.parent_id is not None else None
         dept.parent_id = parent_id

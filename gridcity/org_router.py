@@ -105,9 +105,17 @@ Token.model_rebuild()
 ADMIN_ONLY = [require_roles(Role.ADMIN)]
 
 
-@router.post("/auth/token", response_model=Token, summary="Log in (OAuth2 password flow)",
-             responses={429: {"description": "Too many failed logins for this account or address "
-                                             "(`auth.too_many_attempts`, with `Retry-After`)"}})
+@router.post(
+    "/auth/token",
+    response_model=Token,
+    summary="Log in (OAuth2 password flow)",
+    responses={
+        429: {
+            "description": "Too many failed logins for this account or address "
+            "(`auth.too_many_attempts`, with `Retry-After`)"
+        }
+    },
+)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, settings: SettingsDep
 ) -> Token:
@@ -131,16 +139,24 @@ def departments(session: DbSession, user: CurrentUser) -> list[DepartmentRead]:
     return [DepartmentRead.model_validate(d) for d in rows]
 
 
-@router.post("/departments", response_model=DepartmentRead, status_code=201,
-             dependencies=[require_roles(Role.ADMIN)], summary="Add a department")
+@router.post(
+    "/departments",
+    response_model=DepartmentRead,
+    status_code=201,
+    dependencies=[require_roles(Role.ADMIN)],
+    summary="Add a department",
+)
 def create_department(body: DepartmentCreate, session: DbSession) -> DepartmentRead:
     """Add a department (admin)."""
     return DepartmentRead.model_validate(org.create_department(session, **body.model_dump()))
 
 
-@router.get("/users", response_model=list[UserRead], summary="Users",
-            dependencies=[require_roles(Role.ADMIN, Role.ACCEPTOR, Role.SHIFT_LEADER, Role.DISPATCHER,
-                                        Role.LEADER)])
+@router.get(
+    "/users",
+    response_model=list[UserRead],
+    summary="Users",
+    dependencies=[require_roles(Role.ADMIN, Role.ACCEPTOR, Role.SHIFT_LEADER, Role.DISPATCHER, Role.LEADER)],
+)
 def users(session: DbSession, role: Role | None = None) -> list[UserRead]:
     """Users, optionally of one role (the centres use it to pick an inspector)."""
     q = select(org.User).order_by(org.User.id)
@@ -149,15 +165,20 @@ def users(session: DbSession, role: Role | None = None) -> list[UserRead]:
     return [UserRead.model_validate(u) for u in session.scalars(q)]
 
 
-@router.post("/users", response_model=UserRead, status_code=201, dependencies=[require_roles(Role.ADMIN)],
-             summary="Add a user")
+@router.post(
+    "/users", response_model=UserRead, status_code=201, dependencies=[require_roles(Role.ADMIN)], summary="Add a user"
+)
 def create_user(body: UserCreate, session: DbSession) -> UserRead:
     """Add a login (admin)."""
     return UserRead.model_validate(org.create_user(session, **body.model_dump()))
 
 
-@router.patch("/departments/{department_id}", response_model=DepartmentRead, dependencies=ADMIN_ONLY,
-              summary="Change a department")
+@router.patch(
+    "/departments/{department_id}",
+    response_model=DepartmentRead,
+    dependencies=ADMIN_ONLY,
+    summary="Change a department",
+)
 def update_department(department_id: IdPath, body: DepartmentUpdate, session: DbSession) -> DepartmentRead:
     """Rename, move in the tree or (de)activate a department (admin)."""
     dept = org.get_department(session, department_id)
@@ -177,15 +198,15 @@ def reset_password(user_id: IdPath, body: PasswordReset, session: DbSession) -> 
     org.set_password(session, org.get_user(session, user_id), body.password)
 
 
-@router.post("/users/{user_id}/deactivate", response_model=UserRead, summary="Deactivate a user",
-             dependencies=ADMIN_ONLY)
+@router.post(
+    "/users/{user_id}/deactivate", response_model=UserRead, summary="Deactivate a user", dependencies=ADMIN_ONLY
+)
 def deactivate_user(user_id: IdPath, session: DbSession, admin: CurrentUser) -> UserRead:
     """Deactivate a login (admin): every later request with its tokens is refused (401 auth.user_inactive)."""
     return UserRead.model_validate(org.set_active(session, org.get_user(session, user_id), False, by=admin))
 
 
-@router.post("/users/{user_id}/activate", response_model=UserRead, summary="Reactivate a user",
-             dependencies=ADMIN_ONLY)
+@router.post("/users/{user_id}/activate", response_model=UserRead, summary="Reactivate a user", dependencies=ADMIN_ONLY)
 def activate_user(user_id: IdPath, session: DbSession, admin: CurrentUser) -> UserRead:
     """Reactivate a login (admin)."""
     return UserRead.model_validate(org.set_active(session, org.get_user(session, user_id), True, by=admin))

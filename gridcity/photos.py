@@ -635,8 +635,9 @@ def _check_render_args(long_side: int, quality: int, draft_slack: float) -> None
         raise ValueError("long_side and thumb_side must be ≥ 1, quality 1–95, draft_slack in [0, 1)")
 
 
-def _decode(source: PhotoSource, info: PhotoInfo, long_side: int, draft_slack: float,
-            loc: Loc) -> tuple[Image.Image, tuple[int, int]]:
+def _decode(
+    source: PhotoSource, info: PhotoInfo, long_side: int, draft_slack: float, loc: Loc
+) -> tuple[Image.Image, tuple[int, int]]:
     """Decode ``source`` as RGB, DCT-scaled for JPEG so that its long side stays ≥ about ``long_side``."""
     data = read_photo_source(source, PhotoLimits(max_bytes=info.size_bytes + 1), loc=loc)
     limits = PhotoLimits(

@@ -28,6 +28,4 @@ ROLE_NAMES_ZH: dict[Role, str] = {
 }
 
 # Roles that see every case of the city (the two centres, leaders, admins).
-CITYWIDE_ROLES = frozenset(
-    {Role.ACCEPTOR, Role.SHIFT_LEADER, Role.DISPATCHER, Role.LEADER, Role.ADMIN}
-)
+CITYWIDE_ROLES = frozenset({Role.ACCEPTOR, Role.SHIFT_LEADER, Role.DISPATCHER, Role.LEADER, Role.ADMIN})

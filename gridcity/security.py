@@ -50,8 +50,9 @@ def _signed_claims(token: str, secret: str) -> dict[str, Any]:
     the same token for hours, so the signature is verified once per process instead of on every request. Only
     tokens that verify are kept (a failure raises, and ``lru_cache`` keeps no exception).
     """
-    claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"],
-                                        options={"require": ["exp", "sub"], "verify_exp": False})
+    claims: dict[str, Any] = jwt.decode(
+        token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"], "verify_exp": False}
+    )
     return claims
 
 
@@ -82,8 +83,9 @@ class LoginThrottle:
 
     MAX_KEYS = 100_000  # beyond this many tracked names/addresses, expired ones are swept
 
-    def __init__(self, *, per_account: int, per_address: int, window_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, per_account: int, per_address: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.per_account = per_account
         self.per_address = per_address
         self.window_s = window_s
@@ -110,9 +112,12 @@ class LoginThrottle:
                 q = self._recent(key, now)
                 if len(q) >= limit:
                     retry = max(1, math.ceil(q[len(q) - limit] + self.window_s - now))
-                    raise TooManyRequests("too many failed logins; try again later", code="auth.too_many_attempts",
-                                          loc=["body", "username"] if key[0] == "user" else [],
-                                          extra={"retry_after": retry})
+                    raise TooManyRequests(
+                        "too many failed logins; try again later",
+                        code="auth.too_many_attempts",
+                        loc=["body", "username"] if key[0] == "user" else [],
+                        extra={"retry_after": retry},
+                    )
 
     def failed(self, username: str, address: str) -> None:
         """Count one failed login against the account and the address."""

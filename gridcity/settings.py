@@ -47,19 +47,27 @@ class Settings(BaseSettings):
         description="Origins allowed to call /open311/v2 from a browser (CORS); [] turns CORS off there.",
     )
     open311_generation: str | None = Field(
-        default="cjt214", pattern="^(cjt214|gbt47678)$",
+        default="cjt214",
+        pattern="^(cjt214|gbt47678)$",
         description="Which class-code generation Open311 lists as services (one service per class name).",
     )
     db_pool_size: int = Field(
-        default=10, ge=1, description="Pooled connections (plus as many overflow ones) and requests admitted to the "
-        "database at a time, on PostGIS and SpatiaLite alike.")
+        default=10,
+        ge=1,
+        description="Pooled connections (plus as many overflow ones) and requests admitted to the "
+        "database at a time, on PostGIS and SpatiaLite alike.",
+    )
     maintenance_interval_seconds: float = Field(
-        default=3600.0, description="Seconds between housekeeping runs (orphan photos, old idempotency keys) "
-        "inside the server; 0 disables them (run `gridcity maintenance run` instead).")
+        default=3600.0,
+        description="Seconds between housekeeping runs (orphan photos, old idempotency keys) "
+        "inside the server; 0 disables them (run `gridcity maintenance run` instead).",
+    )
     login_max_failures_per_account: int = Field(
-        default=10, ge=1, description="Failed logins of one account within the window before it answers 429.")
+        default=10, ge=1, description="Failed logins of one account within the window before it answers 429."
+    )
     login_max_failures_per_address: int = Field(
-        default=50, ge=1, description="Failed logins from one client address within the window before 429.")
+        default=50, ge=1, description="Failed logins from one client address within the window before 429."
+    )
     login_failure_window_seconds: float = Field(default=900.0, gt=0, description="Window of the two limits above.")
     # The live map's optional external basemap under the city's own base layers (default: none, works offline).
     basemap: str = Field(default="none", description="none | tianditu (needs basemap_key) | custom (basemap_url)")

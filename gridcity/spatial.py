@@ -131,9 +131,16 @@ class Statement:
 
     __slots__ = ("_binds", "dialect", "params", "result_types", "sql", "types")
 
-    def __init__(self, sql: str, binds: list[sa.BindParameter[Any]] | None = None,
-                 result_types: dict[str, Any] | None = None, *, params: dict[str, Any] | None = None,
-                 types: dict[str, Any] | None = None, dialect: str | None = None) -> None:
+    def __init__(
+        self,
+        sql: str,
+        binds: list[sa.BindParameter[Any]] | None = None,
+        result_types: dict[str, Any] | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        types: dict[str, Any] | None = None,
+        dialect: str | None = None,
+    ) -> None:
         """Keep the SQL and its binds (bind parameters, or plain values with their SQL types)."""
         self.sql = sql
         self._binds = binds
@@ -212,14 +219,26 @@ def _sql_list(values: tuple[str, ...]) -> str:
 
 _F, _S, _D = sa.Float(), sa.String(), sa.Date()
 
-COMPONENT_ROW = ("id", "code", "class_code", "name", "main_department_id", "maintainer_department_id",
-                 "owner_department_id", "state", "distance_m", "department_name")
+COMPONENT_ROW = (
+    "id",
+    "code",
+    "class_code",
+    "name",
+    "main_department_id",
+    "maintainer_department_id",
+    "owner_department_id",
+    "state",
+    "distance_m",
+    "department_name",
+)
 """Columns of the component lookups, in order. ``department_name`` is the name of the responsible department
 (主管, else 养护, else 权属), so routing needs no second statement for it."""
 
 _COMPONENT_COLUMNS = ", ".join(COMPONENT_ROW[:8])
-_RESPONSIBLE_NAME = ("(SELECT d.name FROM department d WHERE d.id = "
-                     "COALESCE(n.main_department_id, n.maintainer_department_id, n.owner_department_id))")
+_RESPONSIBLE_NAME = (
+    "(SELECT d.name FROM department d WHERE d.id = "
+    "COALESCE(n.main_department_id, n.maintainer_department_id, n.owner_department_id))"
+)
 
 
 @functools.lru_cache(maxsize=16)
@@ -248,13 +267,18 @@ def _nearest_components_sql(dialect_name: str, exclude_states: tuple[str, ...], 
     )
 
 
-_NEAREST_TYPES = {"x0": _F, "y0": _F, "x1": _F, "y1": _F, "lon": _F, "lat": _F, "class_code": _S,
-                  "radius_m": _F}
+_NEAREST_TYPES = {"x0": _F, "y0": _F, "x1": _F, "y1": _F, "lon": _F, "lat": _F, "class_code": _S, "radius_m": _F}
 
 
 def nearest_components_statement(
-    dialect_name: str, *, lon: float, lat: float, class_code: str, radius_m: float,
-    exclude_states: tuple[str, ...], limit: int = 5,
+    dialect_name: str,
+    *,
+    lon: float,
+    lat: float,
+    class_code: str,
+    radius_m: float,
+    exclude_states: tuple[str, ...],
+    limit: int = 5,
 ) -> Statement:
     """Components of one class within ``radius_m`` metres of the point, nearest first (:data:`COMPONENT_ROW`).
 
@@ -262,24 +286,42 @@ def nearest_components_statement(
     each).
     """
     x0, y0, x1, y1 = degree_box(lon, lat, radius_m)
-    params = {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "lon": lon, "lat": lat, "class_code": class_code,
-              "radius_m": radius_m}
-    return Statement(_nearest_components_sql(dialect_name, tuple(exclude_states), limit), params=params,
-                     types=_NEAREST_TYPES, dialect=dialect_name)
+    params = {
+        "x0": x0,
+        "y0": y0,
+        "x1": x1,
+        "y1": y1,
+        "lon": lon,
+        "lat": lat,
+        "class_code": class_code,
+        "radius_m": radius_m,
+    }
+    return Statement(
+        _nearest_components_sql(dialect_name, tuple(exclude_states), limit),
+        params=params,
+        types=_NEAREST_TYPES,
+        dialect=dialect_name,
+    )
 
 
 _BY_CODE_SQL = {
     name: f"SELECT n.*, {_RESPONSIBLE_NAME} AS department_name FROM (SELECT {_COMPONENT_COLUMNS}, "
-          f"{dist} AS distance_m FROM component WHERE code = :code) n"
-    for name, dist in (("postgresql", f"ST_Distance(geom::geography, {_pt('postgresql')}::geography)"),
-                       ("sqlite", f"ST_Distance(geom, {_pt('sqlite')}, 1)"))
+    f"{dist} AS distance_m FROM component WHERE code = :code) n"
+    for name, dist in (
+        ("postgresql", f"ST_Distance(geom::geography, {_pt('postgresql')}::geography)"),
+        ("sqlite", f"ST_Distance(geom, {_pt('sqlite')}, 1)"),
+    )
 }
 
 
 def component_by_code_statement(dialect_name: str, *, code: str, lon: float, lat: float) -> Statement:
     """One component by its identifier, with its distance in metres from the point (:data:`COMPONENT_ROW`)."""
-    return Statement(_BY_CODE_SQL[dialect_name], params={"code": code, "lon": lon, "lat": lat},
-                     types={"code": _S, "lon": _F, "lat": _F}, dialect=dialect_name)
+    return Statement(
+        _BY_CODE_SQL[dialect_name],
+        params={"code": code, "lon": lon, "lat": lat},
+        types={"code": _S, "lon": _F, "lat": _F},
+        dialect=dialect_name,
+    )
 
 
 # Grid at the point and the routing rules of its five scopes, in one statement. Rows are
@@ -306,20 +348,35 @@ _RULE_SCOPES = (
 )
 _GRID_VALID = "(start_date IS NULL OR start_date <= :on) AND (end_date IS NULL OR end_date > :on)"
 _GRID_RULES_SQL = {
-    "postgresql": (f"WITH g AS MATERIALIZED (SELECT code FROM grid WHERE geom && {_pt('postgresql')} AND "
-                   f"ST_Intersects(geom, {_pt('postgresql')}) AND {_GRID_VALID}), {_RULE_SCOPES}"),
-    "sqlite": (f"WITH g AS MATERIALIZED (SELECT code FROM grid WHERE ROWID IN ({_rtree_ids('grid')}) AND "
-               f"ST_Intersects(geom, {_pt('sqlite')}) = 1 AND "
-               f"{_GRID_VALID.replace('start_date', '+start_date').replace('end_date', '+end_date')}), "
-               f"{_RULE_SCOPES}"),
+    "postgresql": (
+        f"WITH g AS MATERIALIZED (SELECT code FROM grid WHERE geom && {_pt('postgresql')} AND "
+        f"ST_Intersects(geom, {_pt('postgresql')}) AND {_GRID_VALID}), {_RULE_SCOPES}"
+    ),
+    "sqlite": (
+        f"WITH g AS MATERIALIZED (SELECT code FROM grid WHERE ROWID IN ({_rtree_ids('grid')}) AND "
+        f"ST_Intersects(geom, {_pt('sqlite')}) = 1 AND "
+        f"{_GRID_VALID.replace('start_date', '+start_date').replace('end_date', '+end_date')}), "
+        f"{_RULE_SCOPES}"
+    ),
 }
 _KNOWN_GRID_RULES_SQL = f"WITH g AS (SELECT CAST(:grid_code AS VARCHAR(15)) AS code), {_RULE_SCOPES}"
-_GRID_RULES_TYPES = {"x0": _F, "y0": _F, "x1": _F, "y1": _F, "lon": _F, "lat": _F, "on": _D, "class_code": _S,
-                     "class_major": _S, "grid_code": _S}
+_GRID_RULES_TYPES = {
+    "x0": _F,
+    "y0": _F,
+    "x1": _F,
+    "y1": _F,
+    "lon": _F,
+    "lat": _F,
+    "on": _D,
+    "class_code": _S,
+    "class_major": _S,
+    "grid_code": _S,
+}
 
 
-def grid_rules_statement(dialect_name: str, *, lon: float, lat: float, on: Any, class_code: str,
-                         grid_code: str | None = None) -> Statement:
+def grid_rules_statement(
+    dialect_name: str, *, lon: float, lat: float, on: Any, class_code: str, grid_code: str | None = None
+) -> Statement:
     """The unit grids in force on ``on`` that contain the point (or have it on their border) and the routing
     rules that could apply at the lowest of them, in one round trip (rows: see ``_RULE_SCOPES``).
 
@@ -327,8 +384,12 @@ def grid_rules_statement(dialect_name: str, *, lon: float, lat: float, on: Any, 
     """
     params: dict[str, Any] = {"on": on, "class_code": class_code, "class_major": class_code[:3] + "*"}
     if grid_code is not None:
-        return Statement(_KNOWN_GRID_RULES_SQL, params={**params, "grid_code": grid_code},
-                         types=_GRID_RULES_TYPES, dialect=dialect_name)
+        return Statement(
+            _KNOWN_GRID_RULES_SQL,
+            params={**params, "grid_code": grid_code},
+            types=_GRID_RULES_TYPES,
+            dialect=dialect_name,
+        )
     params.update(lon=lon, lat=lat)
     if dialect_name == "sqlite":
         params.update(x0=lon, y0=lat, x1=lon, y1=lat)
@@ -336,8 +397,17 @@ def grid_rules_statement(dialect_name: str, *, lon: float, lat: float, on: Any, 
 
 
 def cases_near_statement(
-    dialect_name: str, *, lon: float, lat: float, radius_m: float, since: Any, class_code: str,
-    component_code: str | None, exclude_id: int | None, exclude_statuses: tuple[str, ...], limit: int = 20,
+    dialect_name: str,
+    *,
+    lon: float,
+    lat: float,
+    radius_m: float,
+    since: Any,
+    class_code: str,
+    component_code: str | None,
+    exclude_id: int | None,
+    exclude_statuses: tuple[str, ...],
+    limit: int = 20,
 ) -> Statement:
     """Cases within ``radius_m`` metres created since ``since`` of the class or about the component.
 
@@ -367,13 +437,15 @@ def cases_near_statement(
         )
     binds = [
         *_box_binds(degree_box(lon, lat, radius_m)),
-        sa.bindparam("lon", lon, type_=sa.Float()), sa.bindparam("lat", lat, type_=sa.Float()),
+        sa.bindparam("lon", lon, type_=sa.Float()),
+        sa.bindparam("lat", lat, type_=sa.Float()),
         sa.bindparam("exclude_id", exclude_id if exclude_id is not None else -1, type_=sa.Integer()),
         sa.bindparam("exclude_statuses", list(exclude_statuses), type_=sa.String(), expanding=True),
         sa.bindparam("since", since, type_=UTCDateTime()),
         sa.bindparam("class_code", class_code, type_=sa.String()),
         sa.bindparam("component_code", component_code, type_=sa.String()),
-        sa.bindparam("radius_m", radius_m, type_=sa.Float()), sa.bindparam("lim", limit, type_=sa.Integer()),
+        sa.bindparam("radius_m", radius_m, type_=sa.Float()),
+        sa.bindparam("lim", limit, type_=sa.Integer()),
     ]
     return Statement(sql, binds, {"created_at": UTCDateTime()})
 
@@ -457,9 +529,7 @@ def bulk_append(
     raw = session.connection().connection.driver_connection
     assert raw is not None
     if postgres:
-        with raw.cursor() as cur, cur.copy(
-            f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
-        ) as copy:
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row(r)
         return
@@ -530,11 +600,13 @@ def tile_box_filter(dialect_name: str, geom_col: Any) -> sa.ColumnElement[bool]:
     b = {k: sa.bindparam(k, type_=sa.Float()) for k in ("tx0", "ty0", "tx1", "ty1")}
     if dialect_name == "postgresql":
         overlaps: sa.ColumnElement[bool] = geom_col.op("&&")(
-            sa.func.ST_MakeEnvelope(b["tx0"], b["ty0"], b["tx1"], b["ty1"], 4326))
+            sa.func.ST_MakeEnvelope(b["tx0"], b["ty0"], b["tx1"], b["ty1"], 4326)
+        )
         return overlaps
     table, col = geom_col.table.name, geom_col.name
-    rtree = sa.text(f"SELECT pkid FROM idx_{table}_{col} WHERE xmin <= :tx1 AND xmax >= :tx0 "
-                    "AND ymin <= :ty1 AND ymax >= :ty0").bindparams(*b.values())
+    rtree = sa.text(
+        f"SELECT pkid FROM idx_{table}_{col} WHERE xmin <= :tx1 AND xmax >= :tx0 AND ymin <= :ty1 AND ymax >= :ty0"
+    ).bindparams(*b.values())
     pk = geom_col.table.primary_key.columns.values()[0]
     in_rtree: sa.ColumnElement[bool] = pk.in_(rtree.columns(sa.column("pkid", sa.Integer)))
     return in_rtree
@@ -550,8 +622,11 @@ def _mvt_select(select: sa.Select[Any], shift: bool) -> sa.Select[Any]:
         g = sa.func.ST_SetSRID(sa.func.ST_MakePoint(sub.c.lon, sub.c.lat), 4326)
     if shift:
         g = sa.func.ST_Translate(g, sa.bindparam("sdx", type_=sa.Float()), sa.bindparam("sdy", type_=sa.Float()))
-    env = sa.func.ST_TileEnvelope(sa.bindparam("tz", type_=sa.Integer()), sa.bindparam("tx", type_=sa.Integer()),
-                                  sa.bindparam("ty", type_=sa.Integer()))
+    env = sa.func.ST_TileEnvelope(
+        sa.bindparam("tz", type_=sa.Integer()),
+        sa.bindparam("tx", type_=sa.Integer()),
+        sa.bindparam("ty", type_=sa.Integer()),
+    )
     mvt_geom = sa.func.ST_AsMVTGeom(sa.func.ST_Transform(g, 3857), env, MVT_EXTENT, MVT_BUFFER, True).label("mvtgeom")
     cols = [c for c in sub.c if c.name not in ("geom", "lon", "lat")]
     return sa.select(mvt_geom, *cols)
@@ -563,16 +638,25 @@ class PreparedTile:
     PostGIS (``mode="mvt"``): one ST_AsMVT statement per MVT layer, run in the database. Otherwise
     (``mode="rows"``, SpatiaLite, or PostGIS to compare): the rows, encoded by :func:`encode_mvt`."""
 
-    def __init__(self, dialect_name: str, layers: Sequence[tuple[str, sa.Select[Any]]], *, shift: bool = False,
-                 encoder: bool = False) -> None:
+    def __init__(
+        self,
+        dialect_name: str,
+        layers: Sequence[tuple[str, sa.Select[Any]]],
+        *,
+        shift: bool = False,
+        encoder: bool = False,
+    ) -> None:
         self.mode = "mvt" if dialect_name == "postgresql" and not encoder else "rows"
         self.shift = shift
         self.statements: list[tuple[str, Any]] = []
         for name, select in layers:
             if self.mode == "mvt":
                 inner = _mvt_select(select, shift).subquery("q")
-                stmt: Any = (sa.select(sa.func.ST_AsMVT(sa.literal_column("q"), name, MVT_EXTENT, "mvtgeom", "fid"))
-                             .select_from(inner).where(inner.c.mvtgeom.is_not(None)))
+                stmt: Any = (
+                    sa.select(sa.func.ST_AsMVT(sa.literal_column("q"), name, MVT_EXTENT, "mvtgeom", "fid"))
+                    .select_from(inner)
+                    .where(inner.c.mvtgeom.is_not(None))
+                )
             else:
                 sub = select.subquery("src")
                 stmt = sa.select(*[sa.func.ST_AsBinary(c).label("geom") if c.name == "geom" else c for c in sub.c])
@@ -588,8 +672,14 @@ class PreparedTile:
         return encode_mvt(layers, z, x, y, shift=shift)
 
 
-def encode_mvt(layers: Sequence[tuple[str, list[dict[str, Any]]]], z: int, x: int, y: int, *,
-               shift: tuple[float, float] | None = None) -> bytes:
+def encode_mvt(
+    layers: Sequence[tuple[str, list[dict[str, Any]]]],
+    z: int,
+    x: int,
+    y: int,
+    *,
+    shift: tuple[float, float] | None = None,
+) -> bytes:
     """Encode rows (from :func:`tile_rows`) as MVT like ST_AsMVTGeom + ST_AsMVT: Web Mercator, the tile's
     ``MVT_EXTENT`` grid with y down, clipped to ``MVT_BUFFER`` around the tile, snapped to integers, features
     that collapse dropped, null attributes left out."""
@@ -635,6 +725,8 @@ def encode_mvt(layers: Sequence[tuple[str, list[dict[str, Any]]]], z: int, x: in
     if not out:
         return b""
     return bytes(mapbox_vector_tile.encode(out, default_options={"extents": MVT_EXTENT, "y_coord_down": True}))
+
+
 # ---- text prefixes (standard-address look-up) -------------------------------------------------------------
 
 
@@ -653,6 +745,8 @@ def prefix_range_sql(dialect_name: str, column: str, lo: str, hi: str) -> str:
     """A predicate ``lo <= column < hi`` (binds ``:lo``/``:hi`` named by the caller) that uses the prefix index."""
     col = prefix_collation_sql(dialect_name, column)
     return f"{col} >= :{lo} AND {col} < :{hi}"
+
+
 def xact_lock(session: Session | sa.Connection, key: int) -> sa.ColumnElement[Any] | None:
     """An expression that takes the transaction-scoped advisory lock ``key`` when evaluated (PostgreSQL), to be
     added to a statement the transaction runs anyway; None on SQLite, whose writers are serialised already."""
@@ -726,8 +820,9 @@ def scalar_with_lock_timeout(session: Session, stmt: Any, wait_seconds: float) -
     savepoint = session.begin_nested()
     try:
         previous = session.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
-        session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"),
-                        {"v": f"{max(1, int(wait_seconds * 1000))}ms"})
+        session.execute(
+            sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{max(1, int(wait_seconds * 1000))}ms"}
+        )
         value = session.execute(stmt).scalar_one_or_none()
         session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
     except OperationalError as exc:

@@ -105,9 +105,13 @@ Name = Annotated[str, AfterValidator(_no_control_characters)]
 def enum_type(enum_cls: type[enum.Enum], length: int = 24) -> sa.Enum:
     """A portable VARCHAR enum that stores the members' values (``'dispatch'``), not their names."""
     return sa.Enum(
-        enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
+        enum_cls,
+        native_enum=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
+
 
 # 64-bit ids for the fast-growing logs (events, breadcrumbs); SQLite needs INTEGER for its rowid alias.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

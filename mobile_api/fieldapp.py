@@ -72,12 +72,21 @@ def list_classes(session: Session, *, rules: CaseRules, user: User) -> ClassList
         if c.name_zh in seen:
             continue
         seen.add(c.name_zh)
-        items.append(ClassOut(key=c.key, name_zh=c.name_zh, name_en=c.name_en or None, kind=c.kind.value,
-                              generation=c.generation.value, major_name_zh=c.major_name_zh or None))
+        items.append(
+            ClassOut(
+                key=c.key,
+                name_zh=c.name_zh,
+                name_en=c.name_en or None,
+                kind=c.kind.value,
+                generation=c.generation.value,
+                major_name_zh=c.major_name_zh or None,
+            )
+        )
     offered = {i.key for i in items}
     recent: list[str] = []
-    for key in session.scalars(select(Case.class_code).where(Case.reporter_id == user.id)
-                               .order_by(Case.id.desc()).limit(100)):
+    for key in session.scalars(
+        select(Case.class_code).where(Case.reporter_id == user.id).order_by(Case.id.desc()).limit(100)
+    ):
         if key in offered and key not in recent:
             recent.append(key)
             if len(recent) == RECENT_CLASSES:
@@ -103,8 +112,11 @@ def component_classes(catalog: class_catalog.ClassCatalog, key: str) -> list[str
         key = comp
     out = [key]
     try:
-        other = (catalog.mapping_old_to_new(key) if codes.parse_class_key(key).generation is codes.Generation.CJT214
-                 else catalog.mapping_new_to_old(key))
+        other = (
+            catalog.mapping_old_to_new(key)
+            if codes.parse_class_key(key).generation is codes.Generation.CJT214
+            else catalog.mapping_new_to_old(key)
+        )
     except InvalidInput:
         other = None
     if other:
@@ -112,20 +124,34 @@ def component_classes(catalog: class_catalog.ClassCatalog, key: str) -> list[str
     return out
 
 
-def _near_rows(session: Session, catalog: class_catalog.ClassCatalog, *, lon: float, lat: float, class_code: str,
-               radius_m: float, limit: int) -> list[tuple[Any, ...]]:
+def _near_rows(
+    session: Session,
+    catalog: class_catalog.ClassCatalog,
+    *,
+    lon: float,
+    lat: float,
+    class_code: str,
+    radius_m: float,
+    limit: int,
+) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for key in component_classes(catalog, class_code):
         rows += spatial.nearest_components_statement(
-            spatial.dialect(session), lon=lon, lat=lat, class_code=key, radius_m=radius_m,
-            exclude_states=GONE_STATES, limit=limit,
+            spatial.dialect(session),
+            lon=lon,
+            lat=lat,
+            class_code=key,
+            radius_m=radius_m,
+            exclude_states=GONE_STATES,
+            limit=limit,
         ).run(session)
     rows.sort(key=lambda r: (float(r[8]), r[1]))
     return rows[:limit]
 
 
-def snapped_component(session: Session, catalog: class_catalog.ClassCatalog, *, lon: float, lat: float, class_code: str,
-                      radius_m: float) -> str | None:
+def snapped_component(
+    session: Session, catalog: class_catalog.ClassCatalog, *, lon: float, lat: float, class_code: str, radius_m: float
+) -> str | None:
     """The component a report without one is about: the nearest of its class within the tolerance, unless
     another is as near (within :data:`dispatch.service.TIE_M`), which the dispatcher must then decide."""
     rows = _near_rows(session, catalog, lon=lon, lat=lat, class_code=class_code, radius_m=radius_m, limit=2)
@@ -134,8 +160,17 @@ def snapped_component(session: Session, catalog: class_catalog.ClassCatalog, *, 
     return str(rows[0][1])
 
 
-def nearest_components(session: Session, *, settings: Settings, rules: CaseRules, user: User, class_code: str,
-                       lon: float, lat: float, coord_system: str = "wgs84") -> NearComponents:
+def nearest_components(
+    session: Session,
+    *,
+    settings: Settings,
+    rules: CaseRules,
+    user: User,
+    class_code: str,
+    lon: float,
+    lat: float,
+    coord_system: str = "wgs84",
+) -> NearComponents:
     """Components of the class (and its counterpart) within the snap tolerance of the point, nearest first."""
     _require(user, frozenset({Role.INSPECTOR, Role.DEPARTMENT}), "component search")
     rules.catalog.get(class_code, loc=["query", "class_code"])
@@ -144,27 +179,49 @@ def nearest_components(session: Session, *, settings: Settings, rules: CaseRules
     located = components_service.locate_point(session, lon=lon, lat=lat)
     if not located.inside_city:
         return NearComponents(inside_city=False, tolerance_m=settings.snap_tolerance_m, items=[])
-    rows = _near_rows(session, rules.catalog, lon=lon, lat=lat, class_code=class_code,
-                      radius_m=settings.snap_tolerance_m, limit=NEAR_LIMIT)
+    rows = _near_rows(
+        session,
+        rules.catalog,
+        lon=lon,
+        lat=lat,
+        class_code=class_code,
+        radius_m=settings.snap_tolerance_m,
+        limit=NEAR_LIMIT,
+    )
     where: dict[str, tuple[float, float]] = {}
     if rows:
-        for code, geom in session.execute(select(Component.code, Component.geom)
-                                          .where(Component.code.in_([r[1] for r in rows]))):
+        for code, geom in session.execute(
+            select(Component.code, Component.geom).where(Component.code.in_([r[1] for r in rows]))
+        ):
             p = to_shape(geom).representative_point()
             where[code] = (round(p.x, 7), round(p.y, 7))
-    items = [NearComponentOut(code=r[1], class_code=r[2], name=r[3], distance_m=round(float(r[8]), 1),
-                              lon=where.get(r[1], (None, None))[0], lat=where.get(r[1], (None, None))[1],
-                              department_name=r[9]) for r in rows]
-    return NearComponents(inside_city=True, grid_code=located.grid_code, tolerance_m=settings.snap_tolerance_m,
-                          items=items)
+    items = [
+        NearComponentOut(
+            code=r[1],
+            class_code=r[2],
+            name=r[3],
+            distance_m=round(float(r[8]), 1),
+            lon=where.get(r[1], (None, None))[0],
+            lat=where.get(r[1], (None, None))[1],
+            department_name=r[9],
+        )
+        for r in rows
+    ]
+    return NearComponents(
+        inside_city=True, grid_code=located.grid_code, tolerance_m=settings.snap_tolerance_m, items=items
+    )
 
 
 # ---- case detail -----------------------------------------------------------------------------------------
 
 
 def _photo(aid: int, role: str) -> EventPhotoOut:
-    return EventPhotoOut(id=aid, role=role, thumb_url=f"/api/v1/attachments/{aid}/thumb",
-                         display_url=f"/api/v1/attachments/{aid}/display")
+    return EventPhotoOut(
+        id=aid,
+        role=role,
+        thumb_url=f"/api/v1/attachments/{aid}/thumb",
+        display_url=f"/api/v1/attachments/{aid}/display",
+    )
 
 
 def extension_units(rules: CaseRules, case: Case) -> tuple[list[str], str | None]:
@@ -184,47 +241,82 @@ def _task(user: User, case: Case) -> str | None:
     return "handle" if case.status in DEPARTMENT_QUEUE else None
 
 
-def case_detail(session: Session, *, settings: Settings, rules: CaseRules, user: User, case_id: int,
-                lon: float | None = None, lat: float | None = None, coord_system: str = "wgs84") -> CaseDetailOut:
+def case_detail(
+    session: Session,
+    *,
+    settings: Settings,
+    rules: CaseRules,
+    user: User,
+    case_id: int,
+    lon: float | None = None,
+    lat: float | None = None,
+    coord_system: str = "wgs84",
+) -> CaseDetailOut:
     """A case I have a task on or reported: photos, history, distance, the on-site rule, what I may do."""
     _require(user, frozenset({Role.INSPECTOR, Role.DEPARTMENT}), "case detail")
     actor = casework_service.actor_of(user)
     case = casework_service.get_case(session, case_id, actor=actor)
     distance = None
     if lon is not None and lat is not None:
-        here = coords.to_wgs84(*coords.check_lonlat(lon, lat, loc=["query", "lon"]),
-                               coords.CoordSystem(coord_system))
+        here = coords.to_wgs84(*coords.check_lonlat(lon, lat, loc=["query", "lon"]), coords.CoordSystem(coord_system))
         distance = round(coords.haversine_m(here[0], here[1], case.lon, case.lat), 1)
     events, photos = [], []
     for ev, atts in casework_service.case_events(session, case.id):
         ev_photos = [_photo(aid, role) for aid, role in atts]
         photos += ev_photos
-        events.append(EventOut(seq=ev.seq, action=str(ev.action), from_status=ev.from_status or None,
-                               to_status=str(ev.to_status), at=ev.at, actor_role=ev.actor_role, note=ev.note,
-                               photos=ev_photos))
+        events.append(
+            EventOut(
+                seq=ev.seq,
+                action=str(ev.action),
+                from_status=ev.from_status or None,
+                to_status=str(ev.to_status),
+                at=ev.at,
+                actor_role=ev.actor_role,
+                note=ev.note,
+                photos=ev_photos,
+            )
+        )
     try:
         class_name = rules.catalog.get(case.class_code, include_disabled=True).name_zh
     except InvalidInput:
         class_name = None
     units, handle_limit = extension_units(rules, case)
-    mine = (user.role is Role.INSPECTOR and case.assigned_inspector_id == user.id) or \
-        (user.role is Role.DEPARTMENT and case.department_id == user.department_id)
+    mine = (user.role is Role.INSPECTOR and case.assigned_inspector_id == user.id) or (
+        user.role is Role.DEPARTMENT and case.department_id == user.department_id
+    )
     return CaseDetailOut(
-        id=case.id, number=case.number, status=case.status, version=case.version,
-        task=_task(user, case) if mine else None, class_code=case.class_code, class_name=class_name,
-        urgency=case.urgency, lon=case.lon, lat=case.lat, address=case.address, description=case.description,
-        component_id=case.component_id, grid_code=case.grid_code, created_at=case.created_at,
-        deadline_at=case.deadline_at, distance_m=distance, onsite_radius_m=settings.onsite_radius_m,
+        id=case.id,
+        number=case.number,
+        status=case.status,
+        version=case.version,
+        task=_task(user, case) if mine else None,
+        class_code=case.class_code,
+        class_name=class_name,
+        urgency=case.urgency,
+        lon=case.lon,
+        lat=case.lat,
+        address=case.address,
+        description=case.description,
+        component_id=case.component_id,
+        grid_code=case.grid_code,
+        created_at=case.created_at,
+        deadline_at=case.deadline_at,
+        distance_m=distance,
+        onsite_radius_m=settings.onsite_radius_m,
         allowed_actions=[str(a) for a in allowed_actions(actor, casework_service.facts_of(case))],
-        extension_units=units, handle_limit=handle_limit, photos=photos, events=events,
+        extension_units=units,
+        handle_limit=handle_limit,
+        photos=photos,
+        events=events,
     )
 
 
 # ---- department actions ------------------------------------------------------------------------------------
 
 
-def submit_action(session: Session, *, pipeline: CasePipeline, user: User, key: str, case_id: int,
-                  action_in: PhoneActionIn) -> Outcome:
+def submit_action(
+    session: Session, *, pipeline: CasePipeline, user: User, key: str, case_id: int, action_in: PhoneActionIn
+) -> Outcome:
     """Accept (签收), request an extension (延期) or a send-back (回退) from the phone, once per key."""
     _require(user, frozenset({Role.DEPARTMENT}), "case actions from the phone")
     req_hash = idempotency.request_hash("action", {"case_id": case_id, "action": action_in.model_dump(mode="json")})
@@ -238,16 +330,25 @@ def submit_action(session: Session, *, pipeline: CasePipeline, user: User, key: 
             if case.status is CaseStatus.DISPATCHED:
                 # Staff asking for more time on site have taken the case on: accept it on the spot (as feedback does).
                 pipeline.apply_action(
-                    session, case_id=case_id, actor=actor, action=CaseAction.ACCEPT,
-                    inp=casework_service.ActionInput(expected_version=version, data={"via": "mobile"}))
+                    session,
+                    case_id=case_id,
+                    actor=actor,
+                    action=CaseAction.ACCEPT,
+                    inp=casework_service.ActionInput(expected_version=version, data={"via": "mobile"}),
+                )
                 version = None
         case = pipeline.apply_action(
-            session, case_id=case_id, actor=actor, action=action,
-            inp=casework_service.ActionInput(expected_version=version, note=action_in.note,
-                                             extension=action_in.extension, data={"via": "mobile"}),
+            session,
+            case_id=case_id,
+            actor=actor,
+            action=action,
+            inp=casework_service.ActionInput(
+                expected_version=version, note=action_in.note, extension=action_in.extension, data={"via": "mobile"}
+            ),
         ).case
-        body = SubmissionOut(case_id=case.id, number=case.number, status=case.status, version=case.version,
-                             action=action)
+        body = SubmissionOut(
+            case_id=case.id, number=case.number, status=case.status, version=case.version, action=action
+        )
         return 200, body.model_dump(mode="json", exclude_none=True)
 
     return idempotency.run(session, user_id=user.id, key=key, kind="action", req_hash=req_hash, work=work)
@@ -263,8 +364,17 @@ def field_config(session: Session, *, settings: Settings) -> FieldConfigOut:
     bbox = None
     bounds = [to_shape(g).bounds for g in session.scalars(select(Area.geom).where(Area.level == "district"))]
     if bounds:
-        bbox = [min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds),
-                max(b[3] for b in bounds)]
-    return FieldConfigOut(max_upload_bytes=settings.max_upload_bytes, max_photo_pixels=settings.max_photo_pixels,
-                          max_photos=MAX_PHOTOS, onsite_radius_m=settings.onsite_radius_m,
-                          snap_tolerance_m=settings.snap_tolerance_m, city_bbox=bbox)
+        bbox = [
+            min(b[0] for b in bounds),
+            min(b[1] for b in bounds),
+            max(b[2] for b in bounds),
+            max(b[3] for b in bounds),
+        ]
+    return FieldConfigOut(
+        max_upload_bytes=settings.max_upload_bytes,
+        max_photo_pixels=settings.max_photo_pixels,
+        max_photos=MAX_PHOTOS,
+        onsite_radius_m=settings.onsite_radius_m,
+        snap_tolerance_m=settings.snap_tolerance_m,
+        city_bbox=bbox,
+    )

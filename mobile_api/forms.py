@@ -93,8 +93,15 @@ class _Part:
 class SyncMultipart:
     """python-multipart driven synchronously (in a worker thread), building Starlette's ``FormData``."""
 
-    def __init__(self, headers: Headers, *, max_files: float, max_fields: float, max_part_size: int,
-                 spool_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        headers: Headers,
+        *,
+        max_files: float,
+        max_fields: float,
+        max_part_size: int,
+        spool_dir: Path | None = None,
+    ) -> None:
         _, params = parse_options_header(headers["Content-Type"])
         charset = params.get(b"charset", b"utf-8")
         try:
@@ -112,15 +119,18 @@ class SyncMultipart:
         self.part = _Part()
         self._header_name = bytearray()
         self._header_value = bytearray()
-        self.parser = MultipartParser(boundary, {
-            "on_part_begin": self._part_begin,
-            "on_part_data": self._part_data,
-            "on_part_end": self._part_end,
-            "on_header_field": lambda d, s, e: self._header_name.extend(d[s:e]),
-            "on_header_value": lambda d, s, e: self._header_value.extend(d[s:e]),
-            "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished,
-        })
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+                "on_header_field": lambda d, s, e: self._header_name.extend(d[s:e]),
+                "on_header_value": lambda d, s, e: self._header_value.extend(d[s:e]),
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+            },
+        )
 
     def _part_begin(self) -> None:
         self.part = _Part()
@@ -206,13 +216,19 @@ class SyncMultipart:
             f.close()
 
 
-async def parse_multipart_off_loop(request: Request, *, max_files: float = 1000, max_fields: float = 1000,
-                                   max_part_size: int = 1024 * 1024) -> FormData:
+async def parse_multipart_off_loop(
+    request: Request, *, max_files: float = 1000, max_fields: float = 1000, max_part_size: int = 1024 * 1024
+) -> FormData:
     """Read a multipart body on the loop in batches and parse each batch in the threadpool."""
     limit = max_body_bytes(request)
     store = getattr(request.app.state, "store", None)
-    state = SyncMultipart(request.headers, max_files=max_files, max_fields=max_fields, max_part_size=max_part_size,
-                          spool_dir=store.spool_dir() if store is not None else None)
+    state = SyncMultipart(
+        request.headers,
+        max_files=max_files,
+        max_fields=max_fields,
+        max_part_size=max_part_size,
+        spool_dir=store.spool_dir() if store is not None else None,
+    )
     batch: list[bytes] = []
     batched = total = 0
     try:
@@ -234,15 +250,21 @@ async def parse_multipart_off_loop(request: Request, *, max_files: float = 1000,
 class _OffLoopFormRequest(Request):
     """A request whose multipart form is parsed by :func:`parse_multipart_off_loop`."""
 
-    def form(self, *, max_files: int | float = 1000, max_fields: int | float = 1000,  # type: ignore[override]
-             max_part_size: int = 1024 * 1024) -> Any:
+    def form(
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,  # type: ignore[override]
+        max_part_size: int = 1024 * 1024,
+    ) -> Any:
         content_type, _ = parse_options_header(self.headers.get("Content-Type"))
         if content_type != b"multipart/form-data" or self._form is not None:
             return super().form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
 
         async def parse() -> FormData:
-            self._form = await parse_multipart_off_loop(self, max_files=max_files, max_fields=max_fields,
-                                                        max_part_size=max_part_size)
+            self._form = await parse_multipart_off_loop(
+                self, max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
+            )
             return self._form
 
         return parse()
@@ -257,8 +279,11 @@ class OffLoopFormRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             length = request.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > max_body_bytes(request):
-                raise PayloadTooLarge(f"the request body is larger than {max_body_bytes(request)} bytes",
-                                      code="request.too_large", loc=["body"])
+                raise PayloadTooLarge(
+                    f"the request body is larger than {max_body_bytes(request)} bytes",
+                    code="request.too_large",
+                    loc=["body"],
+                )
             return await handler(_OffLoopFormRequest(request.scope, request.receive))
 
         return route_handler

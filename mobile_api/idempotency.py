@@ -96,8 +96,7 @@ def request_hash(kind: str, payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _claim(session: Session, *, user_id: int, key: str, kind: str, req_hash: str,
-           wait_seconds: float) -> int | None:
+def _claim(session: Session, *, user_id: int, key: str, kind: str, req_hash: str, wait_seconds: float) -> int | None:
     """Insert the pending record; its id, or None when the key is already taken (committed or ours).
 
     The INSERT waits for a concurrent transaction holding the same key (PostgreSQL); the wait is bounded.
@@ -112,13 +111,15 @@ def _claim(session: Session, *, user_id: int, key: str, kind: str, req_hash: str
     try:
         record_id: int | None = spatial.scalar_with_lock_timeout(session, stmt, wait_seconds)
     except spatial.LockTimeout as exc:
-        raise InProgress("a submission with this key is still being processed; retry shortly",
-                         loc=["header", KEY_HEADER]) from exc
+        raise InProgress(
+            "a submission with this key is still being processed; retry shortly", loc=["header", KEY_HEADER]
+        ) from exc
     return record_id
 
 
-def peek(session: Session, *, user_id: int, key: str, req_hash: str,
-         loc: list[str | int] | None = None) -> Outcome | None:
+def peek(
+    session: Session, *, user_id: int, key: str, req_hash: str, loc: list[str | int] | None = None
+) -> Outcome | None:
     """The stored result of a finished submission with this key, without claiming it (a read only).
 
     Lets a retry be answered before any expensive work (photo processing) is done. ``None`` when the key is
@@ -128,14 +129,16 @@ def peek(session: Session, *, user_id: int, key: str, req_hash: str,
         KeyReused: the key was used for a different submission.
     """
     rec = session.execute(
-        sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response)
-        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+        sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+        )
     ).one_or_none()
     if rec is None or rec.status_code == PENDING:
         return None
     if rec.request_hash != req_hash:
-        raise KeyReused("this idempotency key was already used for a different submission",
-                        loc=loc or ["header", KEY_HEADER])
+        raise KeyReused(
+            "this idempotency key was already used for a different submission", loc=loc or ["header", KEY_HEADER]
+        )
     return Outcome(status_code=rec.status_code, body=rec.response, replayed=True)
 
 
@@ -168,12 +171,12 @@ def run(
         InProgress: the same submission is still running elsewhere (or earlier in this transaction).
     """
     loc = loc or ["header", KEY_HEADER]
-    record_id = _claim(session, user_id=user_id, key=key, kind=kind, req_hash=req_hash,
-                       wait_seconds=wait_seconds)
+    record_id = _claim(session, user_id=user_id, key=key, kind=kind, req_hash=req_hash, wait_seconds=wait_seconds)
     if record_id is None:
         rec = session.execute(
-            sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response)
-            .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+            sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response).where(
+                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+            )
         ).one()
         if rec.request_hash != req_hash:
             raise KeyReused("this idempotency key was already used for a different submission", loc=loc)

@@ -121,8 +121,9 @@ def clean_orphans(
     return CleanReport(attachments_removed=len(doomed), files_removed=len(doomed_files))
 
 
-def purge_idempotency_records(session: Session, *, older_than: dt.timedelta = dt.timedelta(days=30),
-                              now: dt.datetime | None = None) -> int:
+def purge_idempotency_records(
+    session: Session, *, older_than: dt.timedelta = dt.timedelta(days=30), now: dt.datetime | None = None
+) -> int:
     """Forget idempotency keys older than ``older_than`` (far beyond any phone's offline queue); how many."""
     cutoff = (now or utcnow()) - older_than
     result = session.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
@@ -182,10 +183,17 @@ def run_maintenance(
         clean = CleanReport(0, 0)
         if "orphans" in tasks:
             clean = clean_orphans(session, store, orphan_older_than, now=now)
-        purged = purge_idempotency_records(session, older_than=idempotency_older_than, now=now) \
-            if "idempotency" in tasks else 0
-    return MaintenanceReport(ran=True, attachments_removed=clean.attachments_removed,
-                             files_removed=clean.files_removed, idempotency_removed=purged)
+        purged = (
+            purge_idempotency_records(session, older_than=idempotency_older_than, now=now)
+            if "idempotency" in tasks
+            else 0
+        )
+    return MaintenanceReport(
+        ran=True,
+        attachments_removed=clean.attachments_removed,
+        files_removed=clean.files_removed,
+        idempotency_removed=purged,
+    )
 
 
 async def _maintenance_loop(app: Any, interval: float) -> None:

@@ -146,8 +146,9 @@ class Open311Route(APIRoute):
             except GridCityError as exc:
                 raise _from_domain(exc) from exc
             except RequestValidationError as exc:
-                parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
-                         for e in exc.errors()]
+                parts = [
+                    f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
+                ]
                 raise bad_request("; ".join(parts) or "invalid request") from exc
             except StarletteHTTPException as exc:
                 status = exc.status_code if exc.status_code in (403, 404) else 400
@@ -170,8 +171,11 @@ class Open311CORS:
 
     def __init__(self, app: Any, *, origins: list[str]) -> None:
         self.app = app
-        self.cors = CORSMiddleware(app, allow_origins=origins, allow_methods=["GET", "POST"],
-                                   allow_headers=["*"], max_age=3600) if origins else None
+        self.cors = (
+            CORSMiddleware(app, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"], max_age=3600)
+            if origins
+            else None
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self.cors is not None and scope["type"] == "http" and scope["path"].startswith(self.PREFIX):
@@ -187,23 +191,35 @@ def setup(app: FastAPI) -> None:
 
 
 _ERROR_CONTENT: Final = {
-    "text/xml": {"schema": {"type": "string"}, "example": '<?xml version="1.0" encoding="UTF-8"?>\n<errors><error>'
-                 "<code>404</code><description>service_code 'X' not found</description></error></errors>"},
-    "application/json": {"schema": {"type": "array", "items": {
-        "type": "object", "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}}}},
+    "text/xml": {
+        "schema": {"type": "string"},
+        "example": '<?xml version="1.0" encoding="UTF-8"?>\n<errors><error>'
+        "<code>404</code><description>service_code 'X' not found</description></error></errors>",
+    },
+    "application/json": {
+        "schema": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}},
+        }
+    },
 }
 OPEN311_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    200: {"description": "The document, as XML (``.xml``) or JSON (``.json``)",
-          "content": {"text/xml": {"schema": {"type": "string"}}, "application/json": {}}},
-    400: {"description": "Bad request (the spec's error body; code 413/415 for a too large or unsupported photo)",
-          "content": _ERROR_CONTENT},
+    200: {
+        "description": "The document, as XML (``.xml``) or JSON (``.json``)",
+        "content": {"text/xml": {"schema": {"type": "string"}}, "application/json": {}},
+    },
+    400: {
+        "description": "Bad request (the spec's error body; code 413/415 for a too large or unsupported photo)",
+        "content": _ERROR_CONTENT,
+    },
     403: {"description": "Wrong or missing api_key", "content": _ERROR_CONTENT},
     404: {"description": "Unknown resource, service_code or service_request_id", "content": _ERROR_CONTENT},
 }
 """The statuses and content types every Open311 operation answers (the spec allows 400, 403 and 404 only)."""
 
-router = APIRouter(tags=["open311"], route_class=Open311Route, default_response_class=Response,
-                   responses=OPEN311_RESPONSES)
+router = APIRouter(
+    tags=["open311"], route_class=Open311Route, default_response_class=Response, responses=OPEN311_RESPONSES
+)
 
 
 def _check_format(fmt: str) -> str:
@@ -252,13 +268,15 @@ def discovery(fmt: str, request: Request, settings: SettingsDep) -> Response:
         "contact": f"{settings.city_name}数字化城市管理监督指挥中心",
         "key_service": f"向{settings.city_name}数字化城市管理监督指挥中心申请 Open311 api_key（提交举报时需要）",
         "max_requests": MAX_REQUESTS,
-        "endpoints": [{
-            "specification": SPEC_URL,
-            "url": _base(settings),
-            "changeset": changeset,
-            "type": "production",
-            "formats": ["text/xml", "application/json"],
-        }],
+        "endpoints": [
+            {
+                "specification": SPEC_URL,
+                "url": _base(settings),
+                "changeset": changeset,
+                "type": "production",
+                "formats": ["text/xml", "application/json"],
+            }
+        ],
     }
     return _respond(fmt, doc, "discovery")
 
@@ -275,8 +293,7 @@ def service_definition(service_code: str, fmt: str, request: Request, settings: 
     """The attributes of one service (404 for an unknown service_code)."""
     _check_format(fmt)
     rules = _rules(request)
-    return _respond(fmt, definition_doc(rules, service_or_404(rules, settings, service_code)),
-                    "service_definition")
+    return _respond(fmt, definition_doc(rules, service_or_404(rules, settings, service_code)), "service_definition")
 
 
 async def _form(request: Request) -> FormData:
@@ -284,15 +301,27 @@ async def _form(request: Request) -> FormData:
 
 
 @router.post("/requests.{fmt}", summary="Open311 POST service request (a public report)")
-def post_request(fmt: str, request: Request, form: Annotated[FormData, Depends(_form)], session: DbSession,
-                 settings: SettingsDep, store: Store, pipeline: PipelineDep) -> Response:
+def post_request(
+    fmt: str,
+    request: Request,
+    form: Annotated[FormData, Depends(_form)],
+    session: DbSession,
+    settings: SettingsDep,
+    store: Store,
+    pipeline: PipelineDep,
+) -> Response:
     """A citizen report; becomes a 公众举报 case awaiting on-site verification."""
     _check_format(fmt)
     check_api_key(settings, optional(form.get("api_key")) or optional(request.query_params.get("api_key")))
-    case = create_request(session, posted=parse_post(form, pipeline.rules, settings), pipeline=pipeline,
-                          settings=settings, store=store)
-    doc = [{"service_request_id": case.number,
-            "service_notice": f"举报已受理（编号 {case.number}），将由城市管理监督员到现场核实"}]
+    case = create_request(
+        session, posted=parse_post(form, pipeline.rules, settings), pipeline=pipeline, settings=settings, store=store
+    )
+    doc = [
+        {
+            "service_request_id": case.number,
+            "service_notice": f"举报已受理（编号 {case.number}），将由城市管理监督员到现场核实",
+        }
+    ]
     return _respond(fmt, doc, "service_requests", "request")
 
 
@@ -302,22 +331,30 @@ def get_requests(fmt: str, request: Request, session: DbSession, settings: Setti
     _check_format(fmt)
     rules = _rules(request)
     q = parse_request_query(request.query_params, rules, dt.datetime.now(dt.UTC))
-    doc = requests_doc(session, find_requests(session, q), rules=rules, media_base=_base(settings),
-                       extensions=q.extensions, publish=Publish.of(settings))
+    doc = requests_doc(
+        session,
+        find_requests(session, q),
+        rules=rules,
+        media_base=_base(settings),
+        extensions=q.extensions,
+        publish=Publish.of(settings),
+    )
     return _respond(fmt, doc, "service_requests", "request")
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="Open311 GET service request")
-def get_request(service_request_id: str, fmt: str, request: Request, session: DbSession,
-                settings: SettingsDep) -> Response:
+def get_request(
+    service_request_id: str, fmt: str, request: Request, session: DbSession, settings: SettingsDep
+) -> Response:
     """One request, as a list of one (404 for an unknown id)."""
     _check_format(fmt)
     case = session.scalars(select(Case).where(Case.number == service_request_id)).first()
     if case is None:
         raise Open311Error(404, f"service_request_id {service_request_id!r} not found")
     ext = (optional(request.query_params.get("extensions")) or "false").lower() == "true"
-    doc = requests_doc(session, [case], rules=_rules(request), media_base=_base(settings), extensions=ext,
-                       publish=Publish.of(settings))
+    doc = requests_doc(
+        session, [case], rules=_rules(request), media_base=_base(settings), extensions=ext, publish=Publish.of(settings)
+    )
     return _respond(fmt, doc, "service_requests", "request")
 
 
@@ -331,10 +368,14 @@ def get_token(token: str, fmt: str, session: DbSession) -> Response:
     return _respond(fmt, [{"service_request_id": number, "token": token}], "service_requests", "request")
 
 
-@router.get("/media/{token}.jpg", summary="A public photo of a request",
-            response_class=FileResponse,
-            responses={200: {"description": "The photo", "content": {"image/jpeg": {
-                "schema": {"type": "string", "format": "binary"}}}}})
+@router.get(
+    "/media/{token}.jpg",
+    summary="A public photo of a request",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The photo", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
 def media(token: str, session: DbSession, store: Store, settings: SettingsDep) -> FileResponse:
     """The metadata-free display rendition of a photo that is public by rule; anything else is 404."""
     attachment_id = public_photo(session, token, Publish.of(settings))

@@ -100,8 +100,9 @@ def to_json(doc: Mapping[str, Any] | Sequence[Any]) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
-def render(fmt: str, doc: Mapping[str, Any] | Sequence[Any], root_tag: str,
-           item_tag: str | None = None) -> tuple[bytes, str]:
+def render(
+    fmt: str, doc: Mapping[str, Any] | Sequence[Any], root_tag: str, item_tag: str | None = None
+) -> tuple[bytes, str]:
     """The body and content type of ``doc`` in ``fmt`` (``xml`` or ``json``)."""
     if fmt == "json":
         return to_json(doc), CONTENT_TYPES["json"]

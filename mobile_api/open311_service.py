@@ -204,21 +204,31 @@ def definition_doc(rules: CaseRules, info: class_catalog.ClassInfo) -> dict[str,
     """The service definition: an optional component id, and the handling time limit as information."""
     attributes: list[dict[str, Any]] = []
     if info.kind is codes.ClassKind.COMPONENT:
-        attributes.append({
-            "variable": True, "code": "component_id", "datatype": "string", "required": False,
-            "datatype_description": "16 或 17 位数字（部件上的标识码）",
-            "order": len(attributes) + 1,
-            "description": "部件标识码：部件（如井盖、路灯）上标注的编号，不清楚可不填",
-        })
+        attributes.append(
+            {
+                "variable": True,
+                "code": "component_id",
+                "datatype": "string",
+                "required": False,
+                "datatype_description": "16 或 17 位数字（部件上的标识码）",
+                "order": len(attributes) + 1,
+                "description": "部件标识码：部件（如井盖、路灯）上标注的编号，不清楚可不填",
+            }
+        )
     lim = rules.standards.lookup(info.key, "normal").limit("handle")
     if lim is not None:
         value, unit = lim[0], str(lim[1])
-        attributes.append({
-            "variable": False, "code": "handling_time_limit", "datatype": "string", "required": False,
-            "datatype_description": "",
-            "order": len(attributes) + 1,
-            "description": f"处置时限：立案派遣后 {value:g} {UNIT_ZH.get(unit, unit)}内处置完毕（一般案件）",
-        })
+        attributes.append(
+            {
+                "variable": False,
+                "code": "handling_time_limit",
+                "datatype": "string",
+                "required": False,
+                "datatype_description": "",
+                "order": len(attributes) + 1,
+                "description": f"处置时限：立案派遣后 {value:g} {UNIT_ZH.get(unit, unit)}内处置完毕（一般案件）",
+            }
+        )
     return {"service_code": info.key, "attributes": attributes}
 
 
@@ -227,8 +237,12 @@ def definition_doc(rules: CaseRules, info: class_catalog.ClassInfo) -> dict[str,
 # --------------------------------------------------------------------------------------------------------
 
 _NOTE_ACTIONS: Final = frozenset(CaseAction) - {
-    CaseAction.REQUEST_SENDBACK, CaseAction.REJECT_SENDBACK, CaseAction.REQUEST_EXTENSION,
-    CaseAction.REJECT_EXTENSION, CaseAction.REQUEST_SUSPENSION, CaseAction.REJECT_SUSPENSION,
+    CaseAction.REQUEST_SENDBACK,
+    CaseAction.REJECT_SENDBACK,
+    CaseAction.REQUEST_EXTENSION,
+    CaseAction.REJECT_EXTENSION,
+    CaseAction.REQUEST_SUSPENSION,
+    CaseAction.REJECT_SUSPENSION,
 }
 """Actions whose event is public-facing (internal requests and refusals are not)."""
 
@@ -244,8 +258,9 @@ class _EventRow:
     data: dict[str, Any]
 
 
-def note_text(ev: _EventRow, *, dept_name: str | None, merged_into: str | None,
-              publish_notes: bool = False) -> str | None:
+def note_text(
+    ev: _EventRow, *, dept_name: str | None, merged_into: str | None, publish_notes: bool = False
+) -> str | None:
     """The public Chinese note of one event (None: the event says nothing to the public).
 
     Staff's free-text reasons are appended only when the city publishes them (``publish_notes``).
@@ -321,19 +336,28 @@ def _page_facts(session: Session, cases: Sequence[Case], publish: Publish) -> _P
     events: dict[int, list[_EventRow]] = {}
     photos_of: dict[int, list[str]] = {}
     merged_ids = {c.merged_into_id for c in cases if c.merged_into_id is not None}
-    merged_into = dict(session.execute(select(Case.id, Case.number).where(Case.id.in_(merged_ids))).all()
-                       ) if merged_ids else {}
+    merged_into = (
+        dict(session.execute(select(Case.id, Case.number).where(Case.id.in_(merged_ids))).all()) if merged_ids else {}
+    )
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         rows = session.execute(
-            select(CaseEvent.case_id, CaseEvent.action, CaseEvent.from_status, CaseEvent.to_status, CaseEvent.at,
-                   CaseEvent.note, CaseEvent.data)
+            select(
+                CaseEvent.case_id,
+                CaseEvent.action,
+                CaseEvent.from_status,
+                CaseEvent.to_status,
+                CaseEvent.at,
+                CaseEvent.note,
+                CaseEvent.data,
+            )
             .where(CaseEvent.case_id.in_(chunk), CaseEvent.action.in_(_NOTE_ACTIONS))
             .order_by(CaseEvent.case_id, CaseEvent.seq)
         ).all()
         for r in rows:
-            events.setdefault(r.case_id, []).append(_EventRow(r.case_id, r.action, r.from_status, r.to_status,
-                                                              r.at, r.note, r.data or {}))
+            events.setdefault(r.case_id, []).append(
+                _EventRow(r.case_id, r.action, r.from_status, r.to_status, r.at, r.note, r.data or {})
+            )
         links = session.execute(
             select(CaseEvent.case_id, Attachment.sha256)
             .join(EventAttachment, EventAttachment.event_id == CaseEvent.id)
@@ -346,11 +370,17 @@ def _page_facts(session: Session, cases: Sequence[Case], publish: Publish) -> _P
             if sha not in lst:
                 lst.append(sha)
     dept_ids = {c.department_id for c in cases if c.department_id is not None}
-    dept_ids |= {int(e.data["department_id"]) for evs in events.values() for e in evs
-                 if isinstance(e.data.get("department_id"), int)}
-    dept_names = dict(
-        session.execute(select(Department.id, Department.name).where(Department.id.in_(dept_ids))).all()
-    ) if dept_ids else {}
+    dept_ids |= {
+        int(e.data["department_id"])
+        for evs in events.values()
+        for e in evs
+        if isinstance(e.data.get("department_id"), int)
+    }
+    dept_names = (
+        dict(session.execute(select(Department.id, Department.name).where(Department.id.in_(dept_ids))).all())
+        if dept_ids
+        else {}
+    )
     return _PageFacts(dept_names, events, photos_of, merged_into)
 
 
@@ -358,8 +388,9 @@ def _status(case: Case) -> str:
     return "closed" if case.status in TERMINAL else "open"
 
 
-def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: str,
-                extensions: bool, publish: Publish = Publish()) -> dict[str, Any]:
+def request_doc(
+    case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: str, extensions: bool, publish: Publish = Publish()
+) -> dict[str, Any]:
     """One ``request`` of GET requests (spec field order; ``None`` → null / empty element)."""
     tz = _tz(rules)
     try:
@@ -371,8 +402,12 @@ def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: 
     notes: list[dict[str, Any]] = []
     for ev in facts.events.get(case.id, []):
         dept_of_event = ev.data.get("department_id")
-        text = note_text(ev, dept_name=facts.dept_names.get(dept_of_event) if isinstance(dept_of_event, int)
-                         else dept_name, merged_into=merged_into, publish_notes=publish.notes)
+        text = note_text(
+            ev,
+            dept_name=facts.dept_names.get(dept_of_event) if isinstance(dept_of_event, int) else dept_name,
+            merged_into=merged_into,
+            publish_notes=publish.notes,
+        )
         if text is not None:
             notes.append({"datetime": fmt311.w3c(ev.at, tz), "description": text, "type": ev.action.value})
     media_urls = [f"{media_base}/media/{sha}.jpg" for sha in facts.photos.get(case.id, [])]
@@ -409,12 +444,20 @@ def request_doc(case: Case, facts: _PageFacts, *, rules: CaseRules, media_base: 
     return doc
 
 
-def requests_doc(session: Session, cases: Sequence[Case], *, rules: CaseRules, media_base: str,
-                 extensions: bool = False, publish: Publish = Publish()) -> list[dict[str, Any]]:
+def requests_doc(
+    session: Session,
+    cases: Sequence[Case],
+    *,
+    rules: CaseRules,
+    media_base: str,
+    extensions: bool = False,
+    publish: Publish = Publish(),
+) -> list[dict[str, Any]]:
     """The ``service_requests`` list of a page of cases."""
     facts = _page_facts(session, cases, publish)
-    return [request_doc(c, facts, rules=rules, media_base=media_base, extensions=extensions, publish=publish)
-            for c in cases]
+    return [
+        request_doc(c, facts, rules=rules, media_base=media_base, extensions=extensions, publish=publish) for c in cases
+    ]
 
 
 @dataclass(frozen=True)
@@ -477,8 +520,14 @@ def parse_request_query(params: Any, rules: CaseRules, now: dt.datetime) -> Requ
     elif end is not None and start is None:
         start = end - WINDOW
     return RequestQuery(
-        service_codes=tuple(service_codes), start=start, end=end, statuses=tuple(statuses),
-        updated_after=upd_after, updated_before=upd_before, page=page, page_size=page_size,
+        service_codes=tuple(service_codes),
+        start=start,
+        end=end,
+        statuses=tuple(statuses),
+        updated_after=upd_after,
+        updated_before=upd_before,
+        page=page,
+        page_size=page_size,
         extensions=ext == "true",
     )
 
@@ -511,8 +560,16 @@ def find_requests(session: Session, q: RequestQuery) -> list[Case]:
 # --------------------------------------------------------------------------------------------------------
 
 _ATTRIBUTE_RE: Final = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
-_FIELD_LIMITS: Final = {"address_string": 256, "address_id": 40, "email": 200, "phone": 40, "device_id": 100,
-                        "first_name": 50, "last_name": 50, "media_url": 1000}
+_FIELD_LIMITS: Final = {
+    "address_string": 256,
+    "address_id": 40,
+    "email": 200,
+    "phone": 40,
+    "device_id": 100,
+    "first_name": 50,
+    "last_name": 50,
+    "media_url": 1000,
+}
 
 
 def check_api_key(settings: Settings, key: str | None) -> None:
@@ -601,9 +658,18 @@ def parse_post(form: FormData, rules: CaseRules, settings: Settings) -> PostedRe
     assert info is not None
     names = [n for n in (get("first_name"), get("last_name")) if n]
     return PostedRequest(
-        info=info, lon=lon, lat=lat, address=get("address_string"), description=description,
-        component_id=component_id, name=" ".join(names) or None, phone=get("phone"), email=get("email"),
-        device_id=get("device_id"), media_url=None if media else media_url, media=media,
+        info=info,
+        lon=lon,
+        lat=lat,
+        address=get("address_string"),
+        description=description,
+        component_id=component_id,
+        name=" ".join(names) or None,
+        phone=get("phone"),
+        email=get("email"),
+        device_id=get("device_id"),
+        media_url=None if media else media_url,
+        media=media,
         address_id=get("address_id"),
     )
 
@@ -632,12 +698,16 @@ def _is_http_url(value: str) -> bool:
         url = urlsplit(value)
     except ValueError:
         return False
-    return url.scheme.lower() in ("http", "https") and bool(url.hostname) and not any(
-        c.isspace() or ord(c) < 0x20 for c in value)
+    return (
+        url.scheme.lower() in ("http", "https")
+        and bool(url.hostname)
+        and not any(c.isspace() or ord(c) < 0x20 for c in value)
+    )
 
 
-def create_request(session: Session, *, posted: PostedRequest, pipeline: CasePipeline, settings: Settings,
-                   store: Any) -> Case:
+def create_request(
+    session: Session, *, posted: PostedRequest, pipeline: CasePipeline, settings: Settings, store: Any
+) -> Case:
     """Store the photos and take the report in as a 公众举报 case (``public_reported``)."""
     limits = photos.PhotoLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_photo_pixels)
     # Every photo is validated and rendered before the first statement, so that work never runs inside the
@@ -659,13 +729,22 @@ def create_request(session: Session, *, posted: PostedRequest, pipeline: CasePip
         actor=SYSTEM_ACCEPTOR,
         action=CaseAction.PUBLIC_REPORT,
         new=casework_service.NewCase(
-            class_code=posted.info.key, lon=lon, lat=lat, address=address,
-            description=posted.description, component_id=posted.component_id, source="open311",
-            reporter_name=posted.name, reporter_phone=posted.phone, reporter_email=posted.email,
+            class_code=posted.info.key,
+            lon=lon,
+            lat=lat,
+            address=address,
+            description=posted.description,
+            component_id=posted.component_id,
+            source="open311",
+            reporter_name=posted.name,
+            reporter_phone=posted.phone,
+            reporter_email=posted.email,
             reporter_device_id=posted.device_id,
         ),
         inp=casework_service.ActionInput(
-            attachment_ids=tuple(attachment_ids), lon=lon, lat=lat,
+            attachment_ids=tuple(attachment_ids),
+            lon=lon,
+            lat=lat,
             data={"media_url": posted.media_url} if posted.media_url else {},
         ),
     ).case

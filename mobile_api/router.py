@@ -50,12 +50,14 @@ def setup(app: Any) -> None:
     """Housekeeping (orphan photos, old idempotency keys) on a schedule with the app's lifespan."""
     maintenance.setup(app)
 
+
 M = TypeVar("M", bound=BaseModel)
 
 
 def idempotency_key(
-    key: Annotated[str | None, Header(alias=KEY_HEADER, description="Client-generated, 1–64 chars, per submission.")]
-    = None,
+    key: Annotated[
+        str | None, Header(alias=KEY_HEADER, description="Client-generated, 1–64 chars, per submission.")
+    ] = None,
 ) -> str:
     """The submission's idempotency key (400 ``idempotency.missing_key`` without one)."""
     return idempotency.check_key(key, loc=["header", KEY_HEADER])
@@ -88,12 +90,14 @@ def _read(files: list[UploadFile] | None, field: str, settings: Settings, spools
     out: list[bytes] = []
     for i, f in enumerate(files or []):
         if f.size is not None and f.size > settings.max_upload_bytes:
-            raise PayloadTooLarge(f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large",
-                                  loc=["body", field, i])
+            raise PayloadTooLarge(
+                f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large", loc=["body", field, i]
+            )
         data = f.file.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
-            raise PayloadTooLarge(f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large",
-                                  loc=["body", field, i])
+            raise PayloadTooLarge(
+                f"photo larger than {settings.max_upload_bytes} bytes", code="photo.too_large", loc=["body", field, i]
+            )
         if isinstance(f, SpooledUpload):  # under the photo store, hashed as it arrived: stored by linking
             spools[id(data)] = service.Spooled(sha256=f.sha256, path=f.path)
         out.append(data)
@@ -103,11 +107,20 @@ def _read(files: list[UploadFile] | None, field: str, settings: Settings, spools
 PhotoFiles = Annotated[list[UploadFile] | None, File(description="1–9 photos (JPEG, PNG, WebP)")]
 
 
-@router.post("/auth/token", response_model=TokenOut, summary="Log in on the phone (inspectors, field staff)",
-             responses={429: {"description": "Too many failed logins for this account or address "
-                                             "(`auth.too_many_attempts`, with `Retry-After`)"}})
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
-                settings: SettingsDep) -> TokenOut:
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    summary="Log in on the phone (inspectors, field staff)",
+    responses={
+        429: {
+            "description": "Too many failed logins for this account or address "
+            "(`auth.too_many_attempts`, with `Retry-After`)"
+        }
+    },
+)
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, settings: SettingsDep
+) -> TokenOut:
     """Exchange username and password for a bearer token; other roles get 403 (failed logins are throttled)."""
     user = await password_login(request, form.username, form.password)
     return service.login_token(user, settings=settings)
@@ -133,20 +146,34 @@ def post_report(
     settings: SettingsDep,
     pipeline: PipelineDep,
     key: IdemKey,
-    report: Annotated[str, Form(description="JSON: class_code, lon, lat, coord_system, description, "
-                                            "component_id, captured_at, self_handled, note")],
+    report: Annotated[
+        str,
+        Form(
+            description="JSON: class_code, lon, lat, coord_system, description, "
+            "component_id, captured_at, self_handled, note"
+        ),
+    ],
     photos: PhotoFiles = None,
     before: PhotoFiles = None,
     after: PhotoFiles = None,
 ) -> Any:
     """A report with 1–9 photos, or a self-handled (自处理) one with before and after photos."""
     spools: service.Spools = {}
-    return _respond(service.submit_report(
-        session, store=store, settings=settings, pipeline=pipeline, user=user, key=key,
-        report_in=_parse(ReportIn, report, "report"), photo_items=_read(photos, "photos", settings, spools),
-        before=_read(before, "before", settings, spools), after=_read(after, "after", settings, spools),
-        spools=spools,
-    ))
+    return _respond(
+        service.submit_report(
+            session,
+            store=store,
+            settings=settings,
+            pipeline=pipeline,
+            user=user,
+            key=key,
+            report_in=_parse(ReportIn, report, "report"),
+            photo_items=_read(photos, "photos", settings, spools),
+            before=_read(before, "before", settings, spools),
+            after=_read(after, "after", settings, spools),
+            spools=spools,
+        )
+    )
 
 
 @router.post("/tasks/{case_id}/result", response_model=SubmissionOut, summary="Send a task result from the site")
@@ -163,11 +190,20 @@ def post_result(
 ) -> Any:
     """Verify (核实) or check (核查) outcome, or a department's on-site feedback; refused when not on site."""
     spools: service.Spools = {}
-    return _respond(service.submit_result(
-        session, store=store, settings=settings, pipeline=pipeline, user=user, key=key, case_id=case_id,
-        result_in=_parse(ResultIn, result, "result"), photo_items=_read(photos, "photos", settings, spools),
-        spools=spools,
-    ))
+    return _respond(
+        service.submit_result(
+            session,
+            store=store,
+            settings=settings,
+            pipeline=pipeline,
+            user=user,
+            key=key,
+            case_id=case_id,
+            result_in=_parse(ResultIn, result, "result"),
+            photo_items=_read(photos, "photos", settings, spools),
+            spools=spools,
+        )
+    )
 
 
 @router.get("/reports", response_model=ReportPage, response_model_exclude_none=True, summary="My reports")
@@ -188,16 +224,27 @@ def post_photos(
     """Store 1–9 photos; batch items reference them by id."""
     spools: service.Spools = {}
     files = _read(photos, "photos", settings, spools)
-    return _respond(service.upload_photos(session, store=store, settings=settings, user=user, key=key,
-                                          files=files, spools=spools))
+    return _respond(
+        service.upload_photos(session, store=store, settings=settings, user=user, key=key, files=files, spools=spools)
+    )
 
 
 @router.post("/batch", response_model=BatchOut, summary="Upload the offline queue")
-def post_batch(body: BatchIn, session: DbSession, user: CurrentUser, store: Store, settings: SettingsDep,
-               pipeline: PipelineDep, key: IdemKey) -> Any:
+def post_batch(
+    body: BatchIn,
+    session: DbSession,
+    user: CurrentUser,
+    store: Store,
+    settings: SettingsDep,
+    pipeline: PipelineDep,
+    key: IdemKey,
+) -> Any:
     """Each item (report, result, tracks) carries its own key and gets its own status and result."""
-    return _respond(service.run_batch(session, store=store, settings=settings, pipeline=pipeline, user=user,
-                                      key=key, items=body.items))
+    return _respond(
+        service.run_batch(
+            session, store=store, settings=settings, pipeline=pipeline, user=user, key=key, items=body.items
+        )
+    )
 
 
 @router.post("/tracks", response_model=TrackOut, summary="Upload patrol breadcrumbs")
@@ -208,12 +255,16 @@ def post_tracks(body: TrackIn, session: DbSession, user: CurrentUser, request: R
 
 @router.get("/tracks/coverage", response_model=CoverageOut, summary="Patrol coverage of a day")
 def track_coverage(
-    session: DbSession, user: CurrentUser, request: Request, inspector_id: IdQuery,
+    session: DbSession,
+    user: CurrentUser,
+    request: Request,
+    inspector_id: IdQuery,
     date: Annotated[BoundedDate, Query()],
 ) -> CoverageOut:
     """Share of the inspector's supervision-area grids visited on that day (local time)."""
-    return service.coverage(session, viewer=user, inspector_id=inspector_id, day=date,
-                            tz=_rules(request).calendar.timezone)
+    return service.coverage(
+        session, viewer=user, inspector_id=inspector_id, day=date, tz=_rules(request).calendar.timezone
+    )
 
 
 # ---- what the field app (城管通, /m/) reads and sends besides the above ---------------------------------------
@@ -229,41 +280,80 @@ def field_config(session: DbSession, user: CurrentUser, settings: SettingsDep) -
     return fieldapp.field_config(session, settings=settings)
 
 
-@router.get("/classes", response_model=ClassList, response_model_exclude_none=True,
-            summary="Classes to report, by Chinese name")
+@router.get(
+    "/classes", response_model=ClassList, response_model_exclude_none=True, summary="Classes to report, by Chinese name"
+)
 def classes(session: DbSession, user: CurrentUser, request: Request) -> ClassList:
     """Every enabled class of both generations as the city configured them, no name twice; my recent ones."""
     return fieldapp.list_classes(session, rules=_rules(request), user=user)
 
 
-@router.get("/components/nearest", response_model=NearComponents, response_model_exclude_none=True,
-            summary="Components of a class near a point")
+@router.get(
+    "/components/nearest",
+    response_model=NearComponents,
+    response_model_exclude_none=True,
+    summary="Components of a class near a point",
+)
 def nearest_components(
-    session: DbSession, user: CurrentUser, settings: SettingsDep, request: Request,
-    class_code: Annotated[str, Query(min_length=2, max_length=12)], lon: Lon, lat: Lat,
+    session: DbSession,
+    user: CurrentUser,
+    settings: SettingsDep,
+    request: Request,
+    class_code: Annotated[str, Query(min_length=2, max_length=12)],
+    lon: Lon,
+    lat: Lat,
     coord_system: CoordSystemQ = "wgs84",
 ) -> NearComponents:
     """Components of the class (or its counterpart in the other generation) within the snap tolerance,
     nearest first; ``inside_city`` false when the point is outside the city."""
-    return fieldapp.nearest_components(session, settings=settings, rules=_rules(request), user=user,
-                                       class_code=class_code, lon=lon, lat=lat, coord_system=coord_system)
+    return fieldapp.nearest_components(
+        session,
+        settings=settings,
+        rules=_rules(request),
+        user=user,
+        class_code=class_code,
+        lon=lon,
+        lat=lat,
+        coord_system=coord_system,
+    )
 
 
-@router.get("/tasks/{case_id}", response_model=CaseDetailOut, response_model_exclude_none=True,
-            summary="A task (or one of my reports) with photos and history")
+@router.get(
+    "/tasks/{case_id}",
+    response_model=CaseDetailOut,
+    response_model_exclude_none=True,
+    summary="A task (or one of my reports) with photos and history",
+)
 def task_detail(
-    case_id: IdPath, session: DbSession, user: CurrentUser, settings: SettingsDep, request: Request,
-    lon: Lon | None = None, lat: Lat | None = None, coord_system: CoordSystemQ = "wgs84",
+    case_id: IdPath,
+    session: DbSession,
+    user: CurrentUser,
+    settings: SettingsDep,
+    request: Request,
+    lon: Lon | None = None,
+    lat: Lat | None = None,
+    coord_system: CoordSystemQ = "wgs84",
 ) -> CaseDetailOut:
     """The case's photos, history, distance from the phone, the on-site radius and the allowed actions."""
-    return fieldapp.case_detail(session, settings=settings, rules=_rules(request), user=user, case_id=case_id,
-                                lon=lon, lat=lat, coord_system=coord_system)
+    return fieldapp.case_detail(
+        session,
+        settings=settings,
+        rules=_rules(request),
+        user=user,
+        case_id=case_id,
+        lon=lon,
+        lat=lat,
+        coord_system=coord_system,
+    )
 
 
-@router.post("/tasks/{case_id}/action", response_model=SubmissionOut,
-             summary="Accept, ask for an extension or a send-back")
-def post_action(case_id: IdPath, body: PhoneActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep,
-                key: IdemKey) -> Any:
+@router.post(
+    "/tasks/{case_id}/action", response_model=SubmissionOut, summary="Accept, ask for an extension or a send-back"
+)
+def post_action(
+    case_id: IdPath, body: PhoneActionIn, session: DbSession, user: CurrentUser, pipeline: PipelineDep, key: IdemKey
+) -> Any:
     """A department's action on a dispatched case from the phone, once per idempotency key."""
-    return _respond(fieldapp.submit_action(session, pipeline=pipeline, user=user, key=key, case_id=case_id,
-                                           action_in=body))
+    return _respond(
+        fieldapp.submit_action(session, pipeline=pipeline, user=user, key=key, case_id=case_id, action_in=body)
+    )

@@ -19,9 +19,18 @@ class ReportIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"class_code": "C0101", "lon": 107.1448, "lat": 34.3693,
-                                         "coord_system": "wgs84", "description": "上水井盖破损",
-                                         "captured_at": "2026-03-14T09:26:53+08:00"}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "class_code": "C0101",
+                    "lon": 107.1448,
+                    "lat": 34.3693,
+                    "coord_system": "wgs84",
+                    "description": "上水井盖破损",
+                    "captured_at": "2026-03-14T09:26:53+08:00",
+                }
+            ]
+        },
     )
     class_code: str = Field(min_length=2, max_length=12)
     lon: Lon
@@ -314,8 +323,9 @@ class CaseDetailOut(BaseModel):
     distance_m: float | None = None
     onsite_radius_m: float = Field(description="Results must be sent from within this distance of the case.")
     allowed_actions: list[str] = Field(default_factory=list)
-    extension_units: list[str] = Field(default_factory=list,
-                                       description="Units an extension of this case's handling limit may use.")
+    extension_units: list[str] = Field(
+        default_factory=list, description="Units an extension of this case's handling limit may use."
+    )
     handle_limit: str | None = None
     photos: list[EventPhotoOut] = Field(default_factory=list)
     events: list[EventOut] = Field(default_factory=list)
@@ -326,8 +336,15 @@ class PhoneActionIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"action": "request_extension", "note": "需更换井盖，备件两天后到",
-                                         "extension": {"value": 2, "unit": "work_day"}}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "request_extension",
+                    "note": "需更换井盖，备件两天后到",
+                    "extension": {"value": 2, "unit": "work_day"},
+                }
+            ]
+        },
     )
     action: Literal["accept", "request_extension", "request_sendback"]
     note: str | None = Field(default=None, max_length=4000)

@@ -55,9 +55,10 @@ else
   pg_answers "$GRIDCITY_TEST_PG_ADMIN" || { cat "$pg_tmp/server.log" >&2; exit 1; }
 fi
 
-echo "== layering (import-linter), lint (ruff), types (mypy)"
+echo "== layering (import-linter), lint and format (ruff), types (mypy)"
 .venv/bin/lint-imports
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 if [ -x .venv/bin/mypy ]; then .venv/bin/mypy; fi
 
 echo "== tests on SpatiaLite"

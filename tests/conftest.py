@@ -32,8 +32,12 @@ pytest_plugins = ["tests.browser_fixtures"]  # server, browser, artifacts: one C
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", default=os.environ.get("GRIDCITY_TEST_DB", "spatialite"),
-                     choices=["spatialite", "postgis"], help="database back end for the tests")
+    parser.addoption(
+        "--db",
+        default=os.environ.get("GRIDCITY_TEST_DB", "spatialite"),
+        choices=["spatialite", "postgis"],
+        help="database back end for the tests",
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -86,9 +90,10 @@ def _empty_all_tables(eng: sa.Engine) -> None:
 
 
 def _has_sqlite_sequence(conn: sa.Connection) -> bool:
-    return conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_sequence'"
-    ).first() is not None
+    return (
+        conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_sequence'").first()
+        is not None
+    )
 
 
 @pytest.fixture
@@ -106,8 +111,12 @@ def session_factory(db: sa.Engine):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # The deadline monitor's background task is off in tests; they call monitor_once with explicit times.
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key="test-secret-" + "x" * 32,
-                    monitor_interval_seconds=0)
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret_key="test-secret-" + "x" * 32,
+        monitor_interval_seconds=0,
+    )
 
 
 @pytest.fixture
@@ -164,19 +173,27 @@ def orgdata(db: sa.Engine, settings: Settings, password_hash: str) -> Org:
     with factory() as s, s.begin():
         depts = {
             code: org.create_department(s, code=code, name=name, owner_kind=kind).id
-            for code, name, kind in [("SZ", "市自来水公司", "water_supply"), ("LD", "市路灯管理所", "street_lighting"),
-                                     ("HW", "市环境卫生管理处", "sanitation")]
+            for code, name, kind in [
+                ("SZ", "市自来水公司", "water_supply"),
+                ("LD", "市路灯管理所", "street_lighting"),
+                ("HW", "市环境卫生管理处", "sanitation"),
+            ]
         }
         ids = {
-            u: org.create_user(s, username=u, password="password-123", role=r, password_hash=password_hash,
-                               department_id=depts[d] if d else None).id
+            u: org.create_user(
+                s,
+                username=u,
+                password="password-123",
+                role=r,
+                password_hash=password_hash,
+                department_id=depts[d] if d else None,
+            ).id
             for u, r, d in ORG_USERS
         }
     return Org(ids, depts, settings.resolved_secret_key())
 
 
-def make_jpeg(width: int = 640, height: int = 480, color: tuple[int, int, int] = (200, 30, 30),
-              seed: int = 0) -> bytes:
+def make_jpeg(width: int = 640, height: int = 480, color: tuple[int, int, int] = (200, 30, 30), seed: int = 0) -> bytes:
     """A real JPEG (noise-free but distinct per seed)."""
     img = Image.new("RGB", (width, height), color)
     img.putpixel((seed % width, (seed // width) % height), (seed % 256, 0, 255 - seed % 256))

@@ -72,10 +72,21 @@ class Row:
         return self.auth
 
 
-def R(op: str, auth: int | None = None, *, path: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
-      json: Any = None, data: dict[str, Any] | None = None, files: Any = None,
-      headers: dict[str, str] | None = None, note: str = "", only: tuple[str, ...] = (), only_status: int = 0,
-      **cells: int) -> Row:
+def R(
+    op: str,
+    auth: int | None = None,
+    *,
+    path: dict[str, Any] | None = None,
+    query: dict[str, Any] | None = None,
+    json: Any = None,
+    data: dict[str, Any] | None = None,
+    files: Any = None,
+    headers: dict[str, str] | None = None,
+    note: str = "",
+    only: tuple[str, ...] = (),
+    only_status: int = 0,
+    **cells: int,
+) -> Row:
     """A row: ``auth`` for every logged-in caller, overridden per cell; ``only`` callers get ``only_status``."""
     cells = dict(cells)
     for role in only:
@@ -108,27 +119,39 @@ ROWS: list[Row] = [
     R("GET /api/v1/departments", 200),
     R("POST /api/v1/departments", json={"code": "MX", "name": "矩阵部门"}, **only(("admin",), 201)),
     R("GET /api/v1/users", **only(CITYWIDE, 200)),
-    R("POST /api/v1/users", json={"username": "matrix-user", "password": "password-123", "role": "leader"},
-      **only(("admin",), 201)),
+    R(
+        "POST /api/v1/users",
+        json={"username": "matrix-user", "password": "password-123", "role": "leader"},
+        **only(("admin",), 201),
+    ),
     # ---- cases ----------------------------------------------------------------------------------------------
-    R("POST /api/v1/cases", json={"action": "report", "class_code": "C0101", "lon": LON, "lat": LAT,
-                                  "attachment_ids": [999_999]},
-      note="reporting is the inspector's; a photo that is not theirs is refused after the role check",
-      **only(("inspector",), 422)),
+    R(
+        "POST /api/v1/cases",
+        json={"action": "report", "class_code": "C0101", "lon": LON, "lat": LAT, "attachment_ids": [999_999]},
+        note="reporting is the inspector's; a photo that is not theirs is refused after the role check",
+        **only(("inspector",), 422),
+    ),
     R("GET /api/v1/cases", 200),
     R("GET /api/v1/cases/{case_id}", 200, **CASE_READ),
     R("GET /api/v1/cases/{case_id}", 404, path={"case_id": 999_999}, note="missing answers like hidden"),
-    R("POST /api/v1/cases/{case_id}/actions", json={"action": "close"},
-      note="close: hidden → 404, other roles → 403, the shift leader → 409 (wrong state, nothing changes)",
-      **citywide(403, inspector=404, other_department=404, department=403, shift_leader=409)),
+    R(
+        "POST /api/v1/cases/{case_id}/actions",
+        json={"action": "close"},
+        note="close: hidden → 404, other roles → 403, the shift leader → 409 (wrong state, nothing changes)",
+        **citywide(403, inspector=404, other_department=404, department=403, shift_leader=409),
+    ),
     R("POST /api/v1/cases/{case_id}/actions", path={"case_id": 999_999}, json={"action": "close"}, auth=404),
     R("GET /api/v1/cases/{case_id}/events", 200, **CASE_READ),
     # ---- photos ---------------------------------------------------------------------------------------------
     R("POST /api/v1/attachments", 201, files=lambda w: photo_files(w["seed"]())),
     R("GET /api/v1/attachments/{attachment_id}/{kind}", 200, path={"kind": "thumb"}, **CASE_READ),
     R("GET /api/v1/attachments/{attachment_id}/{kind}", 200, path={"kind": "display"}, **CASE_READ),
-    R("GET /api/v1/attachments/{attachment_id}/{kind}", 404, path={"kind": "original"},
-      note="the original (with its EXIF) is never served"),
+    R(
+        "GET /api/v1/attachments/{attachment_id}/{kind}",
+        404,
+        path={"kind": "original"},
+        note="the original (with its EXIF) is never served",
+    ),
     R("GET /api/v1/attachments/{attachment_id}/{kind}", 404, path={"attachment_id": 999_999, "kind": "thumb"}),
     # ---- map and components ----------------------------------------------------------------------------------
     R("GET /api/v1/map/areas", 200),
@@ -139,10 +162,13 @@ ROWS: list[Row] = [
     R("GET /api/v1/map/cases", 200),
     R("GET /api/v1/map/hotspots", 200),
     R("GET /api/v1/map/legend", 200),
-    R("POST /api/v1/gis/areas", json={"type": "FeatureCollection", "features": []},
-      note="admin's import (an empty collection imports nothing)", **only(("admin",), 200)),
-    R("POST /api/v1/gis/components", json={"type": "FeatureCollection", "features": []},
-      **only(("admin",), 422)),
+    R(
+        "POST /api/v1/gis/areas",
+        json={"type": "FeatureCollection", "features": []},
+        note="admin's import (an empty collection imports nothing)",
+        **only(("admin",), 200),
+    ),
+    R("POST /api/v1/gis/components", json={"type": "FeatureCollection", "features": []}, **only(("admin",), 422)),
     # ---- dispatch -------------------------------------------------------------------------------------------
     R("GET /api/v1/cases/{case_id}/recommendation", **citywide(200)),
     R("GET /api/v1/cases/{case_id}/duplicates", **citywide(200)),
@@ -150,58 +176,112 @@ ROWS: list[Row] = [
     R("POST /api/v1/routing-rules", json=[{"bogus": True}], **only(("admin",), 422)),
     # ---- evaluation -----------------------------------------------------------------------------------------
     R("POST /api/v1/evaluation/publications", json={}, **only(("leader", "admin"), 422)),
-    R("GET /api/v1/evaluation/publications/{publication_id}", path={"publication_id": 999_999},
-      **only(CITYWIDE, 404)),
-    R("GET /api/v1/evaluation/{subject_type}/export.csv", path={"subject_type": "department"},
-      query={"period": "2026-10"}, **only(CITYWIDE, 200)),
-    R("GET /api/v1/evaluation/{subject_type}/export.xlsx", path={"subject_type": "department"},
-      query={"period": "2026-10"}, **only(CITYWIDE, 200)),
-    R("GET /api/v1/evaluation/{subject_type}", path={"subject_type": "department"}, query={"period": "2026-10"},
-      **only(CITYWIDE, 200)),
-    R("GET /api/v1/evaluation/{subject_type}/{subject_id}/evidence",
-      path={"subject_type": "department", "subject_id": "1"}, query={"period": "2026-10"},
-      note="readers get past the role check to the missing ?primitive", **only(CITYWIDE, 422)),
+    R("GET /api/v1/evaluation/publications/{publication_id}", path={"publication_id": 999_999}, **only(CITYWIDE, 404)),
+    R(
+        "GET /api/v1/evaluation/{subject_type}/export.csv",
+        path={"subject_type": "department"},
+        query={"period": "2026-10"},
+        **only(CITYWIDE, 200),
+    ),
+    R(
+        "GET /api/v1/evaluation/{subject_type}/export.xlsx",
+        path={"subject_type": "department"},
+        query={"period": "2026-10"},
+        **only(CITYWIDE, 200),
+    ),
+    R(
+        "GET /api/v1/evaluation/{subject_type}",
+        path={"subject_type": "department"},
+        query={"period": "2026-10"},
+        **only(CITYWIDE, 200),
+    ),
+    R(
+        "GET /api/v1/evaluation/{subject_type}/{subject_id}/evidence",
+        path={"subject_type": "department", "subject_id": "1"},
+        query={"period": "2026-10"},
+        note="readers get past the role check to the missing ?primitive",
+        **only(CITYWIDE, 422),
+    ),
     # ---- phone API ------------------------------------------------------------------------------------------
-    R("POST /mobile/v1/auth/token", data={"username": "nobody-phone", "password": "wrong"},
-      note="another account than the console row's, so the failed-login throttle (10 per account) is not reached",
-      **dict.fromkeys(ROLES, 401)),
+    R(
+        "POST /mobile/v1/auth/token",
+        data={"username": "nobody-phone", "password": "wrong"},
+        note="another account than the console row's, so the failed-login throttle (10 per account) is not reached",
+        **dict.fromkeys(ROLES, 401),
+    ),
     R("GET /mobile/v1/tasks", **only(FIELD, 200)),
-    R("POST /mobile/v1/reports", headers=IDEM,
-      data={"report": f'{{"class_code": "C0101", "lon": {LON}, "lat": {LAT}}}'},
-      files=lambda w: photo_files(w["seed"](), "photos"),
-      note="the phone API is for field roles; reporting is the inspector's",
-      **only(("inspector",), 201)),
+    R(
+        "POST /mobile/v1/reports",
+        headers=IDEM,
+        data={"report": f'{{"class_code": "C0101", "lon": {LON}, "lat": {LAT}}}'},
+        files=lambda w: photo_files(w["seed"](), "photos"),
+        note="the phone API is for field roles; reporting is the inspector's",
+        **only(("inspector",), 201),
+    ),
     R("GET /mobile/v1/reports", 200, note="each caller's own reports only"),
-    R("POST /mobile/v1/tasks/{case_id}/result", headers=IDEM,
-      data={"result": '{"outcome": "done", "lon": 108.5, "lat": 34.3}'},
-      files=lambda w: photo_files(w["seed"](), "photos"),
-      note="hidden case → 404; the owning department is refused because it is not on site",
-      **only(FIELD, 404, department=422)),
-    R("POST /mobile/v1/photos", headers=IDEM, files=lambda w: photo_files(w["seed"](), "photos"),
-      **only(FIELD, 201)),
-    R("POST /mobile/v1/batch", headers=IDEM, json=lambda w: {"items": [{"kind": "tracks", "key": f"b{w['seed']()}",
-                                                                       "tracks": TRACK}]},
-      **only(FIELD, 200)),
-    R("POST /mobile/v1/tracks", headers=IDEM, json=lambda w: TRACK, note="patrol tracks are the inspector's",
-      **only(("inspector",), 200)),
-    R("GET /mobile/v1/tracks/coverage", query=lambda w: {"inspector_id": w["inspector2"], "date": "2026-10-01"},
-      **only(("acceptor", "shift_leader", "leader", "admin"), 200)),
+    R(
+        "POST /mobile/v1/tasks/{case_id}/result",
+        headers=IDEM,
+        data={"result": '{"outcome": "done", "lon": 108.5, "lat": 34.3}'},
+        files=lambda w: photo_files(w["seed"](), "photos"),
+        note="hidden case → 404; the owning department is refused because it is not on site",
+        **only(FIELD, 404, department=422),
+    ),
+    R("POST /mobile/v1/photos", headers=IDEM, files=lambda w: photo_files(w["seed"](), "photos"), **only(FIELD, 201)),
+    R(
+        "POST /mobile/v1/batch",
+        headers=IDEM,
+        json=lambda w: {"items": [{"kind": "tracks", "key": f"b{w['seed']()}", "tracks": TRACK}]},
+        **only(FIELD, 200),
+    ),
+    R(
+        "POST /mobile/v1/tracks",
+        headers=IDEM,
+        json=lambda w: TRACK,
+        note="patrol tracks are the inspector's",
+        **only(("inspector",), 200),
+    ),
+    R(
+        "GET /mobile/v1/tracks/coverage",
+        query=lambda w: {"inspector_id": w["inspector2"], "date": "2026-10-01"},
+        **only(("acceptor", "shift_leader", "leader", "admin"), 200),
+    ),
     # ---- Open311 (public by design; POST needs an api_key) ------------------------------------------------
     R("GET /open311/v2/discovery.{fmt}", path={"fmt": "json"}, **OPEN),
     R("GET /open311/v2/services.{fmt}", path={"fmt": "json"}, **OPEN),
     R("GET /open311/v2/services/{service_code}.{fmt}", path={"fmt": "json", "service_code": "C0101"}, **OPEN),
-    R("POST /open311/v2/requests.{fmt}", path={"fmt": "json"}, data={"service_code": "C0101"},
-      note="no api_key", **dict.fromkeys(ROLES, 403)),
+    R(
+        "POST /open311/v2/requests.{fmt}",
+        path={"fmt": "json"},
+        data={"service_code": "C0101"},
+        note="no api_key",
+        **dict.fromkeys(ROLES, 403),
+    ),
     R("GET /open311/v2/requests.{fmt}", path={"fmt": "json"}, **OPEN),
-    R("GET /open311/v2/requests/{service_request_id}.{fmt}", path={"fmt": "json", "service_request_id": "x-1"},
-      **dict.fromkeys(ROLES, 404)),
+    R(
+        "GET /open311/v2/requests/{service_request_id}.{fmt}",
+        path={"fmt": "json", "service_request_id": "x-1"},
+        **dict.fromkeys(ROLES, 404),
+    ),
     R("GET /open311/v2/tokens/{token}.{fmt}", path={"fmt": "json", "token": "x-1"}, **dict.fromkeys(ROLES, 404)),
-    R("GET /open311/v2/media/{token}.jpg", path={"token": lambda w: w["public_sha"]},
-      note="a public report's own photo", **OPEN),
-    R("GET /open311/v2/media/{token}.jpg", path={"token": lambda w: w["evidence_sha"]},
-      note="an inspector's evidence photo is never public", **dict.fromkeys(ROLES, 404)),
-    R("GET /open311/v2/media/{token}.jpg", path={"token": lambda w: str(w["public_attachment_id"])},
-      note="never by the sequential id", **dict.fromkeys(ROLES, 404)),
+    R(
+        "GET /open311/v2/media/{token}.jpg",
+        path={"token": lambda w: w["public_sha"]},
+        note="a public report's own photo",
+        **OPEN,
+    ),
+    R(
+        "GET /open311/v2/media/{token}.jpg",
+        path={"token": lambda w: w["evidence_sha"]},
+        note="an inspector's evidence photo is never public",
+        **dict.fromkeys(ROLES, 404),
+    ),
+    R(
+        "GET /open311/v2/media/{token}.jpg",
+        path={"token": lambda w: str(w["public_attachment_id"])},
+        note="never by the sequential id",
+        **dict.fromkeys(ROLES, 404),
+    ),
     # ---- console: addresses, queues, admin (issue 13) ------------------------------------------------------
     R("GET /api/v1/addresses", 200, query={"q": "路"}),
     R("GET /api/v1/addresses/{address_id}", 404, path={"address_id": 999_999}),
@@ -210,36 +290,58 @@ ROWS: list[Row] = [
     R("GET /api/v1/supervision-areas", **only(CITYWIDE, 200)),
     R("POST /api/v1/supervision-areas", json={}, **only(("admin",), 422)),
     R("PATCH /api/v1/supervision-areas/{area_id}", path={"area_id": 999_999}, json={}, **only(("admin",), 404)),
-    R("POST /api/v1/supervision-areas/{area_id}/reassign", path={"area_id": 999_999},
-      json={"inspector_id": None, "effective_at": "2026-01-05T08:30:00+08:00"},
-      **only(("admin", "shift_leader"), 404)),
-    R("PATCH /api/v1/departments/{department_id}", path={"department_id": 999_999}, json={},
-      **only(("admin",), 404)),
+    R(
+        "POST /api/v1/supervision-areas/{area_id}/reassign",
+        path={"area_id": 999_999},
+        json={"inspector_id": None, "effective_at": "2026-01-05T08:30:00+08:00"},
+        **only(("admin", "shift_leader"), 404),
+    ),
+    R("PATCH /api/v1/departments/{department_id}", path={"department_id": 999_999}, json={}, **only(("admin",), 404)),
     R("PATCH /api/v1/users/{user_id}", path={"user_id": 999_999}, json={}, **only(("admin",), 404)),
-    R("POST /api/v1/users/{user_id}/password", path={"user_id": 999_999}, json={"password": "password-456"},
-      **only(("admin",), 404)),
+    R(
+        "POST /api/v1/users/{user_id}/password",
+        path={"user_id": 999_999},
+        json={"password": "password-456"},
+        **only(("admin",), 404),
+    ),
     R("POST /api/v1/users/{user_id}/deactivate", path={"user_id": 999_999}, **only(("admin",), 404)),
     R("POST /api/v1/users/{user_id}/activate", path={"user_id": 999_999}, **only(("admin",), 404)),
     # ---- tiles and base map (issue 12) ----------------------------------------------------------------------
     R("GET /tiles/style.json", **OPEN),
     R("GET /tiles/{layer}.json", path={"layer": "base"}, **OPEN),
     R("GET /tiles/{layer}.json", path={"layer": "cases"}, note="metadata only; the case tiles need a login", **OPEN),
-    R("GET /tiles/fonts/{fontstack}/{glyph_range}.pbf", path={"fontstack": "Noto Sans Regular",
-                                                              "glyph_range": "0-255"}, **OPEN),
+    R(
+        "GET /tiles/fonts/{fontstack}/{glyph_range}.pbf",
+        path={"fontstack": "Noto Sans Regular", "glyph_range": "0-255"},
+        **OPEN,
+    ),
     R("GET /tiles/{layer}/{z}/{x}/{y}.mvt", path={"layer": "base", "z": 14, "x": 13261, "y": 6510}, **OPEN),
-    R("GET /tiles/{layer}/{z}/{x}/{y}.mvt", path={"layer": "cases", "z": 14, "x": 13261, "y": 6510},
-      note="case tiles need a login and hold only what the caller may see", auth=200),
-    R("POST /api/v1/gis/base/{layer}", path={"layer": "road"}, json={"type": "FeatureCollection", "features": []},
-      note="admin's import; an empty layer is refused", **only(("admin",), 422)),
+    R(
+        "GET /tiles/{layer}/{z}/{x}/{y}.mvt",
+        path={"layer": "cases", "z": 14, "x": 13261, "y": 6510},
+        note="case tiles need a login and hold only what the caller may see",
+        auth=200,
+    ),
+    R(
+        "POST /api/v1/gis/base/{layer}",
+        path={"layer": "road"},
+        json={"type": "FeatureCollection", "features": []},
+        note="admin's import; an empty layer is refused",
+        **only(("admin",), 422),
+    ),
     # ---- field app (issue 11) -------------------------------------------------------------------------------
     R("GET /mobile/v1/classes", 200, note="the class catalogue (and my recent classes)"),
-    R("GET /mobile/v1/components/nearest", query={"class_code": "C0101", "lon": LON, "lat": LAT},
-      **only(FIELD, 200)),
+    R("GET /mobile/v1/components/nearest", query={"class_code": "C0101", "lon": LON, "lat": LAT}, **only(FIELD, 200)),
     R("GET /mobile/v1/config", 200, note="limits and the city's extent, nothing private"),
     R("GET /mobile/v1/tasks/{case_id}", **only(FIELD, 404, department=200)),
-    R("POST /mobile/v1/tasks/{case_id}/action", headers=IDEM, json={"action": "accept"},
-      note="department actions: other roles are refused by role (403, whatever the id); hidden → 404; "
-      "the owning department already accepted → 409", **only(FIELD, 403, other_department=404, department=409)),
+    R(
+        "POST /mobile/v1/tasks/{case_id}/action",
+        headers=IDEM,
+        json={"action": "accept"},
+        note="department actions: other roles are refused by role (403, whatever the id); hidden → 404; "
+        "the owning department already accepted → 409",
+        **only(FIELD, 403, other_department=404, department=409),
+    ),
     # ---- meta -----------------------------------------------------------------------------------------------
     R("GET /healthz", **OPEN),
 ]
@@ -247,8 +349,12 @@ ROWS: list[Row] = [
 
 def operations(app: Any) -> set[str]:
     """Every ``METHOD /path`` of the app's OpenAPI document."""
-    return {f"{method.upper()} {path}" for path, ops in app.openapi()["paths"].items() for method in ops
-            if method in ("get", "post", "put", "patch", "delete")}
+    return {
+        f"{method.upper()} {path}"
+        for path, ops in app.openapi()["paths"].items()
+        for method in ops
+        if method in ("get", "post", "put", "patch", "delete")
+    }
 
 
 def test_every_operation_has_a_row(app: Any) -> None:
@@ -269,17 +375,25 @@ def world(client: TestClient, org: Org, db: sa.Engine) -> dict[str, Any]:
     assert case["status"] == "handling"
     events = client.get(f"/api/v1/cases/{case['id']}/events", headers=org.headers("admin")).json()
     attachment_id = events[0]["attachments"][0]["id"]
-    r = client.post("/open311/v2/requests.json", data={"api_key": "demo-open311-key", "service_code": "C0101",
-                                                       "lat": str(LAT), "long": str(LON)},
-                    files=[("media", ("pub.jpg", make_jpeg(seed=77_001), "image/jpeg"))])
+    r = client.post(
+        "/open311/v2/requests.json",
+        data={"api_key": "demo-open311-key", "service_code": "C0101", "lat": str(LAT), "long": str(LON)},
+        files=[("media", ("pub.jpg", make_jpeg(seed=77_001), "image/jpeg"))],
+    )
     assert r.status_code == 200, r.text
     with db.connect() as c:
         shas = dict(c.execute(sa.select(Attachment.id, Attachment.sha256)).all())
     public_sha = hashlib.sha256(make_jpeg(seed=77_001)).hexdigest()
     seeds = iter(range(78_000, 79_000))
-    return {"case_id": case["id"], "attachment_id": attachment_id, "evidence_sha": shas[attachment_id],
-            "public_sha": public_sha, "public_attachment_id": next(a for a, s in shas.items() if s == public_sha),
-            "inspector2": org.ids["inspector2"], "seed": lambda: next(seeds)}
+    return {
+        "case_id": case["id"],
+        "attachment_id": attachment_id,
+        "evidence_sha": shas[attachment_id],
+        "public_sha": public_sha,
+        "public_attachment_id": next(a for a, s in shas.items() if s == public_sha),
+        "inspector2": org.ids["inspector2"],
+        "seed": lambda: next(seeds),
+    }
 
 
 def _value(v: Any, w: dict[str, Any]) -> Any:
@@ -295,8 +409,15 @@ def _send(client: TestClient, org: Org, row: Row, role: str, w: dict[str, Any]) 
     headers = {**row.headers, **(org.headers(login) if login else {})}
     if "Idempotency-Key" in headers:
         headers["Idempotency-Key"] = f"matrix-{role}-{w['seed']()}"
-    r = client.request(method, url, headers=headers, params=_value(row.query, w), json=_value(row.json, w),
-                       data=_value(row.data, w), files=_value(row.files, w))
+    r = client.request(
+        method,
+        url,
+        headers=headers,
+        params=_value(row.query, w),
+        json=_value(row.json, w),
+        data=_value(row.data, w),
+        files=_value(row.files, w),
+    )
     return r.status_code
 
 

@@ -30,9 +30,13 @@ DEADLOCK_TIMEOUT_S = 150.0  # far beyond any honest run; only a stalled server g
 def start_server(settings, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """``gridcity serve`` as its own process with nothing configured but the database and the data folder."""
     port = free_port()
-    env = {**os.environ, "GRIDCITY_DATABASE_URL": settings.resolved_database_url(),
-           "GRIDCITY_DATA_DIR": str(settings.data_dir), "GRIDCITY_SECRET_KEY": settings.resolved_secret_key(),
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "GRIDCITY_DATABASE_URL": settings.resolved_database_url(),
+        "GRIDCITY_DATA_DIR": str(settings.data_dir),
+        "GRIDCITY_SECRET_KEY": settings.resolved_secret_key(),
+        **(extra_env or {}),
+    }
     env.pop("GRIDCITY_DB_POOL_SIZE", None)
     log = open(Path(settings.data_dir).parent / "server.log", "wb")  # noqa: SIM115  (a pipe could fill and block)
     proc = subprocess.Popen([GRIDCITY, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -71,8 +75,9 @@ async def _client(http: httpx.AsyncClient, i: int, orgdata, start: asyncio.Event
     for path in ("/api/v1/auth/me", "/api/v1/cases?limit=5", "/api/v1/departments"):
         codes.append((await http.get(path, headers=headers)).status_code)
     if i % 4 == 0:
-        r = await http.post("/api/v1/departments", headers=orgdata.headers("admin"),
-                            json={"code": f"B{i:04d}", "name": f"突发部门{i}"})
+        r = await http.post(
+            "/api/v1/departments", headers=orgdata.headers("admin"), json={"code": f"B{i:04d}", "name": f"突发部门{i}"}
+        )
         codes.append(r.status_code)
     return codes
 
@@ -84,8 +89,7 @@ async def burst(url: str, orgdata, clients: int = CLIENTS) -> Counter[int | str]
     start = asyncio.Event()
     # A new connection per request: on a loaded machine a client may take longer than uvicorn's keep-alive
     # timeout (5 s) to send its next request, and reusing the closed connection would fail in the client.
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout,
-                                 headers={"Connection": "close"}) as http:
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout, headers={"Connection": "close"}) as http:
         tasks = [asyncio.create_task(_client(http, i, orgdata, start)) for i in range(clients)]
         await asyncio.sleep(0.2)
         start.set()
@@ -117,6 +121,7 @@ def test_sigterm_stops_a_busy_server(db, settings, orgdata):
     """SIGTERM during a burst: the server stops (in-flight requests drained or cut), it does not hang."""
     proc, url = start_server(settings)
     try:
+
         async def burst_then_term() -> Counter[int | str]:
             task = asyncio.create_task(burst(url, orgdata))
             await asyncio.sleep(1.0)  # the burst is in flight

@@ -14,14 +14,17 @@ GRIDCITY = str(Path(sys.executable).parent / "gridcity")
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GRIDCITY, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [GRIDCITY, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    return {"GRIDCITY_DATA_DIR": str(tmp_path / "data"),
-            "GRIDCITY_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
+    return {
+        "GRIDCITY_DATA_DIR": str(tmp_path / "data"),
+        "GRIDCITY_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}",
+    }
 
 
 def test_db_upgrade_users_create_and_demo(cli_env, tmp_path):
@@ -64,24 +67,31 @@ def test_cases_import_all_or_nothing_and_idempotent(cli_env, tmp_path):
     """`gridcity cases import FILE`: a good file imports (progress printed), again skips it, a file with an
     error is refused whole with the line number, leaving the database as it was."""
     assert run(["demo", "--small"], cli_env).returncode == 0
-    first = ('{"case": "OLD-1", "action": "report", "actor": "inspector", "at": "2026-10-12T09:00:00+08:00", '
-             '"class": "C0101", "location": {"lon": 107.1448, "lat": 34.3693}}')
+    first = (
+        '{"case": "OLD-1", "action": "report", "actor": "inspector", "at": "2026-10-12T09:00:00+08:00", '
+        '"class": "C0101", "location": {"lon": 107.1448, "lat": 34.3693}}'
+    )
     good = tmp_path / "good.jsonl"
-    good.write_text(first + "\n" + '{"case": "OLD-1", "action": "file", "actor": "shiftlead", '
-                    '"at": "2026-10-12T09:30:00+08:00"}\n', encoding="utf-8")
+    good.write_text(
+        first + "\n" + '{"case": "OLD-1", "action": "file", "actor": "shiftlead", "at": "2026-10-12T09:30:00+08:00"}\n',
+        encoding="utf-8",
+    )
     r = run(["cases", "import", str(good)], cli_env)
     assert r.returncode == 0, r.stderr
     assert "imported 1 cases (2 events" in r.stdout and "imported 1/1 cases" in r.stdout
     r = run(["cases", "import", str(good)], cli_env)
     assert r.returncode == 0 and "imported 0 cases" in r.stdout and "1 already imported" in r.stdout
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(first.replace("OLD-1", "OLD-2") + "\n" + '{"case": "OLD-2", "action": "file", "actor": "ghost", '
-                   '"at": "2026-10-12T09:30:00+08:00"}\n', encoding="utf-8")
+    bad.write_text(
+        first.replace("OLD-1", "OLD-2") + "\n" + '{"case": "OLD-2", "action": "file", "actor": "ghost", '
+        '"at": "2026-10-12T09:30:00+08:00"}\n',
+        encoding="utf-8",
+    )
     r = run(["cases", "import", str(bad)], cli_env)
     assert r.returncode != 0
     assert "line 2: import.unknown_actor" in r.stderr and "nothing was imported" in r.stderr
     eng = sa.create_engine(cli_env["GRIDCITY_DATABASE_URL"])
     with eng.connect() as c:
-        assert c.scalar(sa.text("SELECT count(*) FROM \"case\"")) == 1
+        assert c.scalar(sa.text('SELECT count(*) FROM "case"')) == 1
         assert c.scalar(sa.text("SELECT count(*) FROM case_event")) == 2
     eng.dispose()

@@ -123,8 +123,12 @@ def _transaction_is_held(db: sa.Engine) -> bool:
         finally:
             raw.close()
     with db.connect() as c:
-        n = c.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                             "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"))
+        n = c.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+            )
+        )
     return bool(n)
 
 
@@ -227,9 +231,13 @@ def _old_orphan_and_old_key(db: sa.Engine, store, orgdata) -> tuple[Path, int]: 
     if db.dialect.name == "sqlite":
         old = old.replace(tzinfo=None)
     with db.begin() as c:
-        c.execute(sa.text("INSERT INTO idempotency_record (user_id, key, kind, request_hash, status_code, created_at) "
-                          "VALUES (:u, 'old-key', 'report', 'h', 201, :t)"),
-                  {"u": orgdata.ids["inspector"], "t": old})
+        c.execute(
+            sa.text(
+                "INSERT INTO idempotency_record (user_id, key, kind, request_hash, status_code, created_at) "
+                "VALUES (:u, 'old-key', 'report', 'h', 201, :t)"
+            ),
+            {"u": orgdata.ids["inspector"], "t": old},
+        )
         rid = c.scalar(sa.text("SELECT id FROM idempotency_record WHERE key = 'old-key'"))
     return path, int(rid)
 
@@ -290,8 +298,11 @@ def test_one_worker_at_a_time_runs_housekeeping(db, settings, orgdata, backend):
 
 
 def _cli(args: list[str], settings) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "GRIDCITY_DATABASE_URL": settings.resolved_database_url(),
-           "GRIDCITY_DATA_DIR": str(settings.data_dir)}
+    env = {
+        **os.environ,
+        "GRIDCITY_DATABASE_URL": settings.resolved_database_url(),
+        "GRIDCITY_DATA_DIR": str(settings.data_dir),
+    }
     return subprocess.run([GRIDCITY, *args], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 

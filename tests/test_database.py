@@ -11,7 +11,7 @@ def test_a_process_using_spatialite_and_pyproj_exits_cleanly(tmp_path):
     # Two copies of PROJ (pyproj's and SpatiaLite's) used to abort the interpreter at exit (code 134).
     script = textwrap.dedent(f"""
         from gridcity.database import make_engine
-        engine = make_engine("sqlite:///{tmp_path / 'x.sqlite'}")
+        engine = make_engine("sqlite:///{tmp_path / "x.sqlite"}")
         with engine.connect() as c:
             assert c.exec_driver_sql("SELECT spatialite_version()").scalar()
         import pyproj

@@ -37,12 +37,20 @@ def count(db: sa.Engine, model: Any) -> int:
 @pytest.mark.parametrize("big", BIG)
 def test_ids_and_offsets_beyond_the_id_range_are_422_never_500(client: TestClient, orgdata: Org, big: str) -> None:
     h = orgdata.headers("admin")
-    for url in [f"/api/v1/cases/{big}", f"/api/v1/cases/{big}/events", f"/api/v1/attachments/{big}/display",
-                f"/api/v1/cases/{big}/recommendation", f"/api/v1/cases/{big}/duplicates",
-                f"/api/v1/evaluation/publications/{big}", f"/api/v1/cases?offset={big}",
-                f"/api/v1/cases?department_id={big}", f"/api/v1/map/cases?offset={big}",
-                f"/api/v1/map/components?offset={big}", f"/mobile/v1/reports?offset={big}",
-                f"/mobile/v1/tracks/coverage?inspector_id={big}&date=2026-10-01"]:
+    for url in [
+        f"/api/v1/cases/{big}",
+        f"/api/v1/cases/{big}/events",
+        f"/api/v1/attachments/{big}/display",
+        f"/api/v1/cases/{big}/recommendation",
+        f"/api/v1/cases/{big}/duplicates",
+        f"/api/v1/evaluation/publications/{big}",
+        f"/api/v1/cases?offset={big}",
+        f"/api/v1/cases?department_id={big}",
+        f"/api/v1/map/cases?offset={big}",
+        f"/api/v1/map/components?offset={big}",
+        f"/mobile/v1/reports?offset={big}",
+        f"/mobile/v1/tracks/coverage?inspector_id={big}&date=2026-10-01",
+    ]:
         r = client.get(url, headers=orgdata.headers("inspector") if url.startswith("/mobile") else h)
         assert r.status_code == 422, (url, r.status_code, r.text)
         assert r.json()["detail"][0]["type"] in ("less_than_equal", "less_than"), r.text
@@ -97,9 +105,12 @@ def _integer_inputs(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def test_every_integer_a_client_sends_is_bounded_in_the_openapi_document(app: FastAPI) -> None:
     found = _integer_inputs(app.openapi())
     assert any("case_id" in w for w, _ in found) and any("offset" in w for w, _ in found)
-    unbounded = [w for w, s in found
-                 if s.get("maximum", s.get("exclusiveMaximum", 2**63)) > 2**31
-                 or s.get("minimum", s.get("exclusiveMinimum")) is None]
+    unbounded = [
+        w
+        for w, s in found
+        if s.get("maximum", s.get("exclusiveMaximum", 2**63)) > 2**31
+        or s.get("minimum", s.get("exclusiveMinimum")) is None
+    ]
     assert unbounded == []
 
 
@@ -112,13 +123,19 @@ def test_nul_in_login_form_json_body_and_query_is_422_and_stores_nothing(
     for url in ("/api/v1/auth/token", "/mobile/v1/auth/token"):
         r = client.post(url, data={"username": "inspector\x00", "password": "password-123"})
         assert r.status_code == 422 and r.json()["detail"][0]["type"] == "input.nul_character", r.text
-    r = client.post("/api/v1/cases", json={"class_code": "C0101", "lon": LON, "lat": LAT,
-                                           "description": "井盖\u0000破损"}, headers=orgdata.headers("inspector"))
+    r = client.post(
+        "/api/v1/cases",
+        json={"class_code": "C0101", "lon": LON, "lat": LAT, "description": "井盖\u0000破损"},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "input.nul_character", r.text
     assert count(db, Case) == 0
     r = client.get("/api/v1/cases", params={"number": "2026\x00"}, headers=orgdata.headers("admin"))
     assert r.status_code == 422 and r.json()["detail"][0] == {
-        "type": "input.nul_character", "loc": ["query"], "msg": "the query may not contain the NUL character"}
+        "type": "input.nul_character",
+        "loc": ["query"],
+        "msg": "the query may not contain the NUL character",
+    }
     r = client.get("/api/v1/cases/1%00", headers=orgdata.headers("admin"))
     assert r.status_code == 422
     r = client.post("/api/v1/departments", json={"code": "X\u0000", "name": "某局"}, headers=orgdata.headers("admin"))
@@ -130,22 +147,35 @@ def test_nul_in_a_phone_report_field_is_422(client: TestClient, orgdata: Org, db
     from tests.conftest import make_jpeg
 
     report = {"class_code": "C0101", "lon": LON, "lat": LAT, "description": "a\u0000b"}
-    r = client.post("/mobile/v1/reports", data={"report": json.dumps(report)},
-                    files=[("photos", ("p.jpg", make_jpeg(seed=3), "image/jpeg"))],
-                    headers={**orgdata.headers("inspector"), "Idempotency-Key": "nul-1"})
+    r = client.post(
+        "/mobile/v1/reports",
+        data={"report": json.dumps(report)},
+        files=[("photos", ("p.jpg", make_jpeg(seed=3), "image/jpeg"))],
+        headers={**orgdata.headers("inspector"), "Idempotency-Key": "nul-1"},
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "input.nul_character", r.text
     assert count(db, Case) == 0
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_nul_in_open311_input_is_the_spec_400(client: TestClient, db: sa.Engine, fmt: str) -> None:
-    r = client.post(f"/open311/v2/requests.{fmt}", data={
-        "api_key": "demo-open311-key", "service_code": "C0101", "lat": str(LAT), "long": str(LON),
-        "description": "井盖\x00缺失"})
+    r = client.post(
+        f"/open311/v2/requests.{fmt}",
+        data={
+            "api_key": "demo-open311-key",
+            "service_code": "C0101",
+            "lat": str(LAT),
+            "long": str(LON),
+            "description": "井盖\x00缺失",
+        },
+    )
     assert r.status_code == 400, r.text
     assert count(db, Case) == 0
-    for url in (f"/open311/v2/tokens/2026%00.{fmt}", f"/open311/v2/requests/2026%00.{fmt}",
-                f"/open311/v2/requests.{fmt}?service_request_id=a%00b"):
+    for url in (
+        f"/open311/v2/tokens/2026%00.{fmt}",
+        f"/open311/v2/requests/2026%00.{fmt}",
+        f"/open311/v2/requests.{fmt}?service_request_id=a%00b",
+    ):
         r = client.get(url)
         assert r.status_code in (400, 404), (url, r.text)
         assert r.headers["content-type"].startswith("text/xml" if fmt == "xml" else "application/json")
@@ -156,35 +186,50 @@ def test_nul_in_open311_input_is_the_spec_400(client: TestClient, db: sa.Engine,
 
 def test_a_plain_date_in_a_datetime_filter_is_read_in_the_city_zone(client: TestClient, orgdata: Org) -> None:
     h = orgdata.headers("admin")
-    r = client.post("/api/v1/cases", json={"class_code": "C0101", "lon": LON, "lat": LAT},
-                    headers=orgdata.headers("inspector"))
+    r = client.post(
+        "/api/v1/cases", json={"class_code": "C0101", "lon": LON, "lat": LAT}, headers=orgdata.headers("inspector")
+    )
     assert r.status_code == 201, r.text
     today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
-    for params, total in [({"created_from": today.isoformat()}, 1),
-                          ({"created_to": today.isoformat()}, 0),  # midnight of today, city time
-                          ({"created_from": today.isoformat(),
-                            "created_to": f"{today + dt.timedelta(days=1)}T00:00:00Z"}, 1),
-                          ({"created_from": f"{today}T00:00:00"}, 1)]:
+    for params, total in [
+        ({"created_from": today.isoformat()}, 1),
+        ({"created_to": today.isoformat()}, 0),  # midnight of today, city time
+        ({"created_from": today.isoformat(), "created_to": f"{today + dt.timedelta(days=1)}T00:00:00Z"}, 1),
+        ({"created_from": f"{today}T00:00:00"}, 1),
+    ]:
         r = client.get("/api/v1/cases", params=params, headers=h)
         assert r.status_code == 200 and r.json()["total"] == total, (params, r.text)
-    r = client.get("/api/v1/map/hotspots", params={"created_from": "2026-01-01",
-                                                   "created_to": "2099-01-01T00:00:00+08:00"}, headers=h)
+    r = client.get(
+        "/api/v1/map/hotspots",
+        params={"created_from": "2026-01-01", "created_to": "2099-01-01T00:00:00+08:00"},
+        headers=h,
+    )
     assert r.status_code == 200 and sum(x["count"] for x in r.json()["by_class"]) == 1, r.text
 
 
-@pytest.mark.parametrize("value", ["0001-01-01", "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-10:00",
-                                   "9999-12-31", "1899-12-31"])
+@pytest.mark.parametrize(
+    "value", ["0001-01-01", "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-10:00", "9999-12-31", "1899-12-31"]
+)
 def test_extreme_dates_are_refused_everywhere(client: TestClient, orgdata: Org, value: str) -> None:
     h = orgdata.headers("admin")
-    for url, params in [("/api/v1/cases", {"created_from": value}), ("/api/v1/cases", {"created_to": value}),
-                        ("/api/v1/map/hotspots", {"created_from": value})]:
+    for url, params in [
+        ("/api/v1/cases", {"created_from": value}),
+        ("/api/v1/cases", {"created_to": value}),
+        ("/api/v1/map/hotspots", {"created_from": value}),
+    ]:
         r = client.get(url, params=params, headers=h)
         assert r.status_code == 422, (url, r.text)
-    r = client.get("/mobile/v1/tracks/coverage", params={"inspector_id": orgdata.ids["inspector"],
-                                                         "date": value[:10]}, headers=orgdata.headers("inspector"))
+    r = client.get(
+        "/mobile/v1/tracks/coverage",
+        params={"inspector_id": orgdata.ids["inspector"], "date": value[:10]},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 422, r.text
-    r = client.post("/mobile/v1/tracks", json={"points": [{"at": value, "lon": LON, "lat": LAT}]},
-                    headers={**orgdata.headers("inspector"), "Idempotency-Key": f"t-{value[:4]}"})
+    r = client.post(
+        "/mobile/v1/tracks",
+        json={"points": [{"at": value, "lon": LON, "lat": LAT}]},
+        headers={**orgdata.headers("inspector"), "Idempotency-Key": f"t-{value[:4]}"},
+    )
     assert r.status_code == 422, r.text
     for name in ("start_date", "end_date", "updated_after"):
         for fmt in ("json", "xml"):
@@ -192,8 +237,21 @@ def test_extreme_dates_are_refused_everywhere(client: TestClient, orgdata: Org, 
             assert r.status_code == 400 and name.encode() in r.content, r.text
 
 
-@pytest.mark.parametrize("period", ["0001-01", "0001", "0001-Q1", "0001-W01", "0001-01-01..0001-01-31",
-                                    "9999-12", "9999", "9999-Q4", "9999-W52", "9999-12-01..9999-12-31"])
+@pytest.mark.parametrize(
+    "period",
+    [
+        "0001-01",
+        "0001",
+        "0001-Q1",
+        "0001-W01",
+        "0001-01-01..0001-01-31",
+        "9999-12",
+        "9999",
+        "9999-Q4",
+        "9999-W52",
+        "9999-12-01..9999-12-31",
+    ],
+)
 def test_extreme_evaluation_periods_are_422(client: TestClient, orgdata: Org, period: str) -> None:
     h = orgdata.headers("leader")
     for url in ("/api/v1/evaluation/department", "/api/v1/evaluation/department/export.xlsx"):
@@ -204,37 +262,46 @@ def test_extreme_evaluation_periods_are_422(client: TestClient, orgdata: Org, pe
 # ---- departments and names -------------------------------------------------------------------------------
 
 
-def test_an_unknown_parent_department_is_422_and_stores_nothing(client: TestClient, orgdata: Org,
-                                                                db: sa.Engine) -> None:
+def test_an_unknown_parent_department_is_422_and_stores_nothing(
+    client: TestClient, orgdata: Org, db: sa.Engine
+) -> None:
     h = orgdata.headers("admin")
     for parent in (999999, MAX_ID):
         r = client.post("/api/v1/departments", json={"code": "ZX", "name": "某局", "parent_id": parent}, headers=h)
         assert r.status_code == 422 and r.json()["detail"][0] == {
-            "type": "department.unknown", "loc": ["body", "parent_id"], "msg": f"unknown department {parent}"}
+            "type": "department.unknown",
+            "loc": ["body", "parent_id"],
+            "msg": f"unknown department {parent}",
+        }
     assert count(db, Department) == 3
-    r = client.post("/api/v1/departments", json={"code": "ZX", "name": "某局", "parent_id": orgdata.depts["SZ"]},
-                    headers=h)
+    r = client.post(
+        "/api/v1/departments", json={"code": "ZX", "name": "某局", "parent_id": orgdata.depts["SZ"]}, headers=h
+    )
     assert r.status_code == 201 and r.json()["parent_id"] == orgdata.depts["SZ"]
 
 
 @pytest.mark.parametrize("char", ["\x0b", "\x01", "\x1f", "\x7f", "\n", "\t", "\x85"])
-def test_control_characters_in_names_are_refused(client: TestClient, orgdata: Org, db: sa.Engine,
-                                                 char: str) -> None:
+def test_control_characters_in_names_are_refused(client: TestClient, orgdata: Org, db: sa.Engine, char: str) -> None:
     h = orgdata.headers("admin")
     r = client.post("/api/v1/departments", json={"code": "ZX", "name": f"某{char}局"}, headers=h)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"], r.text
-    r = client.post("/api/v1/users", json={"username": "newbie", "password": "password-123", "role": "leader",
-                                           "display_name": f"张{char}三"}, headers=h)
+    r = client.post(
+        "/api/v1/users",
+        json={"username": "newbie", "password": "password-123", "role": "leader", "display_name": f"张{char}三"},
+        headers=h,
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "display_name"], r.text
     assert count(db, Department) == 3 and count(db, User) == len(orgdata.ids)
 
 
-def test_the_xlsx_export_survives_a_control_character_already_stored(client: TestClient, orgdata: Org,
-                                                                     db: sa.Engine) -> None:
+def test_the_xlsx_export_survives_a_control_character_already_stored(
+    client: TestClient, orgdata: Org, db: sa.Engine
+) -> None:
     with make_session_factory(db)() as s, s.begin():  # stored before names were checked on input
         org.create_department(s, code="BAD", name="市\x0b政\x01局\x1f", owner_kind="roads")
-    r = client.get("/api/v1/evaluation/department/export.xlsx", params={"period": "2026-10"},
-                   headers=orgdata.headers("leader"))
+    r = client.get(
+        "/api/v1/evaluation/department/export.xlsx", params={"period": "2026-10"}, headers=orgdata.headers("leader")
+    )
     assert r.status_code == 200, r.text
     ws = openpyxl.load_workbook(io.BytesIO(r.content)).active
     assert ws is not None
@@ -245,8 +312,9 @@ def test_the_xlsx_export_survives_a_control_character_already_stored(client: Tes
 # ---- request size and authentication before the body -----------------------------------------------------
 
 
-def _asgi(app: FastAPI, method: str, path: str, headers: dict[str, str], chunks: list[bytes]
-          ) -> tuple[int, dict[str, Any], int]:
+def _asgi(
+    app: FastAPI, method: str, path: str, headers: dict[str, str], chunks: list[bytes]
+) -> tuple[int, dict[str, Any], int]:
     """Call the app directly; returns status, JSON body and how many body chunks the app read."""
     read = 0
     sent: list[dict[str, Any]] = []
@@ -261,10 +329,21 @@ def _asgi(app: FastAPI, method: str, path: str, headers: dict[str, str], chunks:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-             "client": ("127.0.0.1", 1234), "server": ("testserver", 80), "state": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+        "state": {},
+    }
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 60))
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -273,12 +352,16 @@ def _asgi(app: FastAPI, method: str, path: str, headers: dict[str, str], chunks:
 
 def test_anonymous_bodies_to_authenticated_routes_are_refused_before_a_byte_is_read(app: FastAPI) -> None:
     huge = str(400 * 1024 * 1024)
-    for path, ctype in [("/api/v1/cases", "application/json"), ("/api/v1/attachments", "multipart/form-data; b=x"),
-                        ("/mobile/v1/reports", "multipart/form-data; boundary=x"),
-                        ("/api/v1/departments", "application/json")]:
+    for path, ctype in [
+        ("/api/v1/cases", "application/json"),
+        ("/api/v1/attachments", "multipart/form-data; b=x"),
+        ("/mobile/v1/reports", "multipart/form-data; boundary=x"),
+        ("/api/v1/departments", "application/json"),
+    ]:
         for auth in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic YTpi"}):
-            status, body, read = _asgi(app, "POST", path, {"content-type": ctype, "content-length": "1000", **auth},
-                                       [b"x" * 1000])
+            status, body, read = _asgi(
+                app, "POST", path, {"content-type": ctype, "content-length": "1000", **auth}, [b"x" * 1000]
+            )
             assert (status, read) == (401, 0), (path, auth, status, body)
             assert body["detail"][0]["type"] in ("auth.missing_token", "auth.invalid_token")
         # An anonymous 400 MiB announcement is refused without reading (the size, or the missing token).
@@ -289,17 +372,35 @@ def test_anonymous_bodies_to_authenticated_routes_are_refused_before_a_byte_is_r
 def test_a_body_larger_than_its_limit_is_413_before_it_is_read(app: FastAPI, orgdata: Org) -> None:
     settings = app.state.settings
     auth = orgdata.headers("inspector")
-    status, body, read = _asgi(app, "POST", "/api/v1/cases", {
-        **auth, "content-type": "application/json", "content-length": str(settings.max_json_bytes + 1)}, [b"{"])
+    status, body, read = _asgi(
+        app,
+        "POST",
+        "/api/v1/cases",
+        {**auth, "content-type": "application/json", "content-length": str(settings.max_json_bytes + 1)},
+        [b"{"],
+    )
     assert (status, read) == (413, 0) and body["detail"][0]["type"] == "request.too_large"
-    status, body, read = _asgi(app, "POST", "/mobile/v1/reports", {
-        **auth, "content-type": "multipart/form-data; boundary=x", "idempotency-key": "k1",
-        "content-length": str(settings.max_multipart_bytes + 1)}, [b"--x"])
+    status, body, read = _asgi(
+        app,
+        "POST",
+        "/mobile/v1/reports",
+        {
+            **auth,
+            "content-type": "multipart/form-data; boundary=x",
+            "idempotency-key": "k1",
+            "content-length": str(settings.max_multipart_bytes + 1),
+        },
+        [b"--x"],
+    )
     assert (status, read) == (413, 0)
     # Open311 POST is anonymous by design (api_key in the body): its size is still checked first.
-    status, _, read = _asgi(app, "POST", "/open311/v2/requests.json", {
-        "content-type": "application/x-www-form-urlencoded", "content-length": str(settings.max_json_bytes + 1)},
-        [b"a"])
+    status, _, read = _asgi(
+        app,
+        "POST",
+        "/open311/v2/requests.json",
+        {"content-type": "application/x-www-form-urlencoded", "content-length": str(settings.max_json_bytes + 1)},
+        [b"a"],
+    )
     assert (status, read) == (413, 0)
 
 
@@ -307,12 +408,22 @@ def test_a_chunked_body_is_cut_off_at_its_limit(app: FastAPI, orgdata: Org) -> N
     limit = app.state.settings.max_json_bytes
     chunk = b" " * (64 * 1024)
     chunks = [chunk] * (limit // len(chunk) + 50)  # ~3 MiB more than allowed, no Content-Length
-    status, body, read = _asgi(app, "POST", "/api/v1/cases", {
-        **orgdata.headers("inspector"), "content-type": "application/json", "transfer-encoding": "chunked"}, chunks)
+    status, body, read = _asgi(
+        app,
+        "POST",
+        "/api/v1/cases",
+        {**orgdata.headers("inspector"), "content-type": "application/json", "transfer-encoding": "chunked"},
+        chunks,
+    )
     assert status == 413 and body["detail"][0]["type"] == "request.too_large", body
     assert read == limit // len(chunk) + 1  # stopped at the first chunk past the limit
-    status, _, read = _asgi(app, "POST", "/open311/v2/requests.json", {
-        "content-type": "application/x-www-form-urlencoded", "transfer-encoding": "chunked"}, chunks)
+    status, _, read = _asgi(
+        app,
+        "POST",
+        "/open311/v2/requests.json",
+        {"content-type": "application/x-www-form-urlencoded", "transfer-encoding": "chunked"},
+        chunks,
+    )
     assert status in (400, 413) and read == limit // len(chunk) + 1
 
 
@@ -330,8 +441,11 @@ def test_the_phone_api_multipart_limit_is_the_guard_limit(app: FastAPI) -> None:
 
 
 def test_normal_bodies_still_pass(client: TestClient, orgdata: Org) -> None:
-    r = client.post("/api/v1/cases", json={"class_code": "C0101", "lon": LON, "lat": LAT, "description": "井" * 4000},
-                    headers=orgdata.headers("inspector"))
+    r = client.post(
+        "/api/v1/cases",
+        json={"class_code": "C0101", "lon": LON, "lat": LAT, "description": "井" * 4000},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 201, r.text
     r = client.post("/api/v1/auth/token", data={"username": "inspector", "password": "password-123"})
     assert r.status_code == 200

@@ -41,8 +41,14 @@ EXAMPLES = int(os.environ.get("GRIDCITY_SCHEMATHESIS_EXAMPLES", "6"))
 
 def _run(op: Any, mode: GenerationMode, auth: list[dict[str, str]], failures: list[str]) -> None:
     # The caller is drawn with the request, so one hypothesis run per operation and mode covers every role.
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=op.as_strategy(generation_mode=mode), who=st.sampled_from(range(len(auth))))
     def check(case: Any, who: int) -> None:
         try:
@@ -60,15 +66,28 @@ def _seed(app: Any, orgdata: Org) -> None:
     """A few real objects with small ids (1, 2 ...), which generated ids often hit: a case with a photo, a
     public Open311 report, a routing rule."""
     with TestClient(app) as c:
-        photo = c.post("/api/v1/attachments", files=[("files", ("p.jpg", make_jpeg(seed=1), "image/jpeg"))],
-                       headers=orgdata.headers("inspector"))
+        photo = c.post(
+            "/api/v1/attachments",
+            files=[("files", ("p.jpg", make_jpeg(seed=1), "image/jpeg"))],
+            headers=orgdata.headers("inspector"),
+        )
         assert photo.status_code == 201, photo.text
-        r = c.post("/api/v1/cases", json={"class_code": "C0101", "lon": LON, "lat": LAT, "description": "井盖破损",
-                                          "attachment_ids": [photo.json()[0]["id"]]},
-                   headers=orgdata.headers("inspector"))
+        r = c.post(
+            "/api/v1/cases",
+            json={
+                "class_code": "C0101",
+                "lon": LON,
+                "lat": LAT,
+                "description": "井盖破损",
+                "attachment_ids": [photo.json()[0]["id"]],
+            },
+            headers=orgdata.headers("inspector"),
+        )
         assert r.status_code == 201, r.text
-        r = c.post("/open311/v2/requests.json", data={"api_key": "demo-open311-key", "service_code": "C0102",
-                                                      "lat": str(LAT), "long": str(LON)})
+        r = c.post(
+            "/open311/v2/requests.json",
+            data={"api_key": "demo-open311-key", "service_code": "C0102", "lat": str(LAT), "long": str(LON)},
+        )
         assert r.status_code == 200, r.text
 
 

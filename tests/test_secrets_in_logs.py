@@ -40,15 +40,19 @@ NEW_PASSWORD = "Brand-New-Secret-9876"
 PHONES = ("13912345678", "13787654321", "13655550000")
 
 
-def test_no_token_password_or_phone_number_in_any_log_line(orgdata: Org, settings: Settings,
-                                                           tmp_path: Path) -> None:
+def test_no_token_password_or_phone_number_in_any_log_line(orgdata: Org, settings: Settings, tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "server.log"
-    env = {**os.environ, "T_DB": settings.resolved_database_url(), "T_DATA": str(settings.data_dir),
-           "T_SECRET": settings.resolved_secret_key()}
+    env = {
+        **os.environ,
+        "T_DB": settings.resolved_database_url(),
+        "T_DATA": str(settings.data_dir),
+        "T_SECRET": settings.resolved_secret_key(),
+    }
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         url = f"http://127.0.0.1:{port}"
         tokens: list[str] = []
         try:
@@ -63,8 +67,12 @@ def test_no_token_password_or_phone_number_in_any_log_line(orgdata: Org, setting
                 time.sleep(0.1)
             with httpx.Client(base_url=url, timeout=30) as http:
                 # Logins, right and wrong, on the console and the phone.
-                assert http.post("/api/v1/auth/token", data={"username": "acceptor", "password": WRONG_PASSWORD}
-                                 ).status_code == 401
+                assert (
+                    http.post(
+                        "/api/v1/auth/token", data={"username": "acceptor", "password": WRONG_PASSWORD}
+                    ).status_code
+                    == 401
+                )
                 r = http.post("/api/v1/auth/token", data={"username": "acceptor", "password": PASSWORD})
                 assert r.status_code == 200
                 tokens.append(r.json()["access_token"])
@@ -79,39 +87,83 @@ def test_no_token_password_or_phone_number_in_any_log_line(orgdata: Org, setting
                 # Bearer calls, a refused one and a user created with a password.
                 assert http.get("/api/v1/auth/me", headers=acceptor).status_code == 200
                 assert http.get("/api/v1/users", headers=inspector).status_code == 403
-                assert http.post("/api/v1/users", headers=admin, json={
-                    "username": "newbie", "password": NEW_PASSWORD, "role": "leader"}).status_code == 201
-                assert http.post("/api/v1/users", headers=admin, json={
-                    "username": "broken", "password": NEW_PASSWORD, "role": "no-such-role"}).status_code == 422
+                assert (
+                    http.post(
+                        "/api/v1/users",
+                        headers=admin,
+                        json={"username": "newbie", "password": NEW_PASSWORD, "role": "leader"},
+                    ).status_code
+                    == 201
+                )
+                assert (
+                    http.post(
+                        "/api/v1/users",
+                        headers=admin,
+                        json={"username": "broken", "password": NEW_PASSWORD, "role": "no-such-role"},
+                    ).status_code
+                    == 422
+                )
                 # A hotline report with the caller's phone number.
-                r = http.post("/api/v1/cases", headers=acceptor, json={
-                    "action": "public_report", "class_code": "C0101", "lon": LON, "lat": LAT,
-                    "description": "市民来电", "reporter": {"name": "市民甲", "phone": PHONES[0]}})
+                r = http.post(
+                    "/api/v1/cases",
+                    headers=acceptor,
+                    json={
+                        "action": "public_report",
+                        "class_code": "C0101",
+                        "lon": LON,
+                        "lat": LAT,
+                        "description": "市民来电",
+                        "reporter": {"name": "市民甲", "phone": PHONES[0]},
+                    },
+                )
                 assert r.status_code == 201, r.text
                 # Open311 with a phone number, and a refused one (bad input) with another.
-                r = http.post("/open311/v2/requests.json", data={
-                    "api_key": "demo-open311-key", "service_code": "C0101", "lat": str(LAT), "long": str(LON),
-                    "phone": PHONES[1], "first_name": "张"},
-                    files=[("media", ("a.jpg", make_jpeg(seed=4242), "image/jpeg"))])
+                r = http.post(
+                    "/open311/v2/requests.json",
+                    data={
+                        "api_key": "demo-open311-key",
+                        "service_code": "C0101",
+                        "lat": str(LAT),
+                        "long": str(LON),
+                        "phone": PHONES[1],
+                        "first_name": "张",
+                    },
+                    files=[("media", ("a.jpg", make_jpeg(seed=4242), "image/jpeg"))],
+                )
                 assert r.status_code == 200, r.text
-                assert http.post("/open311/v2/requests.json", data={
-                    "api_key": "demo-open311-key", "service_code": "C0101", "lat": "999", "long": str(LON),
-                    "phone": PHONES[2]}).status_code == 400
+                assert (
+                    http.post(
+                        "/open311/v2/requests.json",
+                        data={
+                            "api_key": "demo-open311-key",
+                            "service_code": "C0101",
+                            "lat": "999",
+                            "long": str(LON),
+                            "phone": PHONES[2],
+                        },
+                    ).status_code
+                    == 400
+                )
                 # The phone API: a report with photos.
-                r = http.post("/mobile/v1/reports", headers={**inspector, "Idempotency-Key": "log-1"},
-                              data={"report": json.dumps({"class_code": "C0101", "lon": LON, "lat": LAT})},
-                              files=[("photos", ("p.jpg", make_jpeg(seed=4243), "image/jpeg"))])
+                r = http.post(
+                    "/mobile/v1/reports",
+                    headers={**inspector, "Idempotency-Key": "log-1"},
+                    data={"report": json.dumps({"class_code": "C0101", "lon": LON, "lat": LAT})},
+                    files=[("photos", ("p.jpg", make_jpeg(seed=4243), "image/jpeg"))],
+                )
                 assert r.status_code == 201, r.text
                 # The websocket, authenticated by its first frame; and one that tried the URL.
                 ws_url = url.replace("http://", "ws://") + "/ws/live"
                 with connect(ws_url, open_timeout=10, proxy=None) as ws:
                     ws.send(json.dumps({"type": "auth", "token": tokens[0]}))
                     assert json.loads(ws.recv(timeout=15))["type"] == "hello"
-                with connect(ws_url, open_timeout=10, proxy=None,
-                             subprotocols=["gridcity.live", f"bearer.{tokens[1]}"]) as ws:  # type: ignore[list-item]
+                with connect(
+                    ws_url, open_timeout=10, proxy=None, subprotocols=["gridcity.live", f"bearer.{tokens[1]}"]
+                ) as ws:  # type: ignore[list-item]
                     assert json.loads(ws.recv(timeout=15))["type"] == "hello"
-                with connect(ws_url, open_timeout=10, proxy=None,
-                             additional_headers={"Authorization": f"Bearer {tokens[2]}"}) as ws:
+                with connect(
+                    ws_url, open_timeout=10, proxy=None, additional_headers={"Authorization": f"Bearer {tokens[2]}"}
+                ) as ws:
                     assert json.loads(ws.recv(timeout=15))["type"] == "hello"
                 with connect(ws_url + "?token=" + tokens[0], open_timeout=10, proxy=None) as ws:
                     assert json.loads(ws.recv(timeout=15))["code"] == "ws.token_in_url"

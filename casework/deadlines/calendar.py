@@ -25,8 +25,11 @@ _PERIOD_CACHE_MAX = 20_000
 
 def _calendar_error(message: str, loc: Sequence[str | int] = ()) -> InvalidInput:
     path = ".".join(map(str, loc))
-    return InvalidInput(f"工作日历 {path}: {message}" if path else f"工作日历: {message}", code="calendar.invalid",
-                        loc=["calendar", *loc])
+    return InvalidInput(
+        f"工作日历 {path}: {message}" if path else f"工作日历: {message}",
+        code="calendar.invalid",
+        loc=["calendar", *loc],
+    )
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,7 @@ class WorkCalendar:
         raw = [tuple(p) for p in self.periods]
         for i, p in enumerate(raw):
             if len(p) != 2 or not all(isinstance(t, time) and t.tzinfo is None for t in p):
-                raise _calendar_error(
-                    f"工作时段 {p!r} 应为两个不带时区的时间", ["working_periods", i]
-                )
+                raise _calendar_error(f"工作时段 {p!r} 应为两个不带时区的时间", ["working_periods", i])
         periods = tuple(sorted(raw))
         if not periods:
             raise _calendar_error("至少需要一个工作时段", ["working_periods"])
@@ -89,9 +90,7 @@ class WorkCalendar:
 
         weekend = frozenset(self.weekend)
         if any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6 for d in weekend):
-            raise _calendar_error(
-                f"周末应为 0-6 的星期序号，实为 {sorted(weekend)}", ["weekend"]
-            )
+            raise _calendar_error(f"周末应为 0-6 的星期序号，实为 {sorted(weekend)}", ["weekend"])
         if len(weekend) == 7:
             raise _calendar_error("一周七天不能都是周末", ["weekend"])
         object.__setattr__(self, "weekend", weekend)
@@ -104,14 +103,10 @@ class WorkCalendar:
             object.__setattr__(self, name, days)
         both = self.holidays & self.makeup_workdays
         if both:
-            raise _calendar_error(
-                f"{min(both).isoformat()} 既是假日又是调休补班日", ["makeup_workdays"]
-            )
+            raise _calendar_error(f"{min(both).isoformat()} 既是假日又是调休补班日", ["makeup_workdays"])
         not_weekend = sorted(d for d in self.makeup_workdays if d.weekday() not in weekend)
         if not_weekend:
-            raise _calendar_error(
-                f"调休补班日 {not_weekend[0].isoformat()} 不是周末", ["makeup_workdays"]
-            )
+            raise _calendar_error(f"调休补班日 {not_weekend[0].isoformat()} 不是周末", ["makeup_workdays"])
 
     @property
     def tz(self) -> ZoneInfo:
@@ -122,10 +117,12 @@ class WorkCalendar:
     def work_seconds_per_day(self) -> float:
         """Working seconds of one full working day (the measure of ``1 work_day``)."""
         if not self._per_day:  # computed once: limit_seconds asks for every work_day limit
-            self._per_day.append(sum(
-                (datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()
-                for a, b in self.periods
-            ))
+            self._per_day.append(
+                sum(
+                    (datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()
+                    for a, b in self.periods
+                )
+            )
         per_day: float = self._per_day[0]
         return per_day
 

@@ -234,4 +234,3 @@ def merge(base: StandardsTable, override: StandardsTable) -> StandardsTable:
     rows = {row.key: row for row in base}
     rows.update((row.key, row) for row in override)
     return StandardsTable(rows.values())
-

@@ -58,9 +58,7 @@ def _amount(value: float, name: str, *, max_value: float = _MAX_SECONDS) -> floa
             f"{name} must be a finite number >= 0, got {value!r}", code="deadline.invalid_amount", loc=[name]
         )
     if value > max_value:
-        raise InvalidInput(
-            f"{name} {value!r} is unreasonably large", code="deadline.invalid_amount", loc=[name]
-        )
+        raise InvalidInput(f"{name} {value!r} is unreasonably large", code="deadline.invalid_amount", loc=[name])
     return float(value)
 
 

@@ -267,9 +267,7 @@ def limit_seconds(cal: WorkCalendar, value: float, unit: LimitUnit | str) -> flo
     return _amount(seconds, "value")
 
 
-def convert_extension(
-    cal: WorkCalendar, value: float, unit: LimitUnit | str, *, stage_unit: LimitUnit | str
-) -> float:
+def convert_extension(cal: WorkCalendar, value: float, unit: LimitUnit | str, *, stage_unit: LimitUnit | str) -> float:
     """Convert an approved extension (延期) into seconds of the stage limit's measure.
 
     Working units combine only with working units and wall units with wall units (a "working day" has no
@@ -313,9 +311,7 @@ def limit_elapsed(cal: WorkCalendar, start: datetime, end: datetime, unit: Limit
     return _measure(cal, _unit(unit), _aware_utc(start, "start"), _aware_utc(end, "end")).total_seconds()
 
 
-def add_measured_seconds(
-    cal: WorkCalendar, start: datetime, seconds: float, unit: LimitUnit | str
-) -> datetime:
+def add_measured_seconds(cal: WorkCalendar, start: datetime, seconds: float, unit: LimitUnit | str) -> datetime:
     """The instant at which ``seconds`` in the measure of ``unit`` have elapsed after ``start``.
 
     Args:

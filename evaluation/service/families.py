@@ -60,16 +60,25 @@ def _effective_dispatch(case_id: Any, as_of: dt.datetime) -> tuple[Any, sa.Colum
     """The handle run of the case's effective dispatch as of ``as_of`` (at most one per case: every earlier
     dispatch was undone by the send-back that allowed the next one)."""
     h = aliased(StageFact, name="eff")
-    on = sa.and_(h.case_id == case_id, h.stage == "handle", h.start_action == "dispatch",
-                 h.started_at < as_of, _not_before(h.undone_at, as_of))
+    on = sa.and_(
+        h.case_id == case_id,
+        h.stage == "handle",
+        h.start_action == "dispatch",
+        h.started_at < as_of,
+        _not_before(h.undone_at, as_of),
+    )
     return h, on
 
 
 def _fact_rows(f: Any, subject: Any, ref_at: Any, flags: Mapping[str, sa.ColumnElement[bool]]) -> sa.Select[Any]:
     return select(
-        subject.label("subject"), f.case_id.label("case_id"), ref_at.label("ref_at"),
-        f.deadline_at.label("deadline_at"), f.completed_at.label("completed_at"),
-        f.overdue_seconds.label("overdue_seconds"), f.id.label("fact_id"),
+        subject.label("subject"),
+        f.case_id.label("case_id"),
+        ref_at.label("ref_at"),
+        f.deadline_at.label("deadline_at"),
+        f.completed_at.label("completed_at"),
+        f.overdue_seconds.label("overdue_seconds"),
+        f.id.label("fact_id"),
         *(_flag(c).label(name) for name, c in flags.items()),
     )
 
@@ -118,61 +127,77 @@ def _case_families(subject_type: str, p: Period) -> list[Family]:
         if subject_type == "department":
             return q.join(h, on)
         if subject_type == "inspector":
-            covering = sa.and_(hist.grid_code == f.grid_code,
-                               sa.or_(hist.valid_from.is_(None), hist.valid_from <= f.started_at),
-                               hist.valid_to > f.started_at)
-            return (q.outerjoin(hist, covering)
-                    .outerjoin(SupervisionGrid, sa.and_(hist.id.is_(None), SupervisionGrid.grid_code == f.grid_code))
-                    .outerjoin(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
-                    .where(subject.is_not(None)))
+            covering = sa.and_(
+                hist.grid_code == f.grid_code,
+                sa.or_(hist.valid_from.is_(None), hist.valid_from <= f.started_at),
+                hist.valid_to > f.started_at,
+            )
+            return (
+                q.outerjoin(hist, covering)
+                .outerjoin(SupervisionGrid, sa.and_(hist.id.is_(None), SupervisionGrid.grid_code == f.grid_code))
+                .outerjoin(SupervisionArea, SupervisionArea.id == SupervisionGrid.supervision_area_id)
+                .where(subject.is_not(None))
+            )
         return q
 
     q1 = joined(_fact_rows(f, subject, f.started_at, filed_flags))
     q2 = joined(_fact_rows(f, subject, f.determined_at, close_flags))
     out: list[Family] = []
-    out.append(Family("case_filed", tuple(filed_flags),
-                      q1.where(f.stage == "case", _in(f.started_at, p)), rollup=subject_type != "inspector"))
+    out.append(
+        Family(
+            "case_filed",
+            tuple(filed_flags),
+            q1.where(f.stage == "case", _in(f.started_at, p)),
+            rollup=subject_type != "inspector",
+        )
+    )
     if subject_type in REGION_LEVELS or subject_type == "department":
-        out.append(Family("case_close", tuple(close_flags),
-                          q2.where(f.stage == "case", _in(f.determined_at, p), not_voided)))
+        out.append(
+            Family("case_close", tuple(close_flags), q2.where(f.stage == "case", _in(f.determined_at, p), not_voided))
+        )
     return out
 
 
-def _task_family(name: str, stage: str, subject_col: str, p: Period, flags: Mapping[str, Any],
-                 *, by_sender: bool) -> Family:
+def _task_family(
+    name: str, stage: str, subject_col: str, p: Period, flags: Mapping[str, Any], *, by_sender: bool
+) -> Family:
     """Runs of a timed step determined in the period; ``by_sender``: counted only once sent (attribution =
     who completed it, so unsent overdue runs are attributed to nobody)."""
     f = aliased(StageFact, name="f")
     built = {k: v(f) if callable(v) else v for k, v in flags.items()}
     q = _fact_rows(f, getattr(f, subject_col), f.determined_at, built).where(
-        f.stage == stage, _in(f.determined_at, p), getattr(f, subject_col).is_not(None))
+        f.stage == stage, _in(f.determined_at, p), getattr(f, subject_col).is_not(None)
+    )
     if by_sender:
         q = q.where(f.end_action == _SENDER_ACTION[stage], _before(f.ended_at, p.t1))
     return Family(name, tuple(built), q)
 
 
-_SENDER_ACTION = {"send_verify": "send_verify", "send_check": "send_check", "close": "close",
-                  "dispatch": "dispatch"}
+_SENDER_ACTION = {"send_verify": "send_verify", "send_check": "send_check", "close": "close", "dispatch": "dispatch"}
 
 
-def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct_cases: bool,
-                  subject_type: str) -> Family | None:
+def _event_family(
+    name: str, action: str, primitive: str, p: Period, *, distinct_cases: bool, subject_type: str
+) -> Family | None:
     e = aliased(CaseEvent, name="e")
     prev = aliased(CaseEvent, name="prev")
     prev_on = sa.and_(prev.case_id == e.case_id, prev.action == action, prev.at < p.start)
     if subject_type == "department":
         h, on = _effective_dispatch(e.case_id, p.t1)
         subject: Any = h.department_id
-        q = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.min(e.at).label("ref_at")).join(
-            h, on)
-        rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
-                     ).join(h, on).join(prev, prev_on)
+        q = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.min(e.at).label("ref_at")).join(h, on)
+        rep = (
+            select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at"))
+            .join(h, on)
+            .join(prev, prev_on)
+        )
     else:
         # Posts as they were at the time: the role recorded on the event, not the user's role today.
         subject = sa.case((e.actor_role == POSITION_TYPES[subject_type], e.actor_id), else_=None)
         q = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.min(e.at).label("ref_at"))
-        rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")
-                     ).join(prev, sa.and_(prev_on, prev.actor_id == e.actor_id))
+        rep = select(subject.label("subject"), e.case_id.label("case_id"), sa.func.max(prev.at).label("prev_at")).join(
+            prev, sa.and_(prev_on, prev.actor_id == e.actor_id)
+        )
     q = q.where(e.action == action, _in(e.at, p), subject.is_not(None))
     repeats = None
     if distinct_cases:
@@ -182,9 +207,16 @@ def _event_family(name: str, action: str, primitive: str, p: Period, *, distinct
         q = q.group_by(subject, e.case_id, e.id)
     null_ts = sa.null().cast(sa.DateTime)
     inner = q.subquery(f"{name}_inner")
-    rows = select(inner.c.subject, inner.c.case_id, inner.c.ref_at, null_ts.label("deadline_at"),
-                  null_ts.label("completed_at"), sa.literal(0.0).label("overdue_seconds"),
-                  sa.null().cast(sa.Integer).label("fact_id"), sa.literal(1).label(primitive))
+    rows = select(
+        inner.c.subject,
+        inner.c.case_id,
+        inner.c.ref_at,
+        null_ts.label("deadline_at"),
+        null_ts.label("completed_at"),
+        sa.literal(0.0).label("overdue_seconds"),
+        sa.null().cast(sa.Integer).label("fact_id"),
+        sa.literal(1).label(primitive),
+    )
     return Family(name, (primitive,), rows, repeats=repeats)
 
 
@@ -226,56 +258,110 @@ def _build_families(subject_type: str, p: Period) -> list[Family]:
             "extended": _before(f.first_extension_at, t1),
         }
         q = _fact_rows(f, f.department_id, f.determined_at, flags).where(
-            f.stage == "task", f.start_action == "dispatch", _in(f.determined_at, p),
-            _not_before(f.undone_at, t1), f.department_id.is_not(None))
+            f.stage == "task",
+            f.start_action == "dispatch",
+            _in(f.determined_at, p),
+            _not_before(f.undone_at, t1),
+            f.department_id.is_not(None),
+        )
         out.append(Family("handle", tuple(flags), q))
-        fam = _event_family("suspended", "approve_suspension", "suspended", p, distinct_cases=True,
-                            subject_type="department")
+        fam = _event_family(
+            "suspended", "approve_suspension", "suspended", p, distinct_cases=True, subject_type="department"
+        )
         if fam:
             out.append(fam)
     elif subject_type == "inspector":
         f = aliased(StageFact, name="f")
-        rflags = {"reported": sa.true(),
-                  "valid_reported": sa.and_(f.completed_at.is_not(None), _not_before(f.voided_at, t1))}
+        rflags = {
+            "reported": sa.true(),
+            "valid_reported": sa.and_(f.completed_at.is_not(None), _not_before(f.voided_at, t1)),
+        }
         q = _fact_rows(f, f.start_actor_id, f.ended_at, rflags).where(
-            f.stage == "report", f.start_action.in_(("report", "self_handle")), _in(f.ended_at, p),
-            f.start_actor_id.is_not(None))
+            f.stage == "report",
+            f.start_action.in_(("report", "self_handle")),
+            _in(f.ended_at, p),
+            f.start_actor_id.is_not(None),
+        )
         out.append(Family("report", tuple(rflags), q))
-        out.append(_task_family("verify", "verify", "assignee_id", p,
-                                {"should_verify": sa.true(), "verified_on_time": lambda f: f.on_time},
-                                by_sender=False))
-        out.append(_task_family("check", "check", "assignee_id", p,
-                                {"should_check": sa.true(), "checked_on_time": lambda f: f.on_time},
-                                by_sender=False))
+        out.append(
+            _task_family(
+                "verify",
+                "verify",
+                "assignee_id",
+                p,
+                {"should_verify": sa.true(), "verified_on_time": lambda f: f.on_time},
+                by_sender=False,
+            )
+        )
+        out.append(
+            _task_family(
+                "check",
+                "check",
+                "assignee_id",
+                p,
+                {"should_check": sa.true(), "checked_on_time": lambda f: f.on_time},
+                by_sender=False,
+            )
+        )
     elif subject_type == "acceptor":
         fam = _event_family("accepted", "public_report", "accepted", p, distinct_cases=False, subject_type="acceptor")
         if fam:
             out.append(fam)
-        out.append(_task_family("send_verify", "send_verify", "end_actor_id", p,
-                                {"verify_dispatch_due": sa.true(), "verify_dispatch_on_time": lambda f: f.on_time},
-                                by_sender=True))
-        out.append(_task_family("send_check", "send_check", "end_actor_id", p,
-                                {"check_dispatch_due": sa.true(), "check_dispatch_on_time": lambda f: f.on_time},
-                                by_sender=True))
+        out.append(
+            _task_family(
+                "send_verify",
+                "send_verify",
+                "end_actor_id",
+                p,
+                {"verify_dispatch_due": sa.true(), "verify_dispatch_on_time": lambda f: f.on_time},
+                by_sender=True,
+            )
+        )
+        out.append(
+            _task_family(
+                "send_check",
+                "send_check",
+                "end_actor_id",
+                p,
+                {"check_dispatch_due": sa.true(), "check_dispatch_on_time": lambda f: f.on_time},
+                by_sender=True,
+            )
+        )
     elif subject_type == "shift_leader":
         f = aliased(StageFact, name="f")
         q = _fact_rows(f, f.end_actor_id, f.ended_at, {"filed_on_time": f.on_time}).where(
-            f.stage == "file", f.end_action == "file", _in(f.ended_at, p), f.end_actor_id.is_not(None))
+            f.stage == "file", f.end_action == "file", _in(f.ended_at, p), f.end_actor_id.is_not(None)
+        )
         out.append(Family("file", ("filed_on_time",), q))
-        out.append(_task_family("close", "close", "end_actor_id", p,
-                                {"close_task_due": sa.true(), "close_task_on_time": lambda f: f.on_time},
-                                by_sender=True))
+        out.append(
+            _task_family(
+                "close",
+                "close",
+                "end_actor_id",
+                p,
+                {"close_task_due": sa.true(), "close_task_on_time": lambda f: f.on_time},
+                by_sender=True,
+            )
+        )
     elif subject_type == "dispatcher":
         out = []
-        fam = _event_family("dispatched", "dispatch", "dispatched", p, distinct_cases=True,
-                            subject_type="dispatcher")
+        fam = _event_family("dispatched", "dispatch", "dispatched", p, distinct_cases=True, subject_type="dispatcher")
         if fam:
             out.append(fam)
-        out.append(_task_family(
-            "dispatch", "dispatch", "end_actor_id", p,
-            {"should_dispatch": sa.true(), "dispatched_on_time": lambda f: f.on_time,
-             "dispatched_accurately": lambda f: _not_before(f.undone_at, t1)},
-            by_sender=True))
+        out.append(
+            _task_family(
+                "dispatch",
+                "dispatch",
+                "end_actor_id",
+                p,
+                {
+                    "should_dispatch": sa.true(),
+                    "dispatched_on_time": lambda f: f.on_time,
+                    "dispatched_accurately": lambda f: _not_before(f.undone_at, t1),
+                },
+                by_sender=True,
+            )
+        )
     return out
 
 
@@ -291,8 +377,7 @@ def primitive_names(subject_type: str) -> tuple[str, ...]:
 
 def _count_family(session: Session, fam: Family, out: dict[str, dict[str, int]]) -> None:
     sq = fam.rows.subquery(fam.name)
-    q = select(sq.c.subject, *(sa.func.sum(sq.c[name]).label(name) for name in fam.primitives)).group_by(
-        sq.c.subject)
+    q = select(sq.c.subject, *(sa.func.sum(sq.c[name]).label(name) for name in fam.primitives)).group_by(sq.c.subject)
     for row in session.execute(q, dict(fam.params)):
         counts = out.setdefault(str(row.subject), {})
         for name in fam.primitives:

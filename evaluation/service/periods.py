@@ -62,7 +62,8 @@ _RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
 def _bad_period(text: str) -> InvalidInput:
     return InvalidInput(
         f"无法识别的评价周期 {text!r}（可用格式：2026-10、2026-Q4、2026、2026-W43、2026-10-01..2026-10-15）",
-        code="evaluation.bad_period", loc=["period"],
+        code="evaluation.bad_period",
+        loc=["period"],
     )
 
 
@@ -102,11 +103,13 @@ def parse_period(text: str, *, tz: str = DEFAULT_TZ) -> Period:
     if not (MIN_DATE <= first and last <= MAX_DATE):  # year 1 or 9999 would overflow the zone conversion
         raise _bad_period(raw)
     if last < first:
-        raise InvalidInput(f"评价周期的结束日期 {last} 早于开始日期 {first}", code="evaluation.end_before_start",
-                           loc=["period"])
+        raise InvalidInput(
+            f"评价周期的结束日期 {last} 早于开始日期 {first}", code="evaluation.end_before_start", loc=["period"]
+        )
     if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidInput(f"评价周期 {label} 超过 {MAX_RANGE_DAYS} 天", code="evaluation.range_too_long",
-                           loc=["period"])
+        raise InvalidInput(
+            f"评价周期 {label} 超过 {MAX_RANGE_DAYS} 天", code="evaluation.range_too_long", loc=["period"]
+        )
     zone = ZoneInfo(tz)
     start = dt.datetime.combine(first, dt.time(), tzinfo=zone).astimezone(dt.UTC)
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=zone).astimezone(dt.UTC)
@@ -129,8 +132,11 @@ def check_subject_type(subject_type: str) -> primitives.SubjectType:
         return primitives.SubjectType.DEPARTMENT
     if subject_type in POSITION_TYPES:
         return primitives.SubjectType(subject_type)
-    raise InvalidInput(f"未知的评价对象类型 {subject_type!r}（可用：{', '.join(SUBJECT_TYPES)}）",
-                       code="evaluation.unknown_subject_type", loc=["subject_type"])
+    raise InvalidInput(
+        f"未知的评价对象类型 {subject_type!r}（可用：{', '.join(SUBJECT_TYPES)}）",
+        code="evaluation.unknown_subject_type",
+        loc=["subject_type"],
+    )
 
 
 def indicator_set_for(period: Period, version: str | None, city_dir: Path | None = None) -> indicators.IndicatorSet:

@@ -97,10 +97,27 @@ class SubjectResult:
         s = self.score
         return {
             "lines": list(s.explanation),
-            "rates": [{"key": r.key, "name_zh": r.name_zh, "numerator": r.numerator, "denominator": r.denominator,
-                       "value": r.value} for r in s.rates],
-            "components": [{"key": c.key, "name_zh": c.name_zh, "input_value": c.input_value, "score": c.score,
-                            "weight": c.weight, "contribution": c.contribution} for c in s.components],
+            "rates": [
+                {
+                    "key": r.key,
+                    "name_zh": r.name_zh,
+                    "numerator": r.numerator,
+                    "denominator": r.denominator,
+                    "value": r.value,
+                }
+                for r in s.rates
+            ],
+            "components": [
+                {
+                    "key": c.key,
+                    "name_zh": c.name_zh,
+                    "input_value": c.input_value,
+                    "score": c.score,
+                    "weight": c.weight,
+                    "contribution": c.contribution,
+                }
+                for c in s.components
+            ],
         }
 
 
@@ -117,8 +134,14 @@ class Ranking:
 
 
 def compute(
-    session: Session, *, period: Period | str, subject_type: str, indicator_version: str | None = None,
-    tz: str = DEFAULT_TZ, source: str = "auto", city_dir: Path | None = None,
+    session: Session,
+    *,
+    period: Period | str,
+    subject_type: str,
+    indicator_version: str | None = None,
+    tz: str = DEFAULT_TZ,
+    source: str = "auto",
+    city_dir: Path | None = None,
 ) -> Ranking:
     """Count, score and rank every subject of a type for a period (ties share a competition rank).
 
@@ -134,8 +157,9 @@ def compute(
     iset = indicator_set_for(p, indicator_version, city_dir)
     iset.subject(st)  # raises when the set does not define the type
     if source not in ("auto", "raw"):
-        raise InvalidInput(f"未知的数据来源 {source!r}（可用：auto、raw）", code="evaluation.unknown_source",
-                           loc=["source"])
+        raise InvalidInput(
+            f"未知的数据来源 {source!r}（可用：auto、raw）", code="evaluation.unknown_source", loc=["source"]
+        )
     used = "raw"
     if source == "auto" and rollup_is_exact(ensure_rollup(session, tz=tz), p):
         counted = count_primitives_rollup(session, period=p, subject_type=subject_type)
@@ -149,8 +173,11 @@ def compute(
     memo: dict[Any, scoring.SubjectScore] = {}
     # Count bands are calibrated for the indicator set's band period; other periods scale proportionally.
     scale = scoring.band_scale(p.kind, (p.last_day - p.first_day).days + 1, iset.band_period)
-    coverage = (components_service.coverage_by_inspector(session, start=p.start, end=p.end)
-                if subject_type == "inspector" else {})
+    coverage = (
+        components_service.coverage_by_inspector(session, start=p.start, end=p.end)
+        if subject_type == "inspector"
+        else {}
+    )
     for subj in subjects:
         counts: dict[str, int | float] = dict.fromkeys(names, 0)
         counts.update(counted.get(subj.id, {}))
@@ -199,8 +226,15 @@ class EvidenceItem:
 
 
 def evidence(
-    session: Session, *, period: Period | str, subject_type: str, subject_id: str, primitive: str,
-    tz: str = DEFAULT_TZ, limit: int = 1000, rules: Any = None,
+    session: Session,
+    *,
+    period: Period | str,
+    subject_type: str,
+    subject_id: str,
+    primitive: str,
+    tz: str = DEFAULT_TZ,
+    limit: int = 1000,
+    rules: Any = None,
 ) -> list[EvidenceItem]:
     """The cases behind one primitive of one subject (same selects as the counts).
 
@@ -214,29 +248,57 @@ def evidence(
     p = parse_period(period, tz=tz) if isinstance(period, str) else period
     fams = [fam for fam in families(subject_type, p) if primitive in fam.primitives]
     if not fams:
-        raise InvalidInput(f"{subject_type} 不统计 {primitive!r}（可用：{', '.join(primitive_names(subject_type))}）",
-                           code="evaluation.unknown_primitive", loc=["primitive"])
+        raise InvalidInput(
+            f"{subject_type} 不统计 {primitive!r}（可用：{', '.join(primitive_names(subject_type))}）",
+            code="evaluation.unknown_primitive",
+            loc=["primitive"],
+        )
     as_of = min(p.end, utcnow())
     found: list[Any] = []
     for fam in fams:
         sq = fam.rows.subquery(fam.name)
         subject_match = sa.cast(sq.c.subject, sa.String) == subject_id
-        q = (select(sq.c.case_id, Case.number, sq.c.ref_at, sq.c.deadline_at, sq.c.completed_at,
-                    sq.c.overdue_seconds, sq.c.fact_id)
-             .join(Case, Case.id == sq.c.case_id)
-             .where(subject_match, sq.c[primitive] == 1)
-             .order_by(sq.c.ref_at, sq.c.case_id).limit(limit))
+        q = (
+            select(
+                sq.c.case_id,
+                Case.number,
+                sq.c.ref_at,
+                sq.c.deadline_at,
+                sq.c.completed_at,
+                sq.c.overdue_seconds,
+                sq.c.fact_id,
+            )
+            .join(Case, Case.id == sq.c.case_id)
+            .where(subject_match, sq.c[primitive] == 1)
+            .order_by(sq.c.ref_at, sq.c.case_id)
+            .limit(limit)
+        )
         found += session.execute(q, dict(fam.params)).all()
     # Items still open at the as-of time: their overrun grows until then, so recompute it from the log.
-    open_ids = [r.fact_id for r in found if r.fact_id is not None and r.deadline_at is not None
-                and r.deadline_at < as_of and (r.completed_at is None or r.completed_at >= as_of)]
+    open_ids = [
+        r.fact_id
+        for r in found
+        if r.fact_id is not None
+        and r.deadline_at is not None
+        and r.deadline_at < as_of
+        and (r.completed_at is None or r.completed_at >= as_of)
+    ]
     fresh: dict[int, float] = {}
     if open_ids:
         from evaluation import facts as evaluation_facts  # noqa: PLC0415  (facts imports this module)
 
         fresh = evaluation_facts.overdue_as_of(session, fact_ids=open_ids, as_of=as_of, rules=rules)
-    return [EvidenceItem(r.case_id, r.number, r.ref_at, r.deadline_at, r.completed_at,
-                         fresh.get(r.fact_id, float(r.overdue_seconds or 0))) for r in found]
+    return [
+        EvidenceItem(
+            r.case_id,
+            r.number,
+            r.ref_at,
+            r.deadline_at,
+            r.completed_at,
+            fresh.get(r.fact_id, float(r.overdue_seconds or 0)),
+        )
+        for r in found
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -244,8 +306,14 @@ def evidence(
 
 
 def publish(
-    session: Session, *, period: Period | str, version: str | None = None, created_by: int | None = None,
-    tz: str = DEFAULT_TZ, subject_types: Sequence[str] = SUBJECT_TYPES, city_dir: Path | None = None,
+    session: Session,
+    *,
+    period: Period | str,
+    version: str | None = None,
+    created_by: int | None = None,
+    tz: str = DEFAULT_TZ,
+    subject_types: Sequence[str] = SUBJECT_TYPES,
+    city_dir: Path | None = None,
 ) -> Publication:
     """Freeze the period's results of every subject type under one indicator-set version.
 
@@ -254,23 +322,45 @@ def publish(
     """
     p = parse_period(period, tz=tz) if isinstance(period, str) else period
     iset = indicator_set_for(p, version, city_dir)
-    exists = session.scalar(select(Publication.id).where(Publication.period == p.label,
-                                                         Publication.version == iset.version))
+    exists = session.scalar(
+        select(Publication.id).where(Publication.period == p.label, Publication.version == iset.version)
+    )
     if exists is not None:
-        raise Conflict(f"{p.label} 已按指标体系 {iset.version} 发布（发布 #{exists}）",
-                       code="evaluation.already_published", loc=["period"], extra={"publication_id": exists})
-    pub = Publication(period=p.label, period_start=p.start, period_end=p.end, version=iset.version,
-                      indicator_set_sha=iset.sha256, created_at=utcnow(), created_by=created_by)
+        raise Conflict(
+            f"{p.label} 已按指标体系 {iset.version} 发布（发布 #{exists}）",
+            code="evaluation.already_published",
+            loc=["period"],
+            extra={"publication_id": exists},
+        )
+    pub = Publication(
+        period=p.label,
+        period_start=p.start,
+        period_end=p.end,
+        version=iset.version,
+        indicator_set_sha=iset.sha256,
+        created_at=utcnow(),
+        created_by=created_by,
+    )
     session.add(pub)
     session.flush()
     for st in subject_types:
         # Published numbers always come from the exact raw computation as of the period's end.
-        ranking = compute(session, period=p, subject_type=st, indicator_version=iset.version, source="raw",
-                          city_dir=city_dir)
+        ranking = compute(
+            session, period=p, subject_type=st, indicator_version=iset.version, source="raw", city_dir=city_dir
+        )
         session.add_all(
-            PublishedResult(publication_id=pub.id, subject_type=st, subject_id=r.subject_id,
-                            subject_name=r.name, counts=dict(r.counts), composite=r.score.composite,
-                            grade=r.score.grade, rank=r.rank, flags=list(r.flags), explanation=r.explanation)
+            PublishedResult(
+                publication_id=pub.id,
+                subject_type=st,
+                subject_id=r.subject_id,
+                subject_name=r.name,
+                counts=dict(r.counts),
+                composite=r.score.composite,
+                grade=r.score.grade,
+                rank=r.rank,
+                flags=list(r.flags),
+                explanation=r.explanation,
+            )
             for r in ranking.rows
         )
     session.flush()
@@ -285,20 +375,23 @@ def get_publication(session: Session, publication_id: int) -> Publication:
     """
     pub = session.get(Publication, publication_id)
     if pub is None:
-        raise NotFound(f"发布 #{publication_id} 不存在", code="evaluation.publication_not_found",
-                       loc=["publication_id"])
+        raise NotFound(
+            f"发布 #{publication_id} 不存在", code="evaluation.publication_not_found", loc=["publication_id"]
+        )
     return pub
 
 
-def published_results(session: Session, *, publication_id: int, subject_type: str | None = None
-                      ) -> list[PublishedResult]:
+def published_results(
+    session: Session, *, publication_id: int, subject_type: str | None = None
+) -> list[PublishedResult]:
     """The frozen rows of a publication, in rank order per subject type."""
     q = select(PublishedResult).where(PublishedResult.publication_id == publication_id)
     if subject_type is not None:
         check_subject_type(subject_type)
         q = q.where(PublishedResult.subject_type == subject_type)
-    return list(session.scalars(q.order_by(PublishedResult.subject_type, PublishedResult.rank,
-                                           PublishedResult.subject_id)))
+    return list(
+        session.scalars(q.order_by(PublishedResult.subject_type, PublishedResult.rank, PublishedResult.subject_id))
+    )
 
 
 def as_decimal(value: Any) -> Decimal:

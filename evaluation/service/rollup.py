@@ -81,14 +81,27 @@ def _family_selects(st: str, fam: Family, day: Any) -> tuple[Any, Any]:
     sums = [sa.func.sum(sq.c[name]) for name in fam.primitives]
     sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
     no_since = sa.cast(sa.null(), RollupCount.__table__.c.since_at.type)
-    main = (select(sa.literal(st), day, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), no_since, *sums)
-            .where(sq.c.subject.is_not(None)).group_by(sq.c.subject))
+    main = (
+        select(sa.literal(st), day, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), no_since, *sums)
+        .where(sq.c.subject.is_not(None))
+        .group_by(sq.c.subject)
+    )
     repeats = None
     if fam.repeats is not None:
         rq = fam.repeats.subquery(f"{fam.name}_repeats")
-        repeats = (select(sa.literal(st), day, sa.literal(fam.name), sa.cast(rq.c.subject, sa.String), rq.c.prev_at,
-                          -sa.func.count(), *[sa.literal(0)] * (ROLLUP_SLOTS - 1))
-                   .where(rq.c.subject.is_not(None)).group_by(rq.c.subject, rq.c.prev_at))
+        repeats = (
+            select(
+                sa.literal(st),
+                day,
+                sa.literal(fam.name),
+                sa.cast(rq.c.subject, sa.String),
+                rq.c.prev_at,
+                -sa.func.count(),
+                *[sa.literal(0)] * (ROLLUP_SLOTS - 1),
+            )
+            .where(rq.c.subject.is_not(None))
+            .group_by(rq.c.subject, rq.c.prev_at)
+        )
     return main, repeats
 
 
@@ -99,8 +112,10 @@ def _family_inserts(st: str, fam: Family, day: Any) -> tuple[Any, Any]:
     """The INSERT .. SELECT statements of one family's rows (and its repeat corrections) for one day."""
     main, repeats = _family_selects(st, fam, day)
     table = RollupCount.__table__
-    return (sa.insert(table).from_select(_COLS, main),
-            None if repeats is None else sa.insert(table).from_select(_COLS, repeats))
+    return (
+        sa.insert(table).from_select(_COLS, main),
+        None if repeats is None else sa.insert(table).from_select(_COLS, repeats),
+    )
 
 
 _DAY_STATEMENT: list[Any] = []
@@ -130,8 +145,11 @@ def _insert_family_statements(st: str, fam: Family, day: Any, session: Session) 
     day_col = day(sq.c.ref_at)
     sums = [sa.func.sum(sq.c[name]) for name in fam.primitives]
     sums += [sa.literal(0)] * (ROLLUP_SLOTS - len(sums))
-    sel = (select(sa.literal(st), day_col, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
-           .where(sq.c.subject.is_not(None)).group_by(sq.c.subject, day_col))
+    sel = (
+        select(sa.literal(st), day_col, sa.literal(fam.name), sa.cast(sq.c.subject, sa.String), *sums)
+        .where(sq.c.subject.is_not(None))
+        .group_by(sq.c.subject, day_col)
+    )
     cols = ["subject_type", "day", "family", "subject_id", *_SLOTS]
     session.execute(sa.insert(RollupCount.__table__).from_select(cols, sel), dict(fam.params))
 
@@ -148,8 +166,11 @@ def _insert_days(session: Session, first: dt.date, last: dt.date, zone: ZoneInfo
     so a multi-day refresh runs them day by day."""
     # subject_type IN (every type): the rows are found through ix_eval_rollup_read (subject_type, day, ...)
     # instead of a scan of the whole rollup (which grows with the years of history).
-    session.execute(sa.delete(RollupCount).where(RollupCount.subject_type.in_(SUBJECT_TYPES),
-                                                 RollupCount.day >= first, RollupCount.day <= last))
+    session.execute(
+        sa.delete(RollupCount).where(
+            RollupCount.subject_type.in_(SUBJECT_TYPES), RollupCount.day >= first, RollupCount.day <= last
+        )
+    )
     p = _day_period(first, last, zone)
     if first == last:
         session.execute(_day_statement(), {"r_day": first, "p_start": p.start, "p_end": p.end, "p_t1": p.t1})
@@ -184,9 +205,13 @@ def refresh_rollup_days(session: Session, days: Sequence[dt.date], *, tz: str = 
         off = _local_midnight(first, zone) - dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
         j = i
         # Extend the run while days are consecutive and the zone's offset stays the same (no DST change).
-        while (j + 1 < len(todo) and todo[j + 1] == todo[j] + dt.timedelta(days=1)
-               and _local_midnight(todo[j + 1] + dt.timedelta(days=1), zone)
-               - dt.datetime.combine(todo[j + 1] + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC) == off):
+        while (
+            j + 1 < len(todo)
+            and todo[j + 1] == todo[j] + dt.timedelta(days=1)
+            and _local_midnight(todo[j + 1] + dt.timedelta(days=1), zone)
+            - dt.datetime.combine(todo[j + 1] + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+            == off
+        ):
             j += 1
         single = i == j
         _insert_days(session, first, todo[j], zone, None if single else -int(off.total_seconds()))
@@ -249,8 +274,9 @@ def ensure_rollup(session: Session, *, tz: str = DEFAULT_TZ) -> RollupState:
     return state
 
 
-def mark_rollup_dirty(session: Session, times: Sequence[dt.datetime | None], latest_event_at: dt.datetime | None
-                      ) -> None:
+def mark_rollup_dirty(
+    session: Session, times: Sequence[dt.datetime | None], latest_event_at: dt.datetime | None
+) -> None:
     """Mark the local days (in the rollup's zone) of these reference times stale (no-op while the rollup was
     never built)."""
     state = session.get(RollupState, 1)
@@ -277,10 +303,16 @@ def count_primitives_rollup(session: Session, *, period: Period, subject_type: s
     # As of the current log, like the rollup rows (also for the families counted raw here).
     fams = {fam.name: fam for fam in families(subject_type, dataclasses.replace(period, as_of=FAR_FUTURE))}
     r = RollupCount
-    q = (select(r.family, r.subject_id, *(sa.func.sum(getattr(r, n)).label(n) for n in _SLOTS))
-         .where(r.subject_type == subject_type, r.day >= period.first_day, r.day <= period.last_day,
-                sa.or_(r.since_at.is_(None), r.since_at >= period.start))
-         .group_by(r.family, r.subject_id))
+    q = (
+        select(r.family, r.subject_id, *(sa.func.sum(getattr(r, n)).label(n) for n in _SLOTS))
+        .where(
+            r.subject_type == subject_type,
+            r.day >= period.first_day,
+            r.day <= period.last_day,
+            sa.or_(r.since_at.is_(None), r.since_at >= period.start),
+        )
+        .group_by(r.family, r.subject_id)
+    )
     for row in session.execute(q):
         fam = fams.get(row.family)
         if fam is None or not fam.rollup:

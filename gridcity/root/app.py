@@ -38,9 +38,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {
         "description": desc,
         "content": {
-            "application/json": {
-                "example": {"detail": [{"type": example, "loc": ["body", "action"], "msg": "..."}]}
-            }
+            "application/json": {"example": {"detail": [{"type": example, "loc": ["body", "action"], "msg": "..."}]}}
         },
     }
     for code, desc, example in [
@@ -79,10 +77,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "http.not_found", 405: "http.method_not_allowed", 401: "auth.missing_token",
-                413: "request.too_large"}.get(
-            exc.status_code, f"http.{exc.status_code}"
-        )
+        code = {
+            404: "http.not_found",
+            405: "http.method_not_allowed",
+            401: "auth.missing_token",
+            413: "request.too_large",
+        }.get(exc.status_code, f"http.{exc.status_code}")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -126,7 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="数字化城管 — grid city management: report, file, dispatch, handle, feed back, check, "
         "close, evaluate. Errors always have the shape {detail: [{type, loc, msg}]} with a stable type.",
         responses=ERROR_RESPONSES,
-        docs_url=None, redoc_url=None,  # Swagger UI is served below from npm, not from a CDN
+        docs_url=None,
+        redoc_url=None,  # Swagger UI is served below from npm, not from a CDN
     )
     refuse_nul_parameters(engine)
     app.state.settings = settings
@@ -134,9 +135,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.read_session_factory = make_read_session_factory(engine)
     app.state.db_gate = DbGate(settings.db_pool_size)  # requests admitted to the database at a time
-    app.state.login_throttle = LoginThrottle(per_account=settings.login_max_failures_per_account,
-                                             per_address=settings.login_max_failures_per_address,
-                                             window_s=settings.login_failure_window_seconds)
+    app.state.login_throttle = LoginThrottle(
+        per_account=settings.login_max_failures_per_account,
+        per_address=settings.login_max_failures_per_address,
+        window_s=settings.login_failure_window_seconds,
+    )
     app.state.store = MediaStore(Path(settings.media_dir))
     # The on-site radius is part of the case rules, so that every route judges results by the same rule.
     app.state.rules = dataclasses.replace(load_rules(settings.city_dir), onsite_radius_m=settings.onsite_radius_m)

@@ -43,8 +43,9 @@ def users() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--name", "display_name", default=None)
 @click.option("--department", "department_code", default=None, help="Department code (department staff).")
-def users_create(username: str, role: str, password: str, display_name: str | None,
-                 department_code: str | None) -> None:
+def users_create(
+    username: str, role: str, password: str, display_name: str | None, department_code: str | None
+) -> None:
     """Create a login."""
     from sqlalchemy import select  # noqa: PLC0415
 
@@ -58,8 +59,14 @@ def users_create(username: str, role: str, password: str, display_name: str | No
             if dept_id is None:
                 raise click.ClickException(f"unknown department {department_code}")
         try:
-            user = org.create_user(session, username=username, password=password, role=Role(role),
-                                   display_name=display_name, department_id=dept_id)
+            user = org.create_user(
+                session,
+                username=username,
+                password=password,
+                role=Role(role),
+                display_name=display_name,
+                department_id=dept_id,
+            )
         except GridCityError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc
         click.echo(f"created user {user.username} ({user.role}) id={user.id}")
@@ -97,8 +104,14 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     click.echo(f"gridcity is running at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     # SIGTERM stops accepting and drains the requests in flight; one that is still running after the grace
     # period is cancelled, so a stuck request can never keep the process from stopping.
-    uvicorn.run("gridcity.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    uvicorn.run(
+        "gridcity.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
 
 
 def case_pipeline():  # type: ignore[no-untyped-def]
@@ -138,9 +151,12 @@ class _session:  # noqa: N801
 
 @main.group("evaluate", invoke_without_command=True)
 @click.option("--period", default=None, help="2026-10 | 2026-Q4 | 2026 | 2026-W43 | 2026-10-01..2026-10-15")
-@click.option("--subject", default="department", show_default=True,
-              help="department | grid | community | street | district | inspector | acceptor | shift_leader | "
-                   "dispatcher")
+@click.option(
+    "--subject",
+    default="department",
+    show_default=True,
+    help="department | grid | community | street | district | inspector | acceptor | shift_leader | dispatcher",
+)
 @click.option("--version", "version", default=None, help="Indicator-set version (default: the one in effect).")
 @click.option("--publish", is_flag=True, help="Freeze the period's results of every subject type.")
 @click.pass_context
@@ -159,17 +175,21 @@ def evaluate(ctx: click.Context, period: str | None, subject: str, version: str 
     tz = load_rules(city_dir).calendar.timezone
     with _session() as session:
         try:
-            ranking = evaluation_service.compute(session, period=period, subject_type=subject,
-                                                 indicator_version=version, tz=tz, city_dir=city_dir)
+            ranking = evaluation_service.compute(
+                session, period=period, subject_type=subject, indicator_version=version, tz=tz, city_dir=city_dir
+            )
             click.echo(f"{ranking.subject_type} {ranking.period.label} (indicator set {ranking.version})")
             click.echo(f"{'排名':>4}  {'综合指标值':>8}  等级  名称  标记")
             for row in ranking.rows:
                 flags = ",".join(row.flags)
-                click.echo(f"{row.rank:>4}{'=' if row.tied else ' '} {row.score.composite!s:>8}  "
-                           f"{row.score.grade:^4}  {row.name}  {flags}")
+                click.echo(
+                    f"{row.rank:>4}{'=' if row.tied else ' '} {row.score.composite!s:>8}  "
+                    f"{row.score.grade:^4}  {row.name}  {flags}"
+                )
             if publish:
-                pub = evaluation_service.publish(session, period=ranking.period, version=ranking.version,
-                                                 city_dir=city_dir)
+                pub = evaluation_service.publish(
+                    session, period=ranking.period, version=ranking.version, city_dir=city_dir
+                )
                 click.echo(f"published #{pub.id}: {pub.period} under {pub.version}")
         except GridCityError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc
@@ -204,8 +224,7 @@ def _maintenance(tasks: tuple[str, ...], **kw: object) -> None:
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url())
     try:
-        report = run_maintenance(make_session_factory(engine), MediaStore(settings.media_dir), tasks=tasks,
-                                 **kw)  # type: ignore[arg-type]
+        report = run_maintenance(make_session_factory(engine), MediaStore(settings.media_dir), tasks=tasks, **kw)  # type: ignore[arg-type]
     finally:
         engine.dispose()
     if not report.ran:
@@ -224,8 +243,13 @@ def maintenance_run() -> None:
 
 
 @maintenance.command("clean-orphans")
-@click.option("--older-than-hours", default=1.0, show_default=True, type=float,
-              help="Only files older than this (a request may be writing newer ones).")
+@click.option(
+    "--older-than-hours",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Only files older than this (a request may be writing newer ones).",
+)
 def maintenance_clean_orphans(older_than_hours: float) -> None:
     """Remove photos no case refers to (older than a day) and media files without a row."""
     import datetime as dt  # noqa: PLC0415
@@ -268,8 +292,12 @@ def cases_import(file: str) -> None:
         with _session() as session:
             try:
                 result = legacy_import.import_records(
-                    session, legacy_import.read_lines(stream), rules=rules, echo=click.echo,
-                    after=lambda s, cases: evaluation_facts.after_import(s, cases, rules=rules, echo=click.echo))
+                    session,
+                    legacy_import.read_lines(stream),
+                    rules=rules,
+                    echo=click.echo,
+                    after=lambda s, cases: evaluation_facts.after_import(s, cases, rules=rules, echo=click.echo),
+                )
             except legacy_import.ImportRefused as exc:
                 for err in exc.errors:
                     click.echo(f"line {err['line']}: {err['type']}: {err['msg']}", err=True)
@@ -278,8 +306,10 @@ def cases_import(file: str) -> None:
         if stream is not sys.stdin:
             stream.close()
     rate = result.events / result.seconds if result.seconds else 0.0
-    click.echo(f"imported {result.cases} cases ({result.events} events, {rate:.0f} events/s); "
-               f"{result.skipped_cases} already imported, skipped")
+    click.echo(
+        f"imported {result.cases} cases ({result.events} events, {rate:.0f} events/s); "
+        f"{result.skipped_cases} already imported, skipped"
+    )
 
 
 @main.group()
@@ -300,8 +330,11 @@ def addresses_import(path: str, crs: str | None) -> None:
 
     data = Path(path).read_bytes()
     try:
-        rows = (readers.read_geojson(data, crs=crs) if path.lower().endswith(("json", "geojson"))
-                else readers.read_csv_points(data, crs=crs))
+        rows = (
+            readers.read_geojson(data, crs=crs)
+            if path.lower().endswith(("json", "geojson"))
+            else readers.read_csv_points(data, crs=crs)
+        )
         with _session() as session:
             rep = gis_addresses.load_addresses(session, rows, source=Path(path).name)
     except GridCityError as exc:

@@ -35,8 +35,9 @@ def setup(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     for name, folder in VENDOR_DIRS.items():
         # check_dir=False: an app built before ``npm ci`` ran still starts; the files answer 404 until then.
-        app.mount(f"/vendor/{name}", StaticFiles(directory=NODE_MODULES / folder, check_dir=False),
-                  name=f"vendor-{name}")
+        app.mount(
+            f"/vendor/{name}", StaticFiles(directory=NODE_MODULES / folder, check_dir=False), name=f"vendor-{name}"
+        )
 
 
 @router.get("/")
@@ -49,5 +50,6 @@ def root() -> RedirectResponse:
 @router.get("/console/")
 def console() -> FileResponse:
     """The single page of the console (its views are chosen by the user's role)."""
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )

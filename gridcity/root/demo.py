@@ -47,14 +47,21 @@ def load_demo_org(session: Session) -> list[DemoLogin]:
     logins = []
     for username, role, name, dept_code in DEMO_USERS:
         if org.get_user_by_username(session, username) is None:
-            org.create_user(session, username=username, password=DEMO_PASSWORD, role=role, display_name=name,
-                            department_id=codes[dept_code] if dept_code else None)
+            org.create_user(
+                session,
+                username=username,
+                password=DEMO_PASSWORD,
+                role=role,
+                display_name=name,
+                department_id=codes[dept_code] if dept_code else None,
+            )
         logins.append(DemoLogin(username, DEMO_PASSWORD, role, name))
     return logins
 
 
-def load_demo(session: Session, *, scale: float | None, small: bool,
-              echo: Callable[[str], object] = print) -> list[DemoLogin]:
+def load_demo(
+    session: Session, *, scale: float | None, small: bool, echo: Callable[[str], object] = print
+) -> list[DemoLogin]:
     """Load the demo city (or only the organisation with ``small``)."""
     logins = load_demo_org(session)
     if not small:

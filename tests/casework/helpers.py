@@ -25,19 +25,34 @@ def upload(client: TestClient, org: Org, user: str, seed: int | None = None, n: 
     return [a["id"] for a in r.json()]
 
 
-def report(client: TestClient, org: Org, *, user: str = "inspector", class_code: str = "C0101",
-           action: str = "report", photos: list[int] | None = None, **extra: Any) -> dict[str, Any]:
-    body = {"action": action, "class_code": class_code, "lon": LON, "lat": LAT, "description": "井盖破损",
-            "attachment_ids": photos if photos is not None else upload(client, org, user), **extra}
+def report(
+    client: TestClient,
+    org: Org,
+    *,
+    user: str = "inspector",
+    class_code: str = "C0101",
+    action: str = "report",
+    photos: list[int] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {
+        "action": action,
+        "class_code": class_code,
+        "lon": LON,
+        "lat": LAT,
+        "description": "井盖破损",
+        "attachment_ids": photos if photos is not None else upload(client, org, user),
+        **extra,
+    }
     r = client.post("/api/v1/cases", json=body, headers=org.headers(user))
     assert r.status_code == 201, r.text
     return r.json()
 
 
-def act(client: TestClient, org: Org, case: dict[str, Any], user: str, action: str, *, expect: int = 200,
-        **body: Any) -> dict[str, Any]:
-    r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": action, **body},
-                    headers=org.headers(user))
+def act(
+    client: TestClient, org: Org, case: dict[str, Any], user: str, action: str, *, expect: int = 200, **body: Any
+) -> dict[str, Any]:
+    r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": action, **body}, headers=org.headers(user))
     assert r.status_code == expect, r.text
     return r.json()
 

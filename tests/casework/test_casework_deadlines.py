@@ -186,9 +186,7 @@ def test_convert_extension() -> None:
         (lambda: Pause(at("2025-03-03 10:00"), at("2025-03-03 09:00")), "deadline.invalid_pause"),
         (lambda: Pause(datetime(2025, 3, 3)), "deadline.naive_datetime"),
         (
-            lambda: stage_clock(
-                CAL, start=at("2025-03-03 08:00"), value=1, unit=None, now=at("2025-03-03 09:00")
-            ),
+            lambda: stage_clock(CAL, start=at("2025-03-03 08:00"), value=1, unit=None, now=at("2025-03-03 09:00")),
             "deadline.invalid_unit",
         ),
         (
@@ -370,9 +368,7 @@ CLOCK_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "expected"), [c[1:] for c in CLOCK_CASES], ids=[c[0] for c in CLOCK_CASES]
-)
+@pytest.mark.parametrize(("kwargs", "expected"), [c[1:] for c in CLOCK_CASES], ids=[c[0] for c in CLOCK_CASES])
 def test_stage_clock(kwargs: dict[str, Any], expected: dict[str, Any]) -> None:
     result = clock(**kwargs)
     for name, value in expected.items():
@@ -427,9 +423,7 @@ def test_load_calendar() -> None:
     assert cal.holidays == {date(2025, 3, 4), date(2025, 3, 5), date(2025, 3, 7)}
     assert cal.makeup_workdays == {date(2025, 3, 9), date(2025, 3, 16)}
     assert cal.work_seconds_per_day == 7.5 * 3600
-    assert add_work_seconds(cal, datetime(2025, 3, 3, 16, tzinfo=SH), 7200) == datetime(
-        2025, 3, 6, 9, 30, tzinfo=SH
-    )
+    assert add_work_seconds(cal, datetime(2025, 3, 3, 16, tzinfo=SH), 7200) == datetime(2025, 3, 6, 9, 30, tzinfo=SH)
 
 
 def test_empty_calendar_uses_defaults() -> None:
@@ -588,12 +582,7 @@ def test_comments_bom_and_column_order() -> None:
     cols = list(reversed(STANDARDS_COLUMNS))
     values = dict.fromkeys(STANDARDS_COLUMNS, "")
     values.update(class_code="*", urgency="*", handle_value="1", handle_unit="day", close_condition="x")
-    text = (
-        "\ufeff# comment\n\n"
-        + ",".join(cols)
-        + "\n# another, with commas\n"
-        + ",".join(values[c] for c in cols)
-    )
+    text = "\ufeff# comment\n\n" + ",".join(cols) + "\n# another, with commas\n" + ",".join(values[c] for c in cols)
     row = load_handling_standards(text).lookup("E0101", "normal")
     assert row.handle == Limit(1, LimitUnit.DAY) and row.close_condition == "x"
 
@@ -657,11 +646,7 @@ work_amounts = st.one_of(
 
 def is_period_end(cal: WorkCalendar, t: datetime) -> bool:
     local = t.astimezone(cal.tz)
-    return any(
-        b == t
-        for day in (local.date(), local.date() - timedelta(days=1))
-        for _, b in cal.working_periods(day)
-    )
+    return any(b == t for day in (local.date(), local.date() - timedelta(days=1)) for _, b in cal.working_periods(day))
 
 
 @PROPS
@@ -681,9 +666,7 @@ def test_add_work_seconds_is_monotonic(cal: WorkCalendar, start: datetime, a: fl
 
 @PROPS
 @given(cal=calendars, start=instants, seconds=work_amounts)
-def test_deadline_is_in_working_time_or_a_period_end(
-    cal: WorkCalendar, start: datetime, seconds: float
-) -> None:
+def test_deadline_is_in_working_time_or_a_period_end(cal: WorkCalendar, start: datetime, seconds: float) -> None:
     t = add_work_seconds(cal, start, seconds)
     assert cal.is_working_time(t) or is_period_end(cal, t)
 
@@ -716,9 +699,7 @@ def test_pausing_never_makes_the_deadline_earlier(
 ) -> None:
     value, unit = limit
     base = stage_clock(cal, start=start, value=value, unit=unit, now=start)
-    paused = stage_clock(
-        cal, start=start, value=value, unit=unit, now=start, pauses=make_pauses(start, specs)
-    )
+    paused = stage_clock(cal, start=start, value=value, unit=unit, now=start, pauses=make_pauses(start, specs))
     assert base.deadline is not None
     assert paused.deadline is None or paused.deadline >= base.deadline
 

@@ -60,8 +60,12 @@ def test_terminal_states_allow_nothing():
     for status in TERMINAL:
         for role in Role:
             actor = Actor(user_id=7, role=role, department_id=3)
-            assert allowed_actions(actor, CaseFacts(status=status, department_id=3, reporter_id=7,
-                                                    assigned_inspector_id=7)) == []
+            assert (
+                allowed_actions(
+                    actor, CaseFacts(status=status, department_id=3, reporter_id=7, assigned_inspector_id=7)
+                )
+                == []
+            )
 
 
 def test_a_role_that_never_takes_an_action_is_forbidden_not_conflicted():
@@ -94,10 +98,12 @@ def test_only_the_assigned_inspector_answers_a_task():
 
 def test_on_site_results_need_photos():
     """Verify and check results carry photos on every route (the table is the one rule)."""
-    for action, status, needs in [(CaseAction.VERIFY_TRUE, CaseStatus.VERIFYING, set()),
-                                  (CaseAction.VERIFY_FALSE, CaseStatus.VERIFYING, {Need.NOTE}),
-                                  (CaseAction.CHECK_PASS, CaseStatus.CHECKING, set()),
-                                  (CaseAction.CHECK_FAIL, CaseStatus.CHECKING, {Need.NOTE})]:
+    for action, status, needs in [
+        (CaseAction.VERIFY_TRUE, CaseStatus.VERIFYING, set()),
+        (CaseAction.VERIFY_FALSE, CaseStatus.VERIFYING, {Need.NOTE}),
+        (CaseAction.CHECK_PASS, CaseStatus.CHECKING, set()),
+        (CaseAction.CHECK_FAIL, CaseStatus.CHECKING, {Need.NOTE}),
+    ]:
         facts = CaseFacts(status, assigned_inspector_id=9)
         with pytest.raises(MissingActionInput) as e:
             check_transition(Actor(9, Role.INSPECTOR), facts, action, frozenset(needs))
@@ -110,8 +116,9 @@ def test_missing_inputs_are_named():
         check_transition(Actor(1, Role.DISPATCHER), CaseFacts(CaseStatus.FILED), CaseAction.DISPATCH)
     assert e.value.extra["missing"] == ["department_id"]
     with pytest.raises(MissingActionInput) as e:
-        check_transition(Actor(1, Role.DEPARTMENT, 3), CaseFacts(CaseStatus.HANDLING, department_id=3),
-                         CaseAction.REQUEST_EXTENSION)
+        check_transition(
+            Actor(1, Role.DEPARTMENT, 3), CaseFacts(CaseStatus.HANDLING, department_id=3), CaseAction.REQUEST_EXTENSION
+        )
     assert e.value.extra["missing"] == ["extension", "note"]
 
 
@@ -136,8 +143,14 @@ def test_every_non_terminal_status_is_reachable_and_can_move_on():
 
 
 def test_the_handling_stage_covers_every_state_with_a_department():
-    for s in (CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SUSPENDED, CaseStatus.SENDBACK_REQUESTED,
-              CaseStatus.EXTENSION_REQUESTED, CaseStatus.SUSPENSION_REQUESTED):
+    for s in (
+        CaseStatus.DISPATCHED,
+        CaseStatus.HANDLING,
+        CaseStatus.SUSPENDED,
+        CaseStatus.SENDBACK_REQUESTED,
+        CaseStatus.EXTENSION_REQUESTED,
+        CaseStatus.SUSPENSION_REQUESTED,
+    ):
         assert stage_of(s) is Stage.HANDLE
     assert stage_of(CaseStatus.CLOSED) is None
 
@@ -166,8 +179,17 @@ def test_a_filed_case_can_be_voided_by_the_shift_leader_with_a_note_before_dispa
     assert allowed_actions(Actor(1, Role.DISPATCHER), filed) == ["dispatch"]
 
 
-@pytest.mark.parametrize("status", [CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.SUSPENDED,
-                                    CaseStatus.FEEDBACK, CaseStatus.CHECKED, CaseStatus.CLOSED])
+@pytest.mark.parametrize(
+    "status",
+    [
+        CaseStatus.DISPATCHED,
+        CaseStatus.HANDLING,
+        CaseStatus.SUSPENDED,
+        CaseStatus.FEEDBACK,
+        CaseStatus.CHECKED,
+        CaseStatus.CLOSED,
+    ],
+)
 def test_a_case_cannot_be_voided_once_dispatched(status):
     with pytest.raises(InvalidTransition):
         check_transition(Actor(1, Role.SHIFT_LEADER), CaseFacts(status), CaseAction.VOID, ALL_NEEDS)

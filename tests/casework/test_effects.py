@@ -16,13 +16,21 @@ T0 = dt.datetime(2026, 10, 12, 9, tzinfo=dt.UTC)
 
 def test_dispatch_sets_the_department_and_records_it() -> None:
     e = effects.effect_of(CaseFacts(S.FILED), A.DISPATCH, S.DISPATCHED, effects.EffectInput(department_id=7))
-    assert (e.target, dict(e.changes), dict(e.data), e.closes) == (S.DISPATCHED, {"department_id": 7},
-                                                                     {"department_id": 7}, False)
+    assert (e.target, dict(e.changes), dict(e.data), e.closes) == (
+        S.DISPATCHED,
+        {"department_id": 7},
+        {"department_id": 7},
+        False,
+    )
 
 
 def test_an_approved_sendback_clears_the_department_and_remembers_it() -> None:
-    e = effects.effect_of(CaseFacts(S.SENDBACK_REQUESTED, department_id=7), A.APPROVE_SENDBACK, S.FILED,
-                          effects.EffectInput(data={"via": "console"}))
+    e = effects.effect_of(
+        CaseFacts(S.SENDBACK_REQUESTED, department_id=7),
+        A.APPROVE_SENDBACK,
+        S.FILED,
+        effects.EffectInput(data={"via": "console"}),
+    )
     assert dict(e.changes) == {"department_id": None}
     assert dict(e.data) == {"via": "console", "from_department_id": 7}
 
@@ -43,12 +51,18 @@ def test_merge_points_at_the_target_and_check_fail_marks_rework_and_close_closes
 
 
 def test_an_extension_is_recorded_and_the_last_requested_one_is_found_in_the_log() -> None:
-    log = [EventFact(A.REQUEST_EXTENSION, S.HANDLING, S.HANDLING, T0, {"extension": {"value": v, "unit": "work_day"}})
-           for v in (1.0, 2.0)]
+    log = [
+        EventFact(A.REQUEST_EXTENSION, S.HANDLING, S.HANDLING, T0, {"extension": {"value": v, "unit": "work_day"}})
+        for v in (1.0, 2.0)
+    ]
     assert effects.last_requested_extension(log) == {"value": 2.0, "unit": "work_day"}
     assert effects.last_requested_extension(log[:0]) is None
-    e = effects.effect_of(CaseFacts(S.HANDLING), A.APPROVE_EXTENSION, S.HANDLING,
-                          effects.EffectInput(extension={"value": 2.0, "unit": "work_day"}))
+    e = effects.effect_of(
+        CaseFacts(S.HANDLING),
+        A.APPROVE_EXTENSION,
+        S.HANDLING,
+        effects.EffectInput(extension={"value": 2.0, "unit": "work_day"}),
+    )
     assert dict(e.data) == {"extension": {"value": 2.0, "unit": "work_day"}} and not e.changes
 
 

@@ -69,12 +69,18 @@ def test_bad_token_is_closed_with_policy_violation(server: ThreadServer, orgdata
     secret = orgdata.secret
     tok = {
         "missing": None,
-        "expired": security.create_token(user_id=orgdata.ids["dispatcher"], role="dispatcher", secret=secret,
-                                         ttl=dt.timedelta(seconds=-5)),
-        "forged": security.create_token(user_id=orgdata.ids["dispatcher"], role="dispatcher",
-                                        secret="not-the-key-" + "y" * 32, ttl=dt.timedelta(hours=1)),
-        "unknown_user": security.create_token(user_id=99999, role="dispatcher", secret=secret,
-                                              ttl=dt.timedelta(hours=1)),
+        "expired": security.create_token(
+            user_id=orgdata.ids["dispatcher"], role="dispatcher", secret=secret, ttl=dt.timedelta(seconds=-5)
+        ),
+        "forged": security.create_token(
+            user_id=orgdata.ids["dispatcher"],
+            role="dispatcher",
+            secret="not-the-key-" + "y" * 32,
+            ttl=dt.timedelta(hours=1),
+        ),
+        "unknown_user": security.create_token(
+            user_id=99999, role="dispatcher", secret=secret, ttl=dt.timedelta(hours=1)
+        ),
     }[kind]
     with ws_open(server.url, tok) as ws:
         err = recv(ws)
@@ -98,8 +104,7 @@ def test_malformed_client_messages_get_an_error_frame_and_the_stream_goes_on(
     with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
         assert recv(ws)["type"] == "hello"
         recv_until(ws, "synced")
-        for bad in ["not json", "[1, 2]", '"text"', '{"type": "subscribe_everything"}', '{"no": "type"}',
-                    "{" * 10_000]:
+        for bad in ["not json", "[1, 2]", '"text"', '{"type": "subscribe_everything"}', '{"no": "type"}', "{" * 10_000]:
             ws.send(bad)
             msg = recv(ws)
             assert msg["type"] == "error" and msg["code"] == "ws.bad_message", msg
@@ -227,17 +232,24 @@ def test_resume_message_during_live_traffic_misses_nothing(
             frames.append(recv(ws))
         cut = next(i for i, m in enumerate(frames) if m["type"] == "synced")
         before = [m["id"] for m in frames[:cut] if m["type"] == "event"]
-        after = [m["id"] for m in frames[cut + 1:] if m["type"] == "event"]
+        after = [m["id"] for m in frames[cut + 1 :] if m["type"] == "event"]
         # Before "synced": live frames sent before the resume was served, then the replay, which starts
         # at the first id after the resume's last_id.
-        replay = before[before.index(seen[1]):]
-        assert before[:before.index(seen[1])] == replay[1:1 + before.index(seen[1])]
+        replay = before[before.index(seen[1]) :]
+        assert before[: before.index(seen[1])] == replay[1 : 1 + before.index(seen[1])]
         assert [seen[0], *replay, *after] == all_ids  # from the resume on: every id once, in order
 
 
-@pytest.mark.parametrize("bad", ['{"type": "resume"}', '{"type": "resume", "last_id": -1}',
-                                 '{"type": "resume", "last_id": "3"}', '{"type": "resume", "last_id": true}',
-                                 '{"type": "resume", "last_id": 1.5}'])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"type": "resume"}',
+        '{"type": "resume", "last_id": -1}',
+        '{"type": "resume", "last_id": "3"}',
+        '{"type": "resume", "last_id": true}',
+        '{"type": "resume", "last_id": 1.5}',
+    ],
+)
 def test_malformed_resume_gets_an_error_frame(server: ThreadServer, orgdata: Org, bad: str) -> None:
     with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
         recv_until(ws, "synced")
@@ -248,8 +260,7 @@ def test_malformed_resume_gets_an_error_frame(server: ThreadServer, orgdata: Org
         assert recv(ws)["type"] == "pong"
 
 
-def test_idle_socket_gets_heartbeats_with_its_marks(server: ThreadServer, http: httpx.Client,
-                                                    orgdata: Org) -> None:
+def test_idle_socket_gets_heartbeats_with_its_marks(server: ThreadServer, http: httpx.Client, orgdata: Org) -> None:
     server.app.state.live_config.heartbeat_seconds = 0.3
     with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
         recv_until(ws, "synced")
@@ -276,8 +287,7 @@ def test_too_large_a_gap_asks_for_a_reset(server: ThreadServer, http: httpx.Clie
 
 
 def _item(i: int, dept: int | None = None) -> live.LiveItem:
-    return live.LiveItem("event", i, f'{{"type":"event","id":{i}}}', frozenset({dept} if dept else ()),
-                         frozenset())
+    return live.LiveItem("event", i, f'{{"type":"event","id":{i}}}', frozenset({dept} if dept else ()), frozenset())
 
 
 def test_a_full_queue_marks_only_that_subscriber_for_resync() -> None:
@@ -306,9 +316,14 @@ def test_fan_out_routes_items_only_to_their_audience() -> None:
     }
     for sub in subs.values():
         hub.add(sub)
-    hub.fan_out([live.LiveItem("event", 1, "a", frozenset({5}), frozenset({7})),
-                 live.LiveItem("event", 2, "b", frozenset({6, 5}), frozenset()),
-                 live.LiveItem("event", 3, "c", frozenset(), frozenset({8}))], [])
+    hub.fan_out(
+        [
+            live.LiveItem("event", 1, "a", frozenset({5}), frozenset({7})),
+            live.LiveItem("event", 2, "b", frozenset({6, 5}), frozenset()),
+            live.LiveItem("event", 3, "c", frozenset(), frozenset({8})),
+        ],
+        [],
+    )
     got = {name: [e[1] for e in sub.queue] for name, sub in subs.items()}
     assert got == {"centre": [1, 2, 3], "dept5": [1, 2], "dept6": [2], "insp7": [1], "insp8": [3]}
     assert hub.hw_event == 3
@@ -376,8 +391,10 @@ def test_slow_client_is_told_to_resync_and_others_keep_streaming(
 ) -> None:
     server.app.state.live_config.queue_size = 1
     hub: live.LiveHub = server.app.state.live_hub
-    with ws_open(server.url, token(orgdata, "dispatcher")) as slow, \
-            ws_open(server.url, token(orgdata, "shiftlead")) as other:
+    with (
+        ws_open(server.url, token(orgdata, "dispatcher")) as slow,
+        ws_open(server.url, token(orgdata, "shiftlead")) as other,
+    ):
         recv_until(slow, "synced")
         recv_until(other, "synced")
         # We overfill the slow client's one-slot queue in one step of the server's loop, as the pump would
@@ -434,8 +451,10 @@ def test_deadline_alerts_are_streamed(server: ThreadServer, http: httpx.Client, 
     with ws_open(server.url, token(orgdata, "dispatcher"), since_alert=yellow["alert_id"] - 1) as ws:
         assert recv(ws)["type"] == "hello"
         _, replay = recv_until(ws, "synced")
-        assert [(m["type"], m["alert_id"]) for m in replay] == [("alert", yellow["alert_id"]),
-                                                                ("alert", red["alert_id"])]
+        assert [(m["type"], m["alert_id"]) for m in replay] == [
+            ("alert", yellow["alert_id"]),
+            ("alert", red["alert_id"]),
+        ]
     with ws_open(server.url, token(orgdata, "water"), since_alert=0) as ws:
         assert recv(ws)["type"] == "hello"
         _, replay = recv_until(ws, "synced")
@@ -446,27 +465,26 @@ def test_deadline_alerts_are_streamed(server: ThreadServer, http: httpx.Client, 
 
 
 @pytest.mark.postgis
-def test_two_workers_deliver_each_others_events(backend: str, db: sa.Engine, settings: Any,
-                                                orgdata: Org) -> None:
+def test_two_workers_deliver_each_others_events(backend: str, db: sa.Engine, settings: Any, orgdata: Org) -> None:
     if backend != "postgis":
         pytest.skip("several workers need PostgreSQL (LISTEN/NOTIFY)")
     worker_a, url_a = spawn_worker(settings)
     worker_b, url_b = spawn_worker(settings)
     try:
-        with httpx.Client(base_url=url_a, timeout=30) as http_a, \
-                ws_open(url_b, token(orgdata, "water")) as ws_b, \
-                ws_open(url_a, token(orgdata, "water")) as ws_a:
+        with (
+            httpx.Client(base_url=url_a, timeout=30) as http_a,
+            ws_open(url_b, token(orgdata, "water")) as ws_b,
+            ws_open(url_a, token(orgdata, "water")) as ws_a,
+        ):
             recv_until(ws_b, "synced")
             recv_until(ws_a, "synced")
             case = dispatch(http_a, orgdata, filed(http_a, orgdata), "SZ")
             ev_b, _ = recv_until(ws_b, "event")
             ev_a, _ = recv_until(ws_a, "event")
             assert ev_b == ev_a
-            assert (ev_b["case_id"], ev_b["action"], ev_b["case"]["status"]) == (case["id"], "dispatch",
-                                                                                    "dispatched")
+            assert (ev_b["case_id"], ev_b["action"], ev_b["case"]["status"]) == (case["id"], "dispatch", "dispatched")
         # And the other way round, through worker B to a client of worker A.
-        with httpx.Client(base_url=url_b, timeout=30) as http_b, \
-                ws_open(url_a, token(orgdata, "dispatcher")) as ws_a:
+        with httpx.Client(base_url=url_b, timeout=30) as http_b, ws_open(url_a, token(orgdata, "dispatcher")) as ws_a:
             recv_until(ws_a, "synced")
             other = report(http_b, orgdata)  # type: ignore[arg-type]
             ev, _ = recv_until(ws_a, "event")
@@ -490,8 +508,7 @@ def _case_and_event(db: sa.Engine, case_id: int) -> tuple[Any, Any]:
     return s, (case, ev)
 
 
-def test_notify_payload_carries_exactly_what_the_pump_would_read(client: Any, db: sa.Engine,
-                                                                  orgdata: Org) -> None:
+def test_notify_payload_carries_exactly_what_the_pump_would_read(client: Any, db: sa.Engine, orgdata: Org) -> None:
     case = report(client, orgdata)
     act(client, orgdata, case, "shiftlead", "file")
     act(client, orgdata, case, "dispatcher", "dispatch", department_id=orgdata.depts["SZ"], note="请尽快处理")

@@ -64,8 +64,9 @@ def test_a_token_in_the_url_is_refused(server: ThreadServer, orgdata: Org) -> No
 
 
 @pytest.mark.parametrize("via", ["frame", "subprotocol", "header"])
-def test_the_token_comes_in_the_first_frame_the_subprotocol_or_the_header(server: ThreadServer, orgdata: Org,
-                                                                          via: str) -> None:
+def test_the_token_comes_in_the_first_frame_the_subprotocol_or_the_header(
+    server: ThreadServer, orgdata: Org, via: str
+) -> None:
     with ws_open(server.url, token(orgdata, "dispatcher"), via=via) as ws:
         hello = recv(ws)
         assert hello["type"] == "hello" and hello["user_id"] == orgdata.ids["dispatcher"]
@@ -95,8 +96,9 @@ def test_the_console_sends_no_token_in_the_url() -> None:
 
 
 def test_the_stream_ends_when_its_token_expires(server: ThreadServer, orgdata: Org) -> None:
-    short = security.create_token(user_id=orgdata.ids["dispatcher"], role="dispatcher", secret=orgdata.secret,
-                                  ttl=dt.timedelta(seconds=2))
+    short = security.create_token(
+        user_id=orgdata.ids["dispatcher"], role="dispatcher", secret=orgdata.secret, ttl=dt.timedelta(seconds=2)
+    )
     with ws_open(server.url, short) as ws:
         recv_until(ws, "synced")
         err, _ = recv_until(ws, "error", timeout=30)
@@ -104,11 +106,14 @@ def test_the_stream_ends_when_its_token_expires(server: ThreadServer, orgdata: O
         assert closed_with(ws) == 1008
 
 
-def test_the_stream_ends_when_its_user_is_deactivated(server: ThreadServer, http: httpx.Client, orgdata: Org,
-                                                      db: sa.Engine) -> None:
+def test_the_stream_ends_when_its_user_is_deactivated(
+    server: ThreadServer, http: httpx.Client, orgdata: Org, db: sa.Engine
+) -> None:
     server.app.state.live_config.user_check_seconds = 0.2
-    with ws_open(server.url, token(orgdata, "dispatcher")) as ws, \
-            ws_open(server.url, token(orgdata, "shiftlead")) as other:
+    with (
+        ws_open(server.url, token(orgdata, "dispatcher")) as ws,
+        ws_open(server.url, token(orgdata, "shiftlead")) as other,
+    ):
         recv_until(ws, "synced")
         recv_until(other, "synced")
         with db.begin() as c:
@@ -124,9 +129,9 @@ def test_the_stream_ends_when_its_user_is_deactivated(server: ThreadServer, http
 # ---- resume points beyond the newest, bounded and rate-limited replays ----------------------------------
 
 
-def test_connecting_with_since_beyond_the_newest_is_answered_with_a_reset(server: ThreadServer,
-                                                                          http: httpx.Client,
-                                                                          orgdata: Org) -> None:
+def test_connecting_with_since_beyond_the_newest_is_answered_with_a_reset(
+    server: ThreadServer, http: httpx.Client, orgdata: Org
+) -> None:
     filed(http, orgdata)  # events 1, 2
     with ws_open(server.url, token(orgdata, "dispatcher"), since=500) as ws:
         assert recv(ws)["type"] == "hello"

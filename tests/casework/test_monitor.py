@@ -32,8 +32,11 @@ def minutes(n: float) -> dt.datetime:
 def new_report(factory: sessionmaker[Session], org: Org, at: dt.datetime = T0) -> int:
     with transaction(factory) as s:
         case = service.create_case(
-            s, actor=Actor(org.ids["inspector"], Role.INSPECTOR), action=CaseAction.REPORT,
-            new=service.NewCase(class_code="C0101", lon=LON, lat=LAT), at=at,
+            s,
+            actor=Actor(org.ids["inspector"], Role.INSPECTOR),
+            action=CaseAction.REPORT,
+            new=service.NewCase(class_code="C0101", lon=LON, lat=LAT),
+            at=at,
         )
         return case.id
 
@@ -113,24 +116,45 @@ def test_finished_and_suspended_stages_raise_nothing(db: sa.Engine, orgdata: Org
     f = make_session_factory(db)
     cid = new_report(f, orgdata)
     with transaction(f) as s:
-        service.apply_action(s, case_id=cid, actor=Actor(orgdata.ids["shiftlead"], Role.SHIFT_LEADER),
-                             action=CaseAction.FILE, at=minutes(10))
+        service.apply_action(
+            s,
+            case_id=cid,
+            actor=Actor(orgdata.ids["shiftlead"], Role.SHIFT_LEADER),
+            action=CaseAction.FILE,
+            at=minutes(10),
+        )
     # The 立案 stage ended in time; the 派遣 stage (1 working hour) runs from minute 10.
     assert run(f, minutes(55)) == []
     assert run(f, minutes(62)) == [(cid, "yellow")]
     with transaction(f) as s:
-        service.apply_action(s, case_id=cid, actor=Actor(orgdata.ids["dispatcher"], Role.DISPATCHER),
-                             action=CaseAction.DISPATCH, inp=service.ActionInput(department_id=orgdata.depts["SZ"]),
-                             at=minutes(63))
+        service.apply_action(
+            s,
+            case_id=cid,
+            actor=Actor(orgdata.ids["dispatcher"], Role.DISPATCHER),
+            action=CaseAction.DISPATCH,
+            inp=service.ActionInput(department_id=orgdata.depts["SZ"]),
+            at=minutes(63),
+        )
     # Handling (1 working day for C0101) started at minute 63; no alert for the ended dispatch stage.
     assert run(f, minutes(80)) == []
     dept = Actor(orgdata.ids["water"], Role.DEPARTMENT, department_id=orgdata.depts["SZ"])
     with transaction(f) as s:
         service.apply_action(s, case_id=cid, actor=dept, action=CaseAction.ACCEPT, at=minutes(81))
-        service.apply_action(s, case_id=cid, actor=dept, action=CaseAction.REQUEST_SUSPENSION,
-                             inp=service.ActionInput(note="待审批"), at=minutes(82))
-        service.apply_action(s, case_id=cid, actor=Actor(orgdata.ids["dispatcher"], Role.DISPATCHER),
-                             action=CaseAction.APPROVE_SUSPENSION, at=minutes(83))
+        service.apply_action(
+            s,
+            case_id=cid,
+            actor=dept,
+            action=CaseAction.REQUEST_SUSPENSION,
+            inp=service.ActionInput(note="待审批"),
+            at=minutes(82),
+        )
+        service.apply_action(
+            s,
+            case_id=cid,
+            actor=Actor(orgdata.ids["dispatcher"], Role.DISPATCHER),
+            action=CaseAction.APPROVE_SUSPENSION,
+            at=minutes(83),
+        )
     # Suspended (挂账): the clock is paused, so no warning however long it waits.
     assert run(f, minutes(60 * 24 * 20)) == []
     with f() as s:

@@ -75,9 +75,11 @@ def test_a_department_cannot_attach_another_departments_after_photo(client, orgd
     light_case = act(client, orgdata, light_case, "dispatcher", "dispatch", department_id=orgdata.depts["LD"])
     light_case = act(client, orgdata, light_case, "lighting", "accept")
     events, links = _count(db, "case_event"), _count(db, "event_attachment")
-    r = client.post(f"/api/v1/cases/{light_case['id']}/actions",
-                    json={"action": "feedback", "note": "已修复", "attachment_ids": [water_after]},
-                    headers=orgdata.headers("lighting"))
+    r = client.post(
+        f"/api/v1/cases/{light_case['id']}/actions",
+        json={"action": "feedback", "note": "已修复", "attachment_ids": [water_after]},
+        headers=orgdata.headers("lighting"),
+    )
     assert r.status_code == 422
     assert r.json()["detail"][0]["type"] == "attachment.unknown"  # answered like a missing photo
     assert r.json()["detail"][0]["loc"] == ["attachment_ids", 0]
@@ -90,8 +92,11 @@ def test_own_photo_already_used_elsewhere_is_refused(client, orgdata, db):
     case = report(client, orgdata)
     [used] = _photos_of(client, orgdata, case["id"])
     before = _count(db, "case")
-    r = client.post("/api/v1/cases", json={"action": "report", "class_code": "C0101", "lon": LON, "lat": LAT,
-                                           "attachment_ids": [used]}, headers=orgdata.headers("inspector"))
+    r = client.post(
+        "/api/v1/cases",
+        json={"action": "report", "class_code": "C0101", "lon": LON, "lat": LAT, "attachment_ids": [used]},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "attachment.already_used"
     assert _count(db, "case") == before
 
@@ -99,14 +104,19 @@ def test_own_photo_already_used_elsewhere_is_refused(client, orgdata, db):
 def test_another_users_unattached_photo_is_refused_on_create_and_check(client, orgdata, db):
     [theirs] = upload(client, orgdata, "inspector2")
     before = _count(db, "case")
-    r = client.post("/api/v1/cases", json={"action": "report", "class_code": "C0101", "lon": LON, "lat": LAT,
-                                           "attachment_ids": [theirs]}, headers=orgdata.headers("inspector"))
+    r = client.post(
+        "/api/v1/cases",
+        json={"action": "report", "class_code": "C0101", "lon": LON, "lat": LAT, "attachment_ids": [theirs]},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "attachment.unknown"
     assert _count(db, "case") == before
     case = to_status(client, orgdata, "checking")
-    r = client.post(f"/api/v1/cases/{case['id']}/actions",
-                    json={"action": "check_pass", "lon": LON, "lat": LAT, "attachment_ids": [theirs]},
-                    headers=orgdata.headers("inspector"))
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/actions",
+        json={"action": "check_pass", "lon": LON, "lat": LAT, "attachment_ids": [theirs]},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "attachment.unknown"
     assert client.get(f"/api/v1/cases/{case['id']}", headers=orgdata.headers("leader")).json()["status"] == "checking"
 
@@ -125,8 +135,11 @@ def test_the_console_route_enforces_the_on_site_rule_for_check(client, orgdata, 
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "mobile.not_on_site", r.text
     assert _count(db, "case_event") == events
     # Without photos it is refused too, even on site.
-    r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": "check_pass", "lon": LON, "lat": LAT},
-                    headers=orgdata.headers("inspector"))
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/actions",
+        json={"action": "check_pass", "lon": LON, "lat": LAT},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "case.missing_input"
     # On site with a photo it passes.
     assert act(client, orgdata, case, "inspector", "check_pass", **on_site(client, orgdata))["status"] == "checked"
@@ -137,8 +150,11 @@ def test_the_console_route_enforces_the_on_site_rule_for_verify(client, orgdata,
     case = act(client, orgdata, case, "acceptor", "send_verify", inspector_id=orgdata.ids["inspector"])
     far = {"lon": LON + 0.01, "lat": LAT, "attachment_ids": upload(client, orgdata, "inspector")}
     for action, extra in (("verify_true", {}), ("verify_false", {"note": "无"})):
-        r = client.post(f"/api/v1/cases/{case['id']}/actions", json={"action": action, **far, **extra},
-                        headers=orgdata.headers("inspector"))
+        r = client.post(
+            f"/api/v1/cases/{case['id']}/actions",
+            json={"action": action, **far, **extra},
+            headers=orgdata.headers("inspector"),
+        )
         assert r.status_code == 422 and r.json()["detail"][0]["type"] == "mobile.not_on_site"
         assert r.json()["detail"][0]["ctx"]["radius_m"] == app.state.settings.onsite_radius_m
     assert act(client, orgdata, case, "inspector", "verify_true", **on_site(client, orgdata))["status"] == "reported"
@@ -154,7 +170,15 @@ def test_the_radius_is_the_settings_on_the_console_route(db, orgdata, settings):
     wide = create_app(settings.model_copy(update={"onsite_radius_m": 1000.0}))
     with TestClient(wide) as client:
         case = to_status(client, orgdata, "checking")
-        case = act(client, orgdata, case, "inspector", "check_pass", lon=LON + 0.01, lat=LAT,
-                   attachment_ids=upload(client, orgdata, "inspector"))
+        case = act(
+            client,
+            orgdata,
+            case,
+            "inspector",
+            "check_pass",
+            lon=LON + 0.01,
+            lat=LAT,
+            attachment_ids=upload(client, orgdata, "inspector"),
+        )
         assert case["status"] == "checked"
     wide.state.engine.dispose()

@@ -29,8 +29,16 @@ def _age(db: sa.Engine, case_id: int, *, days: float, deadline_days: float | Non
 
 
 def test_queue_sorts_most_overdue_first_filters_and_counts(client: Any, orgdata: Org, db: sa.Engine) -> None:
-    cases = [act(client, orgdata, report(client, orgdata, description=f"井盖{i}", address=f"经二路{i}号"),
-                 "shiftlead", "file") for i in range(6)]
+    cases = [
+        act(
+            client,
+            orgdata,
+            report(client, orgdata, description=f"井盖{i}", address=f"经二路{i}号"),
+            "shiftlead",
+            "file",
+        )
+        for i in range(6)
+    ]
     _age(db, cases[2]["id"], days=30, deadline_days=20)  # the most overdue
     _age(db, cases[4]["id"], days=5, deadline_days=1)
     h = orgdata.headers("dispatcher")
@@ -38,13 +46,15 @@ def test_queue_sorts_most_overdue_first_filters_and_counts(client: Any, orgdata:
     assert page["total"] == 6 and len(page["items"]) == 2
     assert [c["id"] for c in page["items"]] == [cases[2]["id"], cases[4]["id"]]
     assert page["items"][0]["light"] == "red" and page["items"][0]["class_name"]
-    nxt = client.get("/api/v1/cases", params={"status": "filed", "sort": "overdue", "limit": 2, "offset": 4},
-                     headers=h).json()
+    nxt = client.get(
+        "/api/v1/cases", params={"status": "filed", "sort": "overdue", "limit": 2, "offset": 4}, headers=h
+    ).json()
     assert len(nxt["items"]) == 2  # the last page holds the rest: nothing is cut
     red = client.get("/api/v1/cases", params={"light": "red"}, headers=h).json()
     assert {c["id"] for c in red["items"]} == {cases[2]["id"], cases[4]["id"]}
-    old = client.get("/api/v1/cases", params={"created_to": (dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
-                                              .isoformat()}, headers=h).json()
+    old = client.get(
+        "/api/v1/cases", params={"created_to": (dt.datetime.now(dt.UTC) - dt.timedelta(days=10)).isoformat()}, headers=h
+    ).json()
     assert [c["id"] for c in old["items"]] == [cases[2]["id"]]
     assert client.get("/api/v1/cases", params={"q": "经二路3号"}, headers=h).json()["total"] == 1
     assert client.get("/api/v1/cases", params={"q": cases[1]["number"]}, headers=h).json()["total"] == 1
@@ -98,15 +108,19 @@ def test_extension_units_follow_the_handling_limit(client: Any, orgdata: Org) ->
     work = "work" in (handle["limit"] or "work")
     assert set(case["extension_units"]) == ({"work_hour", "work_day"} if work else {"hour", "day", "minute"})
     unit = case["extension_units"][0]
-    case = act(client, orgdata, case, "water", "request_extension", note="需采购配件",
-               extension={"value": 2, "unit": unit})
+    case = act(
+        client, orgdata, case, "water", "request_extension", note="需采购配件", extension={"value": 2, "unit": unit}
+    )
     assert case["requested_extension"] == {"value": 2.0, "unit": unit}
 
 
 def test_admin_manages_users_departments_and_areas(client: Any, orgdata: Org) -> None:
     admin = orgdata.headers("admin")
-    r = client.post("/api/v1/users", json={"username": "newbie", "password": "secret-pass-1", "role": "dispatcher",
-                                           "display_name": "新派遣员"}, headers=admin)
+    r = client.post(
+        "/api/v1/users",
+        json={"username": "newbie", "password": "secret-pass-1", "role": "dispatcher", "display_name": "新派遣员"},
+        headers=admin,
+    )
     assert r.status_code == 201, r.text
     uid = r.json()["id"]
     tok = client.post("/api/v1/auth/token", data={"username": "newbie", "password": "secret-pass-1"}).json()
@@ -114,11 +128,14 @@ def test_admin_manages_users_departments_and_areas(client: Any, orgdata: Org) ->
     assert client.get("/api/v1/auth/me", headers=bearer).status_code == 200
     r = client.patch(f"/api/v1/users/{uid}", json={"role": "department"}, headers=admin)
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "user.department_required"
-    r = client.patch(f"/api/v1/users/{uid}", json={"role": "department", "department_id": orgdata.depts["LD"]},
-                     headers=admin)
+    r = client.patch(
+        f"/api/v1/users/{uid}", json={"role": "department", "department_id": orgdata.depts["LD"]}, headers=admin
+    )
     assert r.json()["role"] == "department"
-    assert client.post(f"/api/v1/users/{uid}/password", json={"password": "another-pass-2"},
-                       headers=admin).status_code == 204
+    assert (
+        client.post(f"/api/v1/users/{uid}/password", json={"password": "another-pass-2"}, headers=admin).status_code
+        == 204
+    )
     login = {"username": "newbie", "password": "another-pass-2"}
     assert client.post("/api/v1/auth/token", data=login).status_code == 200
     # Deactivation ends the sessions: the token issued before is refused on the next request.
@@ -137,12 +154,16 @@ def test_admin_manages_users_departments_and_areas(client: Any, orgdata: Org) ->
     r = client.patch(f"/api/v1/departments/{sz}", json={"parent_id": ld}, headers=admin)
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "department.parent_cycle"
     # Supervision areas.
-    r = client.post("/api/v1/supervision-areas", json={"code": "ZR01", "name": "一号责任区",
-                                                       "inspector_id": orgdata.ids["inspector"]}, headers=admin)
+    r = client.post(
+        "/api/v1/supervision-areas",
+        json={"code": "ZR01", "name": "一号责任区", "inspector_id": orgdata.ids["inspector"]},
+        headers=admin,
+    )
     assert r.status_code == 201, r.text
     aid = r.json()["id"]
-    r = client.patch(f"/api/v1/supervision-areas/{aid}", json={"inspector_id": orgdata.ids["inspector2"]},
-                     headers=admin)
+    r = client.patch(
+        f"/api/v1/supervision-areas/{aid}", json={"inspector_id": orgdata.ids["inspector2"]}, headers=admin
+    )
     assert r.json()["inspector_id"] == orgdata.ids["inspector2"]
     r = client.patch(f"/api/v1/supervision-areas/{aid}", json={"inspector_id": orgdata.ids["water"]}, headers=admin)
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "user.not_inspector"
@@ -160,17 +181,28 @@ def test_area_changes_from_the_console_keep_the_area_history(client: Any, orgdat
 
     code = "610302001001001"
     with make_session_factory(db)() as s, s.begin():
-        s.add(Grid(code=code, community_code=code[:12], area_m2=1e4,
-                   geom=from_shape(box(107.1, 34.3, 107.101, 34.301), srid=4326)))
+        s.add(
+            Grid(
+                code=code,
+                community_code=code[:12],
+                area_m2=1e4,
+                geom=from_shape(box(107.1, 34.3, 107.101, 34.301), srid=4326),
+            )
+        )
     admin = orgdata.headers("admin")
-    r = client.post("/api/v1/supervision-areas", json={"code": "ZR09", "name": "九号责任区", "grid_codes": [code],
-                                                       "inspector_id": orgdata.ids["inspector"]}, headers=admin)
+    r = client.post(
+        "/api/v1/supervision-areas",
+        json={"code": "ZR09", "name": "九号责任区", "grid_codes": [code], "inspector_id": orgdata.ids["inspector"]},
+        headers=admin,
+    )
     assert r.status_code == 201, r.text
-    r = client.patch(f"/api/v1/supervision-areas/{r.json()['id']}", json={"inspector_id": orgdata.ids["inspector2"]},
-                     headers=admin)
+    r = client.patch(
+        f"/api/v1/supervision-areas/{r.json()['id']}", json={"inspector_id": orgdata.ids["inspector2"]}, headers=admin
+    )
     assert r.status_code == 200, r.text
     with db.connect() as c:
-        rows = c.execute(sa.select(SupervisionHistory.grid_code, SupervisionHistory.inspector_id)
-                         .order_by(SupervisionHistory.id)).all()
+        rows = c.execute(
+            sa.select(SupervisionHistory.grid_code, SupervisionHistory.inspector_id).order_by(SupervisionHistory.id)
+        ).all()
     # Created (nobody → inspector), then handed over (inspector → inspector2): two closed assignments.
     assert [tuple(r) for r in rows] == [(code, None), (code, orgdata.ids["inspector"])]

@@ -88,4 +88,5 @@ def test_every_action_of_the_main_path_costs_at_most_eight_statements(orgdata: O
     assert case["status"] == "closed"
     over = {a: n for a, n in counts.items() if n > OVER.get(a, MAX_STATEMENTS)}
     assert not over, f"statements per action {counts}; over {MAX_STATEMENTS}:\n" + "\n".join(
-        f"{a}:\n  " + "\n  ".join(statements[a]) for a in over)
+        f"{a}:\n  " + "\n  ".join(statements[a]) for a in over
+    )

@@ -60,12 +60,18 @@ def ref_add(cal: WorkCalendar, start: datetime, amount: timedelta) -> datetime:
         day += timedelta(days=1)
 
 
-def _calendar(zone: str, periods: list[tuple[int, int]], weekend: set[int], holidays: set[date],
-              makeup: set[date]) -> WorkCalendar:
+def _calendar(
+    zone: str, periods: list[tuple[int, int]], weekend: set[int], holidays: set[date], makeup: set[date]
+) -> WorkCalendar:
     makeup = {d for d in makeup if d.weekday() in weekend} - holidays
     spans = tuple((time(a // 60, a % 60), time(b // 60, b % 60)) for a, b in periods)
-    return WorkCalendar(timezone=zone, periods=spans, weekend=frozenset(weekend), holidays=frozenset(holidays),
-                        makeup_workdays=frozenset(makeup))
+    return WorkCalendar(
+        timezone=zone,
+        periods=spans,
+        weekend=frozenset(weekend),
+        holidays=frozenset(holidays),
+        makeup_workdays=frozenset(makeup),
+    )
 
 
 @st.composite
@@ -81,8 +87,13 @@ def calendars(draw: st.DrawFn) -> WorkCalendar:
 
 
 instants = st.datetimes(datetime(2023, 6, 1), datetime(2028, 6, 1), timezones=st.just(UTC))
-SHANGHAI = _calendar("Asia/Shanghai", [(8 * 60 + 30, 12 * 60), (14 * 60, 18 * 60)], {5, 6},
-                     {date(2025, 10, d) for d in range(1, 9)}, {date(2025, 9, 28), date(2025, 10, 11)})
+SHANGHAI = _calendar(
+    "Asia/Shanghai",
+    [(8 * 60 + 30, 12 * 60), (14 * 60, 18 * 60)],
+    {5, 6},
+    {date(2025, 10, d) for d in range(1, 9)},
+    {date(2025, 9, 28), date(2025, 10, 11)},
+)
 
 
 @PROPS
@@ -91,8 +102,13 @@ SHANGHAI = _calendar("Asia/Shanghai", [(8 * 60 + 30, 12 * 60), (14 * 60, 18 * 60
 def test_working_time_between_equals_the_day_by_day_sum(cal: WorkCalendar, a: datetime, b: datetime) -> None:
     assert timedelta(seconds=work_seconds_between(cal, a, b)) == ref_between(cal, a, b)
     # The reverse order on a fresh calendar grows its index the other way first.
-    fresh = _calendar(cal.timezone, [(p.hour * 60 + p.minute, q.hour * 60 + q.minute) for p, q in cal.periods],
-                      set(cal.weekend), set(cal.holidays), set(cal.makeup_workdays))
+    fresh = _calendar(
+        cal.timezone,
+        [(p.hour * 60 + p.minute, q.hour * 60 + q.minute) for p, q in cal.periods],
+        set(cal.weekend),
+        set(cal.holidays),
+        set(cal.makeup_workdays),
+    )
     assert work_seconds_between(fresh, b, b + timedelta(days=900)) >= 0
     assert timedelta(seconds=work_seconds_between(fresh, a, b)) == ref_between(cal, a, b)
 
@@ -114,8 +130,10 @@ def test_adding_working_time_equals_stepping_the_periods(cal: WorkCalendar, a: d
 
 
 def test_instants_outside_the_indexed_years_are_stepped_with_the_same_results() -> None:
-    for a, b in [(datetime(1899, 12, 20, tzinfo=UTC), datetime(1900, 1, 20, tzinfo=UTC)),
-                 (datetime(2399, 6, 1, tzinfo=UTC), datetime(2401, 1, 3, tzinfo=UTC))]:
+    for a, b in [
+        (datetime(1899, 12, 20, tzinfo=UTC), datetime(1900, 1, 20, tzinfo=UTC)),
+        (datetime(2399, 6, 1, tzinfo=UTC), datetime(2401, 1, 3, tzinfo=UTC)),
+    ]:
         assert timedelta(seconds=work_seconds_between(SHANGHAI, a, b)) == ref_between(SHANGHAI, a, b)
         assert add_work_seconds(SHANGHAI, a, 40 * 27000.0) == ref_add(SHANGHAI, a, timedelta(seconds=40 * 27000))
 
@@ -126,13 +144,16 @@ def test_threads_growing_one_calendars_index_in_both_directions_agree_with_the_d
     cal = _calendar("Asia/Shanghai", [(510, 720), (840, 1080)], {5, 6}, {date(2025, 10, 1)}, set())
     starts = [datetime(2025, 6, 1, tzinfo=UTC) + timedelta(days=k * 97 * (-1) ** k, hours=k) for k in range(24)]
     amounts = [timedelta(hours=3 + 7 * k) for k in range(24)]
-    want = [(ref_between(cal, s, s + timedelta(days=40)), ref_add(cal, s, a))
-            for s, a in zip(starts, amounts, strict=True)]
+    want = [
+        (ref_between(cal, s, s + timedelta(days=40)), ref_add(cal, s, a)) for s, a in zip(starts, amounts, strict=True)
+    ]
 
     def work(k: int) -> tuple[timedelta, datetime]:
         s = starts[k]
-        return (timedelta(seconds=work_seconds_between(cal, s, s + timedelta(days=40))),
-                add_work_seconds(cal, s, amounts[k].total_seconds()))
+        return (
+            timedelta(seconds=work_seconds_between(cal, s, s + timedelta(days=40))),
+            add_work_seconds(cal, s, amounts[k].total_seconds()),
+        )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(work, range(24)))

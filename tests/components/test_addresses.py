@@ -29,8 +29,14 @@ ROWS = [
 
 
 def _rows(items: list[tuple[str, ...]]) -> list[RawRow]:
-    return [RawRow(i + 1, {"code": c, "kind": k, "name": n, "road": r, "number": num, "aliases": al},
-                   Point(107.14 + i * 0.001, 34.36)) for i, (c, k, n, r, num, al) in enumerate(items)]
+    return [
+        RawRow(
+            i + 1,
+            {"code": c, "kind": k, "name": n, "road": r, "number": num, "aliases": al},
+            Point(107.14 + i * 0.001, 34.36),
+        )
+        for i, (c, k, n, r, num, al) in enumerate(items)
+    ]
 
 
 @pytest.fixture
@@ -118,8 +124,14 @@ def test_intake_by_address_id_and_open311_by_address_string(client: Any, orgdata
     with make_session_factory(loaded)() as s:
         a1 = s.scalars(sa.select(Address).where(Address.code == "A1")).one()
         a_id, a_lon = a1.id, a1.lon
-    body = {"action": "public_report", "class_code": "E0101", "address_id": a_id, "channel": "hotline_12345",
-            "description": "占道经营", "reporter": {"name": "张三", "phone": "13800000000"}}
+    body = {
+        "action": "public_report",
+        "class_code": "E0101",
+        "address_id": a_id,
+        "channel": "hotline_12345",
+        "description": "占道经营",
+        "reporter": {"name": "张三", "phone": "13800000000"},
+    }
     r = client.post("/api/v1/cases", json=body, headers=orgdata.headers("acceptor"))
     assert r.status_code == 201, r.text
     case = r.json()
@@ -129,14 +141,20 @@ def test_intake_by_address_id_and_open311_by_address_string(client: Any, orgdata
     other = client.get(f"/api/v1/cases/{case['id']}", headers=orgdata.headers("dispatcher")).json()
     assert other["reporter"] is None  # nobody else does
     # Neither position nor address: a clear 422, nothing stored.
-    r = client.post("/api/v1/cases", json={"action": "public_report", "class_code": "E0101"},
-                    headers=orgdata.headers("acceptor"))
+    r = client.post(
+        "/api/v1/cases", json={"action": "public_report", "class_code": "E0101"}, headers=orgdata.headers("acceptor")
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "case.no_location"
     r = client.post("/api/v1/cases", json={**body, "address_id": 999999}, headers=orgdata.headers("acceptor"))
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "address.unknown"
     # Open311: address_string alone is located through the same look-up.
-    form = {"api_key": "demo-open311-key", "service_code": "E0101", "address_string": "宝鸡市中心医院",
-            "description": "垃圾", "phone": "13900000000"}
+    form = {
+        "api_key": "demo-open311-key",
+        "service_code": "E0101",
+        "address_string": "宝鸡市中心医院",
+        "description": "垃圾",
+        "phone": "13900000000",
+    }
     r = client.post("/open311/v2/requests.json", data=form)
     assert r.status_code == 200, r.text
     number = r.json()[0]["service_request_id"]

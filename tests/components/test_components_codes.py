@@ -410,9 +410,7 @@ HEADER = "kind,code,major_code,major_name_zh,name_zh,name_en,owner_kind,geometry
         ("kind,code,cjt214_code\nevent,06002,12\n", 2, "cjt214_code"),  # not a 4-digit code
     ],
 )  # fmt: skip
-def test_invalid_override_rows_are_reported_with_their_line(
-    override: str, line: int, column: str | None
-) -> None:
+def test_invalid_override_rows_are_reported_with_their_line(override: str, line: int, column: str | None) -> None:
     with pytest.raises(InvalidInput) as exc_info:
         catalog_loader.city_catalog(override, override_name="city.csv")
     err = exc_info.value

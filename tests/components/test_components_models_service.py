@@ -25,9 +25,16 @@ def city(db: sa.Engine) -> sa.Engine:
     with factory() as s, s.begin():
         loader.load_areas(s, readers.read_geojson(cd.city()))
         lon, lat = cd.centre(0, 0)
-        fc = {"type": "FeatureCollection", "features": [
-            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-             "properties": {"code": "6103020101000001", "class_code": "C0101"}}]}
+        fc = {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                    "properties": {"code": "6103020101000001", "class_code": "C0101"},
+                }
+            ],
+        }
         loader.load_components(s, readers.read_geojson(fc))
     return db
 
@@ -89,8 +96,9 @@ def test_point_lookup_uses_the_spatial_index(city: sa.Engine, backend: str) -> N
         ("6103020101000001", "C0102", "component.class_mismatch"),
     ],
 )
-def test_component_check_refuses_bad_components(city: sa.Engine, component_id: str, class_code: str,
-                                               error: str) -> None:
+def test_component_check_refuses_bad_components(
+    city: sa.Engine, component_id: str, class_code: str, error: str
+) -> None:
     with _session(city) as s, pytest.raises(InvalidInput) as exc:
         service.check_component_for_case(s, component_id=component_id, class_code=class_code)
     assert exc.value.code == error
@@ -103,8 +111,15 @@ def test_component_check_accepts_the_right_class(city: sa.Engine) -> None:
 
 
 def _report(client, orgdata: Org, lon: float, lat: float, **extra):  # type: ignore[no-untyped-def]
-    body = {"action": "report", "class_code": "C0101", "lon": lon, "lat": lat, "description": "井盖破损",
-            "attachment_ids": upload(client, orgdata, "inspector"), **extra}
+    body = {
+        "action": "report",
+        "class_code": "C0101",
+        "lon": lon,
+        "lat": lat,
+        "description": "井盖破损",
+        "attachment_ids": upload(client, orgdata, "inspector"),
+        **extra,
+    }
     return client.post("/api/v1/cases", json=body, headers=orgdata.headers("inspector"))
 
 
@@ -118,8 +133,11 @@ def test_case_outside_the_city_is_refused_over_http(city: sa.Engine, client, org
         assert s.scalar(select(sa.func.count()).select_from(Case)) == 0
 
 
-def test_case_inside_the_city_gets_its_grid_and_checked_component(city: sa.Engine, client,  # type: ignore[no-untyped-def]
-                                                                   orgdata: Org) -> None:
+def test_case_inside_the_city_gets_its_grid_and_checked_component(
+    city: sa.Engine,
+    client,  # type: ignore[no-untyped-def]
+    orgdata: Org,
+) -> None:
     lon, lat = cd.centre(1, 1)
     r = _report(client, orgdata, lon, lat, component_id="6103020101000001")
     assert r.status_code == 201, r.text

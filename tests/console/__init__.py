@@ -41,8 +41,15 @@ class ThreadServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-                                ws="websockets-sansio", access_log=False)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            ws="websockets-sansio",
+            access_log=False,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -76,8 +83,13 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", w
 def spawn_worker(settings: Settings, *, poll_seconds: float = 3600) -> tuple[subprocess.Popen[bytes], str]:
     """Start one more app worker as its own process on a free port; returns it and its base URL."""
     port = free_port()
-    env = {**os.environ, "T_DB": settings.resolved_database_url(), "T_DATA": str(settings.data_dir),
-           "T_SECRET": settings.resolved_secret_key(), "T_POLL": str(poll_seconds)}
+    env = {
+        **os.environ,
+        "T_DB": settings.resolved_database_url(),
+        "T_DATA": str(settings.data_dir),
+        "T_SECRET": settings.resolved_secret_key(),
+        "T_POLL": str(poll_seconds),
+    }
     proc = subprocess.Popen([sys.executable, "-c", WORKER_CODE, str(port)], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -114,8 +126,7 @@ def ws_open(base_url: str, token: str | None, *, via: str = "frame", **params: i
     q = [f"{k}={v}" for k, v in params.items()]
     ws_url = base_url.replace("http://", "ws://") + "/ws/live" + ("?" + "&".join(q) if q else "")
     if via == "subprotocol":
-        return connect(ws_url, open_timeout=10, proxy=None,
-                       subprotocols=["gridcity.live", f"bearer.{token}"])  # type: ignore[list-item]
+        return connect(ws_url, open_timeout=10, proxy=None, subprotocols=["gridcity.live", f"bearer.{token}"])  # type: ignore[list-item]
     if via == "header":
         return connect(ws_url, open_timeout=10, proxy=None, additional_headers={"Authorization": f"Bearer {token}"})
     return _FirstFrameAuth(connect(ws_url, open_timeout=10, proxy=None), token)  # type: ignore[return-value]

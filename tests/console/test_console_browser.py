@@ -37,8 +37,9 @@ def login(browser: Any, server: ThreadServer, username: str, view: str = "") -> 
     return page
 
 
-def test_root_redirects_to_the_console_and_needs_no_internet(server: ThreadServer, browser: Any,
-                                                              artifacts: Path) -> None:
+def test_root_redirects_to_the_console_and_needs_no_internet(
+    server: ThreadServer, browser: Any, artifacts: Path
+) -> None:
     page = browser.new_page()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -122,8 +123,9 @@ def test_supervision_queue_shows_new_reports_live_and_files_them(
     done(lead)
 
 
-def test_map_draws_cases_and_updates_without_reload(server: ThreadServer, browser: Any, orgdata: Org,
-                                                    artifacts: Path) -> None:
+def test_map_draws_cases_and_updates_without_reload(
+    server: ThreadServer, browser: Any, orgdata: Org, artifacts: Path
+) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as http:
         report(http, orgdata)  # type: ignore[arg-type]
     page = login(browser, server, "dispatcher", view="map")
@@ -133,8 +135,11 @@ def test_map_draws_cases_and_updates_without_reload(server: ThreadServer, browse
     page.wait_for_function("() => App.map.queryRenderedFeatures({layers: ['cases']}).length === 1", timeout=30_000)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         second = report(http, orgdata, lon=107.1452, lat=34.3695)  # type: ignore[arg-type]
-    page.wait_for_function("(id) => App.map.queryRenderedFeatures({layers: ['live-cases']}).some((f) => f.id === id)",
-                           arg=second["id"], timeout=30_000)
+    page.wait_for_function(
+        "(id) => App.map.queryRenderedFeatures({layers: ['live-cases']}).some((f) => f.id === id)",
+        arg=second["id"],
+        timeout=30_000,
+    )
     page.screenshot(path=str(artifacts / "map.png"))
     done(page)
 
@@ -158,8 +163,10 @@ def test_leader_dashboard_shows_the_numbers_the_api_returns(
         assert table.get_attribute("data-period") == api.json()["period"]
         rows = api.json()["rows"]
         expected = [(str(r["rank"]) + ("=" if r["tied"] else ""), r["name"], r["grade"]) for r in rows]
-        shown = [tuple(tr.locator(f"td.{k}").inner_text() for k in ("rank", "name", "grade"))
-                 for tr in table.locator("tbody tr").all()]
+        shown = [
+            tuple(tr.locator(f"td.{k}").inner_text() for k in ("rank", "name", "grade"))
+            for tr in table.locator("tbody tr").all()
+        ]
         assert shown == expected and shown
         scores = [tr.locator("td.score").inner_text() for tr in table.locator("tbody tr").all()]
         assert scores == [f"{float(r['composite']):.2f}" for r in rows]
@@ -167,7 +174,8 @@ def test_leader_dashboard_shows_the_numbers_the_api_returns(
         charts = page.evaluate("() => App.dashboardCharts()")
         bars = charts["rank-department-chart"]["series"][0]["data"][::-1]
         assert [(b["value"], b["grade"]) for b in bars] == [
-            (round(float(r["composite"]), 2), r["grade"]) for r in rows[:15]]
+            (round(float(r["composite"]), 2), r["grade"]) for r in rows[:15]
+        ]
         charts = page.evaluate("() => App.dashboardCharts()")
         # the monthly trend (ECharts): 12 months, the last one holding this month's 3 reports
         trend = charts["dash-trend"]
@@ -193,4 +201,3 @@ def test_leader_dashboard_shows_the_numbers_the_api_returns(
         assert not page.is_visible("#top") and page.is_visible("#view-dashboard")
         page.pdf(path=str(artifacts / "dashboard-print.pdf"))
         done(page)
-

@@ -42,8 +42,12 @@ def test_acceptor_registers_a_hotline_complaint_by_address_and_sends_it_to_verif
     server: ThreadServer, browser: Any, orgdata: Org, db: sa.Engine, artifacts: Path
 ) -> None:
     names = ["经二路12号", "经二路120号", "经二路2号", "经二路14号"]
-    rows = [RawRow(i + 1, {"code": f"M{i}", "name": name, "road": "经二路", "kind": "door_plate"},
-                   Point(LON + i * 1e-4, LAT)) for i, name in enumerate(names)]
+    rows = [
+        RawRow(
+            i + 1, {"code": f"M{i}", "name": name, "road": "经二路", "kind": "door_plate"}, Point(LON + i * 1e-4, LAT)
+        )
+        for i, name in enumerate(names)
+    ]
     with make_session_factory(db)() as s, s.begin():
         load_addresses(s, rows)
     page = login(browser, server, "acceptor")
@@ -96,8 +100,12 @@ def test_shift_leader_files_a_report_and_reviews_self_handled_ones(
         plain = report(http, orgdata, description="井盖缺失")  # type: ignore[arg-type]
         photos = upload(http, orgdata, "inspector", seed=77)  # type: ignore[arg-type]
         selfh = report(http, orgdata, action="self_handle", photos=photos)  # type: ignore[arg-type]
-        selfh2 = report(http, orgdata, action="self_handle",  # type: ignore[arg-type]
-                        photos=upload(http, orgdata, "inspector", seed=78))  # type: ignore[arg-type]
+        selfh2 = report(
+            http,
+            orgdata,
+            action="self_handle",  # type: ignore[arg-type]
+            photos=upload(http, orgdata, "inspector", seed=78),
+        )  # type: ignore[arg-type]
     with make_session_factory(db)() as s, s.begin():  # the phone API's advisory EXIF check flagged this photo
         att = s.get(Attachment, photos[0])
         assert att is not None
@@ -116,8 +124,9 @@ def test_shift_leader_files_a_report_and_reviews_self_handled_ones(
     form = lead.locator("#detail form[data-action=return_self_handled]")
     assert form.locator("label.required input[name=note]").count() == 1
     form.locator("button[type=submit]").click()
-    assert lead.evaluate("document.querySelector('#detail form[data-action=return_self_handled] input[name=note]')"
-                         ".validity.valueMissing")
+    assert lead.evaluate(
+        "document.querySelector('#detail form[data-action=return_self_handled] input[name=note]').validity.valueMissing"
+    )
     form.locator("input[name=note]").fill("现场仍有垃圾，按一般案件立案")
     form.locator("button[type=submit]").click()
     lead.locator("#detail[data-status=reported]").wait_for()
@@ -140,9 +149,14 @@ def _many_filed(db: sa.Engine, org: Org, n: int) -> list[int]:
     ids = []
     with make_session_factory(db)() as s, s.begin():
         for i in range(n):
-            c = service.create_case(s, actor=inspector, action=CaseAction.REPORT,
-                                    new=service.NewCase(class_code="C0101", lon=LON, lat=LAT,
-                                                        description=f"第{i}号井盖", address=f"经二路{i}号"))
+            c = service.create_case(
+                s,
+                actor=inspector,
+                action=CaseAction.REPORT,
+                new=service.NewCase(
+                    class_code="C0101", lon=LON, lat=LAT, description=f"第{i}号井盖", address=f"经二路{i}号"
+                ),
+            )
             service.apply_action(s, case_id=c.id, actor=lead, action=CaseAction.FILE)
             ids.append(c.id)
     return ids
@@ -263,8 +277,11 @@ def test_leader_changes_the_period_and_downloads_the_xlsx_the_screen_shows(
     page.click("#dash-load")
     period = f"{prev}-01..{this_month}-{calendar.monthrange(y, m)[1]:02d}"
     dept = page.locator("#rank-department table.ranking")
-    page.wait_for_function("(p) => { const t = document.querySelector('#rank-department table.ranking');"
-                           " return t && t.dataset.period && t.dataset.period.startsWith(p); }", arg=prev)
+    page.wait_for_function(
+        "(p) => { const t = document.querySelector('#rank-department table.ranking');"
+        " return t && t.dataset.period && t.dataset.period.startsWith(p); }",
+        arg=prev,
+    )
     label = dept.get_attribute("data-period")
     # Every table shows the same period, also after the region table switches its subject type.
     page.locator(f"#rank-region table.ranking[data-period='{label}']").wait_for()
@@ -283,16 +300,21 @@ def test_leader_changes_the_period_and_downloads_the_xlsx_the_screen_shows(
     head = list(values[0])
     col = {h: head.index(h) for h in ("排名", "名称", "综合指标值", "等级", "案件数", "备注")}
     file_rows = [
-        [str(r[col["排名"]]), r[col["名称"]], f"{float(r[col['综合指标值']]):.2f}", r[col["等级"]],
-         f"{float(r[col['案件数']]):g}", (r[col["备注"]] or "").replace("；", "")]
+        [
+            str(r[col["排名"]]),
+            r[col["名称"]],
+            f"{float(r[col['综合指标值']]):.2f}",
+            r[col["等级"]],
+            f"{float(r[col['案件数']]):g}",
+            (r[col["备注"]] or "").replace("；", ""),
+        ]
         for r in values[1:]
     ]
     shown = [[r[0].rstrip("="), r[1], r[3], r[4], f"{float(r[5]):g}", r[6]] for r in screen]
     assert shown == file_rows
     assert any("样本不足" in r[5] for r in shown)  # too few cases: marked as the export marks them
     with httpx.Client(base_url=server.url, timeout=30) as http:
-        api = http.get("/api/v1/evaluation/department", params={"period": period},
-                       headers=orgdata.headers("leader"))
+        api = http.get("/api/v1/evaluation/department", params={"period": period}, headers=orgdata.headers("leader"))
         assert api.status_code == 200, api.text
         assert api.json()["period"] == label
     page.screenshot(path=str(artifacts / "dashboard-period.png"), full_page=True)

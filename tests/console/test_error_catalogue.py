@@ -70,9 +70,18 @@ def f_string_prefixes() -> set[str]:
 
 def test_the_scan_finds_the_codes_we_know() -> None:
     codes = raised_codes()
-    for known in ("case.invalid_transition", "auth.user_inactive", "photo.far_from_claim", "grid.overlap",
-                  "gis.bad_feature", "http.not_found", "internal", "address.empty_query", "ws.bad_message",
-                  "evaluation.invalid_indicator_set"):
+    for known in (
+        "case.invalid_transition",
+        "auth.user_inactive",
+        "photo.far_from_claim",
+        "grid.overlap",
+        "gis.bad_feature",
+        "http.not_found",
+        "internal",
+        "address.empty_query",
+        "ws.bad_message",
+        "evaluation.invalid_indicator_set",
+    ):
         assert known in codes
     assert len(codes) > 140
 
@@ -88,8 +97,14 @@ def test_every_catalogue_entry_is_a_code_the_server_emits() -> None:
     raised = raised_codes()
     validation = set(get_args(ErrorType)) | {"invalid"}
     prefixes = f_string_prefixes()
-    stale = [c for c in catalogue() if c not in raised and c not in validation
-             and not c.startswith("http.") and not any(c.startswith(p) for p in prefixes)]
+    stale = [
+        c
+        for c in catalogue()
+        if c not in raised
+        and c not in validation
+        and not c.startswith("http.")
+        and not any(c.startswith(p) for p in prefixes)
+    ]
     assert stale == []
 
 

@@ -28,15 +28,18 @@ def _city(db: sa.Engine) -> None:
 
 def _settle(page: Any) -> None:
     """Wait until MapLibre has every tile of the view and has drawn it."""
-    page.wait_for_function("() => App.map && App.map.loaded() && App.map.areTilesLoaded() && !App.map.isMoving()",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => App.map && App.map.loaded() && App.map.areTilesLoaded() && !App.map.isMoving()", timeout=60_000
+    )
     page.evaluate("() => new Promise((r) => { App.map.once('idle', r); App.map.triggerRepaint(); })")
 
 
 def _rendered(page: Any, layers: list[str]) -> list[dict[str, Any]]:
     return page.evaluate(
         "(layers) => App.map.queryRenderedFeatures({layers: layers.filter((l) => App.map.getLayer(l))})"
-        ".map((f) => ({layer: f.layer.id, id: f.id, p: f.properties}))", layers)
+        ".map((f) => ({layer: f.layer.id, id: f.id, p: f.properties}))",
+        layers,
+    )
 
 
 def _go(page: Any, lon: float, lat: float, zoom: float) -> None:
@@ -44,8 +47,9 @@ def _go(page: Any, lon: float, lat: float, zoom: float) -> None:
     _settle(page)
 
 
-def test_console_map_renders_the_city_and_its_cases_from_tiles(server: ThreadServer, browser: Any, orgdata: Org,
-                                                               db: sa.Engine, artifacts: Path) -> None:
+def test_console_map_renders_the_city_and_its_cases_from_tiles(
+    server: ThreadServer, browser: Any, orgdata: Org, db: sa.Engine, artifacts: Path
+) -> None:
     _city(db)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         first = report(http, orgdata, lon=LON, lat=LAT)  # type: ignore[arg-type]
@@ -87,7 +91,9 @@ def test_console_map_renders_the_city_and_its_cases_from_tiles(server: ThreadSer
         second = report(http, orgdata, lon=LON + 0.0004, lat=LAT + 0.0002)  # type: ignore[arg-type]
     page.wait_for_function(
         "(id) => App.map.queryRenderedFeatures({layers: ['live-cases']}).some((f) => f.id === id)",
-        arg=second["id"], timeout=30_000)
+        arg=second["id"],
+        timeout=30_000,
+    )
     assert page.get_attribute("#map", "data-live") == "1"
 
     # click → the case card, with its mini map (case, component, grid)
@@ -102,8 +108,9 @@ def test_console_map_renders_the_city_and_its_cases_from_tiles(server: ThreadSer
     done(page)
 
 
-def test_a_drawn_rectangle_or_polygon_lists_the_open_cases_inside_it(server: ThreadServer, browser: Any, orgdata: Org,
-                                                           db: sa.Engine, artifacts: Path) -> None:
+def test_a_drawn_rectangle_or_polygon_lists_the_open_cases_inside_it(
+    server: ThreadServer, browser: Any, orgdata: Org, db: sa.Engine, artifacts: Path
+) -> None:
     _city(db)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         a = report(http, orgdata, lon=LON, lat=LAT)  # type: ignore[arg-type]

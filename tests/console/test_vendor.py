@@ -21,11 +21,14 @@ def test_every_served_library_is_locked_and_installed(name: str) -> None:
     assert (NODE_MODULES / VENDOR_DIRS[name]).is_dir(), "run scripts/setup.sh (npm ci)"
 
 
-@pytest.mark.parametrize(("url", "marker"), [
-    ("/vendor/maplibre-gl/maplibre-gl.mjs", b"maplibre"),
-    ("/vendor/echarts/echarts.min.js", b"echarts"),
-    ("/vendor/swagger-ui/swagger-ui-bundle.js", b"SwaggerUI"),
-])
+@pytest.mark.parametrize(
+    ("url", "marker"),
+    [
+        ("/vendor/maplibre-gl/maplibre-gl.mjs", b"maplibre"),
+        ("/vendor/echarts/echarts.min.js", b"echarts"),
+        ("/vendor/swagger-ui/swagger-ui-bundle.js", b"SwaggerUI"),
+    ],
+)
 def test_vendor_files_are_served_from_node_modules(client: TestClient, url: str, marker: bytes) -> None:
     r = client.get(url)
     assert r.status_code == 200

@@ -40,23 +40,49 @@ def box_wkt(x0: float, y0: float, x1: float, y1: float) -> str:
 
 
 def add_grid(s: Session, code: str, x0: float, y0: float, x1: float, y1: float) -> None:
-    s.add(Grid(code=code, community_code=code[:12], name=code, area_m2=abs((x1 - x0) * (y1 - y0)),
-               geom=spatial.ewkt(box_wkt(x0, y0, x1, y1))))
+    s.add(
+        Grid(
+            code=code,
+            community_code=code[:12],
+            name=code,
+            area_m2=abs((x1 - x0) * (y1 - y0)),
+            geom=spatial.ewkt(box_wkt(x0, y0, x1, y1)),
+        )
+    )
 
 
 def component_code(class_code: str, seq: int, district: str = DISTRICT) -> str:
     return f"{district}{class_code[1:]}{seq:06d}"
 
 
-def add_component(s: Session, class_code: str, seq: int, dx: float, dy: float, *, main: int | None = None,
-                  maint: int | None = None, owner: int | None = None, state: str = "完好",
-                  wkt: str | None = None) -> str:
+def add_component(
+    s: Session,
+    class_code: str,
+    seq: int,
+    dx: float,
+    dy: float,
+    *,
+    main: int | None = None,
+    maint: int | None = None,
+    owner: int | None = None,
+    state: str = "完好",
+    wkt: str | None = None,
+) -> str:
     code = component_code(class_code, seq)
     lon, lat = at(dx, dy)
-    s.add(Component(code=code, class_code=class_code, name=f"{class_code}-{seq}",
-                    geom=spatial.ewkt(wkt or f"POINT({lon} {lat})"), grid_code=GRID_W,
-                    main_department_id=main, maintainer_department_id=maint, owner_department_id=owner,
-                    state=state))
+    s.add(
+        Component(
+            code=code,
+            class_code=class_code,
+            name=f"{class_code}-{seq}",
+            geom=spatial.ewkt(wkt or f"POINT({lon} {lat})"),
+            grid_code=GRID_W,
+            main_department_id=main,
+            maintainer_department_id=maint,
+            owner_department_id=owner,
+            state=state,
+        )
+    )
     return code
 
 
@@ -65,8 +91,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     city = tmp_path / "city"
     city.mkdir()
     (city / "classes.csv").write_text("kind,code,auto_dispatch\ncomponent,0118,1\nevent,0102,1\n", encoding="utf-8")
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key="test-secret-" + "x" * 32,
-                    city_dir=city)
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "data", secret_key="test-secret-" + "x" * 32, city_dir=city
+    )
 
 
 @pytest.fixture

@@ -39,29 +39,56 @@ def city(db: sa.Engine) -> Iterator[Session]:
     rnd = random.Random(7)
     with make_session_factory(db)() as s:
         with s.begin():
-            s.execute(sa.insert(Grid), [
-                {"code": f"610302001{gx + 1:03d}{gy + 1:03d}", "community_code": f"610302001{gx + 1:03d}",
-                 "name": None, "area_m2": 10_000.0, "region_class": "class1",
-                 "geom": spatial.ewkt(box_wkt(gx * 100 - 1000, gy * 100 - 1000, gx * 100 - 900, gy * 100 - 900))}
-                for gx in range(GRID_SIDE) for gy in range(GRID_SIDE)
-            ])
+            s.execute(
+                sa.insert(Grid),
+                [
+                    {
+                        "code": f"610302001{gx + 1:03d}{gy + 1:03d}",
+                        "community_code": f"610302001{gx + 1:03d}",
+                        "name": None,
+                        "area_m2": 10_000.0,
+                        "region_class": "class1",
+                        "geom": spatial.ewkt(box_wkt(gx * 100 - 1000, gy * 100 - 1000, gx * 100 - 900, gy * 100 - 900)),
+                    }
+                    for gx in range(GRID_SIDE)
+                    for gy in range(GRID_SIDE)
+                ],
+            )
             comps = []
             for i in range(N_COMPONENTS):
                 cls = RARE if i < 3 else CLASSES[i % len(CLASSES)]
                 lon, lat = at(rnd.uniform(-1000, 1000), rnd.uniform(-1000, 1000))
-                comps.append({"code": f"610302{cls[1:]}{i:06d}", "class_code": cls, "name": None,
-                              "geom": spatial.ewkt(f"POINT({lon} {lat})"), "state": "完好"})
+                comps.append(
+                    {
+                        "code": f"610302{cls[1:]}{i:06d}",
+                        "class_code": cls,
+                        "name": None,
+                        "geom": spatial.ewkt(f"POINT({lon} {lat})"),
+                        "state": "完好",
+                    }
+                )
             s.execute(sa.insert(Component), comps)
             now = dt.datetime.now(dt.UTC)
             cases = []
             for i in range(N_CASES):
                 lon, lat = at(rnd.uniform(-1000, 1000), rnd.uniform(-1000, 1000))
                 created = now - dt.timedelta(hours=rnd.uniform(0, 24 * 60))
-                cases.append({"number": f"2026-{i:06d}", "source": "inspector", "class_code": CLASSES[i % 7],
-                              "kind": "component", "urgency": "normal",
-                              "status": rnd.choice(["reported", "filed", "closed", "closed", "closed"]),
-                              "version": 1, "lon": lon, "lat": lat, "geom": spatial.ewkt(f"POINT({lon} {lat})"),
-                              "created_at": created, "updated_at": created})
+                cases.append(
+                    {
+                        "number": f"2026-{i:06d}",
+                        "source": "inspector",
+                        "class_code": CLASSES[i % 7],
+                        "kind": "component",
+                        "urgency": "normal",
+                        "status": rnd.choice(["reported", "filed", "closed", "closed", "closed"]),
+                        "version": 1,
+                        "lon": lon,
+                        "lat": lat,
+                        "geom": spatial.ewkt(f"POINT({lon} {lat})"),
+                        "created_at": created,
+                        "updated_at": created,
+                    }
+                )
             s.execute(sa.insert(Case), cases)
         with s.begin():
             s.execute(sa.text("ANALYZE"))
@@ -70,8 +97,7 @@ def city(db: sa.Engine) -> Iterator[Session]:
 
 def _probe_case(s: Session, class_code: str) -> Case:
     lon, lat = at(15.0, -20.0)
-    return Case(id=10**9, class_code=class_code, kind="component", lon=lon, lat=lat, grid_code=None,
-                component_id=None)
+    return Case(id=10**9, class_code=class_code, kind="component", lon=lon, lat=lat, grid_code=None, component_id=None)
 
 
 def _statements(s: Session) -> list[tuple[str, str, spatial.Statement]]:
@@ -102,7 +128,8 @@ def assert_spatial_plan(plan: list[str], table: str, backend: str, label: str) -
     assert any(line.startswith(f"SCAN idx_{table}_geom VIRTUAL TABLE") for line in plan), f"{label}\n{text}"
     # the table is reached only by the row ids the R*Tree returned, never by a scan or a column index
     assert any(line.startswith(f"SEARCH {table} USING INTEGER PRIMARY KEY (rowid=?)") for line in plan), (
-        f"{label}\n{text}")
+        f"{label}\n{text}"
+    )
     assert not any(line.startswith(f"SCAN {table}") for line in plan), f"{label}\n{text}"
     assert not any(line.startswith(f"SEARCH {table} USING INDEX") for line in plan), f"{label}\n{text}"
 

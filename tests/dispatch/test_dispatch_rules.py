@@ -25,8 +25,16 @@ D = dt.date(2026, 3, 1)
 FACTS = CaseFacts.from_grid("C0101", GRID, D)
 
 
-def rule(cls: str, level: str, dept: int, *, code: str | None = None, frm: dt.date = dt.date(2026, 1, 1),
-         to: dt.date | None = None, rid: int | None = None) -> RoutingRule:
+def rule(
+    cls: str,
+    level: str,
+    dept: int,
+    *,
+    code: str | None = None,
+    frm: dt.date = dt.date(2026, 1, 1),
+    to: dt.date | None = None,
+    rid: int | None = None,
+) -> RoutingRule:
     if code is None:
         code = {"grid": GRID, "community": GRID[:12], "street": GRID[:9], "district": GRID[:6], "city": ""}[level]
     return RoutingRule(cls, level, code, dept, frm, to, rid)
@@ -106,8 +114,11 @@ def test_a_case_without_a_grid_only_gets_city_rules() -> None:
 
 
 def test_conflicting_rules_are_refused_naming_both() -> None:
-    rows = [rule("C0101", "grid", 1, rid=11), rule("C0102", "grid", 2),
-            rule("C0101", "grid", 3, frm=dt.date(2026, 6, 1), rid=12)]
+    rows = [
+        rule("C0101", "grid", 1, rid=11),
+        rule("C0102", "grid", 2),
+        rule("C0101", "grid", 3, frm=dt.date(2026, 6, 1), rid=12),
+    ]
     with pytest.raises(InvalidInput) as exc:
         load_rules(rows)
     assert exc.value.code == "routing.conflicting_rules"
@@ -151,10 +162,15 @@ def test_rules_that_do_not_conflict_are_accepted(a: RoutingRule, b: RoutingRule)
         ({"valid_to": "2025-12-31"}, "routing.bad_validity", "valid_to"),
     ],
 )
-def test_malformed_rows_are_refused_naming_the_row_and_field(row: dict[str, object], code: str,
-                                                             field: str) -> None:
-    good = {"class_code": "C0101", "scope_level": "grid", "scope_code": GRID, "department_id": 5,
-            "valid_from": "2026-01-01", "valid_to": None}
+def test_malformed_rows_are_refused_naming_the_row_and_field(row: dict[str, object], code: str, field: str) -> None:
+    good = {
+        "class_code": "C0101",
+        "scope_level": "grid",
+        "scope_code": GRID,
+        "department_id": 5,
+        "valid_from": "2026-01-01",
+        "valid_to": None,
+    }
     with pytest.raises(InvalidInput) as exc:
         load_rules([good, {**good, **row}])
     assert exc.value.code == code
@@ -162,8 +178,18 @@ def test_malformed_rows_are_refused_naming_the_row_and_field(row: dict[str, obje
 
 
 def test_rows_from_json_parse_dates_and_a_missing_city_code() -> None:
-    rules = load_rules([{"class_code": "*", "scope_level": "city", "department_id": 4, "valid_from": "2026-01-01",
-                         "valid_to": "2027-01-01", "id": 3}])
+    rules = load_rules(
+        [
+            {
+                "class_code": "*",
+                "scope_level": "city",
+                "department_id": 4,
+                "valid_from": "2026-01-01",
+                "valid_to": "2027-01-01",
+                "id": 3,
+            }
+        ]
+    )
     (r,) = list(rules)
     assert r == RoutingRule("*", "city", "", 4, dt.date(2026, 1, 1), dt.date(2027, 1, 1), 3)
 
@@ -172,24 +198,42 @@ def test_rows_from_json_parse_dates_and_a_missing_city_code() -> None:
 
 CLASS_PATTERNS = ["C0101", "C01*", "*", "C0102", "E0101", "E01*"]
 FACT_CLASSES = ["C0101", "C0102", "E0101"]
-SCOPES = [(level, code) for level in SCOPE_LEVELS
-          for code in ({"grid": [GRID, "610302001002004"], "community": [GRID[:12]], "street": [GRID[:9]],
-                        "district": [GRID[:6], "610303"], "city": [""]}[level])]
+SCOPES = [
+    (level, code)
+    for level in SCOPE_LEVELS
+    for code in (
+        {
+            "grid": [GRID, "610302001002004"],
+            "community": [GRID[:12]],
+            "street": [GRID[:9]],
+            "district": [GRID[:6], "610303"],
+            "city": [""],
+        }[level]
+    )
+]
 
 rules_st = st.builds(
     lambda cls, scope, dept, start, length: RoutingRule(
-        cls, scope[0], scope[1], dept, dt.date(2026, 1, 1) + dt.timedelta(days=start),
-        None if length is None else dt.date(2026, 1, 1) + dt.timedelta(days=start + length)),
-    st.sampled_from(CLASS_PATTERNS), st.sampled_from(SCOPES), st.integers(1, 4), st.integers(0, 120),
+        cls,
+        scope[0],
+        scope[1],
+        dept,
+        dt.date(2026, 1, 1) + dt.timedelta(days=start),
+        None if length is None else dt.date(2026, 1, 1) + dt.timedelta(days=start + length),
+    ),
+    st.sampled_from(CLASS_PATTERNS),
+    st.sampled_from(SCOPES),
+    st.integers(1, 4),
+    st.integers(0, 120),
     st.none() | st.integers(1, 120),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(rules=st.lists(rules_st, max_size=8), extra=rules_st, cls=st.sampled_from(FACT_CLASSES),
-       day=st.integers(0, 200))
-def test_adding_a_less_specific_rule_never_changes_the_winner(rules: list[RoutingRule], extra: RoutingRule,
-                                                               cls: str, day: int) -> None:
+@given(rules=st.lists(rules_st, max_size=8), extra=rules_st, cls=st.sampled_from(FACT_CLASSES), day=st.integers(0, 200))
+def test_adding_a_less_specific_rule_never_changes_the_winner(
+    rules: list[RoutingRule], extra: RoutingRule, cls: str, day: int
+) -> None:
     facts = CaseFacts.from_grid(cls, GRID, dt.date(2026, 1, 1) + dt.timedelta(days=day))
     before = choose(facts, rules)
     if before.status is Status.NONE:
@@ -217,10 +261,17 @@ def test_the_index_and_a_plain_scan_agree(rules: list[RoutingRule], cls: str, da
 # ---- component ownership ---------------------------------------------------------------------------------
 
 
-def comp(code: str, dist: float, main: int | None = None, maint: int | None = None,
-         owner: int | None = None) -> ComponentFact:
-    return ComponentFact(code=code, class_code="C0101", distance_m=dist, main_department_id=main,
-                         maintainer_department_id=maint, owner_department_id=owner)
+def comp(
+    code: str, dist: float, main: int | None = None, maint: int | None = None, owner: int | None = None
+) -> ComponentFact:
+    return ComponentFact(
+        code=code,
+        class_code="C0101",
+        distance_m=dist,
+        main_department_id=main,
+        maintainer_department_id=maint,
+        owner_department_id=owner,
+    )
 
 
 @pytest.mark.parametrize(
@@ -238,8 +289,9 @@ def comp(code: str, dist: float, main: int | None = None, maint: int | None = No
         ([comp("a", 4.0, main=1), comp("b", 5.5, main=2)], 1, "main", "a"),
     ],
 )
-def test_the_nearest_component_with_a_department_decides(components: list[ComponentFact], dept: int, role: str,
-                                                          code: str) -> None:
+def test_the_nearest_component_with_a_department_decides(
+    components: list[ComponentFact], dept: int, role: str, code: str
+) -> None:
     choice = choose_component(components)
     assert choice.status is Status.UNIQUE
     assert (choice.department_id, choice.responsibility) == (dept, role)
@@ -250,7 +302,9 @@ def test_two_components_equally_near_with_different_owners_are_ambiguous() -> No
     choice = choose_component([comp("a", 4.0, main=1), comp("b", 4.8, owner=2), comp("c", 9.0, main=3)])
     assert choice.status is Status.AMBIGUOUS and choice.department_id is None
     assert [(c.department_id, c.responsibility, c.component.code) for c in choice.candidates] == [
-        (1, "main", "a"), (2, "owner", "b")]
+        (1, "main", "a"),
+        (2, "owner", "b"),
+    ]
 
 
 def test_no_component_with_a_department_gives_nothing() -> None:

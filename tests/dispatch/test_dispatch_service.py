@@ -60,15 +60,22 @@ def recommend(session: Session, p: Probe, cfg: RoutingSettings = CFG) -> service
 
 
 def rule(cls: str, level: str, code: str, dept: int, **kw: Any) -> dict[str, Any]:
-    return {"class_code": cls, "scope_level": level, "scope_code": code, "department_id": dept,
-            "valid_from": "2026-01-01", **kw}
+    return {
+        "class_code": cls,
+        "scope_level": level,
+        "scope_code": code,
+        "department_id": dept,
+        "valid_from": "2026-01-01",
+        **kw,
+    }
 
 
 # ---- component routing -----------------------------------------------------------------------------------
 
 
-def test_the_nearest_component_of_the_class_decides_and_other_classes_are_ignored(session: Session,
-                                                                                  orgdata: Org) -> None:
+def test_the_nearest_component_of_the_class_decides_and_other_classes_are_ignored(
+    session: Session, orgdata: Org
+) -> None:
     d = orgdata.depts
     add_component(session, "C0118", 1, 4.0, 0.0, main=d["LD"])  # street lamp 4 m east
     add_component(session, "C0118", 2, 0.0, -12.0, main=d["HW"])  # street lamp 12 m south
@@ -104,8 +111,7 @@ def test_a_line_component_is_measured_to_its_nearest_point(session: Session, org
     assert rec.distance_m == pytest.approx(6.0, abs=0.1)
 
 
-def test_two_equally_near_components_with_different_owners_are_ambiguous(session: Session,
-                                                                          orgdata: Org) -> None:
+def test_two_equally_near_components_with_different_owners_are_ambiguous(session: Session, orgdata: Org) -> None:
     d = orgdata.depts
     add_component(session, "C0118", 1, 5.0, 0.0, main=d["LD"])
     add_component(session, "C0118", 2, -5.5, 0.0, main=d["HW"])
@@ -128,8 +134,7 @@ def test_the_case_component_id_wins_over_a_nearer_component(session: Session, or
     assert "案件所报部件" in rec.explanation
 
 
-def test_removed_components_and_those_beyond_tolerance_fall_back_to_the_rules(session: Session,
-                                                                               orgdata: Org) -> None:
+def test_removed_components_and_those_beyond_tolerance_fall_back_to_the_rules(session: Session, orgdata: Org) -> None:
     d = orgdata.depts
     add_component(session, "C0118", 1, 3.0, 0.0, main=d["HW"], state="移除")
     add_component(session, "C0118", 2, 31.0, 0.0, main=d["HW"])  # 31 m: outside the 30 m tolerance
@@ -148,11 +153,14 @@ def test_removed_components_and_those_beyond_tolerance_fall_back_to_the_rules(se
 
 def test_an_event_goes_by_the_most_specific_rule_of_its_grid(session: Session, orgdata: Org) -> None:
     d = orgdata.depts
-    service.load_rules(session, rows=[
-        rule("*", "city", "", d["SZ"]),
-        rule("E01*", "district", DISTRICT, d["LD"]),
-        rule("E0102", "community", COMMUNITY, d["HW"]),
-    ])
+    service.load_rules(
+        session,
+        rows=[
+            rule("*", "city", "", d["SZ"]),
+            rule("E01*", "district", DISTRICT, d["LD"]),
+            rule("E0102", "community", COMMUNITY, d["HW"]),
+        ],
+    )
     assert recommend(session, probe("E0102")).department_id == d["HW"]  # community + exact class
     assert recommend(session, probe("E0103")).department_id == d["LD"]  # district + major wildcard
     other = recommend(session, probe("E0102", 0, 150))  # in the other street's grid: same district
@@ -173,8 +181,13 @@ def test_a_point_on_a_grid_border_takes_the_lowest_grid_code_and_says_so(session
 
 def test_rules_out_of_force_do_not_apply(session: Session, orgdata: Org) -> None:
     d = orgdata.depts
-    service.load_rules(session, rows=[rule("E0102", "grid", GRID_W, d["HW"], valid_to="2026-03-02"),
-                                      rule("E0102", "grid", GRID_W, d["SZ"], valid_from="2026-03-02")])
+    service.load_rules(
+        session,
+        rows=[
+            rule("E0102", "grid", GRID_W, d["HW"], valid_to="2026-03-02"),
+            rule("E0102", "grid", GRID_W, d["SZ"], valid_from="2026-03-02"),
+        ],
+    )
     assert recommend(session, probe("E0102")).department_id == d["SZ"]
 
 
@@ -190,13 +203,19 @@ def test_a_component_case_with_no_component_and_no_rule_explains_both(session: S
     assert rec.explanation.startswith("30 米内没有路灯部件；") and "没有适用的派遣规则" in rec.explanation
 
 
-def test_loading_rules_refuses_conflicts_with_stored_rules_and_unknown_departments(session: Session,
-                                                                                    orgdata: Org) -> None:
+def test_loading_rules_refuses_conflicts_with_stored_rules_and_unknown_departments(
+    session: Session, orgdata: Org
+) -> None:
     d = orgdata.depts
     (stored,) = service.load_rules(session, rows=[rule("E0102", "grid", GRID_W, d["HW"])])
     with pytest.raises(InvalidInput) as exc:
-        service.load_rules(session, rows=[rule("E0103", "grid", GRID_W, d["SZ"]),
-                                          rule("E0102", "grid", GRID_W, d["SZ"], valid_from="2026-06-01")])
+        service.load_rules(
+            session,
+            rows=[
+                rule("E0103", "grid", GRID_W, d["SZ"]),
+                rule("E0102", "grid", GRID_W, d["SZ"], valid_from="2026-06-01"),
+            ],
+        )
     assert exc.value.code == "routing.conflicting_rules"
     assert f"规则 #{stored.id}" in exc.value.message and "row 1" in exc.value.message
     assert exc.value.extra["stored_rule_ids"] == [stored.id]
@@ -219,8 +238,9 @@ def _seed(db_engine: sa.Engine, fn: Any) -> None:
         fn(s)
 
 
-def test_recommendation_endpoint_is_for_the_centres_and_leaders(grids: sa.Engine, client: TestClient,
-                                                                 orgdata: Org) -> None:
+def test_recommendation_endpoint_is_for_the_centres_and_leaders(
+    grids: sa.Engine, client: TestClient, orgdata: Org
+) -> None:
     _seed(grids, lambda s: add_component(s, "C0101", 1, 3.0, 0.0, main=orgdata.depts["SZ"]))
     case = report(client, orgdata, class_code="C0101")
     for user in ("dispatcher", "shiftlead", "acceptor", "leader", "admin"):
@@ -228,7 +248,10 @@ def test_recommendation_endpoint_is_for_the_centres_and_leaders(grids: sa.Engine
         assert r.status_code == 200, r.text
         body = r.json()
         assert (body["department_id"], body["method"], body["component_code"]) == (
-            orgdata.depts["SZ"], "component", "6103020101000001")
+            orgdata.depts["SZ"],
+            "component",
+            "6103020101000001",
+        )
         assert body["explanation"] == "上水井盖 6103020101000001，距离 3.0 米，主管单位 市自来水公司"
     for user in ("inspector", "water"):
         r = client.get(f"/api/v1/cases/{case['id']}/recommendation", headers=orgdata.headers(user))
@@ -265,8 +288,9 @@ def _events(client: TestClient, org: Org, case_id: int) -> list[dict[str, Any]]:
     return list(r.json())
 
 
-def test_filing_an_auto_dispatch_class_dispatches_it_as_the_system(grids: sa.Engine, client: TestClient,
-                                                                    orgdata: Org) -> None:
+def test_filing_an_auto_dispatch_class_dispatches_it_as_the_system(
+    grids: sa.Engine, client: TestClient, orgdata: Org
+) -> None:
     _seed(grids, lambda s: add_component(s, "C0118", 1, 4.0, 0.0, main=orgdata.depts["LD"]))
     case = report(client, orgdata, class_code="C0118")
     filed = act(client, orgdata, case, "shiftlead", "file")
@@ -281,8 +305,9 @@ def test_filing_an_auto_dispatch_class_dispatches_it_as_the_system(grids: sa.Eng
     act(client, orgdata, filed, "lighting", "accept")
 
 
-def test_auto_dispatch_leaves_the_case_filed_when_not_allowed_or_not_sure(grids: sa.Engine, client: TestClient,
-                                                                           orgdata: Org) -> None:
+def test_auto_dispatch_leaves_the_case_filed_when_not_allowed_or_not_sure(
+    grids: sa.Engine, client: TestClient, orgdata: Org
+) -> None:
     d = orgdata.depts
 
     def seed(s: Session) -> None:
@@ -298,8 +323,9 @@ def test_auto_dispatch_leaves_the_case_filed_when_not_allowed_or_not_sure(grids:
         assert [e["action"] for e in _events(client, orgdata, case["id"])] == ["report", "file"]
 
 
-def test_two_apps_with_different_settings_do_not_affect_each_other(grids: sa.Engine, orgdata: Org,
-                                                                   settings: Settings) -> None:
+def test_two_apps_with_different_settings_do_not_affect_each_other(
+    grids: sa.Engine, orgdata: Org, settings: Settings
+) -> None:
     # One street lamp 45 m from the reported point: within a 60 m snap tolerance, beyond a 30 m one.
     from gridcity.root.app import create_app
 
@@ -344,8 +370,11 @@ def test_a_pipeline_runs_exactly_its_subscribers(grids: sa.Engine, orgdata: Org,
 
 
 def test_auto_dispatch_by_rule_for_an_event_class(grids: sa.Engine, client: TestClient, orgdata: Org) -> None:
-    r = client.post("/api/v1/routing-rules", json=[rule("E01*", "community", COMMUNITY, orgdata.depts["HW"])],
-                    headers=orgdata.headers("admin"))
+    r = client.post(
+        "/api/v1/routing-rules",
+        json=[rule("E01*", "community", COMMUNITY, orgdata.depts["HW"])],
+        headers=orgdata.headers("admin"),
+    )
     assert r.status_code == 201
     case = report(client, orgdata, class_code="E0102")
     filed = act(client, orgdata, case, "shiftlead", "file")
@@ -357,18 +386,26 @@ def test_auto_dispatch_by_rule_for_an_event_class(grids: sa.Engine, client: Test
 # ---- duplicates and merge --------------------------------------------------------------------------------
 
 
-def _report_at(client: TestClient, org: Org, cls: str, dx: float, dy: float, user: str = "inspector",
-               seed: int = 1) -> dict[str, Any]:
+def _report_at(
+    client: TestClient, org: Org, cls: str, dx: float, dy: float, user: str = "inspector", seed: int = 1
+) -> dict[str, Any]:
     lon, lat = at(dx, dy)
-    body = {"action": "report", "class_code": cls, "lon": lon, "lat": lat, "description": "x",
-            "attachment_ids": upload(client, org, user, seed=seed)}
+    body = {
+        "action": "report",
+        "class_code": cls,
+        "lon": lon,
+        "lat": lat,
+        "description": "x",
+        "attachment_ids": upload(client, org, user, seed=seed),
+    }
     r = client.post("/api/v1/cases", json=body, headers=org.headers(user))
     assert r.status_code == 201, r.text
     return dict(r.json())
 
 
-def test_duplicates_are_open_cases_of_the_class_nearby_and_recent(grids: sa.Engine, client: TestClient,
-                                                                   orgdata: Org, settings: Settings) -> None:
+def test_duplicates_are_open_cases_of_the_class_nearby_and_recent(
+    grids: sa.Engine, client: TestClient, orgdata: Org, settings: Settings
+) -> None:
     base = _report_at(client, orgdata, "C0101", 0, 0, seed=1)
     near = _report_at(client, orgdata, "C0101", 10, 0, user="inspector2", seed=2)
     _report_at(client, orgdata, "C0102", 5, 0, seed=3)  # other class
@@ -380,10 +417,13 @@ def test_duplicates_are_open_cases_of_the_class_nearby_and_recent(grids: sa.Engi
 
     with make_session_factory(grids)() as s, s.begin():
         lon, lat = at(2, 0)
-        casework_service.create_case(s, actor=Actor(user_id=orgdata.ids["inspector"], role=Role.INSPECTOR),
-                                     action=CaseAction.REPORT,
-                                     new=casework_service.NewCase(class_code="C0101", lon=lon, lat=lat),
-                                     at=dt.datetime.now(dt.UTC) - dt.timedelta(days=8))
+        casework_service.create_case(
+            s,
+            actor=Actor(user_id=orgdata.ids["inspector"], role=Role.INSPECTOR),
+            action=CaseAction.REPORT,
+            new=casework_service.NewCase(class_code="C0101", lon=lon, lat=lat),
+            at=dt.datetime.now(dt.UTC) - dt.timedelta(days=8),
+        )
     r = client.get(f"/api/v1/cases/{base['id']}/duplicates", headers=orgdata.headers("acceptor"))
     assert r.status_code == 200, r.text
     found = r.json()
@@ -393,8 +433,9 @@ def test_duplicates_are_open_cases_of_the_class_nearby_and_recent(grids: sa.Engi
     assert client.get(f"/api/v1/cases/{base['id']}/duplicates", headers=orgdata.headers("inspector")).status_code == 403
 
 
-def test_duplicates_match_the_same_component_and_a_filed_case_finds_later_reports(session: Session,
-                                                                                    orgdata: Org) -> None:
+def test_duplicates_match_the_same_component_and_a_filed_case_finds_later_reports(
+    session: Session, orgdata: Org
+) -> None:
     comp = add_component(session, "C0118", 1, 3.0, 0.0, main=orgdata.depts["LD"])
     session.flush()
     inspector = Actor(user_id=orgdata.ids["inspector"], role=Role.INSPECTOR)
@@ -403,20 +444,30 @@ def test_duplicates_match_the_same_component_and_a_filed_case_finds_later_report
     def new(dx: float, component: str | None = None) -> Any:
         lon, lat = at(dx, 0)
         return casework_service.create_case(
-            session, actor=inspector, action=CaseAction.REPORT, rules=rules,
-            new=casework_service.NewCase(class_code="C0118", lon=lon, lat=lat, component_id=component))
+            session,
+            actor=inspector,
+            action=CaseAction.REPORT,
+            rules=rules,
+            new=casework_service.NewCase(class_code="C0118", lon=lon, lat=lat, component_id=component),
+        )
 
     first = new(0, comp)
-    casework_service.apply_action(session, case_id=first.id, actor=Actor(orgdata.ids["shiftlead"], Role.SHIFT_LEADER),
-                                  action=CaseAction.FILE, rules=rules)
+    casework_service.apply_action(
+        session,
+        case_id=first.id,
+        actor=Actor(orgdata.ids["shiftlead"], Role.SHIFT_LEADER),
+        action=CaseAction.FILE,
+        rules=rules,
+    )
     later = new(8, comp)
     props = duplicates.find_duplicates(session, case=first, settings=CFG)
     assert [(p.case_id, p.same) for p in props] == [(later.id, "component")]
     assert [p.case_id for p in duplicates.find_duplicates(session, case=later, settings=CFG)] == [first.id]
 
 
-def test_merging_a_report_attaches_it_and_its_reporter_sees_the_outcome(grids: sa.Engine, client: TestClient,
-                                                                         orgdata: Org) -> None:
+def test_merging_a_report_attaches_it_and_its_reporter_sees_the_outcome(
+    grids: sa.Engine, client: TestClient, orgdata: Org
+) -> None:
     target = _report_at(client, orgdata, "C0101", 0, 0, seed=1)
     dup = _report_at(client, orgdata, "C0101", 6, 0, user="inspector2", seed=2)
     other = _report_at(client, orgdata, "C0101", 90, 0, seed=3)  # inspector's, never merged
@@ -432,9 +483,9 @@ def test_merging_a_report_attaches_it_and_its_reporter_sees_the_outcome(grids: s
     # evaluation counts one case: the merged one is marked as such
     with grids.connect() as c:
         row = c.execute(sa.text('SELECT status, merged_into_id FROM "case" WHERE id = :i'), {"i": dup["id"]}).one()
-        open_count = c.execute(sa.text(
-            "SELECT count(*) FROM \"case\" WHERE status NOT IN ('merged', 'voided') AND merged_into_id IS NULL"
-        )).scalar_one()
+        open_count = c.execute(
+            sa.text("SELECT count(*) FROM \"case\" WHERE status NOT IN ('merged', 'voided') AND merged_into_id IS NULL")
+        ).scalar_one()
     assert tuple(row) == ("merged", target["id"]) and open_count == 2
     # the merged report no longer shows up as a duplicate of anything
     props = client.get(f"/api/v1/cases/{target['id']}/duplicates", headers=orgdata.headers("shiftlead")).json()
@@ -453,9 +504,18 @@ def _drive_to_closed(client: TestClient, org: Org, case: dict[str, Any]) -> dict
     case = act(client, org, case, "shiftlead", "file")
     case = act(client, org, case, "dispatcher", "dispatch", department_id=org.depts["SZ"])
     case = act(client, org, case, "water", "accept")
-    case = act(client, org, case, "water", "feedback", note="已修复",
-               attachment_ids=upload(client, org, "water", seed=500))
+    case = act(
+        client, org, case, "water", "feedback", note="已修复", attachment_ids=upload(client, org, "water", seed=500)
+    )
     case = act(client, org, case, "acceptor", "send_check", inspector_id=org.ids["inspector"])
-    case = act(client, org, case, "inspector", "check_pass", lon=case["lon"], lat=case["lat"],
-               attachment_ids=upload(client, org, "inspector", seed=501))
+    case = act(
+        client,
+        org,
+        case,
+        "inspector",
+        "check_pass",
+        lon=case["lon"],
+        lat=case["lat"],
+        attachment_ids=upload(client, org, "inspector", seed=501),
+    )
     return act(client, org, case, "shiftlead", "close")

@@ -52,8 +52,14 @@ class Driver:
 
     def photo_of(self, username: str) -> int:
         """A new photo row uploaded by ``username`` (evidence belongs to its author and is used once)."""
-        att = Attachment(sha256=uuid.uuid4().hex * 2, media_type="image/jpeg", size=1, width=1, height=1,
-                         uploaded_by=self.users[username].id)
+        att = Attachment(
+            sha256=uuid.uuid4().hex * 2,
+            media_type="image/jpeg",
+            size=1,
+            width=1,
+            height=1,
+            uploaded_by=self.users[username].id,
+        )
         self.session.add(att)
         self.session.flush()
         return att.id
@@ -61,15 +67,28 @@ class Driver:
     def actor(self, username: str) -> Actor:
         return casework_service.actor_of(self.users[username])
 
-    def new(self, at: dt.datetime, *, user: str = "inspector", action: str = "report", grid: str | None = GRID,
-            class_code: str = "C0101", urgency: str = "normal") -> int:
+    def new(
+        self,
+        at: dt.datetime,
+        *,
+        user: str = "inspector",
+        action: str = "report",
+        grid: str | None = GRID,
+        class_code: str = "C0101",
+        urgency: str = "normal",
+    ) -> int:
         act = CaseAction(action)
-        inp = casework_service.ActionInput(attachment_ids=(self.photo_of(user),) if act is CaseAction.SELF_HANDLE
-                                           else ())
+        inp = casework_service.ActionInput(
+            attachment_ids=(self.photo_of(user),) if act is CaseAction.SELF_HANDLE else ()
+        )
         case = self.pipeline.create_case(
-            self.session, actor=self.actor(user), action=act,
+            self.session,
+            actor=self.actor(user),
+            action=act,
             new=casework_service.NewCase(class_code=class_code, lon=107.1448, lat=34.3693, urgency=urgency),
-            inp=inp, at=at).case
+            inp=inp,
+            at=at,
+        ).case
         # We place the case in a grid (no grid polygons are loaded in tests) and refresh its facts.
         case.grid_code = grid
         self.session.flush()
@@ -83,16 +102,30 @@ class Driver:
         if act in casework_service.ON_SITE_ACTIONS:  # results are given on site
             kw.setdefault("lon", 107.1448)
             kw.setdefault("lat", 34.3693)
-        if act in (CaseAction.VOID, CaseAction.VERIFY_FALSE, CaseAction.CHECK_FAIL, CaseAction.REQUEST_SENDBACK,
-                   CaseAction.REJECT_SENDBACK, CaseAction.REQUEST_SUSPENSION, CaseAction.REQUEST_EXTENSION,
-                   CaseAction.REJECT_EXTENSION, CaseAction.REJECT_SUSPENSION):
+        if act in (
+            CaseAction.VOID,
+            CaseAction.VERIFY_FALSE,
+            CaseAction.CHECK_FAIL,
+            CaseAction.REQUEST_SENDBACK,
+            CaseAction.REJECT_SENDBACK,
+            CaseAction.REQUEST_SUSPENSION,
+            CaseAction.REQUEST_EXTENSION,
+            CaseAction.REJECT_EXTENSION,
+            CaseAction.REJECT_SUSPENSION,
+        ):
             kw.setdefault("note", "说明")
         if isinstance(kw.get("department_id"), str):
             kw["department_id"] = self.org.depts[kw["department_id"]]
         if isinstance(kw.get("inspector_id"), str):
             kw["inspector_id"] = self.org.ids[kw["inspector_id"]]
-        self.pipeline.apply_action(self.session, case_id=case_id, actor=self.actor(user), action=act,
-                                   inp=casework_service.ActionInput(**kw), at=at)
+        self.pipeline.apply_action(
+            self.session,
+            case_id=case_id,
+            actor=self.actor(user),
+            action=act,
+            inp=casework_service.ActionInput(**kw),
+            at=at,
+        )
 
     def number(self, case_id: int) -> str:
         case = self.session.get(Case, case_id)

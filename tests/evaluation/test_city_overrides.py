@@ -32,8 +32,9 @@ def test_city_step_limits_override_key_by_key(tmp_path: Path) -> None:
     assert load_rules(tmp_path).city_dir == tmp_path
 
 
-def test_fact_rows_use_the_step_limits_of_the_rules_city(client: Any, db: sa.Engine, orgdata: Org,
-                                                          tmp_path: Path) -> None:
+def test_fact_rows_use_the_step_limits_of_the_rules_city(
+    client: Any, db: sa.Engine, orgdata: Org, tmp_path: Path
+) -> None:
     (tmp_path / "step_limits.toml").write_text('[working]\nclose = { value = 3, unit = "work_hour" }\n')
     case = to_status(client, orgdata, "closed")
 
@@ -41,8 +42,9 @@ def test_fact_rows_use_the_step_limits_of_the_rules_city(client: Any, db: sa.Eng
         with Session(db) as s, s.begin():
             facts.refresh_cases(s, case_ids=[case["id"]], rules=load_rules(city_dir))
         with Session(db) as s:
-            return s.scalars(sa.select(StageFact.deadline_at).where(
-                StageFact.case_id == case["id"], StageFact.stage == "close")).one()
+            return s.scalars(
+                sa.select(StageFact.deadline_at).where(StageFact.case_id == case["id"], StageFact.stage == "close")
+            ).one()
 
     shipped, city = close_deadline(None), close_deadline(tmp_path)
     # Two more working hours (which may span a lunch break, a night or a weekend, hence "at least").
@@ -53,10 +55,14 @@ def test_city_indicator_set_replaces_a_shipped_version_and_adds_new_ones(tmp_pat
     text = SHIPPED_SET.read_text("utf-8")
     assert 'title = "数字化城管综合评价指标体系（第1版）"' in text
     (tmp_path / "indicators_v1.toml").write_text(
-        text.replace('title = "数字化城管综合评价指标体系（第1版）"', 'title = "宝鸡市本地版"'), "utf-8")
+        text.replace('title = "数字化城管综合评价指标体系（第1版）"', 'title = "宝鸡市本地版"'), "utf-8"
+    )
     (tmp_path / "indicators_v2.toml").write_text(
-        text.replace('version = "v1"', 'version = "v2"').replace("effective_from = 2026-01-01",
-                                                                "effective_from = 2026-07-01"), "utf-8")
+        text.replace('version = "v1"', 'version = "v2"').replace(
+            "effective_from = 2026-01-01", "effective_from = 2026-07-01"
+        ),
+        "utf-8",
+    )
     registry = indicator_loader.city_registry(tmp_path)
     assert set(registry.versions) == {"v1", "v2"}
     assert registry.get("v1").title == "宝鸡市本地版"

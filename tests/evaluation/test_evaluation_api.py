@@ -31,14 +31,25 @@ def test_ranking_evidence_and_roles(client: TestClient, db: sa.Engine, orgdata: 
     assert top["subject_id"] == str(orgdata.depts["SZ"]) and top["rank"] == 1 and top["grade"] == "C"
     assert float(top["composite"]) == 70.0 and "insufficient_data" in top["flags"]
     assert any("综合指标值" in line for line in top["explanation"]["lines"])
-    ev = client.get(f"/api/v1/evaluation/department/{orgdata.depts['SZ']}/evidence",
-                    params={"period": "2026-10", "primitive": "overdue_handled"}, headers=orgdata.headers("dispatcher"))
+    ev = client.get(
+        f"/api/v1/evaluation/department/{orgdata.depts['SZ']}/evidence",
+        params={"period": "2026-10", "primitive": "overdue_handled"},
+        headers=orgdata.headers("dispatcher"),
+    )
     assert ev.status_code == 200, ev.text
     assert [c["case_id"] for c in ev.json()["cases"]] == [ids["B"]]
-    assert client.get("/api/v1/evaluation/department", params={"period": "2026-10"},
-                      headers=orgdata.headers("water")).status_code == 403
-    assert client.get("/api/v1/evaluation/department", params={"period": "2026-10"},
-                      headers=orgdata.headers("inspector")).status_code == 403
+    assert (
+        client.get(
+            "/api/v1/evaluation/department", params={"period": "2026-10"}, headers=orgdata.headers("water")
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get(
+            "/api/v1/evaluation/department", params={"period": "2026-10"}, headers=orgdata.headers("inspector")
+        ).status_code
+        == 403
+    )
 
 
 def test_bad_input_gets_stable_codes(client: TestClient, orgdata: Org) -> None:
@@ -50,8 +61,11 @@ def test_bad_input_gets_stable_codes(client: TestClient, orgdata: Org) -> None:
         ("/api/v1/evaluation/department", {"period": "2026-10", "version": "v99"}, "evaluation.unknown_version"),
         ("/api/v1/evaluation/planets", {"period": "2026-10"}, "evaluation.unknown_subject_type"),
         ("/api/v1/evaluation/grid/export.csv", {"period": "bad"}, "evaluation.bad_period"),
-        ("/api/v1/evaluation/department/1/evidence", {"period": "2026-10", "primitive": "x"},
-         "evaluation.unknown_primitive"),
+        (
+            "/api/v1/evaluation/department/1/evidence",
+            {"period": "2026-10", "primitive": "x"},
+            "evaluation.unknown_primitive",
+        ),
     ]
     for url, params, code in cases:
         r = client.get(url, params=params, headers=h)
@@ -79,8 +93,12 @@ def test_publication_is_frozen(client: TestClient, db: sa.Engine, orgdata: Org) 
     # Publishing the same period and version again is refused.
     again = client.post("/api/v1/evaluation/publications", json={"period": "2026-10"}, headers=h)
     assert again.status_code == 409 and again.json()["detail"][0]["type"] == "evaluation.already_published"
-    assert client.post("/api/v1/evaluation/publications", json={"period": "2026-10"},
-                       headers=orgdata.headers("dispatcher")).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/evaluation/publications", json={"period": "2026-10"}, headers=orgdata.headers("dispatcher")
+        ).status_code
+        == 403
+    )
     # A later case in October changes the live ranking, never the publication.
     with make_session_factory(db)() as s, s.begin():
         d = Driver(s, orgdata)
@@ -90,8 +108,9 @@ def test_publication_is_frozen(client: TestClient, db: sa.Engine, orgdata: Org) 
     live = client.get("/api/v1/evaluation/department", params={"period": "2026-10"}, headers=h).json()
     live_sz = [x for x in live["rows"] if x["subject_id"] == sz_id][0]
     assert live_sz["counts"]["filed"] == 3
-    got = client.get(f"/api/v1/evaluation/publications/{pub['id']}", params={"subject_type": "department"},
-                     headers=h).json()
+    got = client.get(
+        f"/api/v1/evaluation/publications/{pub['id']}", params={"subject_type": "department"}, headers=h
+    ).json()
     again_sz = [x for x in got["results"] if x["subject_id"] == sz_id][0]
     assert again_sz == frozen
     assert client.get("/api/v1/evaluation/publications/999999", headers=h).status_code == 404

@@ -74,9 +74,7 @@ def test_v1_metadata_and_cache(v1: IndicatorSet) -> None:
         ("dispatcher", {"dispatched_score": 20, "on_time_dispatch_rate": 40, "accurate_dispatch_rate": 40}),
     ],
 )
-def test_v1_weights_follow_the_standards_intent(
-    v1: IndicatorSet, subject_type: str, weights: dict[str, int]
-) -> None:
+def test_v1_weights_follow_the_standards_intent(v1: IndicatorSet, subject_type: str, weights: dict[str, int]) -> None:
     definition = v1.subject(subject_type)
     assert {w.indicator: w.percent for w in definition.weights} == weights
     assert definition.min_cases == 10
@@ -191,12 +189,8 @@ def test_department_filed_bands(v1: IndicatorSet, count: int, score: int) -> Non
         (2001, 100),
     ],
 )
-@pytest.mark.parametrize(
-    ("subject", "key"), [("acceptor", "accepted_score"), ("dispatcher", "dispatched_score")]
-)
-def test_count_bands_acceptor_and_dispatcher(
-    v1: IndicatorSet, subject: str, key: str, count: int, score: int
-) -> None:
+@pytest.mark.parametrize(("subject", "key"), [("acceptor", "accepted_score"), ("dispatcher", "dispatched_score")])
+def test_count_bands_acceptor_and_dispatcher(v1: IndicatorSet, subject: str, key: str, count: int, score: int) -> None:
     # 受理数分值: ≥2001→100, ≥1201→90, ≥501→75, ≥301→60, ≥101→40, else 0 (派遣数: same shape, our assumption)
     assert lookup_band(count, _bands(v1, subject, key)).score == score
 
@@ -292,10 +286,7 @@ def test_department_composite(v1: IndicatorSet) -> None:
     # 综合 = 84.00 → B; 处置率 / 超期未处置率 / 延期率 are informational
     assert s.composite == Decimal("84.00")
     assert s.grade == "B"
-    assert (
-        _explained(s, "按期处置率")
-        == "按期处置率 = 按期处置数 60 / 应处置数 80 = 75.00%，权重 30%，得分 22.50"
-    )
+    assert _explained(s, "按期处置率") == "按期处置率 = 按期处置数 60 / 应处置数 80 = 75.00%，权重 30%，得分 22.50"
     assert _explained(s, "返工率").endswith("按 100 − 返工率 = 90.00 计分，权重 30%，得分 27.00")
     assert _explained(s, "处置率").endswith("（参考指标，不计入综合指标值）")
     assert s.explanation[-1] == (

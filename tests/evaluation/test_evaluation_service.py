@@ -66,9 +66,20 @@ def test_department_counts_follow_the_effective_dispatch(session: Session, drive
     scenario(driver)
     got = counts(session, "department")
     sz = got[str(orgdata.depts["SZ"])]
-    assert sz == {"filed": 2, "voided": 0, "should_close": 2, "closed": 2, "closed_on_time": 1, "rework": 1,
-                  "should_handle": 2, "handled": 2, "handled_on_time": 1, "overdue_handled": 1,
-                  "overdue_unhandled": 0, "extended": 0}
+    assert sz == {
+        "filed": 2,
+        "voided": 0,
+        "should_close": 2,
+        "closed": 2,
+        "closed_on_time": 1,
+        "rework": 1,
+        "should_handle": 2,
+        "handled": 2,
+        "handled_on_time": 1,
+        "overdue_handled": 1,
+        "overdue_unhandled": 0,
+        "extended": 0,
+    }
     # The mis-dispatch is not LD's fault: LD has nothing at all.
     assert str(orgdata.depts["LD"]) not in got
 
@@ -84,18 +95,39 @@ def test_positions_and_regions_hand_checked(session: Session, driver: Driver, or
     ids = orgdata.ids
     insp = counts(session, "inspector")
     assert insp[str(ids["inspector"])] == {
-        "filed": 3, "voided": 0, "missed": 1, "reported": 3, "valid_reported": 2,
-        "should_check": 3, "checked_on_time": 3}
+        "filed": 3,
+        "voided": 0,
+        "missed": 1,
+        "reported": 3,
+        "valid_reported": 2,
+        "should_check": 3,
+        "checked_on_time": 3,
+    }
     assert insp[str(ids["inspector2"])] == {"should_verify": 1, "verified_on_time": 0}
     assert counts(session, "acceptor")[str(ids["acceptor"])] == {
-        "accepted": 1, "verify_dispatch_due": 1, "verify_dispatch_on_time": 1,
-        "check_dispatch_due": 3, "check_dispatch_on_time": 3}
+        "accepted": 1,
+        "verify_dispatch_due": 1,
+        "verify_dispatch_on_time": 1,
+        "check_dispatch_due": 3,
+        "check_dispatch_on_time": 3,
+    }
     assert counts(session, "shift_leader")[str(ids["shiftlead"])] == {
-        "filed": 3, "voided": 0, "filed_on_time": 3, "close_task_due": 2, "close_task_on_time": 2}
+        "filed": 3,
+        "voided": 0,
+        "filed_on_time": 3,
+        "close_task_due": 2,
+        "close_task_on_time": 2,
+    }
     for level, code in (("grid", GRID), ("community", GRID[:12]), ("street", GRID[:9]), ("district", GRID[:6])):
         assert counts(session, level)[code] == {
-            "filed": 3, "voided": 0, "public_verified": 1, "should_close": 3, "closed": 2, "closed_on_time": 1,
-            "rework": 1}, level
+            "filed": 3,
+            "voided": 0,
+            "public_verified": 1,
+            "should_close": 3,
+            "closed": 2,
+            "closed_on_time": 1,
+            "rework": 1,
+        }, level
 
 
 def test_as_of_the_period_end(session: Session, driver: Driver, orgdata: Org) -> None:
@@ -109,16 +141,26 @@ def test_as_of_the_period_end(session: Session, driver: Driver, orgdata: Org) ->
 
 def test_evidence_names_the_cases_and_the_overrun(session: Session, driver: Driver, orgdata: Org) -> None:
     ids = scenario(driver)
-    items = service.evidence(session, period="2026-10", subject_type="department",
-                             subject_id=str(orgdata.depts["SZ"]), primitive="overdue_handled")
+    items = service.evidence(
+        session,
+        period="2026-10",
+        subject_type="department",
+        subject_id=str(orgdata.depts["SZ"]),
+        primitive="overdue_handled",
+    )
     assert [(i.case_id, i.number) for i in items] == [(ids["B"], driver.number(ids["B"]))]
     # B's handling task runs from the SZ dispatch (Mon 11:00) to the feedback the check accepted (Wed 11:00):
     # the first feedback (Wed 09:00) failed its check, so the rework continues the same task. Deadline Tue
     # 11:00; overdue by Tue 11:00-12:00 (1 h) + 14:00-18:00 (4 h) + Wed 08:30-11:00 (2.5 h) = 7.5 working hours.
     assert items[0].overdue_seconds == pytest.approx(7.5 * 3600)
     assert items[0].overdue_measure == "working_seconds"
-    acc = service.evidence(session, period="2026-10", subject_type="dispatcher",
-                           subject_id=str(orgdata.ids["dispatcher"]), primitive="dispatched_accurately")
+    acc = service.evidence(
+        session,
+        period="2026-10",
+        subject_type="dispatcher",
+        subject_id=str(orgdata.ids["dispatcher"]),
+        primitive="dispatched_accurately",
+    )
     assert sorted(i.case_id for i in acc) == sorted([ids["A"], ids["B"]])
     with pytest.raises(InvalidInput) as exc:
         service.evidence(session, period="2026-10", subject_type="department", subject_id="1", primitive="nope")
@@ -151,16 +193,22 @@ def test_rebuild_from_the_log_reproduces_the_hooked_facts(session: Session, driv
     # open runs carry overdue-so-far as of computation; all runs here are closed except C's dispatch run
     strip = [i for i, c in enumerate(cols) if c.name == "overdue_seconds"]
     assert [tuple(v for i, v in enumerate(r) if i not in strip) for r in before] == [
-        tuple(v for i, v in enumerate(r) if i not in strip) for r in after]
+        tuple(v for i, v in enumerate(r) if i not in strip) for r in after
+    ]
     assert len(after) > 20
 
 
 @pytest.mark.parametrize(
     ("text", "code"),
-    [("2026-13", "evaluation.bad_period"), ("Oct 2026", "evaluation.bad_period"), ("", "evaluation.bad_period"),
-     ("2026-W54", "evaluation.bad_period"), ("2026-02-30..2026-03-01", "evaluation.bad_period"),
-     ("2026-10-15..2026-10-01", "evaluation.end_before_start"),
-     ("2026-01-01..2027-01-02", "evaluation.range_too_long")],
+    [
+        ("2026-13", "evaluation.bad_period"),
+        ("Oct 2026", "evaluation.bad_period"),
+        ("", "evaluation.bad_period"),
+        ("2026-W54", "evaluation.bad_period"),
+        ("2026-02-30..2026-03-01", "evaluation.bad_period"),
+        ("2026-10-15..2026-10-01", "evaluation.end_before_start"),
+        ("2026-01-01..2027-01-02", "evaluation.range_too_long"),
+    ],
 )
 def test_bad_periods_are_rejected_with_stable_codes(text: str, code: str) -> None:
     with pytest.raises(InvalidInput) as exc:
@@ -188,12 +236,20 @@ def test_inspector_patrol_coverage_counts_for_them(session: Session, driver: Dri
     area = session.scalars(sa.select(SupervisionArea).where(SupervisionArea.code == "SA-inspector")).one()
     session.add(SupervisionGrid(supervision_area_id=area.id, grid_code="610302001001002"))
     # One of the two grids visited in October; a breadcrumb in November does not count.
-    session.add_all([
-        PatrolPoint(inspector_id=orgdata.ids["inspector"], at=local(12, 9), lon=107.1448, lat=34.3693,
-                    grid_code=GRID),
-        PatrolPoint(inspector_id=orgdata.ids["inspector"], at=local(12, 9) + dt.timedelta(days=30),
-                    lon=107.1448, lat=34.3693, grid_code="610302001001002"),
-    ])
+    session.add_all(
+        [
+            PatrolPoint(
+                inspector_id=orgdata.ids["inspector"], at=local(12, 9), lon=107.1448, lat=34.3693, grid_code=GRID
+            ),
+            PatrolPoint(
+                inspector_id=orgdata.ids["inspector"],
+                at=local(12, 9) + dt.timedelta(days=30),
+                lon=107.1448,
+                lat=34.3693,
+                grid_code="610302001001002",
+            ),
+        ]
+    )
     session.flush()
     rows = {x.subject_id: x for x in service.compute(session, period="2026-10", subject_type="inspector").rows}
     mine = rows[str(orgdata.ids["inspector"])]
@@ -202,7 +258,8 @@ def test_inspector_patrol_coverage_counts_for_them(session: Session, driver: Dri
 
 
 def test_a_filing_voided_before_dispatch_counts_as_voided_and_nowhere_else(
-        session: Session, driver: Driver, orgdata: Org) -> None:
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
     d, ids = driver, orgdata.ids
     d.supervise("inspector", GRID)
     # X: filed, then voided by the shift leader before dispatch.
@@ -221,23 +278,35 @@ def test_a_filing_voided_before_dispatch_counts_as_voided_and_nowhere_else(
     d.do(z, "shiftlead", "file", local(12, 9, 20))
     lead = counts(session, "shift_leader")[str(ids["shiftlead"])]
     assert lead == {"filed": 1, "voided": 2, "filed_on_time": 3}
-    assert counts(session, "grid")[GRID] == {"filed": 1, "voided": 2, "public_verified": 0, "should_close": 1,
-                                             "closed": 0, "closed_on_time": 0, "rework": 0}
+    assert counts(session, "grid")[GRID] == {
+        "filed": 1,
+        "voided": 2,
+        "public_verified": 0,
+        "should_close": 1,
+        "closed": 0,
+        "closed_on_time": 0,
+        "rework": 0,
+    }
     # 有效上报: a report whose filing was voided is not valid.
     insp = counts(session, "inspector")[str(ids["inspector"])]
     assert (insp["reported"], insp["valid_reported"], insp["filed"], insp["voided"]) == (3, 1, 1, 2)
     # The department never held a voided case; the dispatcher still pays for the mis-dispatch.
     assert counts(session, "department") == {}
     assert counts(session, "dispatcher")[str(ids["dispatcher"])] == {
-        "dispatched": 1, "should_dispatch": 1, "dispatched_on_time": 1, "dispatched_accurately": 0}
+        "dispatched": 1,
+        "should_dispatch": 1,
+        "dispatched_on_time": 1,
+        "dispatched_accurately": 0,
+    }
     # 准确立案率 = (立案数 − 作废数) / 立案数 with the standard's 立案数 = filed + voided = 1/3.
     ranking = service.compute(session, period="2026-10", subject_type="shift_leader", source="raw")
     row = next(r for r in ranking.rows if r.subject_id == str(ids["shiftlead"]))
     rate = next(r for r in row.score.rates if r.numerator == 1 and r.denominator == 3)
     assert round(float(rate.value), 2) == 33.33
     # The rollup serves the same numbers (the period is before every event's end: Oct ends after them).
-    assert service.compute(session, period="2026-10", subject_type="shift_leader").rows[0].counts == \
-        ranking.rows[0].counts
+    assert (
+        service.compute(session, period="2026-10", subject_type="shift_leader").rows[0].counts == ranking.rows[0].counts
+    )
 
 
 def test_the_rollup_is_refreshed_when_a_case_changes(session: Session, driver: Driver, orgdata: Org) -> None:
@@ -256,7 +325,8 @@ def test_the_rollup_is_refreshed_when_a_case_changes(session: Session, driver: D
     utc = service.compute(session, period="2026", subject_type="grid", tz="UTC")
     assert utc.source == "rollup"
     assert [r.counts for r in utc.rows] == [
-        r.counts for r in service.compute(session, period="2026", subject_type="grid", tz="UTC", source="raw").rows]
+        r.counts for r in service.compute(session, period="2026", subject_type="grid", tz="UTC", source="raw").rows
+    ]
     with pytest.raises(InvalidInput) as e:
         service.compute(session, period="2026", subject_type="grid", source="cache")
     assert e.value.code == "evaluation.unknown_source"

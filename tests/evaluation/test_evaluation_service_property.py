@@ -50,24 +50,41 @@ def options(status: S, state: dict[str, Any]) -> list[tuple[A, str, dict[str, An
     dept_user = DEPT_USER.get(state.get("dept") or "", "water")
     ext = {"value": 1, "unit": "work_day"} if state["urgency"] == "normal" else {"value": 2, "unit": "hour"}
     table: dict[S, list[tuple[A, str, dict[str, Any]]]] = {
-        S.PUBLIC_REPORTED: [(A.SEND_VERIFY, "acceptor", {"inspector_id": "inspector2"}),
-                            (A.SEND_VERIFY, "acceptor", {"inspector_id": "inspector"}),
-                            (A.VOID, "shiftlead", {}), (A.MERGE, "shiftlead", {})],
+        S.PUBLIC_REPORTED: [
+            (A.SEND_VERIFY, "acceptor", {"inspector_id": "inspector2"}),
+            (A.SEND_VERIFY, "acceptor", {"inspector_id": "inspector"}),
+            (A.VOID, "shiftlead", {}),
+            (A.MERGE, "shiftlead", {}),
+        ],
         S.VERIFYING: [(A.VERIFY_TRUE, state.get("assignee", ""), {}), (A.VERIFY_FALSE, state.get("assignee", ""), {})],
-        S.REPORTED: [(A.FILE, "shiftlead", {}), (A.FILE, "shiftlead", {}), (A.VOID, "shiftlead", {}),
-                     (A.MERGE, "shiftlead", {})]
+        S.REPORTED: [
+            (A.FILE, "shiftlead", {}),
+            (A.FILE, "shiftlead", {}),
+            (A.VOID, "shiftlead", {}),
+            (A.MERGE, "shiftlead", {}),
+        ]
         + ([(A.SELF_HANDLE, "inspector", {})] if state["reporter"] == "inspector" else []),
-        S.FILED: [(A.DISPATCH, "dispatcher", {"department_id": "SZ"}),
-                  (A.DISPATCH, "dispatcher", {"department_id": "LD"}), (A.VOID, "shiftlead", {})],
+        S.FILED: [
+            (A.DISPATCH, "dispatcher", {"department_id": "SZ"}),
+            (A.DISPATCH, "dispatcher", {"department_id": "LD"}),
+            (A.VOID, "shiftlead", {}),
+        ],
         S.DISPATCHED: [(A.ACCEPT, dept_user, {}), (A.ACCEPT, dept_user, {}), (A.REQUEST_SENDBACK, dept_user, {})],
-        S.HANDLING: [(A.FEEDBACK, dept_user, {}), (A.FEEDBACK, dept_user, {}), (A.REQUEST_SENDBACK, dept_user, {}),
-                     (A.REQUEST_EXTENSION, dept_user, {"extension": ext}), (A.REQUEST_SUSPENSION, dept_user, {})],
+        S.HANDLING: [
+            (A.FEEDBACK, dept_user, {}),
+            (A.FEEDBACK, dept_user, {}),
+            (A.REQUEST_SENDBACK, dept_user, {}),
+            (A.REQUEST_EXTENSION, dept_user, {"extension": ext}),
+            (A.REQUEST_SUSPENSION, dept_user, {}),
+        ],
         S.SENDBACK_REQUESTED: [(A.APPROVE_SENDBACK, "dispatcher", {}), (A.REJECT_SENDBACK, "dispatcher", {})],
         S.EXTENSION_REQUESTED: [(A.APPROVE_EXTENSION, "dispatcher", {}), (A.REJECT_EXTENSION, "dispatcher", {})],
         S.SUSPENSION_REQUESTED: [(A.APPROVE_SUSPENSION, "dispatcher", {}), (A.REJECT_SUSPENSION, "dispatcher", {})],
         S.SUSPENDED: [(A.RESUME, "dispatcher", {})],
-        S.FEEDBACK: [(A.SEND_CHECK, "acceptor", {"inspector_id": "inspector"}),
-                     (A.SEND_CHECK, "acceptor", {"inspector_id": "inspector2"})],
+        S.FEEDBACK: [
+            (A.SEND_CHECK, "acceptor", {"inspector_id": "inspector"}),
+            (A.SEND_CHECK, "acceptor", {"inspector_id": "inspector2"}),
+        ],
         S.CHECKING: [(A.CHECK_PASS, state.get("assignee", ""), {}), (A.CHECK_FAIL, state.get("assignee", ""), {})],
         S.CHECKED: [(A.CLOSE, "shiftlead", {})],
         S.SELF_HANDLED: [(A.APPROVE_SELF_HANDLED, "shiftlead", {})],
@@ -86,8 +103,7 @@ def advance(d: Driver, data: st.DataObject, cid: int, state: dict[str, Any], cre
         action, who, kw = data.draw(st.sampled_from(opts))
         kw = dict(kw)
         if action is A.MERGE:
-            targets = [t for t in created if t != cid
-                       and d.session.get(Case, t).status not in (S.VOIDED, S.MERGED)]  # type: ignore[union-attr]
+            targets = [t for t in created if t != cid and d.session.get(Case, t).status not in (S.VOIDED, S.MERGED)]  # type: ignore[union-attr]
             if not targets:
                 break
             kw["target_case_id"] = data.draw(st.sampled_from(targets))
@@ -145,9 +161,10 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
 
     supervised = {GRID: org.ids["inspector"]}
     for case in session.scalars(sa.select(Case)):
-        evs = [Ev(e.action, e.from_status, e.to_status, e.at, e.actor_id, e.department_id, e.data or {})
-               for e in session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
-                                        .order_by(CaseEvent.seq))]
+        evs = [
+            Ev(e.action, e.from_status, e.to_status, e.at, e.actor_id, e.department_id, e.data or {})
+            for e in session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq))
+        ]
         evs = [e for e in evs if not (e.action is A.MERGE and e.frm == e.to)]  # a merge note on the target
         std = rules.standards.lookup(case.class_code, case.urgency)
         working = std.limit("handle") is None or std.limit("handle").unit.counts_working_time  # type: ignore[union-attr]
@@ -183,9 +200,11 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
         for i, e in enumerate(evs):
             if e.action is A.PUBLIC_REPORT:
                 add("acceptor", e.actor, "accepted", inp(e.at))
-            for start_action, step, send in ((A.PUBLIC_REPORT, "send_verify", A.SEND_VERIFY),
-                                             (A.FEEDBACK, "send_check", A.SEND_CHECK),
-                                             (A.CHECK_PASS, "close", A.CLOSE)):
+            for start_action, step, send in (
+                (A.PUBLIC_REPORT, "send_verify", A.SEND_VERIFY),
+                (A.FEEDBACK, "send_check", A.SEND_CHECK),
+                (A.CHECK_PASS, "close", A.CLOSE),
+            ):
                 if e.action is not start_action:
                     continue
                 nxt = evs[i + 1] if i + 1 < len(evs) else None
@@ -209,21 +228,28 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
             decision = next((e for e in evs if e.action in (A.FILE, A.VOID, A.APPROVE_SELF_HANDLED)), None)
             if decision is not None and inp(decision.at):
                 add("inspector", evs[0].actor, "reported")
-                add("inspector", evs[0].actor, "valid_reported",
-                    decision.action is not A.VOID and not voided_before_T())
+                add(
+                    "inspector", evs[0].actor, "valid_reported", decision.action is not A.VOID and not voided_before_T()
+                )
 
         # --- verify / check runs (assigned inspector), file runs, dispatch runs
         dispatch_undone: dict[dt.datetime, dt.datetime | None] = {}
         for e in evs:
             if e.action is A.DISPATCH:
-                dispatch_undone[e.at] = next((x.at for x in evs if x.action is A.APPROVE_SENDBACK and x.at > e.at),
-                                             None)
+                dispatch_undone[e.at] = next(
+                    (x.at for x in evs if x.action is A.APPROVE_SENDBACK and x.at > e.at), None
+                )
         for run in runs:
             dl = deadline_of(run)
             start_ev, end_ev = ev_at(run.started_at), ev_at(run.ended_at)
             assert start_ev is not None
-            done = {"verify": {A.VERIFY_TRUE, A.VERIFY_FALSE}, "check": {A.CHECK_PASS, A.CHECK_FAIL},
-                    "file": {A.FILE}, "dispatch": {A.DISPATCH}, "handle": {A.FEEDBACK}}[run.stage.value]
+            done = {
+                "verify": {A.VERIFY_TRUE, A.VERIFY_FALSE},
+                "check": {A.CHECK_PASS, A.CHECK_FAIL},
+                "file": {A.FILE},
+                "dispatch": {A.DISPATCH},
+                "handle": {A.FEEDBACK},
+            }[run.stage.value]
             completed = end_ev.at if end_ev is not None and end_ev.action in done else None
             lim = std.limit(run.stage.value)
             on_time = completed is not None and run_in_time(run)
@@ -278,11 +304,19 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
                     elif e.action is A.RESUME:
                         task_pauses[-1] = deadlines.Pause(task_pauses[-1].start, e.at)
                     elif e.action is A.APPROVE_EXTENSION:
-                        task_ext += deadlines.convert_extension(cal, e.data["extension"]["value"],
-                                                                e.data["extension"]["unit"], stage_unit=lim.unit)
-                clock = deadlines.stage_clock(cal, start=eff.at, value=lim.value, unit=lim.unit, now=T,
-                                              pauses=task_pauses, extension_seconds=task_ext,
-                                              end=fix.at if fix else None)
+                        task_ext += deadlines.convert_extension(
+                            cal, e.data["extension"]["value"], e.data["extension"]["unit"], stage_unit=lim.unit
+                        )
+                clock = deadlines.stage_clock(
+                    cal,
+                    start=eff.at,
+                    value=lim.value,
+                    unit=lim.unit,
+                    now=T,
+                    pauses=task_pauses,
+                    extension_seconds=task_ext,
+                    end=fix.at if fix else None,
+                )
                 dl = clock.deadline
                 in_time = fix is not None and clock.used_seconds <= clock.limit_seconds  # type: ignore[operator]
             acc = accepted.at if accepted else None
@@ -307,8 +341,12 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
         public_verified = evs[0].action is A.PUBLIC_REPORT and any(e.action is A.VERIFY_TRUE for e in evs)
         regions = [("grid", case.grid_code), ("district", case.grid_code[:6] if case.grid_code else None)]
         if inp(first_file.at):
-            targets = [*regions, ("department", dept), ("shift_leader", first_file.actor),
-                       ("inspector", supervised.get(case.grid_code or ""))]
+            targets = [
+                *regions,
+                ("department", dept),
+                ("shift_leader", first_file.actor),
+                ("inspector", supervised.get(case.grid_code or "")),
+            ]
             for stype, subj in targets:
                 add(stype, subj, "voided" if voided else "filed")
             for stype, subj in regions:
@@ -316,8 +354,11 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
             add("inspector", supervised.get(case.grid_code or ""), "missed", public_verified and not voided)
         # overall deadline: dispatch + handle + check limits + send_check + close steps from the first 立案
         unit = "work_hour" if working else "hour"
-        total = sum(deadlines.limit_seconds(cal, lim.value, lim.unit)
-                    for lim in (std.limit("dispatch"), std.limit("handle"), std.limit("check")) if lim is not None)
+        total = sum(
+            deadlines.limit_seconds(cal, lim.value, lim.unit)
+            for lim in (std.limit("dispatch"), std.limit("handle"), std.limit("check"))
+            if lim is not None
+        )
         total += sum(deadlines.limit_seconds(cal, *STEPS[working][s]) for s in ("send_check", "close"))
         pauses: list[deadlines.Pause] = []
         ext = 0.0
@@ -327,11 +368,20 @@ def oracle(session: Session, d: Driver, org: Org, p: service.Period) -> dict[str
             elif e.action is A.RESUME:
                 pauses[-1] = deadlines.Pause(pauses[-1].start, e.at)
             elif e.action is A.APPROVE_EXTENSION:
-                ext += deadlines.convert_extension(cal, e.data["extension"]["value"], e.data["extension"]["unit"],
-                                                   stage_unit=unit)
+                ext += deadlines.convert_extension(
+                    cal, e.data["extension"]["value"], e.data["extension"]["unit"], stage_unit=unit
+                )
         close = next((e.at for e in evs if e.action is A.CLOSE), None)
-        oclock = deadlines.stage_clock(cal, start=first_file.at, value=total / 3600, unit=unit, now=T,
-                                       pauses=pauses, extension_seconds=ext, end=close)
+        oclock = deadlines.stage_clock(
+            cal,
+            start=first_file.at,
+            value=total / 3600,
+            unit=unit,
+            now=T,
+            pauses=pauses,
+            extension_seconds=ext,
+            end=close,
+        )
         overall = oclock.deadline
         closed_in_time = close is not None and oclock.used_seconds <= oclock.limit_seconds  # type: ignore[operator]
         late = last_in_time(overall, working)
@@ -358,11 +408,13 @@ def work_session(db: sa.Engine, orgdata: Org) -> Iterator[Session]:
         yield s
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data(), n_cases=st.integers(1, 4))
-def test_every_primitive_matches_an_independent_count(work_session: Session, orgdata: Org, data: st.DataObject,
-                                                      n_cases: int) -> None:
+def test_every_primitive_matches_an_independent_count(
+    work_session: Session, orgdata: Org, data: st.DataObject, n_cases: int
+) -> None:
     s = work_session
     s.begin()
     try:
@@ -380,11 +432,13 @@ def test_every_primitive_matches_an_independent_count(work_session: Session, org
         s.rollback()
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data(), n_cases=st.integers(1, 4))
-def test_the_rollup_served_counts_equal_the_raw_computation(work_session: Session, orgdata: Org,
-                                                            data: st.DataObject, n_cases: int) -> None:
+def test_the_rollup_served_counts_equal_the_raw_computation(
+    work_session: Session, orgdata: Org, data: st.DataObject, n_cases: int
+) -> None:
     """Build the rollup, then keep changing cases (the hook marks days stale): every read served from the
     rollup equals the raw computation over the facts."""
     s = work_session
@@ -411,7 +465,10 @@ def test_the_rollup_served_counts_equal_the_raw_computation(work_session: Sessio
                     as_now = dataclasses.replace(p, as_of=service.FAR_FUTURE)
                     rolled = nonzero(service.count_primitives_rollup(s, period=p, subject_type=subject_type))
                     assert rolled == nonzero(service.count_primitives(s, period=as_now, subject_type=subject_type)), (
-                        k, label, subject_type)
+                        k,
+                        label,
+                        subject_type,
+                    )
                     if service.rollup_is_exact(state, p):
                         assert rolled == raw, (k, label, subject_type)
             if k < rounds:

@@ -28,14 +28,27 @@ FACT_COLUMNS = [c.name for c in StageFact.__table__.c if c.name not in ("id", "c
 
 def _grid(session: Session) -> None:
     # The cases of the scenario lie at (107.1448, 34.3693): one unit grid around it, so the import locates them.
-    session.add(Grid(code=GRID, community_code=GRID[:12], area_m2=1e4,
-                     geom=from_shape(box(107.14, 34.36, 107.15, 34.38), srid=4326)))
+    session.add(
+        Grid(
+            code=GRID,
+            community_code=GRID[:12],
+            area_m2=1e4,
+            geom=from_shape(box(107.14, 34.36, 107.15, 34.38), srid=4326),
+        )
+    )
     session.flush()
 
 
 def _delete_cases(session: Session) -> None:
-    doomed = {"case", "case_event", "event_attachment", "case_counter", "eval_rollup", "eval_rollup_dirty",
-              "eval_rollup_state"}
+    doomed = {
+        "case",
+        "case_event",
+        "event_attachment",
+        "case_counter",
+        "eval_rollup",
+        "eval_rollup_dirty",
+        "eval_rollup_state",
+    }
     tables = all_metadata().sorted_tables
     changed = True
     while changed:
@@ -52,8 +65,10 @@ def _delete_cases(session: Session) -> None:
 
 def _facts_by_number(session: Session) -> dict[tuple[str, str, int], tuple[Any, ...]]:
     rows = session.execute(sa.select(Case.number, StageFact).join(Case, Case.id == StageFact.case_id)).all()
-    return {(n, f.stage, f.run_no): tuple(getattr(f, c) for c in FACT_COLUMNS if c != "department_id") +
-            (f.department_id,) for n, f in rows}
+    return {
+        (n, f.stage, f.run_no): tuple(getattr(f, c) for c in FACT_COLUMNS if c != "department_id") + (f.department_id,)
+        for n, f in rows
+    }
 
 
 def _rankings(session: Session) -> dict[str, list[tuple[Any, ...]]]:
@@ -66,12 +81,15 @@ def _rankings(session: Session) -> dict[str, list[tuple[Any, ...]]]:
 
 def _import(session: Session, lines: list[str]) -> legacy_import.ImportResult:
     rules = load_rules()
-    return legacy_import.import_records(session, legacy_import.read_lines(lines), rules=rules,
-                                        after=lambda s, cases: facts.after_import(s, cases, rules=rules))
+    return legacy_import.import_records(
+        session,
+        legacy_import.read_lines(lines),
+        rules=rules,
+        after=lambda s, cases: facts.after_import(s, cases, rules=rules),
+    )
 
 
-def test_export_then_import_gives_identical_facts_and_rankings(session: Session, driver: Driver,
-                                                               orgdata: Org) -> None:
+def test_export_then_import_gives_identical_facts_and_rankings(session: Session, driver: Driver, orgdata: Org) -> None:
     _grid(session)
     scenario(driver)
     before_facts, before_rank = _facts_by_number(session), _rankings(session)
@@ -106,23 +124,31 @@ GOOD = [
 
 def test_a_file_with_errors_is_refused_whole_with_line_numbers(session: Session, driver: Driver) -> None:
     bad = [
-        *GOOD,                                                                    # lines 1-5: a good case
-        _line("K2", "report", "nobody", 12, 9, **{"class": "C0101",
-                                                 "location": {"lon": 107.1448, "lat": 34.3693}}),  # 6
-        _line("K3", "report", "inspector", 12, 9, **{"class": "C0101",
-                                                    "location": {"lon": 107.1448, "lat": 34.3693}}),  # 7
-        _line("K3", "close", "shiftlead", 12, 10),                                # 8: reported → close
-        _line("K4", "report", "inspector", 12, 9, **{"class": "C0101",
-                                                    "location": {"lon": 107.1448, "lat": 34.3693}}),  # 9
-        _line("K4", "file", "shiftlead", 12, 8),                                  # 10: before the report
-        "{not json",                                                              # 11
+        *GOOD,  # lines 1-5: a good case
+        _line(
+            "K2", "report", "nobody", 12, 9, **{"class": "C0101", "location": {"lon": 107.1448, "lat": 34.3693}}
+        ),  # 6
+        _line(
+            "K3", "report", "inspector", 12, 9, **{"class": "C0101", "location": {"lon": 107.1448, "lat": 34.3693}}
+        ),  # 7
+        _line("K3", "close", "shiftlead", 12, 10),  # 8: reported → close
+        _line(
+            "K4", "report", "inspector", 12, 9, **{"class": "C0101", "location": {"lon": 107.1448, "lat": 34.3693}}
+        ),  # 9
+        _line("K4", "file", "shiftlead", 12, 8),  # 10: before the report
+        "{not json",  # 11
         json.dumps({"case": "K5", "action": "report", "actor": "inspector", "at": "2026-10-12T09:00:00"}),  # 12
     ]
     with pytest.raises(legacy_import.ImportRefused) as exc:
         _import(session, bad)
     got = [(e["line"], e["type"]) for e in exc.value.errors]
-    assert got == [(6, "import.unknown_actor"), (8, "case.invalid_transition"), (10, "import.time_backwards"),
-                   (11, "import.bad_json"), (12, "import.time_without_zone")]
+    assert got == [
+        (6, "import.unknown_actor"),
+        (8, "case.invalid_transition"),
+        (10, "import.time_backwards"),
+        (11, "import.bad_json"),
+        (12, "import.time_without_zone"),
+    ]
     assert exc.value.code == "import.refused"
     # Nothing of the good case either.
     for model in (Case, CaseEvent, CaseLegacyKey, StageFact):

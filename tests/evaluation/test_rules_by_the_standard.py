@@ -62,8 +62,9 @@ def task(session: Session, cid: int) -> StageFact:
 # Rule 2: on time = elapsed working time <= limit
 
 
-def test_a_deadline_at_noon_and_a_feedback_in_the_lunch_break_is_on_time(session: Session, driver: Driver,
-                                                                       orgdata: Org) -> None:
+def test_a_deadline_at_noon_and_a_feedback_in_the_lunch_break_is_on_time(
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
     # Dispatch Mon 2026-10-12 14:00; 7.5 working hours = Mon 14:00–18:00 (4 h) + Tue 08:30–12:00 (3.5 h):
     # deadline Tue 12:00. A feedback at Tue 13:30 used 7.5 working hours (none passes in the break): on time,
     # although 13:30 is later than 12:00 on the wall clock. One at Tue 14:01 used 7.5 h + 1 min: late by 60 s.
@@ -78,8 +79,9 @@ def test_a_deadline_at_noon_and_a_feedback_in_the_lunch_break_is_on_time(session
     assert (got["should_handle"], got["handled"], got["handled_on_time"], got["overdue_handled"]) == (2, 2, 1, 1)
 
 
-def test_a_deadline_on_the_evening_before_a_holiday_stretches_over_the_holiday(session: Session, driver: Driver,
-                                                                               orgdata: Org) -> None:
+def test_a_deadline_on_the_evening_before_a_holiday_stretches_over_the_holiday(
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
     # Dispatch Wed 2026-09-30 08:30: 3.5 h + 4 h = 7.5 h → deadline Wed 18:00, the eve of the National Day
     # holiday (Oct 1–7). A feedback on Mon Oct 5 (holiday) and one at Thu Oct 8 08:30 (first working instant)
     # used exactly 7.5 working hours: both on time. Thu Oct 8 08:31 is one working minute late.
@@ -105,8 +107,9 @@ def test_a_make_up_working_saturday_counts(session: Session, driver: Driver) -> 
 # Rule 1: rework is judged; a superficial quick feedback earns nothing
 
 
-def test_a_quick_feedback_that_fails_the_check_is_not_handled_on_time(session: Session, driver: Driver,
-                                                                     orgdata: Org) -> None:
+def test_a_quick_feedback_that_fails_the_check_is_not_handled_on_time(
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
     # Dispatch Mon 2026-10-12 08:30 → deadline Mon 18:00. A superficial feedback at 09:00 fails its check at
     # 10:00 (返工); the real fix is fed back Wed Oct 14 09:30 and passes. The task runs from the dispatch to the
     # accepted feedback: 7.5 (Mon) + 7.5 (Tue) + 1 (Wed) = 16 working hours, 8.5 h over the limit: handled
@@ -126,20 +129,30 @@ def test_a_quick_feedback_that_fails_the_check_is_not_handled_on_time(session: S
     d.do(cid, "shiftlead", "close", at(10, 14, 10, 30))
     t = task(session, cid)
     assert (t.on_time, t.overdue_seconds, t.ended_at, t.completed_at) == (
-        False, 8.5 * 3600, at(10, 14, 9, 30), at(10, 14, 10))
+        False,
+        8.5 * 3600,
+        at(10, 14, 9, 30),
+        at(10, 14, 10),
+    )
     got = dept_counts(session, orgdata)
-    assert (got["should_handle"], got["handled"], got["handled_on_time"], got["overdue_handled"],
-            got["rework"]) == (1, 1, 0, 1, 1)
+    assert (got["should_handle"], got["handled"], got["handled_on_time"], got["overdue_handled"], got["rework"]) == (
+        1,
+        1,
+        0,
+        1,
+        1,
+    )
     # The lifecycle's first 处置 run (to the superficial feedback) was "on time" as a run: that is why the
     # department is not judged on runs.
-    first = session.scalars(sa.select(StageFact).where(StageFact.case_id == cid, StageFact.stage == "handle",
-                                                       StageFact.run_no == 1)).one()
+    first = session.scalars(
+        sa.select(StageFact).where(StageFact.case_id == cid, StageFact.stage == "handle", StageFact.run_no == 1)
+    ).one()
     assert first.on_time
 
 
-def test_a_case_still_in_rework_and_overdue_at_the_period_end_is_overdue_unhandled(session: Session,
-                                                                                   driver: Driver,
-                                                                                   orgdata: Org) -> None:
+def test_a_case_still_in_rework_and_overdue_at_the_period_end_is_overdue_unhandled(
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
     # Dispatch Thu 2026-10-29 08:30 → deadline Thu 18:00; the quick feedback fails its check; nothing more
     # happens in October. As of the period end (Nov 1 00:00) Friday's 7.5 working hours are past the deadline:
     # 超期未处置, not 处置. A second case dispatched Fri Oct 30 08:30 (deadline Fri 18:00) has, as of Nov 1,
@@ -161,10 +174,16 @@ def test_a_case_still_in_rework_and_overdue_at_the_period_end_is_overdue_unhandl
     assert dept_counts(session, orgdata, "2026-11")["overdue_unhandled"] == 1
     assert task(session, ids[1]).determined_at == at(11, 2, 8, 30)
     # Rule 3: the drill-down says by how much, in working time, as of the period end: Fri Oct 30's 7.5 h.
-    items = service.evidence(session, period="2026-10", subject_type="department",
-                             subject_id=str(orgdata.depts["SZ"]), primitive="overdue_unhandled")
+    items = service.evidence(
+        session,
+        period="2026-10",
+        subject_type="department",
+        subject_id=str(orgdata.depts["SZ"]),
+        primitive="overdue_unhandled",
+    )
     assert [(i.case_id, i.overdue_seconds, i.overdue_measure) for i in items] == [
-        (ids[0], 7.5 * 3600, "working_seconds")]
+        (ids[0], 7.5 * 3600, "working_seconds")
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -192,8 +211,7 @@ def test_count_bands_scale_with_the_period() -> None:
     assert next(c.score for c in s.components if c.key == "filed_score") == 60
 
 
-def test_exports_put_the_score_under_a_score_header_and_name_regions_by_code(session: Session,
-                                                                            driver: Driver) -> None:
+def test_exports_put_the_score_under_a_score_header_and_name_regions_by_code(session: Session, driver: Driver) -> None:
     handled_case(driver, at(10, 12, 14), at(10, 13, 13, 30), check=at(10, 13, 14, 30))
     ranking = service.compute(session, period="2026-10", subject_type="grid", source="raw")
     rows = list(csv.reader(io.StringIO(export.to_csv(ranking).decode("utf-8-sig"))))
@@ -202,8 +220,9 @@ def test_exports_put_the_score_under_a_score_header_and_name_regions_by_code(ses
     mine = next(r for r in rows[1:] if r[1] == GRID)
     # One filed case in a class-1 grid: 立案数 1 lies in the band [1, 3) → 90 points; the column says 90.
     score_col = next(i for i, h in enumerate(head) if h.endswith("分值") and "立案" in h)
-    assert float(mine[score_col]) == next(c.score for c in ranking.rows[0].score.components
-                                          if c.name_zh == head[score_col])
+    assert float(mine[score_col]) == next(
+        c.score for c in ranking.rows[0].score.components if c.name_zh == head[score_col]
+    )
     assert float(mine[score_col]) != 1.0
 
 
@@ -211,16 +230,18 @@ def test_exports_put_the_score_under_a_score_header_and_name_regions_by_code(ses
 # Rule 6: supervision areas and posts as they were
 
 
-def test_cases_count_for_the_inspector_responsible_for_the_grid_at_the_time(session: Session, driver: Driver,
-                                                                           orgdata: Org) -> None:
+def test_cases_count_for_the_inspector_responsible_for_the_grid_at_the_time(
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
     # The grid is inspector's until Oct 20, then inspector2's. A public report verified true and filed on
     # Oct 15 is a 漏报 of inspector; one filed on Oct 22 is a 漏报 of inspector2 (today's owner of the grid).
     d = driver
-    components_service.assign_supervision_area(session, code="SA-1", name="一", inspector_id=orgdata.ids["inspector"],
-                                               grid_codes=[GRID], at=at(1, 1, 0))
-    components_service.assign_supervision_area(session, code="SA-2", name="二",
-                                               inspector_id=orgdata.ids["inspector2"], grid_codes=[GRID],
-                                               at=at(10, 20, 0))
+    components_service.assign_supervision_area(
+        session, code="SA-1", name="一", inspector_id=orgdata.ids["inspector"], grid_codes=[GRID], at=at(1, 1, 0)
+    )
+    components_service.assign_supervision_area(
+        session, code="SA-2", name="二", inspector_id=orgdata.ids["inspector2"], grid_codes=[GRID], at=at(10, 20, 0)
+    )
     for day in (15, 22):
         cid = d.new(at(10, day, 9), user="acceptor", action="public_report")
         d.do(cid, "acceptor", "send_verify", at(10, day, 9, 10), inspector_id="inspector2")
@@ -231,8 +252,9 @@ def test_cases_count_for_the_inspector_responsible_for_the_grid_at_the_time(sess
     assert got[str(orgdata.ids["inspector2"])]["missed"] == 1
 
 
-def test_an_admin_registering_a_public_report_is_not_an_acceptor(session: Session, driver: Driver,
-                                                                orgdata: Org) -> None:
+def test_an_admin_registering_a_public_report_is_not_an_acceptor(
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
     # 受理数 counts public reports registered in the acceptor post (the role recorded on the event).
     driver.new(at(10, 12, 9), user="acceptor", action="public_report")
     driver.new(at(10, 12, 9), user="admin", action="public_report")
@@ -266,14 +288,16 @@ def _limit(step: str, urgency: str) -> deadlines.Limit:
 
 
 @settings(max_examples=150, deadline=None)
-@given(start=st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2026, 12, 20)),
-       urgency=st.sampled_from(["normal", "normal", "urgent"]),
-       choices=st.lists(st.tuples(st.sampled_from(["at", "in_break", "late"]), st.floats(0, 1)),
-                        min_size=6, max_size=6))
+@given(
+    start=st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2026, 12, 20)),
+    urgency=st.sampled_from(["normal", "normal", "urgent"]),
+    choices=st.lists(st.tuples(st.sampled_from(["at", "in_break", "late"]), st.floats(0, 1)), min_size=6, max_size=6),
+)
 @example(start=dt.datetime(2026, 9, 30, 8, 30), urgency="normal", choices=[("in_break", 0.5)] * 6)
 @example(start=dt.datetime(2026, 10, 9, 16, 0), urgency="normal", choices=[("in_break", 0.9)] * 6)
 def test_on_time_means_elapsed_time_within_the_limit_on_every_step(
-        start: dt.datetime, urgency: str, choices: list[tuple[str, float]]) -> None:
+    start: dt.datetime, urgency: str, choices: list[tuple[str, float]]
+) -> None:
     cal = RULES.calendar
     t = start.replace(tzinfo=CST).astimezone(dt.UTC)
     events = [facts.LoggedEvent(A.REPORT, S.NEW, S.REPORTED, t, actor_id=1)]
@@ -295,8 +319,11 @@ def test_on_time_means_elapsed_time_within_the_limit_on_every_step(
         # Cross-check with the definition itself: elapsed time in the limit's measure vs the limit.
         used = deadlines.limit_elapsed(cal, t, done, lim.unit)
         assert (used <= deadlines.limit_seconds(cal, lim.value, lim.unit) + 1e-6) == ok
-        events.append(facts.LoggedEvent(action, frm, to, done, actor_id=1, department_id=1,
-                                        data={"department_id": 1, "inspector_id": 1}))
+        events.append(
+            facts.LoggedEvent(
+                action, frm, to, done, actor_id=1, department_id=1, data={"department_id": 1, "inspector_id": 1}
+            )
+        )
         expected[step] = ok
         t = done
     rows = facts.build_facts(facts.CaseInfo(1, "C0101", urgency, GRID), events, RULES, STEPS, t)

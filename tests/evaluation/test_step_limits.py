@@ -39,12 +39,18 @@ def test_a_city_file_overrides_key_by_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "loc"),
     [
-        ('send_check = { value = 2, unit = "work_hour" }', 'send_chek = { value = 2, unit = "work_hour" }',
-         ["working", "send_chek"]),
+        (
+            'send_check = { value = 2, unit = "work_hour" }',
+            'send_chek = { value = 2, unit = "work_hour" }',
+            ["working", "send_chek"],
+        ),
         ('value = 2, unit = "work_hour"', 'value = -2, unit = "work_hour"', ["working", "send_check", "value"]),
         ('value = 2, unit = "work_hour"', 'value = 2, unit = "fortnight"', ["working", "send_check", "unit"]),
-        ('value = 2, unit = "work_hour"', 'value = 2, unit = "work_hour", note = "x"',
-         ["working", "send_check", "note"]),
+        (
+            'value = 2, unit = "work_hour"',
+            'value = 2, unit = "work_hour", note = "x"',
+            ["working", "send_check", "note"],
+        ),
         ('value = 2, unit = "work_hour"', 'value = 2, unit = "hour"', ["working", "send_check"]),  # wrong family
         ('close = { value = 1, unit = "hour" }', "", ["elapsed"]),  # a step missing with no base to fall back on
         ("[elapsed]", "[elapsed", ["toml"]),

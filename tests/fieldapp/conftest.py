@@ -18,15 +18,24 @@ from tests.mobile_api.conftest import CELL, DISTRICT, LAT, LON, city, photo  # n
 
 #: The one error catalogue (console and phone): code -> {"zh": …, "en": …}.
 CATALOGUE: dict[str, dict[str, str]] = json.loads(
-    (Path(__file__).resolve().parents[2] / "gridcity" / "static" / "errors.json").read_text(encoding="utf-8"))
+    (Path(__file__).resolve().parents[2] / "gridcity" / "static" / "errors.json").read_text(encoding="utf-8")
+)
 HERE = (LON + CELL / 2, LAT + CELL / 2)  # inside grid (0, 0) of the test city
 M = 1 / 111_000
 PASSWORD = "password-123"
-UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
-      "Mobile Safari/537.36")
+UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+    "Mobile Safari/537.36"
+)
 # Playwright's 'Pixel 7' descriptor, spelled out (the browser fixture yields the browser, not the devices table).
-PIXEL_7: dict[str, Any] = {"viewport": {"width": 412, "height": 839}, "screen": {"width": 412, "height": 915},
-                           "device_scale_factor": 2.625, "is_mobile": True, "has_touch": True, "user_agent": UA}
+PIXEL_7: dict[str, Any] = {
+    "viewport": {"width": 412, "height": 839},
+    "screen": {"width": 412, "height": 915},
+    "device_scale_factor": 2.625,
+    "is_mobile": True,
+    "has_touch": True,
+    "user_agent": UA,
+}
 
 
 def exif_now() -> str:
@@ -35,16 +44,24 @@ def exif_now() -> str:
 
 def jpeg(seed: int, lonlat: tuple[float, float] = HERE) -> dict[str, Any]:
     """A real JPEG with EXIF time (now, +08:00) and GPS, as the file chooser takes it."""
-    return {"name": f"IMG_{seed:04d}.jpg", "mimeType": "image/jpeg",
-            "buffer": photo(seed, taken=exif_now(), lonlat=lonlat)}
+    return {
+        "name": f"IMG_{seed:04d}.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": photo(seed, taken=exif_now(), lonlat=lonlat),
+    }
 
 
 @pytest.fixture
 def phone(browser: Any, server: Any) -> Iterator[Any]:
     """A phone-sized, touch, geolocated browser context on the test server (service workers allowed)."""
-    ctx = browser.new_context(**PIXEL_7, locale="zh-CN", timezone_id="Asia/Shanghai",
-                              geolocation={"longitude": HERE[0], "latitude": HERE[1], "accuracy": 8},
-                              permissions=["geolocation"], base_url=server.url)
+    ctx = browser.new_context(
+        **PIXEL_7,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        geolocation={"longitude": HERE[0], "latitude": HERE[1], "accuracy": 8},
+        permissions=["geolocation"],
+        base_url=server.url,
+    )
     yield ctx
     ctx.close()
 
@@ -58,14 +75,22 @@ def api(server: Any) -> Iterator[httpx.Client]:
 def add_component(db: Any, class_code: str, seq: int, dy_m: float) -> str:
     code = f"{DISTRICT}{class_code[1:]}{seq:06d}"
     with Session(db) as s, s.begin():
-        s.add(Component(code=code, class_code=class_code, name=f"上水井盖{seq}", state="完好",
-                        geom=spatial.ewkt(f"POINT({HERE[0]} {HERE[1] + dy_m * M})")))
+        s.add(
+            Component(
+                code=code,
+                class_code=class_code,
+                name=f"上水井盖{seq}",
+                state="完好",
+                geom=spatial.ewkt(f"POINT({HERE[0]} {HERE[1] + dy_m * M})"),
+            )
+        )
     return code
 
 
 def expired_token(orgdata: Any, username: str) -> str:
-    return security.create_token(user_id=orgdata.ids[username], role="x", secret=orgdata.secret,
-                                 ttl=dt.timedelta(seconds=-60))
+    return security.create_token(
+        user_id=orgdata.ids[username], role="x", secret=orgdata.secret, ttl=dt.timedelta(seconds=-60)
+    )
 
 
 def login(page: Any, username: str = "inspector") -> None:
@@ -83,8 +108,9 @@ def choose_photos(page: Any, testid: str, files: list[dict[str, Any]]) -> None:
     fc.value.set_files(files)
 
 
-def compose_report(page: Any, *, seeds: list[int], query: str = "上水井盖", description: str = "井盖破损",
-                   pick_component: bool = False) -> None:
+def compose_report(
+    page: Any, *, seeds: list[int], query: str = "上水井盖", description: str = "井盖破损", pick_component: bool = False
+) -> None:
     page.get_by_test_id("new-report").click()
     choose_photos(page, "photo-input", [jpeg(s) for s in seeds])
     page.locator(".thumbs img").nth(len(seeds) - 1).wait_for()

@@ -20,15 +20,22 @@ def rows(db: Any, sql: str) -> list[Any]:
 def wait_sent(page: Any, n: int) -> None:
     page.get_by_test_id("outbox").click()
     page.wait_for_function(
-        "n => document.querySelectorAll('[data-testid=outbox-item][data-state=sent]').length >= n", arg=n,
-        timeout=60_000)
+        "n => document.querySelectorAll('[data-testid=outbox-item][data-state=sent]').length >= n",
+        arg=n,
+        timeout=60_000,
+    )
 
 
 def test_the_inspectors_day(phone, api, orgdata, city, db, artifacts):
     comp = add_component(db, "C0101", 1, 6)
-    verify = act(api, orgdata, report(api, orgdata, user="acceptor", action="public_report", photos=[],
-                                      lon=HERE[0], lat=HERE[1] + 0.0003), "acceptor", "send_verify",
-                 inspector_id=orgdata.ids["inspector"])
+    verify = act(
+        api,
+        orgdata,
+        report(api, orgdata, user="acceptor", action="public_report", photos=[], lon=HERE[0], lat=HERE[1] + 0.0003),
+        "acceptor",
+        "send_verify",
+        inspector_id=orgdata.ids["inspector"],
+    )
     check = to_status(api, orgdata, "checking")
     page = phone.new_page()
     errors: list[str] = []
@@ -53,10 +60,17 @@ def test_the_inspectors_day(phone, api, orgdata, city, db, artifacts):
     wait_sent(page, 1)
     page.screenshot(path=str(artifacts / "outbox.png"), full_page=True)
     [(case_id, status, component_id, urgency)] = rows(
-        db, "SELECT id, status, component_id, urgency FROM \"case\" WHERE description LIKE '%坠落%'")
+        db, "SELECT id, status, component_id, urgency FROM \"case\" WHERE description LIKE '%坠落%'"
+    )
     assert (status, component_id, urgency) == ("reported", comp, "urgent")
-    assert rows(db, f"SELECT count(*) FROM event_attachment ea JOIN case_event e ON e.id = ea.event_id "
-                    f"WHERE e.case_id = {case_id}")[0][0] == 2
+    assert (
+        rows(
+            db,
+            f"SELECT count(*) FROM event_attachment ea JOIN case_event e ON e.id = ea.event_id "
+            f"WHERE e.case_id = {case_id}",
+        )[0][0]
+        == 2
+    )
     # My reports: the state and the timeline.
     page.get_by_test_id("my-reports").click()
     item = page.locator(f"[data-testid=report-item][data-case='{case_id}']")
@@ -74,7 +88,7 @@ def test_the_inspectors_day(phone, api, orgdata, city, db, artifacts):
     page.locator(".answer .thumbs img").wait_for()
     page.get_by_test_id("task-pass").click()
     wait_sent(page, 2)
-    assert rows(db, f"SELECT status FROM \"case\" WHERE id = {verify['id']}")[0][0] == "reported"
+    assert rows(db, f'SELECT status FROM "case" WHERE id = {verify["id"]}')[0][0] == "reported"
     # The check task: fail needs a note, then goes back to the department.
     page.get_by_test_id("tasks").click()
     page.get_by_test_id("task-item").filter(has_text="核查").click()
@@ -85,7 +99,7 @@ def test_the_inspectors_day(phone, api, orgdata, city, db, artifacts):
     page.get_by_test_id("result-note").fill("井盖仍未更换")
     page.get_by_test_id("task-fail").click()
     wait_sent(page, 3)
-    assert rows(db, f"SELECT status FROM \"case\" WHERE id = {check['id']}")[0][0] == "dispatched"
+    assert rows(db, f'SELECT status FROM "case" WHERE id = {check["id"]}')[0][0] == "dispatched"
     page.screenshot(path=str(artifacts / "done.png"), full_page=True)
     assert errors == []
 
@@ -100,7 +114,7 @@ def test_the_departments_day(phone, api, orgdata, city, db, artifacts):
     page.locator(f"[data-testid=task-item][data-case='{case['id']}']").click()
     page.get_by_test_id("task-accept").click()
     wait_sent(page, 1)
-    assert rows(db, f"SELECT status FROM \"case\" WHERE id = {case['id']}")[0][0] == "handling"
+    assert rows(db, f'SELECT status FROM "case" WHERE id = {case["id"]}')[0][0] == "handling"
     page.get_by_test_id("tasks").click()
     page.locator(f"[data-testid=task-item][data-case='{case['id']}']").click()
     page.get_by_test_id("onsite-rule").wait_for()
@@ -109,9 +123,15 @@ def test_the_departments_day(phone, api, orgdata, city, db, artifacts):
     page.get_by_test_id("result-note").fill("已更换井盖")
     page.get_by_test_id("task-done").click()
     wait_sent(page, 2)
-    assert rows(db, f"SELECT status FROM \"case\" WHERE id = {case['id']}")[0][0] == "feedback"
-    assert rows(db, f"SELECT count(*) FROM event_attachment ea JOIN case_event e ON e.id = ea.event_id "
-                    f"WHERE e.case_id = {case['id']} AND e.action = 'feedback' AND ea.role = 'after'")[0][0] == 2
+    assert rows(db, f'SELECT status FROM "case" WHERE id = {case["id"]}')[0][0] == "feedback"
+    assert (
+        rows(
+            db,
+            f"SELECT count(*) FROM event_attachment ea JOIN case_event e ON e.id = ea.event_id "
+            f"WHERE e.case_id = {case['id']} AND e.action = 'feedback' AND ea.role = 'after'",
+        )[0][0]
+        == 2
+    )
     # An extension only in the units valid for the case's handling limit.
     page.get_by_test_id("tasks").click()
     page.locator(f"[data-testid=task-item][data-case='{other['id']}']").click()
@@ -123,8 +143,11 @@ def test_the_departments_day(phone, api, orgdata, city, db, artifacts):
     page.get_by_test_id("result-note").fill("备件两天后到")
     page.get_by_test_id("task-extension").click()
     wait_sent(page, 3)
-    [(status, data)] = rows(db, f"SELECT c.status, e.data FROM \"case\" c JOIN case_event e ON e.case_id = c.id "
-                                f"WHERE c.id = {other['id']} AND e.action = 'request_extension'")
+    [(status, data)] = rows(
+        db,
+        f'SELECT c.status, e.data FROM "case" c JOIN case_event e ON e.case_id = c.id '
+        f"WHERE c.id = {other['id']} AND e.action = 'request_extension'",
+    )
     data = json.loads(data) if isinstance(data, str) else data
     assert status == "extension_requested" and data["extension"] == {"value": 2.0, "unit": units[0]}
     page.screenshot(path=str(artifacts / "department.png"), full_page=True)
@@ -144,8 +167,14 @@ def test_a_self_handled_report_keeps_before_and_after_photos(phone, orgdata, cit
     page.get_by_test_id("self-note").fill("已清理")
     page.get_by_test_id("submit-report").click()
     wait_sent(page, 1)
-    [(case_id, status, source)] = rows(db, "SELECT id, status, source FROM \"case\"")
+    [(case_id, status, source)] = rows(db, 'SELECT id, status, source FROM "case"')
     assert (status, source) == ("self_handled", "self")
-    roles = sorted(r[0] for r in rows(db, f"SELECT ea.role FROM event_attachment ea JOIN case_event e "
-                                          f"ON e.id = ea.event_id WHERE e.case_id = {case_id}"))
+    roles = sorted(
+        r[0]
+        for r in rows(
+            db,
+            f"SELECT ea.role FROM event_attachment ea JOIN case_event e "
+            f"ON e.id = ea.event_id WHERE e.case_id = {case_id}",
+        )
+    )
     assert roles == ["after", "after", "before"]

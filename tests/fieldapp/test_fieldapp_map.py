@@ -13,8 +13,10 @@ MAP_READY = "id => document.querySelector(`[data-testid=${id}]`)?.dataset.ready 
 
 def case_at(db: Any, description: str) -> list[tuple[float, float]]:
     with db.connect() as c:
-        return [(float(r[0]), float(r[1])) for r in c.execute(
-            sa.text('SELECT lon, lat FROM "case" WHERE description = :d'), {"d": description})]
+        return [
+            (float(r[0]), float(r[1]))
+            for r in c.execute(sa.text('SELECT lon, lat FROM "case" WHERE description = :d'), {"d": description})
+        ]
 
 
 def start_report(page: Any, seed: int) -> None:
@@ -47,8 +49,9 @@ def test_dragging_the_pin_on_the_city_map_moves_the_stored_case(phone, orgdata, 
     page.get_by_test_id("position").filter(has_text="已手动调整位置").wait_for()
     page.get_by_test_id("description").fill("拖动图钉上报")
     page.get_by_test_id("submit-report").click()
-    page.wait_for_function("() => document.querySelector('[data-testid=outbox-item][data-state=sent]') !== null",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=outbox-item][data-state=sent]') !== null", timeout=60_000
+    )
     [(lon, lat)] = case_at(db, "拖动图钉上报")
     # ~1 m per pixel at zoom 17 here: the case is where the pin was dropped, not where the phone is.
     assert 40 / 111_000 < lon - HERE[0] < 160 / 111_000
@@ -73,7 +76,8 @@ def test_offline_the_map_falls_back_to_a_bare_style_and_the_pin_still_moves(phon
     page.get_by_test_id("submit-report").click()
     page.get_by_test_id("outbox-list").wait_for()
     phone.set_offline(False)
-    page.wait_for_function("() => document.querySelector('[data-testid=outbox-item][data-state=sent]') !== null",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=outbox-item][data-state=sent]') !== null", timeout=60_000
+    )
     [(lon, _)] = case_at(db, "离线拖动图钉")
     assert HERE[0] - lon > 30 / 111_000

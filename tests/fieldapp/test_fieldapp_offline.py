@@ -19,20 +19,33 @@ OUTBOX_STATES = "() => [...document.querySelectorAll('[data-testid=outbox-item]'
 
 def cases(db: Any, like: str = "%") -> list[tuple[int, str]]:
     with db.connect() as c:
-        return [(r[0], r[1]) for r in c.execute(sa.text(
-            'SELECT id, description FROM "case" WHERE description LIKE :d ORDER BY id'), {"d": like})]
+        return [
+            (r[0], r[1])
+            for r in c.execute(
+                sa.text('SELECT id, description FROM "case" WHERE description LIKE :d ORDER BY id'), {"d": like}
+            )
+        ]
 
 
 def photos_of(db: Any, case_id: int) -> int:
     with db.connect() as c:
-        return int(c.execute(sa.text("SELECT count(*) FROM event_attachment ea JOIN case_event e ON "
-                                     "e.id = ea.event_id WHERE e.case_id = :c"), {"c": case_id}).scalar_one())
+        return int(
+            c.execute(
+                sa.text(
+                    "SELECT count(*) FROM event_attachment ea JOIN case_event e ON "
+                    "e.id = ea.event_id WHERE e.case_id = :c"
+                ),
+                {"c": case_id},
+            ).scalar_one()
+        )
 
 
 def wait_states(page: Any, state: str, n: int, timeout: float = 60_000) -> None:
     page.wait_for_function(
         f"n => document.querySelectorAll('[data-testid=outbox-item][data-state={state}]').length === n",
-        arg=n, timeout=timeout)
+        arg=n,
+        timeout=timeout,
+    )
 
 
 def wait_shell_cached(page: Any) -> None:
@@ -177,12 +190,15 @@ def test_an_expired_login_asks_for_a_new_one_and_then_drains_the_outbox(phone, o
     phone.set_offline(True)
     compose_report(page, seeds=[400], description="过期登录上报")
     # The login expires while the phone is offline (the stored token is replaced by an expired one).
-    page.evaluate("""token => new Promise((ok, fail) => {
+    page.evaluate(
+        """token => new Promise((ok, fail) => {
         const r = indexedDB.open('chengguantong');
         r.onsuccess = () => { const tx = r.result.transaction('meta', 'readwrite');
           const s = tx.objectStore('meta'); const g = s.get('session');
           g.onsuccess = () => { s.put({...g.result, token}, 'session'); tx.oncomplete = ok; }; };
-        r.onerror = fail; })""", expired_token(orgdata, "inspector"))
+        r.onerror = fail; })""",
+        expired_token(orgdata, "inspector"),
+    )
     page.close()
     page = phone.new_page()
     page.goto("/m/")
@@ -203,9 +219,11 @@ def test_bad_photos_and_a_position_outside_the_city_are_explained_before_queuein
     login(page)
     page.get_by_test_id("new-report").click()
     page.get_by_test_id("class-search").wait_for()
-    files = [{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not an image at all" * 10},
-             {"name": "bomb.png", "mimeType": "image/png", "buffer": bomb_png()},
-             {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": jpeg(1)["buffer"] + b"\0" * (16 * 1024 * 1024)}]
+    files = [
+        {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not an image at all" * 10},
+        {"name": "bomb.png", "mimeType": "image/png", "buffer": bomb_png()},
+        {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": jpeg(1)["buffer"] + b"\0" * (16 * 1024 * 1024)},
+    ]
     with page.expect_file_chooser() as fc:
         page.get_by_test_id("photo-input-gallery").click()
     fc.value.set_files(files)

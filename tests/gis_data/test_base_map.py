@@ -53,8 +53,9 @@ def _shapefile_zip(prj: bool = True) -> bytes:
 
 def _upload(client: TestClient, org: Org, layer: str, name: str, data: bytes, crs: str | None = None) -> object:
     form = {"crs": crs} if crs else {}
-    return client.post(f"/api/v1/gis/base/{layer}", files={"file": (name, data)}, data=form,
-                       headers=org.headers("admin"))
+    return client.post(
+        f"/api/v1/gis/base/{layer}", files={"file": (name, data)}, data=form, headers=org.headers("admin")
+    )
 
 
 def _roads_in_tile(client: TestClient) -> list[dict[str, object]]:
@@ -64,15 +65,17 @@ def _roads_in_tile(client: TestClient) -> list[dict[str, object]]:
     return mapbox_vector_tile.decode(r.content)["road"]["features"] if r.content else []
 
 
-def test_a_zipped_shapefile_in_a_projected_crs_becomes_named_roads_on_the_tiles(client: TestClient, orgdata: Org,
-                                                                                db: sa.Engine) -> None:
+def test_a_zipped_shapefile_in_a_projected_crs_becomes_named_roads_on_the_tiles(
+    client: TestClient, orgdata: Org, db: sa.Engine
+) -> None:
     r = _upload(client, orgdata, "road", "roads.zip", _shapefile_zip())
     assert r.status_code == 200, r.text
     assert r.json()["counts"]["created"] == 1
     with db.connect() as c:
         start, end = sa.func.ST_StartPoint(BaseFeature.geom), sa.func.ST_EndPoint(BaseFeature.geom)
-        (lon0, _lat0, lon1, lat1), = c.execute(sa.select(
-            sa.func.ST_X(start), sa.func.ST_Y(start), sa.func.ST_X(end), sa.func.ST_Y(end)))
+        ((lon0, _lat0, lon1, lat1),) = c.execute(
+            sa.select(sa.func.ST_X(start), sa.func.ST_Y(start), sa.func.ST_X(end), sa.func.ST_Y(end))
+        )
     assert abs(lon0 - (LON - 0.002)) < 1e-7 and abs(lat1 - LAT) < 1e-7 and abs(lon1 - (LON + 0.002)) < 1e-7
     (road,) = _roads_in_tile(client)
     assert road["properties"] == {"name": "宝光路", "kind": "主干路"}
@@ -81,13 +84,29 @@ def test_a_zipped_shapefile_in_a_projected_crs_becomes_named_roads_on_the_tiles(
     assert len(_roads_in_tile(client)) == 1
 
 
-def test_geojson_in_any_crs_and_the_shapefile_crs_given_by_hand(client: TestClient, orgdata: Org,
-                                                                db: sa.Engine) -> None:
-    fc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "渭河", "kind": "河流"},
-         "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in _road_gk()] + [
-             [_road_gk()[1][0], _road_gk()[1][1] - 200], [_road_gk()[0][0], _road_gk()[0][1] - 200],
-             list(_road_gk()[0])]]}}]}
+def test_geojson_in_any_crs_and_the_shapefile_crs_given_by_hand(
+    client: TestClient, orgdata: Org, db: sa.Engine
+) -> None:
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "渭河", "kind": "河流"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [list(p) for p in _road_gk()]
+                        + [
+                            [_road_gk()[1][0], _road_gk()[1][1] - 200],
+                            [_road_gk()[0][0], _road_gk()[0][1] - 200],
+                            list(_road_gk()[0]),
+                        ]
+                    ],
+                },
+            }
+        ],
+    }
     r = _upload(client, orgdata, "water", "river.geojson", json.dumps(fc).encode(), crs=GK)
     assert r.status_code == 200, r.text
     assert _upload(client, orgdata, "road", "roads.zip", _shapefile_zip(prj=False), crs=GK).status_code == 200
@@ -97,10 +116,17 @@ def test_geojson_in_any_crs_and_the_shapefile_crs_given_by_hand(client: TestClie
 
 
 def test_bad_base_layers_are_refused_whole(client: TestClient, orgdata: Org, db: sa.Engine) -> None:
-    point = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "ok"},
-         "geometry": {"type": "LineString", "coordinates": [[LON, LAT], [LON, LAT + 0.001]]}},
-        {"type": "Feature", "properties": {"name": "x"}, "geometry": {"type": "Point", "coordinates": [LON, LAT]}}]}
+    point = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "ok"},
+                "geometry": {"type": "LineString", "coordinates": [[LON, LAT], [LON, LAT + 0.001]]},
+            },
+            {"type": "Feature", "properties": {"name": "x"}, "geometry": {"type": "Point", "coordinates": [LON, LAT]}},
+        ],
+    }
     r = _upload(client, orgdata, "road", "r.geojson", json.dumps(point).encode())
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "gis.load_rejected"
     with db.connect() as c:

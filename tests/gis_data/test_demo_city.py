@@ -41,8 +41,15 @@ def test_demo_city_small_scale(db: sa.Engine) -> None:
         assert _count(s, ComponentHistory) == n
         # every component: valid ID for its class and district, in a grid, with departments
         catalog = catalog_loader.default_catalog()
-        rows = s.execute(select(Component.code, Component.class_code, Component.grid_code,
-                                Component.main_department_id, Component.maintainer_department_id)).all()
+        rows = s.execute(
+            select(
+                Component.code,
+                Component.class_code,
+                Component.grid_code,
+                Component.main_department_id,
+                Component.maintainer_department_id,
+            )
+        ).all()
         for code, cls, grid, main, maint in rows:
             assert grid is not None and main is not None and maint is not None
             codes.check_component_id(code, class_key=cls, admin_code=grid)

@@ -36,12 +36,14 @@ def _load(factory: Any, store: MediaStore, lines: list[str], seed: int = 7) -> i
 
 def _fingerprint(s: Any) -> list[tuple[Any, ...]]:
     actions: dict[int, list[str]] = collections.defaultdict(list)
-    for cid, action in s.execute(select(CaseEvent.case_id, CaseEvent.action).order_by(CaseEvent.case_id,
-                                                                                     CaseEvent.seq)):
+    for cid, action in s.execute(
+        select(CaseEvent.case_id, CaseEvent.action).order_by(CaseEvent.case_id, CaseEvent.seq)
+    ):
         actions[cid].append(str(action))
-    return [(r.number, r.class_code, str(r.status), r.version, r.department_id, r.created_at,
-             tuple(actions[r.id]))
-            for r in s.execute(select(Case).order_by(Case.number)).scalars()]
+    return [
+        (r.number, r.class_code, str(r.status), r.version, r.department_id, r.created_at, tuple(actions[r.id]))
+        for r in s.execute(select(Case).order_by(Case.number)).scalars()
+    ]
 
 
 def _replay(s: Any) -> collections.Counter[str]:
@@ -61,12 +63,20 @@ def _replay(s: Any) -> collections.Counter[str]:
             user = users[e.actor_id]
             assert user.role == e.actor_role
             actor = Actor(user_id=user.id, role=user.role, department_id=user.department_id)
-            given = {n for n, ok in (
-                (Need.NOTE, bool(e.note)), (Need.DEPARTMENT, "department_id" in e.data),
-                (Need.INSPECTOR, "inspector_id" in e.data), (Need.ATTACHMENT, e.id in attached),
-                (Need.EXTENSION, "extension" in e.data)) if ok}
-            row = lifecycle.check_transition(actor, CaseFacts(status, dept, reporter, assigned), e.action,
-                                             frozenset(given))
+            given = {
+                n
+                for n, ok in (
+                    (Need.NOTE, bool(e.note)),
+                    (Need.DEPARTMENT, "department_id" in e.data),
+                    (Need.INSPECTOR, "inspector_id" in e.data),
+                    (Need.ATTACHMENT, e.id in attached),
+                    (Need.EXTENSION, "extension" in e.data),
+                )
+                if ok
+            }
+            row = lifecycle.check_transition(
+                actor, CaseFacts(status, dept, reporter, assigned), e.action, frozenset(given)
+            )
             assert (e.from_status, e.to_status) == (status, row.target), case.number
             if status is S.NEW and user.role.value == "inspector":
                 reporter = user.id
@@ -122,33 +132,58 @@ def test_history_replays_through_the_lifecycle(db: sa.Engine, tmp_path: Path) ->
         n = s.scalar(select(func.count()).select_from(Case))
         assert n == CASES
         # the branches all occur
-        for action in ("public_report", "verify_true", "self_handle", "void", "check_fail", "request_extension",
-                       "approve_suspension", "resume", "approve_sendback", "feedback", "close"):
+        for action in (
+            "public_report",
+            "verify_true",
+            "self_handle",
+            "void",
+            "check_fail",
+            "request_extension",
+            "approve_suspension",
+            "resume",
+            "approve_sendback",
+            "feedback",
+            "close",
+        ):
             assert seen[action] > 0, action
         assert seen["status:closed"] > 0.8 * CASES
-        assert 0 < sum(v for k, v in seen.items() if k.startswith("status:") and k not in (
-            "status:closed", "status:voided")) < 0.1 * CASES
+        assert (
+            0
+            < sum(v for k, v in seen.items() if k.startswith("status:") and k not in ("status:closed", "status:voided"))
+            < 0.1 * CASES
+        )
         # every feedback and self-handling carries evidence that exists
-        evidence = s.scalar(select(func.count()).select_from(CaseEvent).where(
-            CaseEvent.action.in_([A.FEEDBACK, A.SELF_HANDLE]),
-            ~CaseEvent.id.in_(select(EventAttachment.event_id))))
+        evidence = s.scalar(
+            select(func.count())
+            .select_from(CaseEvent)
+            .where(
+                CaseEvent.action.in_([A.FEEDBACK, A.SELF_HANDLE]), ~CaseEvent.id.in_(select(EventAttachment.event_id))
+            )
+        )
         assert evidence == 0
         # numbers, counters, components and points
         numbers = s.scalars(select(Case.number).order_by(Case.created_at, Case.id)).all()
         years = collections.Counter(num[:4] for num in numbers)
         assert dict(s.execute(select(CaseCounter.year, CaseCounter.value)).all()) == {
-            int(y): c for y, c in years.items()}
+            int(y): c for y, c in years.items()
+        }
         by_year: dict[str, list[int]] = collections.defaultdict(list)
         for num in numbers:
             by_year[num[:4]].append(int(num[5:]))
         assert all(v == list(range(1, len(v) + 1)) for v in by_year.values())
         main = dict(s.execute(select(Component.code, Component.main_department_id)).all())
-        comp_cases = s.execute(select(Case).where(Case.component_id.is_not(None), Case.status == S.CLOSED)
-                               .order_by(Case.id)).scalars().all()
+        comp_cases = (
+            s.execute(select(Case).where(Case.component_id.is_not(None), Case.status == S.CLOSED).order_by(Case.id))
+            .scalars()
+            .all()
+        )
         assert comp_cases
         for c in comp_cases[:50]:
-            sent_back = s.scalar(select(func.count()).select_from(CaseEvent).where(
-                CaseEvent.case_id == c.id, CaseEvent.action == A.APPROVE_SENDBACK))
+            sent_back = s.scalar(
+                select(func.count())
+                .select_from(CaseEvent)
+                .where(CaseEvent.case_id == c.id, CaseEvent.action == A.APPROVE_SENDBACK)
+            )
             if c.department_id is not None and not sent_back:
                 assert c.department_id == main[c.component_id]
         for c in s.scalars(select(Case).order_by(Case.id).limit(20)):
@@ -177,8 +212,7 @@ def test_history_needs_a_city(db: sa.Engine, tmp_path: Path) -> None:
     assert lines == ["no grids with inspectors; no simulated history loaded"]
 
 
-def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings(db: sa.Engine,
-                                                                                tmp_path: Path) -> None:
+def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings(db: sa.Engine, tmp_path: Path) -> None:
     """The issue's round trip: the demo's simulated history, exported in the import format and imported into
     a database emptied of cases (same city and logins), yields the same evaluation facts and rankings."""
     import json
@@ -198,14 +232,17 @@ def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings
     def snapshot(s: Any) -> tuple[Any, Any]:
         keys = dict(s.execute(select(legacy_import.CaseLegacyKey.case_id, legacy_import.CaseLegacyKey.key)).all())
         numbers = dict(s.execute(select(Case.id, Case.number)).all())
-        fact_rows = sorted((keys.get(f.case_id, numbers[f.case_id]), *(str(getattr(f, c)) for c in cols))
-                           for f in s.scalars(select(StageFact)))
+        fact_rows = sorted(
+            (keys.get(f.case_id, numbers[f.case_id]), *(str(getattr(f, c)) for c in cols))
+            for f in s.scalars(select(StageFact))
+        )
         ranks = {}
         for st in ("department", "grid", "street", "inspector", "acceptor", "shift_leader", "dispatcher"):
             for period in ("2026-01", "2026-02", "2026-Q1"):
                 r = service.compute(s, period=period, subject_type=st, source="raw")
-                ranks[(st, period)] = [(x.subject_id, x.rank, str(x.score.composite), sorted(x.counts.items()))
-                                       for x in r.rows]
+                ranks[(st, period)] = [
+                    (x.subject_id, x.rank, str(x.score.composite), sorted(x.counts.items())) for x in r.rows
+                ]
         return fact_rows, ranks
 
     with factory() as s:
@@ -214,8 +251,12 @@ def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings
     _delete_history(db)
     rules = load_rules()
     with factory() as s, s.begin():
-        result = legacy_import.import_records(s, enumerate(lines, start=1), rules=rules,
-                                              after=lambda ss, cases: facts.after_import(ss, cases, rules=rules))
+        result = legacy_import.import_records(
+            s,
+            enumerate(lines, start=1),
+            rules=rules,
+            after=lambda ss, cases: facts.after_import(ss, cases, rules=rules),
+        )
         assert result.cases == 120 and result.events == len(lines)
     with factory() as s:
         assert snapshot(s) == before

@@ -17,8 +17,12 @@ CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 def test_streets_lie_on_the_grid_lattice_and_bound_every_community(scale: float) -> None:
     rows, _cells, _ = demo_city.build_areas(scale)
     streets = demo_streets.build_streets(scale)
-    corners = {(round(x, 9), round(y, 9)) for r in rows if len(str(r.properties["code"])) == 15
-               for x, y in r.geom.exterior.coords}
+    corners = {
+        (round(x, 9), round(y, 9))
+        for r in rows
+        if len(str(r.properties["code"])) == 15
+        for x, y in r.geom.exterior.coords
+    }
     for s in streets:
         assert CJK.match(s.name), s.name
         assert s.kind in demo_streets.KINDS

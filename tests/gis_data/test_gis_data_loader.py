@@ -47,8 +47,11 @@ def _rejected_areas(db: sa.Engine, fc: dict[str, Any]) -> dict[int, set[str]]:
 
 
 def comp(code: str, lon: float, lat: float, **props: Any) -> dict[str, Any]:
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {"code": code, **props}}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {"code": code, **props},
+    }
 
 
 def fc(*features: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +66,9 @@ def city(db: sa.Engine) -> sa.Engine:
 
 def _post_components(client: TestClient, org: Org, body: bytes, name: str, crs: str | None = None):  # type: ignore[no-untyped-def]
     data = {"crs": crs} if crs else {}
-    return client.post("/api/v1/gis/components", files={"file": (name, io.BytesIO(body))}, data=data,
-                       headers=org.headers("admin"))
+    return client.post(
+        "/api/v1/gis/components", files={"file": (name, io.BytesIO(body))}, data=data, headers=org.headers("admin")
+    )
 
 
 # ---- areas and grids ----------------------------------------------------------------------------------
@@ -116,8 +120,12 @@ def test_grid_outside_its_community_is_refused(db: sa.Engine) -> None:
 
 @pytest.mark.parametrize(
     ("code", "error"),
-    [("61030200100100", "area.malformed_code"), ("610302001001000", "area.malformed_code"),
-     ("abc", "area.malformed_code"), ("610302001002001", "area.parent_missing")],
+    [
+        ("61030200100100", "area.malformed_code"),
+        ("610302001001000", "area.malformed_code"),
+        ("abc", "area.malformed_code"),
+        ("610302001002001", "area.parent_missing"),
+    ],
 )
 def test_bad_grid_code_is_refused(db: sa.Engine, code: str, error: str) -> None:
     data = cd.city()
@@ -152,8 +160,9 @@ def test_level_and_geometry_type_must_match_the_code(db: sa.Engine) -> None:
 
 def test_unusual_grid_area_is_only_a_warning(db: sa.Engine) -> None:
     big = cd.cell(0, 0, size=300)  # 90,000 m²
-    data = fc(*cd.city()["features"][:2], cd.feature(cd.COMMUNITY, MultiPolygon([big])),
-              cd.feature(cd.grid_code(1), big))
+    data = fc(
+        *cd.city()["features"][:2], cd.feature(cd.COMMUNITY, MultiPolygon([big])), cd.feature(cd.grid_code(1), big)
+    )
     data["features"][0]["geometry"] = mapping(MultiPolygon([big]))
     data["features"][1]["geometry"] = mapping(MultiPolygon([big]))
     rep = _load_areas(db, data)
@@ -167,8 +176,10 @@ def test_area_import_over_http(client: TestClient, orgdata: Org, db: sa.Engine) 
     assert r.json()["counts"]["created"] == 7
     # a second community of two cells with only one grid
     comm2 = "610302001002"
-    bad = fc(cd.feature(comm2, MultiPolygon([cd.cell(3, 0).union(cd.cell(4, 0))])),
-             cd.feature(cd.grid_code(1, comm2), cd.cell(3, 0)))
+    bad = fc(
+        cd.feature(comm2, MultiPolygon([cd.cell(3, 0).union(cd.cell(4, 0))])),
+        cd.feature(cd.grid_code(1, comm2), cd.cell(3, 0)),
+    )
     r = client.post("/api/v1/gis/areas", json=bad, headers=orgdata.headers("admin"))
     assert r.status_code == 422
     detail = r.json()["detail"][0]
@@ -186,9 +197,11 @@ ID1, ID2, ID3 = "6103020101000001", "6103020118000001", "6103020402000001"
 
 
 def _components() -> dict[str, Any]:
-    return fc(comp(ID1, *cd.centre(0, 0), class_code="C0101", main_department="SZ", state="完好"),
-              comp(ID2, *cd.centre(1, 0), class_code="C0118", main_department="LD", initial_date="20240301"),
-              comp(ID3, *cd.centre(1, 1), class_code="0402", name="国槐"))
+    return fc(
+        comp(ID1, *cd.centre(0, 0), class_code="C0101", main_department="SZ", state="完好"),
+        comp(ID2, *cd.centre(1, 0), class_code="C0118", main_department="LD", initial_date="20240301"),
+        comp(ID3, *cd.centre(1, 1), class_code="0402", name="国槐"),
+    )
 
 
 def test_components_load_locate_and_reload_unchanged(city: sa.Engine, orgdata: Org) -> None:
@@ -199,7 +212,10 @@ def test_components_load_locate_and_reload_unchanged(city: sa.Engine, orgdata: O
         again = loader.load_components(s, readers.read_geojson(_components()))
         c = s.scalars(select(Component).where(Component.code == ID2)).one()
         assert (c.grid_code, c.main_department_id, c.initial_date.isoformat()) == (
-            cd.grid_code(2), orgdata.depts["LD"], "2024-03-01")
+            cd.grid_code(2),
+            orgdata.depts["LD"],
+            "2024-03-01",
+        )
     assert again.counts["unchanged"] == 3
     assert _count(city, ComponentHistory) == 3
 
@@ -210,8 +226,7 @@ def test_changed_component_is_updated_with_history(city: sa.Engine, client: Test
     changed = _components()
     changed["features"][0]["properties"]["state"] = "破损"
     r = _post_components(client, orgdata, json.dumps(changed).encode(), "c.geojson")
-    assert r.json()["counts"] == {"rows": 3, "created": 0, "updated": 1, "unchanged": 2, "rejected": 0,
-                                  "warnings": 0}
+    assert r.json()["counts"] == {"rows": 3, "created": 0, "updated": 1, "unchanged": 2, "rejected": 0, "warnings": 0}
     r = client.get(f"/api/v1/components/{ID1}", headers=orgdata.headers("inspector"))
     assert r.status_code == 200
     hist = r.json()["history"]
@@ -222,8 +237,7 @@ def test_changed_component_is_updated_with_history(city: sa.Engine, client: Test
 
 
 @pytest.mark.parametrize("epsg", ["EPSG:4545", "EPSG:4524", "EPSG:4490"])
-def test_projected_csv_lands_on_the_right_lonlat(city: sa.Engine, client: TestClient, orgdata: Org,
-                                                  epsg: str) -> None:
+def test_projected_csv_lands_on_the_right_lonlat(city: sa.Engine, client: TestClient, orgdata: Org, epsg: str) -> None:
     lon, lat = cd.centre(1, 0)
     x, y = Transformer.from_crs("EPSG:4326", epsg, always_xy=True).transform(lon, lat)
     csv = f"code,class_code,x,y,name\n{ID1},C0101,{x!r},{y!r},井盖\n".encode()
@@ -239,10 +253,18 @@ def test_projected_geojson_with_lines_and_polygons(city: sa.Engine) -> None:
     to_gk = Transformer.from_crs("EPSG:4326", "EPSG:4545", always_xy=True)
     line = [to_gk.transform(*cd.centre(0, 0)), to_gk.transform(*cd.centre(0, 1))]
     ring = [to_gk.transform(*cd.lonlat(cd.X0 + dx, cd.Y0 - dy)) for dx, dy in [(10, 10), (60, 10), (60, 60), (10, 10)]]
-    data = fc({"type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
-               "properties": {"code": "6103020211000001", "class_code": "C0211"}},
-              {"type": "Feature", "geometry": mapping(Polygon(ring)),
-               "properties": {"code": "6103020405000001", "class_code": "C0405"}})
+    data = fc(
+        {
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": line},
+            "properties": {"code": "6103020211000001", "class_code": "C0211"},
+        },
+        {
+            "type": "Feature",
+            "geometry": mapping(Polygon(ring)),
+            "properties": {"code": "6103020405000001", "class_code": "C0405"},
+        },
+    )
     with make_session_factory(city)() as s, s.begin():
         rep = loader.load_components(s, readers.read_geojson(data, crs="EPSG:4545"))
         assert rep.counts["created"] == 2
@@ -258,15 +280,15 @@ def test_projected_geojson_with_lines_and_polygons(city: sa.Engine) -> None:
         (comp("6103030101000007", *cd.centre(0, 1), class_code="C0101"), "component.id_mismatch"),  # district
         (comp("6103020102000007", *cd.centre(0, 1), class_code="C0101"), "component.id_mismatch"),  # class
         (comp("6103020101000007", *cd.lonlat(cd.X0 - 900, cd.Y0), class_code="C0101"), "geo.outside_city"),
-        (comp("6103020101000007", *cd.centre(0, 1), class_code="C0101", main_department="NOPE"),
-         "department.unknown"),
+        (comp("6103020101000007", *cd.centre(0, 1), class_code="C0101", main_department="NOPE"), "department.unknown"),
         (comp("6103020101000007", *cd.centre(0, 1), class_code="C0101", state="坏了"), "component.bad_state"),
         (comp(ID1, *cd.centre(0, 1), class_code="C0101"), "component.duplicate_code"),
         (comp("6103020101000007", *cd.centre(0, 1), class_code="E0101"), "class.not_component"),
     ],
 )
-def test_one_bad_component_refuses_the_whole_file(city: sa.Engine, client: TestClient, orgdata: Org,
-                                                  feature: dict[str, Any], error: str) -> None:
+def test_one_bad_component_refuses_the_whole_file(
+    city: sa.Engine, client: TestClient, orgdata: Org, feature: dict[str, Any], error: str
+) -> None:
     data = _components()
     data["features"].append(feature)
     r = _post_components(client, orgdata, json.dumps(data).encode(), "c.geojson")
@@ -283,8 +305,7 @@ def test_unknown_crs_and_bad_files_are_refused(city: sa.Engine, client: TestClie
         r = _post_components(client, orgdata, body, "c.geojson", crs=crs)
         assert r.status_code == 422
         assert r.json()["detail"][0]["type"] == "geo.unknown_crs"
-    assert _post_components(client, orgdata, b"{not json", "c.geojson").json()["detail"][0]["type"] == \
-        "gis.bad_geojson"
+    assert _post_components(client, orgdata, b"{not json", "c.geojson").json()["detail"][0]["type"] == "gis.bad_geojson"
     assert _post_components(client, orgdata, b"a,b\n1,2\n", "c.csv").json()["detail"][0]["type"] == "gis.bad_csv"
     assert _post_components(client, orgdata, body, "c.shp").status_code == 400
     with pytest.raises(InvalidInput):
@@ -329,8 +350,10 @@ def test_map_layers_filter_by_bbox_and_page(city: sa.Engine, client: TestClient,
     assert (r["numberMatched"], r["numberReturned"]) == (4, 2)
     assert [f["id"] for f in r["features"]] == [cd.grid_code(3), cd.grid_code(4)]
     assert client.get("/api/v1/map/grids", params={"limit": 5001}, headers=h).status_code == 422
-    assert client.get("/api/v1/map/grids", params={"bbox": "1,2,3"}, headers=h).json()["detail"][0]["type"] == \
-        "bbox.malformed"
+    assert (
+        client.get("/api/v1/map/grids", params={"bbox": "1,2,3"}, headers=h).json()["detail"][0]["type"]
+        == "bbox.malformed"
+    )
     r = client.get("/api/v1/map/areas", params={"level": "district"}, headers=h).json()
     assert [f["id"] for f in r["features"]] == [cd.DISTRICT]
     r = client.get("/api/v1/map/components", params={"class_code": ["C0118", "C0402"]}, headers=h).json()

@@ -15,12 +15,23 @@ from tests.conftest import Org
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 
-def _case(client: TestClient, org: Org, db: sa.Engine, *, class_code: str, grid: str | None, day: int,
-          lon: float, lat: float, user: str = "inspector") -> int:
+def _case(
+    client: TestClient,
+    org: Org,
+    db: sa.Engine,
+    *,
+    class_code: str,
+    grid: str | None,
+    day: int,
+    lon: float,
+    lat: float,
+    user: str = "inspector",
+) -> int:
     case_id = int(report(client, org, user=user, class_code=class_code, lon=lon, lat=lat)["id"])
     with db.begin() as c:  # we place the case in a grid and a day of the period
-        c.execute(sa.update(Case).where(Case.id == case_id).values(
-            grid_code=grid, created_at=T0 + dt.timedelta(days=day)))
+        c.execute(
+            sa.update(Case).where(Case.id == case_id).values(grid_code=grid, created_at=T0 + dt.timedelta(days=day))
+        )
     return case_id
 
 
@@ -28,8 +39,9 @@ def _hot(client: TestClient, org: Org, user: str = "leader", **params: Any) -> A
     return client.get("/api/v1/map/hotspots", params=params, headers=org.headers(user))
 
 
-def test_hotspots_count_cases_by_grid_and_major_class_in_the_period(client: TestClient, orgdata: Org,
-                                                                    db: sa.Engine) -> None:
+def test_hotspots_count_cases_by_grid_and_major_class_in_the_period(
+    client: TestClient, orgdata: Org, db: sa.Engine
+) -> None:
     g1, g2 = "610302001001001", "610302001001002"
     _case(client, orgdata, db, class_code="C0101", grid=g1, day=1, lon=107.140, lat=34.360)
     _case(client, orgdata, db, class_code="C0102", grid=g1, day=2, lon=107.142, lat=34.362)

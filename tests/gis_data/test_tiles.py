@@ -52,8 +52,9 @@ def city(db: sa.Engine) -> sa.Engine:
     return db
 
 
-def _tile(client: TestClient, layer: str, z: int, lon: float = LON, lat: float = LAT,
-          headers: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+def _tile(
+    client: TestClient, layer: str, z: int, lon: float = LON, lat: float = LAT, headers: dict[str, str] | None = None
+) -> tuple[Any, dict[str, Any]]:
     x, y = tile_of(lon, lat, z)
     r = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt", headers=headers or {})
     assert r.status_code == 200, r.text
@@ -61,8 +62,9 @@ def _tile(client: TestClient, layer: str, z: int, lon: float = LON, lat: float =
     return r, decode(r.content)
 
 
-def test_static_layers_hold_the_city_with_its_names_and_codes(client: TestClient, orgdata: Org,
-                                                               city: sa.Engine) -> None:
+def test_static_layers_hold_the_city_with_its_names_and_codes(
+    client: TestClient, orgdata: Org, city: sa.Engine
+) -> None:
     h = orgdata.headers("leader")
     # base map: roads with their Chinese names, buildings, parks (public: no login needed)
     _, base = _tile(client, "base", 15)
@@ -70,8 +72,9 @@ def test_static_layers_hold_the_city_with_its_names_and_codes(client: TestClient
     all_names = {s.name for s in demo_streets.build_streets(SCALE)}
     assert names and names <= all_names
     assert {f["properties"]["kind"] for f in base["road"]["features"]} <= set(demo_streets.KINDS)
-    assert base["building"]["features"] and all(f["geometry"]["type"] == "Polygon"
-                                                for f in base["building"]["features"])
+    assert base["building"]["features"] and all(
+        f["geometry"]["type"] == "Polygon" for f in base["building"]["features"]
+    )
     # admin areas by zoom: districts only when far out, communities too when close
     _, far = _tile(client, "admin", 10, headers=h)
     assert {f["properties"]["level"] for f in far["admin"]["features"]} == {"district"}
@@ -116,8 +119,9 @@ def test_geometries_are_clipped_to_the_tile_buffer(client: TestClient, orgdata: 
     assert art and all(shape(f["geometry"]).length < EXTENT * 1.1 * 2 for f in art)
 
 
-def _case_at(client: TestClient, org_: Org, db: sa.Engine, lon: float, lat: float, dept: str | None,
-             user: str = "inspector") -> int:
+def _case_at(
+    client: TestClient, org_: Org, db: sa.Engine, lon: float, lat: float, dept: str | None, user: str = "inspector"
+) -> int:
     case_id = int(report(client, org_, user=user, lon=lon, lat=lat)["id"])
     if dept is not None:
         with db.begin() as c:
@@ -165,8 +169,9 @@ def test_case_and_hotspot_tiles_obey_the_api_authorization(client: TestClient, o
     assert [f["properties"]["count"] for f in hot["hotspots"]["features"]] == [1]
 
 
-def test_case_tiles_change_when_cases_change_and_answer_304_otherwise(client: TestClient, orgdata: Org,
-                                                                      db: sa.Engine) -> None:
+def test_case_tiles_change_when_cases_change_and_answer_304_otherwise(
+    client: TestClient, orgdata: Org, db: sa.Engine
+) -> None:
     case = report(client, orgdata, user="inspector", lon=LON, lat=LAT)
     h = orgdata.headers("leader")
     x, y = tile_of(LON, LAT, 16)
@@ -188,26 +193,30 @@ def test_case_tiles_change_when_cases_change_and_answer_304_otherwise(client: Te
     assert r.status_code == 200 and r.headers["cache-control"].startswith("public")
 
 
-@pytest.mark.parametrize(("path", "status", "code"), [
-    ("/tiles/base/23/0/0.mvt", 422, "tile.out_of_range"),
-    ("/tiles/base/-1/0/0.mvt", 422, "greater_than_equal"),
-    ("/tiles/base/3/8/0.mvt", 422, "tile.out_of_range"),
-    ("/tiles/base/3/0/-1.mvt", 422, "greater_than_equal"),
-    ("/tiles/base/3/0/99999999999999999999999.mvt", 422, "less_than_equal"),
-    ("/tiles/base/3/x/0.mvt", 422, "int_parsing"),
-    ("/tiles/nope/3/0/0.mvt", 404, "tile.unknown_layer"),
-    ("/tiles/nope.json", 404, "tile.unknown_layer"),
-    ("/tiles/fonts/Noto%20Sans%20Regular/1-7.pbf", 400, "tile.bad_glyph_range"),
-    ("/tiles/fonts/Noto%20Sans%20Regular/a-b.pbf", 400, "tile.bad_glyph_range"),
-])
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/tiles/base/23/0/0.mvt", 422, "tile.out_of_range"),
+        ("/tiles/base/-1/0/0.mvt", 422, "greater_than_equal"),
+        ("/tiles/base/3/8/0.mvt", 422, "tile.out_of_range"),
+        ("/tiles/base/3/0/-1.mvt", 422, "greater_than_equal"),
+        ("/tiles/base/3/0/99999999999999999999999.mvt", 422, "less_than_equal"),
+        ("/tiles/base/3/x/0.mvt", 422, "int_parsing"),
+        ("/tiles/nope/3/0/0.mvt", 404, "tile.unknown_layer"),
+        ("/tiles/nope.json", 404, "tile.unknown_layer"),
+        ("/tiles/fonts/Noto%20Sans%20Regular/1-7.pbf", 400, "tile.bad_glyph_range"),
+        ("/tiles/fonts/Noto%20Sans%20Regular/a-b.pbf", 400, "tile.bad_glyph_range"),
+    ],
+)
 def test_bad_tile_coordinates_answer_cleanly(client: TestClient, path: str, status: int, code: str) -> None:
     r = client.get(path)
     assert r.status_code == status, r.text
     assert r.json()["detail"][0]["type"] == code
 
 
-def test_tiles_outside_the_city_and_at_every_zoom_are_empty_or_small(client: TestClient, orgdata: Org,
-                                                                     city: sa.Engine) -> None:
+def test_tiles_outside_the_city_and_at_every_zoom_are_empty_or_small(
+    client: TestClient, orgdata: Org, city: sa.Engine
+) -> None:
     h = orgdata.headers("leader")
     for layer in tiles.LAYERS:
         r = client.get(f"/tiles/{layer}/10/0/0.mvt", headers=h)  # the Pacific
@@ -242,8 +251,7 @@ def test_tilejson_and_style_documents(client: TestClient, city: sa.Engine) -> No
     assert g.status_code == 200 and len(g.content) > 1000
 
 
-def test_external_basemap_setting_and_gcj02_shift(client: TestClient, app: Any, orgdata: Org,
-                                                  city: sa.Engine) -> None:
+def test_external_basemap_setting_and_gcj02_shift(client: TestClient, app: Any, orgdata: Org, city: sa.Engine) -> None:
     app.state.settings.basemap = "custom"
     app.state.settings.basemap_url = "https://tiles.city.example/{z}/{x}/{y}.png"
     app.state.settings.basemap_gcj02 = True
@@ -294,8 +302,18 @@ def _same_features(a: dict[str, Any], b: dict[str, Any]) -> int:
     return n
 
 
-SAMPLE = [("base", 14), ("base", 16), ("admin", 12), ("admin", 14), ("grids", 15), ("components", 16),
-          ("components", 18), ("cases", 12), ("cases", 16), ("hotspots", 14)]
+SAMPLE = [
+    ("base", 14),
+    ("base", 16),
+    ("admin", 12),
+    ("admin", 14),
+    ("grids", 15),
+    ("components", 16),
+    ("components", 18),
+    ("cases", 12),
+    ("cases", 16),
+    ("hotspots", 14),
+]
 
 
 def _tiles_of(factory: Any, actor: casework_service.Actor, now: Any, encoder: bool) -> dict[tuple[str, int], bytes]:
@@ -303,14 +321,14 @@ def _tiles_of(factory: Any, actor: casework_service.Actor, now: Any, encoder: bo
     with factory() as s:
         for layer, z in SAMPLE:
             x, y = tile_of(LON + 0.004, LAT - 0.003, z)
-            out[(layer, z)] = tiles.build_tile(s, tiles.LAYERS[layer], z, x, y, actor=actor, now=now,
-                                               encoder=encoder)
+            out[(layer, z)] = tiles.build_tile(s, tiles.LAYERS[layer], z, x, y, actor=actor, now=now, encoder=encoder)
     return out
 
 
 @pytest.mark.postgis
-def test_st_asmvt_and_the_python_encoder_give_the_same_features(client: TestClient, orgdata: Org,
-                                                                city: sa.Engine, backend: str) -> None:
+def test_st_asmvt_and_the_python_encoder_give_the_same_features(
+    client: TestClient, orgdata: Org, city: sa.Engine, backend: str
+) -> None:
     if backend != "postgis":
         pytest.skip("compares ST_AsMVT with the encoder on the same PostGIS rows")
     for i in range(4):
@@ -332,21 +350,45 @@ def _same_open_cases(engine: sa.Engine, now: Any) -> None:
     from gridcity.org import Department  # noqa: PLC0415
 
     with engine.begin() as c:
-        depts = [c.scalar(sa.select(Department.id).where(Department.code == code))
-                 for code in sorted(c.scalars(sa.select(Department.code)))[:3]]
-        grids = sorted(c.scalars(sa.select(Grid.code).where(
-            spatial.bbox_filter(c, Grid.geom, spatial.tile_bbox_wgs84(14, *tile_of(LON + 0.004, LAT - 0.003, 14))))))
+        depts = [
+            c.scalar(sa.select(Department.id).where(Department.code == code))
+            for code in sorted(c.scalars(sa.select(Department.code)))[:3]
+        ]
+        grids = sorted(
+            c.scalars(
+                sa.select(Grid.code).where(
+                    spatial.bbox_filter(
+                        c, Grid.geom, spatial.tile_bbox_wgs84(14, *tile_of(LON + 0.004, LAT - 0.003, 14))
+                    )
+                )
+            )
+        )
         rows = []
         for i in range(24):
             lon, lat = LON + 0.004 + (i % 6) * 0.0003, LAT - 0.003 + (i // 6) * 0.0002
             deadline = now + dt.timedelta(hours=(-5, 2, 40)[i % 3])
-            rows.append({"id": 900_001 + i, "number": f"2099-{i:06d}", "source": "inspector",
-                         "class_code": ("C0101", "C0402", "E0101")[i % 3], "kind": "component",
-                         "urgency": "normal", "status": (CaseStatus.FILED, CaseStatus.DISPATCHED)[i % 2],
-                         "version": 1, "lon": lon, "lat": lat, "geom": f"SRID=4326;POINT({lon} {lat})",
-                         "grid_code": grids[i % 3], "department_id": depts[i % 3] if i % 4 else None,
-                         "created_at": now - dt.timedelta(days=i), "updated_at": now, "stage": "handling",
-                         "deadline_at": deadline, "warn_at": deadline - dt.timedelta(hours=8)})
+            rows.append(
+                {
+                    "id": 900_001 + i,
+                    "number": f"2099-{i:06d}",
+                    "source": "inspector",
+                    "class_code": ("C0101", "C0402", "E0101")[i % 3],
+                    "kind": "component",
+                    "urgency": "normal",
+                    "status": (CaseStatus.FILED, CaseStatus.DISPATCHED)[i % 2],
+                    "version": 1,
+                    "lon": lon,
+                    "lat": lat,
+                    "geom": f"SRID=4326;POINT({lon} {lat})",
+                    "grid_code": grids[i % 3],
+                    "department_id": depts[i % 3] if i % 4 else None,
+                    "created_at": now - dt.timedelta(days=i),
+                    "updated_at": now,
+                    "stage": "handling",
+                    "deadline_at": deadline,
+                    "warn_at": deadline - dt.timedelta(hours=8),
+                }
+            )
         c.execute(sa.insert(Case), rows)
 
 
@@ -389,8 +431,9 @@ def test_department_users_get_a_per_department_cache_entry(client: TestClient, o
         assert {f["id"] for f in t["cases"]["features"]} == want
 
 
-def test_a_case_change_through_another_worker_reaches_this_workers_tiles(client: TestClient, orgdata: Org,
-                                                                        db: sa.Engine, settings: Any) -> None:
+def test_a_case_change_through_another_worker_reaches_this_workers_tiles(
+    client: TestClient, orgdata: Org, db: sa.Engine, settings: Any
+) -> None:
     """Two server processes (two apps, each with its own tile cache and remembered version) on one database: a
     case changed through one is on the other's next tile, and both give the same tile the same ETag."""
     from gridcity.root.app import create_app  # noqa: PLC0415
@@ -426,9 +469,9 @@ def test_a_case_change_through_another_worker_reaches_this_workers_tiles(client:
 
 
 @pytest.mark.postgis
-def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(client: TestClient, app: Any,
-                                                                             orgdata: Org, db: sa.Engine,
-                                                                             backend: str) -> None:
+def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(
+    client: TestClient, app: Any, orgdata: Org, db: sa.Engine, backend: str
+) -> None:
     """The version (newest case event) is read in the tile's own statement, and when it equals the version of
     the tile the cache or the client holds, PostgreSQL never runs the tile's sub-select."""
     if backend != "postgis":
@@ -456,8 +499,7 @@ def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(c
         sa.event.remove(engine, "before_cursor_execute", seen)
     actor = casework_service.Actor(user_id=orgdata.ids["leader"], role=Role.LEADER, department_id=None)
     info = tiles.LAYERS["cases"]
-    kind = tiles.prepared("postgresql", info, tiles.variant(info, 16, actor) or (), actor, shift=False,
-                          encoder=False)
+    kind = tiles.prepared("postgresql", info, tiles.variant(info, 16, actor) or (), actor, shift=False, encoder=False)
     assert kind.versioned is not None and kind.versioned_sql is not None  # compiled by the tiles served above
     assert "'closed'" in kind.versioned_sql and "%(tx0)s" in kind.versioned_sql  # fixed values written in
     now = utcnow()
@@ -468,8 +510,9 @@ def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(c
     with make_session_factory(db)() as s:
         for layer, z in (("cases", 16), ("cases", 11), ("hotspots", 14)):
             tx, ty = tile_of(LON, LAT, z)
-            built = tiles._build_versioned(s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now, gcj02=False,
-                                           known=-1)
+            built = tiles._build_versioned(
+                s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now, gcj02=False, known=-1
+            )
             assert built is not None and built[1]
             assert built[1] == tiles.build_tile(s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now)
     with db.connect() as c:

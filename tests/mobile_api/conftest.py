@@ -63,8 +63,15 @@ def make_exif(
     return exif
 
 
-def photo(seed: int = 0, *, size: tuple[int, int] = (640, 480), taken: str | None = None,
-          offset: str | None = "+08:00", lonlat: tuple[float, float] | None = None, fmt: str = "JPEG") -> bytes:
+def photo(
+    seed: int = 0,
+    *,
+    size: tuple[int, int] = (640, 480),
+    taken: str | None = None,
+    offset: str | None = "+08:00",
+    lonlat: tuple[float, float] | None = None,
+    fmt: str = "JPEG",
+) -> bytes:
     """A real image, distinct per seed, optionally with EXIF capture time and GPS."""
     im = Image.linear_gradient("L").resize(size)
     im = Image.merge("RGB", (im, im.transpose(Image.Transpose.ROTATE_180), Image.new("L", size, seed % 256)))
@@ -96,20 +103,31 @@ def files_of(field: str, photos: list[bytes], name: str = "p{}.jpg") -> list[tup
     return [(field, (name.format(i), data, "image/jpeg")) for i, data in enumerate(photos)]
 
 
-def post_report(client: TestClient, headers: dict[str, str], key: str | None, report: dict[str, Any], *,
-                photos: list[bytes] | None = None, before: list[bytes] | None = None,
-                after: list[bytes] | None = None, names: str = "p{}.jpg") -> Any:
-    files = files_of("photos", photos or [], names) + files_of("before", before or []) + \
-        files_of("after", after or [])
+def post_report(
+    client: TestClient,
+    headers: dict[str, str],
+    key: str | None,
+    report: dict[str, Any],
+    *,
+    photos: list[bytes] | None = None,
+    before: list[bytes] | None = None,
+    after: list[bytes] | None = None,
+    names: str = "p{}.jpg",
+) -> Any:
+    files = files_of("photos", photos or [], names) + files_of("before", before or []) + files_of("after", after or [])
     hdrs = {**headers, **({"Idempotency-Key": key} if key is not None else {})}
-    return client.post("/mobile/v1/reports", data={"report": json.dumps(report)}, files=files or None,
-                       headers=hdrs)
+    return client.post("/mobile/v1/reports", data={"report": json.dumps(report)}, files=files or None, headers=hdrs)
 
 
-def post_result(client: TestClient, headers: dict[str, str], key: str, case_id: int, result: dict[str, Any],
-                photos: list[bytes]) -> Any:
-    return client.post(f"/mobile/v1/tasks/{case_id}/result", data={"result": json.dumps(result)},
-                       files=files_of("photos", photos), headers={**headers, "Idempotency-Key": key})
+def post_result(
+    client: TestClient, headers: dict[str, str], key: str, case_id: int, result: dict[str, Any], photos: list[bytes]
+) -> Any:
+    return client.post(
+        f"/mobile/v1/tasks/{case_id}/result",
+        data={"result": json.dumps(result)},
+        files=files_of("photos", photos),
+        headers={**headers, "Idempotency-Key": key},
+    )
 
 
 def a_report(**over: Any) -> dict[str, Any]:
@@ -156,13 +174,25 @@ def city(db: sa.Engine, orgdata: Any) -> City:
     factory = make_session_factory(db)
     x0, y0, x1, y1 = LON - 0.05, LAT - 0.05, LON + 0.05, LAT + 0.05
     with factory() as s, s.begin():
-        s.add(Area(code=DISTRICT, level="district", name="渭滨区",
-                   geom=f"SRID=4326;MULTIPOLYGON((({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0})))"))
+        s.add(
+            Area(
+                code=DISTRICT,
+                level="district",
+                name="渭滨区",
+                geom=f"SRID=4326;MULTIPOLYGON((({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0})))",
+            )
+        )
         grids = []
         for i in range(3):
             for j in range(3):
-                s.add(Grid(code=grid_code(i, j), community_code=COMMUNITY, area_m2=10_000.0,
-                           geom=f"SRID=4326;{cell_wkt(i, j)}"))
+                s.add(
+                    Grid(
+                        code=grid_code(i, j),
+                        community_code=COMMUNITY,
+                        area_m2=10_000.0,
+                        geom=f"SRID=4326;{cell_wkt(i, j)}",
+                    )
+                )
                 grids.append(grid_code(i, j))
         area = SupervisionArea(code="JD-01", name="责任区一", inspector_id=orgdata.ids["inspector"])
         s.add(area)

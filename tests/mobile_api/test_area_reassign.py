@@ -22,14 +22,20 @@ def _now() -> dt.datetime:
 
 def _reassign(client: Any, h: dict[str, str], area_id: int, inspector_id: int | None, at: dt.datetime | str) -> Any:
     at_text = at if isinstance(at, str) else at.isoformat()
-    return client.post(f"/api/v1/supervision-areas/{area_id}/reassign",
-                       json={"inspector_id": inspector_id, "effective_at": at_text}, headers=h)
+    return client.post(
+        f"/api/v1/supervision-areas/{area_id}/reassign",
+        json={"inspector_id": inspector_id, "effective_at": at_text},
+        headers=h,
+    )
 
 
 def _crumb(client: Any, h: dict[str, str], key: str, at: dt.datetime, cell: tuple[int, int]) -> None:
     lon, lat = cell_center(*cell)
-    r = client.post("/mobile/v1/tracks", json={"points": [{"at": at.isoformat(), "lon": lon, "lat": lat}]},
-                    headers={**h, "Idempotency-Key": key})
+    r = client.post(
+        "/mobile/v1/tracks",
+        json={"points": [{"at": at.isoformat(), "lon": lon, "lat": lat}]},
+        headers={**h, "Idempotency-Key": key},
+    )
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
 
 
@@ -56,11 +62,14 @@ def test_reassigning_in_the_middle_of_a_day_splits_that_days_coverage_between_th
 
     # The history keeps who held the grids until when.
     with db.connect() as c:
-        held = c.exec_driver_sql("SELECT grid_code, inspector_id, valid_to FROM supervision_history "
-                                 "ORDER BY grid_code").all()
+        held = c.exec_driver_sql(
+            "SELECT grid_code, inspector_id, valid_to FROM supervision_history ORDER BY grid_code"
+        ).all()
     assert [(g, i) for g, i, _ in held] == [(g, insp) for g in city.area_grids]
-    assert {dt.datetime.fromisoformat(str(t)).replace(tzinfo=dt.UTC) if db.dialect.name == "sqlite"
-            else t for _, _, t in held} == {effective.astimezone(dt.UTC)}
+    assert {
+        dt.datetime.fromisoformat(str(t)).replace(tzinfo=dt.UTC) if db.dialect.name == "sqlite" else t
+        for _, _, t in held
+    } == {effective.astimezone(dt.UTC)}
 
     # Today's coverage (the field app's "today's coverage of my area"): both held all four grids for part of
     # the day, and each visited one of them while holding it. Without the history the inspector would have

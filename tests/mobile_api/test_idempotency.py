@@ -22,8 +22,7 @@ def _one_submission_stored(db: sa.Engine, n_photos: int = 1) -> None:
     assert count(db, "idempotency_record") == 1
 
 
-def test_a_retry_after_a_lost_answer_returns_the_first_result_and_stores_nothing_new(client, orgdata, db,
-                                                                                      settings):
+def test_a_retry_after_a_lost_answer_returns_the_first_result_and_stores_nothing_new(client, orgdata, db, settings):
     h = orgdata.headers("inspector")
     pics = [photo(1), photo(2)]
     first = post_report(client, h, "retry-1", a_report(), photos=pics)
@@ -44,8 +43,11 @@ def test_the_same_key_with_a_different_payload_is_refused(client, orgdata, db):
     assert r.status_code == 409 and r.json()["detail"][0]["type"] == "idempotency.key_reused"
     r = post_report(client, h, "reuse", a_report(), photos=[photo(3)])  # other photo
     assert r.status_code == 409 and r.json()["detail"][0]["type"] == "idempotency.key_reused"
-    r = client.post("/mobile/v1/tracks", json={"points": [{"at": "2020-01-01T00:00:00Z", "lon": 1, "lat": 1}]},
-                    headers={**h, "Idempotency-Key": "reuse"})
+    r = client.post(
+        "/mobile/v1/tracks",
+        json={"points": [{"at": "2020-01-01T00:00:00Z", "lon": 1, "lat": 1}]},
+        headers={**h, "Idempotency-Key": "reuse"},
+    )
     assert r.status_code == 409 and r.json()["detail"][0]["type"] == "idempotency.key_reused"
     assert count(db, "case") == 1
 
@@ -90,8 +92,9 @@ def test_concurrent_retries_with_the_same_key_create_exactly_one_case(app, orgda
     # Every caller got the first result (or was told to retry while it was still running).
     ok = [body for status, body, _ in results if status == 201]
     assert ok and all(body == ok[0] for body in ok), results
-    assert all(status == 201 or body["detail"][0]["type"] == "idempotency.in_progress"
-               for status, body, _ in results), results
+    assert all(
+        status == 201 or body["detail"][0]["type"] == "idempotency.in_progress" for status, body, _ in results
+    ), results
     assert sum(1 for status, _, replayed in results if status == 201 and replayed is None) == 1
     _one_submission_stored(db, n_photos=2)
     # Original + thumbnail per photo (the display rendition is made on its first request).
@@ -123,8 +126,16 @@ def test_a_second_caller_waits_for_the_first_and_gets_its_result(db, orgdata):
 
     def b() -> None:
         with factory() as s, s.begin():
-            out.append(idempotency.run(s, user_id=uid, key="wait-1", kind="x", req_hash=h,
-                                       work=lambda: (b_ran.append(1), (201, {"who": "b"}))[1]))
+            out.append(
+                idempotency.run(
+                    s,
+                    user_id=uid,
+                    key="wait-1",
+                    kind="x",
+                    req_hash=h,
+                    work=lambda: (b_ran.append(1), (201, {"who": "b"}))[1],
+                )
+            )
 
     tb = threading.Thread(target=b)
     tb.start()
@@ -147,8 +158,9 @@ def test_postgres_tells_a_second_caller_that_waits_too_long_to_retry(db, orgdata
         idempotency._claim(holder, user_id=uid, key="slow-1", kind="x", req_hash=h, wait_seconds=1)
         with factory() as s, s.begin():
             with pytest.raises(idempotency.InProgress):
-                idempotency.run(s, user_id=uid, key="slow-1", kind="x", req_hash=h,
-                                work=lambda: (201, {}), wait_seconds=0.2)
+                idempotency.run(
+                    s, user_id=uid, key="slow-1", kind="x", req_hash=h, work=lambda: (201, {}), wait_seconds=0.2
+                )
             # The session is still usable after the refused claim.
             assert s.execute(sa.text("SELECT 1")).scalar_one() == 1
     finally:
@@ -177,8 +189,11 @@ def test_a_key_met_again_inside_its_own_transaction_is_in_progress(db, orgdata):
 
 
 def _upload(client: TestClient, h: dict[str, str], key: str, pics: list[bytes]) -> list[int]:
-    r = client.post("/mobile/v1/photos", files=[("photos", (f"{i}.jpg", p, "image/jpeg")) for i, p in enumerate(pics)],
-                    headers={**h, "Idempotency-Key": key})
+    r = client.post(
+        "/mobile/v1/photos",
+        files=[("photos", (f"{i}.jpg", p, "image/jpeg")) for i, p in enumerate(pics)],
+        headers={**h, "Idempotency-Key": key},
+    )
     assert r.status_code == 201, r.text
     return [p["id"] for p in r.json()["photos"]]
 
@@ -238,16 +253,21 @@ def test_a_report_first_tried_directly_is_recognised_when_resent_from_the_queue(
     assert first.status_code == 201
     # The phone thought it failed, uploaded the photo separately and queued the report.
     ids = _upload(client, h, "ph-both", [pic])
-    out = _batch(client, h, "batch-both", [{"key": "both-ways", "kind": "report", "report": a_report(),
-                                            "photo_ids": ids}]).json()["items"]
+    out = _batch(
+        client, h, "batch-both", [{"key": "both-ways", "kind": "report", "report": a_report(), "photo_ids": ids}]
+    ).json()["items"]
     assert out[0]["status"] == 201 and out[0]["replayed"] and out[0]["result"] == first.json()
     assert count(db, "case") == 1
 
 
 def test_batch_items_cannot_use_another_users_photos(client, orgdata, db):
     ids = _upload(client, orgdata.headers("inspector2"), "ph-o", [photo(1)])
-    out = _batch(client, orgdata.headers("inspector"), "b-o", [
-        {"key": "o-1", "kind": "report", "report": a_report(), "photo_ids": ids}]).json()["items"]
+    out = _batch(
+        client,
+        orgdata.headers("inspector"),
+        "b-o",
+        [{"key": "o-1", "kind": "report", "report": a_report(), "photo_ids": ids}],
+    ).json()["items"]
     assert out[0]["status"] == 422 and out[0]["error"]["type"] == "attachment.unknown"
     assert count(db, "case") == 0
 
@@ -259,10 +279,18 @@ def test_a_batch_can_carry_results_and_tracks(client, orgdata, db):
     h = orgdata.headers("inspector")
     ids = _upload(client, h, "ph-r", [photo(7)])
     items = [
-        {"key": "r-1", "kind": "result", "case_id": case["id"], "photo_ids": ids,
-         "result": {"outcome": "pass", "lon": case["lon"], "lat": case["lat"]}},
-        {"key": "t-1", "kind": "tracks", "tracks": {"points": [
-            {"at": "2030-01-01T00:00:00+08:00", "lon": case["lon"], "lat": case["lat"]}]}},
+        {
+            "key": "r-1",
+            "kind": "result",
+            "case_id": case["id"],
+            "photo_ids": ids,
+            "result": {"outcome": "pass", "lon": case["lon"], "lat": case["lat"]},
+        },
+        {
+            "key": "t-1",
+            "kind": "tracks",
+            "tracks": {"points": [{"at": "2030-01-01T00:00:00+08:00", "lon": case["lon"], "lat": case["lat"]}]},
+        },
         {"key": "r-2", "kind": "result", "photo_ids": ids},
     ]
     out = _batch(client, h, "b-rt", items).json()["items"]

@@ -95,8 +95,10 @@ def test_photo_work_runs_while_no_transaction_of_the_request_is_open(client, org
                 finally:
                     cur.execute("PRAGMA busy_timeout=30000")  # the pooled connection's normal setting
             else:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND state LIKE 'idle in transaction%'")
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%'"
+                )
                 seen.append(cur.fetchone()[0] == 0)
             cur.close()
         finally:
@@ -140,8 +142,9 @@ def test_multipart_bodies_are_parsed_in_a_worker_thread(client, orgdata, monkeyp
         real(self, chunks)
 
     monkeypatch.setattr(forms.SyncMultipart, "feed", feed)
-    r = post_report(client, orgdata.headers("inspector"), "k-off", a_report(),
-                    photos=[photo(95, size=(1600, 1200)), photo(96)])
+    r = post_report(
+        client, orgdata.headers("inspector"), "k-off", a_report(), photos=[photo(95, size=(1600, 1200)), photo(96)]
+    )
     assert r.status_code == 201, r.text
     assert on_loop and not any(on_loop)
 
@@ -159,8 +162,11 @@ def test_a_body_larger_than_any_submission_may_be_is_413_before_it_is_read(app, 
 
 
 def test_a_broken_multipart_body_is_400(client, orgdata, db):
-    headers = {**orgdata.headers("inspector"), "Idempotency-Key": "k-broken",
-               "Content-Type": "multipart/form-data; boundary=XyZ"}
+    headers = {
+        **orgdata.headers("inspector"),
+        "Idempotency-Key": "k-broken",
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+    }
     r = client.post("/mobile/v1/reports", content=b"--XyZ\r\nnot a header line\r\n\r\n", headers=headers)
     assert r.status_code in (400, 422), r.text
     r = client.post("/mobile/v1/reports", content=b"x", headers={**headers, "Content-Type": "multipart/form-data"})
@@ -171,8 +177,9 @@ def test_a_broken_multipart_body_is_400(client, orgdata, db):
 # ---- HEIC --------------------------------------------------------------------------------------------------
 
 
-def heic(size: tuple[int, int] = (1200, 900), *, taken: str | None = None,
-         lonlat: tuple[float, float] | None = None) -> bytes:
+def heic(
+    size: tuple[int, int] = (1200, 900), *, taken: str | None = None, lonlat: tuple[float, float] | None = None
+) -> bytes:
     """A real HEIC (HEVC-coded) picture written by pillow_heif, with EXIF time and GPS."""
     assert photos.heif_supported()
     im = Image.linear_gradient("L").resize(size)
@@ -197,8 +204,9 @@ def test_heic_is_recognised_by_content_with_its_exif_and_rendered_to_clean_jpegs
 
 
 def test_a_heic_named_jpg_is_accepted_over_http_and_served_as_jpeg(client, orgdata, db):
-    r = post_report(client, orgdata.headers("inspector"), "k-heic", a_report(),
-                    photos=[heic(taken=EXIF_NOW, lonlat=HERE)])
+    r = post_report(
+        client, orgdata.headers("inspector"), "k-heic", a_report(), photos=[heic(taken=EXIF_NOW, lonlat=HERE)]
+    )
     assert r.status_code == 201, r.text
     assert r.json()["photos"][0].get("flags", []) == []  # EXIF time and place match the claim
     att_id = r.json()["photos"][0]["id"]
@@ -262,7 +270,8 @@ def test_a_released_savepoint_does_not_keep_files_of_a_transaction_that_rolls_ba
 
 
 def test_an_upload_is_hashed_as_it_arrives_and_its_spooled_file_is_linked_as_the_original(
-        client, orgdata, settings, monkeypatch):
+    client, orgdata, settings, monkeypatch
+):
     linked: list[tuple[str, str]] = []
     written: list[str] = []
     real_put_file, real_put = MediaStore.put_file, MediaStore.put
@@ -297,8 +306,9 @@ def test_an_upload_is_hashed_as_it_arrives_and_its_spooled_file_is_linked_as_the
 
 
 def test_a_refused_upload_leaves_no_spooled_file(client, orgdata, settings, db):
-    r = post_report(client, orgdata.headers("inspector"), "k-notimg", a_report(),
-                    photos=[photo(122), b"this is not an image" * 100])
+    r = post_report(
+        client, orgdata.headers("inspector"), "k-notimg", a_report(), photos=[photo(122), b"this is not an image" * 100]
+    )
     assert r.status_code == 415, r.text
     assert media_files(settings.media_dir) == []
     assert count(db, "case") == 0

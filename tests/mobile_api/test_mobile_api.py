@@ -68,8 +68,9 @@ def test_wrong_password_is_401(client, orgdata):
 
 def test_a_report_with_matching_exif_is_filed_without_flags(client, orgdata, db):
     pic = photo(1, taken=EXIF_NOW, lonlat=HERE)
-    r = post_report(client, orgdata.headers("inspector"), "k-1", a_report(captured_at=NOW_CST.isoformat()),
-                    photos=[pic])
+    r = post_report(
+        client, orgdata.headers("inspector"), "k-1", a_report(captured_at=NOW_CST.isoformat()), photos=[pic]
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["status"] == "reported" and body["action"] == "report"
@@ -85,8 +86,9 @@ def test_a_report_with_matching_exif_is_filed_without_flags(client, orgdata, db)
 def test_exif_far_away_and_old_is_flagged_for_the_operator_but_accepted(client, orgdata, db):
     far = (HERE[0] + 0.02, HERE[1])  # ~1.8 km east
     old = (NOW_CST - dt.timedelta(days=3)).strftime("%Y:%m:%d %H:%M:%S")
-    r = post_report(client, orgdata.headers("inspector"), "k-flags", a_report(), photos=[photo(2, taken=old,
-                                                                                                 lonlat=far)])
+    r = post_report(
+        client, orgdata.headers("inspector"), "k-flags", a_report(), photos=[photo(2, taken=old, lonlat=far)]
+    )
     assert r.status_code == 201, r.text
     assert sorted(r.json()["photos"][0]["flags"]) == ["photo.far_from_claim", "photo.old"]
     with db.connect() as c:
@@ -138,9 +140,11 @@ def test_bad_photos_are_refused_and_leave_nothing(client, orgdata, db, settings,
 def test_a_database_error_after_the_files_were_written_leaves_no_files_and_no_rows(app, orgdata, db, settings):
     # A real database failure (a trigger) when the case's event is inserted, i.e. after the photos are on disk.
     if db.dialect.name == "postgresql":
-        ddl = ["CREATE FUNCTION gc_test_boom() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ "
-               "LANGUAGE plpgsql",
-               "CREATE TRIGGER gc_test_boom BEFORE INSERT ON case_event FOR EACH ROW EXECUTE FUNCTION gc_test_boom()"]
+        ddl = [
+            "CREATE FUNCTION gc_test_boom() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ "
+            "LANGUAGE plpgsql",
+            "CREATE TRIGGER gc_test_boom BEFORE INSERT ON case_event FOR EACH ROW EXECUTE FUNCTION gc_test_boom()",
+        ]
         drop = ["DROP TRIGGER gc_test_boom ON case_event", "DROP FUNCTION gc_test_boom()"]
     else:
         ddl = ["CREATE TRIGGER gc_test_boom BEFORE INSERT ON case_event BEGIN SELECT RAISE(ABORT, 'boom'); END"]
@@ -150,8 +154,7 @@ def test_a_database_error_after_the_files_were_written_leaves_no_files_and_no_ro
             c.exec_driver_sql(stmt)
     try:
         with TestClient(app, raise_server_exceptions=False) as c:
-            r = post_report(c, orgdata.headers("inspector"), "k-boom", a_report(),
-                            photos=[photo(7), photo(8)])
+            r = post_report(c, orgdata.headers("inspector"), "k-boom", a_report(), photos=[photo(7), photo(8)])
         assert r.status_code == 500 and r.json()["detail"][0]["type"] == "internal"
     finally:
         with db.begin() as c:
@@ -176,11 +179,20 @@ def test_report_needs_one_to_nine_photos(client, orgdata, db, settings):
 
 
 def test_a_malformed_report_field_is_422_in_the_usual_shape(client, orgdata, db):
-    r = post_report(client, orgdata.headers("inspector"), "k-mal", {"class_code": "C0101", "lon": 500, "lat": LAT},
-                    photos=[photo(1)])
+    r = post_report(
+        client,
+        orgdata.headers("inspector"),
+        "k-mal",
+        {"class_code": "C0101", "lon": 500, "lat": LAT},
+        photos=[photo(1)],
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "report", "lon"]
-    r = client.post("/mobile/v1/reports", data={"report": "{not json"}, files=[("photos", ("a.jpg", photo(1)))],
-                    headers={**orgdata.headers("inspector"), "Idempotency-Key": "k-mal2"})
+    r = client.post(
+        "/mobile/v1/reports",
+        data={"report": "{not json"},
+        files=[("photos", ("a.jpg", photo(1)))],
+        headers={**orgdata.headers("inspector"), "Idempotency-Key": "k-mal2"},
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
     assert count(db, "case") == 0
 
@@ -188,18 +200,22 @@ def test_a_malformed_report_field_is_422_in_the_usual_shape(client, orgdata, db)
 def test_gcj02_input_lands_on_the_converted_wgs84_point(client, orgdata, db):
     g_lon, g_lat = coords.wgs84_to_gcj02(*HERE)
     assert coords.haversine_m(g_lon, g_lat, *HERE) > 100  # the datums really differ here
-    r = post_report(client, orgdata.headers("inspector"), "k-gcj",
-                    a_report(lon=g_lon, lat=g_lat, coord_system="gcj02"), photos=[photo(10)])
+    r = post_report(
+        client,
+        orgdata.headers("inspector"),
+        "k-gcj",
+        a_report(lon=g_lon, lat=g_lat, coord_system="gcj02"),
+        photos=[photo(10)],
+    )
     assert r.status_code == 201, r.text
     with db.connect() as c:
-        lon, lat = c.execute(sa.text("SELECT lon, lat FROM \"case\"")).one()
+        lon, lat = c.execute(sa.text('SELECT lon, lat FROM "case"')).one()
     assert coords.haversine_m(lon, lat, *HERE) < 0.01
     assert coords.haversine_m(lon, lat, *coords.gcj02_to_wgs84(g_lon, g_lat)) < 1e-6
 
 
 def test_a_point_outside_the_city_is_refused_with_a_clear_error(client, orgdata, db, settings, city):
-    r = post_report(client, orgdata.headers("inspector"), "k-out", a_report(lon=LON + 1, lat=LAT),
-                    photos=[photo(11)])
+    r = post_report(client, orgdata.headers("inspector"), "k-out", a_report(lon=LON + 1, lat=LAT), photos=[photo(11)])
     assert r.status_code == 422, r.text
     d = r.json()["detail"][0]
     assert d["type"] == "geo.outside_city" and d["loc"] == ["body", "report", "lon"] and "outside the city" in d["msg"]
@@ -219,11 +235,12 @@ def test_every_submission_needs_an_idempotency_key(client, orgdata, db):
     assert r.status_code == 400 and r.json()["detail"][0]["type"] == "idempotency.missing_key"
     r = post_report(client, orgdata.headers("inspector"), "spaces are not allowed", a_report(), photos=[photo(13)])
     assert r.status_code == 400 and r.json()["detail"][0]["type"] == "idempotency.bad_key"
-    for path, kw in [("/mobile/v1/tracks", {"json": {"points": [{"at": NOW_CST.isoformat(), "lon": LON,
-                                                                    "lat": LAT}]}}),
-                     ("/mobile/v1/batch", {"json": {"items": [{"kind": "tracks"}]}}),
-                     ("/mobile/v1/photos", {"files": [("photos", ("a.jpg", photo(1)))]}),
-                     ("/mobile/v1/tasks/1/result", {"data": {"result": "{}"}})]:
+    for path, kw in [
+        ("/mobile/v1/tracks", {"json": {"points": [{"at": NOW_CST.isoformat(), "lon": LON, "lat": LAT}]}}),
+        ("/mobile/v1/batch", {"json": {"items": [{"kind": "tracks"}]}}),
+        ("/mobile/v1/photos", {"files": [("photos", ("a.jpg", photo(1)))]}),
+        ("/mobile/v1/tasks/1/result", {"data": {"result": "{}"}}),
+    ]:
         r = client.post(path, headers=orgdata.headers("inspector"), **kw)
         assert r.status_code == 400 and r.json()["detail"][0]["type"] == "idempotency.missing_key", path
     assert count(db, "case") == 0 and count(db, "patrol_point") == 0 and count(db, "attachment") == 0
@@ -231,8 +248,14 @@ def test_every_submission_needs_an_idempotency_key(client, orgdata, db):
 
 def test_a_self_handled_report_keeps_before_and_after_photos_apart(client, orgdata, db):
     h = orgdata.headers("inspector")
-    r = post_report(client, h, "k-self", a_report(self_handled=True, note="已扶正"),
-                    before=[photo(20), photo(21)], after=[photo(22)])
+    r = post_report(
+        client,
+        h,
+        "k-self",
+        a_report(self_handled=True, note="已扶正"),
+        before=[photo(20), photo(21)],
+        after=[photo(22)],
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["status"] == "self_handled" and body["action"] == "self_handle"
@@ -244,8 +267,9 @@ def test_a_self_handled_report_keeps_before_and_after_photos_apart(client, orgda
     # Without after photos it is refused.
     r = post_report(client, h, "k-self2", a_report(self_handled=True), before=[photo(23)])
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "after"]
-    r = post_report(client, h, "k-self3", a_report(self_handled=True), photos=[photo(23)], before=[photo(24)],
-                    after=[photo(25)])
+    r = post_report(
+        client, h, "k-self3", a_report(self_handled=True), photos=[photo(23)], before=[photo(24)], after=[photo(25)]
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "mobile.unexpected_photos"
     assert count(db, "case") == 1
 
@@ -260,9 +284,10 @@ def _verify_task(client: TestClient, orgdata: Any, lon: float, lat: float, inspe
 
 def _set_deadline(db: sa.Engine, case_id: int, when: dt.datetime) -> None:
     with db.begin() as c:
-        c.execute(sa.text('UPDATE "case" SET deadline_at = :d WHERE id = :i'),
-                  {"d": when.astimezone(dt.UTC).replace(tzinfo=None) if db.dialect.name == "sqlite" else when,
-                   "i": case_id})
+        c.execute(
+            sa.text('UPDATE "case" SET deadline_at = :d WHERE id = :i'),
+            {"d": when.astimezone(dt.UTC).replace(tzinfo=None) if db.dialect.name == "sqlite" else when, "i": case_id},
+        )
 
 
 def test_the_inbox_is_ordered_by_deadline_then_distance(client, orgdata, db):
@@ -284,8 +309,9 @@ def test_the_inbox_is_ordered_by_deadline_then_distance(client, orgdata, db):
     assert other["id"] not in [t["id"] for t in items]
     # Standing at the far cell swaps the two with the same deadline.
     there = cell_center(2, 2)
-    items = client.get("/mobile/v1/tasks", params={"lon": there[0], "lat": there[1]},
-                       headers=orgdata.headers("inspector")).json()["items"]
+    items = client.get(
+        "/mobile/v1/tasks", params={"lon": there[0], "lat": there[1]}, headers=orgdata.headers("inspector")
+    ).json()["items"]
     assert [t["id"] for t in items] == [urgent["id"], far["id"], near["id"]]
 
 
@@ -305,14 +331,16 @@ def test_a_verify_result_on_site_moves_the_case_and_far_away_is_refused(client, 
     d = r.json()["detail"][0]
     assert d["type"] == "mobile.not_on_site" and d["ctx"]["distance_m"] > 800
     assert count(db, "attachment") == 0 and count(db, "case_event") == 2
-    r = post_result(client, h, "r-ok", task["id"], {"outcome": "pass", "lon": task["lon"] + 0.0005,
-                                                    "lat": task["lat"]}, [photo(31)])
+    r = post_result(
+        client, h, "r-ok", task["id"], {"outcome": "pass", "lon": task["lon"] + 0.0005, "lat": task["lat"]}, [photo(31)]
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "reported" and r.json()["action"] == "verify_true"
     # The task is gone from the inbox, and the same outcome again is not a task any more.
     assert client.get("/mobile/v1/tasks", headers=h).json()["items"] == []
-    r = post_result(client, h, "r-again", task["id"], {"outcome": "pass", "lon": task["lon"], "lat": task["lat"]},
-                    [photo(32)])
+    r = post_result(
+        client, h, "r-again", task["id"], {"outcome": "pass", "lon": task["lon"], "lat": task["lat"]}, [photo(32)]
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "mobile.no_task"
 
 
@@ -328,8 +356,14 @@ def test_a_failed_check_needs_a_note_and_sends_the_case_back(client, orgdata):
 
 def test_field_staff_feed_back_from_the_site_accepting_on_the_spot(client, orgdata, db):
     case = to_status(client, orgdata, "dispatched")
-    r = post_result(client, orgdata.headers("water"), "f-1", case["id"],
-                    {"outcome": "done", "lon": case["lon"], "lat": case["lat"], "note": "已更换"}, [photo(50)])
+    r = post_result(
+        client,
+        orgdata.headers("water"),
+        "f-1",
+        case["id"],
+        {"outcome": "done", "lon": case["lon"], "lat": case["lat"], "note": "已更换"},
+        [photo(50)],
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "feedback"
     events = client.get(f"/api/v1/cases/{case['id']}/events", headers=orgdata.headers("leader")).json()
@@ -337,8 +371,14 @@ def test_field_staff_feed_back_from_the_site_accepting_on_the_spot(client, orgda
     assert events[-1]["attachments"][0]["role"] == "after"
     # Another department's staff cannot; to them the case does not exist.
     case2 = to_status(client, orgdata, "dispatched")
-    r = post_result(client, orgdata.headers("lighting"), "f-2", case2["id"],
-                    {"outcome": "done", "lon": case2["lon"], "lat": case2["lat"]}, [photo(51)])
+    r = post_result(
+        client,
+        orgdata.headers("lighting"),
+        "f-2",
+        case2["id"],
+        {"outcome": "done", "lon": case2["lon"], "lat": case2["lat"]},
+        [photo(51)],
+    )
     assert r.status_code == 404 and r.json()["detail"][0]["type"] == "case.not_found"
 
 
@@ -364,14 +404,19 @@ def test_the_cleaner_removes_what_a_crash_left_and_keeps_everything_in_use(clien
     # A crash after the files were written and before the commit: files exist, no row ever will.
     crashed = [store.put(photo(61), ".orig")[1], store.put(b"display", ".display.jpg", key="f" * 64)[1]]
     # A photo uploaded for a queued item that never came, two days ago.
-    r = client.post("/mobile/v1/photos", files=[("photos", ("a.jpg", photo(62)))],
-                    headers={**orgdata.headers("inspector"), "Idempotency-Key": "ph-1"})
+    r = client.post(
+        "/mobile/v1/photos",
+        files=[("photos", ("a.jpg", photo(62)))],
+        headers={**orgdata.headers("inspector"), "Idempotency-Key": "ph-1"},
+    )
     assert r.status_code == 201
     stale_sha = r.json()["photos"][0]["sha256"]
     two_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
     with db.begin() as c:  # both photos are old now; only the report's one is referenced
-        c.execute(sa.text("UPDATE attachment SET created_at = :t"),
-                  {"t": two_days_ago.replace(tzinfo=None) if db.dialect.name == "sqlite" else two_days_ago})
+        c.execute(
+            sa.text("UPDATE attachment SET created_at = :t"),
+            {"t": two_days_ago.replace(tzinfo=None) if db.dialect.name == "sqlite" else two_days_ago},
+        )
     stale_files = [p for p in media_files(settings.media_dir) if p.name.startswith(stale_sha)]
     assert len(stale_files) == 2  # original + thumbnail; the display rendition is made on demand
     # A request writing its files right now (not yet committed): young files without a row.

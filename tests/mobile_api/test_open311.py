@@ -31,9 +31,19 @@ def xml(r: Any) -> ET.Element:
 
 
 def post(client: Any, fmt: str = "json", *, files: Any = None, **fields: Any) -> Any:
-    body = {"api_key": KEY, "service_code": "C0101", "lat": str(LAT), "long": str(LON),
-            "description": "井盖缺失，很危险", "email": EMAIL, "first_name": "三", "last_name": "张",
-            "phone": "13800000000", "device_id": "dev-42", **fields}
+    body = {
+        "api_key": KEY,
+        "service_code": "C0101",
+        "lat": str(LAT),
+        "long": str(LON),
+        "description": "井盖缺失，很危险",
+        "email": EMAIL,
+        "first_name": "三",
+        "last_name": "张",
+        "phone": "13800000000",
+        "device_id": "dev-42",
+        **fields,
+    }
     body = {k: v for k, v in body.items() if v is not None}
     return client.post(f"{BASE}/requests.{fmt}", data=body, files=files)
 
@@ -59,15 +69,32 @@ def case_id(client: Any, orgdata: Any, number: str) -> dict[str, Any]:
     return dict(full.json())
 
 
-def insert_cases(db: sa.Engine, n: int, *, created_at: dt.datetime, status: CaseStatus = CaseStatus.FILED,
-                 class_code: str = "C0101", prefix: str | None = None) -> list[str]:
+def insert_cases(
+    db: sa.Engine,
+    n: int,
+    *,
+    created_at: dt.datetime,
+    status: CaseStatus = CaseStatus.FILED,
+    class_code: str = "C0101",
+    prefix: str | None = None,
+) -> list[str]:
     """Insert ``n`` cases in one statement (no events): fast volume for the window and cap tests."""
     prefix = prefix or uuid.uuid4().hex[:6]
     rows = [
-        {"number": f"T{prefix}-{i:06d}", "source": "inspector", "class_code": class_code, "kind": "component",
-         "urgency": "normal", "status": status, "version": 1, "lon": LON, "lat": LAT,
-         "geom": f"SRID=4326;POINT({LON} {LAT})", "created_at": created_at + dt.timedelta(seconds=i),
-         "updated_at": created_at + dt.timedelta(seconds=i)}
+        {
+            "number": f"T{prefix}-{i:06d}",
+            "source": "inspector",
+            "class_code": class_code,
+            "kind": "component",
+            "urgency": "normal",
+            "status": status,
+            "version": 1,
+            "lon": LON,
+            "lat": LAT,
+            "geom": f"SRID=4326;POINT({LON} {LAT})",
+            "created_at": created_at + dt.timedelta(seconds=i),
+            "updated_at": created_at + dt.timedelta(seconds=i),
+        }
         for i in range(n)
     ]
     with Session(db) as s, s.begin():
@@ -106,8 +133,15 @@ def test_services_list_our_classes_with_chinese_names_and_groups(client):
     assert root.tag == "services" and len(root.findall("service")) == len(services)
     first = root.find("service")
     assert first is not None
-    assert [c.tag for c in first] == ["service_code", "service_name", "description", "metadata", "type",
-                                      "keywords", "group"]
+    assert [c.tag for c in first] == [
+        "service_code",
+        "service_name",
+        "description",
+        "metadata",
+        "type",
+        "keywords",
+        "group",
+    ]
     assert root.find("service[service_code='C0101']/service_name").text == "上水井盖"  # type: ignore[union-attr]
     assert root.findtext("service/metadata") == "true"
 
@@ -176,28 +210,30 @@ def test_post_xml_answer(client):
 def test_post_without_a_valid_api_key_is_403_and_stores_nothing(client, db, key):
     r = post(client, api_key=key)
     assert r.status_code == 403
-    assert r.json() == [{"code": 403,
-                         "description": "Invalid api_key received -- can't proceed with create_request."}]
+    assert r.json() == [{"code": 403, "description": "Invalid api_key received -- can't proceed with create_request."}]
     root = xml(post(client, "xml", api_key=key))
     assert root.tag == "errors" and root.findtext("error/code") == "403"
     with db.connect() as c:
         assert c.exec_driver_sql('SELECT count(*) FROM "case"').scalar_one() == 0
 
 
-@pytest.mark.parametrize(("fields", "needle"), [
-    ({"service_code": None}, "service_code"),
-    ({"lat": "abc"}, "lat"),
-    ({"lat": "91"}, "lat"),
-    ({"long": "-181"}, "long"),
-    ({"long": "nan"}, "long"),
-    ({"long": None}, "lat and long"),
-    ({"lat": None, "long": None}, "location"),
-    ({"lat": None, "long": None, "address_string": "经二路"}, "no standard address matches"),
-    ({"description": "很" * 4001}, "description"),
-    ({"email": "a" * 300}, "email"),
-    ({"attribute[component_id]": "12ab"}, "component_id"),
-    ({"service_code": "E0101", "attribute[component_id]": "6103020101000001"}, "component_id"),
-])
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"service_code": None}, "service_code"),
+        ({"lat": "abc"}, "lat"),
+        ({"lat": "91"}, "lat"),
+        ({"long": "-181"}, "long"),
+        ({"long": "nan"}, "long"),
+        ({"long": None}, "lat and long"),
+        ({"lat": None, "long": None}, "location"),
+        ({"lat": None, "long": None, "address_string": "经二路"}, "no standard address matches"),
+        ({"description": "很" * 4001}, "description"),
+        ({"email": "a" * 300}, "email"),
+        ({"attribute[component_id]": "12ab"}, "component_id"),
+        ({"service_code": "E0101", "attribute[component_id]": "6103020101000001"}, "component_id"),
+    ],
+)
 def test_post_bad_input_is_400_with_the_spec_body_and_stores_nothing(client, db, fields, needle):
     r = post(client, **fields)
     assert r.status_code == 400, r.text
@@ -212,8 +248,8 @@ def test_post_an_unknown_component_or_a_point_outside_the_city_is_400(client, db
     r = post(client, **{"attribute[component_id]": "6103020101000001"})
     assert r.status_code == 400 and "unknown component" in r.json()[0]["description"]
     with Session(db) as s, s.begin():
-        box = f"MULTIPOLYGON((({LON - .1} {LAT - .1}, {LON + .1} {LAT - .1}, {LON + .1} {LAT + .1}, "
-        box += f"{LON - .1} {LAT + .1}, {LON - .1} {LAT - .1})))"
+        box = f"MULTIPOLYGON((({LON - 0.1} {LAT - 0.1}, {LON + 0.1} {LAT - 0.1}, {LON + 0.1} {LAT + 0.1}, "
+        box += f"{LON - 0.1} {LAT + 0.1}, {LON - 0.1} {LAT - 0.1})))"
         s.add(Area(code="610302", level="district", name="渭滨区", geom=f"SRID=4326;{box}"))
     r = post(client, lat="39.9", long="116.4")
     assert r.status_code == 400 and "outside the city" in r.json()[0]["description"]
@@ -228,8 +264,10 @@ def test_post_accepts_attribute_brackets_and_ignores_unknown_attributes(client, 
 
 
 def test_multipart_media_creates_attachments_served_without_login(client, orgdata, db):
-    files = [("media", ("a.jpg", make_jpeg(seed=5), "image/jpeg")),
-             ("media", ("b.jpg", make_jpeg(seed=6), "image/jpeg"))]
+    files = [
+        ("media", ("a.jpg", make_jpeg(seed=5), "image/jpeg")),
+        ("media", ("b.jpg", make_jpeg(seed=6), "image/jpeg")),
+    ]
     rid = new_request(client, files=files, media_url="http://example.com/ignored.jpg")
     with db.connect() as c:
         rows = c.exec_driver_sql(
@@ -249,8 +287,11 @@ def test_media_of_no_case_and_a_bad_media_token_are_404(client, orgdata):
     r = client.get(f"{BASE}/media/99999.jpg")
     assert r.status_code == 404 and xml(r).findtext("error/code") == "404"
     # A photo uploaded through the staff API but not yet attached to any case stays private.
-    upload = client.post("/api/v1/attachments", files=[("files", ("p.jpg", make_jpeg(seed=77), "image/jpeg"))],
-                         headers=orgdata.headers("inspector"))
+    upload = client.post(
+        "/api/v1/attachments",
+        files=[("files", ("p.jpg", make_jpeg(seed=77), "image/jpeg"))],
+        headers=orgdata.headers("inspector"),
+    )
     assert client.get(f"{BASE}/media/{upload.json()[0]['id']}.jpg").status_code == 404
     r = client.get(f"{BASE}/media/abc.jpg")
     assert r.status_code == 404 and xml(r).tag == "errors"
@@ -259,8 +300,13 @@ def test_media_of_no_case_and_a_bad_media_token_are_404(client, orgdata):
 def test_media_url_alone_is_kept_and_a_broken_photo_stores_nothing(client, db, settings):
     rid = new_request(client, media_url="http://example.com/p.jpg")
     assert one(client, rid)["media_url"] == "http://example.com/p.jpg"
-    r = post(client, files=[("media", ("ok.jpg", make_jpeg(seed=31), "image/jpeg")),
-                            ("media", ("x.jpg", b"not a photo at all", "image/jpeg"))])
+    r = post(
+        client,
+        files=[
+            ("media", ("ok.jpg", make_jpeg(seed=31), "image/jpeg")),
+            ("media", ("x.jpg", b"not a photo at all", "image/jpeg")),
+        ],
+    )
     assert r.status_code == 400 and r.json()[0]["code"] in (400, 415)
     assert "media.1" in r.json()[0]["description"]
     with db.connect() as c:
@@ -329,8 +375,7 @@ def test_public_report_verified_then_handled_changes_status_and_notes(client, or
 
 
 def _w3c(iso: str) -> str:
-    return dt.datetime.fromisoformat(iso).astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat(
-        timespec="seconds")
+    return dt.datetime.fromisoformat(iso).astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat(timespec="seconds")
 
 
 def test_verify_false_closes_with_the_reason_only_if_the_city_publishes_notes(client, app, orgdata):
@@ -387,18 +432,21 @@ def test_filters_status_service_code_and_id_list(client, orgdata):
     assert all(W3C.match(r.findtext("requested_datetime") or "") for r in root)
 
 
-@pytest.mark.parametrize(("params", "needle"), [
-    ({"start_date": "yesterday"}, "start_date"),
-    ({"end_date": "2026-13-01T00:00:00Z"}, "end_date"),
-    ({"start_date": "2026-03-10T00:00:00Z", "end_date": "2026-03-01T00:00:00Z"}, "before"),
-    ({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"}, "90 days"),
-    ({"status": "pending"}, "status"),
-    ({"service_code": "C9999"}, "service_code"),
-    ({"page": "0"}, "page"),
-    ({"page_size": "1001"}, "page_size"),
-    ({"updated_after": "x"}, "updated_after"),
-    ({"extensions": "yes"}, "extensions"),
-])
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"start_date": "yesterday"}, "start_date"),
+        ({"end_date": "2026-13-01T00:00:00Z"}, "end_date"),
+        ({"start_date": "2026-03-10T00:00:00Z", "end_date": "2026-03-01T00:00:00Z"}, "before"),
+        ({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"}, "90 days"),
+        ({"status": "pending"}, "status"),
+        ({"service_code": "C9999"}, "service_code"),
+        ({"page": "0"}, "page"),
+        ({"page_size": "1001"}, "page_size"),
+        ({"updated_after": "x"}, "updated_after"),
+        ({"extensions": "yes"}, "extensions"),
+    ],
+)
 def test_get_requests_bad_input_is_400(client, params, needle):
     r = client.get(f"{BASE}/requests.json", params=params)
     assert r.status_code == 400, r.text
@@ -414,8 +462,7 @@ def test_default_window_is_the_last_90_days(client, db):
     got = [x["service_request_id"] for x in client.get(f"{BASE}/requests.json").json()]
     assert got == list(reversed(recent))  # newest first, the old ones are outside the window
     start = (now - dt.timedelta(days=101)).isoformat()
-    got = {x["service_request_id"] for x in client.get(f"{BASE}/requests.json",
-                                                        params={"start_date": start}).json()}
+    got = {x["service_request_id"] for x in client.get(f"{BASE}/requests.json", params={"start_date": start}).json()}
     assert got == set(old)  # start_date alone: a 90-day window from it
     end = (now - dt.timedelta(days=95)).astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat()
     got = {x["service_request_id"] for x in client.get(f"{BASE}/requests.json", params={"end_date": end}).json()}
@@ -441,11 +488,19 @@ def test_updated_after_and_before_form_a_change_feed(client, db):
     with db.begin() as c:  # an old request that changed yesterday
         c.execute(sa.update(Case).where(Case.number == old).values(updated_at=now - dt.timedelta(days=1)))
     [stale] = insert_cases(db, 1, created_at=now - dt.timedelta(days=5))
-    got = {x["service_request_id"] for x in client.get(
-        f"{BASE}/requests.json", params={"updated_after": (now - dt.timedelta(days=2)).isoformat()}).json()}
+    got = {
+        x["service_request_id"]
+        for x in client.get(
+            f"{BASE}/requests.json", params={"updated_after": (now - dt.timedelta(days=2)).isoformat()}
+        ).json()
+    }
     assert got == {old}
-    got = {x["service_request_id"] for x in client.get(
-        f"{BASE}/requests.json", params={"updated_before": (now - dt.timedelta(days=2)).isoformat()}).json()}
+    got = {
+        x["service_request_id"]
+        for x in client.get(
+            f"{BASE}/requests.json", params={"updated_before": (now - dt.timedelta(days=2)).isoformat()}
+        ).json()
+    }
     assert got == {stale}
 
 

@@ -50,8 +50,11 @@ def test_xml_stays_well_formed_whatever_was_stored(client: TestClient, orgdata: 
     r = post(client, description=nasty, address_string="经二路\x0c口")
     assert r.status_code == 200, r.text
     # The staff API and the phone take the same characters in (a description is free text).
-    r = client.post("/api/v1/cases", json={"class_code": "C0101", "lon": LON, "lat": LAT, "description": "a\x0bb\x1fc"},
-                    headers=orgdata.headers("inspector"))
+    r = client.post(
+        "/api/v1/cases",
+        json={"class_code": "C0101", "lon": LON, "lat": LAT, "description": "a\x0bb\x1fc"},
+        headers=orgdata.headers("inspector"),
+    )
     assert r.status_code == 201, r.text
     got = requests_of(client, "xml")  # ET.fromstring would raise on a single forbidden character
     assert {g["description"] for g in got} == {"井盖\ufffd缺失\ufffd，\ufffd危险\ufffd", "a\ufffdb\ufffdc"}
@@ -101,9 +104,20 @@ def test_post_with_an_unknown_service_code_is_404(client: TestClient, db: sa.Eng
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "ftp://example.com/a.jpg",
-                                 "data:image/png;base64,AAAA", "//example.com/a.jpg", "http://", "https:///a.jpg",
-                                 "http://exa mple.com/a.jpg", "gopher://x/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "ftp://example.com/a.jpg",
+        "data:image/png;base64,AAAA",
+        "//example.com/a.jpg",
+        "http://",
+        "https:///a.jpg",
+        "http://exa mple.com/a.jpg",
+        "gopher://x/",
+    ],
+)
 def test_media_url_must_be_http_or_https(client: TestClient, db: sa.Engine, fmt: str, url: str) -> None:
     # GeoReport v2: media_url is "A URL to media associated with the request, eg an image"; it is shown to
     # every client, so only web URLs are kept.
@@ -130,8 +144,15 @@ def test_repeated_filter_parameters_mean_the_comma_list(client: TestClient, orgd
     ids = [str(post(client, service_code=c).json()[0]["service_request_id"]) for c in ("C0101", "C0102", "C0103")]
     case = client.get("/api/v1/cases", params={"number": ids[2]}, headers=orgdata.headers("acceptor")).json()
     case = act(client, orgdata, case["items"][0], "acceptor", "send_verify", inspector_id=orgdata.ids["inspector"])
-    act(client, orgdata, case, "inspector", "verify_false", note="现场井盖完好",  # closed
-        **on_site(client, orgdata))
+    act(
+        client,
+        orgdata,
+        case,
+        "inspector",
+        "verify_false",
+        note="现场井盖完好",  # closed
+        **on_site(client, orgdata),
+    )
 
     def ids_of(query: str) -> list[str]:
         r = client.get(f"{BASE}/requests.{fmt}?{query}")
@@ -209,17 +230,21 @@ def test_open311_answers_cors_for_other_sites_and_the_staff_api_does_not(client:
     origin = {"Origin": "https://app.example.org"}
     r = client.get(f"{BASE}/services.json", headers=origin)
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
-    r = client.options(f"{BASE}/requests.json", headers={**origin, "Access-Control-Request-Method": "POST",
-                                                          "Access-Control-Request-Headers": "content-type"})
+    r = client.options(
+        f"{BASE}/requests.json",
+        headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+    )
     assert r.status_code == 200 and "POST" in r.headers["access-control-allow-methods"]
     r = client.get("/api/v1/auth/me", headers=origin)
     assert "access-control-allow-origin" not in r.headers
 
 
 def test_open311_cors_origins_are_a_setting(db: sa.Engine, settings: Settings) -> None:
-    for origins, origin, allowed in [(["https://map.city.gov.cn"], "https://map.city.gov.cn", True),
-                                     (["https://map.city.gov.cn"], "https://evil.example", False),
-                                     ([], "https://map.city.gov.cn", False)]:
+    for origins, origin, allowed in [
+        (["https://map.city.gov.cn"], "https://map.city.gov.cn", True),
+        (["https://map.city.gov.cn"], "https://evil.example", False),
+        ([], "https://map.city.gov.cn", False),
+    ]:
         app = create_app(settings.model_copy(update={"open311_cors_origins": origins}))
         try:
             with TestClient(app) as c:
@@ -231,6 +256,7 @@ def test_open311_cors_origins_are_a_setting(db: sa.Engine, settings: Settings) -
 
 
 def test_api_key_is_still_required_to_post(client: TestClient) -> None:
-    r = client.post(f"{BASE}/requests.json", data={"service_code": "C0101", "lat": str(LAT), "long": str(LON),
-                                                   "api_key": KEY + "x"})
+    r = client.post(
+        f"{BASE}/requests.json", data={"service_code": "C0101", "lat": str(LAT), "long": str(LON), "api_key": KEY + "x"}
+    )
     assert r.status_code == 403

@@ -17,9 +17,17 @@ ORIGIN = "http://127.0.0.1:8000"
 
 
 def new_request(client: Any, seed: int) -> str:
-    r = client.post(f"{BASE}/requests.json", data={"api_key": "demo-open311-key", "service_code": "C0101",
-                                                    "lat": str(LAT), "long": str(LON), "description": "井盖坏了"},
-                    files=[("media", ("a.jpg", make_jpeg(seed=seed), "image/jpeg"))])
+    r = client.post(
+        f"{BASE}/requests.json",
+        data={
+            "api_key": "demo-open311-key",
+            "service_code": "C0101",
+            "lat": str(LAT),
+            "long": str(LON),
+            "description": "井盖坏了",
+        },
+        files=[("media", ("a.jpg", make_jpeg(seed=seed), "image/jpeg"))],
+    )
     assert r.status_code == 200, r.text
     return str(r.json()[0]["service_request_id"])
 
@@ -75,8 +83,11 @@ def test_after_photos_only_when_the_city_publishes_them(client, app, orgdata, db
     case = act(client, orgdata, case, "shiftlead", "file")
     case = act(client, orgdata, case, "dispatcher", "dispatch", department_id=orgdata.depts["SZ"])
     case = act(client, orgdata, case, "water", "accept")
-    after = client.post("/api/v1/attachments", files=[("files", ("x.jpg", make_jpeg(seed=503), "image/jpeg"))],
-                        headers=orgdata.headers("water")).json()[0]["id"]
+    after = client.post(
+        "/api/v1/attachments",
+        files=[("files", ("x.jpg", make_jpeg(seed=503), "image/jpeg"))],
+        headers=orgdata.headers("water"),
+    ).json()[0]["id"]
     act(client, orgdata, case, "water", "feedback", note="已修复", attachment_ids=[after])
     after_sha = shas(db)[after]
     public_sha = hashlib.sha256(make_jpeg(seed=502)).hexdigest()
@@ -85,8 +96,7 @@ def test_after_photos_only_when_the_city_publishes_them(client, app, orgdata, db
     assert client.get(f"{BASE}/media/{after_sha}.jpg").status_code == 404
     # The city opts in: the after-photo is published too, still not the verify photo.
     app.state.settings.open311_publish_after_photos = True
-    assert [path_of(u).rsplit("/", 1)[1] for u in media_of(client, rid)] == [f"{public_sha}.jpg",
-                                                                             f"{after_sha}.jpg"]
+    assert [path_of(u).rsplit("/", 1)[1] for u in media_of(client, rid)] == [f"{public_sha}.jpg", f"{after_sha}.jpg"]
     assert client.get(f"{BASE}/media/{after_sha}.jpg").status_code == 200
 
 

@@ -32,8 +32,9 @@ def _post(client: Any, h: dict[str, str], key: str, points: list[dict[str, Any]]
 
 
 def _coverage(client: Any, h: dict[str, str], inspector_id: int, day: dt.date = TODAY) -> Any:
-    return client.get("/mobile/v1/tracks/coverage", params={"inspector_id": inspector_id, "date": day.isoformat()},
-                      headers=h)
+    return client.get(
+        "/mobile/v1/tracks/coverage", params={"inspector_id": inspector_id, "date": day.isoformat()}, headers=h
+    )
 
 
 def test_breadcrumbs_are_stored_with_their_grid_and_bad_points_are_refused_one_by_one(client, orgdata, db, city):
@@ -53,8 +54,12 @@ def test_breadcrumbs_are_stored_with_their_grid_and_bad_points_are_refused_one_b
     body = r.json()
     assert body["accepted"] == 2 and body["duplicates"] == 0
     assert [(x["index"], x["type"]) for x in body["refused"]] == [
-        (1, "geo.outside_city"), (2, "geo.invalid_coordinates"), (3, "track.future_time"), (4, "track.inaccurate"),
-        (5, "track.too_old")]
+        (1, "geo.outside_city"),
+        (2, "geo.invalid_coordinates"),
+        (3, "track.future_time"),
+        (4, "track.inaccurate"),
+        (5, "track.too_old"),
+    ]
     with db.connect() as c:
         grids = sorted(c.exec_driver_sql("SELECT grid_code FROM patrol_point").scalars())
     assert grids == [grid_code(0, 0), grid_code(1, 1)]
@@ -62,8 +67,9 @@ def test_breadcrumbs_are_stored_with_their_grid_and_bad_points_are_refused_one_b
 
 def test_resent_breadcrumbs_are_not_stored_twice(client, orgdata, db, city):
     h = orgdata.headers("inspector")
-    points = [{"at": _earlier_today(20 - i), "lon": cell_center(0, 0)[0], "lat": cell_center(0, 0)[1]}
-              for i in range(3)]
+    points = [
+        {"at": _earlier_today(20 - i), "lon": cell_center(0, 0)[0], "lat": cell_center(0, 0)[1]} for i in range(3)
+    ]
     assert _post(client, h, "t-a", points).json()["accepted"] == 3
     # Same key: the stored answer.
     again = _post(client, h, "t-a", points)
@@ -76,8 +82,13 @@ def test_resent_breadcrumbs_are_not_stored_twice(client, orgdata, db, city):
 
 def test_gcj02_breadcrumbs_are_converted(client, orgdata, db, city):
     g = coords.wgs84_to_gcj02(*cell_center(1, 1))
-    r = _post(client, orgdata.headers("inspector"), "t-g", [{"at": _earlier_today(3), "lon": g[0], "lat": g[1]}],
-              coord_system="gcj02")
+    r = _post(
+        client,
+        orgdata.headers("inspector"),
+        "t-g",
+        [{"at": _earlier_today(3), "lon": g[0], "lat": g[1]}],
+        coord_system="gcj02",
+    )
     assert r.json()["accepted"] == 1
     with db.connect() as c:
         lon, lat, grid = c.exec_driver_sql("SELECT lon, lat, grid_code FROM patrol_point").one()
@@ -137,12 +148,21 @@ def test_evaluation_can_get_every_inspectors_coverage_in_one_query(client, orgda
         area = SupervisionArea(code="JD-02", name="责任区二", inspector_id=orgdata.ids["inspector2"])
         s.add(area)
         s.flush()
-        s.add_all([SupervisionGrid(supervision_area_id=area.id, grid_code=g) for g in (grid_code(2, 2),
-                                                                                        grid_code(2, 1))])
-    _post(client, orgdata.headers("inspector2"), "t-2",
-          [{"at": _earlier_today(2), "lon": cell_center(2, 2)[0], "lat": cell_center(2, 2)[1]}])
-    _post(client, orgdata.headers("inspector"), "t-1",
-          [{"at": _earlier_today(2), "lon": cell_center(2, 2)[0], "lat": cell_center(2, 2)[1]}])
+        s.add_all(
+            [SupervisionGrid(supervision_area_id=area.id, grid_code=g) for g in (grid_code(2, 2), grid_code(2, 1))]
+        )
+    _post(
+        client,
+        orgdata.headers("inspector2"),
+        "t-2",
+        [{"at": _earlier_today(2), "lon": cell_center(2, 2)[0], "lat": cell_center(2, 2)[1]}],
+    )
+    _post(
+        client,
+        orgdata.headers("inspector"),
+        "t-1",
+        [{"at": _earlier_today(2), "lon": cell_center(2, 2)[0], "lat": cell_center(2, 2)[1]}],
+    )
     start, end = service.day_bounds(TODAY, "Asia/Shanghai")
     with factory() as s:
         cov = components_service.coverage_by_inspector(s, start=start, end=end)

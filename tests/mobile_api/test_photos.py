@@ -417,9 +417,7 @@ CLAIM_LON, CLAIM_LAT = PHOTO_LONLAT
 
 def test_claim_consistent_photo_has_no_flags(big_info: PhotoInfo) -> None:
     # ~20 m north-east of the claim, one hour earlier.
-    near = _info(
-        gps=GeoPoint(CLAIM_LON + 0.00017, CLAIM_LAT + 0.00012), taken_at=CLAIM_AT - timedelta(hours=1)
-    )
+    near = _info(gps=GeoPoint(CLAIM_LON + 0.00017, CLAIM_LAT + 0.00012), taken_at=CLAIM_AT - timedelta(hours=1))
     assert compare_claim(near, claimed_lon=CLAIM_LON, claimed_lat=CLAIM_LAT, claimed_at=CLAIM_AT) == []
     # The real inspected photo: taken 09:26:53+08:00 at the claimed spot.
     assert compare_claim(big_info, claimed_lon=CLAIM_LON, claimed_lat=CLAIM_LAT, claimed_at=CLAIM_AT) == []
