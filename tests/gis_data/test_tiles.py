@@ -530,3 +530,36 @@ def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(
         current, other = plan(last), plan(-1)
         assert "never executed" in current and "st_asmvt" in current.lower(), current
         assert "never executed" not in other, other
+
+
+@pytest.mark.postgis
+def test_a_postgis_case_tile_first_in_its_session_runs_alone_and_one_later_sees_the_transaction(
+    client: TestClient, orgdata: Org, db: sa.Engine, backend: str
+) -> None:
+    """The first statement of a session, the tile runs without opening a transaction (no BEGIN, no ROLLBACK at
+    close); after a write in the session, it runs inside that transaction and shows its uncommitted case."""
+    if backend != "postgis":
+        pytest.skip("the one-statement case tile is PostGIS's")
+    report(client, orgdata, user="inspector", lon=LON, lat=LAT)
+    actor = casework_service.Actor(user_id=orgdata.ids["leader"], role=Role.LEADER, department_id=None)
+    info, z = tiles.LAYERS["cases"], 16
+    x, y = tile_of(LON, LAT, z)
+    now = utcnow()
+
+    def numbers(s: Any) -> set[str]:
+        built = tiles._build_versioned(s, info, z, x, y, actor=actor, now=now, gcj02=False, known=-1)
+        assert built is not None and built[1] is not None
+        return {f.get("properties", {}).get("number") for f in decode(built[1]).get("cases", {}).get("features", [])}
+
+    with make_session_factory(db)() as s:
+        raw = s.connection().connection.driver_connection
+        assert raw is not None
+        shown = numbers(s)
+        assert len(shown) == 1
+        assert raw.info.transaction_status == 0 and not raw.autocommit  # idle: no transaction was opened
+        s.execute(sa.update(Case).values(number="TEST-UNCOMMITTED"))
+        assert numbers(s) == {"TEST-UNCOMMITTED"}  # in the session's transaction: its own write shows
+        assert raw.info.transaction_status != 0 and not raw.autocommit
+        s.rollback()
+    with make_session_factory(db)() as s:
+        assert numbers(s) == shown  # nothing of the rolled-back write
