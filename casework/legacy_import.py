@@ -305,6 +305,7 @@ class _Importer:
         self.depts = depts
         self.attachments = attachments
         self.located: dict[tuple[float, float], Any] = {}
+        self.actors: dict[str, Actor] = {}  # per login: users do not change during a replay
 
     def actor(self, ln: Line) -> Actor:
         login = ln.raw.get("actor")
@@ -316,10 +317,15 @@ class _Importer:
                     "import.unknown_actor", "actor is missing (null needs a role: the system)", "actor"
                 ) from None
             return Actor(user_id=0, role=role)
-        user = self.users.get(login) if isinstance(login, str) else None
-        if user is None:
+        if not isinstance(login, str):
             raise _LineError("import.unknown_actor", f"unknown actor {login!r}", "actor")
-        return casework_service.actor_of(user)
+        actor = self.actors.get(login)
+        if actor is None:
+            user = self.users.get(login)
+            if user is None:
+                raise _LineError("import.unknown_actor", f"unknown actor {login!r}", "actor")
+            actor = self.actors[login] = casework_service.actor_of(user)
+        return actor
 
     def start(self, ln: Line) -> _Replay:
         """The case row of a creating event (validated)."""
