@@ -221,6 +221,11 @@ _ROWS_BY_ACTION: Final[dict[CaseAction, tuple[Transition, ...]]] = {
 }
 """The table's rows per action, in table order (a replay judges every event: no scan of the whole table)."""
 
+_ROWS_BY_ACTION_ROLE: Final[dict[tuple[CaseAction, Role], tuple[Transition, ...]]] = {
+    (a, r): tuple(t for t in rows if r in t.roles) for a, rows in _ROWS_BY_ACTION.items() for r in Role
+}
+"""The rows an action may take for a role, in table order (empty: the role never takes the action)."""
+
 
 def check_transition(
     actor: Actor, case: CaseFacts, action: CaseAction, given: frozenset[Need] = frozenset()
@@ -232,10 +237,10 @@ def check_transition(
         InvalidTransition: the action is not possible from the current status (409; names the allowed actions).
         MissingActionInput: the action needs input that was not ``given`` (422).
     """
-    rows = _ROWS_BY_ACTION.get(action, ())
-    if not any(actor.role in t.roles for t in rows):
+    rows = _ROWS_BY_ACTION_ROLE.get((action, actor.role), ())
+    if not rows:
         raise ActionForbidden(f"role {actor.role} may not {action}", code="case.role_forbidden", loc=["action"])
-    from_here = [t for t in rows if case.status in t.sources and actor.role in t.roles]
+    from_here = [t for t in rows if case.status in t.sources]
     if not from_here:
         allowed = allowed_actions(actor, case)
         raise InvalidTransition(
@@ -249,8 +254,8 @@ def check_transition(
             f"this case is not yours to {action}", code=f"case.not_{from_here[0].scope}", loc=["action"]
         )
     row = in_scope[0]
-    missing = sorted(row.needs - given)
-    if missing:
+    if row.needs and not row.needs <= given:
+        missing = sorted(row.needs - given)
         raise MissingActionInput(
             f"{action} needs {', '.join(missing)}",
             loc=[str(missing[0])],

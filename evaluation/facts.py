@@ -648,6 +648,13 @@ def after_import(
 
     The logs come from the import's replay (``cases``), as written, instead of being read back: the same
     rows as :func:`refresh_cases` derives from the stored log (the import tests compare both)."""
+    with legacy_import.gc_paused():
+        return _after_import(session, cases, rules=rules, batch=batch, echo=echo)
+
+
+def _after_import(
+    session: Session, cases: Sequence[legacy_import.ImportedCase], *, rules: CaseRules, batch: int, echo: Any
+) -> int:
     steps = load_step_limits(rules.city_dir)
     f = {name: i for i, name in enumerate(legacy_import.EVENT_FIELDS)}
     ia, i_from, i_to, i_at, i_actor, i_dept, i_data = (
