@@ -138,6 +138,10 @@ def test_a_drawn_rectangle_or_polygon_lists_the_open_cases_inside_it(
     assert page.is_hidden("#map-area")
     # a polygon (a triangle around the first case only, though its bounding box holds the second one too)
     corners = [(LON - 0.0006, LAT + 0.0005), (LON + 0.0015, LAT + 0.0005), (LON - 0.0006, LAT - 0.0010)]
+    # the case card opened above may have resized the map (on a loaded machine it may still be laying out):
+    # project and click against the canvas as it is now, once the map has settled
+    page.wait_for_function("() => !App.map.isMoving() && App.map.loaded()", timeout=30_000)
+    box = page.locator("#map canvas.maplibregl-canvas").bounding_box()
     pts = [page.evaluate("([lon, lat]) => App.map.project([lon, lat])", [lon, lat]) for lon, lat in corners]
     inside_b = page.evaluate("([lon, lat]) => App.map.project([lon, lat])", [LON + 0.0008, LAT - 0.0004])
     assert inside_b["x"] > pts[0]["x"] and inside_b["y"] < pts[2]["y"]  # b is inside the triangle's box
