@@ -674,23 +674,6 @@ def _records(
     return out
 
 
-_EVENT_COLUMNS = (
-    "case_id",
-    "seq",
-    "action",
-    "from_status",
-    "to_status",
-    "actor_id",
-    "actor_role",
-    "department_id",
-    "at",
-    "lon",
-    "lat",
-    "note",
-    "data",
-)
-
-
 def _rebuild_facts(session: Session, rules: CaseRules, echo: Echo) -> None:
     try:
         from evaluation import facts as evaluation_facts  # noqa: PLC0415
