@@ -41,7 +41,9 @@ extra=""
 stamp=".venv/.installed$extra"
 declared=$(.venv/bin/python -c "import hashlib, json, tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
 print(hashlib.sha256(json.dumps([d['project'], d['build-system']], sort_keys=True).encode()).hexdigest())")
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$declared" ]; then
+# An install with the test extra holds the runtime one too (scripts/run.sh after scripts/test.sh, offline).
+installed() { [ -f "$1" ] && [ "$(cat "$1")" = "$declared" ]; }
+if ! installed "$stamp" && ! { [ -z "$extra" ] && installed ".venv/.installed[test]"; }; then
   .venv/bin/pip install -q -e ".$extra"
   echo "$declared" > "$stamp"
 fi
