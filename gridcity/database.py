@@ -154,7 +154,8 @@ def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_
     SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip before each request's work and
     another before its user lookup (two of the dozen a case action costs, G-P1). A connection used within
     the last seconds is alive unless the server went away in those seconds, which is the same risk as the
-    server going away in the middle of a request: that request fails and the pool starts over. One idle for
+    server going away in the middle of a request: that request fails (503 ``database.unavailable`` with
+    ``Retry-After``, nothing committed) and the pool starts over. One idle for
     longer (a quiet night, a restarted database) is pinged first and, when the ping fails, replaced before the
     request sees it.
     """

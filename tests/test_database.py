@@ -57,3 +57,30 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_an_idle_spell(
         assert pings == [1] and second != first
     finally:
         engine.dispose()
+
+
+def test_a_request_whose_connection_the_server_drops_gets_a_503_to_retry_then_the_next_one_works(
+    backend, database_url, db, client, orgdata
+):
+    """A database restart within the ping window costs one request a retryable 503, never a 500."""
+    import pytest
+    import sqlalchemy as sa
+
+    if backend != "postgis":
+        pytest.skip("only a server can drop a pooled connection")
+    headers = orgdata.headers("dispatcher")
+    assert client.get("/api/v1/cases?limit=5", headers=headers).status_code == 200  # a pooled, just-used connection
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:  # what a restart does to the app's connections
+        dropped = c.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    admin.dispose()
+    assert dropped >= 1
+    r = client.get("/api/v1/cases?limit=5", headers=headers)  # used under 2 s ago: not pinged, so it fails
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"][0]["type"] == "database.unavailable"
+    assert r.headers["Retry-After"] == "1"
+    assert client.get("/api/v1/cases?limit=5", headers=headers).status_code == 200  # the pool started over
+    db.dispose()  # the tests' own engine lost its connections too

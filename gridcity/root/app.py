@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from casework import live_router
@@ -84,6 +85,19 @@ def install_error_handlers(app: FastAPI) -> None:
             413: "request.too_large",
         }.get(exc.status_code, f"http.{exc.status_code}")
         return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated:
+            log.exception("unhandled database error", exc_info=exc)
+            return _error(500, "internal", "internal error")
+        # The server dropped a pooled connection in use (a database restart, a terminated backend): SQLAlchemy
+        # has already discarded the pool, so the retry gets a fresh connection. Nothing was committed (the
+        # transaction died with its connection); a client with an idempotency key may resend as it is.
+        log.warning("database connection lost during a request; the pool starts over")
+        response = _error(503, "database.unavailable", "database connection lost; retry")
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
