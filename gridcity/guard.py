@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
@@ -88,15 +89,24 @@ class RequestGuard:
         self.app = app
         self.fastapi_app = fastapi_app
         self._auth_routes: dict[str, re.Pattern[str]] | None = None
+        # Built on the first request that needs it. Several event loops may serve one app (a TestClient per
+        # thread), and FastAPI's OpenAPI generation is not thread-safe (it silences a pydantic warning with
+        # warnings.catch_warnings, which swaps the process-wide filters): one thread builds it, the others wait.
+        self._auth_routes_lock = threading.Lock()
+
+    def _auth_patterns(self) -> dict[str, re.Pattern[str]]:
+        with self._auth_routes_lock:
+            if self._auth_routes is None:
+                # One alternation per method, matched in C, instead of a Python loop over every operation.
+                by_method: dict[str, list[str]] = {}
+                for m, pattern in authenticated_operations(self.fastapi_app.openapi()):
+                    by_method.setdefault(m, []).append(f"(?:{pattern.pattern})")
+                self._auth_routes = {m: re.compile("|".join(ps)) for m, ps in by_method.items()}
+            return self._auth_routes
 
     def _needs_auth(self, scope: Scope) -> bool:
-        if self._auth_routes is None:
-            # One alternation per method, matched in C, instead of a Python loop over every operation.
-            by_method: dict[str, list[str]] = {}
-            for m, pattern in authenticated_operations(self.fastapi_app.openapi()):
-                by_method.setdefault(m, []).append(f"(?:{pattern.pattern})")
-            self._auth_routes = {m: re.compile("|".join(ps)) for m, ps in by_method.items()}
-        pattern = self._auth_routes.get(scope["method"].upper())
+        routes = self._auth_routes if self._auth_routes is not None else self._auth_patterns()
+        pattern = routes.get(scope["method"].upper())
         return pattern is not None and pattern.fullmatch(scope["path"]) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

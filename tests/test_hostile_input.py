@@ -467,3 +467,49 @@ def test_every_operation_documents_400_413_415_and_open311_its_real_content_type
     assert set(media["200"]["content"]) == {"image/jpeg"}
     services = doc["paths"]["/open311/v2/services.{fmt}"]["get"]["responses"]
     assert set(services["200"]["content"]) == {"text/xml", "application/json"}
+
+
+def test_the_guard_builds_its_route_table_once_when_many_event_loops_ask_at_once(app: FastAPI) -> None:
+    # Found in CI: four TestClients (four event loops, four threads) reporting at once; FastAPI's OpenAPI
+    # generation swaps the process-wide warning filters with warnings.catch_warnings, so two threads building
+    # it together let a silenced pydantic warning through as an error (pytest's "error" filter) and a report
+    # died. The guard builds the table under a lock.
+    import sys
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called")
+
+    errors: list[BaseException] = []
+    answers: list[bool] = []
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows, so that an unguarded build races
+    try:
+        _ask_in_threads(app, inner, errors, answers)
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
+    assert answers == [True] * 30
+
+
+def _ask_in_threads(app: FastAPI, inner: Any, errors: list[BaseException], answers: list[bool]) -> None:
+    import threading
+
+    from gridcity.guard import RequestGuard
+
+    for _ in range(5):  # a fresh app each round: the OpenAPI document is built once per app
+        app.openapi_schema = None
+        guard = RequestGuard(inner, fastapi_app=app)
+        barrier = threading.Barrier(6)
+
+        def ask(guard: RequestGuard = guard, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                answers.append(guard._needs_auth({"method": "POST", "path": "/api/v1/cases"}))
+            except BaseException as exc:  # noqa: BLE001 - collected and reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
