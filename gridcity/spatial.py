@@ -790,6 +790,17 @@ def notify(session: Session, channel: str, payload: str) -> None:
         session.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
 
 
+def joins_by_hashing(session: Session | sa.Connection) -> bool:
+    """Whether a join of many rows to another table is a hash join that builds its table per statement.
+
+    PostgreSQL joins a year of facts to the effective-dispatch runs by hashing those runs, once per statement:
+    two statements that join to the same runs build that hash twice, one statement over the ``UNION ALL`` of
+    their rows builds it once (``evaluation.service.count_primitives``). SQLite joins by a nested loop of index
+    look-ups (no table built), where each statement keeps its own covering-index plan (G-S3): False there.
+    """
+    return dialect(session) == "postgresql"
+
+
 def local_date(session: Session, col: Any, offset_s: int) -> Any:
     """The local date of a UTC timestamp column under a fixed UTC offset of ``offset_s`` seconds, in SQL."""
     if dialect(session) == "postgresql":

@@ -84,6 +84,28 @@ def test_department_counts_follow_the_effective_dispatch(session: Session, drive
     assert str(orgdata.depts["LD"]) not in got
 
 
+def test_department_case_families_count_the_same_in_one_statement(
+    session: Session, driver: Driver, orgdata: Org
+) -> None:
+    """PostgreSQL counts 立案 and 结案 in one statement (one join to the effective dispatch), SQLite in two: both
+    ways run here on either database and must agree with each other and with the hand-checked counts."""
+    scenario(driver)
+    p = service.parse_period("2026-10")
+    one = service.count_primitives(session, period=p, subject_type="department", merge=True)
+    two = service.count_primitives(session, period=p, subject_type="department", merge=False)
+    assert one == two
+    sz = one[str(orgdata.depts["SZ"])]
+    assert {k: sz[k] for k in ("filed", "voided", "should_close", "closed", "closed_on_time", "rework")} == {
+        "filed": 2,
+        "voided": 0,
+        "should_close": 2,
+        "closed": 2,
+        "closed_on_time": 1,
+        "rework": 1,
+    }
+    assert str(orgdata.depts["LD"]) not in one
+
+
 def test_dispatcher_pays_for_the_mis_dispatch(session: Session, driver: Driver, orgdata: Org) -> None:
     scenario(driver)
     got = counts(session, "dispatcher")[str(orgdata.ids["dispatcher"])]
