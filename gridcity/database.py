@@ -128,18 +128,40 @@ def refuse_nul_parameters(engine: Engine) -> None:
             )
 
 
+# PostgreSQL plans every execution for its own parameter values (see make_engine).
+PG_CONNECT_ARGS: dict[str, Any] = {"options": "-c plan_cache_mode=force_custom_plan"}
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     """Create the engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
 
     ``pool_size`` pooled connections plus as many overflow connections, on both databases.
+
+    PostgreSQL connections run with ``plan_cache_mode=force_custom_plan``. psycopg prepares a statement on
+    the server once it has run 5 times on a connection (``prepare_threshold``), and after 5 executions of a
+    prepared statement PostgreSQL may switch to a *generic* plan, made without the parameter values. For
+    the department scorecard that plan is 3–5× slower from about the 10th run on a connection (measured at
+    100,000 cases: 0.15 s → 0.6–0.8 s; the raw scan of the log 0.13 → 0.35–0.38 s): it cannot use the
+    partial index ``ix_stage_fact_effective`` (whose ``stage = 'handle'`` becomes a parameter) and, blind to
+    the period's range, probes 200,000 index entries by a nested loop instead of one hash join. A custom plan
+    per execution keeps the statements prepared (parsed once, which the case pipeline's small statements
+    reuse) and costs a planning of ~1 ms only for the large ones. The other cure, ``prepare_threshold=None``
+    (never prepare), measured the same on the scorecard and no better on the case pipeline
+    (``bench/bench_pipeline.py``, PostGIS, 100 cases: server CPU per transition 8.6 / 6.9 ms as before,
+    9.7 / 8.0 with custom plans, 10.6 / 8.3 unprepared, on a machine at load 4–8: within its noise).
     """
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo, pool_size)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     engine = sa.create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
-    )  # bound values (phones, hashes) never reach a log line
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        hide_parameters=True,  # bound values (phones, hashes) never reach a log line
+        connect_args=PG_CONNECT_ARGS,
+    )
     ping_idle_connections(engine)
     return engine
 
