@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import JSON, Date, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridcity.database import Base
@@ -165,6 +165,11 @@ class Address(Base):
     community_code: Mapped[str | None] = mapped_column(String(12))
     search_text: Mapped[str] = mapped_column(String(400))
     name_key: Mapped[str] = mapped_column(String(200))  # the normalised name (ranks exact and prefix hits)
+
+    # Name prefixes (经二路12 → 经二路12号, 经二路120号 ...) by a B-tree range on name_key in byte order
+    # (gridcity.spatial.prefix_index_sql, migration 0004): on PostgreSQL the column is indexed COLLATE "C",
+    # rendered by postgresql_ops (written after the column, where CREATE INDEX takes a collation).
+    __table_args__ = (Index("ix_address_name_key", "name_key", postgresql_ops={"name_key": 'COLLATE "C"'}),)
 
 
 class AddressGram(Base):

@@ -121,6 +121,15 @@ class StageFact(Base):
         ),
         # The effective-dispatch lookup per case (attribution of case-level primitives to a department).
         Index("ix_stage_fact_case", "case_id", "stage", "start_action", "started_at", "undone_at", "department_id"),
+        # PostgreSQL only (migration 0005): exactly the runs an effective dispatch can be, so the department
+        # scorecard's join reads them by an index-only scan of a small index. SQLite cannot use a partial
+        # index when the query's terms are bound parameters, and reads them from ix_stage_fact_case.
+        Index(
+            "ix_stage_fact_effective",
+            "case_id",
+            postgresql_include=["started_at", "undone_at", "department_id"],
+            postgresql_where=sa.text("stage = 'handle' AND start_action = 'dispatch'"),
+        ).ddl_if(dialect="postgresql"),
     )
 
 

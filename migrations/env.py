@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
 from gridcity.database import make_engine
 from gridcity.root.metadata import all_metadata
 from gridcity.settings import get_settings
+from migrations.autogen import include_object_for
 
 target_metadata = all_metadata()
 
@@ -29,12 +32,12 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection: object) -> None:
+def _run(connection: Any) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,
-        include_object=alembic_helpers.include_object,
+        include_object=include_object_for(connection.dialect.name),
         process_revision_directives=alembic_helpers.writer,
         render_item=alembic_helpers.render_item,
         compare_type=True,
