@@ -10,12 +10,15 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from evaluation.indicators import (
     Band,
@@ -37,48 +40,38 @@ from gridcity.errors import InvalidInput
 
 INVALID_SET = "evaluation.invalid_indicator_set"
 WEIGHT_TOLERANCE = 1e-9
+_M = TypeVar("_M", bound="_Table")
 
 
 # --------------------------------------------------------------------------------------------------------
-# Loading and validation
+# The shape of a document: pydantic models (keys, types, value ranges)
+#
+# Each table is checked by its model; what needs the rest of the document (a primitive declared in
+# [primitives], the region classes, contiguous bands, weights summing to 100) is checked after, in the
+# functions below. Every error is ``evaluation.invalid_indicator_set`` with ``loc`` naming the key.
 
 
 def _bad(message: str, *loc: str | int) -> InvalidInput:
     return InvalidInput(message, code=INVALID_SET, loc=list(loc))
 
 
-def _table(value: Any, *loc: str | int) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _bad("expected a table", *loc)
-    return value
-
-
-def _check_keys(table: Mapping[str, Any], required: set[str], optional: set[str], *loc: str | int) -> None:
-    missing = sorted(required - table.keys())
-    if missing:
-        raise _bad(f"missing key(s): {', '.join(missing)}", *loc)
-    unknown = sorted(table.keys() - required - optional - {"description", "notes"})
-    if unknown:
-        raise _bad(f"unknown key(s): {', '.join(unknown)}", *loc)
-
-
-def _text(value: Any, *loc: str | int) -> str:
+def _text_value(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _bad("expected a non-empty string", *loc)
+        raise PydanticCustomError("text", "expected a non-empty string")
     return value
 
 
-def _number(value: Any, *loc: str | int) -> Decimal:
+def _number_value(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad("expected a number", *loc)
+        raise PydanticCustomError("number", "expected a number")
     if isinstance(value, float) and not math.isfinite(value):
-        raise _bad("expected a finite number", *loc)
+        raise PydanticCustomError("number", "expected a finite number")
     return Decimal(str(value))
 
 
-def _count_int(value: Any, *loc: str | int) -> int:
+def _count_value(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _bad("expected a non-negative integer", *loc)
+        raise PydanticCustomError("count", "expected a non-negative integer")
     return value
 
 
@@ -87,9 +80,172 @@ _EXPR_RE = re.compile(rf"^\s*{_NAME}(\s*[+-]\s*{_NAME})*\s*$")
 _TERM_RE = re.compile(rf"([+-]?)\s*({_NAME})")
 
 
-def _expr(value: Any, declared: Mapping[str, Any], *loc: str | int, kind: PrimitiveKind) -> Expr:
+def _expr_value(value: Any) -> str:
     if not isinstance(value, str) or not _EXPR_RE.match(value):
-        raise _bad("expected a primitive name or a sum/difference of names, e.g. 'filed + voided'", *loc)
+        raise PydanticCustomError(
+            "expression", "expected a primitive name or a sum/difference of names, e.g. 'filed + voided'"
+        )
+    return value
+
+
+def _direction_value(value: Any) -> Direction:
+    try:
+        return Direction(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "direction", "unknown direction {value!r} (expected higher_better or lower_better)", {"value": value}
+        ) from None
+
+
+def _date_value(value: Any) -> date:
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("date", "expected a date YYYY-MM-DD") from None
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise PydanticCustomError("date", "expected a date YYYY-MM-DD")
+    return value
+
+
+def _one_of(message: str, *allowed: str) -> BeforeValidator:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise PydanticCustomError("one_of", message)
+        return str(value)
+
+    return BeforeValidator(check)
+
+
+Text = Annotated[str, BeforeValidator(_text_value)]
+Number = Annotated[Decimal, BeforeValidator(_number_value)]
+Count = Annotated[int, BeforeValidator(_count_value)]
+ExprText = Annotated[str, BeforeValidator(_expr_value)]  # the names are checked against [primitives] after
+DirectionValue = Annotated[Direction, BeforeValidator(_direction_value)]
+
+
+class _Table(BaseModel):
+    """A TOML table: unknown keys are refused; ``description`` and ``notes`` are allowed anywhere."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    description: Any = None
+    notes: Any = None
+
+
+class LabelIn(_Table):
+    """A region class or a primitive's labels."""
+
+    name_zh: Text
+    name_en: Text
+
+
+class BandIn(_Table):
+    """One score band ``[min, max)``."""
+
+    min: Number
+    max: Number | None = None
+    score: Number
+
+    @field_validator("score")
+    @classmethod
+    def _score_in_range(cls, v: Decimal) -> Decimal:
+        if not Decimal(0) <= v <= Decimal(100):
+            raise PydanticCustomError("score", "band score must be within 0–100")
+        return v
+
+
+class GradeIn(_Table):
+    """One grade band."""
+
+    grade: Text
+    min: Number
+    name_zh: Any = ""
+    name_en: Any = ""
+
+
+class _IndicatorIn(_Table):
+    kind: str
+    name_zh: Text
+    name_en: Text
+
+
+class RateIn(_IndicatorIn):
+    """A rate indicator: numerator / denominator of count primitives."""
+
+    numerator: ExprText
+    denominator: ExprText
+    direction: DirectionValue
+
+
+class BandIndicatorIn(_IndicatorIn):
+    """A band indicator: a count looked up in bands (one table, or one per region class)."""
+
+    input: ExprText
+    bands: list[BandIn] | None = None
+    bands_by_region_class: dict[str, list[BandIn]] | None = None
+
+
+class ValueIndicatorIn(_IndicatorIn):
+    """A value indicator: one value primitive."""
+
+    input: ExprText
+    direction: DirectionValue
+
+
+class SubjectIn(_Table):
+    """One subject type's definition."""
+
+    name_zh: Text
+    name_en: Text
+    attribution: Text
+    main_denominator: ExprText
+    indicators: dict[str, dict[str, Any]]  # each checked by its kind's model
+    weights: dict[str, Number]
+    applies_to: list[Text] = []
+    min_cases: Count | None = None
+
+
+class IndicatorSetIn(_Table):
+    """A whole indicator-set document."""
+
+    version: Text
+    title: Text
+    effective_from: Annotated[date, BeforeValidator(_date_value)]
+    grades: list[GradeIn]
+    primitives: dict[str, dict[str, Any]]  # names checked against PRIMITIVES first, then the labels
+    subjects: dict[str, dict[str, Any]]  # subject types checked first, then each by SubjectIn
+    min_cases: Count = 0
+    region_classes: dict[str, LabelIn] = {}
+    band_period: Annotated[str, _one_of("band_period must be month, quarter or year", "month", "quarter", "year")] = (
+        "month"
+    )
+    band_scaling: Annotated[str, _one_of("band_scaling must be proportional or none", "proportional", "none")] = (
+        "proportional"
+    )
+
+
+_KEYED = {"missing": "missing key(s): {}", "extra_forbidden": "unknown key(s): {}"}
+_TYPES = {"model_type": "expected a table", "dict_type": "expected a table", "list_type": "expected an array"}
+
+
+def _parse(model: type[_M], raw: Any, *loc: str | int) -> _M:
+    """``raw`` checked by ``model``; the first problem as ``InvalidInput`` at ``loc`` + the key's path (a
+    missing or unknown key is reported at its table, like the other loaders of the project)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        path = [p for p in err["loc"] if isinstance(p, str | int)]
+        if err["type"] in _KEYED:
+            raise _bad(_KEYED[err["type"]].format(path[-1]), *loc, *path[:-1]) from None
+        raise _bad(_TYPES.get(err["type"], err["msg"]), *loc, *path) from None
+
+
+# --------------------------------------------------------------------------------------------------------
+# What needs the rest of the document
+
+
+def _expr(value: str, declared: Mapping[str, Any], *loc: str | int, kind: PrimitiveKind) -> Expr:
     terms: list[tuple[int, str]] = []
     for sign, name in _TERM_RE.findall(value):
         if name not in PRIMITIVES:
@@ -102,25 +258,12 @@ def _expr(value: Any, declared: Mapping[str, Any], *loc: str | int, kind: Primit
     return Expr(tuple(terms))
 
 
-def _direction(value: Any, *loc: str | int) -> Direction:
-    try:
-        return Direction(value)
-    except ValueError:
-        raise _bad(f"unknown direction {value!r} (expected higher_better or lower_better)", *loc) from None
-
-
-def _bands(value: Any, *loc: str | int) -> tuple[Band, ...]:
-    if not isinstance(value, list) or not value:
+def _bands(value: list[BandIn], *loc: str | int) -> tuple[Band, ...]:
+    if not value:
         raise _bad("expected a non-empty array of bands", *loc)
     bands: list[Band] = []
-    for i, raw in enumerate(value):
-        t = _table(raw, *loc, i)
-        _check_keys(t, {"min", "score"}, {"max"}, *loc, i)
-        lo = _number(t["min"], *loc, i, "min")
-        hi = _number(t["max"], *loc, i, "max") if "max" in t else None
-        score = _number(t["score"], *loc, i, "score")
-        if not Decimal(0) <= score <= Decimal(100):
-            raise _bad("band score must be within 0–100", *loc, i, "score")
+    for i, b in enumerate(value):
+        lo, hi = b.min, b.max
         if hi is not None and hi <= lo:
             raise _bad(f"band max {hi} must be greater than min {lo}", *loc, i)
         if hi is None and i != len(value) - 1:
@@ -134,40 +277,38 @@ def _bands(value: Any, *loc: str | int) -> tuple[Band, ...]:
                 raise _bad(f"bands overlap: [{lo}, …) starts before the previous band ends at {prev_hi}", *loc, i)
             if lo > prev_hi:
                 raise _bad(f"gap between bands: {prev_hi} to {lo} is not covered", *loc, i)
-        bands.append(Band(lo, hi, score))
+        bands.append(Band(lo, hi, b.score))
     if bands[-1].max_value is not None:
         raise _bad("the last band must be open-ended (no max)", *loc, len(value) - 1)
     return tuple(bands)
 
 
 def _indicator(
-    key: str, raw: Any, declared: Mapping[str, Any], region_classes: Sequence[str], *loc: str | int
+    key: str, raw: dict[str, Any], declared: Mapping[str, Any], region_classes: Sequence[str], *loc: str | int
 ) -> Indicator:
-    t = _table(raw, *loc)
-    kind_raw = t.get("kind")
+    kind_raw = raw.get("kind")
     try:
         kind = IndicatorKind(str(kind_raw))
     except ValueError:
         raise _bad(f"unknown indicator kind {kind_raw!r} (expected rate, band or value)", *loc, "kind") from None
-    common = {"kind", "name_zh", "name_en"}
     if kind is IndicatorKind.RATE:
-        _check_keys(t, common | {"numerator", "denominator", "direction"}, set(), *loc)
+        rate = _parse(RateIn, raw, *loc)
         return RateIndicator(
             key,
-            _text(t["name_zh"], *loc, "name_zh"),
-            _text(t["name_en"], *loc, "name_en"),
-            _expr(t["numerator"], declared, *loc, "numerator", kind=PrimitiveKind.COUNT),
-            _expr(t["denominator"], declared, *loc, "denominator", kind=PrimitiveKind.COUNT),
-            _direction(t["direction"], *loc, "direction"),
+            rate.name_zh,
+            rate.name_en,
+            _expr(rate.numerator, declared, *loc, "numerator", kind=PrimitiveKind.COUNT),
+            _expr(rate.denominator, declared, *loc, "denominator", kind=PrimitiveKind.COUNT),
+            rate.direction,
         )
     if kind is IndicatorKind.BAND:
-        _check_keys(t, common | {"input"}, {"bands", "bands_by_region_class"}, *loc)
-        if ("bands" in t) == ("bands_by_region_class" in t):
+        band = _parse(BandIndicatorIn, raw, *loc)
+        if (band.bands is None) == (band.bands_by_region_class is None):
             raise _bad("give exactly one of bands / bands_by_region_class", *loc)
-        if "bands" in t:
-            tables: tuple[BandTable, ...] = (BandTable(None, _bands(t["bands"], *loc, "bands")),)
+        if band.bands is not None:
+            tables: tuple[BandTable, ...] = (BandTable(None, _bands(band.bands, *loc, "bands")),)
         else:
-            per_class = _table(t["bands_by_region_class"], *loc, "bands_by_region_class")
+            per_class = band.bands_by_region_class or {}
             if set(per_class) != set(region_classes):
                 raise _bad(
                     f"bands_by_region_class must cover exactly the region classes {sorted(region_classes)}",
@@ -179,22 +320,16 @@ def _indicator(
             )
         return BandIndicator(
             key,
-            _text(t["name_zh"], *loc, "name_zh"),
-            _text(t["name_en"], *loc, "name_en"),
-            _expr(t["input"], declared, *loc, "input", kind=PrimitiveKind.COUNT),
+            band.name_zh,
+            band.name_en,
+            _expr(band.input, declared, *loc, "input", kind=PrimitiveKind.COUNT),
             tables,
         )
-    _check_keys(t, common | {"input", "direction"}, set(), *loc)
-    value_expr = _expr(t["input"], declared, *loc, "input", kind=PrimitiveKind.VALUE)
+    value = _parse(ValueIndicatorIn, raw, *loc)
+    value_expr = _expr(value.input, declared, *loc, "input", kind=PrimitiveKind.VALUE)
     if len(value_expr.terms) != 1 or value_expr.terms[0][0] != 1:
         raise _bad("a value indicator takes a single value primitive", *loc, "input")
-    return ValueIndicator(
-        key,
-        _text(t["name_zh"], *loc, "name_zh"),
-        _text(t["name_en"], *loc, "name_en"),
-        value_expr.terms[0][1],
-        _direction(t["direction"], *loc, "direction"),
-    )
+    return ValueIndicator(key, value.name_zh, value.name_en, value_expr.terms[0][1], value.direction)
 
 
 def _subject(
@@ -205,30 +340,17 @@ def _subject(
         subject_type = SubjectType(key)
     except ValueError:
         raise _bad(f"unknown subject type {key!r}", *loc) from None
-    t = _table(raw, *loc)
-    _check_keys(
-        t,
-        {"name_zh", "name_en", "attribution", "main_denominator", "indicators", "weights"},
-        {"applies_to", "min_cases"},
-        *loc,
-    )
-    applies_raw = t.get("applies_to", [])
-    if not isinstance(applies_raw, list):
-        raise _bad("expected an array of strings", *loc, "applies_to")
-    applies_to = tuple(_text(a, *loc, "applies_to", i) for i, a in enumerate(applies_raw))
-    indicators_raw = _table(t["indicators"], *loc, "indicators")
-    if not indicators_raw:
+    t = _parse(SubjectIn, raw, *loc)
+    if not t.indicators:
         raise _bad("a subject type needs at least one indicator", *loc, "indicators")
     indicators = tuple(
-        _indicator(k, v, declared, region_classes, *loc, "indicators", k) for k, v in indicators_raw.items()
+        _indicator(k, v, declared, region_classes, *loc, "indicators", k) for k, v in t.indicators.items()
     )
-    weights_raw = _table(t["weights"], *loc, "weights")
     keys = {ind.key for ind in indicators}
     weights: list[Weight] = []
-    for k, v in weights_raw.items():
+    for k, w in t.weights.items():
         if k not in keys:
             raise _bad(f"weight for unknown indicator {k!r}", *loc, "weights", k)
-        w = _number(v, *loc, "weights", k)
         if w < 0:
             raise _bad("weights must not be negative", *loc, "weights", k)
         weights.append(Weight(k, w))
@@ -237,30 +359,23 @@ def _subject(
         raise _bad(f"weights of {key} sum to {total}, not 100", *loc, "weights")
     return SubjectDefinition(
         subject_type=subject_type,
-        name_zh=_text(t["name_zh"], *loc, "name_zh"),
-        name_en=_text(t["name_en"], *loc, "name_en"),
-        attribution=_text(t["attribution"], *loc, "attribution"),
-        applies_to=applies_to,
-        main_denominator=_expr(t["main_denominator"], declared, *loc, "main_denominator", kind=PrimitiveKind.COUNT),
-        min_cases=_count_int(t["min_cases"], *loc, "min_cases") if "min_cases" in t else default_min,
+        name_zh=t.name_zh,
+        name_en=t.name_en,
+        attribution=t.attribution,
+        applies_to=tuple(t.applies_to),
+        main_denominator=_expr(t.main_denominator, declared, *loc, "main_denominator", kind=PrimitiveKind.COUNT),
+        min_cases=t.min_cases if t.min_cases is not None else default_min,
         indicators=indicators,
         weights=tuple(weights),
     )
 
 
-def _grades(value: Any) -> tuple[GradeBand, ...]:
-    if not isinstance(value, list) or not value:
+def _grades(value: list[GradeIn]) -> tuple[GradeBand, ...]:
+    if not value:
         raise _bad("expected a non-empty array of grade bands", "grades")
     grades: list[GradeBand] = []
-    for i, raw in enumerate(value):
-        t = _table(raw, "grades", i)
-        _check_keys(t, {"grade", "min"}, {"name_zh", "name_en"}, "grades", i)
-        g = GradeBand(
-            _text(t["grade"], "grades", i, "grade"),
-            _number(t["min"], "grades", i, "min"),
-            str(t.get("name_zh", "")),
-            str(t.get("name_en", "")),
-        )
+    for i, t in enumerate(value):
+        g = GradeBand(t.grade, t.min, str(t.name_zh), str(t.name_en))
         if i == 0 and g.min_value != 0:
             raise _bad("the lowest grade band must start at 0", "grades", i, "min")
         if g.min_value > 100:
@@ -289,74 +404,33 @@ def load_indicator_set(text: str) -> IndicatorSet:
             are not ascending, or the weights of a subject type do not sum to 100 (± 1e-9).
     """
     try:
-        doc = tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _bad(f"not valid TOML: {exc}", "toml") from None
-    _check_keys(
-        doc,
-        {"version", "title", "effective_from", "grades", "primitives", "subjects"},
-        {"min_cases", "region_classes", "band_period", "band_scaling"},
-    )
-    version = _text(doc["version"], "version")
-    title = _text(doc["title"], "title")
-    eff = doc["effective_from"]
-    if isinstance(eff, str):
-        try:
-            eff = date.fromisoformat(eff)
-        except ValueError:
-            raise _bad("expected a date YYYY-MM-DD", "effective_from") from None
-    if not isinstance(eff, date) or hasattr(eff, "hour"):
-        raise _bad("expected a date YYYY-MM-DD", "effective_from")
-    band_period = doc.get("band_period", "month")
-    if band_period not in ("month", "quarter", "year"):
-        raise _bad("band_period must be month, quarter or year", "band_period")
-    min_cases = _count_int(doc.get("min_cases", 0), "min_cases")
-    band_scaling = doc.get("band_scaling", "proportional")
-    if band_scaling not in ("proportional", "none"):
-        raise _bad("band_scaling must be proportional or none", "band_scaling")
+    doc = _parse(IndicatorSetIn, raw)
+    region_classes = [RegionClass(k, v.name_zh, v.name_en) for k, v in doc.region_classes.items()]
 
-    region_classes: list[RegionClass] = []
-    for k, v in _table(doc.get("region_classes", {}), "region_classes").items():
-        t = _table(v, "region_classes", k)
-        _check_keys(t, {"name_zh", "name_en"}, set(), "region_classes", k)
-        region_classes.append(
-            RegionClass(
-                k,
-                _text(t["name_zh"], "region_classes", k, "name_zh"),
-                _text(t["name_en"], "region_classes", k, "name_en"),
-            )
-        )
-
-    declared = _table(doc["primitives"], "primitives")
     labels: list[tuple[str, str, str]] = []
-    for name, v in declared.items():
+    for name, v in doc.primitives.items():
         if name not in PRIMITIVES:
             raise _bad(f"unknown primitive {name!r}", "primitives", name)
-        t = _table(v, "primitives", name)
-        _check_keys(t, {"name_zh", "name_en"}, set(), "primitives", name)
-        labels.append(
-            (
-                name,
-                _text(t["name_zh"], "primitives", name, "name_zh"),
-                _text(t["name_en"], "primitives", name, "name_en"),
-            )
-        )
+        label = _parse(LabelIn, v, "primitives", name)
+        labels.append((name, label.name_zh, label.name_en))
 
-    subjects_raw = _table(doc["subjects"], "subjects")
-    if not subjects_raw:
+    if not doc.subjects:
         raise _bad("at least one subject type is required", "subjects")
     class_keys = [rc.key for rc in region_classes]
-    subjects = tuple(_subject(k, v, declared, class_keys, min_cases) for k, v in subjects_raw.items())
+    subjects = tuple(_subject(k, v, doc.primitives, class_keys, doc.min_cases) for k, v in doc.subjects.items())
 
     return IndicatorSet(
-        version=version,
-        title=title,
-        effective_from=eff,
-        band_period=band_period,
-        band_scaling=band_scaling,
-        min_cases=min_cases,
+        version=doc.version,
+        title=doc.title,
+        effective_from=doc.effective_from,
+        band_period=doc.band_period,
+        band_scaling=doc.band_scaling,
+        min_cases=doc.min_cases,
         region_classes=tuple(region_classes),
-        grades=_grades(doc["grades"]),
+        grades=_grades(doc.grades),
         primitive_labels=tuple(labels),
         subjects=subjects,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),

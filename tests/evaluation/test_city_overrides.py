@@ -80,3 +80,49 @@ def test_a_broken_city_indicator_set_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as err:
         indicator_loader.city_registry(tmp_path)
     assert err.value.code == "evaluation.invalid_indicator_set"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "loc", "message"),
+    [
+        # a band bound written as text
+        (
+            "    { min = 0, max = 51, score = 100 },",
+            '    { min = "0", max = 51, score = 100 },',
+            ["subjects", "department", "indicators", "filed_score", "bands", 0, "min"],
+            "expected a number",
+        ),
+        # a key the schema does not know, in a band
+        (
+            "    { min = 0, max = 51, score = 100 },",
+            "    { min = 0, max = 51, score = 100, points = 3 },",
+            ["subjects", "department", "indicators", "filed_score", "bands", 0],
+            "unknown key(s): points",
+        ),
+        # a subject type without its weights
+        (
+            "[subjects.department.weights]",
+            "[subjects.department.weightings]",
+            ["subjects", "department"],
+            "missing key(s): weights",
+        ),
+        # control: the shipped file itself loads
+        ("[subjects.department.indicators.filed_score]", "[subjects.department.indicators.filed_score]", None, None),
+    ],
+)
+def test_a_bad_city_indicator_file_names_the_key(
+    tmp_path: Path, old: str, new: str, loc: list[str | int] | None, message: str | None
+) -> None:
+    """A city's broken indicators_*.toml is refused with the stable code and the ``loc`` of the bad key."""
+    text = SHIPPED_SET.read_text("utf-8")
+    if loc is None:  # the untouched file loads: the cases above fail for their change alone
+        (tmp_path / "indicators_v1.toml").write_text(text, "utf-8")
+        assert indicator_loader.city_registry(tmp_path).get("v1").subject("department").indicators
+        return
+    assert text.count(old) == 1
+    (tmp_path / "indicators_v1.toml").write_text(text.replace(old, new), "utf-8")
+    with pytest.raises(InvalidInput) as err:
+        indicator_loader.city_registry(tmp_path)
+    assert err.value.code == "evaluation.invalid_indicator_set"
+    assert err.value.loc == loc
+    assert message in err.value.message
