@@ -138,8 +138,34 @@ async function renderLogin(message) {
 
 const isInspector = () => S.session?.user?.role === "inspector";
 
+/** Ask the service worker (when one is active) and wait for its answer; null without one. */
+async function askWorker(msg) {
+  const reg = "serviceWorker" in navigator ? await navigator.serviceWorker.getRegistration("/m/").catch(() => null) : null;
+  const sw = reg?.active;
+  if (!sw) return null;
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = (e) => resolve(e.data);
+    sw.postMessage(msg, [ch.port2]);
+  });
+}
+
+/** Log out: this user's cached map and reads go with the login, and the outbox stops sending for them. */
+async function logout() {
+  const uid = S.session?.user?.id;
+  S.session = null;
+  await store.delMeta("session");
+  outbox.setSession(null);
+  for (const key of ["tasks", "mine", "coverage"]) await store.delMeta(key);
+  await store.delMetaPrefix("case:");
+  if (uid !== undefined && uid !== null) await askWorker({ type: "logout", user: uid });
+  header = null; // the next login draws its own header
+  renderLogin();
+}
+
 async function start() {
   outbox.setSession(S.session);
+  askWorker({ type: "session", user: S.session?.user?.id ?? null });
   patrol.init(() => S.session?.token, () => { if (S.view) renderHeader(); if (S.view === "patrol") updatePatrol(); });
   if (!S.classes.length) await refreshReference(); else refreshReference();
   go("tasks");
@@ -168,7 +194,7 @@ function renderHeader() {
     h("span", { class: online ? "net on" : "net off", testid: "network" }, online ? t("online") : t("offline")),
     duty,
     h("button", { class: "link", testid: "lang-switch", onclick: () => { setLang(getLang() === "zh" ? "en" : "zh"); go(S.view); } }, t("lang")),
-    h("button", { class: "link", onclick: async () => { S.session = null; await store.delMeta("session"); outbox.setSession(null); renderLogin(); } }, t("logout")));
+    h("button", { class: "link", testid: "logout", onclick: () => logout() }, t("logout")));
 }
 
 async function renderNav() {
