@@ -94,7 +94,9 @@ MAP_SETTLED = """id => { const m = document.querySelector(`[data-testid=${id}]`)
 RENDERED = """async ([id, layers]) => {
   const m = document.querySelector(`[data-testid=${id}]`).map;
   await new Promise((r) => { m.once('idle', r); m.triggerRepaint(); });
-  return m.queryRenderedFeatures({ layers: layers.filter((l) => m.getLayer(l)) })
+  const present = layers.filter((l) => m.getLayer(l));
+  if (!present.length) return [];  // the bare style: none of the city's layers
+  return m.queryRenderedFeatures({ layers: present })
     .map((f) => [f.layer.id, String(f.properties.code ?? f.properties.name ?? '')]); }"""
 # Every entry of every cache: {cache name: [url, ...]}.
 CACHES = """async () => { const out = {};
