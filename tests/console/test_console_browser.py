@@ -75,6 +75,7 @@ def test_dispatch_in_one_browser_arrives_in_the_department_inbox_without_reload(
     water = login(browser, server, "water")
     assert water.is_visible("#view-inbox")
     water.evaluate("window.__noReload = 'still here'")
+    water.locator("#view-inbox .pager .total[data-total='0']").wait_for()  # the inbox has loaded, empty
     assert water.locator("#inbox-table tbody tr").count() == 0
 
     disp = login(browser, server, "dispatcher")

@@ -1,12 +1,16 @@
-"""The phone's small maps: MapLibre over the city's vector tiles, a pin that moves the report, offline fallback."""
+"""The phone's small maps: MapLibre over the city's vector tiles, a pin that moves the report, offline fallback;
+the map seen online still shows offline (service worker caches per user, bounded, never case tiles), logout."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from tests.fieldapp.conftest import HERE, choose_photos, jpeg, login
+from gis_data.models import BaseFeature
+from gridcity import spatial
+from tests.fieldapp.conftest import HERE, PASSWORD, add_component, choose_photos, expired_token, jpeg, login
 
 MAP_READY = "id => document.querySelector(`[data-testid=${id}]`)?.dataset.ready === '1'"
 
@@ -81,3 +85,162 @@ def test_offline_the_map_falls_back_to_a_bare_style_and_the_pin_still_moves(phon
     )
     [(lon, _)] = case_at(db, "离线拖动图钉")
     assert HERE[0] - lon > 30 / 111_000
+
+
+# ---- the map seen online, offline -------------------------------------------------------------------------
+
+MAP_SETTLED = """id => { const m = document.querySelector(`[data-testid=${id}]`)?.map;
+  return !!m && m.loaded() && m.areTilesLoaded() && !m.isMoving(); }"""
+RENDERED = """async ([id, layers]) => {
+  const m = document.querySelector(`[data-testid=${id}]`).map;
+  await new Promise((r) => { m.once('idle', r); m.triggerRepaint(); });
+  const present = layers.filter((l) => m.getLayer(l));
+  if (!present.length) return [];  // the bare style: none of the city's layers
+  return m.queryRenderedFeatures({ layers: present })
+    .map((f) => [f.layer.id, String(f.properties.code ?? f.properties.name ?? '')]); }"""
+# Every entry of every cache: {cache name: [url, ...]}.
+CACHES = """async () => { const out = {};
+  for (const name of await caches.keys()) out[name] = (await (await caches.open(name)).keys()).map((r) => r.url);
+  return out; }"""
+# A message to the active service worker, answered through a MessageChannel.
+ASK_WORKER = """async (msg) => { const reg = await navigator.serviceWorker.ready;
+  return await new Promise((ok) => { const ch = new MessageChannel(); ch.port1.onmessage = (e) => ok(e.data);
+    reg.active.postMessage(msg, [ch.port2]); }); }"""
+MAP_LAYERS = ["base-road", "grids-line", "components"]
+
+
+def add_road(db: Any, name: str) -> None:
+    """A street through the phone's position (the base map is public data, imported like any base layer)."""
+    with Session(db) as s, s.begin():
+        s.add(
+            BaseFeature(
+                layer="road",
+                name=name,
+                kind="主干路",
+                source="test",
+                geom=spatial.ewkt(f"LINESTRING({HERE[0] - 0.002} {HERE[1]}, {HERE[0] + 0.002} {HERE[1]})"),
+            )
+        )
+
+
+def controlled(page: Any) -> None:
+    """Wait until the service worker controls the page (then it sees the page's and MapLibre's requests)."""
+    page.evaluate("navigator.serviceWorker.ready")
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+
+
+def look_at_the_map(page: Any) -> list[list[str]]:
+    """Open the report form, wait for its map to settle, and return what it draws of MAP_LAYERS."""
+    page.get_by_test_id("new-report").click()
+    page.wait_for_function(MAP_SETTLED, arg="minimap", timeout=60_000)
+    drawn: list[list[str]] = page.evaluate(RENDERED, ["minimap", MAP_LAYERS])
+    return drawn
+
+
+def map_caches_of(page: Any, user_id: int) -> dict[str, list[str]]:
+    return {k: v for k, v in page.evaluate(CACHES).items() if k.endswith(f"-u{user_id}")}
+
+
+def test_the_map_seen_online_still_shows_its_streets_grids_and_components_offline(phone, orgdata, city, db):
+    add_road(db, "经二路")
+    comp = add_component(db, "C0101", 1, 10)
+    page = phone.new_page()
+    login(page)
+    controlled(page)
+    online = look_at_the_map(page)
+    assert {layer for layer, _ in online} == set(MAP_LAYERS), online
+    assert ["base-road", "经二路"] in online and ["components", comp] in online
+    assert page.evaluate(ASK_WORKER, {"type": "flush"}) == {"ok": True}  # every answer seen is stored
+    phone.set_offline(True)
+    page.reload()
+    page.get_by_test_id("tasks").wait_for()
+    offline = look_at_the_map(page)
+    assert page.get_by_test_id("minimap").get_attribute("data-tiles") == "city"  # the cached style, not the bare one
+    assert ["base-road", "经二路"] in offline and ["components", comp] in offline
+    assert any(layer == "grids-line" for layer, _ in offline)
+    phone.set_offline(False)
+
+
+def test_a_second_user_on_the_phone_does_not_get_the_first_users_map(phone, orgdata, city, db):
+    add_road(db, "经三路")
+    page = phone.new_page()
+    login(page)
+    controlled(page)
+    assert ["base-road", "经三路"] in look_at_the_map(page)
+    page.evaluate(ASK_WORKER, {"type": "flush"})
+    first = map_caches_of(page, orgdata.ids["inspector"])
+    assert any("/tiles/base/" in u for urls in first.values() for u in urls)
+    # The first inspector's login runs out; a colleague logs in on the same phone (no logout in between).
+    page.evaluate(
+        """token => new Promise((ok, fail) => {
+        const r = indexedDB.open('chengguantong');
+        r.onsuccess = () => { const tx = r.result.transaction('meta', 'readwrite');
+          const s = tx.objectStore('meta'); const g = s.get('session');
+          g.onsuccess = () => { s.put({...g.result, token}, 'session'); tx.oncomplete = ok; }; };
+        r.onerror = fail; })""",
+        expired_token(orgdata, "inspector"),
+    )
+    page.reload()
+    page.get_by_test_id("login-message").wait_for()
+    page.get_by_test_id("login-username").fill("inspector2")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.get_by_test_id("tasks").wait_for()
+    phone.set_offline(True)
+    drawn = look_at_the_map(page)
+    # Offline, the colleague's phone has no map of its own yet: the bare style, none of the first user's streets.
+    assert page.get_by_test_id("minimap").get_attribute("data-tiles") == "none"
+    assert drawn == []
+    assert map_caches_of(page, orgdata.ids["inspector2"]) == {}
+    assert map_caches_of(page, orgdata.ids["inspector"]) == first  # still there, for its own user only
+    phone.set_offline(False)
+
+
+def test_logout_deletes_the_users_map_caches_and_keeps_the_app_shell(phone, orgdata, city, db):
+    page = phone.new_page()
+    login(page)
+    controlled(page)
+    look_at_the_map(page)
+    page.evaluate(ASK_WORKER, {"type": "flush"})
+    uid = orgdata.ids["inspector"]
+    assert any("/tiles/" in u for urls in map_caches_of(page, uid).values() for u in urls)
+    page.get_by_test_id("logout").click()
+    page.get_by_test_id("login-submit").wait_for()
+    page.evaluate(ASK_WORKER, {"type": "flush"})
+    names = page.evaluate(CACHES)
+    assert map_caches_of(page, uid) == {}
+    assert any(u.endswith("/m/app.js") for urls in names.values() for u in urls)  # the shell stays
+    # Logged out, nothing of the user's is kept for the next one: no session, no cached task list.
+    assert page.evaluate(
+        """() => new Promise((ok) => { const r = indexedDB.open('chengguantong');
+        r.onsuccess = () => { const g = r.result.transaction('meta').objectStore('meta').getAllKeys();
+          g.onsuccess = () => ok(g.result); }; })"""
+    ) == ["classes", "config"]
+
+
+FETCH_TILES = """async ([urls, token]) => { const out = [];
+  for (const u of urls) out.push((await fetch(u, { headers: { Authorization: `Bearer ${token}` } })).status);
+  return out; }"""
+
+
+def test_the_tile_cache_is_bounded_and_never_holds_case_or_hot_spot_tiles(phone, orgdata, city, db):
+    page = phone.new_page()
+    login(page)
+    controlled(page)
+    assert page.evaluate(ASK_WORKER, {"type": "limits", "max": 12, "keep": 10})["ok"]
+    token = page.evaluate(
+        """() => new Promise((ok) => { const r = indexedDB.open('chengguantong');
+        r.onsuccess = () => { const g = r.result.transaction('meta').objectStore('meta').get('session');
+          g.onsuccess = () => ok(g.result.token); }; })"""
+    )
+    x0, y0 = 104_000, 52_000  # zoom 17 near the test city; empty tiles are tiles too
+    base = [f"/tiles/base/17/{x0 + i}/{y0}.mvt" for i in range(20)]
+    private = [f"/tiles/{layer}/17/{x0}/{y0 + i}.mvt" for layer in ("cases", "hotspots") for i in range(3)]
+    assert page.evaluate(FETCH_TILES, [base[:10] + private + base[10:], token]) == [200] * 26
+    page.evaluate(ASK_WORKER, {"type": "flush"})
+    tiles = [u for urls in map_caches_of(page, orgdata.ids["inspector"]).values() for u in urls if ".mvt" in u]
+    assert 10 <= len(tiles) <= 12  # 20 were fetched; the oldest went
+    assert {page.url.split("/m/")[0] + u for u in base[-10:]} <= set(tiles)  # the newest stayed
+    assert page.url.split("/m/")[0] + base[0] not in tiles
+    everything = [u for urls in page.evaluate(CACHES).values() for u in urls]
+    assert not [u for u in everything if "/tiles/cases/" in u or "/tiles/hotspots/" in u]

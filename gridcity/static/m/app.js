@@ -85,33 +85,51 @@ function position(timeout = 15000) {
 function loginNeeded() {
   if (S.session) S.session = { ...S.session, token: null };
   store.setMeta("session", S.session);
+  // Several answers can say 401 at once (a read and the outbox): the form already shown stays, with what the
+  // user has typed into it; only its message is set.
+  const shown = root.querySelector("form.login");
+  const note = shown?.querySelector("[data-testid=login-message]");
+  if (note) { note.textContent = t("login.expired"); note.classList.remove("hidden"); return; }
   renderLogin(t("login.expired"));
 }
 outbox.onLoginNeeded(() => loginNeeded());
 
+let loginSeq = 0;
 async function renderLogin(message) {
+  const seq = ++loginSeq; // of two calls racing through the await below, only the last draws
+  S.view = null;
   const waiting = (await store.outboxAll()).filter((i) => i.state !== "sent");
+  if (seq !== loginSeq) return;
   const owners = [...new Set(waiting.map((i) => i.user))];
   const err = h("p", { class: "error", testid: "login-error" });
   const user = h("input", { testid: "login-username", autocomplete: "username", value: S.session?.user?.username || "", placeholder: t("login.username") });
   const pass = h("input", { testid: "login-password", type: "password", autocomplete: "current-password", placeholder: t("login.password") });
+  let busy = false; // a second tap or Enter while the first login is on its way does nothing
+  const submitButton = h("button", { testid: "login-submit", type: "submit", class: "primary" }, t("login.submit"));
   const form = h("form", { class: "login", onsubmit: async (e) => {
     e.preventDefault();
+    if (busy) return;
+    busy = true;
+    submitButton.disabled = true;
     err.textContent = "";
+    let ok = false;
     try {
       const r = await fetch("/mobile/v1/auth/token", { method: "POST", body: new URLSearchParams({ username: user.value.trim(), password: pass.value }) });
       const data = await r.json().catch(() => null);
       if (!r.ok) { err.textContent = errorText({ ...(data?.detail?.[0] || { type: `http.${r.status}` }), status: r.status }); return; }
       S.session = { token: data.access_token, user: data.user };
       await store.setMeta("session", S.session);
+      ok = true;
       start();
-    } catch { err.textContent = t("login.offline"); }
+    } catch { err.textContent = t("login.offline"); } finally {
+      if (!ok) { busy = false; submitButton.disabled = false; }
+    }
   } },
   h("h1", {}, t("app")),
-  message ? h("p", { class: "notice", testid: "login-message" }, message) : null,
+  h("p", { class: message ? "notice" : "notice hidden", testid: "login-message" }, message || ""),
   owners.length && owners[0] ? h("p", { class: "notice" }, t("login.other", { u: owners.join("、") })) : null,
   h("label", {}, t("login.username"), user), h("label", {}, t("login.password"), pass),
-  h("button", { testid: "login-submit", type: "submit", class: "primary" }, t("login.submit")), err,
+  submitButton, err,
   h("button", { type: "button", class: "link", onclick: () => { setLang(getLang() === "zh" ? "en" : "zh"); renderLogin(message); } }, t("lang")));
   root.replaceChildren(form);
 }
@@ -120,9 +138,35 @@ async function renderLogin(message) {
 
 const isInspector = () => S.session?.user?.role === "inspector";
 
+/** Ask the service worker (when one is active) and wait for its answer; null without one. */
+async function askWorker(msg) {
+  const reg = "serviceWorker" in navigator ? await navigator.serviceWorker.getRegistration("/m/").catch(() => null) : null;
+  const sw = reg?.active;
+  if (!sw) return null;
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = (e) => resolve(e.data);
+    sw.postMessage(msg, [ch.port2]);
+  });
+}
+
+/** Log out: this user's cached map and reads go with the login, and the outbox stops sending for them. */
+async function logout() {
+  const uid = S.session?.user?.id;
+  S.session = null;
+  await store.delMeta("session");
+  outbox.setSession(null);
+  for (const key of ["tasks", "mine", "coverage"]) await store.delMeta(key);
+  await store.delMetaPrefix("case:");
+  if (uid !== undefined && uid !== null) await askWorker({ type: "logout", user: uid });
+  header = null; // the next login draws its own header
+  renderLogin();
+}
+
 async function start() {
   outbox.setSession(S.session);
-  patrol.init(() => S.session?.token, () => { if (S.view === "patrol" || S.view) renderHeader(); if (S.view === "patrol") renderPatrol(); });
+  askWorker({ type: "session", user: S.session?.user?.id ?? null });
+  patrol.init(() => S.session?.token, () => { if (S.view) renderHeader(); if (S.view === "patrol") updatePatrol(); });
   if (!S.classes.length) await refreshReference(); else refreshReference();
   go("tasks");
   if (isInspector()) patrol.resume().then(() => patrol.upload());
@@ -135,9 +179,14 @@ async function refreshReference() {
 }
 
 let header, nav, main;
+let headerDrawn = null, navDrawn = null;
 function renderHeader() {
   if (!header) return;
   const online = navigator.onLine;
+  // Redrawn only on a change: a redraw replaces the buttons, and a tap landing in between was lost.
+  const sig = JSON.stringify([online, isInspector(), patrol.state.on, getLang()]);
+  if (sig === headerDrawn && header.childElementCount) return;
+  headerDrawn = sig;
   const duty = isInspector() ? h("button", { testid: "duty-toggle", class: patrol.state.on ? "duty on" : "duty", "aria-pressed": String(patrol.state.on),
     onclick: () => (patrol.state.on ? patrol.stop() : patrol.start()) }, patrol.state.on ? t("patrol.on") : t("patrol.off")) : null;
   header.replaceChildren(
@@ -145,11 +194,14 @@ function renderHeader() {
     h("span", { class: online ? "net on" : "net off", testid: "network" }, online ? t("online") : t("offline")),
     duty,
     h("button", { class: "link", testid: "lang-switch", onclick: () => { setLang(getLang() === "zh" ? "en" : "zh"); go(S.view); } }, t("lang")),
-    h("button", { class: "link", onclick: async () => { S.session = null; await store.delMeta("session"); outbox.setSession(null); renderLogin(); } }, t("logout")));
+    h("button", { class: "link", testid: "logout", onclick: () => logout() }, t("logout")));
 }
 
 async function renderNav() {
   const pending = (await store.outboxAll()).filter((i) => i.state !== "sent").length;
+  const sig = JSON.stringify([S.view, pending, isInspector(), getLang()]);
+  if (sig === navDrawn && nav.childElementCount) return;
+  navDrawn = sig;
   const tab = (view, testid, label, extra) => h("button", { testid, class: S.view === view ? "tab active" : "tab", onclick: () => go(view) }, label, extra || null);
   nav.replaceChildren(
     isInspector() ? tab("report", "new-report", t("nav.report")) : null,
@@ -167,10 +219,12 @@ function go(view, arg) {
     header = h("header");
     main = h("main");
     nav = h("nav");
+    headerDrawn = navDrawn = null;
   }
   root.replaceChildren(header, main, nav);
   renderHeader();
   renderNav();
+  outboxDrawn = null;
   main.replaceChildren(h("p", { class: "muted" }, t("loading")));
   ({ report: renderReport, tasks: renderTasks, mine: renderMine, outbox: renderOutbox, patrol: renderPatrol, detail: renderDetail })[view](arg);
 }
@@ -375,9 +429,16 @@ async function renderReport(item) {
 
 // ---- outbox ------------------------------------------------------------------------------------------------
 
+let outboxDrawn = null;
 async function renderOutbox() {
   const items = await store.outboxAll();
   if (S.view !== "outbox") return;
+  // A drain pass (every 30 s, on every return of the network) reports a change even when nothing changed; the
+  // list is drawn again only when what it shows changed, so a tap on its buttons is not lost to a redraw.
+  const sig = JSON.stringify([getLang(), items.map((it) => [it.id, it.state, it.error, it.result?.number, it.summary,
+    Object.values(it.files || {}).reduce((n, l) => n + l.length, 0), outbox.progressOf(it.id) !== undefined])]);
+  if (sig === outboxDrawn) return;
+  outboxDrawn = sig;
   const stateText = (it) => it.state === "retry" ? t("state.retry") : t(`state.${it.state}`);
   const rows = items.slice().reverse().map((it) => {
     const p = outbox.progressOf(it.id);
@@ -539,9 +600,18 @@ async function renderMine() {
 
 // ---- patrol ------------------------------------------------------------------------------------------------
 
+let patrolDrawn = null;
+/** After a patrol change: the button is drawn again only when duty changed; the counts change in place. */
+function updatePatrol() {
+  if (patrolDrawn !== patrol.state.on) { renderPatrol(); return; }
+  const count = main?.querySelector("[data-testid=track-count]");
+  if (count) count.textContent = t("patrol.points", { n: patrol.state.recorded, u: patrol.state.unsent });
+}
+
 async function renderPatrol() {
   if (S.view !== "patrol") return;
   const st = patrol.state;
+  patrolDrawn = st.on;
   const cov = h("p", { testid: "coverage" });
   main.replaceChildren(h("h2", {}, t("nav.patrol")),
     h("button", { class: st.on ? "danger" : "primary", onclick: () => (st.on ? patrol.stop() : patrol.start()) }, st.on ? t("patrol.stop") : t("patrol.off")),

@@ -1,9 +1,11 @@
 // The small maps of 城管通: the report's movable pin and a case's position on a task, drawn with MapLibre GL JS
 // (ESM from npm, /vendor/maplibre-gl/, loaded only when a map is shown) over the city's own vector tiles (the
-// style document /tiles/style.json, as the console's minimap.js uses it). The service worker keeps MapLibre; the
-// tiles and the style come from the server. Without them (offline, or the server unreachable) the map degrades
-// to a plain background with the pin and the nearby components: the pin still moves and the position, with its
-// accuracy, is shown beside the map. Without WebGL there is no map at all and the position still works.
+// style document /tiles/style.json, as the console's minimap.js uses it). The service worker keeps MapLibre, and
+// keeps the style, TileJSON, glyphs and the base/admin/grid/component tiles of the areas this user has looked at
+// (sw.js), so offline the map seen before still shows its streets. With no style at all (offline before any map
+// was seen, or the server unreachable) the map degrades to a plain background with the pin and the nearby
+// components: the pin still moves and the position, with its accuracy, is shown beside the map. Without WebGL
+// there is no map at all and the position still works. The container keeps the MapLibre map as `.map`.
 let lib = null;
 
 async function maplibre() {
@@ -33,7 +35,11 @@ async function cityStyle(token, lang) {
     const r = await fetch(`/tiles/style.json?lang=${lang}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
     if (!r.ok) return null;
     const full = await r.json();
-    styles[lang] = { ...full, layers: full.layers.filter((l) => KEEP.test(l.id)) };
+    const layers = full.layers.filter((l) => KEEP.test(l.id));
+    // Only the sources those layers draw from: the case and hot-spot sources are not even asked for.
+    const used = new Set(layers.map((l) => l.source).filter(Boolean));
+    const sources = Object.fromEntries(Object.entries(full.sources).filter(([k]) => used.has(k)));
+    styles[lang] = { ...full, sources, layers };
     return styles[lang];
   } catch {
     return null;
@@ -67,6 +73,7 @@ export async function createMiniMap(container, { lon, lat, onMove = null, token 
       localIdeographFontFamily: "'Noto Sans CJK SC', sans-serif" });
     map.on("error", () => { container.dataset.tileErrors = String(Number(container.dataset.tileErrors || 0) + 1); });
     container.dataset.tiles = city ? "city" : "none";
+    container.map = map;
     const marker = new ml.Marker({ draggable: !!onMove, color: onMove ? "#d32f2f" : "#1f77b4" })
       .setLngLat([lon + dx, lat + dy]).addTo(map);
     marker.getElement().dataset.testid = onMove ? "map-pin" : "case-pin";

@@ -13,6 +13,13 @@ const dbp = openDB("chengguantong", 1, {
 export async function meta(key) { return (await dbp).get("meta", key); }
 export async function setMeta(key, value) { return (await dbp).put("meta", value, key); }
 export async function delMeta(key) { return (await dbp).delete("meta", key); }
+/** Delete every meta entry whose key starts with `prefix` (a user's cached case details at logout). */
+export async function delMetaPrefix(prefix) {
+  const db = await dbp;
+  const keys = (await db.getAllKeys("meta")).filter((k) => typeof k === "string" && k.startsWith(prefix));
+  const tx = db.transaction("meta", "readwrite");
+  await Promise.all([...keys.map((k) => tx.store.delete(k)), tx.done]);
+}
 
 export async function outboxAll() {
   const items = await (await dbp).getAll("outbox");
