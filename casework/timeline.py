@@ -7,9 +7,9 @@ returned here, so they can always be recomputed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from casework.lifecycle import CaseAction, CaseStatus, Stage, stage_of
 
@@ -39,38 +39,84 @@ class StageRun:
     end_action: CaseAction | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RunSpan:
+    """One run of a timed stage as positions in the event sequence it was derived from.
+
+    ``start`` is the event that started the run and ``end`` the one that ended it (None: still open);
+    ``pauses`` are the (approve_suspension, resume) event pairs inside it (the resume None when the run ended
+    or the log ended while suspended) and ``extensions`` its approved extensions. The one derivation of stage
+    runs: :func:`stage_runs` (datetimes) and the evaluation facts (integer clocks) both read these.
+    """
+
+    stage: Stage
+    start: int
+    end: int | None
+    pauses: tuple[tuple[int, int | None], ...] = ()
+    extensions: tuple[int, ...] = ()
+
+
+class _Timed(Protocol):
+    @property
+    def action(self) -> CaseAction: ...
+    @property
+    def to_status(self) -> CaseStatus: ...
+
+
 # Actions that start a fresh run even when the stage stays the same (a rework restarts handling).
 _RESTARTS = frozenset({CaseAction.DISPATCH, CaseAction.CHECK_FAIL})
+_SUSPEND, _RESUME, _EXTEND = CaseAction.APPROVE_SUSPENSION, CaseAction.RESUME, CaseAction.APPROVE_EXTENSION
+
+
+def run_spans(events: Sequence[_Timed]) -> list[RunSpan]:
+    """All stage runs of a case as event positions, oldest first; the last one is open if the case is in a
+    timed stage."""
+    spans: list[RunSpan] = []
+    stage: Stage | None = None
+    start = 0
+    pauses: list[tuple[int, int | None]] = []
+    ext: list[int] = []
+    for i, ev in enumerate(events):
+        action = ev.action
+        new_stage = stage_of(ev.to_status)
+        if stage is not None:
+            if new_stage != stage or action in _RESTARTS:
+                spans.append(RunSpan(stage, start, i, tuple(pauses), tuple(ext)))
+                stage = None
+            elif action is _SUSPEND:
+                pauses.append((i, None))
+            elif action is _RESUME and pauses and pauses[-1][1] is None:
+                pauses[-1] = (pauses[-1][0], i)
+            elif action is _EXTEND:
+                ext.append(i)
+        if stage is None and new_stage is not None:
+            stage, start, pauses, ext = new_stage, i, [], []
+    if stage is not None:
+        spans.append(RunSpan(stage, start, None, tuple(pauses), tuple(ext)))
+    return spans
+
+
+def extension_of(data: Mapping[str, Any]) -> tuple[float, str]:
+    """``(value, unit)`` of an approve_extension event's data."""
+    ext = data.get("extension") or {}
+    return float(ext.get("value", 0)), str(ext.get("unit", "work_hour"))
 
 
 def stage_runs(events: Iterable[EventFact]) -> list[StageRun]:
     """All stage runs of a case, oldest first; the last one is open if the case is in a timed stage."""
+    evs = events if isinstance(events, Sequence) else list(events)
     runs: list[StageRun] = []
-    current: dict[str, Any] | None = None
-
-    def close(at: dt.datetime, action: CaseAction) -> None:
-        nonlocal current
-        if current is None:
-            return
-        pauses = tuple((s, e if e is not None else at) for s, e in current["pauses"])
-        runs.append(StageRun(current["stage"], current["start"], at, pauses, tuple(current["ext"]), action))
-        current = None
-
-    for ev in events:
-        new_stage = stage_of(ev.to_status)
-        old_stage = current["stage"] if current else None
-        if current is not None and (new_stage != old_stage or ev.action in _RESTARTS):
-            close(ev.at, ev.action)
-        if current is not None:
-            if ev.action is CaseAction.APPROVE_SUSPENSION:
-                current["pauses"].append((ev.at, None))
-            elif ev.action is CaseAction.RESUME and current["pauses"] and current["pauses"][-1][1] is None:
-                current["pauses"][-1] = (current["pauses"][-1][0], ev.at)
-            elif ev.action is CaseAction.APPROVE_EXTENSION:
-                ext = ev.data.get("extension") or {}
-                current["ext"].append((float(ext.get("value", 0)), str(ext.get("unit", "work_hour"))))
-        if current is None and new_stage is not None:
-            current = {"stage": new_stage, "start": ev.at, "pauses": [], "ext": []}
-    if current is not None:
-        runs.append(StageRun(current["stage"], current["start"], None, tuple(current["pauses"]), tuple(current["ext"])))
+    for r in run_spans(evs):
+        end = None if r.end is None else evs[r.end].at
+        pauses = tuple((evs[p].at, evs[q].at if q is not None else end) for p, q in r.pauses)
+        runs.append(
+            StageRun(
+                r.stage,
+                evs[r.start].at,
+                end,
+                pauses,
+                tuple(extension_of(evs[x].data) for x in r.extensions),
+                None if r.end is None else evs[r.end].action,
+            )
+        )
     return runs

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import select
@@ -40,7 +40,7 @@ from casework import deadlines as casework_deadlines
 from casework import legacy_import
 from casework import service as casework_service
 from casework import timeline as casework_timeline
-from casework.lifecycle import CaseAction, CaseStatus, Stage, stage_of
+from casework.lifecycle import CaseAction, CaseStatus, Stage
 from casework.models import Case, CaseEvent
 from casework.rules import CaseRules
 from evaluation import service as evaluation_service
@@ -50,7 +50,6 @@ from gridcity import spatial
 from gridcity.types import utcnow
 
 A = CaseAction
-_RESTARTS = frozenset({A.DISPATCH, A.CHECK_FAIL})  # as in casework.timeline (checked by zipping below)
 _COMPLETES: Mapping[Stage, frozenset[CaseAction]] = {
     Stage.VERIFY: frozenset({A.VERIFY_TRUE, A.VERIFY_FALSE}),
     Stage.FILE: frozenset({A.FILE}),
@@ -94,108 +93,124 @@ def _is_note(ev: LoggedEvent) -> bool:
     return ev.action is A.MERGE and ev.from_status == ev.to_status
 
 
-def _utc(t: dt.datetime | None) -> dt.datetime | None:
-    return None if t is None else t.astimezone(dt.UTC)
+# The facts compute on the integer time line of casework.deadlines (epoch microseconds): about one stage clock
+# per event, so instants are converted once per event and the clocks never build a datetime.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
 
 
-def late_after(cal: casework_deadlines.WorkCalendar, deadline: dt.datetime | None, working: bool) -> dt.datetime | None:
+def _at(t_us: int | None) -> dt.datetime | None:
+    return None if t_us is None else _EPOCH + dt.timedelta(microseconds=t_us)
+
+
+class _Lim(NamedTuple):
+    """A limit as the clocks use it: its value and unit, whether it counts working time, and its microseconds
+    without extensions."""
+
+    value: float
+    unit: casework_deadlines.LimitUnit
+    working: bool
+    us: int
+
+    def with_extensions(self, cal: casework_deadlines.WorkCalendar, ext_seconds: float) -> int:
+        """The limit plus approved extensions (seconds of its measure), as :func:`stage_clock` rounds it."""
+        return self.us if not ext_seconds else casework_deadlines.limit_us(cal, self.value, self.unit, ext_seconds)
+
+
+def _lim(cal: casework_deadlines.WorkCalendar, value: float, unit: casework_deadlines.LimitUnit) -> _Lim:
+    return _Lim(value, unit, unit.counts_working_time, casework_deadlines.limit_us(cal, value, unit))
+
+
+class _ClassLimits(NamedTuple):
+    """The limits of one (class, urgency), computed once per rules and step limits."""
+
+    stages: Mapping[Stage, _Lim | None]
+    working: bool  # the family of the untimed steps and of the whole case (the handle limit's measure)
+    steps: Mapping[str, _Lim]  # send_verify, send_check, close, in that family
+    overall: _Lim  # the whole filed case (dispatch + handle + check + send_check + close)
+
+
+class _LimitCache:
+    """Per (class, urgency): the stage, step and overall limits (standards lookups and unit conversions)."""
+
+    def __init__(self, rules: CaseRules, steps: StepLimits) -> None:
+        self.rules, self.steps = rules, steps
+        self.by_class: dict[tuple[str, str], _ClassLimits] = {}
+
+    def get(self, class_code: str, urgency: str) -> _ClassLimits:
+        got = self.by_class.get((class_code, urgency))
+        if got is None:
+            got = self.by_class[(class_code, urgency)] = self._compute(class_code, urgency)
+        return got
+
+    def _compute(self, class_code: str, urgency: str) -> _ClassLimits:
+        cal = self.rules.calendar
+        std = self.rules.standards.lookup(class_code, urgency)
+        stages = {s: (None if (x := std.limit(s.value)) is None else _lim(cal, x.value, x.unit)) for s in Stage}
+        handle = std.limit("handle")
+        working = handle is None or handle.unit.counts_working_time
+        family = self.steps.family(working)
+        step_lims = {name: _lim(cal, family[name].value, family[name].unit) for name in _STEP_DONE}
+        parts = [std.limit(s) for s in ("dispatch", "handle", "check")]
+        parts += [family[s] for s in ("send_check", "close")]
+        total = sum(casework_deadlines.limit_seconds(cal, p.value, p.unit) for p in parts if p is not None)
+        unit = casework_deadlines.LimitUnit.WORK_HOUR if working else casework_deadlines.LimitUnit.HOUR
+        return _ClassLimits(stages, working, step_lims, _lim(cal, total / 3600, unit))
+
+
+_LIMIT_CACHES: list[_LimitCache] = []
+
+
+def _limit_cache(rules: CaseRules, steps: StepLimits) -> _LimitCache:
+    for c in _LIMIT_CACHES:
+        if c.rules is rules and c.steps is steps:
+            return c
+    cache = _LimitCache(rules, steps)
+    _LIMIT_CACHES[:] = [cache, *_LIMIT_CACHES[:3]]  # a handful of rule sets (tests, a city's overrides)
+    return cache
+
+
+def _late_after(cal: casework_deadlines.WorkCalendar, deadline: int | None, working: bool) -> int | None:
     """The last instant at which completing is still on time: the deadline itself for an elapsed-time limit;
     for a working-time limit the start of the next working period when the deadline falls at the end of
     one (12:00, 18:00, the evening before a weekend or holiday), since no working time elapses in the break.
     """
     if deadline is None or not working:
-        return _utc(deadline)
-    one = casework_deadlines.add_work_seconds(cal, deadline, 1e-6)  # 1 µs of working time after it
-    return _utc(one - dt.timedelta(microseconds=1))
+        return deadline
+    return casework_deadlines.add_work_us(cal, deadline, 1) - 1  # 1 µs of working time after it, less 1 µs
 
 
-def _outcome(
-    completed: dt.datetime | None, clock: casework_deadlines.Clock | None, late: dt.datetime | None
-) -> tuple[dt.datetime | None, bool]:
-    """(determination time, on time) of a run.
-
-    On time means the *elapsed time in the limit's measure* (working time for a working-time limit,
-    suspensions excluded, extensions added) is at most the limit: ``clock.overdue_seconds == 0``, never a
-    comparison of wall-clock timestamps. The run is determined at its completion, or at ``late`` (the last
-    instant at which completing would still be on time) if that comes first.
-    """
-    candidates = [t for t in (completed, late) if t is not None]
-    determined = min(candidates) if candidates else None
-    on_time = completed is not None and (clock is None or clock.overdue_seconds == 0)
-    return determined, on_time
-
-
-def overdue_working_seconds(
-    cal: casework_deadlines.WorkCalendar,
-    deadline: dt.datetime | None,
-    end: dt.datetime,
-    pauses: Sequence[casework_deadlines.Pause] = (),
+def _overdue_seconds(
+    cal: casework_deadlines.WorkCalendar, deadline: int | None, end: int, pauses: Sequence[tuple[int, int | None]]
 ) -> float:
     """How far past ``deadline`` ``end`` is, in *working* seconds (suspensions excluded), whatever the unit
     of the limit: the one unit of every "overdue by" (drill-down, exports)."""
     if deadline is None or end <= deadline:
         return 0.0
-    clock = casework_deadlines.stage_clock(
-        cal, start=deadline, value=0, unit=casework_deadlines.LimitUnit.WORK_HOUR, now=end, pauses=pauses, end=end
+    clock = casework_deadlines.stage_clock_us(
+        cal, start=deadline, limit=0, working=True, now=end, pauses=pauses, end=end
     )
-    return clock.overdue_seconds
+    return clock.used / 1_000_000
 
 
-def _run_bounds(events: Sequence[LoggedEvent]) -> list[tuple[Stage, int, int | None]]:
-    bounds: list[tuple[Stage, int, int | None]] = []
-    cur: tuple[Stage, int] | None = None
-    for i, ev in enumerate(events):
-        new_stage = stage_of(ev.to_status)
-        if cur is not None and (new_stage != cur[0] or ev.action in _RESTARTS):
-            bounds.append((cur[0], cur[1], i))
-            cur = None
-        if cur is None and new_stage is not None:
-            cur = (new_stage, i)
-    if cur is not None:
-        bounds.append((cur[0], cur[1], None))
-    return bounds
+def _extension_seconds(
+    cal: casework_deadlines.WorkCalendar, events: Sequence[LoggedEvent], idx: Iterable[int], unit: str
+) -> float:
+    """The approved extensions at these event positions, in seconds of the measure of ``unit``."""
+    total = 0.0
+    for i in idx:
+        value, ext_unit = casework_timeline.extension_of(events[i].data)
+        total += casework_deadlines.convert_extension(cal, value, ext_unit, stage_unit=unit)
+    return total
 
 
-def _family_is_working(rules: CaseRules, case: CaseInfo) -> bool:
-    lim = rules.standards.lookup(case.class_code, case.urgency).limit("handle")
-    return lim is None or lim.unit.counts_working_time
-
-
-def _overall_clock(
-    rules: CaseRules,
-    steps: StepLimits,
-    case: CaseInfo,
-    events: Sequence[LoggedEvent],
-    start: dt.datetime,
-    end: dt.datetime | None,
-    now: dt.datetime,
-) -> casework_deadlines.Clock:
-    cal = rules.calendar
-    std = rules.standards.lookup(case.class_code, case.urgency)
-    working = _family_is_working(rules, case)
-    unit = casework_deadlines.LimitUnit.WORK_HOUR if working else casework_deadlines.LimitUnit.HOUR
-    limits = [std.limit(s) for s in ("dispatch", "handle", "check")]
-    limits += [steps.family(working)[s] for s in ("send_check", "close")]
-    total = sum(casework_deadlines.limit_seconds(cal, lim.value, lim.unit) for lim in limits if lim is not None)
-    ext = 0.0
-    for ev in events:
-        if ev.action is A.APPROVE_EXTENSION:
-            e = ev.data.get("extension") or {}
-            ext += casework_deadlines.convert_extension(
-                cal, float(e.get("value", 0)), str(e.get("unit", "work_hour")), stage_unit=unit
-            )
-    return casework_deadlines.stage_clock(
-        cal, start=start, value=total / 3600, unit=unit, now=now, pauses=_pauses(events), extension_seconds=ext, end=end
-    )
-
-
-def _pauses(events: Sequence[LoggedEvent]) -> list[casework_deadlines.Pause]:
-    out: list[casework_deadlines.Pause] = []
-    for ev in events:
+def _pauses(events: Sequence[LoggedEvent], ts: Sequence[int]) -> list[tuple[int, int | None]]:
+    out: list[tuple[int, int | None]] = []
+    for ev, t in zip(events, ts, strict=True):
         if ev.action is A.APPROVE_SUSPENSION:
-            out.append(casework_deadlines.Pause(ev.at, None))
-        elif ev.action is A.RESUME and out and out[-1].end is None:
-            out[-1] = casework_deadlines.Pause(out[-1].start, ev.at)
+            out.append((t, None))
+        elif ev.action is A.RESUME and out and out[-1][1] is None:
+            out[-1] = (out[-1][0], t)
     return out
 
 
@@ -232,39 +247,62 @@ def _handling_tasks(events: Sequence[LoggedEvent]) -> list[tuple[int, int | None
 def build_facts(
     case: CaseInfo, events: Sequence[LoggedEvent], rules: CaseRules, steps: StepLimits, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    """All fact rows of one case (dicts of :class:`StageFact` columns), from its ordered log."""
+    """All fact rows of one case (dicts of :class:`StageFact` columns), from its ordered log.
+
+    Every clock is :func:`casework.deadlines.stage_clock_us` on the event times in epoch microseconds, with
+    the limits of the case's class computed once per rules (:class:`_LimitCache`); the lifecycle runs are
+    :func:`casework.timeline.run_spans`, the one derivation of stage runs.
+    """
     events = [e for e in events if not _is_note(e)]
     cal = rules.calendar
+    limits = _limit_cache(rules, steps).get(case.class_code, case.urgency)
+    ts = [(e.at - _EPOCH) // _US for e in events]
+    now_us = (now - _EPOCH) // _US
     rows: list[dict[str, Any]] = []
     run_no: dict[str, int] = {}
     base = {"case_id": case.id, "grid_code": case.grid_code, "class_code": case.class_code}
-    all_pauses = _pauses(events)
+    all_pauses = _pauses(events, ts)
+
+    def clock(
+        start: int, end: int | None, lim: _Lim, pauses: Sequence[tuple[int, int | None]] = (), ext: float = 0.0
+    ) -> casework_deadlines.UsClock:
+        return casework_deadlines.stage_clock_us(
+            cal,
+            start=ts[start],
+            limit=lim.with_extensions(cal, ext),
+            working=lim.working,
+            now=now_us,
+            pauses=pauses,
+            end=None if end is None else ts[end],
+        )
 
     def add(
         stage: str,
         start: int,
         end: int | None,
         *,
-        clock: casework_deadlines.Clock | None,
+        clock: casework_deadlines.UsClock | None,
         working: bool,
         completed: bool = False,
         **extra: Any,
     ) -> None:
         run_no[stage] = run_no.get(stage, 0) + 1
         s, e = events[start], events[end] if end is not None else None
-        completed_at = e.at if (e is not None and completed) else None
-        deadline = _utc(clock.deadline) if clock is not None else None
-        done = _utc(completed_at)
-        # late_after(deadline) >= deadline, so a run completed by its deadline is determined at completion
-        # whatever it is: only the others pay for the working-time step.
+        deadline = clock.deadline if clock is not None else None
+        done = ts[end] if end is not None and completed else None
+        # The run is determined at its completion, or at the last instant at which completing would still be
+        # on time if that comes first. That instant is >= the deadline, so a run completed by its deadline is
+        # determined at completion whatever it is: only the others pay for the working-time step.
         late = (
             None
             if done is not None and deadline is not None and done <= deadline
-            else late_after(cal, deadline, working)
+            else _late_after(cal, deadline, working)
         )
-        determined, on_time = _outcome(done, clock, late)
-        horizon = completed_at or (e.at if e is not None else now)
-        overdue = 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, all_pauses)
+        determined = late if done is None else (done if late is None or done <= late else late)
+        # On time means the *elapsed time in the limit's measure* (suspensions excluded, extensions added) is
+        # at most the limit, never a comparison of wall-clock timestamps.
+        on_time = done is not None and (clock is None or clock.overdue == 0)
+        horizon = ts[end] if end is not None else now_us
         rows.append(
             {
                 **base,
@@ -276,11 +314,12 @@ def build_facts(
                 "ended_at": e.at if e else None,
                 "end_action": e.action.value if e else None,
                 "end_actor_id": e.actor_id if e else None,
-                "completed_at": completed_at,
-                "deadline_at": deadline,
-                "determined_at": determined,
+                "completed_at": e.at if e is not None and completed else None,
+                "deadline_at": _at(deadline),
+                # the completion's own datetime when determined then (bulk_append converts each object once)
+                "determined_at": e.at if e is not None and determined == done else _at(determined),
                 "on_time": on_time,
-                "overdue_seconds": overdue,
+                "overdue_seconds": 0.0 if on_time else _overdue_seconds(cal, deadline, horizon, all_pauses),
                 "department_id": None,
                 "assignee_id": None,
                 "undone_at": None,
@@ -301,18 +340,14 @@ def build_facts(
                 undone[i] = nxt.at
 
     # Lifecycle stages.
-    bounds = _run_bounds(events)
-    runs = casework_timeline.stage_runs(
-        casework_timeline.EventFact(e.action, e.from_status, e.to_status, e.at, e.data) for e in events
-    )
-    if [(r.stage, r.started_at, r.ended_at) for r in runs] != [
-        (st, events[a].at, events[b].at if b is not None else None) for st, a, b in bounds
-    ]:
-        raise RuntimeError(f"case {case.id}: fact run boundaries disagree with casework.timeline")
-    std = rules.standards.lookup(case.class_code, case.urgency)
-    for (stage, a, b), run in zip(bounds, runs, strict=True):
-        clock = casework_service.run_clock(rules, case, run, now)  # type: ignore[arg-type]
-        lim = std.limit(stage.value)
+    for run in casework_timeline.run_spans(events):
+        stage, a, b = run.stage, run.start, run.end
+        lim = limits.stages[stage]
+        run_clock = None
+        if lim is not None:
+            pauses = [(ts[p], ts[q] if q is not None else (None if b is None else ts[b])) for p, q in run.pauses]
+            ext = _extension_seconds(cal, events, run.extensions, lim.unit) if run.extensions else 0.0
+            run_clock = clock(a, b, lim, pauses, ext)
         extra: dict[str, Any] = {}
         if stage in (Stage.VERIFY, Stage.CHECK):
             extra["assignee_id"] = events[a].data.get("inspector_id")
@@ -321,8 +356,7 @@ def build_facts(
             if events[a].action is A.DISPATCH:
                 extra["undone_at"] = undone.get(a)
             stop = b if b is not None else len(events)
-            ext = next((x.at for x in events[a:stop] if x.action is A.APPROVE_EXTENSION), None)
-            extra["first_extension_at"] = ext
+            extra["first_extension_at"] = next((x.at for x in events[a:stop] if x.action is A.APPROVE_EXTENSION), None)
         if stage is Stage.DISPATCH and b is not None and events[b].action is A.DISPATCH:
             extra["undone_at"] = undone.get(b)
             extra["department_id"] = events[b].department_id
@@ -331,50 +365,34 @@ def build_facts(
             stage.value,
             a,
             b,
-            clock=clock,
-            working=lim is None or lim.unit.counts_working_time,
+            clock=run_clock,
+            working=lim is None or lim.working,
             completed=completed,
             **extra,
         )
 
     # Department handling tasks (处置 as the department is judged on it; see _handling_tasks).
-    handle_lim = std.limit("handle")
+    handle_lim = limits.stages[Stage.HANDLE]
     for d, fix, accepted, stop in _handling_tasks(events):
         end = fix if fix is not None else stop
-        end_at = events[end].at if end is not None else None
-        chain = events[d : (accepted if accepted is not None else (stop if stop is not None else len(events)))]
-        clock = None
+        last = accepted if accepted is not None else (stop if stop is not None else len(events))
+        chain = events[d:last]
+        task_pauses = _pauses(chain, ts[d:last])
+        task_clock = None
         if handle_lim is not None:
-            ext = sum(
-                casework_deadlines.convert_extension(
-                    cal,
-                    float((x.data.get("extension") or {}).get("value", 0)),
-                    str((x.data.get("extension") or {}).get("unit", "work_hour")),
-                    stage_unit=handle_lim.unit,
-                )
-                for x in chain
-                if x.action is A.APPROVE_EXTENSION
-            )
-            clock = casework_deadlines.stage_clock(
-                cal,
-                start=events[d].at,
-                value=handle_lim.value,
-                unit=handle_lim.unit,
-                now=now,
-                pauses=_pauses(chain),
-                extension_seconds=ext,
-                end=end_at,
-            )
-        working = handle_lim is None or handle_lim.unit.counts_working_time
-        deadline = _utc(clock.deadline) if clock is not None else None
-        on_time = fix is not None and (clock is None or clock.overdue_seconds == 0)
-        accepted_at = events[accepted].at if accepted is not None else None
+            extensions = [i for i in range(d, last) if events[i].action is A.APPROVE_EXTENSION]
+            ext = _extension_seconds(cal, events, extensions, handle_lim.unit) if extensions else 0.0
+            task_clock = clock(d, end, handle_lim, task_pauses, ext)
+        working = handle_lim is None or handle_lim.working
+        deadline = task_clock.deadline if task_clock is not None else None
+        on_time = fix is not None and (task_clock is None or task_clock.overdue == 0)
+        accepted_us = ts[accepted] if accepted is not None else None
         if on_time:
-            determined = accepted_at
+            determined = accepted_us
         else:
-            late = late_after(cal, deadline, working)
-            determined = min((t for t in (_utc(accepted_at), late) if t is not None), default=None)
-        horizon = end_at if end_at is not None else now
+            late = _late_after(cal, deadline, working)
+            determined = min((t for t in (accepted_us, late) if t is not None), default=None)
+        horizon = ts[end] if end is not None else now_us
         run_no["task"] = run_no.get("task", 0) + 1
         rows.append(
             {
@@ -384,15 +402,17 @@ def build_facts(
                 "started_at": events[d].at,
                 "start_action": A.DISPATCH.value,
                 "start_actor_id": events[d].actor_id,
-                "ended_at": end_at,
+                "ended_at": events[end].at if end is not None else None,
                 "end_action": events[end].action.value if end is not None else None,
                 "end_actor_id": events[end].actor_id if end is not None else None,
                 # completed = the fix was accepted by a passing check (at that check's time)
-                "completed_at": accepted_at,
-                "deadline_at": deadline,
-                "determined_at": determined,
+                "completed_at": events[accepted].at if accepted is not None else None,
+                "deadline_at": _at(deadline),
+                "determined_at": events[accepted].at
+                if accepted is not None and determined == accepted_us
+                else _at(determined),
                 "on_time": on_time,
-                "overdue_seconds": 0.0 if on_time else overdue_working_seconds(cal, deadline, horizon, _pauses(chain)),
+                "overdue_seconds": 0.0 if on_time else _overdue_seconds(cal, deadline, horizon, task_pauses),
                 "department_id": events[d].department_id,
                 "assignee_id": None,
                 "undone_at": events[stop].at if stop is not None else None,
@@ -404,21 +424,18 @@ def build_facts(
         )
 
     # Pseudo-stages for the untimed steps.
-    working = _family_is_working(rules, case)
     for i, ev in enumerate(events):
         step = _STEP_START.get(ev.action)
         if step is None:
             continue
-        lim = steps.family(working)[step]
+        lim = limits.steps[step]
         end = i + 1 if i + 1 < len(events) else None
-        ended_at = events[end].at if end is not None else None
-        clock = casework_deadlines.stage_clock(cal, start=ev.at, value=lim.value, unit=lim.unit, now=now, end=ended_at)
         add(
             step,
             i,
             end,
-            clock=clock,
-            working=lim.unit.counts_working_time,
+            clock=clock(i, end, lim),
+            working=lim.working,
             completed=end is not None and events[end].action is _STEP_DONE[step],
         )
 
@@ -436,12 +453,12 @@ def build_facts(
         )
         rows[-1]["determined_at"] = rows[-1]["ended_at"]  # counted when decided, whatever the decision
 
-    # The whole filed case against its overall deadline.
+    # The whole filed case against its overall deadline (suspensions excluded, every extension added).
     first_file = next((i for i, x in enumerate(events) if x.action is A.FILE), None)
     if first_file is not None:
         close = next((i for i, x in enumerate(events) if x.action is A.CLOSE), None)
-        start = events[first_file].at
-        clock = _overall_clock(rules, steps, case, events, start, events[close].at if close is not None else None, now)
+        extensions = [i for i, x in enumerate(events) if x.action is A.APPROVE_EXTENSION]
+        ext = _extension_seconds(cal, events, extensions, limits.overall.unit) if extensions else 0.0
         later = events[first_file + 1 :]
         effective = None
         for x in events:
@@ -453,8 +470,8 @@ def build_facts(
             "case",
             first_file,
             close,
-            clock=clock,
-            working=_family_is_working(rules, case),
+            clock=clock(first_file, close, limits.overall, all_pauses, ext),
+            working=limits.working,
             completed=close is not None,
             department_id=effective,
             voided_at=next((x.at for x in later if x.action is A.VOID), None),

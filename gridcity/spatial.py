@@ -529,7 +529,14 @@ def bulk_append(
     raw = session.connection().connection.driver_connection
     assert raw is not None
     if postgres:
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        # Binary COPY with the column types set when every column has a plain type (integers, text, booleans,
+        # floats, timestamptz): psycopg then dumps each column with one fixed dumper instead of looking one up
+        # per value and formatting text (3 to 8 times less client time for the evaluation facts' rows).
+        types = None if geoms is not None else _binary_copy_types(table, tuple(names), dialect_obj)
+        fmt = " (FORMAT BINARY)" if types is not None else ""
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN{fmt}") as copy:
+            if types is not None:
+                copy.set_types(types)
             for r in rows:
                 copy.write_row(r)
         return
@@ -545,6 +552,42 @@ def bulk_append(
     finally:
         cur.execute(f"PRAGMA cache_size = {old_cache}")
         cur.close()
+
+
+_BINARY_COPY = {
+    "SMALLINT": "int2",
+    "INTEGER": "int4",
+    "BIGINT": "int8",
+    "BOOLEAN": "bool",
+    "REAL": "float4",
+    "FLOAT": "float8",
+    "DOUBLE PRECISION": "float8",
+    "TEXT": "text",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+}
+"""PostgreSQL column types (as SQLAlchemy compiles them) that a binary COPY fills from the bound Python values."""
+
+
+@functools.lru_cache(maxsize=64)
+def _binary_copy_types(table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect) -> list[str] | None:
+    """The PostgreSQL type of each column for a binary COPY, or None when one is not a plain type (JSON,
+    NUMERIC, geometry, …: those tables keep the text COPY)."""
+    out: list[str] = []
+    for name in names:
+        ctype = table.c[name].type
+        if isinstance(ctype, sa.JSON):
+            return None
+        try:
+            ddl = ctype.compile(dialect)
+        except sa.exc.CompileError:
+            return None
+        if re.fullmatch(r"VARCHAR(\(\d+\))?", ddl):
+            out.append("varchar")
+        elif ddl in _BINARY_COPY:
+            out.append(_BINARY_COPY[ddl])
+        else:
+            return None
+    return out
 
 
 BULK_CACHE_KIB = 256 * 1024

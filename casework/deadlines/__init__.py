@@ -4,10 +4,11 @@ This package is pure: it imports only the standard library and :mod:`gridcity.er
 
 * the working calendar (:class:`WorkCalendar`): working periods of a day, weekend days, public holidays and
   调休 make-up working days;
-* working-time arithmetic: :func:`work_seconds_between` and its inverse :func:`add_work_seconds`;
+* working-time arithmetic: :func:`work_seconds_between` and its inverse :func:`add_work_seconds`, and their
+  integer forms on epoch microseconds (:func:`to_us`): :func:`work_us_between` and :func:`add_work_us`;
 * limits in the five units of the limit tables (:class:`LimitUnit`): 工作时, 工作日, 小时, 天, 分钟;
-* the clock of one stage of a case (:func:`stage_clock`), with suspensions (挂账, the clock stops),
-  approved extensions (延期) and a traffic light;
+* the clock of one stage of a case (:func:`stage_clock`; :func:`stage_clock_us` on integers), with
+  suspensions (挂账, the clock stops), approved extensions (延期) and a traffic light;
 * the handling-standards table (立案条件 / 处置时限 / 结案条件) and its most-specific-row lookup.
 
 It reads no files: the TOML calendar and the CSV standards are read and checked (pydantic) by
@@ -27,7 +28,7 @@ their public names, the package's API.
 """
 
 from casework.deadlines.calendar import WorkCalendar
-from casework.deadlines.clock import Clock, Light, Pause, merge_pauses, stage_clock
+from casework.deadlines.clock import Clock, Light, Pause, UsClock, merge_pauses, stage_clock, stage_clock_us
 from casework.deadlines.standards import (
     ANY,
     STAGES,
@@ -43,10 +44,15 @@ from casework.deadlines.worktime import (
     add_limit,
     add_measured_seconds,
     add_work_seconds,
+    add_work_us,
     convert_extension,
+    from_us,
     limit_elapsed,
     limit_seconds,
+    limit_us,
+    to_us,
     work_seconds_between,
+    work_us_between,
 )
 
 __all__ = [
@@ -61,15 +67,22 @@ __all__ = [
     "LimitUnit",
     "Pause",
     "StandardsTable",
+    "UsClock",
     "WorkCalendar",
     "add_limit",
     "add_measured_seconds",
     "add_work_seconds",
+    "add_work_us",
     "convert_extension",
+    "from_us",
     "limit_elapsed",
     "limit_seconds",
+    "limit_us",
     "merge",
     "merge_pauses",
     "stage_clock",
+    "stage_clock_us",
+    "to_us",
     "work_seconds_between",
+    "work_us_between",
 ]

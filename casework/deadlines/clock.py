@@ -10,11 +10,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from casework.deadlines.calendar import WorkCalendar
 from casework.deadlines.units import _ZERO, LimitUnit, _amount, _aware_utc, _unit
-from casework.deadlines.worktime import _advance, _measure, limit_seconds
+from casework.deadlines.worktime import add_work_us, from_us, limit_us, to_us, work_us_between
 from gridcity.errors import InvalidInput
 
 Light = Literal["green", "yellow", "red", "none"]
@@ -102,15 +102,48 @@ class Clock:
     overdue_seconds: float
 
 
-def _active(
-    cal: WorkCalendar,
-    unit: LimitUnit | None,
-    start: datetime,
-    horizon: datetime,
-    merged: Sequence[tuple[datetime, datetime | None]],
-) -> timedelta:
+class UsClock(NamedTuple):
+    """A stage clock on the integer time line (:func:`stage_clock_us`): instants in epoch microseconds
+    (:func:`casework.deadlines.to_us`), amounts in microseconds of the limit's measure.
+
+    Attributes:
+        deadline: When the counted time reaches the limit; None without a limit, or when an open suspension
+            comes first.
+        limit: Limit plus extensions; None without a limit.
+        used: Time counted so far (final when the stage is finished), suspensions excluded.
+        paused: True when the running stage is suspended at ``now``.
+    """
+
+    deadline: int | None
+    limit: int | None
+    used: int
+    paused: bool
+
+    @property
+    def overdue(self) -> int:
+        """``max(0, used - limit)`` (0 without a limit)."""
+        return 0 if self.limit is None or self.used <= self.limit else self.used - self.limit
+
+
+def _merged_us(pauses: Iterable[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
+    merged: list[tuple[int, int | None]] = []
+    for a, b in sorted(pauses, key=lambda p: p[0]):
+        if merged:
+            pa, pb = merged[-1]
+            if pb is None:
+                break  # an open pause swallows everything after it
+            if a <= pb:
+                merged[-1] = (pa, None if b is None else max(pb, b))
+                continue
+        merged.append((a, b))
+    return merged
+
+
+def _active_us(
+    cal: WorkCalendar, working: bool, start: int, horizon: int, merged: Sequence[tuple[int, int | None]]
+) -> int:
     """Measure of [start, horizon) minus the (disjoint, sorted) pauses."""
-    total = _ZERO
+    total = 0
     cur = start
     for a, b in merged:
         if cur >= horizon:
@@ -120,24 +153,20 @@ def _active(
         if a >= horizon:
             break
         if a > cur:
-            total += _measure(cal, unit, cur, a)
+            total += work_us_between(cal, cur, a) if working else a - cur
         if b is None:
             return total
         cur = max(cur, b)
     if cur < horizon:
-        total += _measure(cal, unit, cur, horizon)
+        total += work_us_between(cal, cur, horizon) if working else horizon - cur
     return total
 
 
-def _deadline(
-    cal: WorkCalendar,
-    unit: LimitUnit | None,
-    start: datetime,
-    limit: timedelta,
-    merged: Sequence[tuple[datetime, datetime | None]],
-) -> datetime | None:
+def _deadline_us(
+    cal: WorkCalendar, working: bool, start: int, limit: int, merged: Sequence[tuple[int, int | None]]
+) -> int | None:
     """Earliest instant at which the counted time reaches ``limit``; None if an open pause comes first."""
-    if limit <= _ZERO:
+    if limit <= 0:
         return start
     remaining = limit
     cur = start
@@ -145,14 +174,46 @@ def _deadline(
         if b is not None and b <= cur:
             continue
         if a > cur:
-            segment = _measure(cal, unit, cur, a)
+            segment = work_us_between(cal, cur, a) if working else a - cur
             if remaining <= segment:
-                return _advance(cal, unit, cur, remaining)
+                return add_work_us(cal, cur, remaining) if working else cur + remaining
             remaining -= segment
         if b is None:
             return None
         cur = b
-    return _advance(cal, unit, cur, remaining)
+    return add_work_us(cal, cur, remaining) if working else cur + remaining
+
+
+def stage_clock_us(
+    cal: WorkCalendar,
+    *,
+    start: int,
+    limit: int | None,
+    working: bool,
+    now: int,
+    pauses: Iterable[tuple[int, int | None]] = (),
+    end: int | None = None,
+) -> UsClock:
+    """The clock of one stage on the integer time line: :func:`stage_clock` without the datetimes, the light
+    and the argument checks, for callers that compute many clocks (evaluation facts).
+
+    Args:
+        cal: The working calendar.
+        start: When the stage's clock started (epoch microseconds).
+        limit: Limit plus extensions in microseconds of the measure (:func:`casework.deadlines.limit_us`), or
+            None for a stage without a limit.
+        working: True to count working time (working units), False for elapsed time.
+        now: The current instant (ignored for the counted time when ``end`` is given).
+        pauses: Suspensions ``(start, end or None)`` in any order, possibly overlapping.
+        end: When the stage finished, or None while it runs.
+    """
+    merged = _merged_us(pauses)
+    if end is not None:  # a finished stage is not suspended after it finished
+        merged = [(a, end if b is None or b > end else b) for a, b in merged if a < end]
+    used = _active_us(cal, working, start, end if end is not None else now, merged)
+    paused = end is None and now >= start and any(a <= now and (b is None or now < b) for a, b in merged)
+    deadline = None if limit is None else _deadline_us(cal, working, start, limit, merged)
+    return UsClock(deadline, limit, used, paused)
 
 
 def stage_clock(
@@ -207,26 +268,30 @@ def stage_clock(
         )
     ext = _amount(extension_seconds, "extension_seconds")
 
-    merged = _merged_utc(pauses)
-    if e is not None:  # a finished stage is not suspended after it finished
-        merged = [(a, e if b is None or b > e else b) for a, b in merged if a < e]
-    horizon = e if e is not None else n
-    used = _active(cal, u, s, horizon, merged)
-    paused = e is None and n >= s and any(a <= n and (b is None or n < b) for a, b in merged)
-
-    if value is None or u is None:
+    working = u is not None and u.counts_working_time
+    lim = None if value is None or u is None else limit_us(cal, value, u, ext)
+    c = stage_clock_us(
+        cal,
+        start=to_us(s),
+        limit=lim,
+        working=working,
+        now=to_us(n),
+        pauses=[(to_us(p.start), None if p.end is None else to_us(p.end)) for p in pauses],
+        end=None if e is None else to_us(e),
+    )
+    used = timedelta(microseconds=c.used)
+    if lim is None:
         return Clock(
             deadline=None,
             limit_seconds=None,
             used_seconds=used.total_seconds(),
             fraction=None,
             light="none",
-            paused=paused,
+            paused=c.paused,
             overdue_seconds=0.0,
         )
 
-    limit = timedelta(seconds=limit_seconds(cal, value, u) + ext)
-    deadline = _deadline(cal, u, s, limit, merged)
+    limit = timedelta(microseconds=lim)
     light: Light
     if used > limit:
         light = "red"
@@ -239,11 +304,11 @@ def stage_clock(
     else:
         fraction = 1.0 if used == _ZERO else math.inf
     return Clock(
-        deadline=None if deadline is None else deadline.astimezone(cal.tz),
+        deadline=None if c.deadline is None else from_us(c.deadline).astimezone(cal.tz),
         limit_seconds=limit.total_seconds(),
         used_seconds=used.total_seconds(),
         fraction=fraction,
         light=light,
-        paused=paused,
-        overdue_seconds=max(used - limit, _ZERO).total_seconds(),
+        paused=c.paused,
+        overdue_seconds=c.overdue / 1_000_000,
     )

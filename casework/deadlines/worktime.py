@@ -7,9 +7,9 @@ Pure: standard library and :mod:`gridcity.errors` only. UTC internally, exact mi
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import NamedTuple
 
 from casework.deadlines.calendar import WorkCalendar
@@ -24,96 +24,123 @@ _INDEX_MAX = date(2400, 1, 1).toordinal()
 
 
 def _us(t: datetime) -> int:
-    """Microseconds since the epoch of an aware UTC instant (exact)."""
+    """Microseconds since the epoch of an aware instant (exact)."""
     return (t - _EPOCH) // _US
 
 
+def to_us(t: datetime) -> int:
+    """An aware instant as integer microseconds since the epoch (exact; the integer API's time line).
+
+    Raises:
+        InvalidInput: ``deadline.naive_datetime`` if ``t`` is naive.
+    """
+    return (_aware_utc(t, "instant") - _EPOCH) // _US
+
+
+def from_us(t: int) -> datetime:
+    """The UTC instant of ``t`` microseconds since the epoch (the inverse of :func:`to_us`)."""
+    return _EPOCH + timedelta(microseconds=t)
+
+
 class _Span(NamedTuple):
-    """An immutable stretch of the index: the day ordinals ``first .. first + len(periods) - 1``."""
+    """An immutable stretch of the index: the working periods of the local days ``first .. last``, flat.
+
+    ``starts``/``ends`` are the periods in epoch microseconds, ascending; ``cum[i]`` is the working time of
+    the periods before period ``i``, ``done[i] = cum[i] + ends[i] - starts[i]``. ``lo``/``hi`` are the epoch
+    microseconds of the local midnights that begin day ``first`` and end day ``last``: every instant in
+    ``[lo, hi]`` has all the periods around it in the span.
+    """
 
     first: int
-    periods: Sequence[tuple[tuple[int, int], ...]]  # per day: its working periods in epoch microseconds
-    cum: Sequence[int]  # cum[k]: working microseconds of the days first .. first + k - 1
+    last: int
+    lo: int
+    hi: int
+    starts: Sequence[int]
+    ends: Sequence[int]
+    cum: Sequence[int]
+    done: Sequence[int]
 
-    def covers(self, lo: int, hi: int) -> bool:
-        return bool(self.periods) and self.first <= lo and hi < self.first + len(self.periods)
+    def before(self, t: int) -> int:
+        """Working microseconds from the span's origin to ``t`` (epoch microseconds, covered)."""
+        i = bisect_right(self.starts, t) - 1
+        if i < 0:
+            return 0
+        e = self.ends[i]
+        return self.cum[i] + (e if e < t else t) - self.starts[i]
 
-    def before(self, tz: tzinfo, t: datetime, t_us: int) -> int:
-        """Working microseconds from the span's first day to ``t`` (covered; ``t_us = _us(t)``)."""
-        k = t.astimezone(tz).toordinal() - self.first
-        total = self.cum[k]
-        for a, b in self.periods[k]:
-            if t_us <= a:
-                break
-            total += (b if b < t_us else t_us) - a
-        return total
+
+_EMPTY = _Span(1, 0, 0, -1, (), (), (), ())
+
+
+def _midnight_us(tz: tzinfo, day: int) -> int:
+    return _us(datetime.combine(date.fromordinal(day), time(), tzinfo=tz))
 
 
 class WorkIndex:
-    """Prefix sums of the calendar's working time, one entry per local day, for O(log n) arithmetic.
+    """Prefix sums of the calendar's working time over its periods, for O(log n) integer arithmetic.
 
-    The working time before an instant ``t`` of day ``d`` is ``cum[d - first]`` plus the part of ``d``'s
-    periods before ``t`` (:meth:`_Span.before`), and the working time in ``[s, e)`` is the difference of two
-    such values: exactly the sum the day-by-day stepping computes, without visiting the days in between. The
-    inverse finds the day by bisection. The index covers a range of days that grows on demand (a year of margin
-    each time); a growth builds a new immutable span and swaps it in under a lock, so requests in other threads
-    keep computing on the span they started with.
+    The working time before an instant ``t`` is the sum of the whole periods before it plus the part of the
+    period it falls in (:meth:`_Span.before`, one bisection), and the working time in ``[s, e)`` is the
+    difference of two such values: exactly the sum the day-by-day stepping computes, without visiting the days
+    in between. The inverse bisects the running totals. The index covers a range of days that grows on demand
+    (a year of margin each time); a growth builds a new immutable span and swaps it in under a lock, so requests
+    in other threads keep computing on the span they started with.
     """
 
-    __slots__ = ("cal", "lock", "span")
+    __slots__ = ("cal", "lock", "span", "tz")
 
     def __init__(self, cal: WorkCalendar) -> None:
         self.cal = cal
+        self.tz = cal.tz
         self.lock = threading.Lock()
-        self.span = _Span(0, (), (0,))
+        self.span = _EMPTY
 
     def covering(self, lo: int, hi: int) -> _Span:
-        """A span that covers the day ordinals ``lo .. hi`` (inclusive)."""
+        """A span that covers the local day ordinals ``lo .. hi`` (inclusive)."""
         span = self.span
-        if span.covers(lo, hi):
+        if span.first <= lo and hi <= span.last:
             return span
         with self.lock:
             span = self.span
-            if span.covers(lo, hi):
+            if span.first <= lo and hi <= span.last:
                 return span
-            if span.periods:
-                hi = max(hi, span.first + len(span.periods) - 1)
+            empty = span.first > span.last
+            if not empty:
+                hi = max(hi, span.last)
             last = min(_INDEX_MAX, hi + _INDEX_MARGIN_DAYS)
-            if span.periods and lo >= span.first:  # forwards only: keep the origin and the days computed
+            if not empty and lo >= span.first:  # forwards only: keep the origin and the days computed
                 first = span.first
-                periods, cum = list(span.periods), list(span.cum)
-                start = span.first + len(span.periods)
+                starts, ends, cum, done = list(span.starts), list(span.ends), list(span.cum), list(span.done)
+                start = span.last + 1
             else:
                 first = max(_INDEX_MIN, lo - _INDEX_MARGIN_DAYS)
-                periods, cum, start = [], [0], first
-            total = cum[-1]
+                starts, ends, cum, done, start = [], [], [], [], first
+            total = done[-1] if done else 0
             for o in range(start, last + 1):
                 # A period that a DST change makes empty or negative (02:01-03:00 on the spring-forward night)
                 # holds no working time, as in the day-by-day definition.
-                ps = tuple((_us(a), _us(b)) for a, b in self.cal._utc_periods(date.fromordinal(o)) if b > a)
-                for a, b in ps:
-                    total += b - a
-                periods.append(ps)
-                cum.append(total)
-            self.span = _Span(first, periods, cum)
+                for a, b in self.cal._utc_periods(date.fromordinal(o)):
+                    if b > a:
+                        ua, ub = _us(a), _us(b)
+                        starts.append(ua)
+                        ends.append(ub)
+                        cum.append(total)
+                        total += ub - ua
+                        done.append(total)
+            self.span = _Span(
+                first, last, _midnight_us(self.tz, first), _midnight_us(self.tz, last + 1), starts, ends, cum, done
+            )
             return self.span
 
-    def reach(self, span: _Span, target: int) -> int | None:
-        """The earliest instant (epoch microseconds) at which ``span.before`` reaches ``target`` (> 0)."""
-        while span.cum[-1] < target:  # extend forwards: a limit can run past the indexed range
-            last = span.first + len(span.periods) - 1
-            if last >= _INDEX_MAX:
-                return None  # beyond the indexed years: the caller steps day by day
-            grown = self.covering(span.first, last + 1)
-            target += grown.cum[span.first - grown.first]  # the same instant, counted from the new origin
-            span = grown
-        k = bisect_left(span.cum, target) - 1  # the first day whose end reaches the target
-        remaining = target - span.cum[k]
-        for a, b in span.periods[k]:
-            if remaining <= b - a:
-                return a + remaining
-            remaining -= b - a
-        raise AssertionError("working-time index is inconsistent")  # pragma: no cover
+    def around(self, start: int, end: int) -> _Span | None:
+        """A span covering the instants ``start <= end`` (epoch µs), or None outside the indexed years."""
+        span = self.span
+        if span.lo <= start and end <= span.hi:
+            return span
+        lo, hi = (from_us(t).astimezone(self.tz).toordinal() for t in (start, end))
+        if not (_in_index(lo) and _in_index(hi)):
+            return None
+        return self.covering(lo, hi)
 
 
 def _index(cal: WorkCalendar) -> WorkIndex:
@@ -127,31 +154,49 @@ def _in_index(day: int) -> bool:
     return _INDEX_MIN <= day <= _INDEX_MAX - _INDEX_MARGIN_DAYS
 
 
-def _work_between(cal: WorkCalendar, start: datetime, end: datetime) -> timedelta:
-    """Working time in [start, end); both UTC."""
+def work_us_between(cal: WorkCalendar, start: int, end: int) -> int:
+    """Working microseconds in ``[start, end)``, both in epoch microseconds (:func:`to_us`); 0 if ``end <= start``.
+
+    The integer form of :func:`work_seconds_between`, for callers that do many clocks (evaluation facts).
+    """
     if end <= start:
-        return _ZERO
-    tz = cal.tz
-    lo, hi = start.astimezone(tz).toordinal(), end.astimezone(tz).toordinal()
-    if not (_in_index(lo) and _in_index(hi)):
-        return _step_between(cal, start, end)
-    span = _index(cal).covering(lo, hi)
-    return timedelta(microseconds=span.before(tz, end, _us(end)) - span.before(tz, start, _us(start)))
+        return 0
+    span = _index(cal).around(start, end)
+    if span is None:
+        return _step_between(cal, from_us(start), from_us(end)) // _US
+    return span.before(end) - span.before(start)
+
+
+def add_work_us(cal: WorkCalendar, start: int, amount: int) -> int:
+    """The earliest instant ``t >= start`` (epoch microseconds) with ``work_us_between(cal, start, t) >= amount``.
+
+    The integer form of :func:`add_work_seconds`: outside working time counting begins at the next working
+    period, and an amount used up exactly at the end of a period gives that period end.
+    """
+    if amount <= 0:
+        return start
+    ix = _index(cal)
+    span = ix.around(start, start)
+    while span is not None:
+        target = span.before(start) + amount
+        done = span.done
+        if done and done[-1] >= target:
+            i = bisect_left(done, target)  # the first period whose end reaches the target
+            return span.starts[i] + target - span.cum[i]
+        if span.last >= _INDEX_MAX:
+            break  # beyond the indexed years: step day by day
+        span = ix.covering(span.first, span.last + 1)  # a limit can run past the indexed range
+    return _us(_step_add(cal, from_us(start), timedelta(microseconds=amount)))
+
+
+def _work_between(cal: WorkCalendar, start: datetime, end: datetime) -> timedelta:
+    """Working time in [start, end); both aware."""
+    return timedelta(microseconds=work_us_between(cal, _us(start), _us(end)))
 
 
 def _add_work(cal: WorkCalendar, start: datetime, amount: timedelta) -> datetime:
     """Earliest UTC instant t >= start with working time in [start, t) >= amount."""
-    if amount <= _ZERO:
-        return start
-    tz = cal.tz
-    o = start.astimezone(tz).toordinal()
-    if _in_index(o):
-        ix = _index(cal)
-        span = ix.covering(o, o)
-        reached = ix.reach(span, span.before(tz, start, _us(start)) + amount // _US)
-        if reached is not None:
-            return _EPOCH + timedelta(microseconds=reached)
-    return _step_add(cal, start, amount)
+    return from_us(add_work_us(cal, _us(start), amount // _US))
 
 
 # Day-by-day stepping: the definition, used outside the indexed years (1900 to 2400).
@@ -265,6 +310,12 @@ def limit_seconds(cal: WorkCalendar, value: float, unit: LimitUnit | str) -> flo
         factor = {LimitUnit.WORK_HOUR: 3600, LimitUnit.HOUR: 3600, LimitUnit.DAY: 86400, LimitUnit.MINUTE: 60}
         seconds = v * factor[u]
     return _amount(seconds, "value")
+
+
+def limit_us(cal: WorkCalendar, value: float, unit: LimitUnit | str, extension_seconds: float = 0.0) -> int:
+    """A limit ``(value, unit)`` plus approved extensions (seconds of the same measure, :func:`convert_extension`)
+    in whole microseconds of the unit's measure, rounded as :func:`stage_clock` rounds it."""
+    return timedelta(seconds=limit_seconds(cal, value, unit) + extension_seconds) // _US
 
 
 def convert_extension(cal: WorkCalendar, value: float, unit: LimitUnit | str, *, stage_unit: LimitUnit | str) -> float:

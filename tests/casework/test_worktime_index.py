@@ -9,6 +9,7 @@ midnight) and every pair of instants, including ones years apart, which grow the
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,19 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from casework.deadlines import WorkCalendar, add_work_seconds, work_seconds_between
+from casework.deadlines import (
+    Pause,
+    WorkCalendar,
+    add_work_seconds,
+    add_work_us,
+    from_us,
+    limit_us,
+    stage_clock,
+    stage_clock_us,
+    to_us,
+    work_seconds_between,
+    work_us_between,
+)
 
 PROPS = settings(max_examples=300, deadline=None)
 ZERO = timedelta(0)
@@ -162,3 +175,139 @@ def test_threads_growing_one_calendars_index_in_both_directions_agree_with_the_d
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(work, range(24)))
     assert got == want
+
+
+# The integer forms (epoch microseconds) that the evaluation facts compute on.
+
+US = timedelta(microseconds=1)
+
+
+@PROPS
+@given(calendars(), instants, instants)
+@example(SHANGHAI, datetime(2025, 9, 30, 3, 59, tzinfo=UTC), datetime(2025, 10, 9, 1, 0, tzinfo=UTC))  # 国庆
+@example(SHANGHAI, datetime(2025, 9, 27, 1, 0, tzinfo=UTC), datetime(2025, 9, 29, 1, 0, tzinfo=UTC))  # 补班 Sunday
+def test_integer_working_time_equals_the_day_by_day_sum_and_the_datetime_form(
+    cal: WorkCalendar, a: datetime, b: datetime
+) -> None:
+    got = work_us_between(cal, to_us(a), to_us(b))
+    assert got == ref_between(cal, a, b) // US
+    assert got == round(work_seconds_between(cal, a, b) * 10**6)
+
+
+@PROPS
+@given(calendars(), instants, st.integers(0, 400 * 86400 * 10**6))
+@example(SHANGHAI, datetime(2025, 9, 30, 3, 0, tzinfo=UTC), 3600 * 10**6)  # 11:00 + 1 h: ends at 12:00, not 14:00
+@example(SHANGHAI, datetime(2025, 10, 10, 10, 0, tzinfo=UTC), 10**6)  # Friday 18:00 → the make-up Saturday
+def test_integer_adding_equals_stepping_the_periods_and_the_datetime_form(
+    cal: WorkCalendar, a: datetime, n: int
+) -> None:
+    per_day = sum((datetime.combine(date.min, q) - datetime.combine(date.min, p) for p, q in cal.periods), ZERO)
+    amount = n % (per_day // US * 400 + 1)  # up to 400 working days
+    got = add_work_us(cal, to_us(a), amount)
+    assert from_us(got) == ref_add(cal, a, amount * US)
+    assert from_us(got) == add_work_seconds(cal, a, amount / 10**6).astimezone(UTC)
+
+
+@PROPS
+@given(calendars(), instants, instants)
+@example(SHANGHAI, datetime(2025, 9, 30, 3, 0, tzinfo=UTC), datetime(2025, 9, 30, 5, 0, tzinfo=UTC))  # lunch
+@example(SHANGHAI, datetime(2025, 9, 30, 3, 0, tzinfo=UTC), datetime(2025, 10, 5, 5, 0, tzinfo=UTC))  # holiday
+def test_adding_the_working_time_between_two_instants_lands_on_the_same_working_instant(
+    cal: WorkCalendar, a: datetime, b: datetime
+) -> None:
+    t, u = to_us(min(a, b)), to_us(max(a, b))
+    w = work_us_between(cal, t, u)
+    r = add_work_us(cal, t, w)
+    # The earliest instant with the same working time: u itself, or the end of the working period before the
+    # break u falls in (no working time between them).
+    assert t <= r <= u
+    assert work_us_between(cal, t, r) == w
+    assert work_us_between(cal, r, u) == 0
+    if w > 0:
+        assert work_us_between(cal, t, r - 1) == w - 1
+    if cal.is_working_time(from_us(u)) and r != t:
+        assert r == u
+
+
+def _counted(
+    cal: WorkCalendar, working: bool, s: datetime, e: datetime, pauses: list[tuple[datetime, datetime]]
+) -> int:
+    """Microseconds of the measure in [s, e) outside the pauses, by the day-by-day reference."""
+    cuts = sorted({s, e, *(max(s, min(e, x)) for p in pauses for x in p)})
+    total = ZERO
+    for lo, hi in itertools.pairwise(cuts):
+        if any(p <= lo and hi <= q for p, q in pauses):
+            continue
+        total += ref_between(cal, lo, hi) if working else hi - lo
+    return total // US
+
+
+@PROPS
+@given(
+    calendars(),
+    instants,
+    st.lists(st.tuples(st.integers(0, 30 * 86400), st.integers(0, 5 * 86400)), max_size=3),
+    st.integers(0, 40 * 3600 * 10**6),
+    st.integers(0, 60 * 86400),
+    st.booleans(),
+    st.booleans(),
+)
+@example(SHANGHAI, datetime(2025, 9, 29, 1, 0, tzinfo=UTC), [(3600, 86400)], 20 * 3600 * 10**6, 20 * 86400, True, True)
+def test_integer_stage_clock_counts_the_reference_measure_outside_the_suspensions(
+    cal: WorkCalendar,
+    start: datetime,
+    raw_pauses: list[tuple[int, int]],
+    limit: int,
+    run_s: int,
+    working: bool,
+    finished: bool,
+) -> None:
+    pauses = [(start + timedelta(seconds=a), start + timedelta(seconds=a + d)) for a, d in raw_pauses]
+    end = start + timedelta(seconds=run_s)
+    c = stage_clock_us(
+        cal,
+        start=to_us(start),
+        limit=limit,
+        working=working,
+        now=to_us(end),
+        pauses=[(to_us(p), to_us(q)) for p, q in pauses],
+        end=to_us(end) if finished else None,
+    )
+    # A finished stage is not suspended after it finished: its suspensions are cut at its end.
+    counted = [(p, min(q, end)) for p, q in pauses] if finished else pauses
+    assert c.used == _counted(cal, working, start, end, counted)
+    assert c.overdue == max(0, c.used - limit)
+    assert c.deadline is not None
+    d = from_us(c.deadline)
+    # The deadline is the earliest instant at which the counted time reaches the limit.
+    assert _counted(cal, working, start, d, counted) == limit
+    if limit > 0:
+        assert _counted(cal, working, start, d - US, counted) < limit
+    else:
+        assert d == start
+    # The datetime form is a wrapper over the same clock.
+    unit = "work_hour" if working else "hour"
+    wrapped = stage_clock(
+        cal,
+        start=start,
+        value=limit / 3600e6,
+        unit=unit,
+        now=end,
+        pauses=[Pause(p, q) for p, q in pauses],
+        end=end if finished else None,
+    )
+    lim = limit_us(cal, limit / 3600e6, unit)
+    assert wrapped.used_seconds == c.used / 10**6
+    assert wrapped.deadline is not None
+    assert (
+        to_us(wrapped.deadline)
+        == stage_clock_us(
+            cal,
+            start=to_us(start),
+            limit=lim,
+            working=working,
+            now=to_us(end),
+            pauses=[(to_us(p), to_us(q)) for p, q in pauses],
+            end=to_us(end) if finished else None,
+        ).deadline
+    )
