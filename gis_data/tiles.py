@@ -144,29 +144,24 @@ def audience(actor: casework_service.Actor | None) -> str:
 
 STATIC_VERSION_TTL_S = 2.0
 """How long the data version of a rarely changing layer (areas, grids, components, base map) is reused."""
-_static_versions: dict[tuple[int, str], tuple[float, str]] = {}
 
 
-def data_version(session: Session, layer: str, now: dt.datetime) -> str:
+def data_version(session: Session, cache: TileCache, layer: str, now: dt.datetime) -> str:
     """A short text that changes whenever the layer's data (or, for lights, the clock's minute) changes.
 
     Case layers ask the database every time; the rarely changing layers (only imports change them) reuse
-    their version for ``STATIC_VERSION_TTL_S`` per database, which saves a round trip on most tiles."""
+    their version for ``STATIC_VERSION_TTL_S`` per database in ``cache`` (the app's own), which saves a round
+    trip on most tiles."""
     if layer not in ("cases", "hotspots"):
         key = (id(session.get_bind()), layer)
-        hit = _static_versions.get(key)
+        hit = cache.static_versions.get(key)
         clock = time.monotonic()
         if hit is not None and clock - hit[0] < STATIC_VERSION_TTL_S:
             return hit[1]
         version = _data_version(session, layer, now)
-        _static_versions[key] = (clock, version)
+        cache.static_versions[key] = (clock, version)
         return version
     return _data_version(session, layer, now)
-
-
-def forget_versions() -> None:
-    """Drop the reused versions (after an import through this process)."""
-    _static_versions.clear()
 
 
 def _data_version(session: Session, layer: str, now: dt.datetime) -> str:
@@ -553,6 +548,13 @@ class TileCache:
         warm tile. Only a guess that saves building the tile: the database confirms it in the tile's own
         statement, so a change made through another worker process is seen by the next tile here just the
         same."""
+        self.static_versions: dict[tuple[int, str], tuple[float, str]] = {}
+        """Per database and rarely changing layer: (monotonic time read, data version), reused for
+        ``STATIC_VERSION_TTL_S`` (see :func:`data_version`)."""
+
+    def forget_versions(self) -> None:
+        """Drop the reused versions (after an import through this app replaced a layer)."""
+        self.static_versions.clear()
 
     def get(self, key: str) -> bytes | None:
         """The cached tile, refreshed as most recently used."""
@@ -605,7 +607,7 @@ def get_tile(
         if found is not None:
             return found
     who = audience(actor) if info.per_user else "all"
-    key = tile_key(info.name, z, x, y, who, data_version(session, info.name, now)) + (":gcj02" if gcj02 else "")
+    key = tile_key(info.name, z, x, y, who, data_version(session, cache, info.name, now)) + (":gcj02" if gcj02 else "")
     etag = etag_of(key)
     if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
         return None, etag

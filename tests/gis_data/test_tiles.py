@@ -3,6 +3,7 @@ TileJSON and the style; ST_AsMVT and the Python encoder (and PostGIS and SpatiaL
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from pathlib import Path
@@ -563,3 +564,29 @@ def test_a_postgis_case_tile_first_in_its_session_runs_alone_and_one_later_sees_
         s.rollback()
     with make_session_factory(db)() as s:
         assert numbers(s) == shown  # nothing of the rolled-back write
+
+
+def test_static_layer_versions_belong_to_one_apps_tile_cache(
+    client: TestClient, app: Any, orgdata: Org, city: sa.Engine, settings: Any
+) -> None:
+    """The reused version of a rarely changing layer lives in the app's own tile cache (no process-wide state):
+    another app on the same process starts with none, and an import through an app forgets that app's."""
+    from gridcity.root.app import create_app  # noqa: PLC0415
+
+    _tile(client, "admin", 12, headers=orgdata.headers("leader"))
+    mine: tiles.TileCache = app.state.tile_cache
+    assert {layer for _db, layer in mine.static_versions} == {"admin"}
+    other_app = create_app(settings)
+    try:
+        assert other_app.state.tile_cache is not mine and other_app.state.tile_cache.static_versions == {}
+    finally:
+        other_app.state.engine.dispose()
+    feature = {
+        "type": "Feature",
+        "properties": {"layer": "road", "name": "新路", "kind": "支路"},
+        "geometry": {"type": "LineString", "coordinates": [[LON, LAT], [LON + 0.001, LAT]]},
+    }
+    files = {"file": ("roads.geojson", json.dumps({"type": "FeatureCollection", "features": [feature]}).encode())}
+    r = client.post("/api/v1/gis/base/road", files=files, headers=orgdata.headers("admin"))
+    assert r.status_code == 200, r.text
+    assert mine.static_versions == {}
