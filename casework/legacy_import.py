@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 from casework import deadlines, lifecycle, timeline
 from casework import service as casework_service
 from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need
-from casework.models import Attachment, Case, CaseCounter, CaseEvent, CaseLegacyKey, EventAttachment
+from casework.models import EVENT_ORDER_LOCK, Attachment, Case, CaseCounter, CaseEvent, CaseLegacyKey, EventAttachment
 from casework.rules import CaseRules, load_rules
 from components import service as components_service
 from gridcity import spatial
@@ -605,7 +605,10 @@ def _validate(
 def write(
     session: Session, replays: Sequence[_Replay], *, rules: CaseRules, echo: Echo | None = None, batch: int = 5000
 ) -> list[int]:
-    """Write validated cases in bulk (numbers of the year of their first event); returns their ids."""
+    """Write validated cases in bulk (numbers of the year of their first event); returns their ids.
+
+    Holds the case-event order lock (:data:`casework.models.EVENT_ORDER_LOCK`) until the caller commits."""
+    spatial.transaction_lock(session, EVENT_ORDER_LOCK)
     with gc_paused():
         return _write(session, replays, rules=rules, echo=echo, batch=batch)
 
@@ -681,6 +684,9 @@ def import_records(
     """
     rules = rules or load_rules()
     t0 = time.perf_counter()
+    # One case_event writer at a time (PostgreSQL): taken before anything is read, so the events commit in id
+    # order with the live ones, and a concurrent import of the same file finds this one's keys and skips them.
+    spatial.transaction_lock(session, EVENT_ORDER_LOCK)
     with gc_paused():
         replays, skipped = validate(session, records, rules=rules, echo=echo)
         ids = write(session, replays, rules=rules, echo=echo)

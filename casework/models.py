@@ -53,6 +53,14 @@ class Case(Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
+EVENT_ORDER_LOCK = 7_301_011
+"""The PostgreSQL advisory lock (``pg_advisory_xact_lock``) that every writer of ``case_event`` holds until it
+commits, so event ids become visible in increasing order: the live stream resumes by id, and a case tile's
+version (the newest event id) must never be read between two commits that land out of order. Migration
+``0006_case_event_order`` takes it in a trigger on every insert (its own copy of this number, as migrations are
+frozen); the service and the legacy import take it earlier, at their start."""
+
+
 class CaseEvent(Base):
     """One entry of the append-only case log. Never updated, never deleted."""
 

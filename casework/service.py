@@ -23,7 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from casework import deadlines, effects, lifecycle
 from casework.exceptions import AttachmentNotUsable, CaseNotFound, NotOnSite, StaleCase
 from casework.lifecycle import Actor, CaseAction, CaseFacts, CaseStatus, Need, Stage
-from casework.models import Attachment, Case, CaseEvent, EventAttachment, PublicReporter
+from casework.models import EVENT_ORDER_LOCK, Attachment, Case, CaseEvent, EventAttachment, PublicReporter
 from casework.rules import CaseRules, load_rules
 from casework.timeline import EventFact, StageRun, stage_runs
 from components import service as components_service
@@ -33,10 +33,6 @@ from gridcity.errors import InvalidInput, NotFound
 from gridcity.org import Department, User
 from gridcity.roles import Role
 from gridcity.types import utcnow
-
-# Fixed key for the advisory lock that orders event commits on PostgreSQL, so that event ids become
-# visible in increasing order (the live stream resumes by id and must never skip one).
-_EVENT_ORDER_LOCK = 7_301_011
 
 
 @dataclass(frozen=True)
@@ -142,7 +138,7 @@ def next_case_number(session: Session, *, at: dt.datetime, tz: str) -> str:
 
 
 def _order_events(session: Session) -> None:
-    lock = spatial.xact_lock(session, _EVENT_ORDER_LOCK)
+    lock = spatial.xact_lock(session, EVENT_ORDER_LOCK)
     if lock is not None:
         session.execute(select(lock))
 
@@ -358,7 +354,7 @@ def _case_with_log(
     """
     dialect = spatial.dialect(session)
     if dialect not in _LOCK_EXPRESSIONS:
-        _LOCK_EXPRESSIONS[dialect] = spatial.xact_lock(session, _EVENT_ORDER_LOCK)
+        _LOCK_EXPRESSIONS[dialect] = spatial.xact_lock(session, EVENT_ORDER_LOCK)
     params: dict[str, Any] = {"case_id": case_id}
     if ref is not None:
         params["ref_id"] = ref[1]

@@ -258,6 +258,7 @@ def map_legend(request: Request, user: CurrentUser) -> dict[str, Any]:
     dependencies=[require_roles(Role.ADMIN)],
 )
 def import_areas(
+    request: Request,
     session: DbSession,
     settings: SettingsDep,
     body: Annotated[
@@ -276,6 +277,8 @@ def import_areas(
         crs=crs,
         projected_crs=settings.projected_crs,
     )
+    session.flush()
+    request.app.state.tile_cache.forget_versions()
     return report.to_dict()
 
 
@@ -323,4 +326,6 @@ def import_components(
     report = loader.load_components(
         session, rows, source=f"import:{file.filename}"[:100], crs=crs, catalog=request.app.state.rules.catalog
     )
+    session.flush()
+    request.app.state.tile_cache.forget_versions()
     return report.to_dict()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridcity.database import Base
@@ -24,3 +24,25 @@ class BaseFeature(Base):
     kind: Mapped[str | None] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(100))
     geom: Mapped[WKBElement] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=True))
+
+
+DEPARTMENT_REVISION = "departments"
+"""The revision of the department table (its names are on the case tiles)."""
+
+
+class LayerRevision(Base):
+    """How often the data of a tile layer (or the departments) changed: the layer's data version.
+
+    ``layer`` is the tile layer's name (``admin`` for the area table, ``grids``, ``components``, ``base``
+    for base_feature) or :data:`DEPARTMENT_REVISION`.
+
+    Bumped by database triggers (migration ``0007_layer_revision``) on every insert, update and delete of the
+    layer's table, whatever path writes it (imports, the demo loader, an admin's edit, plain SQL), so a
+    feature changed in place (a component moved, a department renamed) changes the version like a new one.
+    On PostgreSQL the bump also row-locks the layer's revision until the writer commits, so revisions commit
+    in order."""
+
+    __tablename__ = "layer_revision"
+
+    layer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rev: Mapped[int] = mapped_column(BigInteger)

@@ -8,8 +8,10 @@ the mapbox-vector-tile encoder on SpatiaLite. The case and hot-spot layers start
 
 Tiles are cached in memory by (layer, z, x, y, audience, data version), so a tile changes as soon as its data
 does, and an unchanged tile answers 304 to ``If-None-Match`` without being built. The case layers' version is
-the newest case event: on PostGIS it is read in the tile's own statement (one round trip per tile, cold or
-warm, see :func:`get_tile`); the rarely changing layers reuse theirs for ``STATIC_VERSION_TTL_S``.
+the newest case event (and the departments' revision); the other layers' is their table's revision, bumped by
+triggers on every write (:func:`version_expression`). On PostGIS the version is read in the tile's own
+statement, so every tile is one round trip, cold or warm (see :func:`get_tile`); on SpatiaLite the rarely
+changing layers reuse theirs for ``STATIC_VERSION_TTL_S`` (per app, in its :class:`TileCache`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from sqlalchemy.sql import visitors
 from casework import service as casework_service
 from casework.lifecycle import TERMINAL, CaseStatus
 from casework.models import Case, CaseEvent
-from components.models import Area, Component, ComponentHistory, Grid
-from gis_data.models import BASE_LAYERS, BaseFeature
+from components.models import Area, Component, Grid
+from gis_data.models import BASE_LAYERS, DEPARTMENT_REVISION, BaseFeature, LayerRevision
 from gridcity import coords, spatial
 from gridcity.errors import InvalidInput, NotFound
 from gridcity.org import Department
@@ -144,50 +146,55 @@ def audience(actor: casework_service.Actor | None) -> str:
 
 STATIC_VERSION_TTL_S = 2.0
 """How long the data version of a rarely changing layer (areas, grids, components, base map) is reused."""
-_static_versions: dict[tuple[int, str], tuple[float, str]] = {}
 
 
-def data_version(session: Session, layer: str, now: dt.datetime) -> str:
+def data_version(session: Session, cache: TileCache, layer: str, now: dt.datetime) -> str:
     """A short text that changes whenever the layer's data (or, for lights, the clock's minute) changes.
 
-    Case layers ask the database every time; the rarely changing layers (only imports change them) reuse
-    their version for ``STATIC_VERSION_TTL_S`` per database, which saves a round trip on most tiles."""
+    Case layers ask the database every time; the rarely changing layers reuse their version for
+    ``STATIC_VERSION_TTL_S`` per database in ``cache`` (the app's own), which saves a round trip on most
+    tiles (PostGIS reads it in the tile's statement instead, see :func:`get_tile`)."""
     if layer not in ("cases", "hotspots"):
         key = (id(session.get_bind()), layer)
-        hit = _static_versions.get(key)
+        hit = cache.static_versions.get(key)
         clock = time.monotonic()
         if hit is not None and clock - hit[0] < STATIC_VERSION_TTL_S:
             return hit[1]
         version = _data_version(session, layer, now)
-        _static_versions[key] = (clock, version)
+        cache.static_versions[key] = (clock, version)
         return version
     return _data_version(session, layer, now)
 
 
-def forget_versions() -> None:
-    """Drop the reused versions (after an import through this process)."""
-    _static_versions.clear()
+def _revision(name: str) -> Any:
+    """The revision ``name`` of :class:`LayerRevision` (0 before the first write), as a scalar sub-select."""
+    rev = sa.select(LayerRevision.rev).where(LayerRevision.layer == name).scalar_subquery()
+    return sa.func.coalesce(rev, 0)
+
+
+def version_expression(layer: str) -> Any:
+    """The layer's data version as SQL text (without the clock part of the case layers, see :func:`_bucket`).
+
+    Case layers: the newest case event (every change of a case writes one; migration 0006 makes their ids
+    commit in order) and the departments' revision (their names are on the tiles). The other layers: their
+    table's revision, which triggers bump on every insert, update and delete (migration 0007)."""
+    if layer in ("cases", "hotspots"):
+        last = sa.select(sa.func.coalesce(sa.func.max(CaseEvent.id), 0)).scalar_subquery()
+        return sa.cast(last, sa.String) + "." + sa.cast(_revision(DEPARTMENT_REVISION), sa.String)
+    return sa.cast(_revision(layer), sa.String)
 
 
 def _data_version(session: Session, layer: str, now: dt.datetime) -> str:
-    if layer in ("cases", "hotspots"):
-        last = session.scalar(sa.select(sa.func.max(CaseEvent.id)))
-        bucket = now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
-        return f"{last or 0}:{bucket}"
-    if layer == "components":
-        a, b = session.execute(
-            sa.select(
-                sa.select(sa.func.max(ComponentHistory.id)).scalar_subquery(),
-                sa.select(sa.func.max(Component.id)).scalar_subquery(),
-            )
-        ).one()
-        return f"{a or 0}:{b or 0}"
-    table = {"admin": Area, "grids": Grid, "base": BaseFeature}[layer]
-    n, last = session.execute(sa.select(sa.func.count(), sa.func.max(table.id))).one()
-    return f"{n}:{last or 0}"
+    version = str(session.scalar(sa.select(version_expression(layer))))
+    return f"{version}:{_bucket(layer, now)}" if layer in ("cases", "hotspots") else version
 
 
 _NOW = sa.bindparam("now", type_=Case.deadline_at.type)
+
+
+def _bucket(layer: str, now: dt.datetime) -> str:
+    """The clock part of a case layer's version: lights change with the minute, hot spots with the day."""
+    return now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
 
 
 def _light_rank() -> Any:
@@ -363,8 +370,8 @@ def gcj02_shift(z: int, x: int, y: int) -> tuple[float, float]:
 
 @dataclass
 class _Kind:
-    """The statements of a kind of tile, and (PostGIS case layers) the one statement that also reads the version,
-    as a statement and, once compiled on the first tile, as driver SQL (see :func:`_driver_sql`)."""
+    """The statements of a kind of tile, and (PostGIS) the one statement that also reads the version, as a
+    statement and, once compiled on the first tile, as driver SQL (see :func:`_driver_sql`)."""
 
     tile: spatial.PreparedTile
     versioned: Any | None
@@ -404,20 +411,29 @@ _PREPARED: OrderedDict[tuple[Any, ...], _Kind] = OrderedDict()
 _PREPARED_LOCK = threading.Lock()
 
 
-def _versioned_statement(tile: spatial.PreparedTile) -> Any | None:
-    """``SELECT last, same, CASE WHEN same THEN NULL ELSE <tile> END`` from the newest case event.
+def _versioned_statement(tile: spatial.PreparedTile, layer: str) -> Any | None:
+    """``SELECT last, same, CASE WHEN same THEN NULL ELSE <tile> END``: the layer's version and its tile.
 
-    ``last`` is the case layers' data version and ``same`` says whether it equals the bind ``known`` (the
-    version of the tile the caller already holds); PostgreSQL evaluates the tile's sub-select only in the
-    ELSE branch, so a warm tile costs the index look-up of the version alone. Version and tile come from one
-    snapshot, so a tile is never filed under a version it does not show. None when the tile is not one
-    ST_AsMVT statement (SpatiaLite, or several MVT layers)."""
-    if tile.mode != "mvt" or len(tile.statements) != 1:
+    ``last`` is the layer's data version (:func:`version_expression`) and ``same`` says whether it equals the
+    bind ``known`` (the version of the tile the caller already holds); PostgreSQL evaluates the tile's
+    sub-selects only in the ELSE branch, so a warm tile costs the index look-up of the version alone. A tile
+    of several MVT layers (the base map) is their ST_AsMVT sub-selects concatenated, still one row. Version
+    and tile come from one snapshot, so a tile is never filed under a version it does not show. None when
+    the tile is not built by ST_AsMVT (SpatiaLite, or the Python encoder on PostGIS)."""
+    if tile.mode != "mvt" or not tile.statements:
         return None
-    v = sa.select(sa.func.coalesce(sa.func.max(CaseEvent.id), 0).label("last")).subquery("v")
-    same = v.c.last == sa.bindparam("known", type_=sa.BigInteger())
-    body = sa.case((same, sa.null()), else_=tile.statements[0][1].scalar_subquery())
-    return sa.select(v.c.last, same.label("same"), body.label("mvt")).select_from(v)
+    # OFFSET 0 keeps the version a sub-query of its own: pulled up, its sub-selects would be copied into each of
+    # the three places that name ``last`` and planned three times (a third of a cold case tile's planning)
+    v = sa.select(version_expression(layer).label("last")).offset(0).subquery("v")
+    same = v.c.last == sa.bindparam("known", type_=sa.String())
+    parts = [stmt.scalar_subquery() for _, stmt in tile.statements]
+    body: Any = parts[0]
+    if len(parts) > 1:  # an empty layer's ST_AsMVT is NULL, which would swallow the others
+        empty = sa.literal_column("''::bytea")
+        body = sa.func.coalesce(parts[0], empty)
+        for part in parts[1:]:
+            body = body.op("||")(sa.func.coalesce(part, empty))
+    return sa.select(v.c.last, same.label("same"), sa.case((same, sa.null()), else_=body).label("mvt")).select_from(v)
 
 
 def prepared(
@@ -439,7 +455,7 @@ def prepared(
     tile = spatial.PreparedTile(
         dialect_name, layer_selects(dialect_name, info, var, actor), shift=shift, encoder=encoder
     )
-    built = _Kind(tile, _versioned_statement(tile) if info.per_user else None)
+    built = _Kind(tile, _versioned_statement(tile, info.name))
     with _PREPARED_LOCK:
         _PREPARED[key] = built
         while len(_PREPARED) > 512:
@@ -481,9 +497,9 @@ def _build_versioned(
     actor: casework_service.Actor | None,
     now: dt.datetime,
     gcj02: bool,
-    known: int,
-) -> tuple[int, bytes | None] | None:
-    """(newest case event, tile bytes) in one statement; bytes None when the newest event is ``known``.
+    known: str,
+) -> tuple[str, bytes | None] | None:
+    """(data version, tile bytes) in one statement; bytes None when the version is ``known``.
 
     None when this kind of tile has no such statement (the caller asks for the version on its own)."""
     var = variant(info, z, actor)
@@ -503,7 +519,7 @@ def _build_versioned(
         last, same, mvt = _run_driver_sql(conn, kind.versioned_sql, p)
     else:
         last, same, mvt = conn.execute(kind.versioned, p).one()
-    return int(last), None if same else bytes(mvt or b"")
+    return str(last), None if same else bytes(mvt or b"")
 
 
 def _run_driver_sql(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
@@ -548,11 +564,18 @@ class TileCache:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-        self.last_seen: dict[tuple[int, str], int] = {}
-        """Per database and case layer: the newest case event this app last read, the candidate version of a
+        self.last_seen: dict[tuple[int, str], str] = {}
+        """Per database and layer: the data version this app last read (PostGIS), the candidate version of a
         warm tile. Only a guess that saves building the tile: the database confirms it in the tile's own
         statement, so a change made through another worker process is seen by the next tile here just the
         same."""
+        self.static_versions: dict[tuple[int, str], tuple[float, str]] = {}
+        """Per database and rarely changing layer: (monotonic time read, data version), reused for
+        ``STATIC_VERSION_TTL_S`` (see :func:`data_version`)."""
+
+    def forget_versions(self) -> None:
+        """Drop the reused versions (after an import through this app replaced a layer)."""
+        self.static_versions.clear()
 
     def get(self, key: str) -> bytes | None:
         """The cached tile, refreshed as most recently used."""
@@ -597,15 +620,22 @@ def get_tile(
     gcj02: bool = False,
     if_none_match: str | None = None,
 ) -> tuple[bytes | None, str]:
-    """(tile bytes, ETag); bytes None when ``if_none_match`` already names the current tile (304)."""
-    if info.per_user and spatial.builds_tiles_in_sql(session):
-        found = _get_case_tile(
-            session, cache, info, z, x, y, actor=actor, now=now, gcj02=gcj02, if_none_match=if_none_match
-        )
-        if found is not None:
-            return found
+    """(tile bytes, ETag); bytes None when ``if_none_match`` already names the current tile (304).
+
+    On PostGIS a tile is one statement (:func:`_get_versioned_tile`); a tile below the layer's first zoom is
+    empty whatever the data, and needs none."""
     who = audience(actor) if info.per_user else "all"
-    key = tile_key(info.name, z, x, y, who, data_version(session, info.name, now)) + (":gcj02" if gcj02 else "")
+    if variant(info, z, actor) is None:
+        version = "none"
+    else:
+        if spatial.builds_tiles_in_sql(session):
+            found = _get_versioned_tile(
+                session, cache, info, z, x, y, actor=actor, now=now, gcj02=gcj02, if_none_match=if_none_match
+            )
+            if found is not None:
+                return found
+        version = data_version(session, cache, info.name, now)
+    key = tile_key(info.name, z, x, y, who, version) + (":gcj02" if gcj02 else "")
     etag = etag_of(key)
     if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
         return None, etag
@@ -616,12 +646,7 @@ def get_tile(
     return data, etag
 
 
-def _bucket(layer: str, now: dt.datetime) -> str:
-    """The clock part of a case layer's version: lights change with the minute, hot spots with the day."""
-    return now.strftime("%Y%m%d%H%M") if layer == "cases" else now.strftime("%Y%m%d")
-
-
-def _get_case_tile(
+def _get_versioned_tile(
     session: Session,
     cache: TileCache,
     info: LayerInfo,
@@ -634,26 +659,26 @@ def _get_case_tile(
     gcj02: bool,
     if_none_match: str | None,
 ) -> tuple[bytes | None, str] | None:
-    """:func:`get_tile` of a case layer on PostGIS: the version and (unless the tile held is current) the tile
-    in one statement. None when the tile has no such statement."""
-    who = audience(actor)
-    bucket = _bucket(info.name, now)
+    """:func:`get_tile` on PostGIS: the version and (unless the tile held is current) the tile in one
+    statement. None when the tile has no such statement."""
+    who = audience(actor) if info.per_user else "all"
+    bucket = ":" + _bucket(info.name, now) if info.per_user else ""
     suffix = ":gcj02" if gcj02 else ""
     wanted = {t.strip() for t in if_none_match.split(",")} if if_none_match else set()
 
-    def key_of(last: int) -> str:
-        return tile_key(info.name, z, x, y, who, f"{last}:{bucket}") + suffix
+    def key_of(last: str) -> str:
+        return tile_key(info.name, z, x, y, who, last + bucket) + suffix
 
     seen = (id(session.get_bind()), info.name)
     guess = cache.last_seen.get(seen)
-    known, held = -1, None
+    known, held = "", None
     if guess is not None:
         key = key_of(guess)
         if etag_of(key) in wanted:
             known = guess
         else:
             held = cache.get(key)
-            known = guess if held is not None else -1
+            known = guess if held is not None else ""
     built = _build_versioned(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02, known=known)
     if built is None:
         return None
@@ -663,7 +688,7 @@ def _get_case_tile(
         if held is not None or etag in wanted:
             return (None if etag in wanted else held), etag
         # the cache dropped it since we looked: build it for real
-        built = _build_versioned(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02, known=-1)
+        built = _build_versioned(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02, known="")
         assert built is not None
         last, data = built
         etag = etag_of(key_of(last))

@@ -174,6 +174,7 @@ def tile(
     dependencies=[require_roles(Role.ADMIN)],
 )
 def import_base(
+    request: Request,
     session: DbSession,
     settings: SettingsDep,
     layer: str,
@@ -193,5 +194,5 @@ def import_base(
     )
     report = loader.load_base_features(session, rows, layer=layer, source=f"import:{file.filename}"[:100], crs=crs)
     session.flush()
-    tiles.forget_versions()
+    request.app.state.tile_cache.forget_versions()
     return report.to_dict()

@@ -3,6 +3,7 @@ TileJSON and the style; ST_AsMVT and the Python encoder (and PostGIS and SpatiaL
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from pathlib import Path
@@ -469,11 +470,12 @@ def test_a_case_change_through_another_worker_reaches_this_workers_tiles(
 
 
 @pytest.mark.postgis
-def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(
+def test_a_postgis_tile_is_one_statement_and_a_current_one_is_not_rebuilt(
     client: TestClient, app: Any, orgdata: Org, db: sa.Engine, backend: str
 ) -> None:
-    """The version (newest case event) is read in the tile's own statement, and when it equals the version of
-    the tile the cache or the client holds, PostgreSQL never runs the tile's sub-select."""
+    """The version (newest case event, or the layer's revision) is read in the tile's own statement, one for
+    every layer, and when it equals the version of the tile the cache or the client holds, PostgreSQL never
+    runs the tile's sub-select."""
     if backend != "postgis":
         pytest.skip("the one-statement case tile is PostGIS's")
     report(client, orgdata, user="inspector", lon=LON, lat=LAT)
@@ -487,14 +489,17 @@ def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(
     try:
         x, y = tile_of(LON, LAT, 16)
         h = orgdata.headers("leader")
-        for layer in ("cases", "hotspots"):
+        for layer in ("cases", "hotspots", "base", "admin", "grids", "components"):
             path = f"/tiles/{layer}/16/{x}/{y}.mvt"
             for headers in (h, h, {**h, "If-None-Match": client.get(path, headers=h).headers["etag"]}):
                 statements.clear()
                 assert client.get(path, headers=headers).status_code in (200, 304)
                 request_threads = {t for t, s in statements if "ST_AsMVT" in s}  # the tile's own thread
                 tile_statements = [s for t, s in statements if t in request_threads and "FROM app_user" not in s]
-                assert len(tile_statements) == 1 and "case_event" in tile_statements[0], statements
+                version_table = "case_event" if layer in ("cases", "hotspots") else "layer_revision"
+                assert len(tile_statements) == 1 and version_table in tile_statements[0], statements
+                # the base map's four MVT layers are one row too
+                assert tile_statements[0].count("ST_AsMVT(") == (4 if layer == "base" else 1)
     finally:
         sa.event.remove(engine, "before_cursor_execute", seen)
     actor = casework_service.Actor(user_id=orgdata.ids["leader"], role=Role.LEADER, department_id=None)
@@ -511,23 +516,23 @@ def test_a_postgis_case_tile_is_one_statement_and_a_current_one_is_not_rebuilt(
         for layer, z in (("cases", 16), ("cases", 11), ("hotspots", 14)):
             tx, ty = tile_of(LON, LAT, z)
             built = tiles._build_versioned(
-                s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now, gcj02=False, known=-1
+                s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now, gcj02=False, known=""
             )
             assert built is not None and built[1]
             assert built[1] == tiles.build_tile(s, tiles.LAYERS[layer], z, tx, ty, actor=actor, now=now)
     with db.connect() as c:
-        last = c.exec_driver_sql(kind.versioned_sql, {**params, "known": -1}).one().last
+        last = c.exec_driver_sql(kind.versioned_sql, {**params, "known": ""}).one().last
 
         def explain(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> tuple[str, Any]:
             return "EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters
 
         sa.event.listen(c, "before_cursor_execute", explain, retval=True)
 
-        def plan(known: int) -> str:
+        def plan(known: str) -> str:
             assert kind.versioned_sql is not None
             return "\n".join(r[0] for r in c.exec_driver_sql(kind.versioned_sql, {**params, "known": known}))
 
-        current, other = plan(last), plan(-1)
+        current, other = plan(last), plan("")
         assert "never executed" in current and "st_asmvt" in current.lower(), current
         assert "never executed" not in other, other
 
@@ -547,7 +552,7 @@ def test_a_postgis_case_tile_first_in_its_session_runs_alone_and_one_later_sees_
     now = utcnow()
 
     def numbers(s: Any) -> set[str]:
-        built = tiles._build_versioned(s, info, z, x, y, actor=actor, now=now, gcj02=False, known=-1)
+        built = tiles._build_versioned(s, info, z, x, y, actor=actor, now=now, gcj02=False, known="")
         assert built is not None and built[1] is not None
         return {f.get("properties", {}).get("number") for f in decode(built[1]).get("cases", {}).get("features", [])}
 
@@ -563,3 +568,150 @@ def test_a_postgis_case_tile_first_in_its_session_runs_alone_and_one_later_sees_
         s.rollback()
     with make_session_factory(db)() as s:
         assert numbers(s) == shown  # nothing of the rolled-back write
+
+
+def test_static_layer_versions_belong_to_one_apps_tile_cache(
+    client: TestClient, app: Any, orgdata: Org, city: sa.Engine, settings: Any, backend: str
+) -> None:
+    """The reused version of a rarely changing layer lives in the app's own tile cache (no process-wide state):
+    another app on the same process starts with none, and an import through an app forgets that app's.
+    PostGIS reuses none: it reads the version in the tile's own statement."""
+    from gridcity.root.app import create_app  # noqa: PLC0415
+
+    _tile(client, "admin", 12, headers=orgdata.headers("leader"))
+    mine: tiles.TileCache = app.state.tile_cache
+    if backend == "postgis":
+        assert mine.static_versions == {} and {layer for _db, layer in mine.last_seen} == {"admin"}
+    else:
+        assert {layer for _db, layer in mine.static_versions} == {"admin"}
+    other_app = create_app(settings)
+    try:
+        assert other_app.state.tile_cache is not mine and other_app.state.tile_cache.static_versions == {}
+    finally:
+        other_app.state.engine.dispose()
+    feature = {
+        "type": "Feature",
+        "properties": {"layer": "road", "name": "新路", "kind": "支路"},
+        "geometry": {"type": "LineString", "coordinates": [[LON, LAT], [LON + 0.001, LAT]]},
+    }
+    files = {"file": ("roads.geojson", json.dumps({"type": "FeatureCollection", "features": [feature]}).encode())}
+    r = client.post("/api/v1/gis/base/road", files=files, headers=orgdata.headers("admin"))
+    assert r.status_code == 200, r.text
+    assert mine.static_versions == {}
+
+
+def test_a_feature_changed_in_place_changes_its_layers_version(orgdata: Org, city: sa.Engine) -> None:
+    """Every write to a layer's table bumps its revision (triggers of migration 0007), so an update that keeps
+    the row count and the newest id (a component moved, an area or grid renamed, a road reclassified, a
+    department renamed) changes the layer's version; a rolled-back one does not."""
+    from gis_data.models import BaseFeature  # noqa: PLC0415
+    from gridcity.org import Department  # noqa: PLC0415
+
+    now = utcnow()
+    with city.connect() as c:
+        comp_id = c.execute(sa.select(sa.func.min(Component.id))).scalar_one()
+        dept_id = c.execute(sa.select(sa.func.min(Department.id))).scalar_one()
+    from components.models import Area  # noqa: PLC0415
+
+    changes = {
+        "components": sa.update(Component).where(Component.id == comp_id).values(name="挪过的井盖"),
+        "admin": sa.update(Area).where(Area.level == "district").values(name="改名区"),
+        "grids": sa.update(Grid)
+        .where(Grid.id == sa.select(sa.func.min(Grid.id)).scalar_subquery())
+        .values(community_code="610302001999"),
+        "base": sa.update(BaseFeature).where(BaseFeature.layer == "road").values(kind="次干路"),
+        "cases": sa.update(Department).where(Department.id == dept_id).values(name="改名的部门"),
+    }
+    factory = make_session_factory(city)
+
+    def version(layer: str) -> str:
+        with factory() as s:
+            return tiles.data_version(s, tiles.TileCache(), layer, now)
+
+    for layer, change in changes.items():
+        before = version(layer)
+        with city.connect() as c:
+            c.execute(change)
+            c.rollback()
+        assert version(layer) == before, layer
+        with city.begin() as c:
+            assert c.execute(change).rowcount >= 1
+        after = version(layer)
+        assert after != before, layer
+        others = {other: version(other) for other in changes if other != layer}
+        with city.begin() as c:
+            c.execute(change)
+        assert version(layer) != after
+        assert {other: version(other) for other in changes if other != layer} == others  # only its own layer
+
+
+def test_a_moved_component_and_a_renamed_department_reach_the_next_tile(
+    client: TestClient, app: Any, orgdata: Org, db: sa.Engine
+) -> None:
+    """Over HTTP: the component tile shows a component's new place and the case tile a department's new name,
+    under a new ETag (the client's old one no longer answers 304)."""
+    from gridcity.org import Department  # noqa: PLC0415
+
+    with make_session_factory(db)() as s, s.begin():
+        s.execute(
+            sa.insert(Component).values(
+                code="61030210100000001",
+                class_code="C0101",
+                name="井盖",
+                state="完好",
+                geom=f"SRID=4326;POINT({LON} {LAT})",
+            )
+        )
+    case = report(client, orgdata, user="inspector", lon=LON, lat=LAT)
+    act(client, orgdata, case, "shiftlead", "file")
+    act(client, orgdata, case, "dispatcher", "dispatch", department_id=orgdata.depts["SZ"])
+    h = orgdata.headers("leader")
+    x, y = tile_of(LON, LAT, 17)
+    for layer, change, check in (
+        (
+            "components",
+            sa.update(Component).values(geom=sa.func.ST_GeomFromText(f"POINT({LON + 0.0005} {LAT})", 4326)),
+            lambda t: t["components"]["features"][0]["geometry"]["coordinates"],
+        ),
+        (
+            "cases",
+            sa.update(Department).where(Department.id == orgdata.depts["SZ"]).values(name="新名字"),
+            lambda t: t["cases"]["features"][0]["properties"]["department"],
+        ),
+    ):
+        path = f"/tiles/{layer}/17/{x}/{y}.mvt"
+        first = client.get(path, headers=h)
+        assert first.status_code == 200
+        assert client.get(path, headers={**h, "If-None-Match": first.headers["etag"]}).status_code == 304
+        with db.begin() as c:
+            c.execute(change)
+        app.state.tile_cache.forget_versions()  # SpatiaLite reuses a static version for 2 s; PostGIS never
+        r = client.get(path, headers={**h, "If-None-Match": first.headers["etag"]})
+        assert r.status_code == 200 and r.headers["etag"] != first.headers["etag"], layer
+        assert check(decode(r.content)) != check(decode(first.content)), layer
+
+
+@pytest.mark.postgis
+def test_a_postgis_base_tile_in_one_row_is_its_layers_tiles_concatenated(
+    orgdata: Org, city: sa.Engine, backend: str
+) -> None:
+    """The base map's ST_AsMVT sub-selects in one statement give the bytes of its layers built one by one
+    (an empty layer adds nothing and does not blank the others)."""
+    if backend != "postgis":
+        pytest.skip("the one-statement tile is PostGIS's")
+    now = utcnow()
+    info = tiles.LAYERS["base"]
+    with make_session_factory(city)() as s:
+        kinds = 0
+        for z in (13, 15, 16):
+            x, y = tile_of(LON, LAT, z)
+            built = tiles._build_versioned(s, info, z, x, y, actor=None, now=now, gcj02=False, known="")
+            assert built is not None and built[1] is not None
+            var = tiles.variant(info, z, None)
+            assert var is not None
+            kind = tiles.prepared("postgresql", info, var, None, shift=False, encoder=False)
+            p = {**tiles.layer_params(info, z, x, y, now), **spatial.tile_params(z, x, y)}
+            one_by_one = [bytes(s.scalar(stmt, p) or b"") for _, stmt in kind.tile.statements]
+            assert built[1] == b"".join(one_by_one)
+            kinds += sum(1 for part in one_by_one if part)
+        assert kinds >= 2 and set(decode(built[1])) <= set(info.mvt_layers)
