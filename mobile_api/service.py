@@ -361,11 +361,13 @@ def _to_wgs84(lon: float, lat: float, system: str, loc: list[str | int]) -> tupl
     return coords.to_wgs84(lon, lat, coords.CoordSystem(system))
 
 
-def _check_in_city(session: Session, lon: float, lat: float, loc: list[str | int]) -> None:
-    if not components_service.locate_point(session, lon=lon, lat=lat).inside_city:
+def _locate_in_city(session: Session, lon: float, lat: float, loc: list[str | int]) -> components_service.Located:
+    located = components_service.locate_point(session, lon=lon, lat=lat)
+    if not located.inside_city:
         raise InvalidInput(
             f"the point ({lon:.6f}, {lat:.6f}) (WGS84) is outside the city", code="geo.outside_city", loc=loc
         )
+    return located
 
 
 def _claimed_at(value: dt.datetime | None, tz: str) -> dt.datetime:
@@ -379,13 +381,26 @@ def report_hash(report_in: ReportIn, shas: dict[str, list[str]]) -> str:
     return idempotency.request_hash("report", {"report": report_in.model_dump(mode="json"), "photos": shas})
 
 
-def _precheck_report(session: Session, rules: CaseRules, report_in: ReportIn) -> tuple[float, float]:
-    """The cheap checks of a report (position, city, class); the WGS84 position."""
+@dataclass(frozen=True, slots=True)
+class CheckedReport:
+    """A report that passed its cheap checks: its WGS84 position and where that lies (grid, inside the city).
+
+    Made once per report and handed on to the case's creation, so the point is located once, not again in
+    the write transaction.
+    """
+
+    lon: float
+    lat: float
+    located: components_service.Located
+
+
+def _precheck_report(session: Session, rules: CaseRules, report_in: ReportIn) -> CheckedReport:
+    """The cheap checks of a report (position, city, class)."""
     loc_r: list[str | int] = ["body", "report"]
     lon, lat = _to_wgs84(report_in.lon, report_in.lat, report_in.coord_system, [*loc_r, "lon"])
-    _check_in_city(session, lon, lat, [*loc_r, "lon"])
+    located = _locate_in_city(session, lon, lat, [*loc_r, "lon"])
     rules.catalog.get(report_in.class_code, loc=[*loc_r, "class_code"])
-    return lon, lat
+    return CheckedReport(lon=lon, lat=lat, located=located)
 
 
 def _create_report(
@@ -399,9 +414,11 @@ def _create_report(
     photo_items: Sequence[PhotoInput],
     before: Sequence[PhotoInput],
     after: Sequence[PhotoInput],
+    checked: CheckedReport | None = None,
 ) -> tuple[int, Any]:
-    # Cheap checks first, so that a doomed report costs no photo processing.
-    lon, lat = _precheck_report(session, pipeline.rules, report_in)
+    # Cheap checks first, so that a doomed report costs no photo processing (done already before photo work).
+    checked = checked or _precheck_report(session, pipeline.rules, report_in)
+    lon, lat = checked.lon, checked.lat
     claimed_at = _claimed_at(report_in.captured_at, pipeline.rules.calendar.timezone)
     if report_in.self_handled:
         before_atts = _resolve_photos(session, store, settings, user, before, "before")
@@ -448,6 +465,7 @@ def _create_report(
                 "photo_flags": _flags_data(flags),
             },
         ),
+        located=checked.located,
     ).case
     if report_in.self_handled:
         _mark_before_after(session, case.id, {a.id for a in before_atts}, {a.id for a in after_atts})
@@ -508,8 +526,9 @@ def submit_report(
     replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
     if replay is not None:
         return replay
+    checked = None
     if any(isinstance(p, bytes) for p in (*photo_items, *before, *after)):
-        _precheck_report(session, pipeline.rules, report_in)  # a doomed report costs no photo work
+        checked = _precheck_report(session, pipeline.rules, report_in)  # a doomed report costs no photo work
         prepared = prepare_uploads(
             session,
             store=store,
@@ -531,6 +550,7 @@ def submit_report(
             photo_items=photo_items,
             before=before,
             after=after,
+            checked=checked,
         )
 
     return idempotency.run(session, user_id=user.id, key=key, kind="report", req_hash=req_hash, work=work)
