@@ -32,10 +32,15 @@ REQUIRED_SUFFIXES = (ORIGINAL, THUMB)
 
 
 def prepare(
-    data: bytes, limits: photos.PhotoLimits = photos.DEFAULT_LIMITS, loc: list[str | int] | None = None
+    data: bytes,
+    limits: photos.PhotoLimits = photos.DEFAULT_LIMITS,
+    loc: list[str | int] | None = None,
+    *,
+    sha256: str | None = None,
 ) -> photos.PreparedPhoto:
-    """Validate a photo and render its thumbnail (pure CPU; no session, no files)."""
-    return photos.prepare_photo(data, limits, loc=loc)
+    """Validate a photo and render its thumbnail (pure CPU; no session, no files); ``sha256`` is the bytes'
+    hash when the caller has it already (not computed again)."""
+    return photos.prepare_photo(data, limits, loc=loc, sha256=sha256)
 
 
 def write_files(store: MediaStore, prepared: photos.PreparedPhoto, *, session: Session | None) -> None:

@@ -227,9 +227,12 @@ def prepare_uploads(
                 sha = _sha_of(item, shas)
                 if sha not in known:
                     if sha not in done:
-                        done[sha] = casework_attachments.prepare(item, limits, ["body", name, i])
+                        # A spooled upload was hashed as it arrived (that is ``sha``): not hashed again here.
                         spooled = (spools or {}).get(id(item))
-                        if spooled is not None and spooled.sha256 == done[sha].info.sha256:
+                        done[sha] = casework_attachments.prepare(
+                            item, limits, ["body", name, i], sha256=spooled.sha256 if spooled else None
+                        )
+                        if spooled is not None:
                             linkable[sha] = spooled.path
                     item = done[sha]
             out[name].append(item)

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -303,6 +304,24 @@ def test_an_upload_is_hashed_as_it_arrives_and_its_spooled_file_is_linked_as_the
     assert not [p for p in media_files(settings.media_dir) if p.name.startswith(".tmp-")]
     # The EXIF check still reads the photo as sent: taken now, here, so no flags.
     assert [p["flags"] for p in r.json()["photos"]] == [[], []]
+
+
+def test_a_spooled_upload_is_not_hashed_again_by_the_photo_work(client, orgdata, monkeypatch):
+    hashed: list[int] = []
+    real = hashlib.sha256
+
+    def sha256(data: bytes = b"", **kw: Any) -> Any:
+        hashed.append(len(data))
+        return real(data, **kw)
+
+    monkeypatch.setattr(photos, "hashlib", SimpleNamespace(sha256=sha256))
+    pic = photo(123, size=(1600, 1200), taken=EXIF_NOW, lonlat=HERE)
+    r = post_report(client, orgdata.headers("inspector"), "k-hash-once", a_report(), photos=[pic])
+    assert r.status_code == 201, r.text
+    assert r.json()["photos"][0]["sha256"] == real(pic).hexdigest()  # the parser's hash, stored as the key
+    assert len(pic) not in hashed  # prepare_photo took the hash, it did not compute it again
+    # Bytes that did not come through the parser are still hashed by the photo work itself.
+    assert photos.prepare_photo(pic).info.sha256 == real(pic).hexdigest() and len(pic) in hashed
 
 
 def test_a_refused_upload_leaves_no_spooled_file(client, orgdata, settings, db):
