@@ -163,16 +163,48 @@ def _touch(session: Session, store: MediaStore, sha256: str) -> None:
                 raise
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Where and when a submission says its photos were taken (WGS84), and how far off a photo may be."""
+
+    lon: float
+    lat: float
+    at: dt.datetime
+    max_distance_m: float
+
+
+def claim_flags(info: photos.PhotoInfo, claim: Claim) -> list[dict[str, Any]]:
+    """The advisory flags of one photo against the claim (:func:`mobile_api.photo_claims.compare_claim`)."""
+    return [
+        {"code": f.code, "msg": f.message, "value": f.value}
+        for f in photo_claims.compare_claim(
+            info, claimed_lon=claim.lon, claimed_lat=claim.lat, claimed_at=claim.at, max_distance_m=claim.max_distance_m
+        )
+    ]
+
+
 def _resolve_photos(
-    session: Session, store: MediaStore, settings: Settings, user: User, items: Sequence[PhotoInput], field: str
+    session: Session,
+    store: MediaStore,
+    settings: Settings,
+    user: User,
+    items: Sequence[PhotoInput],
+    field: str,
+    claim: Claim | None = None,
 ) -> list[Attachment]:
-    """Store uploaded (or prepared) photos, or look up attachments stored earlier by this user."""
+    """Store uploaded (or prepared) photos, or look up attachments stored earlier by this user.
+
+    With a ``claim``, a prepared photo's row is inserted with its flags already (no UPDATE afterwards).
+    """
     limits = photo_limits(settings)
     out: list[Attachment] = []
     for i, item in enumerate(items):
         loc: list[str | int] = ["body", field, i]
         if isinstance(item, (bytes, photos.PreparedPhoto)):
-            att = casework_attachments.store_photo(session, store, item, uploaded_by=user.id, limits=limits, loc=loc)
+            flags = claim_flags(item.info, claim) if claim and isinstance(item, photos.PreparedPhoto) else None
+            att = casework_attachments.store_photo(
+                session, store, item, uploaded_by=user.id, limits=limits, loc=loc, flags=flags
+            )
             _touch(session, store, att.sha256)
         else:
             found = session.get(Attachment, item)
@@ -292,22 +324,17 @@ def _info_of(att: Attachment) -> photos.PhotoInfo:
     )
 
 
-def flag_photos(
-    atts: Sequence[Attachment], *, lon: float, lat: float, claimed_at: dt.datetime, max_distance_m: float
-) -> dict[int, list[dict[str, Any]]]:
-    """Compare each photo's EXIF time/position with the claim; store the advisory flags on the attachment."""
+def flag_photos(atts: Sequence[Attachment], claim: Claim) -> dict[int, list[dict[str, Any]]]:
+    """Compare each photo's EXIF time/position with the claim; store the advisory flags on the attachment
+    (only where that adds a flag: a photo stored by this submission has them already)."""
     out: dict[int, list[dict[str, Any]]] = {}
     for att in atts:
-        flags = [
-            {"code": f.code, "msg": f.message, "value": f.value}
-            for f in photo_claims.compare_claim(
-                _info_of(att), claimed_lon=lon, claimed_lat=lat, claimed_at=claimed_at, max_distance_m=max_distance_m
-            )
-        ]
+        flags = claim_flags(_info_of(att), claim)
         out[att.id] = flags
         merged = list(att.flags or [])
         merged.extend(f for f in flags if f not in merged)
-        att.flags = merged  # a new list, so the JSON column is seen as changed
+        if merged != (att.flags or []):
+            att.flags = merged  # a new list, so the JSON column is seen as changed
     return out
 
 
@@ -423,13 +450,14 @@ def _create_report(
     checked = checked or _precheck_report(session, pipeline.rules, report_in)
     lon, lat = checked.lon, checked.lat
     claimed_at = _claimed_at(report_in.captured_at, pipeline.rules.calendar.timezone)
+    claim = Claim(lon=lon, lat=lat, at=claimed_at, max_distance_m=settings.onsite_radius_m)
     if report_in.self_handled:
-        before_atts = _resolve_photos(session, store, settings, user, before, "before")
-        after_atts = _resolve_photos(session, store, settings, user, after, "after")
+        before_atts = _resolve_photos(session, store, settings, user, before, "before", claim)
+        after_atts = _resolve_photos(session, store, settings, user, after, "after", claim)
         atts = before_atts + after_atts
     else:
-        atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
-    flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
+        atts = _resolve_photos(session, store, settings, user, photo_items, "photos", claim)
+    flags = flag_photos(atts, claim)
     action = CaseAction.SELF_HANDLE if report_in.self_handled else CaseAction.REPORT
     component_id = report_in.component_id
     if component_id is None:
@@ -617,8 +645,9 @@ def _submit_result(
         session, radius_m=pipeline.rules.onsite_radius_m, user=user, case_id=case_id, result_in=result_in
     )
     claimed_at = _claimed_at(result_in.captured_at, pipeline.rules.calendar.timezone)
-    atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
-    flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
+    claim = Claim(lon=lon, lat=lat, at=claimed_at, max_distance_m=settings.onsite_radius_m)
+    atts = _resolve_photos(session, store, settings, user, photo_items, "photos", claim)
+    flags = flag_photos(atts, claim)
     version = result_in.version
     if action is CaseAction.FEEDBACK and case.status is CaseStatus.DISPATCHED:
         # Field staff who fix a case they have not yet accepted in the office accept it on the spot.

@@ -8,7 +8,8 @@ report to a component) do not pass through that event and are not in the figure.
 
 The point of a report is located once (before the photo work) and that result goes on to the case's creation;
 it used to be located three times (precheck before the photos, precheck again and the case's own check in the
-write transaction). The budgets below keep such a statement from coming back unnoticed.
+write transaction). A new photo's row is inserted with its EXIF-vs-claim flags (it used to be inserted, then
+updated with them). The budgets below keep such a statement from coming back unnoticed.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from tests.mobile_api.conftest import CELL, LAT, LON, a_report, photo, post_repo
 
 # Statements of one report with one photo, by back end. PostgreSQL adds the idempotency claim's savepoint and
 # lock_timeout (5 statements instead of 1), the event-order lock and pg_notify for the live stream.
-BUDGET = {"spatialite": 15, "postgis": 22}
+BUDGET = {"spatialite": 14, "postgis": 21}
 # Outside every grid and with no district loaded (a city not yet on the map, as in bench_ingest), locating
 # the point costs two statements (grid, then whether any district exists) instead of one.
-BUDGET_NO_CITY = {"spatialite": 16, "postgis": 23}
+BUDGET_NO_CITY = {"spatialite": 15, "postgis": 22}
 
 
 @pytest.fixture
@@ -62,4 +63,6 @@ def test_a_report_locates_its_point_once_and_stays_within_its_statement_budget(
     assert calls == [(LON + CELL / 2, LAT + CELL / 2)], "the report's point was located more than once"
     grid_reads = [s for s in seen if s.startswith("SELECT grid.code FROM grid")]
     assert len(grid_reads) == 1, seen
+    assert r.json()["photos"][0]["flags"] == ["photo.no_exif_gps", "photo.no_exif_time"]
+    assert not [s for s in seen if s.startswith("UPDATE attachment")], "flags written after the insert"
     _check(seen, (BUDGET if in_city else BUDGET_NO_CITY)[backend])
