@@ -271,8 +271,12 @@ def prepare_uploads(
     try:
         for sha, prepared in done.items():
             if sha in linkable:  # the upload's own temp file becomes the original: linked, not written again
-                store.put_file(linkable[sha], sha, casework_attachments.ORIGINAL, session=session)
-                store.put(prepared.thumbnail.data, casework_attachments.THUMB, session=session, key=sha)
+                # Original and thumbnail share a folder: one fsync of it makes both names durable.
+                store.put_file(linkable[sha], sha, casework_attachments.ORIGINAL, session=session, sync_folder=False)
+                store.put(
+                    prepared.thumbnail.data, casework_attachments.THUMB, session=session, key=sha, sync_folder=False
+                )
+                store.sync_folder(sha)
             else:
                 casework_attachments.write_files(store, prepared, session=session)
     except BaseException:
