@@ -497,9 +497,10 @@ Reading: the endpoint is sync (`def`), so photo work runs in the threadpool, off
 multipart body is parsed off the loop too (`mobile_api.forms`: the loop only batches the received chunks
 into 4 MiB batches; python-multipart runs in a worker thread, 1–2 hops per 4 MB photo). Each photo part is
 written, as it arrives, to a temp file under the photo store and hashed on the way; the service takes that
-hash and hard-links the temp file into the store as the original (`MediaStore.put_file`: `fsync`, link,
-folder `fsync`), so the 4 MB are neither hashed again nor written a second time; `prepare_photo` still
-validates and reads EXIF from the same bytes, so the EXIF-vs-claim check sees the photo as sent.
+hash (`prepare_photo` takes it too and does not hash again) and hard-links the temp file into the store as
+the original (`MediaStore.put_file`: `fsync`, link; one folder `fsync` for original and thumbnail), so the
+4 MB are neither hashed again nor written a second time; `prepare_photo` still validates and reads EXIF from
+the same bytes, so the EXIF-vs-claim check sees the photo as sent.
 The photo work (decode, EXIF, thumbnail, file writes with fsync) happens after the authenticating
 read transaction is committed and before the short write transaction (idempotency claim, attachment row,
 case and event), so on SpatiaLite (`BEGIN IMMEDIATE`) concurrent reports no longer queue behind each
