@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,10 +33,15 @@ REQUIRED_SUFFIXES = (ORIGINAL, THUMB)
 
 
 def prepare(
-    data: bytes, limits: photos.PhotoLimits = photos.DEFAULT_LIMITS, loc: list[str | int] | None = None
+    data: bytes,
+    limits: photos.PhotoLimits = photos.DEFAULT_LIMITS,
+    loc: list[str | int] | None = None,
+    *,
+    sha256: str | None = None,
 ) -> photos.PreparedPhoto:
-    """Validate a photo and render its thumbnail (pure CPU; no session, no files)."""
-    return photos.prepare_photo(data, limits, loc=loc)
+    """Validate a photo and render its thumbnail (pure CPU; no session, no files); ``sha256`` is the bytes'
+    hash when the caller has it already (not computed again)."""
+    return photos.prepare_photo(data, limits, loc=loc, sha256=sha256)
 
 
 def write_files(store: MediaStore, prepared: photos.PreparedPhoto, *, session: Session | None) -> None:
@@ -54,11 +60,12 @@ def store_photo(
     uploaded_by: int | None,
     limits: photos.PhotoLimits = photos.DEFAULT_LIMITS,
     loc: list[str | int] | None = None,
+    flags: list[dict[str, Any]] | None = None,
 ) -> Attachment:
     """Validate, render and store one photo; the same content stored twice is one attachment.
 
     ``data`` is the uploaded bytes, or the result of :func:`prepare` (then only the files are checked and
-    the row is added).
+    the row is added). ``flags``: the advisory flags a new row starts with (an existing one keeps its own).
     """
     sha = data.info.sha256 if isinstance(data, photos.PreparedPhoto) else hashlib.sha256(data).hexdigest()
     existing = session.scalars(select(Attachment).where(Attachment.sha256 == sha)).first()
@@ -83,7 +90,7 @@ def store_photo(
         taken_at=taken,
         exif_lon=info.gps.lon if info.gps else None,
         exif_lat=info.gps.lat if info.gps else None,
-        flags=[],
+        flags=list(flags or []),
     )
     session.add(att)
     session.flush()

@@ -22,6 +22,7 @@ from casework import service
 from casework.lifecycle import Actor, CaseAction
 from casework.rules import CaseRules
 from casework.service import ActionInput, CaseChange, NewCase
+from components.service import Located
 
 
 class Subscriber(Protocol):
@@ -48,9 +49,15 @@ class CasePipeline:
         new: NewCase,
         inp: ActionInput = ActionInput(),
         at: dt.datetime | None = None,
+        located: Located | None = None,
     ) -> CaseChange:
-        """Take in a report as a new case (:func:`casework.service.open_case`), then tell the subscribers."""
-        change = service.open_case(session, actor=actor, action=action, new=new, inp=inp, rules=self.rules, at=at)
+        """Take in a report as a new case (:func:`casework.service.open_case`), then tell the subscribers.
+
+        ``located``: where the report's point lies, when the caller has located it already (not looked up again).
+        """
+        change = service.open_case(
+            session, actor=actor, action=action, new=new, inp=inp, rules=self.rules, at=at, located=located
+        )
         self._publish(session, change)
         return change
 

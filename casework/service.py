@@ -439,11 +439,6 @@ def light_from(
     return "green"
 
 
-def _locate(session: Session, new: NewCase) -> tuple[str | None, int | None]:
-    loc = components_service.locate_point(session, lon=new.lon, lat=new.lat)
-    return loc.grid_code, None
-
-
 def create_case(
     session: Session,
     *,
@@ -453,9 +448,10 @@ def create_case(
     inp: ActionInput = ActionInput(),
     rules: CaseRules | None = None,
     at: dt.datetime | None = None,
+    located: components_service.Located | None = None,
 ) -> Case:
     """Take in a report as a new case, without subscribers (the app goes through its :class:`CasePipeline`)."""
-    return open_case(session, actor=actor, action=action, new=new, inp=inp, rules=rules, at=at).case
+    return open_case(session, actor=actor, action=action, new=new, inp=inp, rules=rules, at=at, located=located).case
 
 
 def open_case(
@@ -467,8 +463,13 @@ def open_case(
     inp: ActionInput = ActionInput(),
     rules: CaseRules | None = None,
     at: dt.datetime | None = None,
+    located: components_service.Located | None = None,
 ) -> CaseChange:
-    """Take in a report (inspector report, public report, or self-handled) as a new case; returns the change."""
+    """Take in a report (inspector report, public report, or self-handled) as a new case; returns the change.
+
+    ``located`` is where ``new``'s point lies (:func:`components.service.locate_point`) when the caller has
+    located it already, e.g. in a check before photo work; the point is then not looked up again.
+    """
     rules = rules or load_rules()
     at = at or utcnow()
     if action not in lifecycle.CREATING_ACTIONS:
@@ -477,7 +478,7 @@ def open_case(
     cls = rules.catalog.get(new.class_code)
     if new.urgency not in ("normal", "urgent"):
         raise InvalidInput("urgency must be normal or urgent", code="case.bad_urgency", loc=["urgency"])
-    grid_code = components_service.check_point_in_city(session, lon=new.lon, lat=new.lat)
+    grid_code = components_service.check_point_in_city(session, lon=new.lon, lat=new.lat, located=located)
     if new.component_id:
         components_service.check_component_for_case(session, component_id=new.component_id, class_code=cls.key)
     _check_attachments(session, inp.attachment_ids, actor)

@@ -101,9 +101,13 @@ def locate_points(session: Session, points: Sequence[tuple[float, float]]) -> li
     return out
 
 
-def check_point_in_city(session: Session, *, lon: float, lat: float) -> str | None:
-    """Refuse points outside the city; return the grid code of the point (None between grids)."""
-    located = locate_point(session, lon=lon, lat=lat)
+def check_point_in_city(session: Session, *, lon: float, lat: float, located: Located | None = None) -> str | None:
+    """Refuse points outside the city; return the grid code of the point (None between grids).
+
+    ``located`` is the point's :func:`locate_point` when the caller has it already (not looked up again).
+    """
+    if located is None:
+        located = locate_point(session, lon=lon, lat=lat)
     if not located.inside_city:
         raise InvalidInput(
             f"the point ({lon}, {lat}) is outside the city", code="geo.outside_city", loc=["body", "lon"]

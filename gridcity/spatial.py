@@ -859,16 +859,18 @@ class LockTimeout(Exception):
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_not_available (lock_timeout expired)
 
 
-def scalar_with_lock_timeout(session: Session, stmt: Any, wait_seconds: float) -> Any:
-    """Run ``stmt`` and return its scalar (or None), waiting at most ``wait_seconds`` for another transaction's
-    row lock; :class:`LockTimeout` when that expires.
+def scalar_with_lock_timeout(
+    session: Session, stmt: Any, wait_seconds: float, params: dict[str, Any] | None = None
+) -> Any:
+    """Run ``stmt`` (with ``params``) and return its scalar (or None), waiting at most ``wait_seconds`` for
+    another transaction's row lock; :class:`LockTimeout` when that expires.
 
     PostgreSQL: a transaction-local ``lock_timeout`` inside a savepoint, so that a timeout leaves the outer
     transaction usable. SQLite: a write unit already holds the one write lock, so the statement never waits on
     another transaction's row; it simply runs.
     """
     if dialect(session) != "postgresql":
-        return session.execute(stmt).scalar_one_or_none()
+        return session.execute(stmt, params).scalar_one_or_none()
     from sqlalchemy.exc import OperationalError  # noqa: PLC0415
 
     savepoint = session.begin_nested()
@@ -877,7 +879,7 @@ def scalar_with_lock_timeout(session: Session, stmt: Any, wait_seconds: float) -
         session.execute(
             sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{max(1, int(wait_seconds * 1000))}ms"}
         )
-        value = session.execute(stmt).scalar_one_or_none()
+        value = session.execute(stmt, params).scalar_one_or_none()
         session.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
     except OperationalError as exc:
         savepoint.rollback()

@@ -54,13 +54,21 @@ class MediaStore:
         return self.root / sha256[:2] / sha256[2:4] / f"{sha256}{suffix}"
 
     def put(
-        self, data: bytes, suffix: str, *, session: Session | None = None, key: str | None = None
+        self,
+        data: bytes,
+        suffix: str,
+        *,
+        session: Session | None = None,
+        key: str | None = None,
+        sync_folder: bool = True,
     ) -> tuple[str, Path]:
         """Store ``data`` under ``key`` (default: its sha256) durably; return the key and path.
 
         An existing file is not rewritten; its modification time is refreshed (the orphan cleaner spares
         young files, and a concurrent rollback spares files someone touched). With a session, a rollback of
-        that session removes a file this call created.
+        that session removes a file this call created. ``sync_folder=False`` leaves the ``fsync`` of the
+        file's folder (which makes its new name durable) to the caller's :meth:`sync_folder`, so that files
+        of one key stored together cost one.
         """
         sha = key or hashlib.sha256(data).hexdigest()
         path = self.path_for(sha, suffix)
@@ -84,20 +92,24 @@ class MediaStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(folder)
+        if sync_folder:
+            _fsync_dir(folder)
         stamp = _stamp(path)
         if session is not None:
             session.info.setdefault(_NEW_FILES, {})[path] = stamp
         return sha, path
 
-    def put_file(self, src: Path, sha256: str, suffix: str, *, session: Session | None = None) -> Path:
+    def put_file(
+        self, src: Path, sha256: str, suffix: str, *, session: Session | None = None, sync_folder: bool = True
+    ) -> Path:
         """Store the finished file ``src`` (whose content hashes to ``sha256``) by hard-linking it; return the path.
 
         For an upload already spooled to disk under this store's root: its bytes are made durable
         (``fsync``), linked under their final name (atomically; an existing file is never replaced, only
-        its time refreshed, as in :meth:`put`), and the folder is ``fsync``'d; nothing is copied. ``src``
-        keeps its own name (the caller removes it). Where a link is impossible (another file system, a
-        file system without hard links), the bytes are copied through :meth:`put`.
+        its time refreshed, as in :meth:`put`), and the folder is ``fsync``'d (unless ``sync_folder`` is
+        False, as in :meth:`put`); nothing is copied. ``src`` keeps its own name (the caller removes it).
+        Where a link is impossible (another file system, a file system without hard links), the bytes are
+        copied through :meth:`put`.
         """
         path = self.path_for(sha256, suffix)
         try:
@@ -121,12 +133,18 @@ class MediaStore:
             self.touch(path, session=session)
             return path
         except OSError:
-            return self.put(Path(src).read_bytes(), suffix, session=session, key=sha256)[1]
-        _fsync_dir(folder)
+            return self.put(Path(src).read_bytes(), suffix, session=session, key=sha256, sync_folder=sync_folder)[1]
+        if sync_folder:
+            _fsync_dir(folder)
         stamp = _stamp(path)
         if session is not None:
             session.info.setdefault(_NEW_FILES, {})[path] = stamp
         return path
+
+    def sync_folder(self, sha256: str) -> None:
+        """``fsync`` the folder of the files of ``sha256``: their names, stored with ``sync_folder=False``,
+        become durable."""
+        _fsync_dir(self.path_for(sha256, "").parent)
 
     def spool_dir(self) -> Path:
         """Where uploads are spooled while they arrive (on the store's file system, so they can be linked)."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gridcity import spatial
@@ -65,6 +66,34 @@ class InProgress(Conflict):
     """A submission with this key is still being processed; retry later (409)."""
 
     default_code = "idempotency.in_progress"
+
+
+# The statements of a keyed submission, built once (not per request): a report runs three of them.
+_T = IdempotencyRecord.__table__
+_LOOKUP = sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response).where(
+    IdempotencyRecord.user_id == sa.bindparam("user_id"), IdempotencyRecord.key == sa.bindparam("key")
+)
+_CLAIM = {
+    name: insert(_T)
+    .values(
+        user_id=sa.bindparam("user_id"),
+        key=sa.bindparam("key"),
+        kind=sa.bindparam("kind"),
+        request_hash=sa.bindparam("request_hash"),
+        status_code=PENDING,
+    )
+    .on_conflict_do_nothing(index_elements=["user_id", "key"])
+    .returning(_T.c.id)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_FINISH = (
+    sa.update(_T)
+    .where(_T.c.id == sa.bindparam("record_id"))
+    .values(
+        status_code=sa.bindparam("new_status", type_=_T.c.status_code.type),
+        response=sa.bindparam("new_response", type_=_T.c.response.type),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -101,15 +130,10 @@ def _claim(session: Session, *, user_id: int, key: str, kind: str, req_hash: str
 
     The INSERT waits for a concurrent transaction holding the same key (PostgreSQL); the wait is bounded.
     """
-    table = IdempotencyRecord.__table__
-    stmt = (
-        spatial.insert_for(session)(table)
-        .values(user_id=user_id, key=key, kind=kind, request_hash=req_hash, status_code=PENDING)
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(table.c.id)
-    )
+    stmt = _CLAIM[spatial.dialect(session)]
+    params = {"user_id": user_id, "key": key, "kind": kind, "request_hash": req_hash}
     try:
-        record_id: int | None = spatial.scalar_with_lock_timeout(session, stmt, wait_seconds)
+        record_id: int | None = spatial.scalar_with_lock_timeout(session, stmt, wait_seconds, params)
     except spatial.LockTimeout as exc:
         raise InProgress(
             "a submission with this key is still being processed; retry shortly", loc=["header", KEY_HEADER]
@@ -128,11 +152,7 @@ def peek(
     Raises:
         KeyReused: the key was used for a different submission.
     """
-    rec = session.execute(
-        sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-        )
-    ).one_or_none()
+    rec = session.execute(_LOOKUP, {"user_id": user_id, "key": key}).one_or_none()
     if rec is None or rec.status_code == PENDING:
         return None
     if rec.request_hash != req_hash:
@@ -173,20 +193,12 @@ def run(
     loc = loc or ["header", KEY_HEADER]
     record_id = _claim(session, user_id=user_id, key=key, kind=kind, req_hash=req_hash, wait_seconds=wait_seconds)
     if record_id is None:
-        rec = session.execute(
-            sa.select(IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response).where(
-                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-            )
-        ).one()
+        rec = session.execute(_LOOKUP, {"user_id": user_id, "key": key}).one()
         if rec.request_hash != req_hash:
             raise KeyReused("this idempotency key was already used for a different submission", loc=loc)
         if rec.status_code == PENDING:
             raise InProgress("a submission with this key is still being processed; retry shortly", loc=loc)
         return Outcome(status_code=rec.status_code, body=rec.response, replayed=True)
     status_code, body = work()
-    session.execute(
-        sa.update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record_id)
-        .values(status_code=status_code, response=body)
-    )
+    session.execute(_FINISH, {"record_id": record_id, "new_status": status_code, "new_response": body})
     return Outcome(status_code=status_code, body=body, replayed=False)

@@ -163,16 +163,48 @@ def _touch(session: Session, store: MediaStore, sha256: str) -> None:
                 raise
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Where and when a submission says its photos were taken (WGS84), and how far off a photo may be."""
+
+    lon: float
+    lat: float
+    at: dt.datetime
+    max_distance_m: float
+
+
+def claim_flags(info: photos.PhotoInfo, claim: Claim) -> list[dict[str, Any]]:
+    """The advisory flags of one photo against the claim (:func:`mobile_api.photo_claims.compare_claim`)."""
+    return [
+        {"code": f.code, "msg": f.message, "value": f.value}
+        for f in photo_claims.compare_claim(
+            info, claimed_lon=claim.lon, claimed_lat=claim.lat, claimed_at=claim.at, max_distance_m=claim.max_distance_m
+        )
+    ]
+
+
 def _resolve_photos(
-    session: Session, store: MediaStore, settings: Settings, user: User, items: Sequence[PhotoInput], field: str
+    session: Session,
+    store: MediaStore,
+    settings: Settings,
+    user: User,
+    items: Sequence[PhotoInput],
+    field: str,
+    claim: Claim | None = None,
 ) -> list[Attachment]:
-    """Store uploaded (or prepared) photos, or look up attachments stored earlier by this user."""
+    """Store uploaded (or prepared) photos, or look up attachments stored earlier by this user.
+
+    With a ``claim``, a prepared photo's row is inserted with its flags already (no UPDATE afterwards).
+    """
     limits = photo_limits(settings)
     out: list[Attachment] = []
     for i, item in enumerate(items):
         loc: list[str | int] = ["body", field, i]
         if isinstance(item, (bytes, photos.PreparedPhoto)):
-            att = casework_attachments.store_photo(session, store, item, uploaded_by=user.id, limits=limits, loc=loc)
+            flags = claim_flags(item.info, claim) if claim and isinstance(item, photos.PreparedPhoto) else None
+            att = casework_attachments.store_photo(
+                session, store, item, uploaded_by=user.id, limits=limits, loc=loc, flags=flags
+            )
             _touch(session, store, att.sha256)
         else:
             found = session.get(Attachment, item)
@@ -227,17 +259,24 @@ def prepare_uploads(
                 sha = _sha_of(item, shas)
                 if sha not in known:
                     if sha not in done:
-                        done[sha] = casework_attachments.prepare(item, limits, ["body", name, i])
+                        # A spooled upload was hashed as it arrived (that is ``sha``): not hashed again here.
                         spooled = (spools or {}).get(id(item))
-                        if spooled is not None and spooled.sha256 == done[sha].info.sha256:
+                        done[sha] = casework_attachments.prepare(
+                            item, limits, ["body", name, i], sha256=spooled.sha256 if spooled else None
+                        )
+                        if spooled is not None:
                             linkable[sha] = spooled.path
                     item = done[sha]
             out[name].append(item)
     try:
         for sha, prepared in done.items():
             if sha in linkable:  # the upload's own temp file becomes the original: linked, not written again
-                store.put_file(linkable[sha], sha, casework_attachments.ORIGINAL, session=session)
-                store.put(prepared.thumbnail.data, casework_attachments.THUMB, session=session, key=sha)
+                # Original and thumbnail share a folder: one fsync of it makes both names durable.
+                store.put_file(linkable[sha], sha, casework_attachments.ORIGINAL, session=session, sync_folder=False)
+                store.put(
+                    prepared.thumbnail.data, casework_attachments.THUMB, session=session, key=sha, sync_folder=False
+                )
+                store.sync_folder(sha)
             else:
                 casework_attachments.write_files(store, prepared, session=session)
     except BaseException:
@@ -289,22 +328,17 @@ def _info_of(att: Attachment) -> photos.PhotoInfo:
     )
 
 
-def flag_photos(
-    atts: Sequence[Attachment], *, lon: float, lat: float, claimed_at: dt.datetime, max_distance_m: float
-) -> dict[int, list[dict[str, Any]]]:
-    """Compare each photo's EXIF time/position with the claim; store the advisory flags on the attachment."""
+def flag_photos(atts: Sequence[Attachment], claim: Claim) -> dict[int, list[dict[str, Any]]]:
+    """Compare each photo's EXIF time/position with the claim; store the advisory flags on the attachment
+    (only where that adds a flag: a photo stored by this submission has them already)."""
     out: dict[int, list[dict[str, Any]]] = {}
     for att in atts:
-        flags = [
-            {"code": f.code, "msg": f.message, "value": f.value}
-            for f in photo_claims.compare_claim(
-                _info_of(att), claimed_lon=lon, claimed_lat=lat, claimed_at=claimed_at, max_distance_m=max_distance_m
-            )
-        ]
+        flags = claim_flags(_info_of(att), claim)
         out[att.id] = flags
         merged = list(att.flags or [])
         merged.extend(f for f in flags if f not in merged)
-        att.flags = merged  # a new list, so the JSON column is seen as changed
+        if merged != (att.flags or []):
+            att.flags = merged  # a new list, so the JSON column is seen as changed
     return out
 
 
@@ -361,11 +395,13 @@ def _to_wgs84(lon: float, lat: float, system: str, loc: list[str | int]) -> tupl
     return coords.to_wgs84(lon, lat, coords.CoordSystem(system))
 
 
-def _check_in_city(session: Session, lon: float, lat: float, loc: list[str | int]) -> None:
-    if not components_service.locate_point(session, lon=lon, lat=lat).inside_city:
+def _locate_in_city(session: Session, lon: float, lat: float, loc: list[str | int]) -> components_service.Located:
+    located = components_service.locate_point(session, lon=lon, lat=lat)
+    if not located.inside_city:
         raise InvalidInput(
             f"the point ({lon:.6f}, {lat:.6f}) (WGS84) is outside the city", code="geo.outside_city", loc=loc
         )
+    return located
 
 
 def _claimed_at(value: dt.datetime | None, tz: str) -> dt.datetime:
@@ -379,13 +415,26 @@ def report_hash(report_in: ReportIn, shas: dict[str, list[str]]) -> str:
     return idempotency.request_hash("report", {"report": report_in.model_dump(mode="json"), "photos": shas})
 
 
-def _precheck_report(session: Session, rules: CaseRules, report_in: ReportIn) -> tuple[float, float]:
-    """The cheap checks of a report (position, city, class); the WGS84 position."""
+@dataclass(frozen=True, slots=True)
+class CheckedReport:
+    """A report that passed its cheap checks: its WGS84 position and where that lies (grid, inside the city).
+
+    Made once per report and handed on to the case's creation, so the point is located once, not again in
+    the write transaction.
+    """
+
+    lon: float
+    lat: float
+    located: components_service.Located
+
+
+def _precheck_report(session: Session, rules: CaseRules, report_in: ReportIn) -> CheckedReport:
+    """The cheap checks of a report (position, city, class)."""
     loc_r: list[str | int] = ["body", "report"]
     lon, lat = _to_wgs84(report_in.lon, report_in.lat, report_in.coord_system, [*loc_r, "lon"])
-    _check_in_city(session, lon, lat, [*loc_r, "lon"])
+    located = _locate_in_city(session, lon, lat, [*loc_r, "lon"])
     rules.catalog.get(report_in.class_code, loc=[*loc_r, "class_code"])
-    return lon, lat
+    return CheckedReport(lon=lon, lat=lat, located=located)
 
 
 def _create_report(
@@ -399,17 +448,20 @@ def _create_report(
     photo_items: Sequence[PhotoInput],
     before: Sequence[PhotoInput],
     after: Sequence[PhotoInput],
+    checked: CheckedReport | None = None,
 ) -> tuple[int, Any]:
-    # Cheap checks first, so that a doomed report costs no photo processing.
-    lon, lat = _precheck_report(session, pipeline.rules, report_in)
+    # Cheap checks first, so that a doomed report costs no photo processing (done already before photo work).
+    checked = checked or _precheck_report(session, pipeline.rules, report_in)
+    lon, lat = checked.lon, checked.lat
     claimed_at = _claimed_at(report_in.captured_at, pipeline.rules.calendar.timezone)
+    claim = Claim(lon=lon, lat=lat, at=claimed_at, max_distance_m=settings.onsite_radius_m)
     if report_in.self_handled:
-        before_atts = _resolve_photos(session, store, settings, user, before, "before")
-        after_atts = _resolve_photos(session, store, settings, user, after, "after")
+        before_atts = _resolve_photos(session, store, settings, user, before, "before", claim)
+        after_atts = _resolve_photos(session, store, settings, user, after, "after", claim)
         atts = before_atts + after_atts
     else:
-        atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
-    flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
+        atts = _resolve_photos(session, store, settings, user, photo_items, "photos", claim)
+    flags = flag_photos(atts, claim)
     action = CaseAction.SELF_HANDLE if report_in.self_handled else CaseAction.REPORT
     component_id = report_in.component_id
     if component_id is None:
@@ -448,6 +500,7 @@ def _create_report(
                 "photo_flags": _flags_data(flags),
             },
         ),
+        located=checked.located,
     ).case
     if report_in.self_handled:
         _mark_before_after(session, case.id, {a.id for a in before_atts}, {a.id for a in after_atts})
@@ -508,8 +561,9 @@ def submit_report(
     replay = idempotency.peek(session, user_id=user.id, key=key, req_hash=req_hash)
     if replay is not None:
         return replay
+    checked = None
     if any(isinstance(p, bytes) for p in (*photo_items, *before, *after)):
-        _precheck_report(session, pipeline.rules, report_in)  # a doomed report costs no photo work
+        checked = _precheck_report(session, pipeline.rules, report_in)  # a doomed report costs no photo work
         prepared = prepare_uploads(
             session,
             store=store,
@@ -531,6 +585,7 @@ def submit_report(
             photo_items=photo_items,
             before=before,
             after=after,
+            checked=checked,
         )
 
     return idempotency.run(session, user_id=user.id, key=key, kind="report", req_hash=req_hash, work=work)
@@ -594,8 +649,9 @@ def _submit_result(
         session, radius_m=pipeline.rules.onsite_radius_m, user=user, case_id=case_id, result_in=result_in
     )
     claimed_at = _claimed_at(result_in.captured_at, pipeline.rules.calendar.timezone)
-    atts = _resolve_photos(session, store, settings, user, photo_items, "photos")
-    flags = flag_photos(atts, lon=lon, lat=lat, claimed_at=claimed_at, max_distance_m=settings.onsite_radius_m)
+    claim = Claim(lon=lon, lat=lat, at=claimed_at, max_distance_m=settings.onsite_radius_m)
+    atts = _resolve_photos(session, store, settings, user, photo_items, "photos", claim)
+    flags = flag_photos(atts, claim)
     version = result_in.version
     if action is CaseAction.FEEDBACK and case.status is CaseStatus.DISPATCHED:
         # Field staff who fix a case they have not yet accepted in the office accept it on the spot.

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from casework import attachments as casework_attachments
-from gridcity import photos
+from gridcity import photos, storage
 from gridcity.storage import MediaStore
 from mobile_api import forms
 from tests.mobile_api.conftest import CELL, LAT, LON, a_report, count, make_exif, media_files, photo, post_report
@@ -303,6 +304,46 @@ def test_an_upload_is_hashed_as_it_arrives_and_its_spooled_file_is_linked_as_the
     assert not [p for p in media_files(settings.media_dir) if p.name.startswith(".tmp-")]
     # The EXIF check still reads the photo as sent: taken now, here, so no flags.
     assert [p["flags"] for p in r.json()["photos"]] == [[], []]
+
+
+def test_a_spooled_upload_is_not_hashed_again_by_the_photo_work(client, orgdata, monkeypatch):
+    hashed: list[int] = []
+    real = hashlib.sha256
+
+    def sha256(data: bytes = b"", **kw: Any) -> Any:
+        hashed.append(len(data))
+        return real(data, **kw)
+
+    monkeypatch.setattr(photos, "hashlib", SimpleNamespace(sha256=sha256))
+    pic = photo(123, size=(1600, 1200), taken=EXIF_NOW, lonlat=HERE)
+    r = post_report(client, orgdata.headers("inspector"), "k-hash-once", a_report(), photos=[pic])
+    assert r.status_code == 201, r.text
+    assert r.json()["photos"][0]["sha256"] == real(pic).hexdigest()  # the parser's hash, stored as the key
+    assert len(pic) not in hashed  # prepare_photo took the hash, it did not compute it again
+    # Bytes that did not come through the parser are still hashed by the photo work itself.
+    assert photos.prepare_photo(pic).info.sha256 == real(pic).hexdigest() and len(pic) in hashed
+
+
+def test_the_original_and_the_thumbnail_of_an_upload_cost_one_fsync_of_their_folder(
+    client, orgdata, settings, monkeypatch
+):
+    synced: list[Any] = []
+    real = storage._fsync_dir
+
+    def fsync_dir(folder: Any) -> None:
+        synced.append(folder)
+        real(folder)
+
+    monkeypatch.setattr(storage, "_fsync_dir", fsync_dir)
+    pic = photo(124, taken=EXIF_NOW, lonlat=HERE)
+    r = post_report(client, orgdata.headers("inspector"), "k-one-fsync", a_report(), photos=[pic])
+    assert r.status_code == 201, r.text
+    store = MediaStore(settings.media_dir)
+    sha = r.json()["photos"][0]["sha256"]
+    orig, thumb = store.path_for(sha, ".orig"), store.path_for(sha, ".thumb.jpg")
+    assert orig.read_bytes() == pic and thumb.stat().st_size > 0
+    assert orig.parent == thumb.parent
+    assert synced.count(orig.parent) == 1, synced  # after both names were made, not once per file
 
 
 def test_a_refused_upload_leaves_no_spooled_file(client, orgdata, settings, db):
