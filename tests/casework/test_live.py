@@ -254,10 +254,11 @@ def test_malformed_resume_gets_an_error_frame(server: ThreadServer, orgdata: Org
     with ws_open(server.url, token(orgdata, "dispatcher")) as ws:
         recv_until(ws, "synced")
         ws.send(bad)
-        msg = recv(ws)
-        assert msg["type"] == "error" and msg["code"] == "ws.bad_message"
+        # A heartbeat may come first when the machine is slow (it failed once so under load): skip pings only.
+        msg, between = recv_until(ws, "error")
+        assert between == [] and msg["code"] == "ws.bad_message"
         ws.send('{"type": "ping"}')
-        assert recv(ws)["type"] == "pong"
+        assert recv_until(ws, "pong")[1] == []
 
 
 def test_idle_socket_gets_heartbeats_with_its_marks(server: ThreadServer, http: httpx.Client, orgdata: Org) -> None:
