@@ -807,6 +807,14 @@ def is_postgres_url(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 
 
+def inserts_by_dialect() -> dict[str, Any]:
+    """Each back end's ``insert`` construct by dialect name (see :func:`insert_for`), for statements built once
+    per back end at import and picked per session with :func:`dialect`."""
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
+
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 def insert_for(session: Session | sa.Connection) -> Any:
     """The back end's ``insert`` construct, which has ``on_conflict_do_nothing`` and ``returning``."""
     from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415

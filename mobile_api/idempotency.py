@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gridcity import spatial
@@ -84,7 +83,7 @@ _CLAIM = {
     )
     .on_conflict_do_nothing(index_elements=["user_id", "key"])
     .returning(_T.c.id)
-    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+    for name, insert in spatial.inserts_by_dialect().items()
 }
 _FINISH = (
     sa.update(_T)
