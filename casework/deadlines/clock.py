@@ -10,12 +10,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 from casework.deadlines.calendar import WorkCalendar
 from casework.deadlines.units import _ZERO, LimitUnit, _amount, _aware_utc, _unit
 from casework.deadlines.worktime import add_work_us, from_us, limit_us, to_us, work_us_between
 from gridcity.errors import InvalidInput
+
+_T = TypeVar("_T", datetime, int)
 
 Light = Literal["green", "yellow", "red", "none"]
 
@@ -46,21 +48,7 @@ class Pause:
 
 
 def _merged_utc(pauses: Iterable[Pause]) -> list[tuple[datetime, datetime | None]]:
-    items = sorted(
-        ((p.start.astimezone(UTC), None if p.end is None else p.end.astimezone(UTC)) for p in pauses),
-        key=lambda p: p[0],
-    )
-    merged: list[tuple[datetime, datetime | None]] = []
-    for a, b in items:
-        if merged:
-            pa, pb = merged[-1]
-            if pb is None:
-                break  # an open pause swallows everything after it
-            if a <= pb:
-                merged[-1] = (pa, None if b is None else max(pb, b))
-                continue
-        merged.append((a, b))
-    return merged
+    return _merged((p.start.astimezone(UTC), None if p.end is None else p.end.astimezone(UTC)) for p in pauses)
 
 
 def merge_pauses(pauses: Iterable[Pause]) -> tuple[Pause, ...]:
@@ -125,8 +113,9 @@ class UsClock(NamedTuple):
         return 0 if self.limit is None or self.used <= self.limit else self.used - self.limit
 
 
-def _merged_us(pauses: Iterable[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
-    merged: list[tuple[int, int | None]] = []
+def _merged(pauses: Iterable[tuple[_T, _T | None]]) -> list[tuple[_T, _T | None]]:
+    """Sorted, disjoint pauses (overlapping or touching ones joined); ``None`` is an open end."""
+    merged: list[tuple[_T, _T | None]] = []
     for a, b in sorted(pauses, key=lambda p: p[0]):
         if merged:
             pa, pb = merged[-1]
@@ -207,7 +196,7 @@ def stage_clock_us(
         pauses: Suspensions ``(start, end or None)`` in any order, possibly overlapping.
         end: When the stage finished, or None while it runs.
     """
-    merged = _merged_us(pauses)
+    merged = _merged(pauses)
     if end is not None:  # a finished stage is not suspended after it finished
         merged = [(a, end if b is None or b > end else b) for a, b in merged if a < end]
     used = _active_us(cal, working, start, end if end is not None else now, merged)
