@@ -27,7 +27,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,6 +39,7 @@ from PIL import Image
 
 from bench.bench_ingest import TAG, _dms, free_port, pct, prepare_database
 from bench.perfdoc import write_section
+from bench.scratch import uvicorn_cmd
 from gridcity import security
 
 LON, LAT = 107.1448, 34.3693
@@ -141,21 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "GRIDCITY_SECRET_KEY": SECRET,
     }
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "gridcity.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        uvicorn_cmd("gridcity.asgi:app", port),
         env=env,
     )
     base_url = f"http://127.0.0.1:{port}"

@@ -48,7 +48,7 @@ import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestCli
 from PIL import Image, TiffImagePlugin
 
 from bench.perfdoc import write_section
-from bench.scratch import recreate_postgis_database
+from bench.scratch import recreate_postgis_database, uvicorn_cmd
 from gridcity import migrate, org, photos, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
@@ -217,24 +217,6 @@ def wait_until_up(base_url: str, proc: subprocess.Popen[bytes], what: str) -> No
         if time.time() > deadline or proc.poll() is not None:
             raise RuntimeError(f"{what} did not start")
         time.sleep(0.2)
-
-
-def uvicorn_cmd(app: str, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import platform
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import sqlalchemy as sa
 
-from bench.scratch import recreate_postgis_database
+from bench.scratch import recreate_postgis_database, uvicorn_cmd
 from casework.models import Attachment
 from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
@@ -103,21 +102,7 @@ def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         "GRIDCITY_SECRET_KEY": SECRET,
     }
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "gridcity.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        uvicorn_cmd("gridcity.asgi:app", port),
         env=env,
     )
     base = f"http://127.0.0.1:{port}"

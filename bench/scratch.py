@@ -1,6 +1,8 @@
-"""Scratch databases for benchmarks."""
+"""Scratch databases and servers for benchmarks."""
 
 from __future__ import annotations
+
+import sys
 
 import sqlalchemy as sa
 
@@ -21,3 +23,22 @@ def recreate_postgis_database(url: str) -> str:
         c.exec_driver_sql("CREATE EXTENSION postgis")
     e.dispose()
     return url
+
+
+def uvicorn_cmd(app: str, port: int) -> list[str]:
+    """``uvicorn APP`` on 127.0.0.1:PORT, one worker, no access log (the command every server bench runs)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
