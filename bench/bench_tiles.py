@@ -276,6 +276,9 @@ def load_backend(backend: str, scale: float, n_cases: int, pg_url: str, *, reuse
     if reuse and meta.exists():
         note = json.loads(meta.read_text())
         if note.get("url") == url and note.get("cases") == n_cases:
+            engine = make_engine(url)
+            migrate.upgrade(engine)  # a database loaded by older code gets the newer migrations
+            engine.dispose()
             return url, float(note["load_s"]), True
     meta.unlink(missing_ok=True)
     if backend == "postgis":
@@ -331,9 +334,10 @@ def run_backend(
                         t = time.perf_counter()
                         data, _ = tiles.get_tile(s, tiles.TileCache(), info, z, x, y, actor=actor, now=now)
                         mine.append(time.perf_counter() - t)
-                        cur = s.connection().connection.cursor()
-                        if backend == "postgis":  # the raw query is one round trip: its transaction is open
-                            cur.execute("SELECT 1")  # before the clock (ours may have run without one)
+                        driver = s.connection().connection.driver_connection
+                        if backend == "postgis":  # one round trip, no BEGIN: ours runs without a transaction too
+                            driver.autocommit = True
+                        cur = driver.cursor()
                         t = time.perf_counter()
                         if backend == "postgis":
                             raw_pg_tile(cur, layer, z, x, y, now)
@@ -341,6 +345,8 @@ def run_backend(
                             t = math.nan
                         theirs.append(time.perf_counter() - t)
                         cur.close()
+                        if backend == "postgis":
+                            driver.autocommit = False
                 ours.append(statistics.median(mine))
                 raw.append(statistics.median(theirs))
                 sizes.append(len(data or b""))
@@ -487,19 +493,18 @@ def report(results: list[dict[str, Any]], scale: float, cmd: str) -> str:
         lines.append("")
     lines += [
         "Where ours costs more than raw: on PostGIS every layer reads its data version (the cache key and "
-        "ETag: the layer's revision, or for the case layers the newest case event and the departments' "
-        "revision) inside the tile's own statement, so a cold tile is one statement like the raw one (the base "
-        "map's four MVT layers one row of it, where raw runs four), and a warm one the same statement without "
-        "the tile part (PostgreSQL skips it when the version equals the one of the tile held); it runs without "
-        "a transaction when none is open (no BEGIN), and the raw statement is timed inside an open one, so both "
-        "are one round trip. On SpatiaLite the rarely changing layers read their version at most every 2 s, "
-        "one more statement than raw then. The "
-        "remaining gap on PostGIS is that version read, mostly its planning: each timed session ends in a "
-        "ROLLBACK, which empties psycopg's prepared statements, so every cold tile here is planned afresh, "
-        "and planning the version sub-selects (newest case event and departments' revision, or the layer's "
-        "revision) adds some 0.05–0.07 ms to the tile's 0.09 ms, a tenth to a sixth of a small tile "
-        "(admin, cases, hot spots); a prepared tile (a pooled connection that served the same kind of tile "
-        "five times without a rollback in between) costs about what raw does. A warm tile of a "
+        "ETag: the layer's revision, one primary-key read; the case layers' revision is bumped by every write "
+        "to cases and departments, migration 0008) inside the tile's own statement, so a cold tile is one "
+        "statement like the raw one (the base map's four MVT layers one row of it, where raw runs four), and a "
+        "warm one the same statement without the tile part (PostgreSQL skips it when the version equals the "
+        "one of the tile held). Both sides run as the app runs its tiles: without a transaction (no BEGIN, so "
+        "no ROLLBACK when the session closes), on the pooled connection, whose psycopg prepares a statement "
+        "after five runs and keeps it (a ROLLBACK would empty that cache). What is left on PostGIS is the "
+        "version read and the statement around it (planned with every tile: `plan_cache_mode` is "
+        "`force_custom_plan`, see `gridcity/database.py`) and the Python of a tile (kind of tile, binds, cache "
+        "key and ETag), each some 0.05–0.1 ms, a tenth to a third of a small tile (admin, cases, hot spots). "
+        "On SpatiaLite the rarely changing layers read their version at most every 2 s, one more statement "
+        "than raw then. A warm tile of a "
         "logged-in layer still looks its user up (the bearer token's account must be active: one read unit, "
         "which on PostgreSQL is BEGIN READ ONLY, the SELECT and COMMIT), which the static file does not; the "
         "file behind the same login check is the yardstick for those.",

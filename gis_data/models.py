@@ -26,21 +26,21 @@ class BaseFeature(Base):
     geom: Mapped[WKBElement] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=True))
 
 
-DEPARTMENT_REVISION = "departments"
-"""The revision of the department table (its names are on the case tiles)."""
+CASES_REVISION = "cases"
+"""The revision of the case tiles' data: the case table and the departments' names (migration 0008)."""
 
 
 class LayerRevision(Base):
-    """How often the data of a tile layer (or the departments) changed: the layer's data version.
+    """How often the data of a tile layer changed: the layer's data version.
 
     ``layer`` is the tile layer's name (``admin`` for the area table, ``grids``, ``components``, ``base``
-    for base_feature) or :data:`DEPARTMENT_REVISION`.
+    for base_feature) or :data:`CASES_REVISION` (the case and hot-spot layers: the case and department tables).
 
-    Bumped by database triggers (migration ``0007_layer_revision``) on every insert, update and delete of the
-    layer's table, whatever path writes it (imports, the demo loader, an admin's edit, plain SQL), so a
-    feature changed in place (a component moved, a department renamed) changes the version like a new one.
-    On PostgreSQL the bump also row-locks the layer's revision until the writer commits, so revisions commit
-    in order."""
+    Bumped by database triggers (migrations ``0007_layer_revision`` and ``0008_case_revision``) on every
+    insert, update and delete of the layer's tables, whatever path writes them (imports, the demo loader, an
+    admin's edit, the case service, plain SQL), so a feature changed in place (a component moved, a department
+    renamed, a case repaired without an event) changes the version like a new one. On PostgreSQL the bump also
+    row-locks the layer's revision until the writer commits, so revisions commit in order."""
 
     __tablename__ = "layer_revision"
 

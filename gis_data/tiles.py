@@ -7,9 +7,9 @@ the mapbox-vector-tile encoder on SpatiaLite. The case and hot-spot layers start
 :func:`casework.service.visible_cases`, so a tile shows exactly what the API would show the same user.
 
 Tiles are cached in memory by (layer, z, x, y, audience, data version), so a tile changes as soon as its data
-does, and an unchanged tile answers 304 to ``If-None-Match`` without being built. The case layers' version is
-the newest case event (and the departments' revision); the other layers' is their table's revision, bumped by
-triggers on every write (:func:`version_expression`). On PostGIS the version is read in the tile's own
+does, and an unchanged tile answers 304 to ``If-None-Match`` without being built. A layer's version is its
+revision, bumped by triggers on every write to its tables (:func:`version_expression`; the case layers' by
+writes to cases and departments). On PostGIS the version is read in the tile's own
 statement, so every tile is one round trip, cold or warm (see :func:`get_tile`); on SpatiaLite the rarely
 changing layers reuse theirs for ``STATIC_VERSION_TTL_S`` (per app, in its :class:`TileCache`).
 """
@@ -30,9 +30,9 @@ from sqlalchemy.sql import visitors
 
 from casework import service as casework_service
 from casework.lifecycle import TERMINAL, CaseStatus
-from casework.models import Case, CaseEvent
+from casework.models import Case
 from components.models import Area, Component, Grid
-from gis_data.models import BASE_LAYERS, DEPARTMENT_REVISION, BaseFeature, LayerRevision
+from gis_data.models import BASE_LAYERS, CASES_REVISION, BaseFeature, LayerRevision
 from gridcity import coords, spatial
 from gridcity.errors import InvalidInput, NotFound
 from gridcity.org import Department
@@ -173,15 +173,11 @@ def _revision(name: str) -> Any:
 
 
 def version_expression(layer: str) -> Any:
-    """The layer's data version as SQL text (without the clock part of the case layers, see :func:`_bucket`).
-
-    Case layers: the newest case event (every change of a case writes one; migration 0006 makes their ids
-    commit in order) and the departments' revision (their names are on the tiles). The other layers: their
-    table's revision, which triggers bump on every insert, update and delete (migration 0007)."""
-    if layer in ("cases", "hotspots"):
-        last = sa.select(sa.func.coalesce(sa.func.max(CaseEvent.id), 0)).scalar_subquery()
-        return sa.cast(last, sa.String) + "." + sa.cast(_revision(DEPARTMENT_REVISION), sa.String)
-    return sa.cast(_revision(layer), sa.String)
+    """The layer's data version as SQL text (without the clock part of the case layers, see :func:`_bucket`):
+    its revision, which triggers bump on every insert, update and delete of its tables in the writer's own
+    transaction (migration 0007; for the case and hot-spot layers the case and department tables, 0008), so a
+    snapshot holds a layer's data and its revision together. One primary-key read."""
+    return sa.cast(_revision(CASES_REVISION if layer in ("cases", "hotspots") else layer), sa.String)
 
 
 def _data_version(session: Session, layer: str, now: dt.datetime) -> str:
@@ -532,7 +528,8 @@ def _run_driver_sql(conn: sa.Connection, sql: str, params: dict[str, Any]) -> An
     and a ``ROLLBACK`` when the session closes): it is one statement, so version and tile still come from one
     snapshot, and under READ COMMITTED the next statement of the session takes a new snapshot either way.
     The engine's ``before_cursor_execute`` listeners (the NUL guard, tests' statement counts) still see the
-    statement; psycopg prepares it on the server after a few tiles, and PostgreSQL then reuses its plan."""
+    statement; psycopg prepares it on the server after a few tiles and keeps it while no ROLLBACK empties its
+    cache (PostgreSQL then skips parsing it; it still plans it each time, ``plan_cache_mode``)."""
     raw = conn.connection.driver_connection
     assert raw is not None
     conn.dispatch.before_cursor_execute(conn, None, sql, params, None, False)
