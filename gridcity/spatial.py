@@ -5,12 +5,13 @@ holds every other module to that."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -850,6 +851,32 @@ def joins_by_hashing(session: Session | sa.Connection) -> bool:
     look-ups (no table built), where each statement keeps its own covering-index plan (G-S3): False there.
     """
     return dialect(session) == "postgresql"
+
+
+@contextlib.contextmanager
+def joins_by_index_lookups(session: Session) -> Iterator[None]:
+    """Within the block, join by nested loops of index look-ups only: for statements that join a few rows (one
+    day's facts) to a large table that has an index on the join key.
+
+    PostgreSQL under-estimates the effective-dispatch runs (a fact's stage and start action are correlated and
+    the planner multiplies their selectivities) and joins one day's facts to them by a merge join that walks
+    the runs' index from its start, some 12 ms a family on 800,000 facts where the look-ups take 0.4 ms:
+    ``enable_mergejoin`` and ``enable_hashjoin`` are off for the block (``set_config(…, true)``: this
+    transaction only) and restored after it. SQLite joins by index look-ups anyway: nothing to do."""
+    if dialect(session) != "postgresql":
+        yield
+        return
+    before = session.execute(
+        sa.text(
+            "SELECT current_setting('enable_mergejoin'), current_setting('enable_hashjoin'), "
+            "set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'off', true)"
+        )
+    ).one()
+    yield  # on an error the transaction is rolled back, which restores both settings
+    session.execute(
+        sa.text("SELECT set_config('enable_mergejoin', :m, true), set_config('enable_hashjoin', :h, true)"),
+        {"m": before[0], "h": before[1]},
+    )
 
 
 def local_date(session: Session, col: Any, offset_s: int) -> Any:
