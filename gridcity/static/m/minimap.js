@@ -7,6 +7,8 @@
 // components: the pin still moves and the position, with its accuracy, is shown beside the map. Without WebGL
 // there is no map at all and the position still works. The container keeps the MapLibre map as `.map`.
 let lib = null;
+/** The zoom the small maps open at (the service worker pre-caches the tiles around the phone at it and one out). */
+export const MAP_ZOOM = 17;
 
 async function maplibre() {
   if (!lib) {
@@ -68,7 +70,7 @@ export async function createMiniMap(container, { lon, lat, onMove = null, token 
   const authorize = (url) => (token && url.startsWith(`${location.origin}/tiles/`)
     ? { url, headers: { Authorization: `Bearer ${token}` } } : { url });
   try {
-    const map = new ml.Map({ container, style, center: [lon + dx, lat + dy], zoom: 17, attributionControl: false,
+    const map = new ml.Map({ container, style, center: [lon + dx, lat + dy], zoom: MAP_ZOOM, attributionControl: false,
       dragRotate: false, pitchWithRotate: false, transformRequest: authorize,
       localIdeographFontFamily: "'Noto Sans CJK SC', sans-serif" });
     map.on("error", () => { container.dataset.tileErrors = String(Number(container.dataset.tileErrors || 0) + 1); });
