@@ -197,11 +197,9 @@ let precaching = Promise.resolve(); // one pre-cache at a time: a request during
 /** Fetch and keep the base/admin/grid/component tiles around (lon, lat) that the user's cache does not hold.
  *  The tile URLs come from each layer's TileJSON (the same URLs MapLibre asks for, query string included), within
  *  its zoom range and bounds; anything that is not a cached layer's tile by mapKind is never asked for. */
-async function precache({ token, lon, lat, radius, zooms, style }) {
+async function precache({ token, lon, lat, radius, zooms, style }, user, epoch) {
   const headers = { Authorization: `Bearer ${token}` };
-  const user = userOf(new Request("/", { headers }));
   if (user === null) return { ok: false, error: "user" };
-  const epoch = epochs.get(user) || 0;
   const waits = [];
   const keep = (p) => waits.push(p);
   const r = Math.min(Math.max(Number(radius) || 0, 0), PRECACHE_MAX_RADIUS);
@@ -286,7 +284,11 @@ self.addEventListener("message", (event) => {
       .then((c) => c.put(LIMITS_KEY, new Response(JSON.stringify(limits), { headers: { "Content-Type": "application/json" } })))
       .then(() => reply({ ok: true, limits })));
   } else if (msg.type === "precache") {
-    const run = precaching.then(() => precache(msg)).catch((e) => ({ ok: false, error: String(e) }));
+    // The user and their logout count as the message arrives: a logout after it, even while it waits behind
+    // another pre-cache, means nothing of it is stored.
+    const user = userOf(new Request("/", { headers: { Authorization: `Bearer ${msg.token}` } }));
+    const epoch = epochs.get(user) || 0;
+    const run = precaching.then(() => precache(msg, user, epoch)).catch((e) => ({ ok: false, error: String(e) }));
     precaching = run;
     event.waitUntil(run.then(reply));
   } else if (msg.type === "flush") {
