@@ -105,12 +105,14 @@ function tokenLive(token) {
 /** Have the service worker fetch the base/admin/grid/component tiles within PRECACHE_RADIUS_M of `here` that it
  *  does not hold yet (sw.js "precache"): on a fix after login or app start, on duty, and after moving
  *  PRECACHE_MOVE_M. Not offline, not with the data saver on; it runs in the worker, the page does not wait. The
- *  number of tiles stored is left on <html data-precached>. */
+ *  number of tiles stored is left on <html data-precached> (data-precache-skipped="save-data" when the data saver
+ *  stopped it). */
 async function precacheAround(here) {
   if (!here) return;
   if (precacheRunning) { precacheNext = here; return; } // looked at again when the running one is done
   const session = S.session;
-  if (!session?.token || !tokenLive(session.token) || !navigator.onLine || navigator.connection?.saveData) return;
+  if (!session?.token || !tokenLive(session.token) || !navigator.onLine) return;
+  if (navigator.connection?.saveData) { document.documentElement.dataset.precacheSkipped = "save-data"; return; }
   if (!("serviceWorker" in navigator) || (precachedAt && haversine(precachedAt, here) < PRECACHE_MOVE_M)) return;
   precacheRunning = true;
   precachedAt = here;
