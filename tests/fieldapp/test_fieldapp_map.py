@@ -335,3 +335,24 @@ def test_the_map_around_the_phone_is_cached_ahead_and_shows_offline_where_it_was
     drawn = page.evaluate(RENDERED, ["minimap", MAP_LAYERS])
     assert ["base-road", "纬六路"] not in drawn and ["components", comp] not in drawn, drawn
     phone.set_offline(False)
+
+
+HAS_TILE = """async ([uid, path]) =>
+  !!(await caches.match(new URL(path, location.origin).href, { cacheName: `cgt-map-tiles-u${uid}` }))"""
+
+
+def test_on_duty_the_map_is_fetched_ahead_again_once_the_phone_has_moved_500_m(phone, orgdata, city, db):
+    page = phone.new_page()
+    login(page)
+    page.wait_for_function(PRECACHED, timeout=120_000)
+    uid = orgdata.ids["inspector"]
+    east = M / math.cos(math.radians(HERE[1]))  # degrees of longitude per metre here
+    x, y = tile_of(HERE[0] + 1700 * east, HERE[1], 17)  # beyond 1 km from the login's fix, within 1 km of 800 m east
+    path = f"/tiles/components/17/{x}/{y}.mvt"
+    assert not page.evaluate(HAS_TILE, [uid, path])
+    page.evaluate("delete document.documentElement.dataset.precached")  # the next pre-cache sets it again
+    page.get_by_test_id("duty-toggle").click()
+    page.locator("[data-testid=duty-toggle][aria-pressed=true]").wait_for()
+    phone.set_geolocation({"longitude": HERE[0] + 800 * east, "latitude": HERE[1], "accuracy": 8})
+    page.wait_for_function(PRECACHED, timeout=120_000)
+    assert page.evaluate(HAS_TILE, [uid, path])
