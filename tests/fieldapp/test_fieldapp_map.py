@@ -3,6 +3,7 @@ the map seen online still shows offline (service worker caches per user, bounded
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from gis_data.models import BaseFeature
 from gridcity import spatial
-from tests.fieldapp.conftest import HERE, PASSWORD, add_component, choose_photos, expired_token, jpeg, login
+from tests.fieldapp.conftest import HERE, PASSWORD, M, add_component, choose_photos, expired_token, jpeg, login
 
 MAP_READY = "id => document.querySelector(`[data-testid=${id}]`)?.dataset.ready === '1'"
 
@@ -63,8 +64,10 @@ def test_dragging_the_pin_on_the_city_map_moves_the_stored_case(phone, orgdata, 
 
 
 def test_offline_the_map_falls_back_to_a_bare_style_and_the_pin_still_moves(phone, orgdata, city, db):
+    phone.add_init_script(SAVE_DATA)  # no map fetched ahead either: the phone has never had the style
     page = phone.new_page()
     login(page)
+    page.wait_for_function(PRECACHE_SKIPPED, timeout=30_000)
     page.evaluate("navigator.serviceWorker.ready")
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
     page.reload()  # the shell (with MapLibre) now comes from the service worker
@@ -109,8 +112,40 @@ ASK_WORKER = """async (msg) => { const reg = await navigator.serviceWorker.ready
 MAP_LAYERS = ["base-road", "grids-line", "components"]
 
 
-def add_road(db: Any, name: str) -> None:
-    """A street through the phone's position (the base map is public data, imported like any base layer)."""
+# The app pre-caches the map around the phone after login (sw.js "precache"): its marker, and the data saver.
+PRECACHED = "() => Number(document.documentElement.dataset.precached) > 0"
+JUMP = """([id, lon, lat]) => document.querySelector(`[data-testid=${id}]`).map.jumpTo({ center: [lon, lat] })"""
+TILE_BOUND = 2700  # what the tile cache keeps after trimming (sw.js DEFAULT_LIMITS.keep)
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    r = math.radians(lat)
+    return int((lon + 180) / 360 * n), int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
+
+
+def set_session_token(page: Any, token: str) -> None:
+    """Replace the stored login's token (an expired one: the next start asks for a new login)."""
+    page.evaluate(
+        """token => new Promise((ok, fail) => {
+        const r = indexedDB.open('chengguantong');
+        r.onsuccess = () => { const tx = r.result.transaction('meta', 'readwrite');
+          const s = tx.objectStore('meta'); const g = s.get('session');
+          g.onsuccess = () => { s.put({...g.result, token}, 'session'); tx.oncomplete = ok; }; };
+        r.onerror = fail; })""",
+        token,
+    )
+
+
+SAVE_DATA = """Object.defineProperty(Navigator.prototype, 'connection', { configurable: true,
+  get: () => ({ saveData: true, effectiveType: '4g', addEventListener() {}, removeEventListener() {} }) });"""
+PRECACHE_SKIPPED = "() => document.documentElement.dataset.precacheSkipped === 'save-data'"
+
+
+def add_road(db: Any, name: str, dy_m: float = 0) -> None:
+    """A street through the phone's position, or `dy_m` north of it (the base map is public data, imported like
+    any base layer)."""
+    lat = HERE[1] + dy_m * M
     with Session(db) as s, s.begin():
         s.add(
             BaseFeature(
@@ -118,7 +153,7 @@ def add_road(db: Any, name: str) -> None:
                 name=name,
                 kind="主干路",
                 source="test",
-                geom=spatial.ewkt(f"LINESTRING({HERE[0] - 0.002} {HERE[1]}, {HERE[0] + 0.002} {HERE[1]})"),
+                geom=spatial.ewkt(f"LINESTRING({HERE[0] - 0.002} {lat}, {HERE[0] + 0.002} {lat})"),
             )
         )
 
@@ -167,25 +202,21 @@ def test_a_second_user_on_the_phone_does_not_get_the_first_users_map(phone, orgd
     login(page)
     controlled(page)
     assert ["base-road", "经三路"] in look_at_the_map(page)
+    page.wait_for_function(PRECACHED, timeout=120_000)  # and the map around the phone, fetched ahead
     page.evaluate(ASK_WORKER, {"type": "flush"})
     first = map_caches_of(page, orgdata.ids["inspector"])
     assert any("/tiles/base/" in u for urls in first.values() for u in urls)
-    # The first inspector's login runs out; a colleague logs in on the same phone (no logout in between).
-    page.evaluate(
-        """token => new Promise((ok, fail) => {
-        const r = indexedDB.open('chengguantong');
-        r.onsuccess = () => { const tx = r.result.transaction('meta', 'readwrite');
-          const s = tx.objectStore('meta'); const g = s.get('session');
-          g.onsuccess = () => { s.put({...g.result, token}, 'session'); tx.oncomplete = ok; }; };
-        r.onerror = fail; })""",
-        expired_token(orgdata, "inspector"),
-    )
+    # The first inspector's login runs out; a colleague logs in on the same phone (no logout in between), with
+    # the data saver on: nothing is fetched ahead for them, so offline they have no map of their own.
+    set_session_token(page, expired_token(orgdata, "inspector"))
+    page.add_init_script(SAVE_DATA)
     page.reload()
     page.get_by_test_id("login-message").wait_for()
     page.get_by_test_id("login-username").fill("inspector2")
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
     page.get_by_test_id("tasks").wait_for()
+    page.wait_for_function(PRECACHE_SKIPPED, timeout=30_000)
     phone.set_offline(True)
     drawn = look_at_the_map(page)
     # Offline, the colleague's phone has no map of its own yet: the bare style, none of the first user's streets.
@@ -201,6 +232,7 @@ def test_logout_deletes_the_users_map_caches_and_keeps_the_app_shell(phone, orgd
     login(page)
     controlled(page)
     look_at_the_map(page)
+    page.wait_for_function(PRECACHED, timeout=120_000)  # the tiles fetched ahead go with the logout too
     page.evaluate(ASK_WORKER, {"type": "flush"})
     uid = orgdata.ids["inspector"]
     assert any("/tiles/" in u for urls in map_caches_of(page, uid).values() for u in urls)
@@ -227,6 +259,7 @@ def test_the_tile_cache_is_bounded_and_never_holds_case_or_hot_spot_tiles(phone,
     page = phone.new_page()
     login(page)
     controlled(page)
+    page.wait_for_function(PRECACHED, timeout=120_000)  # its writes done before the bound is lowered
     assert page.evaluate(ASK_WORKER, {"type": "limits", "max": 12, "keep": 10})["ok"]
     token = page.evaluate(
         """() => new Promise((ok) => { const r = indexedDB.open('chengguantong');
@@ -244,3 +277,82 @@ def test_the_tile_cache_is_bounded_and_never_holds_case_or_hot_spot_tiles(phone,
     assert page.url.split("/m/")[0] + base[0] not in tiles
     everything = [u for urls in page.evaluate(CACHES).values() for u in urls]
     assert not [u for u in everything if "/tiles/cases/" in u or "/tiles/hotspots/" in u]
+
+
+# ---- the map around the phone, cached ahead ------------------------------------------------------------------
+
+
+def test_the_map_around_the_phone_is_cached_ahead_and_shows_offline_where_it_was_never_seen(phone, orgdata, city, db):
+    far = (HERE[0], HERE[1] + 600 * M)  # 600 m north: never on a screen while online
+    add_road(db, "纬六路", dy_m=600)
+    comp = add_component(db, "C0101", 7, 600)
+    page = phone.new_page()
+    login(page)  # online, with a fix: the app asks the service worker to fetch the tiles around the phone
+    page.wait_for_function(PRECACHED, timeout=120_000)
+    assert page.get_by_test_id("minimap").count() == 0  # no map was opened
+    assert page.evaluate(ASK_WORKER, {"type": "flush"}) == {"ok": True}
+    uid = orgdata.ids["inspector"]
+    tiles = [u for u in map_caches_of(page, uid).get(f"cgt-map-tiles-u{uid}", []) if u.endswith(".mvt")]
+    assert int(page.evaluate("document.documentElement.dataset.precached")) == len(tiles)  # nothing was cached before
+    assert len(tiles) <= 400 < TILE_BOUND  # a few hundred at most, well within the bound
+    x, y = tile_of(*far, 17)
+    for layer in ("base", "admin", "grids", "components"):
+        assert any(f"/tiles/{layer}/17/{x}/{y}.mvt" in u for u in tiles), layer
+    everything = [u for urls in page.evaluate(CACHES).values() for u in urls]
+    assert not [u for u in everything if "/tiles/cases/" in u or "/tiles/hotspots/" in u]
+
+    controlled(page)
+    phone.set_offline(True)
+    page.reload()
+    page.get_by_test_id("tasks").wait_for()
+    look_at_the_map(page)
+    assert page.get_by_test_id("minimap").get_attribute("data-tiles") == "city"  # the style was pre-cached too
+    page.evaluate(JUMP, ["minimap", *far])
+    page.wait_for_function(MAP_SETTLED, arg="minimap", timeout=60_000)
+    drawn = page.evaluate(RENDERED, ["minimap", MAP_LAYERS])
+    assert ["base-road", "纬六路"] in drawn and ["components", comp] in drawn, drawn
+    phone.set_offline(False)
+
+    # A colleague logs in on the same phone 3 km east: their own pre-cache there, none of the first user's tiles.
+    set_session_token(page, expired_token(orgdata, "inspector"))
+    phone.set_geolocation({"longitude": HERE[0] + 3000 * M / math.cos(math.radians(HERE[1])), "latitude": HERE[1]})
+    page.reload()
+    page.get_by_test_id("login-message").wait_for()
+    page.get_by_test_id("login-username").fill("inspector2")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.get_by_test_id("tasks").wait_for()
+    page.wait_for_function(PRECACHED, timeout=120_000)
+    page.evaluate(ASK_WORKER, {"type": "flush"})
+    uid2 = orgdata.ids["inspector2"]
+    theirs = map_caches_of(page, uid2).get(f"cgt-map-tiles-u{uid2}", [])
+    assert theirs and not set(theirs) & set(tiles)
+    assert {u for u in map_caches_of(page, uid)[f"cgt-map-tiles-u{uid}"] if u.endswith(".mvt")} == set(tiles)
+    phone.set_offline(True)
+    look_at_the_map(page)
+    page.evaluate(JUMP, ["minimap", *far])
+    page.wait_for_function(MAP_SETTLED, arg="minimap", timeout=60_000)
+    drawn = page.evaluate(RENDERED, ["minimap", MAP_LAYERS])
+    assert ["base-road", "纬六路"] not in drawn and ["components", comp] not in drawn, drawn
+    phone.set_offline(False)
+
+
+HAS_TILE = """async ([uid, path]) =>
+  !!(await caches.match(new URL(path, location.origin).href, { cacheName: `cgt-map-tiles-u${uid}` }))"""
+
+
+def test_on_duty_the_map_is_fetched_ahead_again_once_the_phone_has_moved_500_m(phone, orgdata, city, db):
+    page = phone.new_page()
+    login(page)
+    page.wait_for_function(PRECACHED, timeout=120_000)
+    uid = orgdata.ids["inspector"]
+    east = M / math.cos(math.radians(HERE[1]))  # degrees of longitude per metre here
+    x, y = tile_of(HERE[0] + 1700 * east, HERE[1], 17)  # beyond 1 km from the login's fix, within 1 km of 800 m east
+    path = f"/tiles/components/17/{x}/{y}.mvt"
+    assert not page.evaluate(HAS_TILE, [uid, path])
+    page.evaluate("delete document.documentElement.dataset.precached")  # the next pre-cache sets it again
+    page.get_by_test_id("duty-toggle").click()
+    page.locator("[data-testid=duty-toggle][aria-pressed=true]").wait_for()
+    phone.set_geolocation({"longitude": HERE[0] + 800 * east, "latitude": HERE[1], "accuracy": 8})
+    page.wait_for_function(PRECACHED, timeout=120_000)
+    assert page.evaluate(HAS_TILE, [uid, path])

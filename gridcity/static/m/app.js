@@ -6,7 +6,7 @@ import * as store from "./store.js";
 import * as outbox from "./outbox.js";
 import * as patrol from "./patrol.js";
 import { checkPhoto } from "./photos.js";
-import { createMiniMap } from "./minimap.js";
+import { createMiniMap, MAP_ZOOM } from "./minimap.js";
 
 const S = { session: null, config: null, classes: [], recent: [], view: null, here: null, form: null, detail: null };
 const root = document.getElementById("app");
@@ -73,11 +73,68 @@ function position(timeout = 15000) {
   return new Promise((resolve) => {
     if (!navigator.geolocation) return resolve(null);
     navigator.geolocation.getCurrentPosition(
-      (p) => { S.here = { lon: p.coords.longitude, lat: p.coords.latitude, accuracy: p.coords.accuracy }; resolve(S.here); },
+      (p) => {
+        S.here = { lon: p.coords.longitude, lat: p.coords.latitude, accuracy: p.coords.accuracy };
+        precacheAround(S.here);
+        resolve(S.here);
+      },
       // A fresh fix every time (maximumAge 0): a report or an on-site answer must carry where the phone is now,
       // not where it was up to seconds ago (a cached fix made a report from outside the city look inside).
       () => resolve(null), { enableHighAccuracy: true, timeout, maximumAge: 0 });
   });
+}
+
+// ---- the map around the phone, for when the signal goes -------------------------------------------------------
+
+const PRECACHE_RADIUS_M = 1000;
+const PRECACHE_MOVE_M = 500; // a new pre-cache once the phone is this far from where the last one was made
+let precachedAt = null; // where the last pre-cache (of this login) was made
+let precacheRunning = false, precacheNext = null;
+
+/** False when the token's `exp` has passed (an expired login fetches nothing; the next answer asks for a login). */
+function tokenLive(token) {
+  try {
+    const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const { exp } = JSON.parse(atob(b64.padEnd(Math.ceil(b64.length / 4) * 4, "=")));
+    return !(typeof exp === "number" && exp * 1000 <= Date.now());
+  } catch {
+    return false;
+  }
+}
+
+/** Have the service worker fetch the base/admin/grid/component tiles within PRECACHE_RADIUS_M of `here` that it
+ *  does not hold yet (sw.js "precache"): on a fix after login or app start, on duty, and after moving
+ *  PRECACHE_MOVE_M. Not offline, not with the data saver on; it runs in the worker, the page does not wait. The
+ *  number of tiles stored is left on <html data-precached> (data-precache-skipped="save-data" when the data saver
+ *  stopped it). */
+async function precacheAround(here) {
+  if (!here) return;
+  if (precacheRunning) { precacheNext = here; return; } // looked at again when the running one is done
+  const session = S.session;
+  if (!session?.token || !tokenLive(session.token) || !navigator.onLine) return;
+  if (navigator.connection?.saveData) { document.documentElement.dataset.precacheSkipped = "save-data"; return; }
+  if (!("serviceWorker" in navigator) || (precachedAt && haversine(precachedAt, here) < PRECACHE_MOVE_M)) return;
+  precacheRunning = true;
+  precachedAt = here;
+  try {
+    const reg = await navigator.serviceWorker.ready; // right after the first login the worker may still install
+    const r = await new Promise((resolve) => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = (e) => resolve(e.data);
+      reg.active.postMessage({ type: "precache", token: session.token, lon: here.lon, lat: here.lat,
+        radius: PRECACHE_RADIUS_M, zooms: [MAP_ZOOM, MAP_ZOOM - 1], style: `/tiles/style.json?lang=${getLang()}` }, [ch.port2]);
+    });
+    if (S.session !== session) return; // logged out (or another login) meanwhile: that one starts afresh
+    if (!r?.ok || r.failed) precachedAt = null; // the next fix tries again (tiles already stored are not fetched)
+    if (r?.ok) document.documentElement.dataset.precached = String(r.stored);
+  } catch {
+    precachedAt = null;
+  } finally {
+    precacheRunning = false;
+    const next = precacheNext;
+    precacheNext = null;
+    if (next) precacheAround(next);
+  }
 }
 
 // ---- login -------------------------------------------------------------------------------------------------
@@ -154,6 +211,7 @@ async function askWorker(msg) {
 async function logout() {
   const uid = S.session?.user?.id;
   S.session = null;
+  precachedAt = null;
   await store.delMeta("session");
   outbox.setSession(null);
   for (const key of ["tasks", "mine", "coverage"]) await store.delMeta(key);
@@ -166,7 +224,10 @@ async function logout() {
 async function start() {
   outbox.setSession(S.session);
   askWorker({ type: "session", user: S.session?.user?.id ?? null });
-  patrol.init(() => S.session?.token, () => { if (S.view) renderHeader(); if (S.view === "patrol") updatePatrol(); });
+  precachedAt = null; // a login of its own: its own map cache
+  patrol.init(() => S.session?.token, () => { if (S.view) renderHeader(); if (S.view === "patrol") updatePatrol(); },
+    (here) => precacheAround(here));
+  if (S.here) precacheAround(S.here);
   if (!S.classes.length) await refreshReference(); else refreshReference();
   go("tasks");
   if (isInspector()) patrol.resume().then(() => patrol.upload());
@@ -238,7 +299,12 @@ outbox.onChange(() => {
   renderNav();
   if (S.view === "outbox") renderOutbox();
 });
-window.addEventListener("online", () => { if (header && root.contains(header)) renderHeader(); refreshReference(); patrol.upload(); });
+window.addEventListener("online", () => {
+  if (header && root.contains(header)) renderHeader();
+  refreshReference();
+  patrol.upload();
+  precacheAround(S.here);
+});
 window.addEventListener("offline", () => { if (header && root.contains(header)) renderHeader(); });
 
 // ---- photos ------------------------------------------------------------------------------------------------

@@ -2,11 +2,14 @@
 // (ESM from npm, /vendor/maplibre-gl/, loaded only when a map is shown) over the city's own vector tiles (the
 // style document /tiles/style.json, as the console's minimap.js uses it). The service worker keeps MapLibre, and
 // keeps the style, TileJSON, glyphs and the base/admin/grid/component tiles of the areas this user has looked at
-// (sw.js), so offline the map seen before still shows its streets. With no style at all (offline before any map
+// and of about 1 km around where the phone has been (sw.js, pre-cached at MAP_ZOOM and one out), so offline the
+// map seen before, or around, still shows its streets. With no style at all (offline before any map
 // was seen, or the server unreachable) the map degrades to a plain background with the pin and the nearby
 // components: the pin still moves and the position, with its accuracy, is shown beside the map. Without WebGL
 // there is no map at all and the position still works. The container keeps the MapLibre map as `.map`.
 let lib = null;
+/** The zoom the small maps open at (the service worker pre-caches the tiles around the phone at it and one out). */
+export const MAP_ZOOM = 17;
 
 async function maplibre() {
   if (!lib) {
@@ -68,7 +71,7 @@ export async function createMiniMap(container, { lon, lat, onMove = null, token 
   const authorize = (url) => (token && url.startsWith(`${location.origin}/tiles/`)
     ? { url, headers: { Authorization: `Bearer ${token}` } } : { url });
   try {
-    const map = new ml.Map({ container, style, center: [lon + dx, lat + dy], zoom: 17, attributionControl: false,
+    const map = new ml.Map({ container, style, center: [lon + dx, lat + dy], zoom: MAP_ZOOM, attributionControl: false,
       dragRotate: false, pitchWithRotate: false, transformRequest: authorize,
       localIdeographFontFamily: "'Noto Sans CJK SC', sans-serif" });
     map.on("error", () => { container.dataset.tileErrors = String(Number(container.dataset.tileErrors || 0) + 1); });

@@ -7,10 +7,11 @@ const MIN_GAP_MS = 5000; // a point at least every 5 s while moving…
 const MIN_MOVE_M = 10; // …or as soon as the phone moved 10 m
 const MAX_ACCURACY_M = 200;
 const BATCH = 500;
-let watchId = null, last = null, timer = null, getToken = () => null, changed = () => {};
+let watchId = null, last = null, timer = null, getToken = () => null, changed = () => {}, onFix = () => {};
 export const state = { on: false, recorded: 0, unsent: 0, coverage: null };
 
-export function init(tokenFn, onChange) { getToken = tokenFn; changed = onChange; }
+/** `fix({lon, lat})` hears every usable fix on duty (the app pre-caches the map around it). */
+export function init(tokenFn, onChange, fix = () => {}) { getToken = tokenFn; changed = onChange; onFix = fix; }
 
 export async function resume() {
   if (await meta("duty")) start(false);
@@ -47,6 +48,7 @@ async function onPosition(pos) {
   const now = Date.now();
   if (pos.coords.accuracy > MAX_ACCURACY_M) return;
   const here = { lon: pos.coords.longitude, lat: pos.coords.latitude };
+  onFix(here);
   if (last && now - last.t < MIN_GAP_MS && metres(last, here) < MIN_MOVE_M) return;
   last = { t: now, ...here };
   await trackAdd({ at: new Date(pos.timestamp || now).toISOString(), lon: pos.coords.longitude, lat: pos.coords.latitude,

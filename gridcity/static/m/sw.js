@@ -12,6 +12,12 @@
 // gets the first one's answers (admin/grids/components tiles need a login; they are not public data). The tile
 // cache is bounded: above LIMITS.max entries the oldest written are dropped down to LIMITS.keep. Logout (a
 // message from the page) deletes that user's map caches.
+//
+// On the page's word ("precache": the user's token and position) it also fetches, nearest first, the tiles of
+// those four layers around the position that it does not hold yet, so a street never looked at online still shows
+// when the inspector walks into it with no signal. They go through the same fetch-and-store as the tiles the map
+// asks for (same per-user cache, same bound, dropped by logout); a pre-cache takes at most PRECACHE_MAX tiles and
+// never more than half of what the bound keeps, so it does not push out the map the inspector has looked at.
 const VERSION = "cgt-shell-v2";
 const ERRORS = "/console/static/errors.json"; // the one error catalogue, shared with the console
 const SHELL = [
@@ -26,6 +32,9 @@ const MAP_SETTINGS = "cgt-map-settings"; // the tile cache's bound, when the pag
 const LIMITS_KEY = "/m/__map-limits";
 const CACHED_TILE_LAYERS = new Set(["base", "admin", "grids", "components"]); // cases, hotspots: never
 const DEFAULT_LIMITS = { max: 3000, keep: 2700 };
+const PRECACHE_MAX = 400; // tiles per pre-cache (1 km at zooms 16 and 17 is about 90 per layer)
+const PRECACHE_MAX_RADIUS = 2000; // metres
+const PRECACHE_PARALLEL = 3; // tile requests at once: the page's own requests must still get through
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(VERSION).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -88,14 +97,15 @@ async function currentLimits() {
   return limits;
 }
 
-/** Store `res` under `key` in `name` unless the user logged out since the request began; bound a tile cache. */
+/** Store `res` under `key` in `name` unless the user logged out since the request began; bound a tile cache.
+ *  Resolves to true when it was stored. */
 function store(name, key, res, user, epoch, bounded) {
   return serial(name, async () => {
-    if ((epochs.get(user) || 0) !== epoch) return;
+    if ((epochs.get(user) || 0) !== epoch) return false;
     const cache = await caches.open(name);
     const isNew = !(await cache.match(key, { ignoreVary: true }));
     await cache.put(key, res);
-    if (!bounded) return;
+    if (!bounded) return true;
     let n = counts.get(name);
     if (n === undefined) n = (await cache.keys()).length; else if (isNew) n += 1;
     const { max, keep } = await currentLimits();
@@ -106,34 +116,150 @@ function store(name, key, res, user, epoch, bounded) {
       n = keys.length - drop.length;
     }
     counts.set(name, n);
+    return true;
   });
 }
 
-function mapAnswer(event, kind, user) {
-  const req = event.request;
+/** The one way a map answer gets into a cache, for the map's own requests and for a pre-cache alike: fetch `req`
+ *  and store a good answer in the user's cache for `kind`. `keep(promise)` is handed the write (waitUntil). */
+function fetchAndStore(req, kind, user, epoch, keep) {
   const bounded = kind === "tile";
   const name = (bounded ? MAP_TILES : MAP_DOCS) + user;
-  const key = req.url; // one cache per user: the token (and its Vary) does not matter inside it
-  const epoch = epochs.get(user) || 0;
-  const fromNetwork = () => fetch(req).then((res) => {
-    if (res.status === 200 && res.type === "basic") event.waitUntil(store(name, key, res.clone(), user, epoch, bounded));
+  return fetch(req).then((res) => {
+    if (res.status === 200 && res.type === "basic") keep(store(name, req.url, res.clone(), user, epoch, bounded));
     return res;
   });
+}
+
+/** The cached answer for `url` in the user's cache for `kind` (creates no empty cache), or undefined. */
+function cachedAnswer(url, kind, user) {
+  return caches.match(url, { cacheName: (kind === "tile" ? MAP_TILES : MAP_DOCS) + user, ignoreVary: true });
+}
+
+/** Network first, the cached copy when the network fails (the style and TileJSON documents). */
+async function networkFirst(req, kind, user, epoch, keep) {
+  try {
+    return await fetchAndStore(req, kind, user, epoch, keep);
+  } catch (err) {
+    const cached = await cachedAnswer(req.url, kind, user);
+    if (cached) return cached;
+    throw err;
+  }
+}
+
+function mapAnswer(event, kind, user) {
+  const req = event.request; // one cache per user: the token (and its Vary) does not matter inside it
+  const epoch = epochs.get(user) || 0;
+  const keep = (p) => event.waitUntil(p);
   return (async () => {
-    const hit = () => caches.match(key, { cacheName: name, ignoreVary: true }); // creates no empty cache
-    if (kind === "doc") {
-      try {
-        return await fromNetwork();
-      } catch (err) {
-        const cached = await hit();
-        if (cached) return cached;
-        throw err;
+    if (kind === "doc") return networkFirst(req, kind, user, epoch, keep);
+    const cached = await cachedAnswer(req.url, kind, user);
+    if (cached) { event.waitUntil(fetchAndStore(req, kind, user, epoch, keep).catch(() => {})); return cached; }
+    return fetchAndStore(req, kind, user, epoch, keep);
+  })();
+}
+
+// ---- pre-cache around a position --------------------------------------------------------------------------
+
+const M_PER_DEG = 111320;
+
+function tileX(lon, n) { return Math.floor((lon + 180) / 360 * n); }
+function tileY(lat, n) {
+  const r = lat * Math.PI / 180;
+  return Math.floor((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2 * n);
+}
+function tileLon(x, n) { return x / n * 360 - 180; }
+function tileLat(y, n) { return Math.atan(Math.sinh(Math.PI * (1 - 2 * y / n))) * 180 / Math.PI; }
+
+/** The tiles {z, x, y, d} within `radius` metres of (lon, lat) at `zooms`, d being the distance from the point to
+ *  the tile (0 for the tile it is in), nearest first and, at one distance, the closer zoom first. */
+function tilesAround(lon, lat, radius, zooms) {
+  const cos = Math.cos(lat * Math.PI / 180);
+  const dLon = radius / (M_PER_DEG * cos), dLat = radius / M_PER_DEG;
+  const out = [];
+  for (const z of zooms) {
+    const n = 2 ** z;
+    const last = n - 1, clamp = (v) => Math.min(last, Math.max(0, v));
+    for (let x = clamp(tileX(lon - dLon, n)); x <= clamp(tileX(lon + dLon, n)); x++) {
+      for (let y = clamp(tileY(lat + dLat, n)); y <= clamp(tileY(lat - dLat, n)); y++) {
+        const w = tileLon(x, n), e = tileLon(x + 1, n), north = tileLat(y, n), s = tileLat(y + 1, n);
+        const cx = Math.min(Math.max(lon, w), e), cy = Math.min(Math.max(lat, s), north);
+        const d = Math.hypot((cx - lon) * M_PER_DEG * cos, (cy - lat) * M_PER_DEG);
+        if (d <= radius) out.push({ z, x, y, d, w, s, e, n: north });
       }
     }
-    const cached = await hit();
-    if (cached) { event.waitUntil(fromNetwork().catch(() => {})); return cached; }
-    return fromNetwork();
-  })();
+  }
+  return out.sort((a, b) => a.d - b.d || b.z - a.z);
+}
+
+let precaching = Promise.resolve(); // one pre-cache at a time: a request during one waits for it, then runs
+
+/** Fetch and keep the base/admin/grid/component tiles around (lon, lat) that the user's cache does not hold.
+ *  The tile URLs come from each layer's TileJSON (the same URLs MapLibre asks for, query string included), within
+ *  its zoom range and bounds; anything that is not a cached layer's tile by mapKind is never asked for. */
+async function precache({ token, lon, lat, radius, zooms, style }, user, epoch) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (user === null) return { ok: false, error: "user" };
+  const waits = [];
+  const keep = (p) => waits.push(p);
+  const r = Math.min(Math.max(Number(radius) || 0, 0), PRECACHE_MAX_RADIUS);
+  const zs = (Array.isArray(zooms) ? zooms : []).map(Number).filter((z) => Number.isInteger(z) && z >= 0 && z <= 22);
+  if (!(Number.isFinite(lon) && Number.isFinite(lat) && r > 0 && zs.length)) return { ok: false, error: "args" };
+  // The style (the map opened offline needs it) and the glyphs of its labels' Latin range (codes, digits; the
+  // Chinese names are drawn with the phone's own font), kept as the map keeps them.
+  const styleUrl = new URL(String(style || "/tiles/style.json"), self.location.origin);
+  if (mapKind(styleUrl) === "doc") {
+    try {
+      const doc = await (await networkFirst(new Request(styleUrl.href, { headers }), "doc", user, epoch, keep)).json();
+      const stacks = new Set((doc.layers || []).map((l) => l.layout?.["text-font"])
+        .filter((f) => Array.isArray(f) && f.every((x) => typeof x === "string")).map((f) => f.join(",")));
+      for (const stack of stacks) {
+        const url = new URL(String(doc.glyphs || "").replace("{fontstack}", stack).replace("{range}", "0-255"), self.location.origin);
+        if (mapKind(url) === "glyph" && !(await cachedAnswer(url.href, "glyph", user))) {
+          await fetchAndStore(new Request(url.href, { headers }), "glyph", user, epoch, keep).catch(() => {});
+        }
+      }
+    } catch { /* offline or no style: the tiles below still help once it is cached */ }
+  }
+  const layers = [];
+  for (const layer of CACHED_TILE_LAYERS) {
+    const doc = new Request(new URL(`/tiles/${layer}.json`, self.location.origin).href, { headers });
+    try {
+      const res = await networkFirst(doc, "doc", user, epoch, keep);
+      if (res.ok) layers.push(await res.json());
+    } catch { /* no TileJSON, not even cached: that layer is skipped */ }
+  }
+  const { keep: bound } = await currentLimits();
+  const wanted = [];
+  for (const t of tilesAround(lon, lat, r, zs)) {
+    for (const tj of layers) {
+      const [w, s, e, n] = tj.bounds || [-180, -90, 180, 90];
+      if (t.z < (tj.minzoom ?? 0) || t.z > (tj.maxzoom ?? 22) || t.e < w || t.w > e || t.n < s || t.s > n) continue;
+      const url = new URL(String(tj.tiles?.[0] || "").replace("{z}", t.z).replace("{x}", t.x).replace("{y}", t.y), self.location.origin);
+      if (mapKind(url) === "tile") wanted.push(url.href); // never a case or hot-spot tile, never another origin
+    }
+  }
+  const todo = wanted.slice(0, Math.min(PRECACHE_MAX, Math.floor(bound / 2)));
+  let stored = 0, present = 0, failed = 0, next = 0, denied = false;
+  const worker = async () => {
+    while (next < todo.length && !denied && (epochs.get(user) || 0) === epoch) {
+      const url = todo[next++];
+      if (await cachedAnswer(url, "tile", user)) { present += 1; continue; } // refreshed when viewed (SWR)
+      try {
+        const res = await fetchAndStore(new Request(url, { headers }), "tile", user, epoch,
+          (p) => keep(p.then((ok) => { if (ok) stored += 1; }, () => { failed += 1; })));
+        if (res.status === 401 || res.status === 403) denied = true; // the login ran out: the rest would be too
+        if (res.status !== 200) failed += 1;
+      } catch {
+        failed += 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: PRECACHE_PARALLEL }, worker));
+  await Promise.all(waits);
+  if (denied) return { ok: false, error: "auth", stored };
+  if ((epochs.get(user) || 0) !== epoch) return { ok: false, error: "logout", stored };
+  return { ok: true, stored, present, failed, tiles: todo.length };
 }
 
 self.addEventListener("message", (event) => {
@@ -157,6 +283,14 @@ self.addEventListener("message", (event) => {
     event.waitUntil(caches.open(MAP_SETTINGS)
       .then((c) => c.put(LIMITS_KEY, new Response(JSON.stringify(limits), { headers: { "Content-Type": "application/json" } })))
       .then(() => reply({ ok: true, limits })));
+  } else if (msg.type === "precache") {
+    // The user and their logout count as the message arrives: a logout after it, even while it waits behind
+    // another pre-cache, means nothing of it is stored.
+    const user = userOf(new Request("/", { headers: { Authorization: `Bearer ${msg.token}` } }));
+    const epoch = epochs.get(user) || 0;
+    const run = precaching.then(() => precache(msg, user, epoch)).catch((e) => ({ ok: false, error: String(e) }));
+    precaching = run;
+    event.waitUntil(run.then(reply));
   } else if (msg.type === "flush") {
     // Answers once every map cache write queued so far has been done (what "the map is cached" waits for).
     event.waitUntil(Promise.all([...chains.values()]).then(() => reply({ ok: true })));
