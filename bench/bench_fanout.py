@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from websockets.asyncio.client import connect
 
 from bench.perfdoc import write_section
-from bench.scratch import recreate_postgis_database
+from bench.scratch import free_port, recreate_postgis_database
 from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
@@ -94,14 +94,6 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _fresh_db(url: str | None) -> str:
     if url is None:
         return f"sqlite:///{Path(tempfile.mkdtemp()) / 'fanout.sqlite'}"
@@ -125,7 +117,7 @@ def _prepare(url: str, operators: int) -> tuple[list[str], int]:
 
 
 def _spawn(code: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", code, str(port), *args], cwd=ROOT)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(proc.pid, {0})

@@ -25,6 +25,7 @@ import uvicorn
 
 from bench.bench_tiles import load_backend, pct
 from bench.perfdoc import write_section
+from bench.scratch import free_port
 from gis_data import demo_city, tiles
 from gridcity.database import make_engine, make_session_factory
 from gridcity.settings import Settings
@@ -96,7 +97,7 @@ def main() -> None:
     app = create_app(
         Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40, monitor_interval_seconds=0)
     )
-    port = 18700
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="websockets-sansio")
     )
