@@ -36,7 +36,7 @@ from typing import Any
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 
 from bench.perfdoc import write_section
-from bench.scratch import recreate_postgis_database
+from bench.scratch import free_port, recreate_postgis_database
 from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
@@ -68,8 +68,6 @@ def prepare(backend: str, data_dir: Path, pg_url: str) -> tuple[str, dict[str, s
 
 
 def start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.console import free_port  # noqa: PLC0415
-
     port = free_port()
     env = {
         **os.environ,

@@ -35,9 +35,10 @@ from typing import Any
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import sqlalchemy as sa
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from bench.perfdoc import write_section
-from bench.scratch import recreate_postgis_database
+from bench.scratch import free_port, recreate_postgis_database
 from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
@@ -94,14 +95,6 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _fresh_db(url: str | None) -> str:
     if url is None:
         return f"sqlite:///{Path(tempfile.mkdtemp()) / 'fanout.sqlite'}"
@@ -125,7 +118,7 @@ def _prepare(url: str, operators: int) -> tuple[list[str], int]:
 
 
 def _spawn(code: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", code, str(port), *args], cwd=ROOT)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(proc.pid, {0})
@@ -151,27 +144,35 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def _clients(
-    urls: list[str], stamp: str, expect: int, max_seconds: float, ready: Any
+    targets: list[tuple[str, str | None]], stamp: str, expect: int, max_seconds: float, ready: Any
 ) -> tuple[list[Any], list[int]]:
-    """Connect every url, report ready, then read until each client has ``expect`` events (or time is up).
+    """Connect every (url, bearer token) target, report ready, then read until each has ``expect`` events.
 
     Clients read from the moment they are connected (nothing is sent before the run starts), with no timer
-    per message: one deadline for the whole run.
+    per message: one deadline for the whole run. The token goes in the subprotocols, as the console sends it
+    (the app refuses one in the URL). A client that cannot connect or sync reports its error instead of ready.
     """
     out: list[Any] = []
     sizes: list[int] = []
     connected = [0]
 
-    async def one(url: str, first: bool) -> None:
+    async def one(url: str, token: str | None, first: bool) -> None:
         async with connect(
-            url, max_queue=None, open_timeout=120, compression=None, ping_interval=None, close_timeout=1
+            url,
+            subprotocols=[Subprotocol("gridcity.live"), Subprotocol(f"bearer.{token}")] if token else None,
+            max_queue=None,
+            open_timeout=120,
+            compression=None,
+            ping_interval=None,
+            close_timeout=1,
         ) as ws:
             if stamp != "t":  # the app's stream is live once it says "synced"
-                while json.loads(await ws.recv()).get("type") != "synced":
-                    pass
+                while (first_frames := json.loads(await ws.recv())).get("type") != "synced":
+                    if first_frames.get("type") == "error":
+                        raise RuntimeError(f"the app refused the socket: {first_frames}")
             connected[0] += 1
-            if connected[0] == len(urls):
-                ready.put(len(urls))
+            if connected[0] == len(targets):
+                ready.put(len(targets))
             n = 0
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max_seconds):
@@ -189,17 +190,25 @@ async def _clients(
                             if first:
                                 sizes.append(len(raw.encode()))
 
-    await asyncio.gather(*(one(u, i == 0) for i, u in enumerate(urls)), return_exceptions=True)
+    done = await asyncio.gather(*(one(u, t, i == 0) for i, (u, t) in enumerate(targets)), return_exceptions=True)
+    if connected[0] < len(targets):  # the parent waits for ready: tell it why it will not come
+        ready.put(next((repr(e) for e in done if isinstance(e, BaseException)), "a client did not connect"))
     return out, sizes
 
 
 def _client_proc(
-    urls: list[str], stamp: str, expect: int, max_seconds: float, cpus: set[int] | None, ready: Any, results: Any
+    targets: list[tuple[str, str | None]],
+    stamp: str,
+    expect: int,
+    max_seconds: float,
+    cpus: set[int] | None,
+    ready: Any,
+    results: Any,
 ) -> None:
     """One client process: its share of the sockets in one asyncio loop."""
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
-    results.put(asyncio.run(_clients(urls, stamp, expect, max_seconds, ready)))
+    results.put(asyncio.run(_clients(targets, stamp, expect, max_seconds, ready)))
 
 
 def _generator_proc(url: str, inspector_id: int, rate: float, count: int, cpus: set[int] | None, results: Any) -> None:
@@ -210,12 +219,18 @@ def _generator_proc(url: str, inspector_id: int, rate: float, count: int, cpus: 
 
 
 def _run(
-    urls: list[str], procs: int, stamp: str, expect: int, max_seconds: float, cpus: set[int] | None, start: Any
+    targets: list[tuple[str, str | None]],
+    procs: int,
+    stamp: str,
+    expect: int,
+    max_seconds: float,
+    cpus: set[int] | None,
+    start: Any,
 ) -> tuple[list[Any], list[int], float]:
     """Spread the clients over ``procs`` processes, wait until all are connected, run ``start()``."""
     ctx = mp.get_context("spawn")
     ready, results = ctx.Queue(), ctx.Queue()
-    shares = [urls[i::procs] for i in range(procs)]
+    shares = [targets[i::procs] for i in range(procs)]
     children = [
         ctx.Process(
             target=_client_proc, args=(share, stamp, expect, max_seconds + 120, cpus, ready, results), daemon=True
@@ -226,7 +241,8 @@ def _run(
     for c in children:
         c.start()
     for _ in children:
-        ready.get(timeout=180)
+        if isinstance(failed := ready.get(timeout=180), str):
+            raise RuntimeError(f"websocket clients did not start: {failed}")
     time.sleep(0.5)
     t0 = time.perf_counter()
     start()
@@ -292,7 +308,7 @@ def _one_rate(
     data_dir = tempfile.mkdtemp()
     app_proc, app_url = _spawn(APP_SERVER, url, data_dir, SECRET, str(poll))
     try:
-        ws_base = app_url.replace("http://", "ws://") + "/ws/live?token="
+        ws_url = app_url.replace("http://", "ws://") + "/ws/live"
         ctx = mp.get_context("spawn")
         commits_q = ctx.Queue()
 
@@ -304,7 +320,7 @@ def _one_rate(
             gen.append(p)
 
         receipts, sizes, t_app = _run(
-            [ws_base + t for t in tokens], args.client_procs, "at", expect, args.seconds + 60, cpus, start_app
+            [(ws_url, t) for t in tokens], args.client_procs, "at", expect, args.seconds + 60, cpus, start_app
         )
         commits: dict[int, float] = commits_q.get(timeout=120)
         gen[0].join(timeout=30)
@@ -321,7 +337,7 @@ def _one_rate(
             httpx.get(f"{bare_url}/start", params={"rate": rate, "count": count, "pad": pad}, timeout=30)
 
         lat_bare, _, t_bare = _run(
-            [bare_url.replace("http://", "ws://") + "/ws"] * args.clients,
+            [(bare_url.replace("http://", "ws://") + "/ws", None)] * args.clients,
             args.client_procs,
             "t",
             expect,

@@ -37,9 +37,9 @@ from typing import Any
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 from PIL import Image
 
-from bench.bench_ingest import TAG, _dms, free_port, pct, prepare_database
+from bench.bench_ingest import TAG, _dms, pct, prepare_database
 from bench.perfdoc import write_section
-from bench.scratch import uvicorn_cmd
+from bench.scratch import free_port, uvicorn_cmd
 from gridcity import security
 
 LON, LAT = 107.1448, 34.3693

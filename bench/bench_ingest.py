@@ -32,7 +32,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestCli
 from PIL import Image, TiffImagePlugin
 
 from bench.perfdoc import write_section
-from bench.scratch import recreate_postgis_database, uvicorn_cmd
+from bench.scratch import free_port, recreate_postgis_database, uvicorn_cmd
 from gridcity import migrate, org, photos, security
 from gridcity.database import make_engine, make_session_factory
 from gridcity.roles import Role
@@ -142,12 +141,6 @@ def pct(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of ``values`` (nearest rank)."""
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare_database(backend: str, data_dir: Path, pg_url: str) -> tuple[str, int]:

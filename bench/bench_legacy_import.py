@@ -58,11 +58,13 @@ COLUMNS = (
 )
 
 
-def fresh(kind: str, name: str) -> sa.Engine:
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/gc_bench_import"
+
+
+def fresh(kind: str, url: str) -> sa.Engine:
+    """A migrated scratch database: a new SpatiaLite file, or the PostgreSQL database ``url`` recreated."""
     url = (
-        f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite'}"
-        if kind == "sqlite"
-        else recreate_postgis_database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite'}" if kind == "sqlite" else recreate_postgis_database(url)
     )
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -86,10 +88,10 @@ def bulk_table(md: sa.MetaData) -> sa.Table:
     return t
 
 
-def run(kind: str, cases: int) -> dict[str, Any]:
+def run(kind: str, cases: int, pg_url: str = DEFAULT_PG) -> dict[str, Any]:
     rules = load_rules()
     media = MediaStore(Path(tempfile.mkdtemp()))
-    src = fresh(kind, "gc_bench_import_src")
+    src = fresh(kind, pg_url + "_src")
     city(src)
     with make_session_factory(src)() as s, s.begin():
         demo_history.load_history(s, cases=cases, end=END, store=media, echo=lambda _m: None, rules=rules)
@@ -102,7 +104,7 @@ def run(kind: str, cases: int) -> dict[str, Any]:
         ).all()
     src.dispose()
 
-    dst = fresh(kind, "gc_bench_import_dst")
+    dst = fresh(kind, pg_url + "_dst")
     city(dst)
     with make_session_factory(dst)() as s, s.begin():  # the same logins as the old system had
         have = set(s.scalars(select(org.User.username)))
@@ -275,13 +277,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--db", choices=("sqlite", "postgis", "both"), default="both")
+    ap.add_argument(
+        "--pg-url",
+        default=DEFAULT_PG,
+        help="prefix of the two scratch PostgreSQL databases (<URL>_src and <URL>_dst, dropped and recreated)",
+    )
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     kinds = ("sqlite", "postgis") if a.db == "both" else (a.db,)
     results = {}
     load_before = os.getloadavg()[0]
     for k in kinds:
-        results[k] = run(k, a.cases)
+        results[k] = run(k, a.cases, a.pg_url)
         print(k, {x: (round(v, 4) if isinstance(v, float) else v) for x, v in results[k].items()})
     text = report(results, a.cases, (load_before, os.getloadavg()[0]))
     print(text)

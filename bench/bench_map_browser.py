@@ -25,6 +25,7 @@ import uvicorn
 
 from bench.bench_tiles import load_backend, pct
 from bench.perfdoc import write_section
+from bench.scratch import free_port
 from gis_data import demo_city, tiles
 from gridcity.database import make_engine, make_session_factory
 from gridcity.settings import Settings
@@ -80,7 +81,10 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="the SpatiaLite city bench.bench_tiles loaded, if any")
+    ap.add_argument("--flights", type=int, default=len(SCRIPT), help="fly only the first N moves of the script")
+    ap.add_argument("--no-breakdown", action="store_true", help="only every layer and the floor (a quick check)")
     a = ap.parse_args()
+    script = SCRIPT[: max(1, a.flights)]
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     from gridcity.root.app import create_app  # noqa: PLC0415
@@ -96,7 +100,7 @@ def main() -> None:
     app = create_app(
         Settings(database_url=url, data_dir=tmp / "data", secret_key="bench-" + "x" * 40, monitor_interval_seconds=0)
     )
-    port = 18700
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="websockets-sansio")
     )
@@ -120,13 +124,13 @@ def main() -> None:
                     box.check()
             page.wait_for_function("() => App.map.loaded() && App.map.areTilesLoaded()", timeout=120_000)
             # one warm-up pass fills the tile caches (server and browser); the second pass is measured
-            page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
-            results["all layers"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
-            for name, pattern in GROUPS:
+            page.evaluate(RUN_JS, [script, list(bounds)])
+            results["all layers"] = page.evaluate(RUN_JS, [script, list(bounds)])
+            for name, pattern in [] if a.no_breakdown else GROUPS:
                 page.evaluate(HIDE_JS, pattern)
-                results[f"without {name}"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
+                results[f"without {name}"] = page.evaluate(RUN_JS, [script, list(bounds)])
             page.evaluate(HIDE_JS, ".")
-            results["empty style (floor)"] = page.evaluate(RUN_JS, [SCRIPT, list(bounds)])
+            results["empty style (floor)"] = page.evaluate(RUN_JS, [script, list(bounds)])
             browser.close()
     finally:
         server.should_exit = True
@@ -135,10 +139,11 @@ def main() -> None:
     lines = [
         f"## Live map in Chromium: frame times of a scripted pan and zoom (demo city × {a.scale:g})",
         "",
-        f"`.venv/bin/python -m bench.bench_map_browser --scale {a.scale:g}{' --reuse' if a.reuse else ''} "
-        "--write` — "
+        f"`.venv/bin/python -m bench.bench_map_browser --scale {a.scale:g}{' --reuse' if a.reuse else ''}"
+        f"{f' --flights {len(script)}' if len(script) < len(SCRIPT) else ''}"
+        f"{' --no-breakdown' if a.no_breakdown else ''} --write` — "
         f"{platform.processor() or platform.machine()}, {dt.date.today().isoformat()}, headless Debian Chromium "
-        "(WebGL in software: SwiftShader), 1400×900. Eight `flyTo`s across the city from zoom 12.5 to 17 with "
+        f"(WebGL in software: SwiftShader), 1400×900. {len(script)} `flyTo`s across the city from zoom 12.5 to 17 with "
         f"every layer on ({a.cases:,} open cases), measured on the second pass (tiles cached); the floor is the "
         'same script with every layer hidden (background only), in the same page; each "without" row hides '
         "one group of style layers. 1-min load average of the machine (2 CPUs, shared) "

@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import sqlalchemy as sa
 
-from bench.scratch import recreate_postgis_database, uvicorn_cmd
+from bench.scratch import free_port, recreate_postgis_database, uvicorn_cmd
 from casework.models import Attachment
 from gridcity import migrate, org, security
 from gridcity.database import make_engine, make_session_factory
@@ -47,12 +46,6 @@ def _fresh_engine(url: str | None, data_dir: Path) -> tuple[sa.Engine, str]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     return engine, url
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _seed(engine: sa.Engine) -> tuple[dict[Role, int], int, int]:
@@ -94,7 +87,7 @@ def _seed_photos(engine: sa.Engine, users: dict[Role, int], cases: range) -> dic
 
 
 def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GRIDCITY_DATA_DIR": str(data_dir),

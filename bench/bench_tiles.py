@@ -46,7 +46,7 @@ from fastapi import Response
 from fastapi.staticfiles import StaticFiles
 
 from bench.perfdoc import write_section
-from bench.scratch import recreate_postgis_database
+from bench.scratch import free_port, recreate_postgis_database
 from casework import service as casework_service
 from casework.lifecycle import CaseStatus
 from casework.models import Case
@@ -399,7 +399,7 @@ def warm_serving(url: str, factory: Any, bounds: tuple[float, float, float, floa
         return Response((static / f"{Path(name).name}.mvt").read_bytes(), media_type=tiles_router.MVT_TYPE)
 
     app.add_api_route("/bench-login/{name}.mvt", file_behind_login)
-    port = 18000 + random.randrange(1000)
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

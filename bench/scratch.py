@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import sqlalchemy as sa
@@ -42,3 +43,10 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
         "warning",
         "--no-access-log",
     ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (a fixed port collides with another bench's run)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
