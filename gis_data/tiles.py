@@ -166,18 +166,18 @@ def data_version(session: Session, cache: TileCache, layer: str, now: dt.datetim
     return _data_version(session, layer, now)
 
 
-def _revision(name: str) -> Any:
-    """The revision ``name`` of :class:`LayerRevision` (0 before the first write), as a scalar sub-select."""
-    rev = sa.select(LayerRevision.rev).where(LayerRevision.layer == name).scalar_subquery()
-    return sa.func.coalesce(rev, 0)
+def revision_name(layer: str) -> str:
+    """The row of :class:`LayerRevision` that versions ``layer`` (the case layers share one)."""
+    return CASES_REVISION if layer in ("cases", "hotspots") else layer
 
 
 def version_expression(layer: str) -> Any:
     """The layer's data version as SQL text (without the clock part of the case layers, see :func:`_bucket`):
-    its revision, which triggers bump on every insert, update and delete of its tables in the writer's own
-    transaction (migration 0007; for the case and hot-spot layers the case and department tables, 0008), so a
-    snapshot holds a layer's data and its revision together. One primary-key read."""
-    return sa.cast(_revision(CASES_REVISION if layer in ("cases", "hotspots") else layer), sa.String)
+    its revision (0 before the first write), which triggers bump on every insert, update and delete of its
+    tables in the writer's own transaction (migration 0007; for the case and hot-spot layers the case and
+    department tables, 0008), so a snapshot holds a layer's data and its revision together."""
+    rev = sa.select(LayerRevision.rev).where(LayerRevision.layer == revision_name(layer)).scalar_subquery()
+    return sa.cast(sa.func.coalesce(rev, 0), sa.String)
 
 
 def _data_version(session: Session, layer: str, now: dt.datetime) -> str:
@@ -408,20 +408,21 @@ _PREPARED_LOCK = threading.Lock()
 
 
 def _versioned_statement(tile: spatial.PreparedTile, layer: str) -> Any | None:
-    """``SELECT last, same, CASE WHEN same THEN NULL ELSE <tile> END``: the layer's version and its tile.
+    """``SELECT rev, same, CASE WHEN same THEN NULL ELSE <tile> END FROM layer_revision WHERE layer = …``: the
+    layer's version and its tile.
 
-    ``last`` is the layer's data version (:func:`version_expression`) and ``same`` says whether it equals the
-    bind ``known`` (the version of the tile the caller already holds); PostgreSQL evaluates the tile's
-    sub-selects only in the ELSE branch, so a warm tile costs the index look-up of the version alone. A tile
-    of several MVT layers (the base map) is their ST_AsMVT sub-selects concatenated, still one row. Version
-    and tile come from one snapshot, so a tile is never filed under a version it does not show. None when
-    the tile is not built by ST_AsMVT (SpatiaLite, or the Python encoder on PostGIS)."""
+    ``rev`` is the layer's revision (:func:`version_expression`) and ``same`` says whether it equals the bind
+    ``known`` (the revision of the tile the caller already holds, -1 for none); PostgreSQL evaluates the tile's
+    sub-selects only in the ELSE branch, so a warm tile costs the index look-up of the version alone. A tile of
+    several MVT layers (the base map) is their ST_AsMVT sub-selects concatenated, still one row. Version and
+    tile come from one snapshot, so a tile is never filed under a version it does not show. The revision is
+    read as a plain row (no sub-select: planning one around every small tile cost more than the look-up), so
+    before the layer's first write there is no row and the caller falls back to two statements. None when the
+    tile is not built by ST_AsMVT (SpatiaLite, or the Python encoder on PostGIS)."""
     if tile.mode != "mvt" or not tile.statements:
         return None
-    # OFFSET 0 keeps the version a sub-query of its own: pulled up, its sub-selects would be copied into each of
-    # the three places that name ``last`` and planned three times (a third of a cold case tile's planning)
-    v = sa.select(version_expression(layer).label("last")).offset(0).subquery("v")
-    same = v.c.last == sa.bindparam("known", type_=sa.String())
+    r = LayerRevision.__table__
+    same = r.c.rev == sa.bindparam("known", type_=sa.BigInteger())
     parts = [stmt.scalar_subquery() for _, stmt in tile.statements]
     body: Any = parts[0]
     if len(parts) > 1:  # an empty layer's ST_AsMVT is NULL, which would swallow the others
@@ -429,7 +430,9 @@ def _versioned_statement(tile: spatial.PreparedTile, layer: str) -> Any | None:
         body = sa.func.coalesce(parts[0], empty)
         for part in parts[1:]:
             body = body.op("||")(sa.func.coalesce(part, empty))
-    return sa.select(v.c.last, same.label("same"), sa.case((same, sa.null()), else_=body).label("mvt")).select_from(v)
+    return sa.select(r.c.rev, same.label("same"), sa.case((same, sa.null()), else_=body).label("mvt")).where(
+        r.c.layer == revision_name(layer)
+    )
 
 
 def prepared(
@@ -506,20 +509,24 @@ def _build_versioned(
     if kind.versioned is None:
         return None
     p = layer_params(info, z, x, y, now)
-    p.update(spatial.tile_params(z, x, y, gcj02_shift(z, x, y) if shift else None), known=known)
+    p.update(spatial.tile_params(z, x, y, gcj02_shift(z, x, y) if shift else None), known=int(known or -1))
     conn = session.connection()
     if not kind.compiled:  # a race compiles it twice, to the same text
         kind.versioned_sql = _driver_sql(kind.versioned, conn.dialect) if conn.dialect.driver == "psycopg" else None
         kind.compiled = True
     if kind.versioned_sql is not None:
-        last, same, mvt = _run_driver_sql(conn, kind.versioned_sql, p)
+        row = _run_driver_sql(conn, kind.versioned_sql, p)
     else:
-        last, same, mvt = conn.execute(kind.versioned, p).one()
+        row = conn.execute(kind.versioned, p).first()
+    if row is None:  # the layer was never written: no revision row yet
+        return None
+    last, same, mvt = row
     return str(last), None if same else bytes(mvt or b"")
 
 
 def _run_driver_sql(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
-    """The one row of ``sql`` (psycopg text) on the session's psycopg connection, in one round trip.
+    """The row of ``sql`` (psycopg text; None when it has none) on the session's psycopg connection, in one
+    round trip.
 
     The tile is the request's hot statement, so it skips what a statement through SQLAlchemy costs around the
     driver cursor (execution context, result object and its column map: some 0.05 ms a tile). When no
@@ -686,7 +693,8 @@ def _get_versioned_tile(
             return (None if etag in wanted else held), etag
         # the cache dropped it since we looked: build it for real
         built = _build_versioned(session, info, z, x, y, actor=actor, now=now, gcj02=gcj02, known="")
-        assert built is not None
+        if built is None:
+            return None
         last, data = built
         etag = etag_of(key_of(last))
     assert data is not None

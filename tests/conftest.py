@@ -78,7 +78,9 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 
 def _empty_all_tables(eng: sa.Engine) -> None:
-    tables = list(reversed(all_metadata().sorted_tables))
+    # layer_revision keeps its rows, as a database does: they exist from the migration on and only grow, so a
+    # tile cached by one test is never filed under a revision another test reaches again
+    tables = [t for t in reversed(all_metadata().sorted_tables) if t.name != "layer_revision"]
     with eng.begin() as conn:
         if eng.dialect.name == "postgresql":
             names = ", ".join(f'"{t.name}"' for t in tables)

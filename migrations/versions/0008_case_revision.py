@@ -8,7 +8,9 @@ revision: two sub-selects, one of them an aggregate, planned with every cold til
 small case tile), and blind to a ``case`` row changed without an event (plain SQL, a repair). Their data is
 the ``case`` table and the departments' names, so writes to those two tables now bump one row, ``cases``, of
 ``layer_revision`` through migration 0007's triggers: the version is one primary-key read. The department
-triggers of 0007 bumped a ``departments`` row that only the case tiles read; they now bump ``cases``.
+triggers of 0007 bumped a ``departments`` row that only the case tiles read; they now bump ``cases``. Every
+tile layer gets its row at revision 0 here (the triggers only made one at a layer's first write), so the tile
+statement can read it as a plain row.
 
 PostgreSQL: statement-level triggers (one bump per statement, COPY included). The bump row-locks ``cases``
 until the writer commits, so revisions commit in order; every writer of cases (the case service, the legacy
@@ -24,6 +26,7 @@ depends_on = None
 
 BUMP = ("INSERT INTO layer_revision (layer, rev) VALUES ('{name}', 1) "
         "ON CONFLICT (layer) DO UPDATE SET rev = layer_revision.rev + 1")
+LAYERS = ('admin', 'grids', 'components', 'base', 'cases')
 TRIGGERS = {'case': 'case_revision', 'department': 'department_revision'}  # the latter is 0007's, re-aimed
 
 
@@ -51,6 +54,9 @@ def upgrade() -> None:
     for table, trigger in TRIGGERS.items():
         _create(table, trigger, 'cases', postgres)
     op.execute("DELETE FROM layer_revision WHERE layer = 'departments'")
+    # every tile layer has its row from the start, so a tile reads its version as a plain row (gis_data.tiles)
+    op.execute("INSERT INTO layer_revision (layer, rev) VALUES " + ", ".join(f"('{name}', 0)" for name in LAYERS)
+               + " ON CONFLICT (layer) DO NOTHING")
 
 
 def downgrade() -> None:
