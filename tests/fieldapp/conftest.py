@@ -95,10 +95,36 @@ def expired_token(orgdata: Any, username: str) -> str:
 
 def login(page: Any, username: str = "inspector") -> None:
     page.goto("/m/")
+    submit_login(page, username)
+
+
+def submit_login(page: Any, username: str) -> None:
+    """Fill the login form on the page and wait for the task list."""
     page.get_by_test_id("login-username").fill(username)
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
     page.get_by_test_id("tasks").wait_for()
+
+
+def set_session_token(page: Any, token: str) -> None:
+    """Replace the stored login's token (an expired one: the next start asks for a new login)."""
+    page.evaluate(
+        """token => new Promise((ok, fail) => {
+        const r = indexedDB.open('chengguantong');
+        r.onsuccess = () => { const tx = r.result.transaction('meta', 'readwrite');
+          const s = tx.objectStore('meta'); const g = s.get('session');
+          g.onsuccess = () => { s.put({...g.result, token}, 'session'); tx.oncomplete = ok; }; };
+        r.onerror = fail; })""",
+        token,
+    )
+
+
+def relogin_after_expiry(page: Any, orgdata: Any, expired: str, username: str) -> None:
+    """``expired``'s stored login runs out and ``username`` logs in on the same phone (no logout in between)."""
+    set_session_token(page, expired_token(orgdata, expired))
+    page.reload()
+    page.get_by_test_id("login-message").wait_for()
+    submit_login(page, username)
 
 
 def choose_photos(page: Any, testid: str, files: list[dict[str, Any]]) -> None:

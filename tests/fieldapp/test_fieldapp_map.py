@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from gis_data.models import BaseFeature
 from gridcity import spatial
-from tests.fieldapp.conftest import HERE, PASSWORD, M, add_component, choose_photos, expired_token, jpeg, login
+from tests.fieldapp.conftest import HERE, M, add_component, choose_photos, jpeg, login, relogin_after_expiry
 
 MAP_READY = "id => document.querySelector(`[data-testid=${id}]`)?.dataset.ready === '1'"
 
@@ -124,19 +124,6 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     return int((lon + 180) / 360 * n), int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
 
 
-def set_session_token(page: Any, token: str) -> None:
-    """Replace the stored login's token (an expired one: the next start asks for a new login)."""
-    page.evaluate(
-        """token => new Promise((ok, fail) => {
-        const r = indexedDB.open('chengguantong');
-        r.onsuccess = () => { const tx = r.result.transaction('meta', 'readwrite');
-          const s = tx.objectStore('meta'); const g = s.get('session');
-          g.onsuccess = () => { s.put({...g.result, token}, 'session'); tx.oncomplete = ok; }; };
-        r.onerror = fail; })""",
-        token,
-    )
-
-
 SAVE_DATA = """Object.defineProperty(Navigator.prototype, 'connection', { configurable: true,
   get: () => ({ saveData: true, effectiveType: '4g', addEventListener() {}, removeEventListener() {} }) });"""
 PRECACHE_SKIPPED = "() => document.documentElement.dataset.precacheSkipped === 'save-data'"
@@ -208,14 +195,8 @@ def test_a_second_user_on_the_phone_does_not_get_the_first_users_map(phone, orgd
     assert any("/tiles/base/" in u for urls in first.values() for u in urls)
     # The first inspector's login runs out; a colleague logs in on the same phone (no logout in between), with
     # the data saver on: nothing is fetched ahead for them, so offline they have no map of their own.
-    set_session_token(page, expired_token(orgdata, "inspector"))
-    page.add_init_script(SAVE_DATA)
-    page.reload()
-    page.get_by_test_id("login-message").wait_for()
-    page.get_by_test_id("login-username").fill("inspector2")
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.get_by_test_id("tasks").wait_for()
+    page.add_init_script(SAVE_DATA)  # from the next load on
+    relogin_after_expiry(page, orgdata, "inspector", "inspector2")
     page.wait_for_function(PRECACHE_SKIPPED, timeout=30_000)
     phone.set_offline(True)
     drawn = look_at_the_map(page)
@@ -314,14 +295,8 @@ def test_the_map_around_the_phone_is_cached_ahead_and_shows_offline_where_it_was
     phone.set_offline(False)
 
     # A colleague logs in on the same phone 3 km east: their own pre-cache there, none of the first user's tiles.
-    set_session_token(page, expired_token(orgdata, "inspector"))
     phone.set_geolocation({"longitude": HERE[0] + 3000 * M / math.cos(math.radians(HERE[1])), "latitude": HERE[1]})
-    page.reload()
-    page.get_by_test_id("login-message").wait_for()
-    page.get_by_test_id("login-username").fill("inspector2")
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.get_by_test_id("tasks").wait_for()
+    relogin_after_expiry(page, orgdata, "inspector", "inspector2")
     page.wait_for_function(PRECACHED, timeout=120_000)
     page.evaluate(ASK_WORKER, {"type": "flush"})
     uid2 = orgdata.ids["inspector2"]

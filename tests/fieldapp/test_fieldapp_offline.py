@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from PIL import Image
 
-from tests.fieldapp.conftest import CATALOGUE, HERE, compose_report, expired_token, jpeg, login
+from tests.fieldapp.conftest import CATALOGUE, HERE, compose_report, expired_token, jpeg, login, set_session_token
 from tests.mobile_api.conftest import bomb_png
 
 OUTBOX_STATES = "() => [...document.querySelectorAll('[data-testid=outbox-item]')].map(e => e.dataset.state)"
@@ -200,15 +200,7 @@ def test_an_expired_login_asks_for_a_new_one_and_then_drains_the_outbox(phone, o
     phone.set_offline(True)
     compose_report(page, seeds=[400], description="过期登录上报")
     # The login expires while the phone is offline (the stored token is replaced by an expired one).
-    page.evaluate(
-        """token => new Promise((ok, fail) => {
-        const r = indexedDB.open('chengguantong');
-        r.onsuccess = () => { const tx = r.result.transaction('meta', 'readwrite');
-          const s = tx.objectStore('meta'); const g = s.get('session');
-          g.onsuccess = () => { s.put({...g.result, token}, 'session'); tx.oncomplete = ok; }; };
-        r.onerror = fail; })""",
-        expired_token(orgdata, "inspector"),
-    )
+    set_session_token(page, expired_token(orgdata, "inspector"))
     page.close()
     page = phone.new_page()
     page.goto("/m/")
