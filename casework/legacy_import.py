@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import shapely
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -153,6 +154,34 @@ class ImportedCase:
     grid_code: str | None
     events: Sequence[tuple[Any, ...]]
 
+
+_CASE_COLUMNS = (
+    "number",
+    "source",
+    "class_code",
+    "kind",
+    "urgency",
+    "status",
+    "version",
+    "lon",
+    "lat",
+    "address",
+    "description",
+    "grid_code",
+    "component_id",
+    "department_id",
+    "reporter_id",
+    "assigned_inspector_id",
+    "merged_into_id",
+    "created_at",
+    "updated_at",
+    "stage",
+    "stage_started_at",
+    "deadline_at",
+    "warn_at",
+    "closed_at",
+)
+"""The columns of an imported case row (all but ``id`` and ``geom``), as :func:`_finish` leaves them."""
 
 EVENT_FIELDS = _EVENT_COLUMNS[1:]  # an ImportedCase's event tuples (without case_id)
 
@@ -366,7 +395,6 @@ class _Importer:
             "urgency": urgency,
             "lon": lon,
             "lat": lat,
-            "g_wkt": f"POINT({lon} {lat})",
             "address": raw.get("address"),
             "description": raw.get("description"),
             "grid_code": grid,
@@ -630,7 +658,15 @@ def _write(
     done_events = 0
     for k in range(0, len(ordered), batch):
         part = ordered[k : k + batch]
-        conn.execute(table.insert().values(geom=spatial.geom_from_wkt(session, "g_wkt")), [r.row for r in part])
+        # one bulk append (COPY on PostgreSQL), not an executemany: one statement, so the statement-level
+        # triggers on "case" (the case tiles' revision) fire once per batch instead of once per case
+        spatial.bulk_append(
+            session,
+            table,
+            _CASE_COLUMNS,
+            [tuple(r.row[c] for c in _CASE_COLUMNS) for r in part],
+            [shapely.Point(r.row["lon"], r.row["lat"]) for r in part],
+        )
         numbers = [r.row["number"] for r in part]
         got = dict(conn.execute(select(table.c.number, table.c.id).where(table.c.number.in_(numbers))).all())
         rows = []
@@ -640,7 +676,9 @@ def _write(
             ids.append(cid)
             rows += [(cid, *ev) for ev in rp.events]
         spatial.bulk_append(session, CaseEvent.__table__, _EVENT_COLUMNS, rows)
-        conn.execute(sa.insert(CaseLegacyKey), [{"key": rp.key, "case_id": got[rp.row["number"]]} for rp in part])
+        spatial.bulk_append(
+            session, CaseLegacyKey.__table__, ("key", "case_id"), [(rp.key, got[rp.row["number"]]) for rp in part]
+        )
         linked = [(got[rp.row["number"]], seq, a, role) for rp in part for seq, a, role in rp.links]
         if linked:
             cids = sorted({x[0] for x in linked})

@@ -529,13 +529,15 @@ def bulk_append(
         rows = [(*r, g) for r, g in zip(rows, gvals, strict=True)]
     raw = session.connection().connection.driver_connection
     assert raw is not None
+    quote = dialect_obj.identifier_preparer
+    target = f"{quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)})"  # "case" is a keyword
     if postgres:
         # Binary COPY with the column types set when every column has a plain type (integers, text, booleans,
         # floats, timestamptz): psycopg then dumps each column with one fixed dumper instead of looking one up
         # per value and formatting text (3 to 8 times less client time for the evaluation facts' rows).
         types = None if geoms is not None else _binary_copy_types(table, tuple(names), dialect_obj)
         fmt = " (FORMAT BINARY)" if types is not None else ""
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN{fmt}") as copy:
+        with raw.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN{fmt}") as copy:
             if types is not None:
                 copy.set_types(types)
             for r in rows:
@@ -549,7 +551,7 @@ def bulk_append(
     try:
         if len(rows) > 10_000 and old_cache > -BULK_CACHE_KIB:
             cur.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-        cur.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})", rows)
+        cur.executemany(f"INSERT INTO {target} VALUES ({', '.join(marks)})", rows)
     finally:
         cur.execute(f"PRAGMA cache_size = {old_cache}")
         cur.close()

@@ -160,6 +160,9 @@ def test_an_imported_case_is_derived_as_if_live(session: Session, driver: Driver
     assert result.cases == 1
     case = session.scalars(sa.select(Case)).one()
     assert (case.status.value, case.department_id, case.version) == ("feedback", orgdata.depts["SZ"], 5)
+    # the bulk write stores the point as geometry too (the map's case tiles read it), not only lon/lat
+    assert session.scalar(sa.select(sa.func.ST_AsText(Case.geom))) == "POINT(107.1448 34.3693)"
+    assert session.scalar(sa.select(CaseLegacyKey.case_id).where(CaseLegacyKey.key == "K1")) == case.id
     evs = session.scalars(sa.select(CaseEvent).order_by(CaseEvent.seq)).all()
     assert [e.at for e in evs][0] == local(12, 9) and evs[-1].data["legacy_evidence"] == ["old-system:photo/1.jpg"]
     handle = session.scalars(sa.select(StageFact).where(StageFact.stage == "handle")).one()
