@@ -855,8 +855,60 @@ def joins_by_hashing(session: Session | sa.Connection) -> bool:
     return dialect(session) == "postgresql"
 
 
+_PG_PARAM = re.compile(r"%\(([^)]+)\)s|__\[POSTCOMPILE_([^\]]+)\]")
+
+
+@functools.lru_cache(maxsize=16)
+def _prepared_form(stmt: Any, dialect_obj: sa.Dialect) -> tuple[str, Any, tuple[tuple[str, int, Any], ...]]:
+    """A Core statement for PostgreSQL with its bound parameters as ``$n``, the compiled statement (to fill in
+    its constants) and, per ``$n``, the parameter's name, its index in an IN list (-1 for a plain parameter; an
+    IN list of constants becomes one ``$n`` per element) and its type's bind processor."""
+    compiled = stmt.compile(dialect=dialect_obj)
+    order: list[tuple[str, int, Any]] = []
+    slots: dict[tuple[str, int], int] = {}
+
+    def slot(n: str, i: int) -> str:
+        if (n, i) not in slots:
+            slots[(n, i)] = len(order) + 1
+            t = compiled.binds[n].type
+            order.append((n, i, t.dialect_impl(dialect_obj).bind_processor(dialect_obj)))
+        return f"${slots[(n, i)]}"
+
+    def number(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return slot(m.group(1), -1)
+        return ", ".join(slot(m.group(2), i) for i in range(len(compiled.binds[m.group(2)].value)))
+
+    return _PG_PARAM.sub(number, compiled.string).replace("%%", "%"), compiled, tuple(order)
+
+
+def execute_prepared(session: Session, stmt: Any, params: dict[str, Any]) -> None:
+    """Run a long Core statement that runs often with the same shape (the one-day rollup refresh).
+
+    PostgreSQL: psycopg sends it as a prepared statement, converted to ``$n`` placeholders once per process
+    (a raw cursor). Sent through SQLAlchemy, a statement of some 40,000 characters and ~200 parameters costs
+    psycopg ~5 ms of Python per run to convert its placeholders (its query cache takes statements up to 4 KB and
+    50 parameters). The prepared statement follows the connection's ``plan_cache_mode``
+    (:func:`joins_by_index_lookups` can ask for its generic plan). SQLite caches compiled statements itself."""
+    if dialect(session) != "postgresql":
+        session.execute(stmt, params)
+        return
+    import psycopg
+
+    sql, compiled, order = _prepared_form(stmt, session.get_bind().dialect)
+    values = compiled.construct_params(params)
+    args = []
+    for n, i, proc in order:
+        v = values[n] if i < 0 else values[n][i]
+        args.append(proc(v) if proc is not None and v is not None else v)
+    raw = session.connection().connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    with psycopg.RawCursor(raw) as cur:
+        cur.execute(sql, args, prepare=True)
+
+
 @contextlib.contextmanager
-def joins_by_index_lookups(session: Session) -> Iterator[None]:
+def joins_by_index_lookups(session: Session, *, generic_plan: bool = False) -> Iterator[None]:
     """Within the block, join by nested loops of index look-ups only: for statements that join a few rows (one
     day's facts) to a large table that has an index on the join key.
 
@@ -864,20 +916,31 @@ def joins_by_index_lookups(session: Session) -> Iterator[None]:
     the planner multiplies their selectivities) and joins one day's facts to them by a merge join that walks
     the runs' index from its start, some 12 ms a family on 800,000 facts where the look-ups take 0.4 ms:
     ``enable_mergejoin`` and ``enable_hashjoin`` are off for the block (``set_config(…, true)``: this
-    transaction only) and restored after it. SQLite joins by index look-ups anyway: nothing to do."""
+    transaction only) and restored after it. With ``generic_plan`` a prepared statement run in the block
+    (:func:`execute_prepared`) keeps the plan it was given once, without the values, instead of being planned
+    again for each run (``plan_cache_mode``; ~5 ms for the one-day rollup statement, whose parameters are
+    one day's bounds and constants: the same joins suit every day). SQLite joins by index look-ups anyway and
+    caches its plans: nothing to do."""
     if dialect(session) != "postgresql":
         yield
         return
+    mode = "force_generic_plan" if generic_plan else None
     before = session.execute(
         sa.text(
             "SELECT current_setting('enable_mergejoin'), current_setting('enable_hashjoin'), "
-            "set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'off', true)"
-        )
+            "current_setting('plan_cache_mode'), set_config('enable_mergejoin', 'off', true), "
+            "set_config('enable_hashjoin', 'off', true), "
+            "set_config('plan_cache_mode', coalesce(:mode, current_setting('plan_cache_mode')), true)"
+        ),
+        {"mode": mode},
     ).one()
-    yield  # on an error the transaction is rolled back, which restores both settings
+    yield  # on an error the transaction is rolled back, which restores the settings
     session.execute(
-        sa.text("SELECT set_config('enable_mergejoin', :m, true), set_config('enable_hashjoin', :h, true)"),
-        {"m": before[0], "h": before[1]},
+        sa.text(
+            "SELECT set_config('enable_mergejoin', :m, true), set_config('enable_hashjoin', :h, true), "
+            "set_config('plan_cache_mode', :p, true)"
+        ),
+        {"m": before[0], "h": before[1], "p": before[2]},
     )
 
 

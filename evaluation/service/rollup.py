@@ -173,8 +173,12 @@ def _insert_days(session: Session, first: dt.date, last: dt.date, zone: ZoneInfo
     )
     p = _day_period(first, last, zone)
     if first == last:  # one day's facts: index look-ups, never a merge or hash join over all the runs
-        with spatial.joins_by_index_lookups(session):
-            session.execute(_day_statement(), {"r_day": first, "p_start": p.start, "p_end": p.end, "p_t1": p.t1})
+        with spatial.joins_by_index_lookups(session, generic_plan=True):
+            spatial.execute_prepared(
+                session,
+                _day_statement(),
+                {"r_day": first, "p_start": p.start, "p_end": p.end, "p_t1": p.t1},
+            )
         return
     for st in SUBJECT_TYPES:
         for fam in families(st, p):
