@@ -31,7 +31,7 @@ from sqlalchemy import select
 from bench.perfdoc import write_section
 from bench.scratch import recreate_postgis_database
 from casework import legacy_import
-from casework.models import CaseEvent
+from casework.models import Case, CaseEvent
 from casework.rules import load_rules
 from evaluation import facts as evaluation_facts
 from evaluation import service as evaluation_service
@@ -76,15 +76,32 @@ def city(engine: sa.Engine) -> None:
         demo_city.load(s, scale=0.05, echo=lambda _m: None, history=False)
 
 
-def bulk_table(md: sa.MetaData) -> sa.Table:
-    """A table shaped like case_event (same columns, same indexes), without foreign keys."""
+FOREIGN_KEYS = {"case_id": "case.id", "actor_id": "app_user.id", "department_id": "department.id"}
+
+
+def bulk_table(md: sa.MetaData, *, foreign_keys: bool = False) -> sa.Table:
+    """A table shaped like case_event (same columns, same indexes); with ``foreign_keys`` also the same three
+    foreign keys (to the real case, user and department tables), so that each row is checked as in the log."""
     src = CaseEvent.__table__
-    t = sa.Table("case_event_bulk", md, *[sa.Column(c.name, c.type, primary_key=c.primary_key) for c in src.c])
-    sa.Index("ix_bulk_case", t.c.case_id)
-    sa.Index("ix_bulk_at", t.c.at)
-    sa.Index("ix_bulk_action_at", t.c.action, t.c.at)
-    sa.Index("ix_bulk_cover", t.c.action, t.c.at, t.c.actor_id, t.c.case_id)
-    sa.Index("uq_bulk_case_seq", t.c.case_id, t.c.seq, unique=True)
+    if foreign_keys:
+        for t in (Case.__table__, org.User.__table__, org.Department.__table__):
+            t.to_metadata(md)
+    suffix = "_fk" if foreign_keys else ""
+    cols = [
+        sa.Column(
+            c.name,
+            c.type,
+            *([sa.ForeignKey(FOREIGN_KEYS[c.name])] if foreign_keys and c.name in FOREIGN_KEYS else []),
+            primary_key=c.primary_key,
+        )
+        for c in src.c
+    ]
+    t = sa.Table(f"case_event_bulk{suffix}", md, *cols)
+    sa.Index(f"ix_bulk{suffix}_case", t.c.case_id)
+    sa.Index(f"ix_bulk{suffix}_at", t.c.at)
+    sa.Index(f"ix_bulk{suffix}_action_at", t.c.action, t.c.at)
+    sa.Index(f"ix_bulk{suffix}_cover", t.c.action, t.c.at, t.c.actor_id, t.c.case_id)
+    sa.Index(f"uq_bulk{suffix}_case_seq", t.c.case_id, t.c.seq, unique=True)
     return t
 
 
@@ -136,17 +153,19 @@ def run(kind: str, cases: int, pg_url: str = DEFAULT_PG) -> dict[str, Any]:
     out.update(
         events=sum(len(r.events) for r in replays), cases=len(ids), validate_s=t1 - t0, write_s=t2 - t1, facts_s=t3 - t2
     )
-    # The physical limit: the same event rows, bulk-loaded into a table of the same shape.
-    md = sa.MetaData()
-    bt = bulk_table(md)
-    md.create_all(dst)
-    with make_session_factory(dst)() as s, s.begin():
-        rows = [tuple(r) for r in s.execute(select(*[CaseEvent.__table__.c[c] for c in COLUMNS]))]
-        gc.collect()
-        t0 = time.perf_counter()
-        spatial.bulk_append(s, bt, COLUMNS, rows)
-        s.flush()
-        out["bulk_s"] = time.perf_counter() - t0
+    # The physical limit: the same event rows, bulk-loaded into a table of the same shape and indexes; and
+    # into one that also has the log's foreign keys (each row checked against its case, actor and department).
+    for key, fks in (("bulk_s", False), ("bulk_fk_s", True)):
+        md = sa.MetaData()
+        bt = bulk_table(md, foreign_keys=fks)
+        bt.create(dst)
+        with make_session_factory(dst)() as s, s.begin():
+            rows = [tuple(r) for r in s.execute(select(*[CaseEvent.__table__.c[c] for c in COLUMNS]))]
+            gc.collect()
+            t0 = time.perf_counter()
+            spatial.bulk_append(s, bt, COLUMNS, rows)
+            s.flush()
+            out[key] = time.perf_counter() - t0
     # The daily rollup: full build, then the refresh of one day (best of 5), on fresh statistics.
     with dst.connect() as c:
         if dst.dialect.name == "postgresql":
@@ -177,25 +196,28 @@ def report(results: dict[str, dict[str, Any]], cases: int, load: tuple[float, fl
         f"({dt.date.today()}). A demo city (scale 0.05) with a simulated history of {cases:,} cases, exported in the "
         "import format and imported into a fresh database with the same city: validation + replay through the "
         "transition table, bulk write, evaluation facts. Limit: the same `case_event` rows bulk-loaded into a "
-        "table of the same shape and indexes (COPY / one prepared executemany). Goals: import ≥ 0.2× the bulk "
+        "table of the same shape and indexes (COPY / one prepared executemany), without foreign keys and, as a "
+        "second limit, with the log's three foreign keys (case, actor, department), which the import's own "
+        "write into `case_event` must pass for every row. Goals: import ≥ 0.2× the bulk "
         "load (events/s) and ≥ 2,800 events/s with facts (ten years, ~10 M events, well under an hour); one-day "
         f"rollup refresh ≤ 30 ms (best of 7). 1-min load average {load[0]:.1f} before / {load[1]:.1f} after "
         "(2 CPUs shared with other work: absolute times are inflated, the ratios less so).",
         "",
         "| database | events | replay (validate) | write | facts | import events/s (replay + write) "
-        "| bulk load events/s | ratio | with facts events/s | ratio with facts | rollup build | one-day refresh |",
+        "| bulk load events/s: no foreign keys / with them | ratio | with facts events/s "
+        "| ratio with facts: to the bulk load without / with foreign keys | rollup build | one-day refresh |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in results.items():
         n = r["events"]
         imp = n / (r["validate_s"] + r["write_s"])
-        bulk = n / r["bulk_s"]
+        bulk, bulk_fk = n / r["bulk_s"], n / r["bulk_fk_s"]
         full = n / (r["validate_s"] + r["write_s"] + r["facts_s"])
         lines.append(
             f"| {kind} | {n:,} | {r['validate_s']:.2f} s | {r['write_s']:.2f} s | {r['facts_s']:.2f} s | {imp:,.0f} | "
-            f"{bulk:,.0f} | "
-            f"{imp / bulk:.2f}× | {full:,.0f} | {full / bulk:.2f}× | {r['rollup_build_s']:.2f} s | "
-            f"{r['refresh_day_s'] * 1000:.1f} ms |"
+            f"{bulk:,.0f} / {bulk_fk:,.0f} | "
+            f"{imp / bulk:.2f}× / {imp / bulk_fk:.2f}× | {full:,.0f} | **{full / bulk:.2f}× / {full / bulk_fk:.2f}×** "
+            f"| {r['rollup_build_s']:.2f} s | {r['refresh_day_s'] * 1000:.1f} ms |"
         )
     per_s = {k: r["events"] / (r["validate_s"] + r["write_s"] + r["facts_s"]) for k, r in results.items()}
     lines += [
@@ -267,20 +289,34 @@ def report(results: dict[str, dict[str, Any]], cases: int, load: tuple[float, fl
         "log must keep. Ratios of runs at different load do not compare (other work inflates the import's long "
         "Python parts more than the short bulk load); alternating runs do. In this run: "
         + "; ".join(
-            f"{k} facts {r['facts_s']:.2f} s of {r['validate_s'] + r['write_s'] + r['facts_s']:.2f} s, "
-            f"{r['bulk_s'] / (r['validate_s'] + r['write_s'] + r['facts_s']):.2f}× with facts"
+            f"{k} facts {r['facts_s']:.2f} s of {r['validate_s'] + r['write_s'] + r['facts_s']:.2f} s"
             for k, r in results.items()
         )
         + ". "
-        + (
-            "The 0.2× goal with facts is met on both databases."
-            if all(r["bulk_s"] / (r["validate_s"] + r["write_s"] + r["facts_s"]) >= 0.2 for r in results.values())
-            else "The 0.2× goal with facts is not met: what remains is the foreign-key checks of the event rows, the "
-            "fact table's indexes, the collector's catch-up and the replay's per-line parsing and judging, none of "
-            "which the limit (a COPY of ready rows into one table without foreign keys) does."
-        ),
+        + _verdict(results),
+        "",
+        "Which limit: the foreign keys cost the bulk load little on SQLite (its checks are index look-ups inside "
+        "the insert) and a lot on PostgreSQL (a row trigger per key and row, each a query through SPI: about "
+        "75 µs a row for three keys here), so on PostgreSQL the two limits differ by 3 to 5×. A COPY into a "
+        "table without those keys is not a way to store a case log that the rest of the system trusts, and the "
+        "import does not skip them; the ratio to the bulk load with the same keys is the like-for-like one. Both "
+        "are given.",
     ]
     return "\n".join(lines)
+
+
+def _verdict(results: dict[str, dict[str, Any]]) -> str:
+    def ratio(r: dict[str, Any], key: str) -> float:
+        return float(r[key] / (r["validate_s"] + r["write_s"] + r["facts_s"]))
+
+    fk = [k for k, r in results.items() if ratio(r, "bulk_fk_s") >= 0.2]
+    plain = [k for k, r in results.items() if ratio(r, "bulk_s") >= 0.2]
+    return (
+        f"The 0.2× goal with facts is met against the bulk load with the same foreign keys on "
+        f"{', '.join(fk) or 'neither database'} and against the bulk load without them on "
+        f"{', '.join(plain) or 'neither database'}. What the import does that the limit does not: the replay's "
+        "per-line parsing and judging, the stage clocks and the fact table's indexes, the collector's catch-up."
+    )
 
 
 def main() -> None:
