@@ -61,7 +61,10 @@ echo "== layering (import-linter), lint and format (ruff), types (mypy)"
 .venv/bin/ruff format --check .
 if [ -x .venv/bin/mypy ]; then .venv/bin/mypy; fi
 
+# Both databases run even when the first has a failure (each prints its own summary); the script then fails.
+status=0
 echo "== tests on SpatiaLite"
-.venv/bin/pytest --db=spatialite "$@"
+.venv/bin/pytest --db=spatialite "$@" || status=$?
 echo "== tests on PostGIS ($GRIDCITY_TEST_PG_ADMIN)"
-.venv/bin/pytest --db=postgis "$@"
+.venv/bin/pytest --db=postgis "$@" || status=$?
+exit "$status"

@@ -63,6 +63,18 @@ def test_dragging_the_pin_on_the_city_map_moves_the_stored_case(phone, orgdata, 
     assert 15 / 111_000 < lat - HERE[1] < 80 / 111_000
 
 
+def test_a_slow_first_fix_still_brings_the_map_ahead_when_it_comes(phone, orgdata, city):
+    """A cold GPS gives no fix within the 5 s the task list waits for one. The app keeps asking in the background,
+    and the fix that comes later starts the pre-cache of the map around the phone (here the data saver stops it at
+    once and says so, which is all this test needs to see that it ran)."""
+    phone.add_init_script(COLD_GPS)
+    phone.add_init_script(SAVE_DATA)
+    page = phone.new_page()
+    login(page)
+    page.wait_for_function(PRECACHE_SKIPPED, timeout=30_000)
+    assert page.evaluate("window.__coldTimeouts") >= 1  # the task list's own request did give up first
+
+
 def test_offline_the_map_falls_back_to_a_bare_style_and_the_pin_still_moves(phone, orgdata, city, db):
     phone.add_init_script(SAVE_DATA)  # no map fetched ahead either: the phone has never had the style
     page = phone.new_page()
@@ -127,6 +139,20 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
 SAVE_DATA = """Object.defineProperty(Navigator.prototype, 'connection', { configurable: true,
   get: () => ({ saveData: true, effectiveType: '4g', addEventListener() {}, removeEventListener() {} }) });"""
 PRECACHE_SKIPPED = "() => document.documentElement.dataset.precacheSkipped === 'save-data'"
+# A cold GPS: no fix until 8 s after the page first asks; a request that gives up sooner times out, as a phone's does.
+COLD_GPS = """(() => { let first = null; const real = Geolocation.prototype.getCurrentPosition;
+  window.__coldTimeouts = 0;
+  Geolocation.prototype.getCurrentPosition = function (ok, err, opts) {
+    if (first === null) first = Date.now();
+    const wait = first + 8000 - Date.now();
+    if (wait <= 0) return real.call(this, ok, err, opts);
+    if ((opts?.timeout ?? Infinity) < wait) {
+      setTimeout(() => { window.__coldTimeouts++; if (err) err({ code: 3, message: "Timeout expired", TIMEOUT: 3 }); },
+        opts.timeout);
+      return;
+    }
+    setTimeout(() => real.call(this, ok, err, opts), wait);
+  }; })();"""
 
 
 def add_road(db: Any, name: str, dy_m: float = 0) -> None:

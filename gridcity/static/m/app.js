@@ -45,11 +45,20 @@ function outsideText() { return `${errorMessage("geo.outside_city") || ""}。${t
 
 class ApiError extends Error { constructor(detail) { super(detail.type); this.detail = detail; } }
 
+/** When the server last answered (any status; API calls never come from the worker's cache), 0 after a failure. */
+let reachedAt = 0;
+/** Online enough to fetch ahead: the phone says so, or the server answered within the last minute. Chromium takes
+ *  navigator.onLine from the device's network interfaces, so it can say offline while the server answers (a
+ *  machine with loopback only, where the tests run without a network); a real phone without a network gets no
+ *  answer either. */
+const onlineNow = () => navigator.onLine || Date.now() - reachedAt < 60000;
+
 async function api(path, opts = {}) {
   const headers = { ...(opts.headers || {}) };
   if (S.session?.token) headers.Authorization = `Bearer ${S.session.token}`;
   let r;
-  try { r = await fetch(path, { ...opts, headers }); } catch { throw new ApiError({ type: "network" }); }
+  try { r = await fetch(path, { ...opts, headers }); } catch { reachedAt = 0; throw new ApiError({ type: "network" }); }
+  reachedAt = Date.now();
   let data = null;
   try { data = await r.json(); } catch { /* empty */ }
   if (r.status === 401 && S.session?.token) { loginNeeded(); throw new ApiError({ type: "auth.expired", status: 401 }); }
@@ -111,7 +120,7 @@ async function precacheAround(here) {
   if (!here) return;
   if (precacheRunning) { precacheNext = here; return; } // looked at again when the running one is done
   const session = S.session;
-  if (!session?.token || !tokenLive(session.token) || !navigator.onLine) return;
+  if (!session?.token || !tokenLive(session.token) || !onlineNow()) return;
   if (navigator.connection?.saveData) { document.documentElement.dataset.precacheSkipped = "save-data"; return; }
   if (!("serviceWorker" in navigator) || (precachedAt && haversine(precachedAt, here) < PRECACHE_MOVE_M)) return;
   precacheRunning = true;
@@ -172,6 +181,7 @@ async function renderLogin(message) {
     let ok = false;
     try {
       const r = await fetch("/mobile/v1/auth/token", { method: "POST", body: new URLSearchParams({ username: user.value.trim(), password: pass.value }) });
+      reachedAt = Date.now();
       const data = await r.json().catch(() => null);
       if (!r.ok) { err.textContent = errorText({ ...(data?.detail?.[0] || { type: `http.${r.status}` }), status: r.status }); return; }
       S.session = { token: data.access_token, user: data.user };
@@ -305,7 +315,7 @@ window.addEventListener("online", () => {
   patrol.upload();
   precacheAround(S.here);
 });
-window.addEventListener("offline", () => { if (header && root.contains(header)) renderHeader(); });
+window.addEventListener("offline", () => { reachedAt = 0; if (header && root.contains(header)) renderHeader(); });
 
 // ---- photos ------------------------------------------------------------------------------------------------
 
@@ -531,9 +541,16 @@ async function renderOutbox() {
 
 // ---- tasks -------------------------------------------------------------------------------------------------
 
+let slowFix = null; // a fix still being waited for after the task list gave up on it
+
 async function renderTasks() {
   const seq = S.seq;
   const here = S.here || await position(5000);
+  if (!here && !slowFix) {
+    // A cold GPS can take longer than the list waits: keep asking in the background, then order the list by
+    // distance and fetch the map around the phone ahead (position() does that on every fix).
+    slowFix = position(60000).then((p) => { slowFix = null; if (p && S.view === "tasks") renderTasks(); });
+  }
   const q = here ? `?lon=${here.lon}&lat=${here.lat}` : "";
   let res;
   try { res = await cached("tasks", `/mobile/v1/tasks${q}`); } catch (e) { main.replaceChildren(h("p", { class: "error" }, errorText(e.detail))); return; }
