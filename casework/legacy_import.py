@@ -155,32 +155,7 @@ class ImportedCase:
     events: Sequence[tuple[Any, ...]]
 
 
-_CASE_COLUMNS = (
-    "number",
-    "source",
-    "class_code",
-    "kind",
-    "urgency",
-    "status",
-    "version",
-    "lon",
-    "lat",
-    "address",
-    "description",
-    "grid_code",
-    "component_id",
-    "department_id",
-    "reporter_id",
-    "assigned_inspector_id",
-    "merged_into_id",
-    "created_at",
-    "updated_at",
-    "stage",
-    "stage_started_at",
-    "deadline_at",
-    "warn_at",
-    "closed_at",
-)
+_CASE_COLUMNS = tuple(c.name for c in Case.__table__.c if c.name not in ("id", "geom"))
 """The columns of an imported case row (all but ``id`` and ``geom``), as :func:`_finish` leaves them."""
 
 EVENT_FIELDS = _EVENT_COLUMNS[1:]  # an ImportedCase's event tuples (without case_id)
