@@ -113,9 +113,9 @@ class ImportRefused(InvalidInput):
         self.errors = errors
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
-    """One parsed line of the file."""
+    """One parsed line of the file; ``raw`` without the fields held here (case, action, at)."""
 
     no: int
     raw: dict[str, Any]
@@ -124,7 +124,7 @@ class Line:
     at: dt.datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class _Replay:
     """A case being replayed: the case row, its events, and the lifecycle facts after each one."""
 
@@ -212,8 +212,16 @@ def _err(errors: list[dict[str, Any]], line: int, code: str, msg: str, *loc: Any
         errors.append({"line": line, "type": code, "loc": ["line", line, *loc], "msg": msg})
 
 
+_HELD = frozenset({"case", "action", "at"})  # parsed into the Line itself
+_SHARED = ("actor", "role", "inspector", "department", "class", "urgency", "source")  # few distinct values
+
+
 def _parse(numbered: Iterable[tuple[int, str | Mapping[str, Any]]], errors: list[dict[str, Any]]) -> list[Line]:
+    """Parse and check each line on its own. Every line is held until its case is replayed, so a line keeps
+    only what the replay reads: ``raw`` without the fields parsed into the Line, and one string object per
+    distinct case key, login, code or class (a ten-year file repeats them millions of times)."""
     out: list[Line] = []
+    shared: dict[str, str] = {}
     for no, text in numbered:
         if isinstance(text, Mapping):
             raw: Any = dict(text)
@@ -250,7 +258,13 @@ def _parse(numbered: Iterable[tuple[int, str | Mapping[str, Any]]], errors: list
         if at.tzinfo is None:
             _err(errors, no, "import.time_without_zone", "at has no zone offset (e.g. +08:00)", "at")
             continue
-        out.append(Line(no, raw, key.strip(), action, at.astimezone(dt.UTC)))
+        key = key.strip()
+        rest = {k: v for k, v in raw.items() if k not in _HELD}
+        for k in _SHARED:
+            v = rest.get(k)
+            if v.__class__ is str:
+                rest[k] = shared.setdefault(v, v)
+        out.append(Line(no, rest, shared.setdefault(key, key), action, at.astimezone(dt.UTC)))
     return out
 
 
@@ -558,6 +572,7 @@ def _validate(
     by_case: dict[str, list[Line]] = {}
     for ln in lines:
         by_case.setdefault(ln.key, []).append(ln)
+    lines.clear()  # from here on each case's lines are held by by_case alone, and freed once it is replayed
     existing: set[str] = set()
     for chunk in _chunks(sorted(by_case), 900):
         existing.update(session.scalars(select(CaseLegacyKey.key).where(CaseLegacyKey.key.in_(chunk))))
@@ -594,6 +609,7 @@ def _validate(
             except _LineError as exc:
                 _err(errors, ln.no, exc.code, f"case {key!r}: {exc.msg}", *exc.loc)
                 break  # the rest of this case cannot be judged once one event failed
+        by_case[key] = []  # its lines are no longer needed (the replay holds what is written)
         if rp is not None and rp.events:
             _finish(rules, rp)
             replays.append(rp)

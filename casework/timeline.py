@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from casework.lifecycle import CaseAction, CaseStatus, Stage, stage_of
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventFact:
     """The parts of one logged event that matter for timing."""
 

@@ -167,3 +167,54 @@ def test_an_imported_case_is_derived_as_if_live(session: Session, driver: Driver
     assert [e.at for e in evs][0] == local(12, 9) and evs[-1].data["legacy_evidence"] == ["old-system:photo/1.jpg"]
     handle = session.scalars(sa.select(StageFact).where(StageFact.stage == "handle")).one()
     assert handle.on_time and handle.completed_at == local(13, 9)
+
+
+def test_a_parsed_line_holds_one_copy_of_what_repeats() -> None:
+    """Every line is held until its case is replayed (a ten-year file: millions of them), so a parsed line keeps
+    no second copy of what it parsed (case, action, time) and shares one string per distinct key, login or code
+    with every other line; the fields the replay reads are unchanged."""
+    texts = [
+        json.dumps(
+            {
+                "case": "K-1",
+                "action": "report",
+                "actor": "jdy01",
+                "at": "2024-05-06T09:12:00+08:00",
+                "class": "C0101",
+                "location": {"lon": 107.1, "lat": 34.3},
+                "note": "井盖",
+            }
+        ),
+        json.dumps(
+            {
+                "case": "K-1",
+                "action": "dispatch",
+                "actor": "dispatcher",
+                "at": "2024-05-06T09:41:00+08:00",
+                "department": "SZ",
+            }
+        ),
+        json.dumps(
+            {
+                "case": "K-2",
+                "action": "report",
+                "actor": "jdy01",
+                "at": "2024-05-06T10:00:00+08:00",
+                "class": "C0101",
+                "location": {"lon": 107.2, "lat": 34.3},
+            }
+        ),
+        json.dumps({"case": "K-1", "action": "accept", "actor": "water", "at": "2024-05-06T10:02:00+08:00"}),
+    ]
+    errors: list[dict[str, Any]] = []
+    lines = legacy_import._parse(legacy_import.read_lines(texts), errors)
+    assert errors == []
+    assert [ln.key for ln in lines] == ["K-1", "K-1", "K-2", "K-1"]
+    assert lines[0].key is lines[1].key is lines[3].key  # one string per case key
+    assert lines[0].raw["actor"] is lines[2].raw["actor"]  # one string per login
+    assert lines[0].raw["class"] is lines[2].raw["class"]
+    assert all(not ({"case", "action", "at"} & set(ln.raw)) for ln in lines)  # parsed into the line itself
+    assert lines[0].raw == {"actor": "jdy01", "class": "C0101", "location": {"lon": 107.1, "lat": 34.3}, "note": "井盖"}
+    assert lines[1].raw == {"actor": "dispatcher", "department": "SZ"}
+    assert lines[1].at.isoformat() == "2024-05-06T01:41:00+00:00"
+    assert not hasattr(lines[0], "__dict__")  # slots: no per-line attribute dict
