@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from typing import Annotated, Final
+from collections.abc import Callable
+from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -15,6 +16,12 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.types import TypeDecorator
 
 IntPK = Annotated[int, mapped_column(primary_key=True)]
+
+
+_SQLITE_DATETIME_FORMAT: Final = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+"""SQLAlchemy's default text format of a SQLite ``DATETIME`` (what :class:`UTCDateTime` stores there)."""
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -30,6 +37,26 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[dt.datetime | None], Any] | None:
+        """On SQLite, :meth:`process_bind_param` and SQLite's own text format in one step: ``isoformat`` gives
+        the very string SQLAlchemy's ``DATETIME`` formats field by field (``YYYY-MM-DD HH:MM:SS.ffffff``) at a
+        fifth of the cost; every write of a time (a bulk import writes millions) goes through here."""
+        inner = self.impl_instance.dialect_impl(dialect)
+        if dialect.name != "sqlite" or getattr(inner, "_storage_format", None) != _SQLITE_DATETIME_FORMAT:
+            return super().bind_processor(dialect)
+        utc = dt.UTC
+
+        def process(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            if value.tzinfo is not utc:
+                value = value.astimezone(utc)
+            return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+
+        return process
 
     def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
