@@ -212,6 +212,7 @@ def _err(errors: list[dict[str, Any]], line: int, code: str, msg: str, *loc: Any
         errors.append({"line": line, "type": code, "loc": ["line", line, *loc], "msg": msg})
 
 
+_ACTIONS = {a.value: a for a in CaseAction}  # a dict lookup: the enum's own call costs ~1 µs a line
 _HELD = frozenset({"case", "action", "at"})  # parsed into the Line itself
 _SHARED = ("actor", "role", "inspector", "department", "class", "urgency", "source")  # few distinct values
 
@@ -234,18 +235,18 @@ def _parse(numbered: Iterable[tuple[int, str | Mapping[str, Any]]], errors: list
         if not isinstance(raw, dict):
             _err(errors, no, "import.bad_json", "each line must be a JSON object")
             continue
-        unknown = sorted(set(raw) - _FIELDS)
-        if unknown:
+        if not _FIELDS.issuperset(raw):
+            unknown = sorted(set(raw) - _FIELDS)
             _err(errors, no, "import.unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
             continue
         key = raw.get("case")
         if not isinstance(key, str) or not key.strip() or len(key) > KEY_MAX or "\x00" in key:
             _err(errors, no, "import.bad_case_key", f"case must be a key of 1–{KEY_MAX} characters", "case")
             continue
-        try:
-            action = CaseAction(raw.get("action"))
-        except ValueError:
-            _err(errors, no, "import.unknown_action", f"unknown action {raw.get('action')!r}", "action")
+        name = raw.get("action")
+        action = _ACTIONS.get(name) if name.__class__ is str else None
+        if action is None:
+            _err(errors, no, "import.unknown_action", f"unknown action {name!r}", "action")
             continue
         at_raw = raw.get("at")
         try:

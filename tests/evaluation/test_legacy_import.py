@@ -138,6 +138,11 @@ def test_a_file_with_errors_is_refused_whole_with_line_numbers(session: Session,
         _line("K4", "file", "shiftlead", 12, 8),  # 10: before the report
         "{not json",  # 11
         json.dumps({"case": "K5", "action": "report", "actor": "inspector", "at": "2026-10-12T09:00:00"}),  # 12
+        json.dumps({"case": "K6", "action": "nap", "actor": "inspector", "at": "2026-10-12T09:00:00+08:00"}),  # 13
+        json.dumps({"case": "K6", "action": ["file"], "actor": "inspector", "at": "2026-10-12T09:00:00+08:00"}),
+        json.dumps({"case": "K6", "action": "file", "colour": "red", "at": "2026-10-12T09:00:00+08:00"}),  # 15
+        json.dumps({"case": " ", "action": "file", "at": "2026-10-12T09:00:00+08:00"}),  # 16
+        "[1, 2]",  # 17
     ]
     with pytest.raises(legacy_import.ImportRefused) as exc:
         _import(session, bad)
@@ -148,6 +153,11 @@ def test_a_file_with_errors_is_refused_whole_with_line_numbers(session: Session,
         (10, "import.time_backwards"),
         (11, "import.bad_json"),
         (12, "import.time_without_zone"),
+        (13, "import.unknown_action"),
+        (14, "import.unknown_action"),
+        (15, "import.unknown_field"),
+        (16, "import.bad_case_key"),
+        (17, "import.bad_json"),
     ]
     assert exc.value.code == "import.refused"
     # Nothing of the good case either.
