@@ -161,7 +161,7 @@ def bench_runs(
     Run one after another they take minutes (each bench starts an interpreter, migrates a database, most start
     a server); much of that is waiting, so three at a time on two CPUs take about half as long. On PostGIS each
     bench gets a scratch database beside the suite's (``GRIDCITY_TEST_PG_ADMIN``), dropped afterwards
-    (``bench_legacy_import`` makes ``<name>_src`` and ``<name>_dst`` of it).
+    (``bench_legacy_import`` makes ``<name>_src``, ``<name>_dst`` and ``<name>_mem`` of it).
     """
     selected = {
         item.callspec.params["name"]
@@ -181,7 +181,7 @@ def bench_runs(
         admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
             for db in pg_names.values():
-                for suffix in ("", "_src", "_dst"):
+                for suffix in ("", "_src", "_dst", "_mem"):
                     c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}{suffix}" WITH (FORCE)')
         admin.dispose()
 
