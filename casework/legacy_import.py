@@ -126,7 +126,7 @@ class Line:
 
 @dataclass(slots=True)
 class _Replay:
-    """A case being replayed: the case row, its events, and the lifecycle facts after each one."""
+    """A case being replayed: the case row and its events (as written)."""
 
     key: str
     row: dict[str, Any]
@@ -136,7 +136,6 @@ class _Replay:
     assigned: int | None = None
     last_extension: dict[str, Any] | None = None
     events: list[tuple[Any, ...]] = field(default_factory=list)
-    facts: list[timeline.EventFact] = field(default_factory=list)
     links: list[tuple[int, int, str]] = field(default_factory=list)  # (seq, attachment id, role)
     case_id: int | None = None  # once written
 
@@ -159,6 +158,7 @@ _CASE_COLUMNS = tuple(c.name for c in Case.__table__.c if c.name not in ("id", "
 """The columns of an imported case row (all but ``id`` and ``geom``), as :func:`_finish` leaves them."""
 
 EVENT_FIELDS = _EVENT_COLUMNS[1:]  # an ImportedCase's event tuples (without case_id)
+_EVENT_AT = tuple(EVENT_FIELDS.index(k) for k in ("action", "from_status", "to_status", "at", "data"))
 
 
 def imported_cases(replays: Sequence[_Replay]) -> list[ImportedCase]:
@@ -488,7 +488,6 @@ class _Importer:
                 data,
             )
         )
-        rp.facts.append(timeline.EventFact(ln.action, rp.status, row.target, ln.at, data))
         role = (
             "before"
             if seq == 1 and ln.action is not A.SELF_HANDLE
@@ -532,7 +531,8 @@ def _finish(rules: CaseRules, rp: _Replay) -> None:
         deadline_at=None,
         warn_at=None,
     )
-    runs = timeline.stage_runs(rp.facts)
+    f = _EVENT_AT  # the lifecycle facts of the log, for this once (not held per event until the write)
+    runs = timeline.stage_runs([timeline.EventFact(e[f[0]], e[f[1]], e[f[2]], e[f[3]], e[f[4]]) for e in rp.events])
     if runs and runs[-1].ended_at is None:
         run = runs[-1]
         probe = Case(class_code=row["class_code"], urgency=row["urgency"])
