@@ -127,16 +127,16 @@ def import_memory(kind: str, pg_url: str, lines: list[str], users: list[Any]) ->
     """The memory a real import needs: the peak RSS of the CLI importing the whole file into a fresh database
     with the same city and logins, and of the same command on an empty file (the interpreter, the libraries
     and the rules: what every run has)."""
+    engine = fresh(kind, pg_url + "_mem")
+    city(engine)
+    logins(engine, users)
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
     out = {}
     folder = Path(tempfile.mkdtemp())
-    for key, body in (("rss_empty_mib", []), ("rss_import_mib", lines)):
+    for key, body in (("rss_empty_mib", []), ("rss_import_mib", lines)):  # the empty file imports nothing
         path = folder / f"{key}.jsonl"
         path.write_text("".join(line + "\n" for line in body), encoding="utf-8")
-        engine = fresh(kind, pg_url + "_mem")
-        city(engine)
-        logins(engine, users)
-        url = engine.url.render_as_string(hide_password=False)
-        engine.dispose()
         out[key] = _peak_rss_mib(url, path)
     return out
 

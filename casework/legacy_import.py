@@ -32,6 +32,7 @@ import contextlib
 import datetime as dt
 import gc
 import json
+import operator
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +159,9 @@ _CASE_COLUMNS = tuple(c.name for c in Case.__table__.c if c.name not in ("id", "
 """The columns of an imported case row (all but ``id`` and ``geom``), as :func:`_finish` leaves them."""
 
 EVENT_FIELDS = _EVENT_COLUMNS[1:]  # an ImportedCase's event tuples (without case_id)
-_EVENT_AT = tuple(EVENT_FIELDS.index(k) for k in ("action", "from_status", "to_status", "at", "data"))
+_LIFECYCLE_FIELDS = operator.itemgetter(
+    *(EVENT_FIELDS.index(k) for k in ("action", "from_status", "to_status", "at", "data"))
+)  # an event tuple's fields in the order of timeline.EventFact
 
 
 def imported_cases(replays: Sequence[_Replay]) -> list[ImportedCase]:
@@ -531,8 +534,8 @@ def _finish(rules: CaseRules, rp: _Replay) -> None:
         deadline_at=None,
         warn_at=None,
     )
-    f = _EVENT_AT  # the lifecycle facts of the log, for this once (not held per event until the write)
-    runs = timeline.stage_runs([timeline.EventFact(e[f[0]], e[f[1]], e[f[2]], e[f[3]], e[f[4]]) for e in rp.events])
+    # the lifecycle facts of the log, made for this once (not held beside each event until the write)
+    runs = timeline.stage_runs([timeline.EventFact(*_LIFECYCLE_FIELDS(e)) for e in rp.events])
     if runs and runs[-1].ended_at is None:
         run = runs[-1]
         probe = Case(class_code=row["class_code"], urgency=row["urgency"])
