@@ -20,10 +20,13 @@ old system, kept in the event's data; they stand for the photos that 反馈 and 
 Every case's events go, in time order and with their original times, **through the transition table**
 (:func:`casework.lifecycle.check_transition`: role, scope, source status, needed input) with the same effects
 as :func:`casework.service.apply_action`, so every status, deadline and evaluation fact is derived exactly as
-if the events had happened live. The whole file is validated first; any error refuses all of it with a list
-of line-numbered errors (:class:`ImportRefused`), else everything is written in one transaction in large
-bulk statements. A case key already imported is skipped (idempotent). The evaluation facts of the imported
-cases are the caller's ``after`` callback (evaluation sits above casework).
+if the events had happened live. Any error anywhere refuses all of the file with a list of line-numbered
+errors (:class:`ImportRefused`) and stores nothing; else everything is stored in the caller's transaction. The
+cases are replayed in the order of their first event and written in batches of bulk statements while no error
+has been found, inside a savepoint that a refusal rolls back, so that memory holds the parsed lines and one
+batch of replays, not every replay (on PostgreSQL the server writes one batch while the next is replayed). A
+case key already imported is skipped (idempotent). The evaluation facts of the imported cases are the
+caller's ``after`` hooks (evaluation sits above casework).
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import json
 import operator
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import shapely
@@ -59,6 +63,7 @@ A = CaseAction
 S = CaseStatus
 Echo = Callable[[str], Any]
 MAX_ERRORS = 200
+BATCH_CASES = 1000  # cases written per batch (bulk statements), and freed once written
 BATCH_LOCATE = 100  # from this many new cases on, locate their points in memory (one read of the grids)
 KEY_MAX = 64
 _FIELDS = frozenset(
@@ -165,11 +170,10 @@ _LIFECYCLE_FIELDS = operator.itemgetter(
 
 
 def imported_cases(replays: Sequence[_Replay]) -> list[ImportedCase]:
-    """The written cases (after :func:`write`) in the order they were written."""
-    done = sorted((rp for rp in replays if rp.case_id is not None), key=lambda rp: rp.case_id or 0)
+    """A batch of cases, with the ids they are written with."""
     return [
         ImportedCase(rp.case_id or 0, rp.row["class_code"], rp.row["urgency"], rp.row["grid_code"], rp.events)
-        for rp in done
+        for rp in replays
     ]
 
 
@@ -182,6 +186,12 @@ class ImportResult:
     skipped_cases: int
     case_ids: tuple[int, ...]
     seconds: float
+    replay_seconds: float = 0.0
+    """Parsing and replaying (this thread's time outside the writer)."""
+    write_seconds: float = 0.0
+    """Writing the cases, their events and keys (on PostgreSQL in a thread beside the replay)."""
+    after_seconds: float = 0.0
+    """The ``after`` hooks (the evaluation facts), with the writer."""
 
 
 @contextlib.contextmanager
@@ -549,25 +559,212 @@ def _finish(rules: CaseRules, rp: _Replay) -> None:
         )
 
 
-def validate(
+class ImportHooks(Protocol):
+    """What runs beside the import (evaluation sits above casework, so it is passed in: ``after``)."""
+
+    def derive(self, cases: Sequence[ImportedCase]) -> Any:
+        """What to store for a batch of cases about to be written (e.g. their evaluation facts), from the
+        replay alone: it runs in the import's own thread, beside the writing of the batch before, and must not
+        touch the session."""
+
+    def written(self, session: Session, derived: Any) -> Any:
+        """Store what :meth:`derive` gave, once its batch of cases is written."""
+
+    def finished(self, session: Session) -> Any:
+        """Every batch was written (e.g. rebuild the rollup once)."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The rows of one batch of cases, made by the import's thread for the writer."""
+
+    cases: list[tuple[Any, ...]]
+    points: list[shapely.Point]
+    events: list[tuple[Any, ...]]
+    keys: list[tuple[str, int]]
+    links: list[tuple[int, int, int, str]]  # (case id, seq, attachment id, role)
+    derived: Any
+
+
+class _Writer:
+    """Turns validated cases into rows batch by batch (:meth:`prepare`, the import's thread) and writes them
+    (:meth:`write`, the writer's). Cases are numbered and given ids in the order they come (the import's order:
+    by the time of their first event, then key); the ids are reserved up front, so nothing the import's thread
+    makes waits for the database."""
+
+    def __init__(
+        self, session: Session, rules: CaseRules, after: ImportHooks | None, echo: Echo | None, total: int
+    ) -> None:
+        self.session, self.after, self.echo, self.total = session, after, echo, total
+        self.tz = ZoneInfo(rules.calendar.timezone)
+        self.counters = dict(session.execute(select(CaseCounter.year, CaseCounter.value)).all())
+        self.start_counters = dict(self.counters)
+        self.free_ids = iter(spatial.reserve_ids(session, Case.__table__, total))
+        self.ids: list[int] = []
+        self.events = 0
+        self.written = 0
+        self.write_s = self.after_s = 0.0
+
+    def prepare(self, part: Sequence[_Replay]) -> _Batch:
+        counters = self.counters
+        for rp in part:
+            year = rp.row["created_at"].astimezone(self.tz).year
+            counters[year] = counters.get(year, 0) + 1
+            rp.row["number"] = f"{year}-{counters[year]:06d}"
+            rp.case_id = next(self.free_ids)
+            self.ids.append(rp.case_id)
+        return _Batch(
+            cases=[(rp.case_id, *(rp.row[c] for c in _CASE_COLUMNS)) for rp in part],
+            points=[shapely.Point(rp.row["lon"], rp.row["lat"]) for rp in part],
+            events=[(rp.case_id, *ev) for rp in part for ev in rp.events],
+            keys=[(rp.key, rp.case_id) for rp in part],  # type: ignore[misc]
+            links=[(rp.case_id, seq, a, role) for rp in part for seq, a, role in rp.links],  # type: ignore[misc]
+            derived=None if self.after is None else self.after.derive(imported_cases(part)),
+        )
+
+    def write(self, batch: _Batch) -> None:
+        t0 = time.perf_counter()
+        session = self.session
+        # one bulk append (COPY on PostgreSQL), not an executemany: one statement, so the statement-level
+        # triggers on "case" (the case tiles' revision) fire once per batch instead of once per case
+        spatial.bulk_append(session, Case.__table__, ("id", *_CASE_COLUMNS), batch.cases, batch.points)
+        spatial.bulk_append(session, CaseEvent.__table__, _EVENT_COLUMNS, batch.events)
+        spatial.bulk_append(session, CaseLegacyKey.__table__, ("key", "case_id"), batch.keys)
+        if batch.links:
+            conn = session.connection()
+            cids = sorted({x[0] for x in batch.links})
+            ev_ids = {
+                (c, s): i
+                for i, c, s in conn.execute(
+                    select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq).where(CaseEvent.case_id.in_(cids))
+                )
+            }
+            conn.execute(
+                sa.insert(EventAttachment),
+                [{"event_id": ev_ids[(c, s)], "attachment_id": a, "role": r} for c, s, a, r in batch.links],
+            )
+        self.events += len(batch.events)
+        self.written += len(batch.cases)
+        if self.echo:
+            self.echo(f"imported {self.written}/{self.total} cases ({self.events} events)")
+        t1 = time.perf_counter()
+        self.write_s += t1 - t0
+        if self.after is not None:
+            self.after.written(session, batch.derived)
+            self.after_s += time.perf_counter() - t1
+
+    def close(self) -> None:
+        t0 = time.perf_counter()
+        conn = self.session.connection()
+        for year, value in sorted(self.counters.items()):
+            if year in self.start_counters:
+                conn.execute(sa.update(CaseCounter).where(CaseCounter.year == year).values(value=value))
+            elif value:
+                conn.execute(sa.insert(CaseCounter).values(year=year, value=value))
+        t1 = time.perf_counter()
+        self.write_s += t1 - t0
+        if self.after is not None and self.ids:
+            self.after.finished(self.session)
+            self.after_s += time.perf_counter() - t1
+
+
+class _Batches:
+    """Runs the writer on each full batch: on a database whose bulk writes are mostly the server's work
+    (PostgreSQL: the log's foreign-key checks, the fact table's indexes), in one background thread, so that
+    the server works on one batch while this process replays the next (:func:`spatial.writes_overlap`)."""
+
+    def __init__(self, writer: _Writer, background: bool) -> None:
+        self.writer = writer
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") if background else None
+        self.pending: Future[None] | None = None
+        self.waited = 0.0  # time this thread spent writing or waiting for the writer
+
+    def submit(self, part: list[_Replay]) -> None:
+        batch = self.writer.prepare(part)
+        if self.pool is None:
+            t0 = time.perf_counter()
+            self.writer.write(batch)
+            self.waited += time.perf_counter() - t0
+            return
+        self.wait()  # one batch at a time in flight: the session is the writer's until it is done
+        self.pending = self.pool.submit(self.writer.write, batch)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            t0 = time.perf_counter()
+            try:
+                pending.result()  # re-raises what the writer raised
+            finally:
+                self.waited += time.perf_counter() - t0
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+
+def import_records(
+    session: Session,
+    records: Iterable[tuple[int, str | Mapping[str, Any]]],
+    *,
+    rules: CaseRules | None = None,
+    echo: Echo | None = None,
+    after: ImportHooks | None = None,
+    batch: int = BATCH_CASES,
+) -> ImportResult:
+    """Validate every case and write it, or refuse the whole file and write nothing.
+
+    ``records`` are ``(line number, JSON text or already-parsed object)``. The cases are replayed in the
+    order of their first event and written in batches of ``batch`` cases as long as no error has been found,
+    inside a savepoint of the caller's transaction: any error anywhere rolls the savepoint back, so a refusal
+    leaves nothing behind (the caller's transaction stays usable), and a replayed case is freed once it is
+    written. ``after.written(session, cases)`` runs after each batch (e.g. the evaluation facts), with what the
+    replay knows of each case (:class:`ImportedCase`), so it need not read the log back; ``after.finished``
+    once at the end.
+
+    Raises:
+        ImportRefused: ``import.refused`` with the line-numbered errors (up to ``MAX_ERRORS``).
+    """
+    rules = rules or load_rules()
+    t0 = time.perf_counter()
+    # One case_event writer at a time (PostgreSQL): taken before anything is read, so the events commit in id
+    # order with the live ones, and a concurrent import of the same file finds this one's keys and skips them.
+    spatial.transaction_lock(session, EVENT_ORDER_LOCK)
+    with gc_paused():
+        savepoint = session.begin_nested()
+        try:
+            writer, skipped, waited = _import(session, records, rules=rules, echo=echo, after=after, batch=batch)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+    seconds = time.perf_counter() - t0
+    return ImportResult(
+        len(writer.ids),
+        writer.events,
+        skipped,
+        tuple(writer.ids),
+        seconds,
+        replay_seconds=seconds - waited,
+        write_seconds=writer.write_s,
+        after_seconds=writer.after_s,
+    )
+
+
+def _import(
     session: Session,
     records: Iterable[tuple[int, str | Mapping[str, Any]]],
     *,
     rules: CaseRules,
-    echo: Echo | None = None,
-) -> tuple[list[_Replay], int]:
-    """Parse and replay every case in memory; returns (the new cases, cases skipped as already imported).
-
-    Raises:
-        ImportRefused: any error anywhere (with every error found, up to ``MAX_ERRORS``).
-    """
-    with gc_paused():
-        return _validate(session, records, rules=rules, echo=echo)
-
-
-def _validate(
-    session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], *, rules: CaseRules, echo: Echo | None
-) -> tuple[list[_Replay], int]:
+    echo: Echo | None,
+    after: ImportHooks | None,
+    batch: int,
+) -> tuple[_Writer, int, float]:
+    """The import's work; returns the writer, the number of cases skipped (already imported) and the time
+    spent in the writer or waiting for it."""
     errors: list[dict[str, Any]] = []
     lines = _parse(records, errors)
     if echo:
@@ -581,153 +778,70 @@ def _validate(
     for chunk in _chunks(sorted(by_case), 900):
         existing.update(session.scalars(select(CaseLegacyKey.key).where(CaseLegacyKey.key.in_(chunk))))
     imp = _Importer(session, rules, users, depts, atts)
-    firsts = [evs[0] for key, evs in by_case.items() if key not in existing]
+    # the order cases are numbered and written in: by the time of their first line (a case whose times go
+    # backwards is refused anyway), then key
+    order = sorted((k for k in by_case if k not in existing), key=lambda k: (by_case[k][0].at, k))
     points = sorted(
         {
             (float(loc["lon"]), float(loc["lat"]))
-            for ln in firsts
-            if isinstance(loc := ln.raw.get("location"), dict)
-            and all(isinstance(loc.get(k), int | float) and not isinstance(loc.get(k), bool) for k in ("lon", "lat"))
+            for k in order
+            if isinstance(loc := by_case[k][0].raw.get("location"), dict)
+            and all(isinstance(loc.get(c), int | float) and not isinstance(loc.get(c), bool) for c in ("lon", "lat"))
         }
     )
-    if len(firsts) >= BATCH_LOCATE:  # many cases: read the grids once instead of one spatial query a case
+    located = len(order) >= BATCH_LOCATE  # many cases: read the grids once instead of one spatial query a case
+    if located:
         imp.located = dict(zip(points, components_service.locate_points(session, points), strict=True))
-    replays: list[_Replay] = []
-    for n, (key, evs) in enumerate(by_case.items(), start=1):
-        if key in existing:
-            continue
-        rp: _Replay | None = None
-        prev: dt.datetime | None = None
-        for ln in evs:
-            try:
-                if prev is not None and ln.at < prev:
-                    raise _LineError(
-                        "import.time_backwards",
-                        f"{ln.at.isoformat()} is before the case's previous event ({prev.isoformat()})",
-                        "at",
-                    )
-                prev = ln.at
-                if rp is None:
-                    rp = imp.start(ln)
-                imp.step(rp, ln)
-            except _LineError as exc:
-                _err(errors, ln.no, exc.code, f"case {key!r}: {exc.msg}", *exc.loc)
-                break  # the rest of this case cannot be judged once one event failed
-        by_case[key] = []  # its lines are no longer needed (the replay holds what is written)
-        if rp is not None and rp.events:
-            _finish(rules, rp)
-            replays.append(rp)
-        if echo and n % 10_000 == 0:
-            echo(f"validated {n}/{len(by_case)} cases")
+    writer = _Writer(session, rules, after, echo, len(order))
+    # the replay reads no more from the session once the points are located, so it can run beside the writer
+    batches = _Batches(writer, background=located and spatial.writes_overlap(session))
+    part: list[_Replay] = []
+    try:
+        for n, key in enumerate(order, start=1):
+            rp = _replay(imp, key, by_case[key], errors)
+            by_case[key] = []  # its lines are no longer needed (the replay holds what is written)
+            if errors:
+                part.clear()  # nothing more is written: the whole file is refused
+            elif rp is not None:
+                _finish(rules, rp)
+                part.append(rp)
+                if len(part) >= batch:
+                    batches.submit(part)
+                    part = []
+            if echo and n % 10_000 == 0:
+                echo(f"validated {n}/{len(order)} cases")
+        if not errors and part:
+            batches.submit(part)
+    finally:
+        batches.close()
     if errors:
         errors.sort(key=lambda e: e["line"])
         raise ImportRefused(errors)
-    return replays, len(existing)
-
-
-def write(
-    session: Session, replays: Sequence[_Replay], *, rules: CaseRules, echo: Echo | None = None, batch: int = 5000
-) -> list[int]:
-    """Write validated cases in bulk (numbers of the year of their first event); returns their ids.
-
-    Holds the case-event order lock (:data:`casework.models.EVENT_ORDER_LOCK`) until the caller commits."""
-    spatial.transaction_lock(session, EVENT_ORDER_LOCK)
-    with gc_paused():
-        return _write(session, replays, rules=rules, echo=echo, batch=batch)
-
-
-def _write(
-    session: Session, replays: Sequence[_Replay], *, rules: CaseRules, echo: Echo | None, batch: int
-) -> list[int]:
-    tz = ZoneInfo(rules.calendar.timezone)
-    ordered = sorted(replays, key=lambda r: (r.row["created_at"], r.key))
-    counters = dict(session.execute(select(CaseCounter.year, CaseCounter.value)).all())
-    start_counters = dict(counters)
-    for rp in ordered:
-        year = rp.row["created_at"].astimezone(tz).year
-        counters[year] = counters.get(year, 0) + 1
-        rp.row["number"] = f"{year}-{counters[year]:06d}"
-    conn = session.connection()
-    table = Case.__table__
-    ids: list[int] = []
-    done_events = 0
-    for k in range(0, len(ordered), batch):
-        part = ordered[k : k + batch]
-        # one bulk append (COPY on PostgreSQL), not an executemany: one statement, so the statement-level
-        # triggers on "case" (the case tiles' revision) fire once per batch instead of once per case
-        spatial.bulk_append(
-            session,
-            table,
-            _CASE_COLUMNS,
-            [tuple(r.row[c] for c in _CASE_COLUMNS) for r in part],
-            [shapely.Point(r.row["lon"], r.row["lat"]) for r in part],
-        )
-        numbers = [r.row["number"] for r in part]
-        got = dict(conn.execute(select(table.c.number, table.c.id).where(table.c.number.in_(numbers))).all())
-        rows = []
-        for rp in part:
-            cid = got[rp.row["number"]]
-            rp.case_id = cid
-            ids.append(cid)
-            rows += [(cid, *ev) for ev in rp.events]
-        spatial.bulk_append(session, CaseEvent.__table__, _EVENT_COLUMNS, rows)
-        spatial.bulk_append(
-            session, CaseLegacyKey.__table__, ("key", "case_id"), [(rp.key, got[rp.row["number"]]) for rp in part]
-        )
-        linked = [(got[rp.row["number"]], seq, a, role) for rp in part for seq, a, role in rp.links]
-        if linked:
-            cids = sorted({x[0] for x in linked})
-            ev_ids = {
-                (c, s): i
-                for i, c, s in conn.execute(
-                    select(CaseEvent.id, CaseEvent.case_id, CaseEvent.seq).where(CaseEvent.case_id.in_(cids))
-                )
-            }
-            conn.execute(
-                sa.insert(EventAttachment),
-                [{"event_id": ev_ids[(c, s)], "attachment_id": a, "role": r} for c, s, a, r in linked],
-            )
-        done_events += len(rows)
-        if echo:
-            echo(f"imported {min(k + batch, len(ordered))}/{len(ordered)} cases ({done_events} events)")
-    for year, value in sorted(counters.items()):
-        if year in start_counters:
-            conn.execute(sa.update(CaseCounter).where(CaseCounter.year == year).values(value=value))
-        elif value:
-            conn.execute(sa.insert(CaseCounter).values(year=year, value=value))
-    return ids
-
-
-def import_records(
-    session: Session,
-    records: Iterable[tuple[int, str | Mapping[str, Any]]],
-    *,
-    rules: CaseRules | None = None,
-    echo: Echo | None = None,
-    after: Callable[[Session, Sequence[ImportedCase]], Any] | None = None,
-) -> ImportResult:
-    """Validate everything, then write it all (the caller owns the transaction: a refusal writes nothing).
-
-    ``records`` are ``(line number, JSON text or already-parsed object)``; ``after(session, cases)`` runs
-    once the cases are written (e.g. the evaluation facts), with what the replay knows of each
-    (:class:`ImportedCase`), so it need not read the log back.
-
-    Raises:
-        ImportRefused: ``import.refused`` with the line-numbered errors.
-    """
-    rules = rules or load_rules()
     t0 = time.perf_counter()
-    # One case_event writer at a time (PostgreSQL): taken before anything is read, so the events commit in id
-    # order with the live ones, and a concurrent import of the same file finds this one's keys and skips them.
-    spatial.transaction_lock(session, EVENT_ORDER_LOCK)
-    with gc_paused():
-        replays, skipped = validate(session, records, rules=rules, echo=echo)
-        ids = write(session, replays, rules=rules, echo=echo)
-        session.flush()
-        if after is not None and ids:
-            after(session, imported_cases(replays))
-    n_events = sum(len(r.events) for r in replays)
-    return ImportResult(len(ids), n_events, skipped, tuple(ids), time.perf_counter() - t0)
+    writer.close()
+    return writer, len(existing), batches.waited + time.perf_counter() - t0
+
+
+def _replay(imp: _Importer, key: str, evs: Sequence[Line], errors: list[dict[str, Any]]) -> _Replay | None:
+    """One case's lines through the transition table; None (and its error recorded) if one is refused."""
+    rp: _Replay | None = None
+    prev: dt.datetime | None = None
+    for ln in evs:
+        try:
+            if prev is not None and ln.at < prev:
+                raise _LineError(
+                    "import.time_backwards",
+                    f"{ln.at.isoformat()} is before the case's previous event ({prev.isoformat()})",
+                    "at",
+                )
+            prev = ln.at
+            if rp is None:
+                rp = imp.start(ln)
+            imp.step(rp, ln)
+        except _LineError as exc:
+            _err(errors, ln.no, exc.code, f"case {key!r}: {exc.msg}", *exc.loc)
+            return None  # the rest of this case cannot be judged once one event failed
+    return rp if rp is not None and rp.events else None
 
 
 def export_records(

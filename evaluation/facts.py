@@ -28,6 +28,7 @@ Which runs exist (see :class:`evaluation.models.StageFact`):
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -653,47 +654,56 @@ def overdue_as_of(
     return out
 
 
-def after_import(
-    session: Session,
-    cases: Sequence[legacy_import.ImportedCase],
-    *,
-    rules: CaseRules,
-    batch: int = 2000,
-    echo: Any = None,
-) -> int:
-    """The facts of freshly imported cases (``casework.legacy_import``), then the rollup if one was built.
+class ImportFacts:
+    """The evaluation facts of freshly imported cases (``casework.legacy_import``'s ``after`` hooks): each
+    written batch's facts, then the rollup once, if one was built.
 
-    The logs come from the import's replay (``cases``), as written, instead of being read back: the same
-    rows as :func:`refresh_cases` derives from the stored log (the import tests compare both)."""
-    with legacy_import.gc_paused():
-        return _after_import(session, cases, rules=rules, batch=batch, echo=echo)
+    The logs come from the import's replay, as written, instead of being read back: the same rows as
+    :func:`refresh_cases` derives from the stored log (the import tests compare both)."""
 
+    def __init__(self, *, rules: CaseRules, echo: Any = None) -> None:
+        self.rules, self.echo = rules, echo
+        self.steps = load_step_limits(rules.city_dir)
+        self.done = 0
+        self.rows = 0
 
-def _after_import(
-    session: Session, cases: Sequence[legacy_import.ImportedCase], *, rules: CaseRules, batch: int, echo: Any
-) -> int:
-    steps = load_step_limits(rules.city_dir)
-    f = {name: i for i, name in enumerate(legacy_import.EVENT_FIELDS)}
-    ia, i_from, i_to, i_at, i_actor, i_dept, i_data = (
-        f[k] for k in ("action", "from_status", "to_status", "at", "actor_id", "department_id", "data")
-    )
-    total = 0
-    for k in range(0, len(cases), batch):
-        part = cases[k : k + batch]
-        rows: list[dict[str, Any]] = []
-        for c in part:
-            events = [
-                LoggedEvent(
-                    e[ia], e[i_from], e[i_to], e[i_at].astimezone(dt.UTC), e[i_actor], e[i_dept], e[i_data] or {}
-                )
-                for e in c.events
-            ]
-            case_now = events[-1].at if events else utcnow()
-            rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), events, rules, steps, case_now)
-        total += _write(session, [c.id for c in part], rows)
-        if echo:
-            echo(f"evaluation facts: {min(k + batch, len(cases))}/{len(cases)} cases")
-    if session.get(evaluation_service.RollupState, 1) is not None:
+    def derive(self, cases: Sequence[legacy_import.ImportedCase]) -> tuple[int, list[dict[str, Any]]]:
+        with legacy_import.gc_paused():
+            return len(cases), _import_facts(cases, rules=self.rules, steps=self.steps)
+
+    def written(self, session: Session, derived: tuple[int, list[dict[str, Any]]]) -> int:
+        n_cases, rows = derived
+        if rows:
+            # brand-new cases have no facts to replace: one bulk append (COPY / one prepared executemany)
+            cols = list(rows[0])
+            spatial.bulk_append(session, StageFact.__table__, cols, [[r[c] for c in cols] for r in rows])
+        self.done += n_cases
+        self.rows += len(rows)
+        if self.echo:
+            self.echo(f"evaluation facts: {self.done} cases ({self.rows} rows)")
+        return len(rows)
+
+    def finished(self, session: Session) -> None:
         state = session.get(evaluation_service.RollupState, 1)
-        evaluation_service.rebuild_rollup(session, tz=state.tz if state else evaluation_service.DEFAULT_TZ)
-    return total
+        if state is not None:
+            evaluation_service.rebuild_rollup(session, tz=state.tz)
+
+
+_EF = {name: i for i, name in enumerate(legacy_import.EVENT_FIELDS)}
+_LOGGED = operator.itemgetter(
+    *(_EF[k] for k in ("action", "from_status", "to_status", "at", "actor_id", "department_id", "data"))
+)
+
+
+def _import_facts(
+    cases: Sequence[legacy_import.ImportedCase], *, rules: CaseRules, steps: StepLimits
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for c in cases:
+        events = []
+        for e in c.events:
+            action, from_s, to_s, at, actor, dept, data = _LOGGED(e)
+            events.append(LoggedEvent(action, from_s, to_s, at.astimezone(dt.UTC), actor, dept, data or {}))
+        case_now = events[-1].at if events else utcnow()
+        rows += build_facts(CaseInfo(c.id, c.class_code, c.urgency, c.grid_code), events, rules, steps, case_now)
+    return rows

@@ -75,3 +75,21 @@ def test_bulk_append_round_trips_every_value(db: sa.Engine) -> None:
     assert got == [tuple(float(v) if i == 5 and v is not None else v for i, v in enumerate(r)) for r in plain]
     assert got[0][6].utcoffset() == dt.timedelta(0)  # stored and read back as UTC
     assert got_json == with_json
+
+
+def test_reserved_ids_are_fresh_ascending_and_never_handed_out_again(db: sa.Engine) -> None:
+    """``spatial.reserve_ids``: the legacy import writes its cases with ids taken before their rows exist."""
+    MD.create_all(db, tables=[PLAIN])
+    try:
+        with Session(db) as s, s.begin():
+            s.execute(sa.insert(PLAIN), [{"n": 1}, {"n": 2}])
+            taken = set(s.scalars(sa.select(PLAIN.c.id)))
+            assert spatial.reserve_ids(s, PLAIN, 0) == []
+            ids = spatial.reserve_ids(s, PLAIN, 5)
+            assert len(set(ids)) == 5 and ids == sorted(ids) and min(ids) > max(taken)
+            spatial.bulk_append(s, PLAIN, ("id", "n"), [(i, 10) for i in ids])
+            s.execute(sa.insert(PLAIN), [{"n": 3}])  # the table's own next id is past the reserved ones
+            assert s.scalar(sa.select(PLAIN.c.id).where(PLAIN.c.n == 3)) not in ids
+            assert len(set(spatial.reserve_ids(s, PLAIN, 3)) & set(ids)) == 0
+    finally:
+        MD.drop_all(db, tables=[PLAIN])

@@ -296,7 +296,7 @@ def cases_import(file: str) -> None:
                     legacy_import.read_lines(stream),
                     rules=rules,
                     echo=click.echo,
-                    after=lambda s, cases: evaluation_facts.after_import(s, cases, rules=rules, echo=click.echo),
+                    after=evaluation_facts.ImportFacts(rules=rules, echo=click.echo),
                 )
             except legacy_import.ImportRefused as exc:
                 for err in exc.errors:

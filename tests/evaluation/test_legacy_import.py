@@ -85,7 +85,7 @@ def _import(session: Session, lines: list[str]) -> legacy_import.ImportResult:
         session,
         legacy_import.read_lines(lines),
         rules=rules,
-        after=lambda s, cases: facts.after_import(s, cases, rules=rules),
+        after=facts.ImportFacts(rules=rules),
     )
 
 

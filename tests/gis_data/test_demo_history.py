@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
@@ -250,13 +252,63 @@ def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings
         lines = [json.dumps(r, ensure_ascii=False) for r in legacy_import.export_records(s)]
     _delete_history(db)
     rules = load_rules()
+    # A case that starts after all the others and then breaks the table (closed straight after its report):
+    # it is replayed last, after every batch of the good ones has been written.
+    first = json.loads(lines[0])
+    last_at = max(dt.datetime.fromisoformat(json.loads(x)["at"]) for x in lines)
+    bad = [
+        {**first, "case": "LATE-BAD", "at": (last_at + dt.timedelta(hours=1)).isoformat()},
+        {
+            "case": "LATE-BAD",
+            "action": "close",
+            "actor": first["actor"],
+            "at": (last_at + dt.timedelta(hours=2)).isoformat(),
+        },
+    ]
+    progress: list[str] = []
     with factory() as s, s.begin():
+        counters = s.execute(select(CaseCounter.year, CaseCounter.value)).all()
+        with pytest.raises(legacy_import.ImportRefused) as refused:
+            legacy_import.import_records(
+                s,
+                enumerate([*lines, *(json.dumps(b) for b in bad)], start=1),
+                rules=rules,
+                after=facts.ImportFacts(rules=rules),
+                echo=progress.append,
+                batch=25,
+            )
+        assert [e["line"] for e in refused.value.errors] == [len(lines) + 2]
+        assert "imported 100/121 cases" in "\n".join(progress)  # four batches had been written
+        # ... and the refusal took them back, within this transaction, which stays usable
+        for model in (Case, CaseEvent, StageFact, legacy_import.CaseLegacyKey):
+            assert s.scalar(select(func.count()).select_from(model)) == 0, model
+        assert s.execute(select(CaseCounter.year, CaseCounter.value)).all() == counters
+
+        class FailingFacts(facts.ImportFacts):
+            """The facts, failing to store the second batch (on PostgreSQL in the writer thread)."""
+
+            def written(self, session: Any, derived: Any) -> int:
+                threads.append(threading.current_thread().name)
+                if self.done:
+                    raise RuntimeError("disk full")
+                return super().written(session, derived)
+
+        threads: list[str] = []
+        with pytest.raises(RuntimeError, match="disk full"):
+            legacy_import.import_records(
+                s, enumerate(lines, start=1), rules=rules, after=FailingFacts(rules=rules), batch=25
+            )
+        # PostgreSQL writes in the background; SQLite in the import's own thread
+        writer = "import-writer" if db.dialect.name == "postgresql" else "MainThread"
+        assert len(threads) == 2 and all(t.startswith(writer) for t in threads), threads
+        for model in (Case, CaseEvent, StageFact, legacy_import.CaseLegacyKey):
+            assert s.scalar(select(func.count()).select_from(model)) == 0, model
+        # Batches of 25 cases: five written one after the other (on PostgreSQL by the writer thread while
+        # the next is replayed), with the same facts and rankings as the history that was exported.
         result = legacy_import.import_records(
-            s,
-            enumerate(lines, start=1),
-            rules=rules,
-            after=lambda ss, cases: facts.after_import(ss, cases, rules=rules),
+            s, enumerate(lines, start=1), rules=rules, after=facts.ImportFacts(rules=rules), batch=25
         )
         assert result.cases == 120 and result.events == len(lines)
+        assert result.write_seconds > 0 and result.after_seconds > 0
     with factory() as s:
         assert snapshot(s) == before
