@@ -23,10 +23,10 @@ as :func:`casework.service.apply_action`, so every status, deadline and evaluati
 if the events had happened live. Any error anywhere refuses all of the file with a list of line-numbered
 errors (:class:`ImportRefused`) and stores nothing; else everything is stored in the caller's transaction. The
 cases are replayed in the order of their first event and written in batches of bulk statements while no error
-has been found, inside a savepoint that a refusal rolls back, so that memory holds the parsed lines and one
-batch of replays, not every replay (on PostgreSQL the server writes one batch while the next is replayed). A
-case key already imported is skipped (idempotent). The evaluation facts of the imported cases are the
-caller's ``after`` hooks (evaluation sits above casework).
+has been found, inside a savepoint that a refusal rolls back, so that memory holds the parsed lines and a
+batch of replays, not every replay. A big import replays in a forked child process while this one writes the
+batches it sends (:func:`_write_forked`). A case key already imported is skipped (idempotent). The evaluation
+facts of the imported cases are the caller's ``after`` hooks (evaluation sits above casework).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ import contextlib
 import datetime as dt
 import gc
 import json
+import multiprocessing
 import operator
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -187,11 +187,12 @@ class ImportResult:
     case_ids: tuple[int, ...]
     seconds: float
     replay_seconds: float = 0.0
-    """Parsing and replaying (this thread's time outside the writer)."""
+    """This process's time outside the writes: parsing, and replaying or (a big import, whose replay runs in a
+    child process) waiting for the next batch."""
     write_seconds: float = 0.0
-    """Writing the cases, their events and keys (on PostgreSQL in a thread beside the replay)."""
+    """Writing the cases, their events and keys."""
     after_seconds: float = 0.0
-    """The ``after`` hooks (the evaluation facts), with the writer."""
+    """Storing what the ``after`` hooks derived (the evaluation facts), and their ``finished``."""
 
 
 @contextlib.contextmanager
@@ -584,6 +585,7 @@ class _Batch:
     keys: list[tuple[str, int]]
     links: list[tuple[int, int, int, str]]  # (case id, seq, attachment id, role)
     derived: Any
+    ids: list[int]
 
 
 class _Writer:
@@ -602,7 +604,6 @@ class _Writer:
         self.free_ids = iter(spatial.reserve_ids(session, Case.__table__, total))
         self.ids: list[int] = []
         self.events = 0
-        self.written = 0
         self.write_s = self.after_s = 0.0
 
     def prepare(self, part: Sequence[_Replay]) -> _Batch:
@@ -612,7 +613,6 @@ class _Writer:
             counters[year] = counters.get(year, 0) + 1
             rp.row["number"] = f"{year}-{counters[year]:06d}"
             rp.case_id = next(self.free_ids)
-            self.ids.append(rp.case_id)
         return _Batch(
             cases=[(rp.case_id, *(rp.row[c] for c in _CASE_COLUMNS)) for rp in part],
             points=[shapely.Point(rp.row["lon"], rp.row["lat"]) for rp in part],
@@ -620,6 +620,7 @@ class _Writer:
             keys=[(rp.key, rp.case_id) for rp in part],  # type: ignore[misc]
             links=[(rp.case_id, seq, a, role) for rp in part for seq, a, role in rp.links],  # type: ignore[misc]
             derived=None if self.after is None else self.after.derive(imported_cases(part)),
+            ids=[rp.case_id for rp in part],  # type: ignore[misc]
         )
 
     def write(self, batch: _Batch) -> None:
@@ -644,9 +645,9 @@ class _Writer:
                 [{"event_id": ev_ids[(c, s)], "attachment_id": a, "role": r} for c, s, a, r in batch.links],
             )
         self.events += len(batch.events)
-        self.written += len(batch.cases)
+        self.ids += batch.ids
         if self.echo:
-            self.echo(f"imported {self.written}/{self.total} cases ({self.events} events)")
+            self.echo(f"imported {len(self.ids)}/{self.total} cases ({self.events} events)")
         t1 = time.perf_counter()
         self.write_s += t1 - t0
         if self.after is not None:
@@ -668,42 +669,57 @@ class _Writer:
             self.after_s += time.perf_counter() - t1
 
 
-class _Batches:
-    """Runs the writer on each full batch: on a database whose bulk writes are mostly the server's work
-    (PostgreSQL: the log's foreign-key checks, the fact table's indexes), in one background thread, so that
-    the server works on one batch while this process replays the next (:func:`spatial.writes_overlap`)."""
+_FORK = "fork" in multiprocessing.get_all_start_methods()
 
-    def __init__(self, writer: _Writer, background: bool) -> None:
-        self.writer = writer
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") if background else None
-        self.pending: Future[None] | None = None
-        self.waited = 0.0  # time this thread spent writing or waiting for the writer
 
-    def submit(self, part: list[_Replay]) -> None:
-        batch = self.writer.prepare(part)
-        if self.pool is None:
-            t0 = time.perf_counter()
-            self.writer.write(batch)
-            self.waited += time.perf_counter() - t0
-            return
-        self.wait()  # one batch at a time in flight: the session is the writer's until it is done
-        self.pending = self.pool.submit(self.writer.write, batch)
+def _write_forked(batches: Iterator[_Batch], writer: _Writer, errors: list[dict[str, Any]]) -> float:
+    """Replay in a forked child process and write here, batch by batch, so that the two run at once.
 
-    def wait(self) -> None:
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            t0 = time.perf_counter()
+    The child inherits everything the replay needs (the parsed lines, the users, codes and located points,
+    the writer's counters and reserved ids, the hooks) and touches no database; it sends the rows of each
+    batch through a pipe (which also holds it back while this process is a batch behind), then the errors
+    and the final counters. Returns the time spent writing."""
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_produce, args=(batches, send, errors, writer), name="import-replay", daemon=True)
+    child.start()
+    send.close()
+    written, finished = 0.0, False
+    try:
+        while True:
             try:
-                pending.result()  # re-raises what the writer raised
-            finally:
-                self.waited += time.perf_counter() - t0
+                kind, payload = recv.recv()
+            except EOFError:
+                raise RuntimeError("the import's replay process ended without an answer") from None
+            if kind == "batch":
+                t0 = time.perf_counter()
+                writer.write(payload)
+                written += time.perf_counter() - t0
+            elif kind == "failed":
+                raise RuntimeError(f"the import's replay failed: {payload}")
+            else:
+                found, writer.counters = payload
+                errors.extend(found)
+                finished = True
+                return written
+    finally:
+        recv.close()
+        if not finished:
+            child.terminate()
+        child.join()
 
-    def close(self) -> None:
-        try:
-            self.wait()
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True)
+
+def _produce(batches: Iterator[_Batch], send: Any, errors: list[dict[str, Any]], writer: _Writer) -> None:
+    """The forked child's work (:func:`_write_forked`)."""
+    try:
+        for b in batches:
+            send.send(("batch", b))
+        send.send(("done", (errors, writer.counters)))
+    except BaseException as exc:  # everything goes back to the parent, which raises it
+        with contextlib.suppress(OSError):
+            send.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
 
 
 def import_records(
@@ -793,33 +809,55 @@ def _import(
     if located:
         imp.located = dict(zip(points, components_service.locate_points(session, points), strict=True))
     writer = _Writer(session, rules, after, echo, len(order))
-    # the replay reads no more from the session once the points are located, so it can run beside the writer
-    batches = _Batches(writer, background=located and spatial.writes_overlap(session))
-    part: list[_Replay] = []
-    try:
-        for n, key in enumerate(order, start=1):
-            rp = _replay(imp, key, by_case[key], errors)
-            by_case[key] = []  # its lines are no longer needed (the replay holds what is written)
-            if errors:
-                part.clear()  # nothing more is written: the whole file is refused
-            elif rp is not None:
-                _finish(rules, rp)
-                part.append(rp)
-                if len(part) >= batch:
-                    batches.submit(part)
-                    part = []
-            if echo and n % 10_000 == 0:
-                echo(f"validated {n}/{len(order)} cases")
-        if not errors and part:
-            batches.submit(part)
-    finally:
-        batches.close()
+    batches = _batches(imp, rules, writer, order, by_case, errors, batch=batch, echo=echo)
+    # once the points are located the replay reads nothing more from the database, so it can run in a
+    # process of its own while this one writes (on a machine that forks; a small import is not worth it)
+    if located and _FORK:
+        written = _write_forked(batches, writer, errors)
+        by_case.clear()
+    else:
+        written = 0.0
+        for b in batches:
+            t0 = time.perf_counter()
+            writer.write(b)
+            written += time.perf_counter() - t0
     if errors:
         errors.sort(key=lambda e: e["line"])
         raise ImportRefused(errors)
     t0 = time.perf_counter()
     writer.close()
-    return writer, len(existing), batches.waited + time.perf_counter() - t0
+    return writer, len(existing), written + time.perf_counter() - t0
+
+
+def _batches(
+    imp: _Importer,
+    rules: CaseRules,
+    writer: _Writer,
+    order: Sequence[str],
+    by_case: dict[str, list[Line]],
+    errors: list[dict[str, Any]],
+    *,
+    batch: int,
+    echo: Echo | None,
+) -> Iterator[_Batch]:
+    """Replay the cases in ``order``; the rows of each full batch, until the first error (then every other
+    case is still judged, for the list of errors, but nothing more is made to be written)."""
+    part: list[_Replay] = []
+    for n, key in enumerate(order, start=1):
+        rp = _replay(imp, key, by_case[key], errors)
+        by_case[key] = []  # its lines are no longer needed (the replay holds what is written)
+        if errors:
+            part.clear()
+        elif rp is not None:
+            _finish(rules, rp)
+            part.append(rp)
+            if len(part) >= batch:
+                yield writer.prepare(part)
+                part = []
+        if echo and n % 10_000 == 0:
+            echo(f"validated {n}/{len(order)} cases")
+    if not errors and part:
+        yield writer.prepare(part)
 
 
 def _replay(imp: _Importer, key: str, evs: Sequence[Line], errors: list[dict[str, Any]]) -> _Replay | None:

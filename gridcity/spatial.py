@@ -32,18 +32,6 @@ def builds_tiles_in_sql(session: Session | sa.Connection) -> bool:
     return dialect(session) == "postgresql"
 
 
-def writes_overlap(session: Session | sa.Connection) -> bool:
-    """Whether a bulk write is worth running in a background thread beside Python work (one at a time, with the
-    session handed over while it runs).
-
-    PostgreSQL: a COPY is mostly the server's work (another process: foreign-key checks, index upkeep) while the
-    client waits on its socket without the GIL. SQLite: the database works inside this process and gives the
-    GIL back for every row it steps, so a thread would queue on the GIL once per row (5 ms switch interval):
-    measured on the legacy import, its write took twice as long and the whole import no less.
-    """
-    return dialect(session) == "postgresql"
-
-
 def reserve_ids(session: Session, table: sa.Table, n: int) -> list[int]:
     """``n`` ids of ``table``'s integer key that no other row takes, ascending, for rows inserted with them.
 

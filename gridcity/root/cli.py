@@ -276,8 +276,8 @@ def cases() -> None:
 def cases_import(file: str) -> None:
     """Replay a legacy case history (JSON Lines, one event per line) through the transition table.
 
-    The whole file is validated first: any error refuses all of it (line-numbered errors, nothing stored).
-    Case keys already imported are skipped, so running it again is harmless.
+    Any error anywhere refuses all of it (line-numbered errors, nothing stored: the cases written as they were
+    judged are rolled back). Case keys already imported are skipped, so running it again is harmless.
     """
     import sys  # noqa: PLC0415
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import threading
+import os
 from pathlib import Path
 from typing import Any
 
@@ -285,26 +285,40 @@ def test_a_demo_history_exported_and_imported_gives_identical_facts_and_rankings
         assert s.execute(select(CaseCounter.year, CaseCounter.value)).all() == counters
 
         class FailingFacts(facts.ImportFacts):
-            """The facts, failing to store the second batch (on PostgreSQL in the writer thread)."""
+            """The facts, noting the process that made them, and failing to store the second batch."""
+
+            def derive(self, cases: Any) -> Any:
+                return os.getpid(), super().derive(cases)
 
             def written(self, session: Any, derived: Any) -> int:
-                threads.append(threading.current_thread().name)
+                pid, rows = derived
+                made_by.append(pid)
                 if self.done:
                     raise RuntimeError("disk full")
-                return super().written(session, derived)
+                return super().written(session, rows)
 
-        threads: list[str] = []
+        made_by: list[int] = []
         with pytest.raises(RuntimeError, match="disk full"):
             legacy_import.import_records(
                 s, enumerate(lines, start=1), rules=rules, after=FailingFacts(rules=rules), batch=25
             )
-        # PostgreSQL writes in the background; SQLite in the import's own thread
-        writer = "import-writer" if db.dialect.name == "postgresql" else "MainThread"
-        assert len(threads) == 2 and all(t.startswith(writer) for t in threads), threads
+        # 120 cases: replayed (and their facts made) in a child process while this one wrote
+        assert len(made_by) == 2 and len(set(made_by)) == 1 and os.getpid() not in made_by, made_by
         for model in (Case, CaseEvent, StageFact, legacy_import.CaseLegacyKey):
             assert s.scalar(select(func.count()).select_from(model)) == 0, model
-        # Batches of 25 cases: five written one after the other (on PostgreSQL by the writer thread while
-        # the next is replayed), with the same facts and rankings as the history that was exported.
+
+        class BrokenFacts(facts.ImportFacts):
+            def derive(self, cases: Any) -> Any:
+                raise ValueError("no step limits")  # in the replay's process, before anything is written
+
+        with pytest.raises(RuntimeError, match="replay failed: ValueError: no step limits"):
+            legacy_import.import_records(
+                s, enumerate(lines, start=1), rules=rules, after=BrokenFacts(rules=rules), batch=25
+            )
+        for model in (Case, CaseEvent, StageFact, legacy_import.CaseLegacyKey):
+            assert s.scalar(select(func.count()).select_from(model)) == 0, model
+        # Batches of 25 cases: five replayed in the child and written here one after the other, with the
+        # same facts and rankings as the history that was exported.
         result = legacy_import.import_records(
             s, enumerate(lines, start=1), rules=rules, after=facts.ImportFacts(rules=rules), batch=25
         )
