@@ -283,20 +283,80 @@ def _parse(numbered: Iterable[tuple[int, str | Mapping[str, Any]]], errors: list
     return out
 
 
-def _lookup(session: Session, lines: Sequence[Line]) -> tuple[dict[str, User], dict[str, Department], set[int]]:
-    logins = {str(v) for ln in lines for k in ("actor", "inspector") if isinstance(v := ln.raw.get(k), str)}
-    users: dict[str, User] = {}
-    for chunk in _chunks(sorted(logins), 900):
-        users.update({u.username: u for u in session.scalars(select(User).where(User.username.in_(chunk)))})
-    codes = {str(v) for ln in lines if isinstance(v := ln.raw.get("department"), str)}
-    depts: dict[str, Department] = {}
-    for chunk in _chunks(sorted(codes), 900):
-        depts.update({d.code: d for d in session.scalars(select(Department).where(Department.code.in_(chunk)))})
-    att = {int(a) for ln in lines for a in (ln.raw.get("attachments") or []) if isinstance(a, int)}
+@dataclass(slots=True)
+class _Needs:
+    """What the replay asks of the database, from the parsed file."""
+
+    logins: set[str]
+    codes: set[str]
+    attachments: set[int]
+    keys: set[str]
+    points: list[tuple[float, float]]  # of each case's first line
+
+
+@dataclass(slots=True)
+class _Known:
+    """The database's answer to :class:`_Needs`, and what the rows of the new cases start from."""
+
+    users: dict[str, Actor]
+    depts: dict[str, int]
+    attachments: set[int]
+    existing: set[str]
+    located: dict[tuple[float, float], Any] | None  # None: few cases, each point is looked up in the database
+    counters: dict[int, int]
+    ids: list[int]  # reserved for the new cases
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _needs(lines: Sequence[Line], by_case: Mapping[str, Sequence[Line]]) -> _Needs:
+    return _Needs(
+        logins={str(v) for ln in lines for k in ("actor", "inspector") if isinstance(v := ln.raw.get(k), str)},
+        codes={str(v) for ln in lines if isinstance(v := ln.raw.get("department"), str)},
+        attachments={int(a) for ln in lines for a in (ln.raw.get("attachments") or []) if isinstance(a, int)},
+        keys=set(by_case),
+        points=sorted(
+            {
+                (float(loc["lon"]), float(loc["lat"]))
+                for evs in by_case.values()
+                if isinstance(loc := evs[0].raw.get("location"), dict)
+                and all(
+                    isinstance(loc.get(c), int | float) and not isinstance(loc.get(c), bool) for c in ("lon", "lat")
+                )
+            }
+        ),
+    )
+
+
+def _answer(session: Session, needs: _Needs, *, locate: bool) -> _Known:
+    """Look up what the replay needs; reserve the ids of the new cases. ``locate``: locate every point in
+    memory (one read of the grids) even for a few cases."""
+    users: dict[str, Actor] = {}
+    for chunk in _chunks(sorted(needs.logins), 900):
+        users.update(
+            {
+                u.username: casework_service.actor_of(u)
+                for u in session.scalars(select(User).where(User.username.in_(chunk)))
+            }
+        )
+    depts: dict[str, int] = {}
+    for chunk in _chunks(sorted(needs.codes), 900):
+        rows = session.execute(select(Department.code, Department.id).where(Department.code.in_(chunk)))
+        depts.update(dict(rows.all()))
     found: set[int] = set()
-    for chunk in _chunks(sorted(att), 900):
+    for chunk in _chunks(sorted(needs.attachments), 900):
         found.update(session.scalars(select(Attachment.id).where(Attachment.id.in_(chunk))))
-    return users, depts, found
+    existing: set[str] = set()
+    for chunk in _chunks(sorted(needs.keys), 900):
+        existing.update(session.scalars(select(CaseLegacyKey.key).where(CaseLegacyKey.key.in_(chunk))))
+    new = len(needs.keys) - len(existing)
+    located = None
+    if locate or new >= BATCH_LOCATE:  # many cases: read the grids once instead of one spatial query a case
+        located = dict(zip(needs.points, components_service.locate_points(session, needs.points), strict=True))
+    counters = dict(session.execute(select(CaseCounter.year, CaseCounter.value)).all())
+    return _Known(users, depts, found, existing, located, counters, spatial.reserve_ids(session, Case.__table__, new))
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
@@ -326,19 +386,16 @@ def _location(raw: Any, *, required: bool) -> tuple[float | None, float | None]:
 class _Importer:
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         rules: CaseRules,
-        users: Mapping[str, User],
-        depts: Mapping[str, Department],
-        attachments: set[int],
+        known: _Known,
     ) -> None:
-        self.session = session
+        self.session = session  # None: every point is located in memory (known.located)
         self.rules = rules
-        self.users = users
-        self.depts = depts
-        self.attachments = attachments
-        self.located: dict[tuple[float, float], Any] = {}
-        self.actors: dict[str, Actor] = {}  # per login: users do not change during a replay
+        self.users = known.users
+        self.depts = known.depts
+        self.attachments = known.attachments
+        self.located = known.located or {}
 
     def actor(self, ln: Line) -> Actor:
         login = ln.raw.get("actor")
@@ -352,12 +409,9 @@ class _Importer:
             return Actor(user_id=0, role=role)
         if not isinstance(login, str):
             raise _LineError("import.unknown_actor", f"unknown actor {login!r}", "actor")
-        actor = self.actors.get(login)
+        actor = self.users.get(login)
         if actor is None:
-            user = self.users.get(login)
-            if user is None:
-                raise _LineError("import.unknown_actor", f"unknown actor {login!r}", "actor")
-            actor = self.actors[login] = casework_service.actor_of(user)
+            raise _LineError("import.unknown_actor", f"unknown actor {login!r}", "actor")
         return actor
 
     def start(self, ln: Line) -> _Replay:
@@ -383,6 +437,7 @@ class _Importer:
                 raise _LineError("geo.outside_city", f"the point ({lon}, {lat}) is outside the city", "location")
             grid = located.grid_code
         else:
+            assert self.session is not None, "a replay without the database has every point located"
             try:
                 grid = components_service.check_point_in_city(self.session, lon=lon, lat=lat)  # type: ignore[arg-type]
             except InvalidInput as exc:
@@ -465,15 +520,15 @@ class _Importer:
             data["legacy_evidence"] = list(evidence)
         if ln.action is A.DISPATCH:
             assert dept is not None
-            rp.dept = dept.id
-            data["department_id"] = dept.id
+            rp.dept = dept
+            data["department_id"] = dept
         elif ln.action is A.APPROVE_SENDBACK:
             data["from_department_id"] = rp.dept
             rp.dept = None
         elif ln.action in (A.SEND_VERIFY, A.SEND_CHECK):
             assert insp is not None
-            rp.assigned = insp.id
-            data["inspector_id"] = insp.id
+            rp.assigned = insp.user_id
+            data["inspector_id"] = insp.user_id
         elif ln.action in (A.REQUEST_EXTENSION, A.APPROVE_EXTENSION):
             granted = ext if ext is not None else rp.last_extension
             data["extension"] = self.extension(granted, rp)
@@ -577,7 +632,7 @@ class ImportHooks(Protocol):
 
 @dataclass(slots=True)
 class _Batch:
-    """The rows of one batch of cases, made by the import's thread for the writer."""
+    """The rows of one batch of cases, made by the replay for the writer."""
 
     cases: list[tuple[Any, ...]]
     points: list[shapely.Point]
@@ -588,31 +643,60 @@ class _Batch:
     ids: list[int]
 
 
-class _Writer:
-    """Turns validated cases into rows batch by batch (:meth:`prepare`, the import's thread) and writes them
-    (:meth:`write`, the writer's). Cases are numbered and given ids in the order they come (the import's order:
-    by the time of their first event, then key); the ids are reserved up front, so nothing the import's thread
-    makes waits for the database."""
+class _Replayer:
+    """The import's work that needs no database: parse the file (:meth:`parse`, which says what it needs to
+    know), then, given the answer, replay the cases in order and make the rows of each batch (:meth:`run`).
+    Cases are numbered and given their (reserved) ids in the order of their first event, then key."""
 
-    def __init__(
-        self, session: Session, rules: CaseRules, after: ImportHooks | None, echo: Echo | None, total: int
-    ) -> None:
-        self.session, self.after, self.echo, self.total = session, after, echo, total
+    def __init__(self, rules: CaseRules, after: ImportHooks | None, echo: Echo | None, batch: int) -> None:
+        self.rules, self.after, self.echo, self.batch = rules, after, echo, batch
+        self.errors: list[dict[str, Any]] = []
+        self.by_case: dict[str, list[Line]] = {}
+        self.counters: dict[int, int] = {}
         self.tz = ZoneInfo(rules.calendar.timezone)
-        self.counters = dict(session.execute(select(CaseCounter.year, CaseCounter.value)).all())
-        self.start_counters = dict(self.counters)
-        self.free_ids = iter(spatial.reserve_ids(session, Case.__table__, total))
-        self.ids: list[int] = []
-        self.events = 0
-        self.write_s = self.after_s = 0.0
 
-    def prepare(self, part: Sequence[_Replay]) -> _Batch:
+    def parse(self, records: Iterable[tuple[int, str | Mapping[str, Any]]]) -> _Needs:
+        lines = _parse(records, self.errors)
+        if self.echo:
+            self.echo(f"read {len(lines)} events")
+        by_case = self.by_case
+        for ln in lines:
+            by_case.setdefault(ln.key, []).append(ln)
+        return _needs(lines, by_case)
+
+    def run(self, known: _Known, session: Session | None) -> Iterator[_Batch]:
+        """The rows of each full batch, until the first error (then every other case is still judged, for the
+        list of errors, but nothing more is made to be written)."""
+        imp = _Importer(session, self.rules, known)
+        by_case, errors, rules = self.by_case, self.errors, self.rules
+        self.counters = dict(known.counters)
+        ids = iter(known.ids)
+        # a case whose times go backwards is refused anyway
+        order = sorted((k for k in by_case if k not in known.existing), key=lambda k: (by_case[k][0].at, k))
+        part: list[_Replay] = []
+        for n, key in enumerate(order, start=1):
+            rp = _replay(imp, key, by_case[key], errors)
+            by_case[key] = []  # its lines are no longer needed (the replay holds what is written)
+            if errors:
+                part.clear()
+            elif rp is not None:
+                _finish(rules, rp)
+                part.append(rp)
+                if len(part) >= self.batch:
+                    yield self.rows(part, ids)
+                    part = []
+            if self.echo and n % 10_000 == 0:
+                self.echo(f"validated {n}/{len(order)} cases")
+        if not errors and part:
+            yield self.rows(part, ids)
+
+    def rows(self, part: Sequence[_Replay], ids: Iterator[int]) -> _Batch:
         counters = self.counters
         for rp in part:
             year = rp.row["created_at"].astimezone(self.tz).year
             counters[year] = counters.get(year, 0) + 1
             rp.row["number"] = f"{year}-{counters[year]:06d}"
-            rp.case_id = next(self.free_ids)
+            rp.case_id = next(ids)
         return _Batch(
             cases=[(rp.case_id, *(rp.row[c] for c in _CASE_COLUMNS)) for rp in part],
             points=[shapely.Point(rp.row["lon"], rp.row["lat"]) for rp in part],
@@ -622,6 +706,18 @@ class _Writer:
             derived=None if self.after is None else self.after.derive(imported_cases(part)),
             ids=[rp.case_id for rp in part],  # type: ignore[misc]
         )
+
+
+class _Writer:
+    """Writes the batches the replay makes, and at the end the case-number counters."""
+
+    def __init__(self, session: Session, after: ImportHooks | None, echo: Echo | None, known: _Known) -> None:
+        self.session, self.after, self.echo = session, after, echo
+        self.total = len(known.ids)
+        self.start_counters = dict(known.counters)
+        self.ids: list[int] = []
+        self.events = 0
+        self.write_s = self.after_s = 0.0
 
     def write(self, batch: _Batch) -> None:
         t0 = time.perf_counter()
@@ -654,12 +750,13 @@ class _Writer:
             self.after.written(session, batch.derived)
             self.after_s += time.perf_counter() - t1
 
-    def close(self) -> None:
+    def close(self, counters: Mapping[int, int]) -> None:
         t0 = time.perf_counter()
         conn = self.session.connection()
-        for year, value in sorted(self.counters.items()):
+        for year, value in sorted(counters.items()):
             if year in self.start_counters:
-                conn.execute(sa.update(CaseCounter).where(CaseCounter.year == year).values(value=value))
+                if value != self.start_counters[year]:
+                    conn.execute(sa.update(CaseCounter).where(CaseCounter.year == year).values(value=value))
             elif value:
                 conn.execute(sa.insert(CaseCounter).values(year=year, value=value))
         t1 = time.perf_counter()
@@ -672,56 +769,6 @@ class _Writer:
 _FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
-def _write_forked(batches: Iterator[_Batch], writer: _Writer, errors: list[dict[str, Any]]) -> float:
-    """Replay in a forked child process and write here, batch by batch, so that the two run at once.
-
-    The child inherits everything the replay needs (the parsed lines, the users, codes and located points,
-    the writer's counters and reserved ids, the hooks) and touches no database; it sends the rows of each
-    batch through a pipe (which also holds it back while this process is a batch behind), then the errors
-    and the final counters. Returns the time spent writing."""
-    ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_produce, args=(batches, send, errors, writer), name="import-replay", daemon=True)
-    child.start()
-    send.close()
-    written, finished = 0.0, False
-    try:
-        while True:
-            try:
-                kind, payload = recv.recv()
-            except EOFError:
-                raise RuntimeError("the import's replay process ended without an answer") from None
-            if kind == "batch":
-                t0 = time.perf_counter()
-                writer.write(payload)
-                written += time.perf_counter() - t0
-            elif kind == "failed":
-                raise RuntimeError(f"the import's replay failed: {payload}")
-            else:
-                found, writer.counters = payload
-                errors.extend(found)
-                finished = True
-                return written
-    finally:
-        recv.close()
-        if not finished:
-            child.terminate()
-        child.join()
-
-
-def _produce(batches: Iterator[_Batch], send: Any, errors: list[dict[str, Any]], writer: _Writer) -> None:
-    """The forked child's work (:func:`_write_forked`)."""
-    try:
-        for b in batches:
-            send.send(("batch", b))
-        send.send(("done", (errors, writer.counters)))
-    except BaseException as exc:  # everything goes back to the parent, which raises it
-        with contextlib.suppress(OSError):
-            send.send(("failed", f"{type(exc).__name__}: {exc}"))
-    finally:
-        send.close()
-
-
 def import_records(
     session: Session,
     records: Iterable[tuple[int, str | Mapping[str, Any]]],
@@ -730,6 +777,7 @@ def import_records(
     echo: Echo | None = None,
     after: ImportHooks | None = None,
     batch: int = BATCH_CASES,
+    in_child: bool | None = None,
 ) -> ImportResult:
     """Validate every case and write it, or refuse the whole file and write nothing.
 
@@ -737,9 +785,13 @@ def import_records(
     order of their first event and written in batches of ``batch`` cases as long as no error has been found,
     inside a savepoint of the caller's transaction: any error anywhere rolls the savepoint back, so a refusal
     leaves nothing behind (the caller's transaction stays usable), and a replayed case is freed once it is
-    written. ``after.written(session, cases)`` runs after each batch (e.g. the evaluation facts), with what the
-    replay knows of each case (:class:`ImportedCase`), so it need not read the log back; ``after.finished``
-    once at the end.
+    written. ``after.derive`` makes what the hooks store for a batch (e.g. the evaluation facts) from what the
+    replay knows of each case (:class:`ImportedCase`), so nothing is read back; ``after.written`` stores it
+    once the batch is written, ``after.finished`` runs once at the end.
+
+    ``in_child`` (default: where the platform forks): parse and replay in a forked child process, which
+    asks this one for what it needs from the database and sends it the rows of each batch, so that the
+    replay of one batch and the write of the one before run at once, on two CPUs.
 
     Raises:
         ImportRefused: ``import.refused`` with the line-numbered errors (up to ``MAX_ERRORS``).
@@ -749,10 +801,12 @@ def import_records(
     # One case_event writer at a time (PostgreSQL): taken before anything is read, so the events commit in id
     # order with the live ones, and a concurrent import of the same file finds this one's keys and skips them.
     spatial.transaction_lock(session, EVENT_ORDER_LOCK)
+    replayer = _Replayer(rules, after, echo, batch)
+    run = _import_in_child if (_FORK if in_child is None else in_child) else _import_here
     with gc_paused():
         savepoint = session.begin_nested()
         try:
-            writer, skipped, waited = _import(session, records, rules=rules, echo=echo, after=after, batch=batch)
+            writer, skipped, written = run(session, records, replayer)
         except BaseException:
             savepoint.rollback()
             raise
@@ -764,100 +818,101 @@ def import_records(
         skipped,
         tuple(writer.ids),
         seconds,
-        replay_seconds=seconds - waited,
+        replay_seconds=seconds - written,
         write_seconds=writer.write_s,
         after_seconds=writer.after_s,
     )
 
 
-def _import(
-    session: Session,
-    records: Iterable[tuple[int, str | Mapping[str, Any]]],
-    *,
-    rules: CaseRules,
-    echo: Echo | None,
-    after: ImportHooks | None,
-    batch: int,
+def _import_here(
+    session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], replayer: _Replayer
 ) -> tuple[_Writer, int, float]:
-    """The import's work; returns the writer, the number of cases skipped (already imported) and the time
-    spent in the writer or waiting for it."""
-    errors: list[dict[str, Any]] = []
-    lines = _parse(records, errors)
-    if echo:
-        echo(f"read {len(lines)} events")
-    users, depts, atts = _lookup(session, lines)
-    by_case: dict[str, list[Line]] = {}
-    for ln in lines:
-        by_case.setdefault(ln.key, []).append(ln)
-    lines.clear()  # from here on each case's lines are held by by_case alone, and freed once it is replayed
-    existing: set[str] = set()
-    for chunk in _chunks(sorted(by_case), 900):
-        existing.update(session.scalars(select(CaseLegacyKey.key).where(CaseLegacyKey.key.in_(chunk))))
-    imp = _Importer(session, rules, users, depts, atts)
-    # the order cases are numbered and written in: by the time of their first line (a case whose times go
-    # backwards is refused anyway), then key
-    order = sorted((k for k in by_case if k not in existing), key=lambda k: (by_case[k][0].at, k))
-    points = sorted(
-        {
-            (float(loc["lon"]), float(loc["lat"]))
-            for k in order
-            if isinstance(loc := by_case[k][0].raw.get("location"), dict)
-            and all(isinstance(loc.get(c), int | float) and not isinstance(loc.get(c), bool) for c in ("lon", "lat"))
-        }
-    )
-    located = len(order) >= BATCH_LOCATE  # many cases: read the grids once instead of one spatial query a case
-    if located:
-        imp.located = dict(zip(points, components_service.locate_points(session, points), strict=True))
-    writer = _Writer(session, rules, after, echo, len(order))
-    batches = _batches(imp, rules, writer, order, by_case, errors, batch=batch, echo=echo)
-    # once the points are located the replay reads nothing more from the database, so it can run in a
-    # process of its own while this one writes (on a machine that forks; a small import is not worth it)
-    if located and _FORK:
-        written = _write_forked(batches, writer, errors)
-        by_case.clear()
-    else:
+    """Parse, replay and write in this process, one after the other; returns the writer, the number of cases
+    skipped (already imported) and the time spent writing."""
+    known = _answer(session, replayer.parse(records), locate=False)
+    writer = _Writer(session, replayer.after, replayer.echo, known)
+    written = 0.0
+    for b in replayer.run(known, session):
+        t0 = time.perf_counter()
+        writer.write(b)
+        written += time.perf_counter() - t0
+    _refuse_if(replayer.errors)
+    t0 = time.perf_counter()
+    writer.close(replayer.counters)
+    return writer, len(known.existing), written + time.perf_counter() - t0
+
+
+def _import_in_child(
+    session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], replayer: _Replayer
+) -> tuple[_Writer, int, float]:
+    """:func:`_import_here` with the parsing and replay in a forked child process.
+
+    The child inherits the records, the rules and the hooks, touches no database and holds the parsed lines
+    (this process never does); it sends what it needs to know (:class:`_Needs`), gets the answer
+    (:class:`_Known`), then sends the rows of each batch (the pipe holds it back while this process is a
+    batch behind), and finally its errors and counters; a failure there is raised here."""
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe()
+    child = ctx.Process(target=_child, args=(replayer, records, there), name="import-replay", daemon=True)
+    child.start()
+    there.close()
+    finished = False
+
+    def receive(expect: str) -> Any:
+        try:
+            kind, payload = here.recv()
+        except EOFError:
+            raise RuntimeError("the import's replay process ended without an answer") from None
+        if kind == "failed":
+            raise RuntimeError(f"the import's replay failed: {payload}")
+        assert kind in (expect, "done"), kind
+        return kind, payload
+
+    try:
+        _, needs = receive("needs")
+        known = _answer(session, needs, locate=True)
+        here.send(known)
+        writer = _Writer(session, replayer.after, replayer.echo, known)
         written = 0.0
-        for b in batches:
+        while True:
+            kind, payload = receive("batch")
+            if kind == "done":
+                break
             t0 = time.perf_counter()
-            writer.write(b)
+            writer.write(payload)
             written += time.perf_counter() - t0
+        finished = True
+    finally:
+        here.close()
+        if not finished:
+            child.terminate()
+        child.join()
+    errors, counters = payload
+    _refuse_if(errors)
+    t0 = time.perf_counter()
+    writer.close(counters)
+    return writer, len(known.existing), written + time.perf_counter() - t0
+
+
+def _child(replayer: _Replayer, records: Iterable[tuple[int, str | Mapping[str, Any]]], conn: Any) -> None:
+    """The forked child's work (:func:`_import_in_child`)."""
+    try:
+        conn.send(("needs", replayer.parse(records)))
+        known = conn.recv()
+        for b in replayer.run(known, None):
+            conn.send(("batch", b))
+        conn.send(("done", (replayer.errors, replayer.counters)))
+    except BaseException as exc:  # everything goes back to the parent, which raises it
+        with contextlib.suppress(OSError):
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _refuse_if(errors: list[dict[str, Any]]) -> None:
     if errors:
         errors.sort(key=lambda e: e["line"])
         raise ImportRefused(errors)
-    t0 = time.perf_counter()
-    writer.close()
-    return writer, len(existing), written + time.perf_counter() - t0
-
-
-def _batches(
-    imp: _Importer,
-    rules: CaseRules,
-    writer: _Writer,
-    order: Sequence[str],
-    by_case: dict[str, list[Line]],
-    errors: list[dict[str, Any]],
-    *,
-    batch: int,
-    echo: Echo | None,
-) -> Iterator[_Batch]:
-    """Replay the cases in ``order``; the rows of each full batch, until the first error (then every other
-    case is still judged, for the list of errors, but nothing more is made to be written)."""
-    part: list[_Replay] = []
-    for n, key in enumerate(order, start=1):
-        rp = _replay(imp, key, by_case[key], errors)
-        by_case[key] = []  # its lines are no longer needed (the replay holds what is written)
-        if errors:
-            part.clear()
-        elif rp is not None:
-            _finish(rules, rp)
-            part.append(rp)
-            if len(part) >= batch:
-                yield writer.prepare(part)
-                part = []
-        if echo and n % 10_000 == 0:
-            echo(f"validated {n}/{len(order)} cases")
-    if not errors and part:
-        yield writer.prepare(part)
 
 
 def _replay(imp: _Importer, key: str, evs: Sequence[Line], errors: list[dict[str, Any]]) -> _Replay | None:

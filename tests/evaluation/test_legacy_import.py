@@ -79,13 +79,14 @@ def _rankings(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def _import(session: Session, lines: list[str]) -> legacy_import.ImportResult:
+def _import(session: Session, lines: list[str], *, in_child: bool = False) -> legacy_import.ImportResult:
     rules = load_rules()
     return legacy_import.import_records(
         session,
         legacy_import.read_lines(lines),
         rules=rules,
         after=facts.ImportFacts(rules=rules),
+        in_child=in_child,  # by default in this process (test_demo_history.py imports in a child process)
     )
 
 
@@ -122,7 +123,10 @@ GOOD = [
 ]
 
 
-def test_a_file_with_errors_is_refused_whole_with_line_numbers(session: Session, driver: Driver) -> None:
+@pytest.mark.parametrize("in_child", [False, True], ids=["here", "in_child"])
+def test_a_file_with_errors_is_refused_whole_with_line_numbers(
+    session: Session, driver: Driver, in_child: bool
+) -> None:
     bad = [
         *GOOD,  # lines 1-5: a good case
         _line(
@@ -145,7 +149,7 @@ def test_a_file_with_errors_is_refused_whole_with_line_numbers(session: Session,
         "[1, 2]",  # 17
     ]
     with pytest.raises(legacy_import.ImportRefused) as exc:
-        _import(session, bad)
+        _import(session, bad, in_child=in_child)
     got = [(e["line"], e["type"]) for e in exc.value.errors]
     assert got == [
         (6, "import.unknown_actor"),
