@@ -2,8 +2,11 @@
 
 In one run, per database: a small demo city (scale 0.05) gets a simulated history of N cases (through the
 import itself), which is exported in the import format. A second, fresh database with the same city then
-imports those lines, timed in three parts: validation + replay through the transition table (in memory),
-the bulk write (cases, events, keys), and the evaluation facts of the imported cases. The physical limit is
+imports those lines through ``legacy_import.import_records`` with the evaluation facts, the command's own
+path (replay through the transition table in a child process, bulk writes of cases, events, keys and facts
+in batches), timed as a whole, with the writing process's time split into its waits, writes and facts. It
+also takes the peak memory of the real command on the file, on its first half and on an empty file. The
+physical limit is
 the bulk load of the very same ``case_event`` rows into a table of the same shape and indexes
 (``spatial.bulk_append``: COPY on PostGIS, one prepared executemany on SpatiaLite). Last, the daily rollup
 is built and one day is refreshed, best of 7 (goal: <= 30 ms).
@@ -409,20 +412,22 @@ def report(results: dict[str, dict[str, Any]], cases: int, load: tuple[float, fl
         "Seventh round (issue 14, 2026-12-03, session 10): the parts of the import ran one after the other: "
         "first the whole file was replayed (Python, one CPU), then written (on PostgreSQL mostly the server's "
         "work: in a 5,000-case run the writing thread used 0.8 s of CPU in 5.0 s of COPYs; on SQLite the "
-        "library's C code). Now the import replays the cases in the order of their first event and writes "
-        "them in batches of 1,000 as soon as they are judged, inside a savepoint that any error rolls back (a "
-        "refused file still stores nothing, and all its errors are still listed); the case ids are reserved up "
-        "front (`spatial.reserve_ids`), so every row of a batch, its evaluation facts included, is made without "
-        "the database; and a big import replays in a forked child process, which sends each batch's rows "
-        "through a pipe to the parent, which writes them. Replay and write run at once, on two CPUs; the "
-        "middle column gives the writing process's own time (its reading of the file, and its waits for the "
-        "next batch). Tried first: a writer thread, which gained on PostgreSQL (5,000 cases: 6.6 → 5.5 s) but "
-        "not on SQLite, which gives the GIL back for every row it inserts, so the two threads queued on it "
-        "(the write took twice as long at any switch interval from 20 µs to 5 ms). With the child process, at "
-        "5,000 cases: SQLite 3.96 → 2.90 s, PostgreSQL 5.53 → 5.13 s against the thread (4.0 s / 6.6 s before "
-        "either). Memory: replays no longer wait for the whole file, so a batch of them is held, beside the "
-        "parsed lines; the column now sums the PSS of both processes, so pages the child shares with its "
-        "parent are counted once.",
+        "library's C code). Now a forked child process parses the file and replays the cases in the order of "
+        "their first event, while the command writes: the child asks it once for what it needs from the "
+        "database (actors, department ids, existing keys, the grids of the points, the counters, and ids "
+        "reserved up front by `spatial.reserve_ids`), then makes every row of each batch of 1,000 cases, its "
+        "evaluation facts included, and sends it through a pipe; the command writes it inside a savepoint that "
+        "any error rolls back (a refused file still stores nothing, and all its errors are still listed). "
+        "Replay and write run at once, on two CPUs; the middle column gives the command's own time (its "
+        "wait for the child's first batch and between batches, and its writes). Tried on the way, at 5,000 "
+        "cases: a writer thread gained on PostgreSQL (6.6 → 5.5 s) but not on SQLite, which gives the GIL "
+        "back for every row it inserts, so the two threads queued on it (the write took twice as long at any "
+        "switch interval from 20 µs to 5 ms); a child forked after parsing was as fast as this design (SQLite "
+        "2.9 s) but copied the parsed lines it touched, so they were held twice. Memory: every parsed line is "
+        "held, by the child, until its case is replayed, and a batch of replays until it is written; the "
+        "column sums the PSS of both processes (pages they share count once), and the cost per event is the "
+        "whole file against its first half, since the child's copy-on-write pages of the interpreter are a "
+        "fixed cost.",
     ]
     return "\n".join(lines)
 

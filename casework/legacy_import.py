@@ -24,9 +24,9 @@ if the events had happened live. Any error anywhere refuses all of the file with
 errors (:class:`ImportRefused`) and stores nothing; else everything is stored in the caller's transaction. The
 cases are replayed in the order of their first event and written in batches of bulk statements while no error
 has been found, inside a savepoint that a refusal rolls back, so that memory holds the parsed lines and a
-batch of replays, not every replay. A big import replays in a forked child process while this one writes the
-batches it sends (:func:`_write_forked`). A case key already imported is skipped (idempotent). The evaluation
-facts of the imported cases are the caller's ``after`` hooks (evaluation sits above casework).
+batch of replays, not every replay. The parsing and replay run in a forked child process while this one
+writes the batches it sends (:func:`_import_in_child`). A case key already imported is skipped (idempotent).
+The evaluation facts of the imported cases are the caller's ``after`` hooks (evaluation sits above casework).
 """
 
 from __future__ import annotations
@@ -864,6 +864,8 @@ def _import_in_child(
         except EOFError:
             raise RuntimeError("the import's replay process ended without an answer") from None
         if kind == "failed":
+            if isinstance(payload, BaseException):
+                raise payload  # as it would have been raised here (e.g. a file that is not UTF-8)
             raise RuntimeError(f"the import's replay failed: {payload}")
         assert kind in (expect, "done"), kind
         return kind, payload
@@ -903,8 +905,10 @@ def _child(replayer: _Replayer, records: Iterable[tuple[int, str | Mapping[str, 
             conn.send(("batch", b))
         conn.send(("done", (replayer.errors, replayer.counters)))
     except BaseException as exc:  # everything goes back to the parent, which raises it
+        # a built-in exception as itself; another (its class may need more to be rebuilt) as its text
+        failure: Any = exc if type(exc).__module__ == "builtins" else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(OSError):
-            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+            conn.send(("failed", failure))
     finally:
         conn.close()
 

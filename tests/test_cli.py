@@ -90,6 +90,11 @@ def test_cases_import_all_or_nothing_and_idempotent(cli_env, tmp_path):
     r = run(["cases", "import", str(bad)], cli_env)
     assert r.returncode != 0
     assert "line 2: import.unknown_actor" in r.stderr and "nothing was imported" in r.stderr
+    # an old system's export in GBK: a clear refusal (the file is read by the replay process), no traceback
+    gbk = tmp_path / "gbk.jsonl"
+    gbk.write_bytes((first.replace("OLD-1", "OLD-3")[:-1] + ', "note": "井盖破损"}\n').encode("gbk"))
+    r = run(["cases", "import", str(gbk)], cli_env)
+    assert r.returncode == 1 and "not UTF-8" in r.stderr and "Traceback" not in r.stderr, r.stderr
     eng = sa.create_engine(cli_env["GRIDCITY_DATABASE_URL"])
     with eng.connect() as c:
         assert c.scalar(sa.text('SELECT count(*) FROM "case"')) == 1

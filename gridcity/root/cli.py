@@ -302,6 +302,11 @@ def cases_import(file: str) -> None:
                 for err in exc.errors:
                     click.echo(f"line {err['line']}: {err['type']}: {err['msg']}", err=True)
                 raise click.ClickException(f"{len(exc.errors)} error(s); nothing was imported") from None
+            except UnicodeDecodeError:
+                raise click.ClickException(
+                    f"{file} is not UTF-8 text (e.g. convert a GBK export with: iconv -f GBK -t UTF-8); "
+                    "nothing was imported"
+                ) from None
     finally:
         if stream is not sys.stdin:
             stream.close()
