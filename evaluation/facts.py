@@ -588,6 +588,18 @@ def on_change(session: Session, change: casework_service.CaseChange, pipeline: A
     # The rollup days this touches: where the old and new rows of the changed runs and the new event count.
     times = [r[k] for key in stale for r in (old[key],) for k in _REF_TIMES]
     times += [new[key][k] for key in changed for k in _REF_TIMES] + [change.event.at]
+    if any(
+        r["stage"] == "handle" and r["start_action"] == "dispatch"
+        for key in (*stale, *changed)
+        for r in (old.get(key), new.get(key))
+        if r is not None
+    ):
+        # The case's dispatch changed (a new one, or one undone by a send-back): what the case counts for the
+        # department of its effective dispatch (its case-level rows, and events such as 挂账 counted on their own
+        # day) may move between departments on days where nothing of the case changed. Every day of the case's
+        # rows and events is refreshed.
+        times += [r[k] for rows in (old, new) for r in rows.values() for k in _REF_TIMES]
+        times += [e.at for e in change.log]
     evaluation_service.mark_rollup_dirty(session, times, max(e.at for e in change.log))
     # Core statements on the table: no fact row is ever loaded as an object here, so the ORM's bulk paths
     # (synchronising the session by evaluating the DELETE's criteria, grouping the INSERT's rows by their NULL

@@ -478,3 +478,52 @@ def test_the_rollup_served_counts_equal_the_raw_computation(
                     advance(d, data, cid, states[cid], list(states), data.draw(st.integers(1, 6)))
     finally:
         s.rollback()
+
+
+def test_a_send_back_moves_the_rollup_days_of_the_whole_case(work_session: Session, orgdata: Org) -> None:
+    """Found by Hypothesis (the test above, in CI on PostGIS), replayed here step by step: a case dispatched to
+    water, suspended and resumed, rollup built; then fed back, failed at the check (rework) and sent back. Every
+    read of October from the rollup must equal the raw computation, as of now."""
+    s = work_session
+    s.begin()
+    try:
+        d = Driver(s, orgdata)
+        d.supervise("inspector", GRID)
+        at = local(20, 18, 57)
+        cid = d.new(at)
+
+        def step(user: str, action: str, minutes: int, **kw: Any) -> None:
+            nonlocal at
+            at += dt.timedelta(minutes=minutes)
+            d.do(cid, user, action, at, **kw)
+
+        step("shiftlead", "file", 1)
+        step("dispatcher", "dispatch", 1, department_id="SZ")
+        step("water", "request_sendback", 1)
+        step("dispatcher", "reject_sendback", 1)
+        step("water", "request_sendback", 1)
+        step("dispatcher", "approve_sendback", 1)
+        step("dispatcher", "dispatch", 1, department_id="SZ")
+        step("water", "accept", 2500)
+        step("water", "request_extension", 1, extension={"value": 1, "unit": "work_day"})
+        step("dispatcher", "approve_extension", 1)
+        step("water", "request_suspension", 1000)
+        step("dispatcher", "approve_suspension", 4000)
+        step("dispatcher", "resume", 4000)
+        october = service.parse_period("2026-10")
+        as_now = dataclasses.replace(october, as_of=service.FAR_FUTURE)
+        for k in range(2):
+            s.flush()
+            service.ensure_rollup(s)
+            for subject_type in service.SUBJECT_TYPES:
+                rolled = nonzero(service.count_primitives_rollup(s, period=october, subject_type=subject_type))
+                raw = nonzero(service.count_primitives(s, period=as_now, subject_type=subject_type))
+                assert rolled == raw, (k, subject_type)
+            if k == 0:
+                step("water", "feedback", 1)
+                step("acceptor", "send_check", 300, inspector_id="inspector")
+                step("inspector", "check_fail", 2500)
+                step("water", "request_sendback", 1)
+                step("dispatcher", "approve_sendback", 1)
+    finally:
+        s.rollback()
