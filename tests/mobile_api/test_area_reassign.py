@@ -120,6 +120,8 @@ def test_refused_reassignments_store_nothing(client, orgdata, db, city):
     last_dt = dt.datetime.fromisoformat(str(last))
     last_dt = last_dt.replace(tzinfo=dt.UTC) if last_dt.tzinfo is None else last_dt
     assert last_dt == (now - dt.timedelta(minutes=30)).astimezone(dt.UTC)
-    start, end = service.day_bounds(now.date(), "Asia/Shanghai")
+    # inspector2 held the area from an hour ago to half an hour ago: the day of the middle of that (not today's
+    # date, which just after local midnight the hour does not reach) has them
+    start, end = service.day_bounds((now - dt.timedelta(minutes=45)).date(), "Asia/Shanghai")
     with make_session_factory(db)() as s:
         assert orgdata.ids["inspector2"] in components_service.coverage_by_inspector(s, start=start, end=end)

@@ -14,7 +14,16 @@ from mobile_api import service
 from tests.mobile_api.conftest import LAT, LON, cell_center, count, grid_code
 
 CST = dt.timezone(dt.timedelta(hours=8))
-TODAY = dt.datetime.now(CST).date()
+_NOW = dt.datetime.now(CST)
+# "N minutes ago" (N <= 60) from here stays on one day: now, or in the first hour after local midnight the
+# last second of yesterday (breadcrumbs clamped to 00:00:01 fell on one instant and were stored once: CI at
+# 00:05 in Shanghai)
+_BASE = (
+    _NOW
+    if _NOW.time() >= dt.time(1, 0)
+    else dt.datetime.combine(_NOW.date(), dt.time(0), CST) - dt.timedelta(seconds=1)
+)
+TODAY = _BASE.date()
 
 
 def _at(hour: int, minute: int = 0, day: dt.date = TODAY) -> str:
@@ -22,9 +31,8 @@ def _at(hour: int, minute: int = 0, day: dt.date = TODAY) -> str:
 
 
 def _earlier_today(minutes_ago: int) -> str:
-    now = dt.datetime.now(CST)
-    t = max(now - dt.timedelta(minutes=minutes_ago), dt.datetime.combine(now.date(), dt.time(0, 0, 1), CST))
-    return t.isoformat()
+    """A time ``minutes_ago`` before the tests' base instant, on ``TODAY`` (and never in the future)."""
+    return (_BASE - dt.timedelta(minutes=minutes_ago)).isoformat()
 
 
 def _post(client: Any, h: dict[str, str], key: str, points: list[dict[str, Any]], **extra: Any) -> Any:
