@@ -308,6 +308,7 @@ class _Known:
 
 
 def _number(v: Any) -> bool:
+    """A JSON number (``true`` is not one)."""
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
@@ -322,9 +323,8 @@ def _needs(lines: Sequence[Line], by_case: Mapping[str, Sequence[Line]]) -> _Nee
                 (float(loc["lon"]), float(loc["lat"]))
                 for evs in by_case.values()
                 if isinstance(loc := evs[0].raw.get("location"), dict)
-                and all(
-                    isinstance(loc.get(c), int | float) and not isinstance(loc.get(c), bool) for c in ("lon", "lat")
-                )
+                and _number(loc.get("lon"))
+                and _number(loc.get("lat"))
             }
         ),
     )
@@ -376,9 +376,7 @@ def _location(raw: Any, *, required: bool) -> tuple[float | None, float | None]:
     if not isinstance(raw, dict):
         raise _LineError("import.bad_location", "location must be {lon, lat}", "location")
     lon, lat = raw.get("lon"), raw.get("lat")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lon, lat)) or not (
-        -180 <= lon <= 180 and -90 <= lat <= 90
-    ):  # type: ignore[operator]
+    if not (_number(lon) and _number(lat)) or not (-180 <= lon <= 180 and -90 <= lat <= 90):  # type: ignore[operator]
         raise _LineError("import.bad_location", "location needs numeric lon (±180) and lat (±90)", "location")
     return float(lon), float(lat)  # type: ignore[arg-type]
 
@@ -620,8 +618,8 @@ class ImportHooks(Protocol):
 
     def derive(self, cases: Sequence[ImportedCase]) -> Any:
         """What to store for a batch of cases about to be written (e.g. their evaluation facts), from the
-        replay alone: it runs in the import's own thread, beside the writing of the batch before, and must not
-        touch the session."""
+        replay alone: it runs where the replay runs (a child process, beside the writing of the batch before),
+        and must not touch the session."""
 
     def written(self, session: Session, derived: Any) -> Any:
         """Store what :meth:`derive` gave, once its batch of cases is written."""
@@ -640,7 +638,6 @@ class _Batch:
     keys: list[tuple[str, int]]
     links: list[tuple[int, int, int, str]]  # (case id, seq, attachment id, role)
     derived: Any
-    ids: list[int]
 
 
 class _Replayer:
@@ -704,7 +701,6 @@ class _Replayer:
             keys=[(rp.key, rp.case_id) for rp in part],  # type: ignore[misc]
             links=[(rp.case_id, seq, a, role) for rp in part for seq, a, role in rp.links],  # type: ignore[misc]
             derived=None if self.after is None else self.after.derive(imported_cases(part)),
-            ids=[rp.case_id for rp in part],  # type: ignore[misc]
         )
 
 
@@ -741,7 +737,7 @@ class _Writer:
                 [{"event_id": ev_ids[(c, s)], "attachment_id": a, "role": r} for c, s, a, r in batch.links],
             )
         self.events += len(batch.events)
-        self.ids += batch.ids
+        self.ids += [row[0] for row in batch.cases]  # each case row starts with its id
         if self.echo:
             self.echo(f"imported {len(self.ids)}/{self.total} cases ({self.events} events)")
         t1 = time.perf_counter()
