@@ -46,6 +46,7 @@ from typing import Any
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 from PIL import Image, TiffImagePlugin
 
+from bench.b6_ingest import draft_pipeline
 from bench.perfdoc import write_section
 from bench.scratch import free_port, recreate_postgis_database, uvicorn_cmd
 from gridcity import migrate, org, photos, security
@@ -99,18 +100,6 @@ def tiny_photo(base: bytes) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (90, 120, 150)).save(buf, "JPEG", exif=src.getexif())
     return buf.getvalue()
-
-
-def draft_pipeline(data: bytes) -> bytes:
-    """The B3 anchor pipeline: DCT-scaled decode, 512 px thumbnail, transpose, JPEG q85."""
-    im = Image.open(io.BytesIO(data))
-    im.draft("RGB", (512, 512))
-    im = im.convert("RGB")
-    im.thumbnail((512, 512), Image.Resampling.LANCZOS)
-    im = im.transpose(Image.Transpose.ROTATE_270)
-    out = io.BytesIO()
-    im.save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 def timed_map(fn: Any, items: list[bytes], threads: int) -> float:
@@ -278,9 +267,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bare_port = free_port()
     bare = subprocess.Popen(uvicorn_cmd("bench.bare_asgi:app", bare_port))
     bare_url = f"http://127.0.0.1:{bare_port}"
+    # G-I2's anchor B6: a bare FastAPI ingest endpoint under the same uvicorn, sent the same photos.
+    b6_port = free_port()
+    b6_dir = data_dir / "b6"
+    b6_dir.mkdir()
+    b6 = subprocess.Popen(uvicorn_cmd("bench.b6_ingest:app", b6_port), env={**os.environ, "GC_B6_DIR": str(b6_dir)})
+    b6_url = f"http://127.0.0.1:{b6_port}"
     try:
         wait_until_up(base_url, server, "the server")
         wait_until_up(bare_url, bare, "the bare ASGI app")
+        wait_until_up(b6_url, b6, "the B6 anchor")
         token = security.create_token(user_id=uid, role="inspector", secret=SECRET, ttl=dt.timedelta(hours=2))
         headers = {"Authorization": f"Bearer {token}"}
         report = {
@@ -303,24 +299,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"ingest failed: {r.status_code} {r.text[:300]}")
             return time.perf_counter() - t0
 
+        def post_b6(c: httpx.Client, pic: bytes, path: str = "/upload") -> float:
+            t0 = time.perf_counter()
+            r = c.post(path, files=[("photo", ("p.jpg", pic, "image/jpeg"))])
+            if r.status_code != 201:
+                raise RuntimeError(f"B6 failed: {r.status_code} {r.text[:300]}")
+            return time.perf_counter() - t0
+
+        def post_b6p(c: httpx.Client, pic: bytes) -> float:
+            return post_b6(c, pic, "/upload-prepare")
+
+        def post_raw(c: httpx.Client, pic: bytes) -> float:
+            t0 = time.perf_counter()
+            r = c.post("/upload-raw", content=pic, headers={"Content-Type": "image/jpeg"})
+            if r.status_code != 201:
+                raise RuntimeError(f"raw upload failed: {r.status_code} {r.text[:300]}")
+            return time.perf_counter() - t0
+
         with httpx.Client(base_url=base_url, timeout=120) as c:
             for i in range(args.warmup):
                 post(c, variant_of(base, i))
+        with httpx.Client(base_url=b6_url, timeout=120) as c:
+            for i in range(args.warmup):
+                post_b6(c, variant_of(base, 900_000 + i))
+                post_b6p(c, variant_of(base, 910_000 + i))
+                post_raw(c, variant_of(base, 920_000 + i))
 
-        def ingest(first: int) -> tuple[float, list[float]]:
-            """``args.n`` reports (photos ``first``…) from ``args.clients`` clients: reports/s and latencies."""
-            todo = list(range(first, first + args.n))
+        def ingest(first: int, n: int, url: str = base_url, send: Any = post) -> tuple[float, list[float]]:
+            """``n`` reports (photos ``first``…) from ``args.clients`` clients: seconds and latencies."""
+            todo = list(range(first, first + n))
             lock = threading.Lock()
             latencies: list[float] = []
 
             def client() -> None:
-                with httpx.Client(base_url=base_url, timeout=120) as c:
+                with httpx.Client(base_url=url, timeout=120) as c:
                     while True:
                         with lock:
                             if not todo:
                                 return
                             i = todo.pop()
-                        d = post(c, variant_of(base, i))
+                        d = send(c, variant_of(base, i))
                         with lock:
                             latencies.append(d)
 
@@ -330,16 +348,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 t.start()
             for t in threads:
                 t.join()
-            return args.n / (time.perf_counter() - t0), latencies
+            return time.perf_counter() - t0, latencies
 
-        # G-I2: ingest alone (no pinger: each ping is a request the same worker serves). CPU time of the
-        # server and of the clients (this process) is counted too: unlike rates it barely depends on the
-        # machine's other load.
+        # G-I2: ingest alone (no pinger: each ping is a request the same worker serves), in rounds that
+        # alternate with B6 (the same photos, clients and uvicorn), so that a change in the machine's other
+        # load hits both alike. CPU time of both servers and of the clients (this process) is counted too:
+        # unlike rates it barely depends on the machine's other load.
         server_pid = server_process(server.pid) if args.profile else server.pid
-        cpu0 = (proc_cpu(server_pid), time.process_time())
-        rate, latencies = ingest(args.warmup)
-        server_cpu = (proc_cpu(server_pid) - cpu0[0]) / args.n
-        client_cpu = (time.process_time() - cpu0[1]) / args.n
+        ours_t = b6_t = b6p_t = raw_t = server_cpu = client_cpu = b6_cpu = b6p_cpu = raw_cpu = 0.0
+        latencies: list[float] = []
+        b6_lat: list[float] = []
+        b6p_lat: list[float] = []
+        first = args.warmup
+        for rnd in range(args.b6_rounds):
+            n = args.n // args.b6_rounds + (1 if rnd < args.n % args.b6_rounds else 0)
+            s0, p0 = proc_cpu(server_pid), time.process_time()
+            t, lat = ingest(first, n)
+            server_cpu += proc_cpu(server_pid) - s0
+            client_cpu += time.process_time() - p0
+            ours_t += t
+            latencies += lat
+            b0 = proc_cpu(b6.pid)
+            t, lat = ingest(500_000 + first, n, b6_url, post_b6)
+            b6_cpu += proc_cpu(b6.pid) - b0
+            b6_t += t
+            b6_lat += lat
+            b0 = proc_cpu(b6.pid)
+            t, lat = ingest(600_000 + first, n, b6_url, post_b6p)
+            b6p_cpu += proc_cpu(b6.pid) - b0
+            b6p_t += t
+            b6p_lat += lat
+            b0 = proc_cpu(b6.pid)
+            t, _ = ingest(700_000 + first, n, b6_url, post_raw)
+            raw_cpu += proc_cpu(b6.pid) - b0
+            raw_t += t
+            first += n
+        raw_rate, raw_cpu = args.n / raw_t, raw_cpu / args.n
+        rate, b6_rate, b6p_rate = args.n / ours_t, args.n / b6_t, args.n / b6p_t
+        server_cpu, client_cpu = server_cpu / args.n, client_cpu / args.n
+        b6_cpu, b6p_cpu = b6_cpu / args.n, b6p_cpu / args.n
 
         # Idle /healthz (ours and the bare app's, alternately).
         p, stop, q = ping_window([base_url, bare_url])
@@ -351,7 +398,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # G-I3: the same ingest again with the pinger running.
         p, stop, q = ping_window([base_url, bare_url])
         time.sleep(0.5)
-        rate_pinged, _ = ingest(args.warmup + args.n)
+        t, _ = ingest(args.warmup + args.n, args.n)
+        rate_pinged = args.n / t
         stop.set()
         busy, bare_busy = q.get(timeout=60)
         p.join()
@@ -367,6 +415,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tiny_cpu = (proc_cpu(server_pid) - c0) / args.tiny
     finally:
         bare.terminate()
+        b6.terminate()
         if args.profile:
             import signal  # noqa: PLC0415
 
@@ -375,6 +424,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server.terminate()
         server.wait(timeout=60)
         bare.wait(timeout=60)
+        b6.wait(timeout=60)
     stored = count_cases(url)
     sent = 2 * args.n + args.warmup + 1 + args.tiny
     assert stored == sent, f"{stored} cases stored, {sent} sent"
@@ -385,6 +435,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "photo_mb": len(base) / 1e6,
         "rate": rate,
         "rate_pinged": rate_pinged,
+        "b6_rate": b6_rate,
+        "b6_p50": pct(b6_lat, 0.5) * 1e3,
+        "b6_cpu": b6_cpu,
+        "b6p_rate": b6p_rate,
+        "b6p_p50": pct(b6p_lat, 0.5) * 1e3,
+        "b6p_cpu": b6p_cpu,
+        "raw_rate": raw_rate,
+        "raw_cpu": raw_cpu,
+        "b6_rounds": args.b6_rounds,
         "p50": pct(latencies, 0.5) * 1e3,
         "p99": pct(latencies, 0.99) * 1e3,
         "prep_1": prep_1,
@@ -421,6 +480,10 @@ def section(r: dict[str, Any], cmd: str) -> str:
     """The docs/performance.md section."""
     ratio = r["rate"] / r["prep_n"]
     gi2 = _verdict(ratio, 0.8, "higher")
+    b6_ratio = r["rate"] / r["b6_rate"]
+    b6_prep = r["b6_rate"] / r["prep_n"]
+    b6p_ratio = r["rate"] / r["b6p_rate"]
+    b6p_prep = r["b6p_rate"] / r["prep_n"]
     gi1 = r["draft_1"] / r["prep_1"]
     ping_ratio = r["ping_busy_p99"] / r["ping_idle_p99"]
     bare_ratio = r["bare_busy_p99"] / r["bare_idle_p99"]
@@ -429,6 +492,30 @@ def section(r: dict[str, Any], cmd: str) -> str:
         "| bare ASGI app (`bench/bare_asgi.py`, same uvicorn), pinged alternately with ours: "
         f"idle p50 / p99; in ingest p50 / p99 | {r['bare_idle_p50']:.2f} / {r['bare_idle_p99']:.2f} ms; "
         f"{r['bare_busy_p50']:.2f} / {r['bare_busy_p99']:.2f} ms |\n"
+    )
+    anchors = (
+        "| B6, the anchor of G-I2: a bare FastAPI ingest endpoint (`bench/b6_ingest.py`: upload read into memory, "
+        "EXIF, B3 draft thumbnail in the threadpool, two files written), same uvicorn, clients and photos, "
+        f"{r['b6_rounds']} rounds alternating with ours | {r['b6_rate']:.1f} photos/s; p50 {r['b6_p50']:.0f} ms; "
+        f"server CPU {r['b6_cpu'] * 1e3:.0f} ms per photo |\n"
+        f"| **G-I2** as the standard defines it: ingest / B6 (goal ≥ 0.8) | **{b6_ratio:.2f}** "
+        f"({_verdict(b6_ratio, 0.8, 'higher')}); B6's server CPU per photo ÷ ours per report: "
+        f"{r['b6_cpu'] / r['server_cpu']:.2f} |\n"
+        "| B6 with our photo step: the same bare endpoint running `prepare_photo` instead of EXIF + B3 "
+        f"(`/upload-prepare`), alternating likewise | {r['b6p_rate']:.1f} photos/s; p50 {r['b6p_p50']:.0f} ms; "
+        f"server CPU {r['b6p_cpu'] * 1e3:.0f} ms per photo |\n"
+        f"| **G-I2 like for like**: ingest / B6 with our photo step (goal ≥ 0.8) | **{b6p_ratio:.2f}** "
+        f"({_verdict(b6p_ratio, 0.8, 'higher')}); its server CPU per photo ÷ ours per report: "
+        f"{r['b6p_cpu'] / r['server_cpu']:.2f} |\n"
+        f"| G-I2 as issue 11 words it: ingest / `prepare_photo` alone ({r['clients']} threads) (goal ≥ 0.8) | "
+        f"**{ratio:.2f}** ({gi2}) |\n"
+        "| the photo as the raw request body (`/upload-raw`: no multipart), `prepare_photo` and two files in the "
+        f"threadpool: the most any ingest code behind this uvicorn reaches | {r['raw_rate']:.1f} photos/s; server "
+        f"CPU {r['raw_cpu'] * 1e3:.0f} ms per photo; {r['raw_rate'] / r['prep_n']:.2f} of `prepare_photo` alone "
+        f"(CPU: {r['prep_cpu'] / r['raw_cpu']:.2f}); ours / it: {r['rate'] / r['raw_rate']:.2f} |\n"
+        "| the same ratio for the bare endpoints: B6 / `prepare_photo` alone; B6 with our photo step / "
+        f"`prepare_photo` alone | {b6_prep:.2f}; {b6p_prep:.2f} (CPU: `prepare_photo` ÷ their server CPU "
+        f"{r['prep_cpu'] / r['b6_cpu']:.2f}; {r['prep_cpu'] / r['b6p_cpu']:.2f}) |\n"
     )
     draft = f"{r['draft_1']:.1f} photos/s ({1000 / r['draft_1']:.0f} ms/photo)"
     ref = f"{r['proc_1']:.1f} photos/s; {1000 / r['display_1']:.0f} ms"
@@ -440,6 +527,7 @@ def section(r: dict[str, Any], cmd: str) -> str:
         f"| server CPU per report with a 64×48 photo ({r['tiny_n']} sequential: the fixed cost of a report) | "
         f"{r['tiny_cpu'] * 1e3:.0f} ms |\n"
     )
+    cpu = anchors + cpu
     return f"""## Photo-report ingest over HTTP ({r["backend"]})
 
 `{cmd}`
@@ -461,14 +549,22 @@ on its first `GET …/display` and kept. The limit is `prepare_photo` alone on t
 | B3-style draft pipeline alone, 1 thread (interleaved with the line above) | {draft} |
 | **G-I1** `prepare_photo` time / B3 time (goal ≤ 1.25) | **{gi1:.2f}** ({_verdict(gi1, 1.25, "lower")}) |
 | for reference: `process_photo` (thumbnail + display), 1 thread; display alone (first GET) | {ref} |
-| **G-I2** ingest / `prepare_photo` ({r["clients"]} threads) (goal ≥ 0.8) | **{ratio:.2f}** ({gi2}) |
 {cpu}| `GET /healthz` idle: p50 / p99 (n={r["ping_idle_n"]}) | {r["ping_idle_p50"]:.2f} / {r["ping_idle_p99"]:.2f} ms |
 | `GET /healthz` in ingest: p50 / p99 (n={r["ping_busy_n"]}) | {r["ping_busy_p50"]:.2f} / {r["ping_busy_p99"]:.2f} ms |
 | **G-I3** ratio busy p99 / idle p99 (goal ≤ 2) | **{ping_ratio:.1f}** ({_verdict(ping_ratio, 2.0, "lower")}) |
 {bare}| the machine alone: bare app busy p99 / idle p99 | {bare_ratio:.1f} |
 | **G-I3 relative**: our busy p99 ÷ the bare app's busy p99 (what our process adds) | **{relative:.1f}** |
 
-Reading: the endpoint is sync (`def`), so photo work runs in the threadpool, off the event loop. The
+Reading G-I2: the standard (`../shared/domain/performance.md`) sets it as ingest ≥ 0.8× **B6**, a bare
+ingest endpoint on the same server stack (upload + EXIF + draft thumbnail in the threadpool + two files
+written), so that the 25% between them pays for what the goal names beyond B6: persistence and routing. B6 runs
+here as `bench/b6_ingest.py` under the same uvicorn, with the same clients and photos, in rounds alternating
+with ours; so does the same bare endpoint with our own photo step (`prepare_photo`, lighter than B3's 512 px
+LANCZOS), the like-for-like reading. Issue 11 words the goal as 0.8× `prepare_photo` alone (no HTTP at all): no
+ingest endpoint on this stack reaches that, as the bare endpoints' own ratios to `prepare_photo` show, not even
+one that takes the photo as the raw body with no multipart to parse.
+
+The endpoint is sync (`def`), so photo work runs in the threadpool, off the event loop. The
 multipart body is parsed off the loop too (`mobile_api.forms`: the loop only batches the received chunks
 into 4 MiB batches; python-multipart runs in a worker thread, 1–2 hops per 4 MB photo). Each photo part is
 written, as it arrives, to a temp file under the photo store and hashed on the way; the service takes that
@@ -509,6 +605,7 @@ def main() -> None:
     ap.add_argument("--idle-seconds", type=float, default=5.0)
     ap.add_argument("--tiny", type=int, default=30, help="reports with a 64×48 photo (fixed cost per report)")
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of the G-I1 comparison")
+    ap.add_argument("--b6-rounds", type=int, default=2, help="rounds of ingest alternating with B6 (G-I2)")
     ap.add_argument("--pg-url", default=DEFAULT_PG)
     ap.add_argument("--write", action="store_true", help="write the section into docs/performance.md")
     ap.add_argument(

@@ -198,25 +198,7 @@ def run(n: int, url: str | None) -> dict[str, Any]:
         server.wait(30)
     transitions = n * (len(steps) + 1)
 
-    # The floor of any HTTP endpoint: the same number of requests of the same shape (POST, JSON body, bearer
-    # token, keep-alive, one client) answered by a bare ASGI app (no framework, no database) served by the same
-    # uvicorn. Its rate against the bare insert is the most that any code behind this server could reach.
-    bare, bare_base = _serve(url, data_dir, "bench.bare_asgi:app")
-    try:
-        with httpx.Client(base_url=bare_base, timeout=60) as c:
-            body = {**steps[0][1], "version": 1}
-            for _ in range(50):  # warm-up
-                c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER])
-            t0 = time.perf_counter()
-            for _ in range(transitions):
-                if c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER]).status_code != 200:
-                    raise RuntimeError("the bare app did not answer 200")
-            bare_s = time.perf_counter() - t0
-    finally:
-        bare.terminate()
-        bare.wait(30)
-
-    # The limit: as many bare one-row INSERTs as there were transitions, one transaction each, same database.
+    # The limit's table and row: as many bare one-row INSERTs as there were transitions, one transaction each.
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE bench_event AS SELECT * FROM case_event WHERE 1 = 0")
     row = {
@@ -237,6 +219,45 @@ def run(n: int, url: str | None) -> dict[str, Any]:
         "department_id, at, note, data) VALUES (:case_id, :seq, :action, :from_status, :to_status, "
         ":actor_id, :actor_role, :department_id, :at, :note, :data)"
     )
+    # The floor of any HTTP endpoint: the same number of requests of the same shape (POST, JSON body, bearer
+    # token, keep-alive, one client) answered by a bare ASGI app (no framework, no database) served by the same
+    # uvicorn. Its rate against the bare insert is the most that any code behind this server could reach.
+    bare, bare_base = _serve(url, data_dir, "bench.bare_asgi:app")
+    try:
+        with httpx.Client(base_url=bare_base, timeout=60) as c:
+            body = {**steps[0][1], "version": 1}
+            for _ in range(50):  # warm-up
+                c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER])
+            t0 = time.perf_counter()
+            for _ in range(transitions):
+                if c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER]).status_code != 200:
+                    raise RuntimeError("the bare app did not answer 200")
+            bare_s = time.perf_counter() - t0
+    finally:
+        bare.terminate()
+        bare.wait(30)
+
+    # The most a FastAPI app that stores each transition can reach: the same requests answered by a bare FastAPI
+    # endpoint whose whole work is the limit's one-row INSERT, committed (bench/bare_commit.py).
+    fa, fa_base = _serve(url, data_dir, "bench.bare_commit:app")
+    try:
+        with httpx.Client(base_url=fa_base, timeout=60) as c:
+            body = {**steps[0][1], "version": 1}
+            for _ in range(50):  # warm-up
+                c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER])
+            cpu0 = _cpu_seconds(fa.pid)
+            t0 = time.perf_counter()
+            for _ in range(transitions):
+                if c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER]).status_code != 200:
+                    raise RuntimeError("the bare FastAPI endpoint did not answer 200")
+            commit_s = time.perf_counter() - t0
+            commit_cpu_s = _cpu_seconds(fa.pid) - cpu0
+    finally:
+        fa.terminate()
+        fa.wait(30)
+
+    # The limit: as many bare one-row INSERTs as there were transitions, one transaction each, same database.
+
     t0 = time.perf_counter()
     for i in range(transitions):
         with engine.begin() as conn:
@@ -251,6 +272,8 @@ def run(n: int, url: str | None) -> dict[str, Any]:
         "tps": transitions / pipeline_s,
         "raw_tps": transitions / raw_s,
         "bare_http_tps": transitions / bare_s,
+        "commit_http_tps": transitions / commit_s,
+        "commit_cpu_ms": 1000 * commit_cpu_s / transitions,
         "p50_ms": statistics.median(lat_ms),
         "p99_ms": statistics.quantiles(lat_ms, n=100)[98],
         "server_cpu_ms": 1000 * server_cpu_s / transitions,
@@ -261,22 +284,25 @@ def run(n: int, url: str | None) -> dict[str, Any]:
 
 HEADER = (
     "| back end | cases | transitions | transitions/s | per-transition p50 / p99 ms | server CPU ms per "
-    "transition | bare insert rows/s | ratio | bare HTTP requests/s | its ratio (the ceiling) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|"
+    "transition | bare insert rows/s | ratio | bare HTTP requests/s | its ratio (the ceiling) | bare FastAPI "
+    "insert-and-commit requests/s; server CPU ms each | its ratio |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 #: The reading of the figures, kept with the code that writes them (updated by hand with each change).
 READ = {
     "postgis": """
-Read: G-P1 is not met, and one Python worker cannot meet it against this limit. Here the ceiling is above
-the goal (a bare commit is fsync-bound, ~1 ms, about as long as uvicorn's own round trip for a bare ASGI app),
-so 0.5× would leave about 1 ms per transition for FastAPI, authentication, the transition, its subscribers and
-PostgreSQL's statements together, against ~10 ms of server CPU today. The round trips of an action
-are now: the user lookup (one statement in autocommit), then `BEGIN`, the case with its log and the row the
-action names (one statement, which also takes the event-order lock), the case `UPDATE` and event `INSERT`
-(one flush), the rollup-state read, the facts' `DELETE` and `INSERT`, `pg_notify`, `COMMIT`; pooled
-connections are pinged only after 2 s idle (the bare insert: `BEGIN`, `INSERT`, `COMMIT`). What bounds the
-ratio is Python, not SQL: the server's CPU per transition (FastAPI and uvicorn per request, the ORM flush,
+Read: G-P1 is not met, and no FastAPI app that stores each transition can meet it on this machine: the last
+column is a bare FastAPI endpoint whose whole work is the limit's own insert and commit, and even it stays under
+0.5 of the bare insert (0.38 in the first run of 2026-12-03, session 11). A bare commit here is fsync-bound
+(~1-2 ms); HTTP, FastAPI and the pool checkout add about as much again before any case logic runs, so 0.5×
+would leave nothing for authentication, the transition, its subscribers and PostgreSQL's other statements,
+against ~10-16 ms of server CPU per transition today (the machine's speed varies between sessions). The round
+trips of an action are now: the user lookup (one statement in autocommit), then `BEGIN`, the case with its log
+and the row the action names (one statement, which also takes the event-order lock), the case `UPDATE` and
+event `INSERT` (one flush), the rollup-state read, the facts' `DELETE` and `INSERT`, `pg_notify`, `COMMIT`;
+pooled connections are pinged only after 2 s idle (the bare insert: `BEGIN`, `INSERT`, `COMMIT`). What bounds
+the ratio is Python, not SQL: the server's CPU per transition (FastAPI and uvicorn per request, the ORM flush,
 the deadline clocks of the response and of the evaluation facts) against a bare commit whose rate swung
 between ~100/s and ~2,000/s within the hour with the disk's other writers. Before/after, same benchmark,
 alternating runs at load 9-11 (2026-12-02): server CPU per transition 10.1-10.4 ms before this work,
@@ -290,7 +316,8 @@ and ~5% of the CPU) and the clocks computed twice per action (response and facts
 Read: G-P1 is out of reach on SpatiaLite for any code behind this HTTP server: a bare commit there is not
 fsync-bound (WAL, `synchronous=NORMAL`: thousands per second), and the ceiling column shows that uvicorn
 answering the same requests from a bare ASGI app, with no framework and no database at all, reaches only a
-quarter to a third of the bare insert's rate (0.25 and 0.31 in two runs on 2026-12-03), below the 0.5 asked for.
+quarter to a third of the bare insert's rate (0.23-0.31 in runs on 2026-12-03), below the 0.5 asked for; a bare
+FastAPI endpoint that does nothing but the limit's insert and commit reaches less than a tenth of it (last column).
 What was cut: the live pump's read after every commit (nobody subscribed: no read),
 the ORM bulk paths in the evaluation facts subscriber (Core statements), statement building for the case read
 and the photo link (built once), two thread hops per request, a second JWT signature check per request.
@@ -310,7 +337,8 @@ def main() -> None:
     line = (
         f"| {r['backend']} | {r['n']:,} | {r['transitions']:,} | {r['tps']:.0f} | {r['p50_ms']:.2f} / "
         f"{r['p99_ms']:.2f} | {r['server_cpu_ms']:.2f} | {r['raw_tps']:.0f} | {r['tps'] / r['raw_tps']:.2f} | "
-        f"{r['bare_http_tps']:.0f} | {r['bare_http_tps'] / r['raw_tps']:.2f} |"
+        f"{r['bare_http_tps']:.0f} | {r['bare_http_tps'] / r['raw_tps']:.2f} | "
+        f"{r['commit_http_tps']:.0f}; {r['commit_cpu_ms']:.2f} | {r['commit_http_tps'] / r['raw_tps']:.2f} |"
     )
     print(line)
     if args.write:
@@ -334,7 +362,10 @@ committed per transaction, as many as there were transitions, on the same databa
 asks for a ratio ≥ 0.5; `tests/casework/test_statement_counts.py` holds each action's SQL statements.
 The ceiling: as many requests of the same shape (POST, JSON body, bearer token, one keep-alive client) answered
 by a bare ASGI app (`bench/bare_asgi.py`: no framework, no database) under the same uvicorn, in the same run;
-its ratio to the bare insert is the most that any code served by this HTTP server could reach.
+its ratio to the bare insert is the most that any code served by this HTTP server could reach. The last two
+columns: the same requests answered by a bare FastAPI endpoint whose whole work is the limit's insert, committed
+(`bench/bare_commit.py`: JSON body, sync endpoint in the threadpool, the app's engine): the most that a FastAPI app
+which stores each transition in its own transaction can reach here.
 
 {HEADER}
 {line}

@@ -95,7 +95,7 @@ BENCHES: dict[str, Bench] = {
             *("--backend", b, "--n", "4", "--clients", "1", "--warmup", "1", "--idle-seconds", "0.5"),
             *("--tiny", "2", "--rounds", "1", *_pg(pg)),
         ],
-        lambda b: "| CPU per report: server / HTTP clients;",
+        lambda b: "| **G-I2** as the standard defines it: ingest / B6",
     ),
     "bench_legacy_import": Bench(
         lambda b, pg: ["--cases", "20", "--db", _legacy(b), *_pg(pg)],
