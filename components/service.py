@@ -45,9 +45,8 @@ def _has_districts(session: Session) -> bool:
 
 def grid_at(session: Session, *, lon: float, lat: float) -> str | None:
     """The code of the unit grid containing the point; on a shared border the lowest code wins."""
-    return session.scalars(
-        select(Grid.code).where(spatial.covers_point(session, Grid.geom, lon, lat)).order_by(Grid.code).limit(1)
-    ).first()
+    rows = spatial.grid_at_statement(spatial.dialect(session), lon=lon, lat=lat).run(session)
+    return str(rows[0][0]) if rows else None
 
 
 def district_at(session: Session, *, lon: float, lat: float) -> str | None:

@@ -393,6 +393,21 @@ _GRID_RULES_TYPES = {
 }
 
 
+_GRID_AT_SQL = {
+    "postgresql": f"SELECT code FROM grid WHERE geom && {_pt('postgresql')} "
+    f"AND ST_Intersects(geom, {_pt('postgresql')}) ORDER BY code LIMIT 1",
+    "sqlite": "SELECT code FROM grid WHERE id IN (SELECT pkid FROM idx_grid_geom WHERE xmin <= :lon AND xmax >= :lon "
+    f"AND ymin <= :lat AND ymax >= :lat) AND ST_Intersects(geom, {_pt('sqlite')}) = 1 ORDER BY code LIMIT 1",
+}
+
+
+def grid_at_statement(dialect_name: str, *, lon: float, lat: float) -> Statement:
+    """The code of the unit grid that contains the point or has it on its border (the lowest code on a shared
+    border), through the spatial index: every report and every new case asks it, so it goes to the driver
+    cursor (:meth:`Statement.run`) rather than through SQLAlchemy's per-call compile and cache key."""
+    return Statement(_GRID_AT_SQL[dialect_name], params={"lon": lon, "lat": lat}, types={"lon": _F, "lat": _F})
+
+
 def grid_rules_statement(
     dialect_name: str, *, lon: float, lat: float, on: Any, class_code: str, grid_code: str | None = None
 ) -> Statement:

@@ -9,10 +9,11 @@ Services only flush; the request dependency commits.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from gridcity.errors import GridCityError, InvalidInput, PermissionDenied
 from gridcity.org import User
 from gridcity.roles import Role
 from gridcity.settings import Settings
-from gridcity.storage import MediaStore, remove_new_files
+from gridcity.storage import MediaStore, remove_new_files, sync_in_background
 from gridcity.types import utcnow
 from mobile_api import fieldapp, idempotency, photo_claims
 from mobile_api.idempotency import Outcome
@@ -251,28 +252,38 @@ def prepare_uploads(
     limits = photo_limits(settings)
     done: dict[str, photos.PreparedPhoto] = {}
     linkable: dict[str, Path] = {}
+    syncing: dict[str, Callable[[], None]] = {}
     out: dict[str, list[PhotoInput]] = {}
-    for name, items in groups.items():
-        out[name] = []
-        for i, item in enumerate(items):
-            if isinstance(item, bytes):
-                sha = _sha_of(item, shas)
-                if sha not in known:
-                    if sha not in done:
-                        # A spooled upload was hashed as it arrived (that is ``sha``): not hashed again here.
-                        spooled = (spools or {}).get(id(item))
-                        done[sha] = casework_attachments.prepare(
-                            item, limits, ["body", name, i], sha256=spooled.sha256 if spooled else None
-                        )
-                        if spooled is not None:
-                            linkable[sha] = spooled.path
-                    item = done[sha]
-            out[name].append(item)
     try:
+        for name, items in groups.items():
+            out[name] = []
+            for i, item in enumerate(items):
+                if isinstance(item, bytes):
+                    sha = _sha_of(item, shas)
+                    if sha not in known:
+                        if sha not in done:
+                            # A spooled upload was hashed as it arrived (that is ``sha``): not hashed again here.
+                            spooled = (spools or {}).get(id(item))
+                            if spooled is not None:
+                                linkable[sha] = spooled.path
+                                # Its bytes reach the disk while the photo is decoded, not after.
+                                syncing[sha] = sync_in_background(spooled.path)
+                            done[sha] = casework_attachments.prepare(
+                                item, limits, ["body", name, i], sha256=spooled.sha256 if spooled else None
+                            )
+                        item = done[sha]
+                out[name].append(item)
         for sha, prepared in done.items():
             if sha in linkable:  # the upload's own temp file becomes the original: linked, not written again
                 # Original and thumbnail share a folder: one fsync of it makes both names durable.
-                store.put_file(linkable[sha], sha, casework_attachments.ORIGINAL, session=session, sync_folder=False)
+                store.put_file(
+                    linkable[sha],
+                    sha,
+                    casework_attachments.ORIGINAL,
+                    session=session,
+                    sync_folder=False,
+                    synced=syncing[sha],
+                )
                 store.put(
                     prepared.thumbnail.data, casework_attachments.THUMB, session=session, key=sha, sync_folder=False
                 )
@@ -282,6 +293,10 @@ def prepare_uploads(
     except BaseException:
         remove_new_files(session)
         raise
+    finally:
+        for wait in syncing.values():  # a refused photo's sync, or one after a failure: never left running
+            with contextlib.suppress(OSError):
+                wait()
     return out
 
 

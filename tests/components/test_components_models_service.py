@@ -77,6 +77,8 @@ def test_without_a_city_every_point_is_inside(db: sa.Engine) -> None:
 
 
 def test_point_lookup_uses_the_spatial_index(city: sa.Engine, backend: str) -> None:
+    """The expression other queries filter by (``spatial.covers_point``); the grid of a new case has its own
+    statement, whose plan ``tests/dispatch/test_dispatch_plans.py`` checks with the routing statements."""
     with _session(city) as s:
         stmt = select(Grid.code).where(spatial.covers_point(s, Grid.geom, 107.14, 34.36))
         sql = str(stmt.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))

@@ -101,7 +101,8 @@ def _probe_case(s: Session, class_code: str) -> Case:
 
 
 def _statements(s: Session) -> list[tuple[str, str, spatial.Statement]]:
-    """(label, table, statement) for every spatial statement the routing service issues."""
+    """(label, table, statement) for every spatial statement the routing service issues, and the grid lookup
+    of every new case."""
     cfg = RoutingSettings()
     on = service.city_today(load_case_rules())
     common, rare = _probe_case(s, CLASSES[0]), _probe_case(s, RARE)
@@ -112,6 +113,8 @@ def _statements(s: Session) -> list[tuple[str, str, spatial.Statement]]:
         ("snap, rare class", "component", service.component_statement(s, rare, cfg)),
         ("snap, wide tolerance", "component", service.snap_statement(s, common, RoutingSettings(snap_tolerance_m=300))),
         ("grid at point", "grid", service.grid_statement(s, common, on)),
+        # not routing, but asked by every report and new case (components.service.locate_point)
+        ("locate a grid", "grid", spatial.grid_at_statement(spatial.dialect(s), lon=common.lon, lat=common.lat)),
         ("duplicates", "case", duplicates.duplicates_statement(s, common, cfg, dt.datetime.now(dt.UTC))),
         ("component by id", "component", service.component_statement(s, by_id, cfg)),
     ]

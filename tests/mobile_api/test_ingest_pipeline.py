@@ -7,6 +7,8 @@ import datetime as dt
 import hashlib
 import io
 import os
+import threading
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -373,3 +375,55 @@ def test_put_file_links_durably_never_replaces_and_a_rollback_removes_only_the_l
     other.write_bytes(b"spooled bytes")
     assert store.put_file(other, sha, ".orig") == kept
     assert not os.path.samefile(other, kept)  # an existing file is only touched, never replaced
+
+
+# ---- the original's fsync runs while the photo is decoded ---------------------------------------------------
+
+
+def test_the_spooled_original_is_synced_while_the_photo_is_decoded(client, orgdata, monkeypatch):
+    """The fsync of the upload starts before ``prepare_photo`` and is waited for before the link."""
+    events: list[str] = []
+    real_sync, real_prepare = storage.sync_in_background, casework_attachments.prepare
+
+    def sync(path: Any) -> Any:
+        events.append("sync started")
+        wait = real_sync(path)
+
+        def waited() -> None:
+            wait()
+            events.append("sync waited")
+
+        return waited
+
+    def prepare(*args: Any, **kw: Any) -> Any:
+        events.append("decode")
+        return real_prepare(*args, **kw)
+
+    monkeypatch.setattr("mobile_api.service.sync_in_background", sync)
+    monkeypatch.setattr(casework_attachments, "prepare", prepare)
+    r = post_report(client, orgdata.headers("inspector"), "k-sync", a_report(), photos=[photo(125)])
+    assert r.status_code == 201, r.text
+    assert events[:3] == ["sync started", "decode", "sync waited"], events
+
+
+def test_a_refused_photo_leaves_no_fsync_thread_behind(client, orgdata, settings, db):
+    r = post_report(
+        client, orgdata.headers("inspector"), "k-notimg-2", a_report(), photos=[photo(126), b"not an image" * 100]
+    )
+    assert r.status_code == 415, r.text
+    assert not [t for t in threading.enumerate() if t.name == "gridcity-fsync"]
+    assert media_files(settings.media_dir) == [] and count(db, "case") == 0
+
+
+def test_a_failed_background_fsync_is_raised_by_put_file_and_nothing_is_linked(db, tmp_path):
+    store = MediaStore(tmp_path / "media")
+    src = store.spool_dir() / ".tmp-upload-c"
+    src.write_bytes(b"spooled bytes")
+    sha = hashlib.sha256(b"spooled bytes").hexdigest()
+    failing = storage.sync_in_background(Path("/dev/null"))  # fsync of a character device: EINVAL
+    with pytest.raises(OSError):
+        store.put_file(src, sha, ".orig", synced=failing)
+    assert not store.path_for(sha, ".orig").exists()
+    failing()  # waited once already: a second call does nothing
+    ok = storage.sync_in_background(src)
+    assert store.put_file(src, sha, ".orig", synced=ok).read_bytes() == b"spooled bytes"
