@@ -294,7 +294,7 @@ READ = {
     "postgis": """
 Read: G-P1 is not met, and no FastAPI app that stores each transition can meet it on this machine: the last
 column is a bare FastAPI endpoint whose whole work is the limit's own insert and commit, and even it stays under
-0.5 of the bare insert (0.38 in the first run of 2026-12-03, session 11). A bare commit here is fsync-bound
+0.5 of the bare insert (0.24-0.38 in runs of 2026-12-03, session 11). A bare commit here is fsync-bound
 (~1-2 ms); HTTP, FastAPI and the pool checkout add about as much again before any case logic runs, so 0.5×
 would leave nothing for authentication, the transition, its subscribers and PostgreSQL's other statements,
 against ~10-16 ms of server CPU per transition today (the machine's speed varies between sessions). The round
@@ -317,7 +317,8 @@ Read: G-P1 is out of reach on SpatiaLite for any code behind this HTTP server: a
 fsync-bound (WAL, `synchronous=NORMAL`: thousands per second), and the ceiling column shows that uvicorn
 answering the same requests from a bare ASGI app, with no framework and no database at all, reaches only a
 quarter to a third of the bare insert's rate (0.23-0.31 in runs on 2026-12-03), below the 0.5 asked for; a bare
-FastAPI endpoint that does nothing but the limit's insert and commit reaches less than a tenth of it (last column).
+FastAPI endpoint that does nothing but the limit's insert and commit reaches about a tenth of it (0.08-0.10,
+last column).
 What was cut: the live pump's read after every commit (nobody subscribed: no read),
 the ORM bulk paths in the evaluation facts subscriber (Core statements), statement building for the case read
 and the photo link (built once), two thread hops per request, a second JWT signature check per request.
