@@ -28,6 +28,7 @@ from typing import Any
 import httpx2 as httpx  # the one HTTP client stack (the one Starlette's TestClient uses)
 import sqlalchemy as sa
 
+from bench import bare_commit
 from bench.scratch import free_port, recreate_postgis_database, uvicorn_cmd
 from casework.models import Attachment
 from gridcity import migrate, org, security
@@ -119,6 +120,27 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _time_requests(
+    url: str, data_dir: Path, app: str, body: dict[str, Any], headers: dict[str, str], n: int
+) -> tuple[float, float]:
+    """Serve ``app``, send it ``n`` action requests of the app's shape (after 50 untimed); seconds and the
+    server's CPU seconds."""
+    server, base = _serve(url, data_dir, app)
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            for _ in range(50):  # warm-up
+                c.post("/api/v1/cases/1/actions", json=body, headers=headers)
+            cpu0 = _cpu_seconds(server.pid)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                if c.post("/api/v1/cases/1/actions", json=body, headers=headers).status_code != 200:
+                    raise RuntimeError(f"{app} did not answer 200")
+            return time.perf_counter() - t0, _cpu_seconds(server.pid) - cpu0
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def run(n: int, url: str | None) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="gc-bench-pipeline-"))
     engine, url = _fresh_engine(url, data_dir)
@@ -198,66 +220,23 @@ def run(n: int, url: str | None) -> dict[str, Any]:
         server.wait(30)
     transitions = n * (len(steps) + 1)
 
-    # The limit's table and row: as many bare one-row INSERTs as there were transitions, one transaction each.
+    # The limit's table: as many bare one-row INSERTs as there were transitions, one transaction each.
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE bench_event AS SELECT * FROM case_event WHERE 1 = 0")
-    row = {
-        "case_id": 1,
-        "seq": 1,
-        "action": "file",
-        "from_status": "reported",
-        "to_status": "filed",
-        "actor_id": None,
-        "actor_role": "shift_leader",
-        "department_id": None,
-        "at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        "note": None,
-        "data": "{}",
-    }
-    ins = sa.text(
-        "INSERT INTO bench_event (case_id, seq, action, from_status, to_status, actor_id, actor_role, "
-        "department_id, at, note, data) VALUES (:case_id, :seq, :action, :from_status, :to_status, "
-        ":actor_id, :actor_role, :department_id, :at, :note, :data)"
-    )
+    body = {**steps[0][1], "version": 1}
     # The floor of any HTTP endpoint: the same number of requests of the same shape (POST, JSON body, bearer
     # token, keep-alive, one client) answered by a bare ASGI app (no framework, no database) served by the same
     # uvicorn. Its rate against the bare insert is the most that any code behind this server could reach.
-    bare, bare_base = _serve(url, data_dir, "bench.bare_asgi:app")
-    try:
-        with httpx.Client(base_url=bare_base, timeout=60) as c:
-            body = {**steps[0][1], "version": 1}
-            for _ in range(50):  # warm-up
-                c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER])
-            t0 = time.perf_counter()
-            for _ in range(transitions):
-                if c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER]).status_code != 200:
-                    raise RuntimeError("the bare app did not answer 200")
-            bare_s = time.perf_counter() - t0
-    finally:
-        bare.terminate()
-        bare.wait(30)
-
+    bare_s, _ = _time_requests(url, data_dir, "bench.bare_asgi:app", body, headers[Role.SHIFT_LEADER], transitions)
     # The most a FastAPI app that stores each transition can reach: the same requests answered by a bare FastAPI
     # endpoint whose whole work is the limit's one-row INSERT, committed (bench/bare_commit.py).
-    fa, fa_base = _serve(url, data_dir, "bench.bare_commit:app")
-    try:
-        with httpx.Client(base_url=fa_base, timeout=60) as c:
-            body = {**steps[0][1], "version": 1}
-            for _ in range(50):  # warm-up
-                c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER])
-            cpu0 = _cpu_seconds(fa.pid)
-            t0 = time.perf_counter()
-            for _ in range(transitions):
-                if c.post("/api/v1/cases/1/actions", json=body, headers=headers[Role.SHIFT_LEADER]).status_code != 200:
-                    raise RuntimeError("the bare FastAPI endpoint did not answer 200")
-            commit_s = time.perf_counter() - t0
-            commit_cpu_s = _cpu_seconds(fa.pid) - cpu0
-    finally:
-        fa.terminate()
-        fa.wait(30)
+    commit_s, commit_cpu_s = _time_requests(
+        url, data_dir, "bench.bare_commit:app", body, headers[Role.SHIFT_LEADER], transitions
+    )
 
     # The limit: as many bare one-row INSERTs as there were transitions, one transaction each, same database.
-
+    row = bare_commit.event_row(1, 1, "file", "{}")
+    ins = sa.text(bare_commit.INSERT_SQL)
     t0 = time.perf_counter()
     for i in range(transitions):
         with engine.begin() as conn:
