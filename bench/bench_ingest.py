@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import io
 import json
 import multiprocessing as mp
@@ -40,7 +41,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +129,28 @@ def machine_cpu() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system [idle iowait] irq softirq steal
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class _Tally:
+    """One endpoint's share of the G-I2 rounds: wall seconds, latencies, and the CPU seconds of its server, of
+    the HTTP clients (this process) and of the whole machine."""
+
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    machine_cpu: float = 0.0
+
+    def add(self, pid: int, run: Callable[[], tuple[float, list[float]]]) -> None:
+        """Run one round (``run`` returns its seconds and latencies) with ``pid`` as its server."""
+        s0, p0, m0 = proc_cpu(pid), time.process_time(), machine_cpu()
+        seconds, latencies = run()
+        self.server_cpu += proc_cpu(pid) - s0
+        self.client_cpu += time.process_time() - p0
+        self.machine_cpu += machine_cpu() - m0
+        self.seconds += seconds
+        self.latencies += latencies
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -379,46 +404,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for pid in (server_pid, b6.pid):
                 pin(pid, {first_cpu})
             pin(os.getpid(), set(others))
-        ours_t = b6_t = b6p_t = raw_t = server_cpu = client_cpu = b6_cpu = b6p_cpu = raw_cpu = 0.0
         prep_round_t = 0.0  # the limit again, in the same rounds (the machine's speed drifts within minutes)
-        ours_all = b6_all = 0.0  # the whole machine's CPU (server, database, clients, anything else)
-        latencies: list[float] = []
-        b6_lat: list[float] = []
-        b6p_lat: list[float] = []
+        # each endpoint: (its server process, the first photo number it is sent, its URL, how a photo is sent)
+        targets = {
+            "ours": (server_pid, 0, base_url, post),
+            "b6": (b6.pid, 500_000, b6_url, post_b6),
+            "b6p": (b6.pid, 600_000, b6_url, post_b6p),
+            "raw": (b6.pid, 700_000, b6_url, post_raw),
+        }
+        tally = {name: _Tally() for name in targets}
         first = args.warmup
         for rnd in range(args.b6_rounds):
             n = args.n // args.b6_rounds + (1 if rnd < args.n % args.b6_rounds else 0)
-            s0, p0, m0 = proc_cpu(server_pid), time.process_time(), machine_cpu()
-            t, lat = ingest(first, n)
-            ours_all += machine_cpu() - m0
-            server_cpu += proc_cpu(server_pid) - s0
-            client_cpu += time.process_time() - p0
-            ours_t += t
-            latencies += lat
-            b0, m0 = proc_cpu(b6.pid), machine_cpu()
-            t, lat = ingest(500_000 + first, n, b6_url, post_b6)
-            b6_all += machine_cpu() - m0
-            b6_cpu += proc_cpu(b6.pid) - b0
-            b6_t += t
-            b6_lat += lat
-            b0 = proc_cpu(b6.pid)
-            t, lat = ingest(600_000 + first, n, b6_url, post_b6p)
-            b6p_cpu += proc_cpu(b6.pid) - b0
-            b6p_t += t
-            b6p_lat += lat
-            b0 = proc_cpu(b6.pid)
-            t, _ = ingest(700_000 + first, n, b6_url, post_raw)
-            raw_cpu += proc_cpu(b6.pid) - b0
-            raw_t += t
+            for name, (pid, offset, endpoint, send) in targets.items():
+                tally[name].add(pid, functools.partial(ingest, offset + first, n, endpoint, send))
             prep_round_t += n / timed_map(photos.prepare_photo, [pics[j % len(pics)] for j in range(n)], 1)
             first += n
-        raw_rate, raw_cpu = args.n / raw_t, raw_cpu / args.n
         if pinned:
             for pid in (server_pid, b6.pid, os.getpid()):
                 pin(pid, all_cpus)
-        rate, b6_rate, b6p_rate = args.n / ours_t, args.n / b6_t, args.n / b6p_t
-        server_cpu, client_cpu = server_cpu / args.n, client_cpu / args.n
-        b6_cpu, b6p_cpu = b6_cpu / args.n, b6p_cpu / args.n
+        ours, latencies = tally["ours"], tally["ours"].latencies
+        rate, server_cpu, client_cpu = args.n / ours.seconds, ours.server_cpu / args.n, ours.client_cpu / args.n
 
         # Idle /healthz (ours and the bare app's, alternately).
         p, stop, q = ping_window([base_url, bare_url])
@@ -467,16 +473,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "photo_mb": len(base) / 1e6,
         "rate": rate,
         "rate_pinged": rate_pinged,
-        "b6_rate": b6_rate,
-        "b6_p50": pct(b6_lat, 0.5) * 1e3,
-        "b6_cpu": b6_cpu,
-        "ours_all": ours_all / args.n,
-        "b6_all": b6_all / args.n,
-        "b6p_rate": b6p_rate,
-        "b6p_p50": pct(b6p_lat, 0.5) * 1e3,
-        "b6p_cpu": b6p_cpu,
-        "raw_rate": raw_rate,
-        "raw_cpu": raw_cpu,
+        **{f"{name}_rate": args.n / t.seconds for name, t in tally.items() if name != "ours"},
+        **{f"{name}_cpu": t.server_cpu / args.n for name, t in tally.items() if name != "ours"},
+        **{f"{name}_p50": pct(t.latencies, 0.5) * 1e3 for name, t in tally.items() if name != "ours"},
+        "ours_all": ours.machine_cpu / args.n,
+        "b6_all": tally["b6"].machine_cpu / args.n,
         "b6_rounds": args.b6_rounds,
         "pinned": pinned,
         "prep_rounds": args.n / prep_round_t,

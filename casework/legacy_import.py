@@ -802,7 +802,7 @@ def import_records(
     with gc_paused():
         savepoint = session.begin_nested()
         try:
-            writer, skipped, written = run(session, records, replayer)
+            writer, skipped = run(session, records, replayer)
         except BaseException:
             savepoint.rollback()
             raise
@@ -814,7 +814,7 @@ def import_records(
         skipped,
         tuple(writer.ids),
         seconds,
-        replay_seconds=seconds - written,
+        replay_seconds=seconds - writer.write_s - writer.after_s,  # the rest: reading, or waiting for the replay
         write_seconds=writer.write_s,
         after_seconds=writer.after_s,
     )
@@ -822,25 +822,21 @@ def import_records(
 
 def _import_here(
     session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], replayer: _Replayer
-) -> tuple[_Writer, int, float]:
-    """Parse, replay and write in this process, one after the other; returns the writer, the number of cases
-    skipped (already imported) and the time spent writing."""
+) -> tuple[_Writer, int]:
+    """Parse, replay and write in this process, one after the other; returns the writer and the number of
+    cases skipped (already imported)."""
     known = _answer(session, replayer.parse(records), locate=False)
     writer = _Writer(session, replayer.after, replayer.echo, known)
-    written = 0.0
     for b in replayer.run(known, session):
-        t0 = time.perf_counter()
         writer.write(b)
-        written += time.perf_counter() - t0
     _refuse_if(replayer.errors)
-    t0 = time.perf_counter()
     writer.close(replayer.counters)
-    return writer, len(known.existing), written + time.perf_counter() - t0
+    return writer, len(known.existing)
 
 
 def _import_in_child(
     session: Session, records: Iterable[tuple[int, str | Mapping[str, Any]]], replayer: _Replayer
-) -> tuple[_Writer, int, float]:
+) -> tuple[_Writer, int]:
     """:func:`_import_here` with the parsing and replay in a forked child process.
 
     The child inherits the records, the rules and the hooks, touches no database and holds the parsed lines
@@ -871,14 +867,11 @@ def _import_in_child(
         known = _answer(session, needs, locate=True)
         here.send(known)
         writer = _Writer(session, replayer.after, replayer.echo, known)
-        written = 0.0
         while True:
             kind, payload = receive("batch")
             if kind == "done":
                 break
-            t0 = time.perf_counter()
             writer.write(payload)
-            written += time.perf_counter() - t0
         finished = True
     finally:
         here.close()
@@ -887,9 +880,8 @@ def _import_in_child(
         child.join()
     errors, counters = payload
     _refuse_if(errors)
-    t0 = time.perf_counter()
     writer.close(counters)
-    return writer, len(known.existing), written + time.perf_counter() - t0
+    return writer, len(known.existing)
 
 
 def _child(replayer: _Replayer, records: Iterable[tuple[int, str | Mapping[str, Any]]], conn: Any) -> None:
